@@ -1,0 +1,145 @@
+/*
+ * serve.c - `lucy serve`: wires the daemon together and runs until
+ * SIGTERM/SIGINT.
+ *
+ * Order of start-up: config -> data dir, store, disk guard -> health
+ * registry and HTTP routes (core, then plugins) -> prober -> HTTP -> plugin
+ * workers. Shutdown runs in reverse: stop accepting HTTP (in-flight
+ * requests finish, so every 200 already sent is durable), stop workers,
+ * stop the prober, drain the store's writer, exit 0.
+ *
+ * Signals are blocked in every thread and taken by sigwait() on the main
+ * thread, so no handler runs in the middle of library code.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../config.h"
+#include "../error.h"
+#include "../health/core.h"
+#include "../health/health.h"
+#include "../http/http.h"
+#include "../log.h"
+#include "../lucy.h"
+#include "../plugins/plugin.h"
+#include "cmd.h"
+
+#define MAX_PLUGINS 16
+
+static void log_tick(void *arg)
+{
+    (void)arg;
+    lucy_log_tick();
+}
+
+static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
+{
+    char err[512];
+    void *states[MAX_PLUGINS] = {0};
+    int n_plugins = 0, started = 0, rc = LUCY_EXIT_FAILED;
+
+    ctx->health = lucy_health_new(LUCY_VERSION);
+    ctx->http = lucy_http_new(ctx, cfg->api_token, cfg->http_threads);
+    if (!ctx->health || !ctx->http || lucy_core_register(ctx) != 0) {
+        lucy_cmd_error("out of memory at start-up");
+        goto out;
+    }
+    lucy_health_on_tick(ctx->health, log_tick, NULL);
+    for (; lucy_plugins[n_plugins] && n_plugins < MAX_PLUGINS; n_plugins++) {
+        const struct lucy_plugin *p = lucy_plugins[n_plugins];
+        int e = p->init ? p->init(ctx, &states[n_plugins]) : 0;
+        if (e) {
+            lucy_cmd_error("plugin %s failed to start: %s", p->name, lucy_strerror(e));
+            goto out;
+        }
+    }
+    if (lucy_health_start(ctx->health) != 0) {
+        lucy_cmd_error("cannot start the prober thread");
+        goto out;
+    }
+    int port = 0;
+    if (lucy_http_start(ctx->http, cfg->listen_host, cfg->listen_port, &port, err, sizeof err)) {
+        lucy_cmd_error("%s", err);
+        goto out;
+    }
+    for (; started < n_plugins; started++) {
+        const struct lucy_plugin *p = lucy_plugins[started];
+        int e = p->start ? p->start(states[started]) : 0;
+        if (e) {
+            lucy_cmd_error("plugin %s failed to start: %s", p->name, lucy_strerror(e));
+            goto out;
+        }
+    }
+    lucy_log(LUCY_LOG_INFO, "listening", "{s:s,s:i,s:s,s:s}", "host", cfg->listen_host, "port",
+             port, "data_dir", cfg->data_dir, "version", LUCY_VERSION);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    ctx->stopping = 1;
+    lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = LUCY_EXIT_OK;
+out:
+    if (ctx->http)
+        lucy_http_stop(ctx->http);
+    for (int i = started - 1; i >= 0; i--)
+        if (lucy_plugins[i]->stop)
+            lucy_plugins[i]->stop(states[i]);
+    if (ctx->health)
+        lucy_health_stop(ctx->health);
+    for (int i = n_plugins - 1; i >= 0; i--)
+        if (lucy_plugins[i]->free)
+            lucy_plugins[i]->free(states[i]);
+    lucy_http_free(ctx->http);
+    ctx->http = NULL;
+    lucy_health_free(ctx->health);
+    ctx->health = NULL;
+    return rc;
+}
+
+int lucy_cmd_serve(int argc, char **argv)
+{
+    struct lucy_config cfg;
+    int n_pos;
+    int rc = lucy_cmd_config(&cfg, argc, argv, NULL, NULL, NULL, 0, &n_pos);
+    if (rc) {
+        lucy_config_free(&cfg);
+        return rc;
+    }
+    if (!lucy_config_is_loopback(cfg.listen_host) && (!cfg.api_token || !*cfg.api_token)) {
+        lucy_cmd_error("refusing to listen on non-loopback address %s without LUCY_API_TOKEN; "
+                       "set a token or listen on 127.0.0.1",
+                       cfg.listen_host);
+        lucy_config_free(&cfg);
+        return LUCY_EXIT_USAGE;
+    }
+
+    /* Block the signals before any thread exists; every thread inherits the
+     * mask and the main thread takes them with sigwait(). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct lucy_ctx ctx;
+    char err[512];
+    if (lucy_ctx_open(&ctx, &cfg, err, sizeof err) != 0) {
+        lucy_cmd_error("%s", err);
+        lucy_ctx_close(&ctx);
+        lucy_config_free(&cfg);
+        return LUCY_EXIT_FAILED;
+    }
+    rc = run(&ctx, &cfg);
+    lucy_ctx_close(&ctx);
+    lucy_log(LUCY_LOG_INFO, "stopped", NULL);
+    lucy_config_free(&cfg);
+    return rc;
+}

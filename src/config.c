@@ -1,0 +1,434 @@
+/*
+ * config.c - the option table and its parsers.
+ *
+ * Each row of lucy_options[] is one option of DESIGN §4: its name, flag,
+ * type, default, bounds and whether it is secret. Parsing is by type, in
+ * one function per type (type_parsers[]), so adding an option is adding a
+ * row and a field in struct lucy_config.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "error.h"
+
+#define OFF(field) offsetof(struct lucy_config, field)
+#define INT_OPT(n, fl, def, lo, hi, field, h)                                                      \
+    {n, fl, LUCY_OPT_INT, def, lo, hi, NULL, 0, 0, OFF(field), h}
+#define STR_OPT(n, fl, def, secret, append, field, h)                                              \
+    {n, fl, LUCY_OPT_STRING, def, 0, 0, NULL, secret, append, OFF(field), h}
+
+static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
+static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
+
+const struct lucy_option lucy_options[] = {
+    {"LUCY_LISTEN", "--listen", LUCY_OPT_LISTEN, "127.0.0.1:8765", 0, 0, NULL, 0, 0, OFF(listen),
+     "HTTP listen address host:port (port 0 = any free port)"},
+    STR_OPT("LUCY_DATA_DIR", "--data", "./data", 0, 0, data_dir,
+            "SQLite files, temp copies, reserve file"),
+    STR_OPT("LUCY_RECORDINGS_DIRS", "--recordings", NULL, 0, 1, recordings_dirs,
+            "colon-separated folders to scan"),
+    INT_OPT("LUCY_SCAN_INTERVAL_S", NULL, "600", 1, 604800, scan_interval_s,
+            "periodic full rescan, seconds"),
+    INT_OPT("LUCY_SCAN_SETTLE_S", NULL, "30", 0, 86400, scan_settle_s,
+            "a file modified more recently is 'changing'"),
+    {"LUCY_FOLLOW_SYMLINKS", NULL, LUCY_OPT_BOOL, "0", 0, 1, NULL, 0, 0, OFF(follow_symlinks),
+     "follow directory symlinks, with loop detection"},
+    STR_OPT("LUCY_API_TOKEN", NULL, NULL, 1, 0, api_token,
+            "bearer token for the API; required on a non-loopback address"),
+    {"LUCY_LOG_LEVEL", NULL, LUCY_OPT_ENUM, "info", 0, 0, log_levels, 0, 0, OFF(log_level),
+     "debug, info, warning, error"},
+    INT_OPT("LUCY_DISK_WARN_PCT", NULL, "10", 0, 100, disk_warn_pct, "free percent below: warn"),
+    INT_OPT("LUCY_DISK_WARN_MB", NULL, "1024", 0, 1048576, disk_warn_mb, "free MiB below: warn"),
+    INT_OPT("LUCY_DISK_CRITICAL_PCT", NULL, "5", 0, 100, disk_critical_pct,
+            "free percent below: critical"),
+    INT_OPT("LUCY_DISK_CRITICAL_MB", NULL, "256", 0, 1048576, disk_critical_mb,
+            "free MiB below: critical"),
+    INT_OPT("LUCY_DISK_RESERVE_MB", NULL, "64", 0, 65536, disk_reserve_mb,
+            "reserve (ballast) file size in MiB; 0 disables"),
+    STR_OPT("LUCY_DISK_PATHS", NULL, NULL, 0, 0, disk_paths,
+            "extra colon-separated paths to watch"),
+    INT_OPT("LUCY_DISK_INTERVAL_MS", NULL, "2000", 100, 600000, disk_interval_ms,
+            "how often free space is measured"),
+    INT_OPT("LUCY_HTTP_THREADS", NULL, "8", 1, 256, http_threads, "HTTP server threads"),
+    {"LUCY_ASR_ENGINE", NULL, LUCY_OPT_ENUM, "auto", 0, 0, asr_engines, 0, 0, OFF(asr_engine),
+     "auto, pocketsphinx, whisper, http"},
+    STR_OPT("LUCY_WHISPER_MODEL", NULL, NULL, 0, 0, whisper_model, "path to a ggml whisper model"),
+    STR_OPT("LUCY_ASR_URL", NULL, NULL, 0, 0, asr_url, "OpenAI-compatible transcription endpoint"),
+    INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
+            "threads for the ASR engine; 0 = cores"),
+    INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
+    STR_OPT("WHATSAPP_VERIFY_TOKEN", NULL, NULL, 1, 0, whatsapp_verify_token,
+            "token for the webhook verification handshake"),
+    STR_OPT("WHATSAPP_APP_SECRET", NULL, NULL, 1, 0, whatsapp_app_secret,
+            "HMAC key for X-Hub-Signature-256"),
+    STR_OPT("WHATSAPP_ACCESS_TOKEN", NULL, NULL, 1, 0, whatsapp_access_token,
+            "Graph API token for voice note download"),
+    STR_OPT("WHATSAPP_GRAPH_URL", NULL, "https://graph.facebook.com/v24.0", 0, 0,
+            whatsapp_graph_url, "Graph API base URL"),
+    {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
+     "per client for the API, per sender for messages"},
+};
+const size_t lucy_options_count = sizeof lucy_options / sizeof lucy_options[0];
+
+static char **str_field(struct lucy_config *cfg, const struct lucy_option *opt)
+{
+    return (char **)((char *)cfg + opt->offset);
+}
+
+static int *int_field(struct lucy_config *cfg, const struct lucy_option *opt)
+{
+    return (int *)((char *)cfg + opt->offset);
+}
+
+/* ---- one parser per type: validate text, store into the field ---------- */
+
+static int parse_string(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                        char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    char **f = str_field(cfg, opt);
+    char *copy = strdup(v);
+    if (!copy)
+        return LUCY_ENOMEM;
+    free(*f);
+    *f = copy;
+    return 0;
+}
+
+static int parse_int(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                     char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < opt->min || n > opt->max) {
+        snprintf(err, errlen, "invalid %s=%s%s%s: expected an integer from %ld to %ld", opt->name,
+                 opt->secret ? "" : "'", opt->secret ? "(hidden)" : v, opt->secret ? "" : "'",
+                 opt->min, opt->max);
+        return LUCY_EINVAL;
+    }
+    *int_field(cfg, opt) = (int)n;
+    return 0;
+}
+
+static int parse_bool(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                      char *err, size_t errlen)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *int_field(cfg, opt) = strcasecmp(v, yes[i]) == 0;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "invalid %s='%s': expected 0 or 1 (also true/false, yes/no, on/off)",
+             opt->name, v);
+    return LUCY_EINVAL;
+}
+
+static int parse_enum(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                      char *err, size_t errlen)
+{
+    for (const char *const *c = opt->choices; *c; c++)
+        if (strcmp(v, *c) == 0)
+            return parse_string(cfg, opt, v, err, errlen);
+    int n = snprintf(err, errlen, "invalid %s='%s': expected one of", opt->name, v);
+    for (const char *const *c = opt->choices; *c && n > 0 && (size_t)n < errlen; c++)
+        n += snprintf(err + n, errlen - n, "%s %s", c == opt->choices ? "" : ",", *c);
+    return LUCY_EINVAL;
+}
+
+/* "host:port" or "[v6]:port"; fills host (hostlen bytes) and *port. */
+static int split_listen(const char *v, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return LUCY_EINVAL;
+    const char *h = v;
+    size_t hl = (size_t)(colon - v);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']')
+        h++, hl -= 2;
+    if (hl == 0 || hl >= hostlen)
+        return LUCY_EINVAL;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+        return LUCY_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+static int parse_listen(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                        char *err, size_t errlen)
+{
+    char host[64];
+    int port;
+    if (split_listen(v, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "invalid %s='%s': expected host:port with a port from 0 to 65535",
+                 opt->name, v);
+        return LUCY_EINVAL;
+    }
+    return parse_string(cfg, opt, v, err, errlen);
+}
+
+static const struct {
+    const char *name;
+    int seconds;
+} rate_units[] = {
+    {"s", 1},     {"sec", 1},     {"second", 1}, {"m", 60},       {"min", 60},
+    {"minute", 60}, {"h", 3600},  {"hour", 3600},
+};
+
+/* "N/unit" -> count, period_s. */
+static int split_rate(const char *v, int *count, int *period_s)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '/' || n < 1 || n > 1000000)
+        return LUCY_EINVAL;
+    for (size_t i = 0; i < sizeof rate_units / sizeof rate_units[0]; i++) {
+        if (strcmp(end + 1, rate_units[i].name) == 0) {
+            *count = (int)n;
+            *period_s = rate_units[i].seconds;
+            return 0;
+        }
+    }
+    return LUCY_EINVAL;
+}
+
+static int parse_rate(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                      char *err, size_t errlen)
+{
+    int c, p;
+    if (split_rate(v, &c, &p) != 0) {
+        snprintf(err, errlen,
+                 "invalid %s='%s': expected N/second, N/minute or N/hour with N from 1 to 1000000",
+                 opt->name, v);
+        return LUCY_EINVAL;
+    }
+    return parse_string(cfg, opt, v, err, errlen);
+}
+
+typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
+                           size_t);
+static const type_parser type_parsers[] = {
+    [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
+    [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
+    [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
+};
+
+/* ---- public -------------------------------------------------------------- */
+
+const struct lucy_option *lucy_config_option(const char *name)
+{
+    for (size_t i = 0; i < lucy_options_count; i++)
+        if (strcmp(lucy_options[i].name, name) == 0)
+            return &lucy_options[i];
+    return NULL;
+}
+
+int lucy_config_set(struct lucy_config *cfg, const struct lucy_option *opt, const char *value,
+                    char *err, size_t errlen)
+{
+    int rc = type_parsers[opt->type](cfg, opt, value, err, errlen);
+    if (rc == LUCY_ENOMEM)
+        snprintf(err, errlen, "out of memory setting %s", opt->name);
+    return rc;
+}
+
+/* Appends value to a colon-separated list option (repeated --recordings). */
+static int append_value(struct lucy_config *cfg, const struct lucy_option *opt, const char *value,
+                        char *err, size_t errlen)
+{
+    char **f = str_field(cfg, opt);
+    if (!*f || !**f)
+        return lucy_config_set(cfg, opt, value, err, errlen);
+    size_t n = strlen(*f) + 1 + strlen(value) + 1;
+    char *joined = malloc(n);
+    if (!joined)
+        return LUCY_ENOMEM;
+    snprintf(joined, n, "%s:%s", *f, value);
+    free(*f);
+    *f = joined;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0]) {
+        s[n - 1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+static int load_file(struct lucy_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        return LUCY_EINVAL;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected KEY=VALUE", path, lineno);
+            rc = LUCY_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        const char *key = trim(s);
+        const struct lucy_option *opt = lucy_config_option(key);
+        if (!opt) {
+            snprintf(err, errlen, "%s:%d: unknown option %s (see the README's configuration table)",
+                     path, lineno, key);
+            rc = LUCY_EINVAL;
+            break;
+        }
+        rc = lucy_config_set(cfg, opt, trim(eq + 1), err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+int lucy_config_load(struct lucy_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < lucy_options_count; i++) {
+        const struct lucy_option *opt = &lucy_options[i];
+        if (opt->default_value) {
+            int rc = lucy_config_set(cfg, opt, opt->default_value, err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < lucy_options_count; i++) {
+        const char *v = getenv(lucy_options[i].name);
+        if (v) {
+            int rc = lucy_config_set(cfg, &lucy_options[i], v, err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *path = NULL;
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a file name");
+                return LUCY_EINVAL;
+            }
+            path = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        }
+        if (path) {
+            int rc = load_file(cfg, path, err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int lucy_config_flag(struct lucy_config *cfg, int argc, char **argv, int *i, char *err,
+                     size_t errlen)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0)
+        return 0;
+    const char *eq = strchr(arg, '=');
+    size_t namelen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (namelen == 8 && strncmp(arg, "--config", 8) == 0) {
+        *i += eq ? 1 : 2; /* already applied by lucy_config_load */
+        return 1;
+    }
+    for (size_t k = 0; k < lucy_options_count; k++) {
+        const struct lucy_option *opt = &lucy_options[k];
+        if (!opt->flag || strlen(opt->flag) != namelen || strncmp(opt->flag, arg, namelen) != 0)
+            continue;
+        const char *value = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
+        if (!value) {
+            snprintf(err, errlen, "%s needs a value (%s)", opt->flag, opt->help);
+            return LUCY_EINVAL;
+        }
+        int rc = opt->append ? append_value(cfg, opt, value, err, errlen)
+                             : lucy_config_set(cfg, opt, value, err, errlen);
+        if (rc)
+            return rc;
+        *i += eq ? 1 : 2;
+        return 1;
+    }
+    return 0;
+}
+
+int lucy_config_finish(struct lucy_config *cfg, char *err, size_t errlen)
+{
+    if (split_listen(cfg->listen, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port)) {
+        snprintf(err, errlen, "invalid LUCY_LISTEN='%s'", cfg->listen);
+        return LUCY_EINVAL;
+    }
+    if (split_rate(cfg->rate_limit, &cfg->rate_limit_count, &cfg->rate_limit_period_s)) {
+        snprintf(err, errlen, "invalid LUCY_RATE_LIMIT='%s'", cfg->rate_limit);
+        return LUCY_EINVAL;
+    }
+    if (cfg->disk_critical_pct > cfg->disk_warn_pct || cfg->disk_critical_mb > cfg->disk_warn_mb) {
+        snprintf(err, errlen,
+                 "invalid disk thresholds: LUCY_DISK_CRITICAL_PCT/_MB (%d%%/%d MiB) must not be "
+                 "above LUCY_DISK_WARN_PCT/_MB (%d%%/%d MiB)",
+                 cfg->disk_critical_pct, cfg->disk_critical_mb, cfg->disk_warn_pct,
+                 cfg->disk_warn_mb);
+        return LUCY_EINVAL;
+    }
+    if (!cfg->data_dir || !*cfg->data_dir) {
+        snprintf(err, errlen, "invalid LUCY_DATA_DIR='': expected a directory path");
+        return LUCY_EINVAL;
+    }
+    return 0;
+}
+
+void lucy_config_free(struct lucy_config *cfg)
+{
+    for (size_t i = 0; i < lucy_options_count; i++) {
+        const struct lucy_option *opt = &lucy_options[i];
+        if (opt->type == LUCY_OPT_INT || opt->type == LUCY_OPT_BOOL)
+            continue;
+        char **f = str_field(cfg, opt);
+        free(*f);
+        *f = NULL;
+    }
+}
+
+int lucy_config_is_loopback(const char *host)
+{
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return memcmp(&a6, &in6addr_loopback, sizeof a6) == 0;
+    return 0;
+}

@@ -1,0 +1,107 @@
+/*
+ * config.h - lucy's configuration: one table of typed options (config.c).
+ *
+ * Sources, later ones winning: built-in defaults, the environment, the
+ * KEY=VALUE file named by --config, command-line flags. Every value is
+ * validated against its row (type, bounds, choices) and an invalid one stops
+ * start-up with one line naming the option and what it accepts.
+ *
+ * Secrets (tokens, app secrets) are marked in the table and never printed.
+ * After loading, a struct lucy_config is read-only and may be shared by all
+ * threads without locking.
+ */
+#ifndef LUCY_CONFIG_H
+#define LUCY_CONFIG_H
+
+#include <stddef.h>
+
+struct lucy_config {
+    char *listen;              /* LUCY_LISTEN "host:port" */
+    char listen_host[64];      /* derived from listen */
+    int listen_port;           /* derived from listen; 0 = any free port */
+    char *data_dir;            /* LUCY_DATA_DIR */
+    char *recordings_dirs;     /* LUCY_RECORDINGS_DIRS, colon-separated */
+    int scan_interval_s;       /* LUCY_SCAN_INTERVAL_S */
+    int scan_settle_s;         /* LUCY_SCAN_SETTLE_S */
+    int follow_symlinks;       /* LUCY_FOLLOW_SYMLINKS (bool) */
+    char *api_token;           /* LUCY_API_TOKEN (secret) */
+    char *log_level;           /* LUCY_LOG_LEVEL */
+    int disk_warn_pct;         /* LUCY_DISK_WARN_PCT */
+    int disk_warn_mb;          /* LUCY_DISK_WARN_MB */
+    int disk_critical_pct;     /* LUCY_DISK_CRITICAL_PCT */
+    int disk_critical_mb;      /* LUCY_DISK_CRITICAL_MB */
+    int disk_reserve_mb;       /* LUCY_DISK_RESERVE_MB; 0 disables */
+    char *disk_paths;          /* LUCY_DISK_PATHS, colon-separated */
+    int disk_interval_ms;      /* LUCY_DISK_INTERVAL_MS: how often disk is measured */
+    int http_threads;          /* LUCY_HTTP_THREADS: libmicrohttpd pool size */
+    char *asr_engine;          /* LUCY_ASR_ENGINE */
+    char *whisper_model;       /* LUCY_WHISPER_MODEL */
+    char *asr_url;             /* LUCY_ASR_URL */
+    int asr_threads;           /* LUCY_ASR_THREADS; 0 = number of cores */
+    int asr_workers;           /* LUCY_ASR_WORKERS */
+    char *whatsapp_verify_token;  /* WHATSAPP_VERIFY_TOKEN (secret) */
+    char *whatsapp_app_secret;    /* WHATSAPP_APP_SECRET (secret) */
+    char *whatsapp_access_token;  /* WHATSAPP_ACCESS_TOKEN (secret) */
+    char *whatsapp_graph_url;     /* WHATSAPP_GRAPH_URL */
+    char *rate_limit;          /* LUCY_RATE_LIMIT "N/unit" */
+    int rate_limit_count;      /* derived: N */
+    int rate_limit_period_s;   /* derived: unit in seconds */
+};
+
+enum lucy_opt_type {
+    LUCY_OPT_STRING, /* any text (may be empty) */
+    LUCY_OPT_INT,    /* decimal integer within [min, max] */
+    LUCY_OPT_BOOL,   /* 0/1, true/false, yes/no, on/off */
+    LUCY_OPT_ENUM,   /* one of choices */
+    LUCY_OPT_LISTEN, /* host:port */
+    LUCY_OPT_RATE    /* N/second|minute|hour (also s, sec, min, h) */
+};
+
+struct lucy_option {
+    const char *name;            /* environment / file key */
+    const char *flag;            /* command-line flag or NULL */
+    enum lucy_opt_type type;     /* how the text is parsed */
+    const char *default_value;   /* as text; NULL = unset */
+    long min, max;               /* bounds for LUCY_OPT_INT */
+    const char *const *choices;  /* NULL-terminated, for LUCY_OPT_ENUM */
+    int secret;                  /* never printed or returned */
+    int append;                  /* repeated flags join with ':' */
+    size_t offset;               /* field in struct lucy_config */
+    const char *help;            /* one line for the README and --help */
+};
+
+/* The option table and its length. */
+extern const struct lucy_option lucy_options[];
+extern const size_t lucy_options_count;
+
+/* Finds a row by its name (e.g. "LUCY_LISTEN"); NULL if unknown. */
+const struct lucy_option *lucy_config_option(const char *name);
+
+/* Fills cfg with the defaults, then the environment, then the file named by
+ * a "--config FILE" (or "--config=FILE") found in argv, if any.
+ * Returns 0, or LUCY_EINVAL with one line in err (errlen bytes). The caller
+ * owns cfg and frees it with lucy_config_free() on every path. */
+int lucy_config_load(struct lucy_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Sets one option from text. Returns 0 or LUCY_EINVAL (err says why). */
+int lucy_config_set(struct lucy_config *cfg, const struct lucy_option *opt, const char *value,
+                    char *err, size_t errlen);
+
+/* Applies argv[*i] if it is a config flag ("--listen X", "--listen=X",
+ * or "--config FILE", which lucy_config_load has already read). Returns 1
+ * and advances *i past what it consumed; 0 if argv[*i] is not a config flag
+ * (then *i is unchanged); LUCY_EINVAL on a bad value or a missing one. */
+int lucy_config_flag(struct lucy_config *cfg, int argc, char **argv, int *i, char *err,
+                     size_t errlen);
+
+/* Checks rules across options and fills the derived fields (listen_host,
+ * listen_port, rate_limit_*). Call after the last set. 0 or LUCY_EINVAL. */
+int lucy_config_finish(struct lucy_config *cfg, char *err, size_t errlen);
+
+/* Frees the strings of cfg (not cfg itself). Safe on a zeroed struct. */
+void lucy_config_free(struct lucy_config *cfg);
+
+/* 1 when host names the loopback interface (127.0.0.0/8, ::1, localhost). */
+int lucy_config_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * health.c - check registry, prober thread and the readiness document.
+ *
+ * Entries are kept in registration order. The prober wakes every TICK_MS,
+ * runs the checks that are due (outside the lock: a slow check delays only
+ * the checks after it, never /health), then stores each result under the
+ * lock. Readers copy results under the lock and render from the copy.
+ * A result older than 3 intervals plus its timeout is reported as stale
+ * (warn), so a prober stuck in a hung check is visible instead of silent.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../error.h"
+#include "health.h"
+
+#define TICK_MS 250
+#define MAX_TICK_FNS 8
+
+struct entry {
+    struct lucy_check check;          /* the registered row */
+    struct lucy_check_report report;  /* latest result */
+    int64_t measured_at_ms;           /* wall clock of the latest result; 0 = never */
+    int64_t next_due_mono_ms;         /* when to run next */
+};
+
+struct lucy_health {
+    pthread_mutex_t lock;   /* guards entries' reports and stopping */
+    pthread_cond_t wake;    /* signalled to stop */
+    pthread_t thread;       /* the prober */
+    int running;            /* thread started */
+    int stopping;           /* stop requested */
+    char version[64];       /* reported in /health */
+    struct entry *entries;  /* registered checks */
+    int n, cap;             /* used / allocated */
+    struct {
+        void (*fn)(void *);
+        void *arg;
+    } ticks[MAX_TICK_FNS];  /* extra per-tick work */
+    int n_ticks;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *const status_names[] = {"pass", "warn", "fail"};
+
+const char *lucy_health_status_name(enum lucy_health_status s)
+{
+    return status_names[s];
+}
+
+enum lucy_health_status lucy_health_worst(enum lucy_health_status a, enum lucy_health_status b)
+{
+    return a > b ? a : b;
+}
+
+int lucy_health_http_status(enum lucy_health_status s)
+{
+    return s == LUCY_HEALTH_FAIL ? 503 : 200;
+}
+
+enum lucy_health_status lucy_health_check_status(const struct lucy_check_report *r, int critical)
+{
+    if (r->n_items == 0)
+        return LUCY_HEALTH_WARN;
+    enum lucy_health_status s = LUCY_HEALTH_PASS;
+    for (int i = 0; i < r->n_items; i++)
+        s = lucy_health_worst(s, r->items[i].status);
+    if (s == LUCY_HEALTH_FAIL && !critical)
+        s = LUCY_HEALTH_WARN;
+    return s;
+}
+
+struct lucy_check_item *lucy_check_add(struct lucy_check_report *r, const char *component_id,
+                                       enum lucy_health_status status, double value,
+                                       const char *unit, const char *fmt, ...)
+{
+    if (r->n_items >= LUCY_CHECK_MAX_ITEMS)
+        return NULL;
+    struct lucy_check_item *it = &r->items[r->n_items++];
+    memset(it, 0, sizeof *it);
+    snprintf(it->component_id, sizeof it->component_id, "%s", component_id ? component_id : "");
+    it->status = status;
+    it->observed_value = value;
+    snprintf(it->observed_unit, sizeof it->observed_unit, "%s", unit ? unit : "");
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(it->output, sizeof it->output, fmt, ap);
+        va_end(ap);
+    }
+    return it;
+}
+
+struct lucy_health *lucy_health_new(const char *version)
+{
+    struct lucy_health *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    snprintf(h->version, sizeof h->version, "%s", version);
+    return h;
+}
+
+void lucy_health_free(struct lucy_health *h)
+{
+    if (!h)
+        return;
+    lucy_health_stop(h);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->wake);
+    free(h->entries);
+    free(h);
+}
+
+int lucy_health_register(struct lucy_health *h, const struct lucy_check *c)
+{
+    if (h->n == h->cap) {
+        int cap = h->cap ? h->cap * 2 : 8;
+        struct entry *e = realloc(h->entries, (size_t)cap * sizeof *e);
+        if (!e)
+            return LUCY_ENOMEM;
+        h->entries = e;
+        h->cap = cap;
+    }
+    struct entry *e = &h->entries[h->n++];
+    memset(e, 0, sizeof *e);
+    e->check = *c;
+    return 0;
+}
+
+int lucy_health_require(struct lucy_health *h, const char *prefix)
+{
+    int found = LUCY_ENOTFOUND;
+    size_t n = strlen(prefix);
+    for (int i = 0; i < h->n; i++) {
+        if (strncmp(h->entries[i].check.name, prefix, n) == 0) {
+            h->entries[i].check.critical = 1;
+            found = 0;
+        }
+    }
+    return found;
+}
+
+void lucy_health_on_tick(struct lucy_health *h, void (*fn)(void *), void *arg)
+{
+    if (h->n_ticks < MAX_TICK_FNS) {
+        h->ticks[h->n_ticks].fn = fn;
+        h->ticks[h->n_ticks].arg = arg;
+        h->n_ticks++;
+    }
+}
+
+static void run_due(struct lucy_health *h, int64_t now)
+{
+    for (int i = 0; i < h->n; i++) {
+        struct entry *e = &h->entries[i];
+        if (now < e->next_due_mono_ms)
+            continue;
+        struct lucy_check_report r;
+        memset(&r, 0, sizeof r);
+        e->check.fn(e->check.arg, e->check.timeout_ms, &r);
+        pthread_mutex_lock(&h->lock);
+        e->report = r;
+        e->measured_at_ms = wall_ms();
+        pthread_mutex_unlock(&h->lock);
+        e->next_due_mono_ms = mono_ms() + e->check.interval_ms;
+        if (h->stopping)
+            return;
+    }
+}
+
+static void *prober_main(void *arg)
+{
+    struct lucy_health *h = arg;
+    pthread_setname_np(pthread_self(), "prober");
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        pthread_mutex_unlock(&h->lock);
+        run_due(h, mono_ms());
+        for (int i = 0; i < h->n_ticks; i++)
+            h->ticks[i].fn(h->ticks[i].arg);
+        pthread_mutex_lock(&h->lock);
+        if (h->stopping)
+            break;
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += TICK_MS * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L)
+            deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&h->wake, &h->lock, &deadline);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+int lucy_health_start(struct lucy_health *h)
+{
+    run_due(h, mono_ms());
+    if (pthread_create(&h->thread, NULL, prober_main, h) != 0)
+        return LUCY_ENOMEM;
+    h->running = 1;
+    return 0;
+}
+
+void lucy_health_stop(struct lucy_health *h)
+{
+    if (!h->running)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    h->running = 0;
+}
+
+/* The cached result of e, with staleness and "not checked yet" applied. */
+static void effective_report(const struct entry *e, int64_t now, struct lucy_check_report *out)
+{
+    *out = e->report;
+    if (e->measured_at_ms == 0) {
+        memset(out, 0, sizeof *out);
+        lucy_check_add(out, "", LUCY_HEALTH_WARN, 0, "", "not checked yet; lucy is starting");
+        return;
+    }
+    int64_t age = now - e->measured_at_ms;
+    int64_t limit = 3 * (int64_t)e->check.interval_ms + e->check.timeout_ms + 1000;
+    if (age > limit) {
+        for (int i = 0; i < out->n_items; i++) {
+            out->items[i].status = lucy_health_worst(out->items[i].status, LUCY_HEALTH_WARN);
+            snprintf(out->items[i].output, sizeof out->items[i].output,
+                     "result is stale (%lld ms old): the prober may be stuck in a slow check; "
+                     "see the log",
+                     (long long)age);
+        }
+    }
+}
+
+static void iso_time(int64_t ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static const char *dep_prefix[] = {"ok", "warning", "error"};
+
+json_t *lucy_health_render(struct lucy_health *h, enum lucy_health_status *overall_out)
+{
+    json_t *checks = json_object(), *deps = json_object();
+    enum lucy_health_status overall = LUCY_HEALTH_PASS;
+    /* worst status seen per dependency key, to keep the worst text */
+    json_t *dep_rank = json_object();
+    int64_t now = wall_ms();
+
+    pthread_mutex_lock(&h->lock);
+    for (int i = 0; i < h->n; i++) {
+        const struct entry *e = &h->entries[i];
+        struct lucy_check_report r;
+        effective_report(e, now, &r);
+        enum lucy_health_status cs = lucy_health_check_status(&r, e->check.critical);
+        overall = lucy_health_worst(overall, cs);
+
+        char when[40];
+        iso_time(e->measured_at_ms ? e->measured_at_ms : now, when, sizeof when);
+        json_t *arr = json_array();
+        const struct lucy_check_item *worst = NULL;
+        for (int k = 0; k < r.n_items; k++) {
+            const struct lucy_check_item *it = &r.items[k];
+            enum lucy_health_status is = it->status;
+            if (is == LUCY_HEALTH_FAIL && !e->check.critical)
+                is = LUCY_HEALTH_WARN;
+            json_t *o = json_pack("{s:s,s:s,s:f,s:s,s:s,s:s,s:I}", "componentId", it->component_id,
+                                  "componentType", e->check.component_type, "observedValue",
+                                  it->observed_value, "observedUnit", it->observed_unit, "status",
+                                  status_names[is], "time", when, "age_ms",
+                                  (json_int_t)(e->measured_at_ms ? now - e->measured_at_ms : 0));
+            if (it->output[0])
+                json_object_set_new(o, "output", json_string(it->output));
+            json_array_append_new(arr, o);
+            if (!worst || it->status > worst->status)
+                worst = it;
+        }
+        json_object_set_new(checks, e->check.name, arr);
+
+        json_t *rank = json_object_get(dep_rank, e->check.dependency);
+        if (rank && json_integer_value(rank) >= (json_int_t)cs)
+            continue;
+        char text[160];
+        if (cs == LUCY_HEALTH_PASS || !worst)
+            snprintf(text, sizeof text, "ok");
+        else if (worst->dependency_text[0])
+            snprintf(text, sizeof text, "%s", worst->dependency_text);
+        else
+            snprintf(text, sizeof text, "%s: %.120s", dep_prefix[cs], worst->output);
+        json_object_set_new(deps, e->check.dependency, json_string(text));
+        json_object_set_new(dep_rank, e->check.dependency, json_integer(cs));
+    }
+    pthread_mutex_unlock(&h->lock);
+    json_decref(dep_rank);
+
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "status", status_names[overall],
+                            "version", h->version, "serviceId", "lucy", "description",
+                            "lucy readiness", "checks", checks, "dependencies", deps);
+    if (overall_out)
+        *overall_out = overall;
+    return doc;
+}
+
+void lucy_health_foreach(struct lucy_health *h,
+                         void (*fn)(void *arg, const struct lucy_check *c,
+                                    const struct lucy_check_report *r,
+                                    enum lucy_health_status status),
+                         void *arg)
+{
+    int64_t now = wall_ms();
+    pthread_mutex_lock(&h->lock);
+    for (int i = 0; i < h->n; i++) {
+        struct lucy_check_report r;
+        effective_report(&h->entries[i], now, &r);
+        fn(arg, &h->entries[i].check, &r,
+           lucy_health_check_status(&r, h->entries[i].check.critical));
+    }
+    pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,139 @@
+/*
+ * http.h - lucy's HTTP server: libmicrohttpd, a route table, JSON errors.
+ *
+ * Routes are rows (struct lucy_route): method, path pattern, handler, auth
+ * flag, body limit. Patterns are literal segments and `{name}` captures,
+ * e.g. "/recordings/{id}/transcribe". The server answers by itself:
+ *   404 not_found          no pattern matches the path
+ *   405 method_not_allowed a pattern matches but not the method (+ Allow)
+ *   401 unauthorized       route needs auth, LUCY_API_TOKEN set, bearer
+ *                          token missing or wrong (constant-time compare)
+ *   413 payload_too_large  body over the route's limit (1 MiB default)
+ * before a handler runs, so handlers only see well-formed requests.
+ *
+ * Every error reply has the DESIGN §5 shape {"error_type","message"}, and
+ * 423/429/503/507 carry Retry-After and retry_after_s.
+ *
+ * Handlers run on libmicrohttpd's thread pool (LUCY_HTTP_THREADS); they
+ * must be thread-safe and should not block for long.
+ */
+#ifndef LUCY_HTTP_H
+#define LUCY_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct lucy_ctx;
+struct lucy_http;
+
+#define LUCY_ROUTE_MAX_PARAMS 4
+#define LUCY_HTTP_BODY_LIMIT_DEFAULT (1024 * 1024)
+
+/* DESIGN §5 error types. */
+enum lucy_http_error {
+    LUCY_HTTP_BAD_REQUEST,
+    LUCY_HTTP_UNAUTHORIZED,
+    LUCY_HTTP_FORBIDDEN,
+    LUCY_HTTP_NOT_FOUND,
+    LUCY_HTTP_METHOD_NOT_ALLOWED,
+    LUCY_HTTP_CONFLICT,
+    LUCY_HTTP_PAYLOAD_TOO_LARGE,
+    LUCY_HTTP_UNSUPPORTED_MEDIA,
+    LUCY_HTTP_FILE_LOCKED,
+    LUCY_HTTP_RATE_LIMITED,
+    LUCY_HTTP_INTERNAL,
+    LUCY_HTTP_DEPENDENCY_UNAVAILABLE,
+    LUCY_HTTP_NOT_CONFIGURED,
+    LUCY_HTTP_DISK_FULL,
+};
+
+struct lucy_http_request {
+    struct lucy_ctx *ctx;                        /* the daemon's context */
+    const char *method;                          /* "GET", "POST" ... */
+    const char *path;                            /* decoded path, no query */
+    const char *route_pattern;                   /* matched pattern */
+    char *params[LUCY_ROUTE_MAX_PARAMS];         /* captured `{name}` values, in order */
+    int n_params;                                /* how many */
+    const char *body;                            /* raw body bytes (NUL-terminated copy) */
+    size_t body_len;                             /* exact length */
+    void *conn;                                  /* struct MHD_Connection (private) */
+};
+
+#define LUCY_HTTP_MAX_HEADERS 6
+
+struct lucy_http_response {
+    int status;                 /* HTTP status */
+    const char *content_type;   /* static string */
+    char *body;                 /* malloc'd; the server frees it */
+    size_t body_len;            /* length of body */
+    int retry_after_s;          /* > 0: Retry-After header */
+    struct {
+        char name[64];
+        char value[256];
+    } headers[LUCY_HTTP_MAX_HEADERS]; /* extra headers */
+    int n_headers;
+};
+
+typedef void (*lucy_route_fn)(struct lucy_http_request *req, struct lucy_http_response *resp);
+
+struct lucy_route {
+    const char *method;   /* "GET", "POST", "PUT", "DELETE" */
+    const char *pattern;  /* "/recordings/{id}" */
+    lucy_route_fn fn;     /* the handler */
+    int auth;             /* 1: needs the bearer token when one is configured */
+    size_t body_limit;    /* bytes; 0 = LUCY_HTTP_BODY_LIMIT_DEFAULT */
+};
+
+/* Result of matching a path against a table. */
+enum lucy_route_match_result { LUCY_ROUTE_FOUND, LUCY_ROUTE_NO_PATH, LUCY_ROUTE_NO_METHOD };
+
+/* Pure matcher: finds the row for (method, path) among n routes. On FOUND
+ * sets *out and copies up to LUCY_ROUTE_MAX_PARAMS captures into params
+ * (each params[i] points into a copy the caller frees with free(params[i]))
+ * and *n_params. On NO_METHOD, allow (allow_len bytes) lists the methods
+ * that would match, comma-separated. HEAD matches GET rows. */
+enum lucy_route_match_result lucy_route_match(const struct lucy_route *routes, size_t n,
+                                              const char *method, const char *path,
+                                              const struct lucy_route **out, char **params,
+                                              int *n_params, char *allow, size_t allow_len);
+
+/* Server lifecycle. lucy_http_new() allocates; routes are added before
+ * start; lucy_http_start() binds host:port (port 0 = any) and returns the
+ * bound port in *bound_port. lucy_http_stop() stops accepting, waits for
+ * handlers in flight, and returns. */
+struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int threads);
+int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n);
+int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_port, char *err,
+                    size_t errlen);
+void lucy_http_stop(struct lucy_http *h);
+void lucy_http_free(struct lucy_http *h);
+
+/* Request helpers. Returned strings are owned by the request. */
+const char *lucy_http_query(struct lucy_http_request *req, const char *key);
+const char *lucy_http_header(struct lucy_http_request *req, const char *name);
+
+/* Reply helpers: each sets status, content type and body of resp. */
+void lucy_http_reply_json(struct lucy_http_response *resp, int status, json_t *body /* stolen */);
+void lucy_http_reply_text(struct lucy_http_response *resp, int status, const char *content_type,
+                          const char *text, size_t len);
+/* An error reply of DESIGN §5; retry_after_s > 0 adds Retry-After and
+ * retry_after_s (used for 423/429/503/507). message says what to do. */
+void lucy_http_reply_error(struct lucy_http_response *resp, enum lucy_http_error type,
+                           int retry_after_s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a LUCY_E* code to a reply (ENOSPC -> 507 disk_full, EIO/EUNAVAIL ->
+ * 503 dependency_unavailable, ENOTFOUND -> 404, ...), with message. */
+void lucy_http_reply_err(struct lucy_http_response *resp, int lucy_err, const char *message);
+int lucy_http_add_header(struct lucy_http_response *resp, const char *name, const char *value);
+
+/* The error type's name ("disk_full") and HTTP status (507). */
+const char *lucy_http_error_name(enum lucy_http_error type);
+int lucy_http_error_status(enum lucy_http_error type);
+
+/* Request counts by route and status for /metrics: calls fn for each. */
+void lucy_http_foreach_count(struct lucy_http *h,
+                             void (*fn)(void *arg, const char *method, const char *route,
+                                        int status, unsigned long long count),
+                             void *arg);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * reply.c - DESIGN §5 error types and the reply helpers handlers use.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../error.h"
+#include "http.h"
+
+static const struct {
+    const char *name; /* error_type in the body */
+    int status;       /* HTTP status */
+} error_types[] = {
+    [LUCY_HTTP_BAD_REQUEST] = {"bad_request", 400},
+    [LUCY_HTTP_UNAUTHORIZED] = {"unauthorized", 401},
+    [LUCY_HTTP_FORBIDDEN] = {"forbidden", 403},
+    [LUCY_HTTP_NOT_FOUND] = {"not_found", 404},
+    [LUCY_HTTP_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405},
+    [LUCY_HTTP_CONFLICT] = {"conflict", 409},
+    [LUCY_HTTP_PAYLOAD_TOO_LARGE] = {"payload_too_large", 413},
+    [LUCY_HTTP_UNSUPPORTED_MEDIA] = {"unsupported_media", 415},
+    [LUCY_HTTP_FILE_LOCKED] = {"file_locked", 423},
+    [LUCY_HTTP_RATE_LIMITED] = {"rate_limited", 429},
+    [LUCY_HTTP_INTERNAL] = {"internal", 500},
+    [LUCY_HTTP_DEPENDENCY_UNAVAILABLE] = {"dependency_unavailable", 503},
+    [LUCY_HTTP_NOT_CONFIGURED] = {"not_configured", 503},
+    [LUCY_HTTP_DISK_FULL] = {"disk_full", 507},
+};
+
+/* LUCY_E* -> error type and a default Retry-After for retryable ones. */
+static const struct {
+    int err;
+    enum lucy_http_error type;
+    int retry_after_s;
+} err_map[] = {
+    {LUCY_EINVAL, LUCY_HTTP_BAD_REQUEST, 0},
+    {LUCY_ENOTFOUND, LUCY_HTTP_NOT_FOUND, 0},
+    {LUCY_ECONFLICT, LUCY_HTTP_CONFLICT, 0},
+    {LUCY_ELOCKED, LUCY_HTTP_FILE_LOCKED, 30},
+    {LUCY_ENOSPC, LUCY_HTTP_DISK_FULL, 60},
+    {LUCY_EIO, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 30},
+    {LUCY_EUNAVAIL, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 30},
+    {LUCY_ETIMEDOUT, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5},
+    {LUCY_ESHUTDOWN, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5},
+    {LUCY_EPERM, LUCY_HTTP_FORBIDDEN, 0},
+    {LUCY_ECORRUPT, LUCY_HTTP_UNSUPPORTED_MEDIA, 0},
+};
+
+const char *lucy_http_error_name(enum lucy_http_error type)
+{
+    return error_types[type].name;
+}
+
+int lucy_http_error_status(enum lucy_http_error type)
+{
+    return error_types[type].status;
+}
+
+void lucy_http_reply_text(struct lucy_http_response *resp, int status, const char *content_type,
+                          const char *text, size_t len)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = malloc(len + 1);
+    resp->body_len = resp->body ? len : 0;
+    if (resp->body) {
+        memcpy(resp->body, text, len);
+        resp->body[len] = '\0';
+    }
+}
+
+void lucy_http_reply_json(struct lucy_http_response *resp, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    free(resp->body);
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = text;
+    resp->body_len = text ? strlen(text) : 0;
+}
+
+int lucy_http_add_header(struct lucy_http_response *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= LUCY_HTTP_MAX_HEADERS)
+        return LUCY_ENOMEM;
+    snprintf(resp->headers[resp->n_headers].name, sizeof resp->headers[0].name, "%s", name);
+    snprintf(resp->headers[resp->n_headers].value, sizeof resp->headers[0].value, "%s", value);
+    resp->n_headers++;
+    return 0;
+}
+
+static void reply_error_v(struct lucy_http_response *resp, enum lucy_http_error type,
+                          int retry_after_s, const char *fmt, va_list ap)
+{
+    char message[1024];
+    vsnprintf(message, sizeof message, fmt, ap);
+    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message",
+                             message);
+    resp->retry_after_s = retry_after_s;
+    if (retry_after_s > 0)
+        json_object_set_new(body, "retry_after_s", json_integer(retry_after_s));
+    lucy_http_reply_json(resp, error_types[type].status, body);
+}
+
+void lucy_http_reply_error(struct lucy_http_response *resp, enum lucy_http_error type,
+                           int retry_after_s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(resp, type, retry_after_s, fmt, ap);
+    va_end(ap);
+}
+
+void lucy_http_reply_err(struct lucy_http_response *resp, int err, const char *message)
+{
+    for (size_t i = 0; i < sizeof err_map / sizeof err_map[0]; i++) {
+        if (err_map[i].err == err) {
+            lucy_http_reply_error(resp, err_map[i].type, err_map[i].retry_after_s, "%s", message);
+            return;
+        }
+    }
+    lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0, "%s (%s)", message, lucy_strerror(err));
+}

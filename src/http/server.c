@@ -1,0 +1,364 @@
+/*
+ * server.c - libmicrohttpd glue: route lookup, auth, body limits, replies.
+ *
+ * Per request, libmicrohttpd calls on_request() several times: once with the
+ * headers (we resolve the route and answer 404/405/401/413 at once when we
+ * can), once per body chunk (appended up to the route's limit), and once at
+ * the end (the handler runs and its reply is queued). A `struct
+ * conn_state` lives from the first call to on_completed().
+ *
+ * Counters for /metrics (requests by method, route and status) are a small
+ * table under a mutex; an unknown path is counted as route "unmatched" so a
+ * scanner cannot grow the table.
+ */
+#define _GNU_SOURCE
+#include <microhttpd.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../error.h"
+#include "../log.h"
+#include "http.h"
+
+#define MAX_COUNTS 256
+
+struct count {
+    char method[8];           /* request method */
+    char route[96];           /* pattern, or "unmatched" */
+    int status;               /* HTTP status sent */
+    unsigned long long count; /* how many */
+};
+
+struct lucy_http {
+    struct lucy_ctx *ctx;       /* handed to handlers */
+    char *token;                /* LUCY_API_TOKEN or NULL */
+    int threads;                /* pool size */
+    struct lucy_route *routes;  /* the table (copied rows) */
+    size_t n_routes, cap;       /* used / allocated */
+    struct MHD_Daemon *daemon;  /* running server */
+    pthread_mutex_t count_lock; /* guards counts */
+    struct count counts[MAX_COUNTS];
+    int n_counts;
+};
+
+struct conn_state {
+    struct lucy_http_request req;  /* what handlers see */
+    const struct lucy_route *route; /* matched row, NULL when answered early */
+    char *body;                    /* accumulated body */
+    size_t body_len, body_cap;     /* bytes used / allocated */
+    size_t limit;                  /* route's body limit */
+    int too_large;                 /* body exceeded the limit */
+    int answered;                  /* a reply was queued early */
+};
+
+static void count_request(struct lucy_http *h, const char *method, const char *route, int status)
+{
+    pthread_mutex_lock(&h->count_lock);
+    struct count *c = NULL;
+    for (int i = 0; i < h->n_counts; i++) {
+        struct count *x = &h->counts[i];
+        if (x->status == status && strcmp(x->route, route) == 0 && strcmp(x->method, method) == 0) {
+            c = x;
+            break;
+        }
+    }
+    if (!c && h->n_counts < MAX_COUNTS) {
+        c = &h->counts[h->n_counts++];
+        snprintf(c->method, sizeof c->method, "%s", method);
+        snprintf(c->route, sizeof c->route, "%s", route);
+        c->status = status;
+    }
+    if (c)
+        c->count++;
+    pthread_mutex_unlock(&h->count_lock);
+}
+
+void lucy_http_foreach_count(struct lucy_http *h,
+                             void (*fn)(void *arg, const char *method, const char *route,
+                                        int status, unsigned long long count),
+                             void *arg)
+{
+    pthread_mutex_lock(&h->count_lock);
+    for (int i = 0; i < h->n_counts; i++)
+        fn(arg, h->counts[i].method, h->counts[i].route, h->counts[i].status, h->counts[i].count);
+    pthread_mutex_unlock(&h->count_lock);
+}
+
+static enum MHD_Result send_reply(struct lucy_http *h, struct MHD_Connection *conn,
+                                  const char *method, const char *route,
+                                  struct lucy_http_response *resp)
+{
+    if (!resp->body) {
+        lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0,
+                              "the handler produced no reply; this is a bug in lucy");
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(resp->body);
+        return MHD_NO;
+    }
+    resp->body = NULL; /* owned by libmicrohttpd now */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (resp->retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", resp->retry_after_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    for (int i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    count_request(h, method, route, resp->status);
+    return ok;
+}
+
+/* Constant-time check of "Authorization: Bearer <token>": both sides are
+ * hashed first so the comparison length never depends on the input. */
+static int authorized(struct lucy_http *h, struct MHD_Connection *conn)
+{
+    if (!h->token)
+        return 1;
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    const char *given = auth + 7;
+    unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+    unsigned int la = 0, lb = 0;
+    if (!EVP_Digest(given, strlen(given), a, &la, EVP_sha256(), NULL) ||
+        !EVP_Digest(h->token, strlen(h->token), b, &lb, EVP_sha256(), NULL) || la != lb)
+        return 0;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+/* First call for a request: resolve the route and answer early if we can.
+ * Returns 1 when a reply was queued. */
+static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const char *url,
+                      const char *method, struct conn_state *cs, enum MHD_Result *result)
+{
+    struct lucy_http_response resp = {0};
+    char allow[64];
+    enum lucy_route_match_result m =
+        lucy_route_match(h->routes, h->n_routes, method, url, &cs->route, cs->req.params,
+                         &cs->req.n_params, allow, sizeof allow);
+    const char *label = "unmatched";
+    if (m == LUCY_ROUTE_NO_PATH) {
+        lucy_http_reply_error(&resp, LUCY_HTTP_NOT_FOUND, 0,
+                              "no such endpoint: %s; see the README for the API", url);
+    } else if (m == LUCY_ROUTE_NO_METHOD) {
+        lucy_http_reply_error(&resp, LUCY_HTTP_METHOD_NOT_ALLOWED, 0,
+                              "%s is not allowed on %s; allowed: %s", method, url, allow);
+        lucy_http_add_header(&resp, "Allow", allow);
+    } else {
+        label = cs->route->pattern;
+        cs->limit = cs->route->body_limit ? cs->route->body_limit : LUCY_HTTP_BODY_LIMIT_DEFAULT;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cs->route->auth && !authorized(h, conn)) {
+            lucy_http_add_header(&resp, "WWW-Authenticate", "Bearer");
+            lucy_http_reply_error(&resp, LUCY_HTTP_UNAUTHORIZED, 0,
+                                  "missing or wrong bearer token: send 'Authorization: Bearer "
+                                  "<LUCY_API_TOKEN>'");
+        } else if (cl && strtoull(cl, NULL, 10) > cs->limit) {
+            lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
+                                  "request body of %s bytes is over this endpoint's limit of %zu "
+                                  "bytes",
+                                  cl, cs->limit);
+        } else {
+            return 0;
+        }
+    }
+    cs->answered = 1;
+    *result = send_reply(h, conn, method, label, &resp);
+    return 1;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct lucy_http *h = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs) {
+        cs = calloc(1, sizeof *cs);
+        if (!cs)
+            return MHD_NO;
+        *con_cls = cs;
+        enum MHD_Result result;
+        if (first_call(h, conn, url, method, cs, &result))
+            return result;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cs->answered || cs->too_large)
+            return MHD_YES;
+        if (cs->body_len + n > cs->limit) {
+            cs->too_large = 1;
+            return MHD_YES;
+        }
+        if (cs->body_len + n + 1 > cs->body_cap) {
+            size_t cap = cs->body_cap ? cs->body_cap : 4096;
+            while (cap < cs->body_len + n + 1)
+                cap *= 2;
+            char *b = realloc(cs->body, cap);
+            if (!b)
+                return MHD_NO;
+            cs->body = b;
+            cs->body_cap = cap;
+        }
+        memcpy(cs->body + cs->body_len, upload_data, n);
+        cs->body_len += n;
+        cs->body[cs->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (cs->answered)
+        return MHD_YES;
+    cs->answered = 1;
+
+    struct lucy_http_response resp = {0};
+    if (cs->too_large) {
+        lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
+                              "request body is over this endpoint's limit of %zu bytes",
+                              cs->limit);
+        return send_reply(h, conn, method, cs->route->pattern, &resp);
+    }
+    cs->req.ctx = h->ctx;
+    cs->req.method = method;
+    cs->req.path = url;
+    cs->req.route_pattern = cs->route->pattern;
+    cs->req.body = cs->body ? cs->body : "";
+    cs->req.body_len = cs->body_len;
+    cs->req.conn = conn;
+    resp.status = 200;
+    cs->route->fn(&cs->req, &resp);
+    return send_reply(h, conn, method, cs->route->pattern, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    for (int i = 0; i < cs->req.n_params; i++)
+        free(cs->req.params[i]);
+    free(cs->body);
+    free(cs);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    lucy_log(LUCY_LOG_DEBUG, "libmicrohttpd", "{s:s}", "detail", line);
+}
+
+struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int threads)
+{
+    struct lucy_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->ctx = ctx;
+    h->threads = threads > 0 ? threads : 1;
+    if (api_token && *api_token)
+        h->token = strdup(api_token);
+    pthread_mutex_init(&h->count_lock, NULL);
+    return h;
+}
+
+int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n)
+{
+    if (h->n_routes + n > h->cap) {
+        size_t cap = h->cap ? h->cap : 16;
+        while (cap < h->n_routes + n)
+            cap *= 2;
+        struct lucy_route *r = realloc(h->routes, cap * sizeof *r);
+        if (!r)
+            return LUCY_ENOMEM;
+        h->routes = r;
+        h->cap = cap;
+    }
+    memcpy(h->routes + h->n_routes, routes, n * sizeof *routes);
+    h->n_routes += n;
+    return 0;
+}
+
+int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_port, char *err,
+                    size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(gai));
+        return LUCY_EINVAL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->threads, MHD_OPTION_CONNECTION_LIMIT, 512u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->daemon) {
+        snprintf(err, errlen,
+                 "cannot listen on %s:%d (address in use or not available); choose another "
+                 "LUCY_LISTEN",
+                 host, port);
+        return LUCY_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : port;
+    return 0;
+}
+
+void lucy_http_stop(struct lucy_http *h)
+{
+    if (!h->daemon)
+        return;
+    MHD_quiesce_daemon(h->daemon); /* stop accepting; in-flight requests finish */
+    MHD_stop_daemon(h->daemon);
+    h->daemon = NULL;
+}
+
+void lucy_http_free(struct lucy_http *h)
+{
+    if (!h)
+        return;
+    lucy_http_stop(h);
+    pthread_mutex_destroy(&h->count_lock);
+    free(h->routes);
+    free(h->token);
+    free(h);
+}
+
+const char *lucy_http_query(struct lucy_http_request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *lucy_http_header(struct lucy_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}

@@ -1,0 +1,63 @@
+/*
+ * lucy.h - the daemon's shared context.
+ *
+ * One struct lucy_ctx is built by lucy_ctx_open() and handed to plugins and
+ * handlers. Its parts are each thread-safe on their own (see their
+ * headers); the struct itself is read-only after start-up, except for
+ * `stopping`.
+ */
+#ifndef LUCY_LUCY_H
+#define LUCY_LUCY_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "config.h"
+
+#ifndef LUCY_VERSION
+#define LUCY_VERSION "0.0.0-dev"
+#endif
+
+struct lucy_store;
+struct lucy_disk;
+struct lucy_health;
+struct lucy_http;
+
+#define LUCY_MAX_METRIC_SOURCES 16
+
+/* Writes Prometheus text lines for one part of lucy onto out. */
+typedef void (*lucy_metrics_fn)(void *arg, FILE *out);
+
+struct lucy_ctx {
+    const struct lucy_config *cfg; /* loaded configuration (not owned) */
+    char tmp_dir[1024];            /* DATA_DIR/tmp, 0700 */
+    struct lucy_store *store;      /* the SQLite store */
+    struct lucy_disk *disk;        /* disk guard */
+    struct lucy_health *health;    /* check registry; NULL outside `serve` */
+    struct lucy_http *http;        /* HTTP server; NULL outside `serve` */
+    struct {
+        lucy_metrics_fn fn;
+        void *arg;
+    } metrics[LUCY_MAX_METRIC_SOURCES]; /* /metrics contributors */
+    int n_metrics;
+    volatile sig_atomic_t stopping; /* set on SIGTERM/SIGINT */
+};
+
+/* Creates the data dir and DATA_DIR/tmp (0700), removes stale temp copies,
+ * opens the store (migrations) and the disk guard (one poll). Returns 0 or
+ * a LUCY_E* code with one line in err. Close with lucy_ctx_close() on every
+ * path, also after a failure. */
+int lucy_ctx_open(struct lucy_ctx *ctx, const struct lucy_config *cfg, char *err, size_t errlen);
+void lucy_ctx_close(struct lucy_ctx *ctx);
+
+/* Adds a /metrics contributor (start-up only). 0 or LUCY_ENOMEM. */
+int lucy_metrics_add(struct lucy_ctx *ctx, lucy_metrics_fn fn, void *arg);
+
+/* Renders /metrics: every contributor in order. Returns a malloc'd string
+ * (caller frees) and its length in *len; NULL on allocation failure. */
+char *lucy_metrics_render(struct lucy_ctx *ctx, size_t *len);
+
+/* Writes s as a Prometheus label value (escaping \, " and newline). */
+void lucy_metrics_label(FILE *out, const char *s);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * main.c - the `lucy` command: a table of subcommands (DESIGN §3).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "config.h"
+#include "log.h"
+#include "lucy.h"
+
+static const struct {
+    const char *name;                  /* subcommand */
+    int (*fn)(int argc, char **argv);  /* gets argv after the name */
+    const char *usage;                 /* arguments */
+    const char *summary;               /* one line */
+} commands[] = {
+    {"serve", lucy_cmd_serve, "[--config FILE] [--listen ADDR:PORT] [--data DIR] [--recordings DIR]...",
+     "run the daemon"},
+    {"healthcheck", lucy_cmd_healthcheck, "[--live|--ready] [--url URL]",
+     "exit 0 when lucy answers healthy, 1 when not (for Docker HEALTHCHECK)"},
+    {"version", lucy_cmd_version, "", "print the version"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+void lucy_cmd_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lucy: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: lucy COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  lucy %s %s\n      %s\n", commands[i].name, commands[i].usage,
+                commands[i].summary);
+    fprintf(out, "\nconfiguration: environment variables (see README), --config FILE, flags\n");
+}
+
+int lucy_cmd_config(struct lucy_config *cfg, int argc, char **argv,
+                    int (*own_flag)(const char *arg, const char *next, void *state), void *state,
+                    const char **positional, int max_positional, int *n_positional)
+{
+    char err[512];
+    if (lucy_config_load(cfg, argc, argv, err, sizeof err) != 0) {
+        lucy_cmd_error("%s", err);
+        return LUCY_EXIT_USAGE;
+    }
+    *n_positional = 0;
+    for (int i = 0; i < argc;) {
+        int rc = lucy_config_flag(cfg, argc, argv, &i, err, sizeof err);
+        if (rc < 0) {
+            lucy_cmd_error("%s", err);
+            return LUCY_EXIT_USAGE;
+        }
+        if (rc > 0)
+            continue;
+        int used = own_flag ? own_flag(argv[i], i + 1 < argc ? argv[i + 1] : NULL, state) : 0;
+        if (used < 0)
+            return LUCY_EXIT_USAGE;
+        if (used > 0) {
+            i += used;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) {
+            lucy_cmd_error("unknown option %s; see `lucy help`", argv[i]);
+            return LUCY_EXIT_USAGE;
+        }
+        if (*n_positional >= max_positional) {
+            lucy_cmd_error("unexpected argument '%s'; see `lucy help`", argv[i]);
+            return LUCY_EXIT_USAGE;
+        }
+        positional[(*n_positional)++] = argv[i++];
+    }
+    if (lucy_config_finish(cfg, err, sizeof err) != 0) {
+        lucy_cmd_error("%s", err);
+        return LUCY_EXIT_USAGE;
+    }
+    enum lucy_log_level level;
+    if (lucy_log_level_parse(cfg->log_level, &level) == 0)
+        lucy_log_set_level(level);
+    return 0;
+}
+
+int lucy_cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 0) {
+        lucy_cmd_error("version takes no arguments");
+        return LUCY_EXIT_USAGE;
+    }
+    printf("lucy %s\n", LUCY_VERSION);
+    return LUCY_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return LUCY_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return LUCY_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return lucy_cmd_version(0, NULL);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 2, argv + 2);
+    lucy_cmd_error("unknown command '%s'; run `lucy help` for the list", argv[1]);
+    return LUCY_EXIT_USAGE;
+}

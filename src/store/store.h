@@ -1,0 +1,77 @@
+/*
+ * store.h - the local SQLite store: lucy's source of truth (DESIGN §1).
+ *
+ * One database file, DATA_DIR/lucy.db, in WAL mode with synchronous=FULL.
+ *
+ * Writes go through ONE writer thread that batches the writes of many
+ * callers into one transaction and one fsync ("group commit"): each caller
+ * hands a function, blocks, and learns whether *its* write is durable. A
+ * failing write is rolled back alone (a savepoint per write); a failing
+ * COMMIT fails every write of the batch. 0 from lucy_store_write() means
+ * the data is on disk; anything else means it is not (or not known to be:
+ * on LUCY_ETIMEDOUT it may still land later, so writes must be idempotent).
+ *
+ * Reads use a small pool of read-only connections; in WAL mode they never
+ * block the writer.
+ *
+ * Schema changes are forward-only migrations (schema.c), each applied in
+ * its own transaction and recorded in table schema_version.
+ */
+#ifndef LUCY_STORE_H
+#define LUCY_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+struct lucy_store;
+
+/* A unit of work run on the writer thread inside the batch transaction.
+ * Returns 0 or a LUCY_E* code; on error its changes are rolled back and the
+ * code is returned to its caller. Must not BEGIN/COMMIT itself. */
+typedef int (*lucy_store_write_fn)(sqlite3 *db, void *arg);
+
+/* A read run on a pooled read-only connection. Returns 0 or LUCY_E*. */
+typedef int (*lucy_store_read_fn)(sqlite3 *db, void *arg);
+
+/* Opens (creating if needed) DATA_DIR/lucy.db, applies migrations and
+ * starts the writer thread. data_dir must exist. Returns 0 and *out, or a
+ * LUCY_E* code with a message in err (errlen bytes). */
+int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, size_t errlen);
+
+/* Finishes queued writes, stops the writer, closes every connection. */
+void lucy_store_close(struct lucy_store *s);
+
+/* Runs fn(db, arg) in the next group commit and waits up to timeout_ms
+ * (<= 0: no limit) for the fsync. Returns 0 when durable; LUCY_ENOSPC (disk
+ * full), LUCY_EIO (I/O error, read-only), LUCY_ETIMEDOUT, LUCY_ESHUTDOWN,
+ * or fn's own error. On LUCY_ETIMEDOUT fn and arg must stay valid until
+ * the writer runs them: pass only static or heap data you never free, or
+ * use a timeout <= 0. Thread-safe. */
+int lucy_store_write(struct lucy_store *s, lucy_store_write_fn fn, void *arg, int timeout_ms);
+
+/* Runs fn(db, arg) on a read connection. Returns fn's result, or LUCY_EIO
+ * if no connection could be opened. Thread-safe. */
+int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg);
+
+/* The LUCY_E* code for an SQLite result code (SQLITE_FULL -> LUCY_ENOSPC,
+ * SQLITE_IOERR/READONLY/CANTOPEN -> LUCY_EIO, SQLITE_CONSTRAINT ->
+ * LUCY_ECONFLICT, SQLITE_BUSY -> LUCY_ETIMEDOUT, else LUCY_EIO). */
+int lucy_store_err(int sqlite_rc);
+
+/* Path of the database file (owned by the store). */
+const char *lucy_store_path(struct lucy_store *s);
+
+/* Number of batches committed and writes in them, for metrics. */
+void lucy_store_stats(struct lucy_store *s, unsigned long long *batches,
+                      unsigned long long *writes);
+
+/* One migration: applied once, in order of version, in a transaction. */
+struct lucy_migration {
+    int version;     /* strictly increasing */
+    const char *name; /* what it adds */
+    const char *sql;  /* one or more statements */
+};
+extern const struct lucy_migration lucy_migrations[];
+extern const int lucy_migrations_count;
+
+#endif

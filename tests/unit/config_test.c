@@ -1,0 +1,155 @@
+/* config_test.c - option parsing, precedence and validation messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "error.h"
+
+static void defaults(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    unsetenv("LUCY_LISTEN");
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(lucy_config_finish(&cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8765);
+    assert_int_equal(cfg.disk_warn_pct, 10);
+    assert_int_equal(cfg.disk_critical_mb, 256);
+    assert_int_equal(cfg.rate_limit_count, 60);
+    assert_int_equal(cfg.rate_limit_period_s, 60);
+    assert_null(cfg.api_token);
+    lucy_config_free(&cfg);
+}
+
+static void precedence_env_file_flags(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lucy-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "# comment\nLUCY_LISTEN = 127.0.0.1:9000\nLUCY_DISK_WARN_PCT=20\n"
+                       "LUCY_DATA_DIR=\"/tmp/x\"\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+
+    setenv("LUCY_LISTEN", "127.0.0.1:7000", 1);
+    setenv("LUCY_DISK_CRITICAL_PCT", "3", 1);
+    char *argv[] = {"--config", path, "--listen", "127.0.0.1:9100", "--recordings", "/a",
+                    "--recordings=/b"};
+    int argc = 7;
+    struct lucy_config cfg;
+    char err[256];
+    assert_int_equal(lucy_config_load(&cfg, argc, argv, err, sizeof err), 0);
+    for (int i = 0; i < argc;)
+        assert_int_equal(lucy_config_flag(&cfg, argc, argv, &i, err, sizeof err), 1);
+    assert_int_equal(lucy_config_finish(&cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.listen_port, 9100);      /* flag beats file and env */
+    assert_int_equal(cfg.disk_warn_pct, 20);      /* from the file */
+    assert_int_equal(cfg.disk_critical_pct, 3);   /* from the environment */
+    assert_string_equal(cfg.data_dir, "/tmp/x");  /* quotes stripped */
+    assert_string_equal(cfg.recordings_dirs, "/a:/b");
+    lucy_config_free(&cfg);
+    unsetenv("LUCY_LISTEN");
+    unsetenv("LUCY_DISK_CRITICAL_PCT");
+    unlink(path);
+}
+
+static void check_invalid(const char *name, const char *value, const char *expect)
+{
+    struct lucy_config cfg;
+    char err[256];
+    setenv(name, value, 1);
+    int rc = lucy_config_load(&cfg, 0, NULL, err, sizeof err);
+    unsetenv(name);
+    assert_int_equal(rc, LUCY_EINVAL);
+    assert_non_null(strstr(err, name));
+    assert_non_null(strstr(err, expect));
+    lucy_config_free(&cfg);
+}
+
+static void invalid_values_name_the_option(void **state)
+{
+    (void)state;
+    check_invalid("LUCY_DISK_WARN_PCT", "101", "from 0 to 100");
+    check_invalid("LUCY_DISK_WARN_PCT", "ten", "from 0 to 100");
+    check_invalid("LUCY_SCAN_INTERVAL_S", "0", "from 1 to");
+    check_invalid("LUCY_LISTEN", "nowhere", "host:port");
+    check_invalid("LUCY_LISTEN", "127.0.0.1:70000", "0 to 65535");
+    check_invalid("LUCY_LOG_LEVEL", "loud", "debug, info, warning, error");
+    check_invalid("LUCY_FOLLOW_SYMLINKS", "maybe", "expected 0 or 1");
+    check_invalid("LUCY_RATE_LIMIT", "60 per minute", "N/minute");
+    check_invalid("LUCY_ASR_ENGINE", "siri", "pocketsphinx");
+}
+
+static void unknown_key_in_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/lucy-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "LUCY_NOPE=1\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char *argv[] = {"--config", path};
+    struct lucy_config cfg;
+    char err[256];
+    assert_int_equal(lucy_config_load(&cfg, 2, argv, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "LUCY_NOPE"));
+    assert_non_null(strstr(err, ":1:"));
+    lucy_config_free(&cfg);
+    unlink(path);
+}
+
+static void thresholds_must_be_ordered(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    setenv("LUCY_DISK_CRITICAL_PCT", "20", 1);
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(lucy_config_finish(&cfg, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "LUCY_DISK_CRITICAL_PCT"));
+    unsetenv("LUCY_DISK_CRITICAL_PCT");
+    lucy_config_free(&cfg);
+}
+
+static void secrets_are_not_echoed(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < lucy_options_count; i++)
+        if (strstr(lucy_options[i].name, "TOKEN") || strstr(lucy_options[i].name, "SECRET"))
+            assert_true(lucy_options[i].secret);
+}
+
+static void loopback(void **state)
+{
+    (void)state;
+    assert_true(lucy_config_is_loopback("127.0.0.1"));
+    assert_true(lucy_config_is_loopback("127.1.2.3"));
+    assert_true(lucy_config_is_loopback("::1"));
+    assert_true(lucy_config_is_loopback("localhost"));
+    assert_false(lucy_config_is_loopback("0.0.0.0"));
+    assert_false(lucy_config_is_loopback("10.0.0.1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(precedence_env_file_flags),
+        cmocka_unit_test(invalid_values_name_the_option),
+        cmocka_unit_test(unknown_key_in_file),
+        cmocka_unit_test(thresholds_must_be_ordered),
+        cmocka_unit_test(secrets_are_not_echoed),
+        cmocka_unit_test(loopback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
