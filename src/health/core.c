@@ -149,7 +149,34 @@ static void get_metrics(struct lucy_http_request *req, struct lucy_http_response
     resp->body_len = len;
 }
 
+/* The effective configuration, secrets shown only as "(set)". Lets an
+ * operator see what lucy actually runs with. */
+static void get_config(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const struct lucy_config *cfg = req->ctx->cfg;
+    json_t *options = json_object();
+    for (size_t i = 0; i < lucy_options_count; i++) {
+        const struct lucy_option *opt = &lucy_options[i];
+        const void *field = (const char *)cfg + opt->offset;
+        json_t *v;
+        if (opt->type == LUCY_OPT_INT)
+            v = json_integer(*(const int *)field);
+        else if (opt->type == LUCY_OPT_BOOL)
+            v = json_boolean(*(const int *)field);
+        else if (!*(char *const *)field)
+            v = json_null();
+        else if (opt->secret)
+            v = json_string("(set)");
+        else
+            v = json_string(*(char *const *)field);
+        json_object_set_new(options, opt->name, v);
+    }
+    lucy_http_reply_json(resp, 200, json_pack("{s:s,s:o}", "version", LUCY_VERSION, "options",
+                                              options));
+}
+
 static const struct lucy_route core_routes[] = {
+    {"GET", "/config", get_config, 1, 0},
     {"GET", "/health/live", get_live, 0, 0},
     {"GET", "/health", get_ready, 0, 0},
     {"GET", "/health/ready", get_ready, 0, 0},

@@ -1,0 +1,163 @@
+"""Foundation: health/metrics shapes, JSON errors, auth, body limit, start-up
+refusals and `lucy healthcheck` exit codes, against the real binary."""
+import json
+import subprocess
+import time
+
+import requests
+
+from conftest import LUCY_BIN, SAN_ENV
+
+
+def test_liveness_shape(start_lucy):
+    lucy = start_lucy()
+    r = lucy.get("/health/live")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/health+json"
+    assert r.json() == {"status": "pass"}
+
+
+def test_readiness_shape(start_lucy):
+    lucy = start_lucy()
+    for path in ("/health", "/health/ready"):
+        r = lucy.get(path)
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"] == "application/health+json"
+        doc = r.json()
+        assert doc["status"] in ("pass", "warn")
+        assert doc["serviceId"] == "lucy"
+        assert doc["version"]
+        for name in ("disk:free", "store:writable"):
+            items = doc["checks"][name]
+            assert isinstance(items, list) and items
+            for item in items:
+                for key in ("componentId", "componentType", "observedValue", "observedUnit", "status", "time"):
+                    assert key in item, (name, key, item)
+        assert doc["dependencies"]["disk"] == "ok"
+        assert doc["dependencies"]["store"] == "ok"
+        paths = [i["componentId"] for i in doc["checks"]["disk:free"]]
+        assert lucy.data_dir in paths
+
+
+def test_metrics_text(start_lucy):
+    lucy = start_lucy()
+    lucy.get("/health")
+    lucy.get("/nope")
+    r = lucy.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    assert 'lucy_disk_free_bytes{path="%s",role="data"}' % lucy.data_dir in text
+    assert "lucy_disk_free_pct{" in text
+    assert 'lucy_check_status{check="store:writable",critical="1"} 0' in text
+    assert 'lucy_http_requests_total{method="GET",route="/health",status="200"} 1' in text
+    assert 'lucy_http_requests_total{method="GET",route="unmatched",status="404"} 1' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2, line
+
+
+def test_404_and_405_are_json(start_lucy):
+    lucy = start_lucy()
+    r = lucy.get("/no/such/thing")
+    assert r.status_code == 404
+    assert r.json()["error_type"] == "not_found"
+    assert r.json()["message"]
+    r = lucy.request("DELETE", "/health")
+    assert r.status_code == 405
+    assert r.json()["error_type"] == "method_not_allowed"
+    assert r.headers["Allow"] == "GET"
+
+
+def test_auth(start_lucy):
+    lucy = start_lucy(env={"LUCY_API_TOKEN": "s3cret-token"})
+    r = lucy.get("/config")
+    assert r.status_code == 401
+    assert r.json()["error_type"] == "unauthorized"
+    assert "Bearer" in r.json()["message"]
+    r = lucy.get("/config", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+    r = lucy.get("/config", headers={"Authorization": "Bearer s3cret-token-and-more"})
+    assert r.status_code == 401
+    r = lucy.get("/config", headers={"Authorization": "Bearer s3cret-token"})
+    assert r.status_code == 200
+    # secrets are never returned
+    assert r.json()["options"]["LUCY_API_TOKEN"] == "(set)"
+    assert "s3cret-token" not in r.text
+    # health, liveness and metrics need no token
+    assert lucy.get("/health/live").status_code == 200
+    assert lucy.get("/health").status_code == 200
+    assert lucy.get("/metrics").status_code == 200
+    assert "s3cret-token" not in lucy.log_text()
+
+
+def test_body_limit_413(start_lucy):
+    lucy = start_lucy()
+    r = lucy.request("GET", "/config", data=b"x" * (1024 * 1024 + 1))
+    assert r.status_code == 413
+    assert r.json()["error_type"] == "payload_too_large"
+    # chunked upload without Content-Length is cut off as well
+    def gen():
+        for _ in range(40):
+            yield b"y" * 65536
+    r = lucy.request("GET", "/config", data=gen())
+    assert r.status_code == 413
+    assert r.json()["error_type"] == "payload_too_large"
+    assert lucy.get("/health/live").status_code == 200
+
+
+def run_lucy(args, env=None, timeout=20):
+    e = dict(SAN_ENV)
+    e.update(env or {})
+    return subprocess.run([LUCY_BIN] + args, env=e, capture_output=True, text=True, timeout=timeout)
+
+
+def test_refuses_public_address_without_token(tmp_path):
+    r = run_lucy(["serve", "--listen", "0.0.0.0:0", "--data", str(tmp_path / "d")])
+    assert r.returncode == 2
+    assert "LUCY_API_TOKEN" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_config_names_option(tmp_path):
+    r = run_lucy(["serve", "--data", str(tmp_path / "d")], env={"LUCY_DISK_WARN_PCT": "150"})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "LUCY_DISK_WARN_PCT" in lines[0] and "0 to 100" in lines[0]
+    r = run_lucy(["serve", "--bogus"])
+    assert r.returncode == 2
+    r = run_lucy(["frobnicate"])
+    assert r.returncode == 2
+    r = run_lucy(["version"])
+    assert r.returncode == 0 and r.stdout.startswith("lucy ")
+
+
+def test_config_file_and_flag_precedence(start_lucy, tmp_path):
+    conf = tmp_path / "lucy.conf"
+    conf.write_text("LUCY_SCAN_INTERVAL_S=77\nLUCY_LOG_LEVEL=debug\n")
+    lucy = start_lucy(env={"LUCY_SCAN_INTERVAL_S": "55"}, args=["--config", str(conf)])
+    opts = lucy.get("/config").json()["options"]
+    assert opts["LUCY_SCAN_INTERVAL_S"] == 77  # file beats environment
+    assert opts["LUCY_LOG_LEVEL"] == "debug"
+
+
+def test_healthcheck_exit_codes(start_lucy):
+    lucy = start_lucy()
+    for flag in ("--live", "--ready"):
+        r = run_lucy(["healthcheck", flag, "--url", lucy.url + ("/health/live" if flag == "--live" else "/health/ready")])
+        assert r.returncode == 0, r.stderr
+    # from the listen address alone
+    r = run_lucy(["healthcheck", "--live"], env={"LUCY_LISTEN": "127.0.0.1:%d" % lucy.port})
+    assert r.returncode == 0, r.stderr
+    url = lucy.url + "/health/live"
+    assert lucy.stop() == 0
+    r = run_lucy(["healthcheck", "--url", url])
+    assert r.returncode == 1
+    assert "unhealthy" in r.stderr
+
+
+def test_sigterm_exits_zero_quickly(start_lucy):
+    lucy = start_lucy()
+    t0 = time.time()
+    assert lucy.stop(timeout=15) == 0
+    assert any(l.get("msg") == "stopped" for l in lucy.log_lines())
