@@ -17,11 +17,13 @@
 #include "config.h"
 #include "error.h"
 
+/* clang-format off */
 #define OFF(field) offsetof(struct lucy_config, field)
-#define INT_OPT(n, fl, def, lo, hi, field, h)                                                      \
+#define INT_OPT(n, fl, def, lo, hi, field, h) \
     {n, fl, LUCY_OPT_INT, def, lo, hi, NULL, 0, 0, OFF(field), h}
-#define STR_OPT(n, fl, def, secret, append, field, h)                                              \
+#define STR_OPT(n, fl, def, secret, append, field, h) \
     {n, fl, LUCY_OPT_STRING, def, 0, 0, NULL, secret, append, OFF(field), h}
+/* clang-format on */
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
@@ -63,6 +65,8 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
             "threads for the ASR engine; 0 = cores"),
     INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
+    INT_OPT("LUCY_JOB_RETRY_BASE_S", NULL, "30", 1, 3600, job_retry_base_s,
+            "first retry delay of a locked recording; doubles up to 1 h"),
     STR_OPT("WHATSAPP_VERIFY_TOKEN", NULL, NULL, 1, 0, whatsapp_verify_token,
             "token for the webhook verification handshake"),
     STR_OPT("WHATSAPP_APP_SECRET", NULL, NULL, 1, 0, whatsapp_app_secret,
@@ -185,8 +189,8 @@ static const struct {
     const char *name;
     int seconds;
 } rate_units[] = {
-    {"s", 1},     {"sec", 1},     {"second", 1}, {"m", 60},       {"min", 60},
-    {"minute", 60}, {"h", 3600},  {"hour", 3600},
+    {"s", 1},    {"sec", 1},     {"second", 1}, {"m", 60},
+    {"min", 60}, {"minute", 60}, {"h", 3600},   {"hour", 3600},
 };
 
 /* "N/unit" -> count, period_s. */

@@ -16,36 +16,37 @@
 #include <stddef.h>
 
 struct lucy_config {
-    char *listen;              /* LUCY_LISTEN "host:port" */
-    char listen_host[64];      /* derived from listen */
-    int listen_port;           /* derived from listen; 0 = any free port */
-    char *data_dir;            /* LUCY_DATA_DIR */
-    char *recordings_dirs;     /* LUCY_RECORDINGS_DIRS, colon-separated */
-    int scan_interval_s;       /* LUCY_SCAN_INTERVAL_S */
-    int scan_settle_s;         /* LUCY_SCAN_SETTLE_S */
-    int follow_symlinks;       /* LUCY_FOLLOW_SYMLINKS (bool) */
-    char *api_token;           /* LUCY_API_TOKEN (secret) */
-    char *log_level;           /* LUCY_LOG_LEVEL */
-    int disk_warn_pct;         /* LUCY_DISK_WARN_PCT */
-    int disk_warn_mb;          /* LUCY_DISK_WARN_MB */
-    int disk_critical_pct;     /* LUCY_DISK_CRITICAL_PCT */
-    int disk_critical_mb;      /* LUCY_DISK_CRITICAL_MB */
-    int disk_reserve_mb;       /* LUCY_DISK_RESERVE_MB; 0 disables */
-    char *disk_paths;          /* LUCY_DISK_PATHS, colon-separated */
-    int disk_interval_ms;      /* LUCY_DISK_INTERVAL_MS: how often disk is measured */
-    int http_threads;          /* LUCY_HTTP_THREADS: libmicrohttpd pool size */
-    char *asr_engine;          /* LUCY_ASR_ENGINE */
-    char *whisper_model;       /* LUCY_WHISPER_MODEL */
-    char *asr_url;             /* LUCY_ASR_URL */
-    int asr_threads;           /* LUCY_ASR_THREADS; 0 = number of cores */
-    int asr_workers;           /* LUCY_ASR_WORKERS */
-    char *whatsapp_verify_token;  /* WHATSAPP_VERIFY_TOKEN (secret) */
-    char *whatsapp_app_secret;    /* WHATSAPP_APP_SECRET (secret) */
-    char *whatsapp_access_token;  /* WHATSAPP_ACCESS_TOKEN (secret) */
-    char *whatsapp_graph_url;     /* WHATSAPP_GRAPH_URL */
-    char *rate_limit;          /* LUCY_RATE_LIMIT "N/unit" */
-    int rate_limit_count;      /* derived: N */
-    int rate_limit_period_s;   /* derived: unit in seconds */
+    char *listen;                /* LUCY_LISTEN "host:port" */
+    char listen_host[64];        /* derived from listen */
+    int listen_port;             /* derived from listen; 0 = any free port */
+    char *data_dir;              /* LUCY_DATA_DIR */
+    char *recordings_dirs;       /* LUCY_RECORDINGS_DIRS, colon-separated */
+    int scan_interval_s;         /* LUCY_SCAN_INTERVAL_S */
+    int scan_settle_s;           /* LUCY_SCAN_SETTLE_S */
+    int follow_symlinks;         /* LUCY_FOLLOW_SYMLINKS (bool) */
+    char *api_token;             /* LUCY_API_TOKEN (secret) */
+    char *log_level;             /* LUCY_LOG_LEVEL */
+    int disk_warn_pct;           /* LUCY_DISK_WARN_PCT */
+    int disk_warn_mb;            /* LUCY_DISK_WARN_MB */
+    int disk_critical_pct;       /* LUCY_DISK_CRITICAL_PCT */
+    int disk_critical_mb;        /* LUCY_DISK_CRITICAL_MB */
+    int disk_reserve_mb;         /* LUCY_DISK_RESERVE_MB; 0 disables */
+    char *disk_paths;            /* LUCY_DISK_PATHS, colon-separated */
+    int disk_interval_ms;        /* LUCY_DISK_INTERVAL_MS: how often disk is measured */
+    int http_threads;            /* LUCY_HTTP_THREADS: libmicrohttpd pool size */
+    char *asr_engine;            /* LUCY_ASR_ENGINE */
+    char *whisper_model;         /* LUCY_WHISPER_MODEL */
+    char *asr_url;               /* LUCY_ASR_URL */
+    int asr_threads;             /* LUCY_ASR_THREADS; 0 = number of cores */
+    int asr_workers;             /* LUCY_ASR_WORKERS */
+    int job_retry_base_s;        /* LUCY_JOB_RETRY_BASE_S: first retry delay of a locked file */
+    char *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN (secret) */
+    char *whatsapp_app_secret;   /* WHATSAPP_APP_SECRET (secret) */
+    char *whatsapp_access_token; /* WHATSAPP_ACCESS_TOKEN (secret) */
+    char *whatsapp_graph_url;    /* WHATSAPP_GRAPH_URL */
+    char *rate_limit;            /* LUCY_RATE_LIMIT "N/unit" */
+    int rate_limit_count;        /* derived: N */
+    int rate_limit_period_s;     /* derived: unit in seconds */
 };
 
 enum lucy_opt_type {
@@ -58,16 +59,16 @@ enum lucy_opt_type {
 };
 
 struct lucy_option {
-    const char *name;            /* environment / file key */
-    const char *flag;            /* command-line flag or NULL */
-    enum lucy_opt_type type;     /* how the text is parsed */
-    const char *default_value;   /* as text; NULL = unset */
-    long min, max;               /* bounds for LUCY_OPT_INT */
-    const char *const *choices;  /* NULL-terminated, for LUCY_OPT_ENUM */
-    int secret;                  /* never printed or returned */
-    int append;                  /* repeated flags join with ':' */
-    size_t offset;               /* field in struct lucy_config */
-    const char *help;            /* one line for the README and --help */
+    const char *name;           /* environment / file key */
+    const char *flag;           /* command-line flag or NULL */
+    enum lucy_opt_type type;    /* how the text is parsed */
+    const char *default_value;  /* as text; NULL = unset */
+    long min, max;              /* bounds for LUCY_OPT_INT */
+    const char *const *choices; /* NULL-terminated, for LUCY_OPT_ENUM */
+    int secret;                 /* never printed or returned */
+    int append;                 /* repeated flags join with ':' */
+    size_t offset;              /* field in struct lucy_config */
+    const char *help;           /* one line for the README and --help */
 };
 
 /* The option table and its length. */

@@ -61,10 +61,10 @@ int lucy_ctx_open(struct lucy_ctx *ctx, const struct lucy_config *cfg, char *err
     chmod(ctx->tmp_dir, 0700);
     clean_tmp(ctx->tmp_dir);
 
-    struct lucy_disk_thresholds t = {cfg->disk_warn_pct, cfg->disk_warn_mb,
-                                     cfg->disk_critical_pct, cfg->disk_critical_mb};
-    ctx->disk = lucy_disk_new(cfg->data_dir, ctx->tmp_dir, cfg->disk_paths, &t,
-                              cfg->disk_reserve_mb);
+    struct lucy_disk_thresholds t = {cfg->disk_warn_pct, cfg->disk_warn_mb, cfg->disk_critical_pct,
+                                     cfg->disk_critical_mb};
+    ctx->disk =
+        lucy_disk_new(cfg->data_dir, ctx->tmp_dir, cfg->disk_paths, &t, cfg->disk_reserve_mb);
     if (!ctx->disk) {
         snprintf(err, errlen, "out of memory");
         return LUCY_ENOMEM;

@@ -157,8 +157,8 @@ int lucy_log_level_parse(const char *name, enum lucy_log_level *out)
         const char *name;
         enum lucy_log_level level;
     } names[] = {
-        {"debug", LUCY_LOG_DEBUG},     {"info", LUCY_LOG_INFO},   {"warning", LUCY_LOG_WARNING},
-        {"warn", LUCY_LOG_WARNING},    {"error", LUCY_LOG_ERROR},
+        {"debug", LUCY_LOG_DEBUG},  {"info", LUCY_LOG_INFO},   {"warning", LUCY_LOG_WARNING},
+        {"warn", LUCY_LOG_WARNING}, {"error", LUCY_LOG_ERROR},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcmp(name, names[i].name) == 0) {

@@ -11,13 +11,13 @@
 #include "lucy.h"
 
 static const struct {
-    const char *name;                  /* subcommand */
-    int (*fn)(int argc, char **argv);  /* gets argv after the name */
-    const char *usage;                 /* arguments */
-    const char *summary;               /* one line */
+    const char *name;                 /* subcommand */
+    int (*fn)(int argc, char **argv); /* gets argv after the name */
+    const char *usage;                /* arguments */
+    const char *summary;              /* one line */
 } commands[] = {
-    {"serve", lucy_cmd_serve, "[--config FILE] [--listen ADDR:PORT] [--data DIR] [--recordings DIR]...",
-     "run the daemon"},
+    {"serve", lucy_cmd_serve,
+     "[--config FILE] [--listen ADDR:PORT] [--data DIR] [--recordings DIR]...", "run the daemon"},
     {"healthcheck", lucy_cmd_healthcheck, "[--live|--ready] [--url URL]",
      "exit 0 when lucy answers healthy, 1 when not (for Docker HEALTHCHECK)"},
     {"version", lucy_cmd_version, "", "print the version"},

@@ -8,9 +8,9 @@
 #ifndef LUCY_CMD_H
 #define LUCY_CMD_H
 
-#define LUCY_EXIT_OK 0
+#define LUCY_EXIT_OK     0
 #define LUCY_EXIT_FAILED 1
-#define LUCY_EXIT_USAGE 2
+#define LUCY_EXIT_USAGE  2
 
 int lucy_cmd_serve(int argc, char **argv);
 int lucy_cmd_healthcheck(int argc, char **argv);

@@ -83,7 +83,8 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
     int sig = 0;
     sigwait(&set, &sig);
     ctx->stopping = 1;
-    lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = LUCY_EXIT_OK;
 out:
     if (ctx->http)

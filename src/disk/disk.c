@@ -24,13 +24,13 @@
 #define MIB (1024ull * 1024ull)
 
 struct lucy_disk {
-    pthread_mutex_t lock;                            /* guards everything below */
-    struct lucy_disk_thresholds t;                   /* configured thresholds */
+    pthread_mutex_t lock;                             /* guards everything below */
+    struct lucy_disk_thresholds t;                    /* configured thresholds */
     struct lucy_disk_path paths[LUCY_DISK_MAX_PATHS]; /* [0] = data dir */
-    int n_paths;                                     /* used entries of paths */
-    char reserve_path[600];                          /* DATA_DIR/reserve.bin */
-    uint64_t reserve_bytes;                          /* 0 = reserve disabled */
-    int reserve_present;                             /* file exists at full size */
+    int n_paths;                                      /* used entries of paths */
+    char reserve_path[600];                           /* DATA_DIR/reserve.bin */
+    uint64_t reserve_bytes;                           /* 0 = reserve disabled */
+    int reserve_present;                              /* file exists at full size */
 };
 
 static const char *const level_names[] = {"ok", "warn", "critical"};

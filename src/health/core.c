@@ -171,15 +171,13 @@ static void get_config(struct lucy_http_request *req, struct lucy_http_response 
             v = json_string(*(char *const *)field);
         json_object_set_new(options, opt->name, v);
     }
-    lucy_http_reply_json(resp, 200, json_pack("{s:s,s:o}", "version", LUCY_VERSION, "options",
-                                              options));
+    lucy_http_reply_json(resp, 200,
+                         json_pack("{s:s,s:o}", "version", LUCY_VERSION, "options", options));
 }
 
 static const struct lucy_route core_routes[] = {
-    {"GET", "/config", get_config, 1, 0},
-    {"GET", "/health/live", get_live, 0, 0},
-    {"GET", "/health", get_ready, 0, 0},
-    {"GET", "/health/ready", get_ready, 0, 0},
+    {"GET", "/config", get_config, 1, 0},   {"GET", "/health/live", get_live, 0, 0},
+    {"GET", "/health", get_ready, 0, 0},    {"GET", "/health/ready", get_ready, 0, 0},
     {"GET", "/metrics", get_metrics, 0, 0},
 };
 

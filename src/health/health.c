@@ -19,29 +19,29 @@
 #include "../error.h"
 #include "health.h"
 
-#define TICK_MS 250
+#define TICK_MS      250
 #define MAX_TICK_FNS 8
 
 struct entry {
-    struct lucy_check check;          /* the registered row */
-    struct lucy_check_report report;  /* latest result */
-    int64_t measured_at_ms;           /* wall clock of the latest result; 0 = never */
-    int64_t next_due_mono_ms;         /* when to run next */
+    struct lucy_check check;         /* the registered row */
+    struct lucy_check_report report; /* latest result */
+    int64_t measured_at_ms;          /* wall clock of the latest result; 0 = never */
+    int64_t next_due_mono_ms;        /* when to run next */
 };
 
 struct lucy_health {
-    pthread_mutex_t lock;   /* guards entries' reports and stopping */
-    pthread_cond_t wake;    /* signalled to stop */
-    pthread_t thread;       /* the prober */
-    int running;            /* thread started */
-    int stopping;           /* stop requested */
-    char version[64];       /* reported in /health */
-    struct entry *entries;  /* registered checks */
-    int n, cap;             /* used / allocated */
+    pthread_mutex_t lock;  /* guards entries' reports and stopping */
+    pthread_cond_t wake;   /* signalled to stop */
+    pthread_t thread;      /* the prober */
+    int running;           /* thread started */
+    int stopping;          /* stop requested */
+    char version[64];      /* reported in /health */
+    struct entry *entries; /* registered checks */
+    int n, cap;            /* used / allocated */
     struct {
         void (*fn)(void *);
         void *arg;
-    } ticks[MAX_TICK_FNS];  /* extra per-tick work */
+    } ticks[MAX_TICK_FNS]; /* extra per-tick work */
     int n_ticks;
 };
 
@@ -324,9 +324,9 @@ json_t *lucy_health_render(struct lucy_health *h, enum lucy_health_status *overa
     pthread_mutex_unlock(&h->lock);
     json_decref(dep_rank);
 
-    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "status", status_names[overall],
-                            "version", h->version, "serviceId", "lucy", "description",
-                            "lucy readiness", "checks", checks, "dependencies", deps);
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "status", status_names[overall], "version",
+                            h->version, "serviceId", "lucy", "description", "lucy readiness",
+                            "checks", checks, "dependencies", deps);
     if (overall_out)
         *overall_out = overall;
     return doc;

@@ -38,7 +38,7 @@ struct lucy_check_item {
 /* What one run of a check produced. */
 struct lucy_check_report {
     struct lucy_check_item items[LUCY_CHECK_MAX_ITEMS]; /* measured components */
-    int n_items;                                         /* used entries */
+    int n_items;                                        /* used entries */
 };
 
 /* Fills out (zeroed by the caller) within timeout_ms. arg is the row's arg. */

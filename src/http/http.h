@@ -26,7 +26,7 @@
 struct lucy_ctx;
 struct lucy_http;
 
-#define LUCY_ROUTE_MAX_PARAMS 4
+#define LUCY_ROUTE_MAX_PARAMS        4
 #define LUCY_HTTP_BODY_LIMIT_DEFAULT (1024 * 1024)
 
 /* DESIGN §5 error types. */
@@ -48,25 +48,25 @@ enum lucy_http_error {
 };
 
 struct lucy_http_request {
-    struct lucy_ctx *ctx;                        /* the daemon's context */
-    const char *method;                          /* "GET", "POST" ... */
-    const char *path;                            /* decoded path, no query */
-    const char *route_pattern;                   /* matched pattern */
-    char *params[LUCY_ROUTE_MAX_PARAMS];         /* captured `{name}` values, in order */
-    int n_params;                                /* how many */
-    const char *body;                            /* raw body bytes (NUL-terminated copy) */
-    size_t body_len;                             /* exact length */
-    void *conn;                                  /* struct MHD_Connection (private) */
+    struct lucy_ctx *ctx;                /* the daemon's context */
+    const char *method;                  /* "GET", "POST" ... */
+    const char *path;                    /* decoded path, no query */
+    const char *route_pattern;           /* matched pattern */
+    char *params[LUCY_ROUTE_MAX_PARAMS]; /* captured `{name}` values, in order */
+    int n_params;                        /* how many */
+    const char *body;                    /* raw body bytes (NUL-terminated copy) */
+    size_t body_len;                     /* exact length */
+    void *conn;                          /* struct MHD_Connection (private) */
 };
 
 #define LUCY_HTTP_MAX_HEADERS 6
 
 struct lucy_http_response {
-    int status;                 /* HTTP status */
-    const char *content_type;   /* static string */
-    char *body;                 /* malloc'd; the server frees it */
-    size_t body_len;            /* length of body */
-    int retry_after_s;          /* > 0: Retry-After header */
+    int status;               /* HTTP status */
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd; the server frees it */
+    size_t body_len;          /* length of body */
+    int retry_after_s;        /* > 0: Retry-After header */
     struct {
         char name[64];
         char value[256];
@@ -77,11 +77,11 @@ struct lucy_http_response {
 typedef void (*lucy_route_fn)(struct lucy_http_request *req, struct lucy_http_response *resp);
 
 struct lucy_route {
-    const char *method;   /* "GET", "POST", "PUT", "DELETE" */
-    const char *pattern;  /* "/recordings/{id}" */
-    lucy_route_fn fn;     /* the handler */
-    int auth;             /* 1: needs the bearer token when one is configured */
-    size_t body_limit;    /* bytes; 0 = LUCY_HTTP_BODY_LIMIT_DEFAULT */
+    const char *method;  /* "GET", "POST", "PUT", "DELETE" */
+    const char *pattern; /* "/recordings/{id}" */
+    lucy_route_fn fn;    /* the handler */
+    int auth;            /* 1: needs the bearer token when one is configured */
+    size_t body_limit;   /* bytes; 0 = LUCY_HTTP_BODY_LIMIT_DEFAULT */
 };
 
 /* Result of matching a path against a table. */

@@ -98,8 +98,7 @@ static void reply_error_v(struct lucy_http_response *resp, enum lucy_http_error 
 {
     char message[1024];
     vsnprintf(message, sizeof message, fmt, ap);
-    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message",
-                             message);
+    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message", message);
     resp->retry_after_s = retry_after_s;
     if (retry_after_s > 0)
         json_object_set_new(body, "retry_after_s", json_integer(retry_after_s));

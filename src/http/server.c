@@ -49,13 +49,13 @@ struct lucy_http {
 };
 
 struct conn_state {
-    struct lucy_http_request req;  /* what handlers see */
+    struct lucy_http_request req;   /* what handlers see */
     const struct lucy_route *route; /* matched row, NULL when answered early */
-    char *body;                    /* accumulated body */
-    size_t body_len, body_cap;     /* bytes used / allocated */
-    size_t limit;                  /* route's body limit */
-    int too_large;                 /* body exceeded the limit */
-    int answered;                  /* a reply was queued early */
+    char *body;                     /* accumulated body */
+    size_t body_len, body_cap;      /* bytes used / allocated */
+    size_t limit;                   /* route's body limit */
+    int too_large;                  /* body exceeded the limit */
+    int answered;                   /* a reply was queued early */
 };
 
 static void count_request(struct lucy_http *h, const char *method, const char *route, int status)
@@ -182,8 +182,8 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct lucy_http *h = cls;
@@ -229,8 +229,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct lucy_http_response resp = {0};
     if (cs->too_large) {
         lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
-                              "request body is over this endpoint's limit of %zu bytes",
-                              cs->limit);
+                              "request body is over this endpoint's limit of %zu bytes", cs->limit);
         return send_reply(h, conn, method, cs->route->pattern, &resp);
     }
     cs->req.ctx = h->ctx;
@@ -301,7 +300,8 @@ int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, s
 int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_port, char *err,
                     size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char portstr[16];

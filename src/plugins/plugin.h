@@ -13,11 +13,11 @@
 struct lucy_ctx;
 
 struct lucy_plugin {
-    const char *name;                                      /* "whatsapp" */
-    int (*init)(struct lucy_ctx *ctx, void **state);       /* 0 or LUCY_E*; sets *state */
-    int (*start)(void *state);                             /* 0 or LUCY_E* */
-    void (*stop)(void *state);                             /* joins its threads */
-    void (*free)(void *state);                             /* releases state */
+    const char *name;                                /* "whatsapp" */
+    int (*init)(struct lucy_ctx *ctx, void **state); /* 0 or LUCY_E*; sets *state */
+    int (*start)(void *state);                       /* 0 or LUCY_E* */
+    void (*stop)(void *state);                       /* joins its threads */
+    void (*free)(void *state);                       /* releases state */
 };
 
 /* NULL-terminated list of every plugin built into this binary. */

@@ -28,7 +28,7 @@
 #include "../log.h"
 #include "store.h"
 
-#define BATCH_MAX 512
+#define BATCH_MAX     512
 #define READ_POOL_MAX 8
 
 struct write_req {
@@ -41,20 +41,20 @@ struct write_req {
 };
 
 struct lucy_store {
-    char path[1024];                  /* DATA_DIR/lucy.db */
-    sqlite3 *writer_db;               /* owned by the writer thread */
-    int writer_broken;                /* reopen before the next batch */
-    pthread_t writer;                 /* the group-commit thread */
-    pthread_mutex_t lock;             /* guards queue, stopping, done flags */
-    pthread_cond_t work;              /* signalled when a request is queued */
-    pthread_cond_t finished;          /* broadcast after every batch */
-    struct write_req *head, *tail;    /* FIFO of pending requests */
-    int stopping;                     /* close requested */
-    pthread_mutex_t pool_lock;        /* guards the read pool */
-    sqlite3 *pool[READ_POOL_MAX];     /* idle read connections */
-    int pool_n;                       /* how many are idle */
-    unsigned long long batches;       /* committed batches (stats) */
-    unsigned long long writes;        /* committed writes (stats) */
+    char path[1024];               /* DATA_DIR/lucy.db */
+    sqlite3 *writer_db;            /* owned by the writer thread */
+    int writer_broken;             /* reopen before the next batch */
+    pthread_t writer;              /* the group-commit thread */
+    pthread_mutex_t lock;          /* guards queue, stopping, done flags */
+    pthread_cond_t work;           /* signalled when a request is queued */
+    pthread_cond_t finished;       /* broadcast after every batch */
+    struct write_req *head, *tail; /* FIFO of pending requests */
+    int stopping;                  /* close requested */
+    pthread_mutex_t pool_lock;     /* guards the read pool */
+    sqlite3 *pool[READ_POOL_MAX];  /* idle read connections */
+    int pool_n;                    /* how many are idle */
+    unsigned long long batches;    /* committed batches (stats) */
+    unsigned long long writes;     /* committed writes (stats) */
 };
 
 int lucy_store_err(int rc)
@@ -91,8 +91,8 @@ static int exec(sqlite3 *db, const char *sql)
 static int open_conn(const char *path, int readonly, sqlite3 **out)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(db, 5000);
     if (rc == SQLITE_OK && !readonly)
@@ -390,8 +390,7 @@ const char *lucy_store_path(struct lucy_store *s)
     return s->path;
 }
 
-void lucy_store_stats(struct lucy_store *s, unsigned long long *batches,
-                      unsigned long long *writes)
+void lucy_store_stats(struct lucy_store *s, unsigned long long *batches, unsigned long long *writes)
 {
     pthread_mutex_lock(&s->lock);
     *batches = s->batches;

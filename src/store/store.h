@@ -67,7 +67,7 @@ void lucy_store_stats(struct lucy_store *s, unsigned long long *batches,
 
 /* One migration: applied once, in order of version, in a transaction. */
 struct lucy_migration {
-    int version;     /* strictly increasing */
+    int version;      /* strictly increasing */
     const char *name; /* what it adds */
     const char *sql;  /* one or more statements */
 };

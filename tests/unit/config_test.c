@@ -43,8 +43,8 @@ static void precedence_env_file_flags(void **state)
 
     setenv("LUCY_LISTEN", "127.0.0.1:7000", 1);
     setenv("LUCY_DISK_CRITICAL_PCT", "3", 1);
-    char *argv[] = {"--config", path, "--listen", "127.0.0.1:9100", "--recordings", "/a",
-                    "--recordings=/b"};
+    char *argv[] = {"--config",     path, "--listen",       "127.0.0.1:9100",
+                    "--recordings", "/a", "--recordings=/b"};
     int argc = 7;
     struct lucy_config cfg;
     char err[256];
@@ -52,10 +52,10 @@ static void precedence_env_file_flags(void **state)
     for (int i = 0; i < argc;)
         assert_int_equal(lucy_config_flag(&cfg, argc, argv, &i, err, sizeof err), 1);
     assert_int_equal(lucy_config_finish(&cfg, err, sizeof err), 0);
-    assert_int_equal(cfg.listen_port, 9100);      /* flag beats file and env */
-    assert_int_equal(cfg.disk_warn_pct, 20);      /* from the file */
-    assert_int_equal(cfg.disk_critical_pct, 3);   /* from the environment */
-    assert_string_equal(cfg.data_dir, "/tmp/x");  /* quotes stripped */
+    assert_int_equal(cfg.listen_port, 9100);     /* flag beats file and env */
+    assert_int_equal(cfg.disk_warn_pct, 20);     /* from the file */
+    assert_int_equal(cfg.disk_critical_pct, 3);  /* from the environment */
+    assert_string_equal(cfg.data_dir, "/tmp/x"); /* quotes stripped */
     assert_string_equal(cfg.recordings_dirs, "/a:/b");
     lucy_config_free(&cfg);
     unsetenv("LUCY_LISTEN");

@@ -58,9 +58,9 @@ static void render(void **state)
     (void)state;
     struct lucy_health *h = lucy_health_new("1.2.3");
     struct lucy_check critical = {"store:writable", "datastore", "store", 1, 60000, 100,
-                                  fake_check, NULL};
-    struct lucy_check optional = {"redis:ping", "datastore", "redis", 0, 60000, 100, fake_check,
-                                  NULL};
+                                  fake_check,       NULL};
+    struct lucy_check optional = {"redis:ping", "datastore", "redis",    0,
+                                  60000,        100,         fake_check, NULL};
     assert_int_equal(lucy_health_register(h, &critical), 0);
     assert_int_equal(lucy_health_register(h, &optional), 0);
 
@@ -77,7 +77,8 @@ static void render(void **state)
     assert_int_equal(calls, 2); /* render only reads the cache */
     assert_int_equal(s, LUCY_HEALTH_FAIL);
     assert_string_equal(json_string_value(json_object_get(doc, "status")), "fail");
-    json_t *redis = json_array_get(json_object_get(json_object_get(doc, "checks"), "redis:ping"), 0);
+    json_t *redis =
+        json_array_get(json_object_get(json_object_get(doc, "checks"), "redis:ping"), 0);
     assert_string_equal(json_string_value(json_object_get(redis, "status")), "warn");
     assert_string_equal(json_string_value(json_object_get(redis, "componentId")), "thing");
     json_t *deps = json_object_get(doc, "dependencies");

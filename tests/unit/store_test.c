@@ -42,8 +42,7 @@ static int put(sqlite3 *db, void *arg)
     long v = (long)(intptr_t)arg;
     char sql[128];
     /* odd values violate the primary key on purpose (already present) */
-    snprintf(sql, sizeof sql, "INSERT INTO meta (key, value) VALUES ('k%ld', 'v')",
-             v % 2 ? 1L : v);
+    snprintf(sql, sizeof sql, "INSERT INTO meta (key, value) VALUES ('k%ld', 'v')", v % 2 ? 1L : v);
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     return lucy_store_err(rc);
 }
