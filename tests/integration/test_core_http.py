@@ -1,6 +1,7 @@
 """Foundation: health/metrics shapes, JSON errors, auth, body limit, start-up
 refusals and `lucy healthcheck` exit codes, against the real binary."""
 import json
+import os
 import subprocess
 import time
 
@@ -161,3 +162,13 @@ def test_sigterm_exits_zero_quickly(start_lucy):
     t0 = time.time()
     assert lucy.stop(timeout=15) == 0
     assert any(l.get("msg") == "stopped" for l in lucy.log_lines())
+
+
+def test_readme_documents_every_option(start_lucy):
+    """The README's configuration table must list every option lucy has."""
+    from conftest import ROOT
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    lucy = start_lucy()
+    options = lucy.get("/config").json()["options"]
+    missing = [name for name in options if "`%s`" % name not in readme]
+    assert not missing, "options missing from README.md: %s" % missing
