@@ -8,14 +8,18 @@
  * requests finish, so every 200 already sent is durable), stop workers,
  * stop the prober, drain the store's writer, exit 0.
  *
- * Signals are blocked in every thread and taken by sigwait() on the main
- * thread, so no handler runs in the middle of library code.
+ * Signals are blocked in every thread and taken by sigtimedwait() on the
+ * main thread, so no handler runs in the middle of library code. The same
+ * loop tells systemd READY=1 and pings its watchdog (sd_notify, libsystemd)
+ * while the prober is alive.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "../config.h"
 #include "../error.h"
@@ -33,6 +37,36 @@ static void log_tick(void *arg)
 {
     (void)arg;
     lucy_log_tick();
+}
+
+/* How stale the prober may be before the watchdog stops being pinged: more
+ * than any check's timeout, well under a typical WatchdogSec. */
+#define WATCHDOG_PROBER_MAX_AGE_MS 10000
+
+/* Tells systemd we are ready (a no-op without NOTIFY_SOCKET), then waits
+ * for SIGTERM/SIGINT. Meanwhile, if systemd's watchdog is on, pings it at
+ * half its interval, but only while the prober is alive, so a wedged
+ * daemon is restarted by systemd (liveness at the OS level). Returns the
+ * signal taken. */
+static int wait_for_signal(struct lucy_ctx *ctx)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    uint64_t watchdog_usec = 0;
+    int watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+    sd_notifyf(0, "READY=1\nSTATUS=listening, data dir %s", ctx->cfg->data_dir);
+    uint64_t period_usec = watchdog ? watchdog_usec / 2 : 1000000;
+    for (;;) {
+        struct timespec timeout = {(time_t)(period_usec / 1000000),
+                                   (long)(period_usec % 1000000) * 1000};
+        int sig = sigtimedwait(&set, NULL, &timeout);
+        if (sig > 0)
+            return sig;
+        if (watchdog && lucy_health_prober_alive(ctx->health, WATCHDOG_PROBER_MAX_AGE_MS))
+            sd_notify(0, "WATCHDOG=1");
+    }
 }
 
 static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
@@ -76,13 +110,9 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
     lucy_log(LUCY_LOG_INFO, "listening", "{s:s,s:i,s:s,s:s}", "host", cfg->listen_host, "port",
              port, "data_dir", cfg->data_dir, "version", LUCY_VERSION);
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = wait_for_signal(ctx);
     ctx->stopping = 1;
+    sd_notify(0, "STOPPING=1");
     lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = LUCY_EXIT_OK;

@@ -43,6 +43,7 @@ struct lucy_health {
         void *arg;
     } ticks[MAX_TICK_FNS]; /* extra per-tick work */
     int n_ticks;
+    int64_t last_loop_mono_ms; /* when the prober last went round its loop */
 };
 
 static int64_t mono_ms(void)
@@ -198,6 +199,7 @@ static void *prober_main(void *arg)
     pthread_setname_np(pthread_self(), "prober");
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
+        h->last_loop_mono_ms = mono_ms();
         pthread_mutex_unlock(&h->lock);
         run_due(h, mono_ms());
         for (int i = 0; i < h->n_ticks; i++)
@@ -219,10 +221,21 @@ static void *prober_main(void *arg)
 int lucy_health_start(struct lucy_health *h)
 {
     run_due(h, mono_ms());
+    h->last_loop_mono_ms = mono_ms();
     if (pthread_create(&h->thread, NULL, prober_main, h) != 0)
         return LUCY_ENOMEM;
+    pthread_mutex_lock(&h->lock);
     h->running = 1;
+    pthread_mutex_unlock(&h->lock);
     return 0;
+}
+
+int lucy_health_prober_alive(struct lucy_health *h, int max_age_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    int alive = h->running && mono_ms() - h->last_loop_mono_ms <= max_age_ms;
+    pthread_mutex_unlock(&h->lock);
+    return alive;
 }
 
 void lucy_health_stop(struct lucy_health *h)

@@ -73,6 +73,11 @@ int lucy_health_require(struct lucy_health *h, const char *name_prefix);
 int lucy_health_start(struct lucy_health *h);
 void lucy_health_stop(struct lucy_health *h);
 
+/* 1 when the prober thread went round its loop within max_age_ms: the
+ * daemon's own liveness, used to decide whether to ping systemd's
+ * watchdog. A prober stuck in a hung check stops the pings. */
+int lucy_health_prober_alive(struct lucy_health *h, int max_age_ms);
+
 /* Extra work the prober does every tick (~250 ms), e.g. lucy_log_tick. */
 void lucy_health_on_tick(struct lucy_health *h, void (*fn)(void *), void *arg);
 

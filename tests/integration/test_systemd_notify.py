@@ -1,0 +1,50 @@
+"""systemd integration without systemd: a fake NOTIFY_SOCKET receives
+READY=1 once lucy listens and WATCHDOG=1 pings at half of WATCHDOG_USEC,
+then STOPPING=1 on SIGTERM."""
+import os
+import socket
+import time
+
+
+def test_ready_and_watchdog_pings(start_lucy, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    try:
+        lucy = start_lucy(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        messages = []
+        deadline = time.time() + 5
+        while time.time() < deadline and sum("WATCHDOG=1" in m for m in messages) < 3:
+            messages.append(sock.recv(4096).decode())
+        assert "READY=1" in messages[0], messages
+        assert sum("WATCHDOG=1" in m for m in messages) >= 3, messages
+        assert lucy.stop() == 0
+        rest = []
+        sock.settimeout(1)
+        try:
+            while True:
+                rest.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert any("STOPPING=1" in m for m in rest), rest
+    finally:
+        sock.close()
+
+
+def test_no_watchdog_pings_without_watchdog(start_lucy, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(2.5)
+    try:
+        start_lucy(env={"NOTIFY_SOCKET": path})
+        first = sock.recv(4096).decode()
+        assert "READY=1" in first
+        try:
+            extra = sock.recv(4096).decode()
+        except socket.timeout:
+            extra = ""
+        assert "WATCHDOG=1" not in extra
+    finally:
+        sock.close()
