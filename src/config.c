@@ -97,6 +97,11 @@ static int parse_string(struct lucy_config *cfg, const struct lucy_option *opt, 
 {
     (void)err, (void)errlen;
     char **f = str_field(cfg, opt);
+    if (!*v) { /* an empty value means "unset" (e.g. FOO= in compose files) */
+        free(*f);
+        *f = NULL;
+        return 0;
+    }
     char *copy = strdup(v);
     if (!copy)
         return LUCY_ENOMEM;
