@@ -31,12 +31,35 @@ test: build build-asan
 	scripts/run-tests $(BUILD)
 	scripts/run-tests $(ASAN_BUILD)
 
+# Without LUCY_RECORDINGS_DIRS, serves the shipped samples/. A fresh checkout
+# gives them mtime = checkout time, which the settle rule (LUCY_SCAN_SETTLE_S,
+# default 30 s) would treat as "still syncing"; files in the repository are
+# never being written, so the settle time is 0 for them (unless set).
 run: build
 	mkdir -p data
-	LUCY_RECORDINGS_DIRS=$${LUCY_RECORDINGS_DIRS:-samples} $(BUILD)/lucy serve --listen $(LISTEN) --data data
+	@if [ -z "$$LUCY_RECORDINGS_DIRS" ]; then \
+	  export LUCY_RECORDINGS_DIRS=samples LUCY_SCAN_SETTLE_S=$${LUCY_SCAN_SETTLE_S:-0}; \
+	fi; \
+	echo "lucy: scanning $$LUCY_RECORDINGS_DIRS, listening on $(LISTEN)"; \
+	exec $(BUILD)/lucy serve --listen $(LISTEN) --data data
+
+# The Qdrant backend suite (tests/integration/test_qdrant.py) against a real
+# Qdrant: QDRANT_URL=http://host:6333 [QDRANT_API_KEY=...] make test-qdrant.
+# Each test uses its own collection (lucy_test_*) and drops it afterwards; the
+# fault tests need the test double and are skipped (docs/qdrant.md). Without
+# QDRANT_URL the suite runs against the test double, as in `make test`.
+.PHONY: test-qdrant
+test-qdrant: build
+	@echo "test-qdrant: against $${QDRANT_URL:-the Qdrant test double (set QDRANT_URL for a real server)}"
+	LUCY_BIN="$(CURDIR)/$(BUILD)/lucy" LUCY_BUILD_DIR="$(CURDIR)/$(BUILD)" \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration/test_qdrant.py
 
 bench: build
 	scripts/bench $(BUILD)
+
+# libFuzzer harnesses (tests/fuzz/), built with clang into build-fuzz/.
+fuzz:
+	scripts/fuzz $${FUZZ_SECONDS:-600}
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

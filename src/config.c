@@ -27,6 +27,7 @@
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
+static const char *const on_error_modes[] = {"allow", "deny", NULL};
 
 const struct lucy_option lucy_options[] = {
     {"LUCY_LISTEN", "--listen", LUCY_OPT_LISTEN, "127.0.0.1:8765", 0, 0, NULL, 0, 0, OFF(listen),
@@ -77,6 +78,24 @@ const struct lucy_option lucy_options[] = {
             whatsapp_graph_url, "Graph API base URL"),
     {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
      "per client for the API, per sender for messages"},
+    STR_OPT("REDIS_URL", NULL, NULL, 1, 0, redis_url,
+            "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"),
+    INT_OPT("LUCY_REDIS_TIMEOUT_MS", NULL, "500", 10, 60000, redis_timeout_ms,
+            "Redis connect and per-command timeout, ms"),
+    INT_OPT("LUCY_REDIS_POOL_SIZE", NULL, "4", 1, 64, redis_pool_size, "Redis connections at most"),
+    {"LUCY_REDIS_AUTOHEAL", NULL, LUCY_OPT_BOOL, "0", 0, 1, NULL, 0, 0, OFF(redis_autoheal),
+     "on MISCONF from a failed save, set stop-writes-on-bgsave-error no until a save succeeds"},
+    {"LUCY_RATE_LIMIT_ON_ERROR", NULL, LUCY_OPT_ENUM, "allow", 0, 0, on_error_modes, 0, 0,
+     OFF(rate_limit_on_error), "rate limiter decision when its backend fails: allow, deny"},
+    STR_OPT("LUCY_READY_REQUIRES", NULL, "", 0, 0, ready_requires,
+            "comma-separated dependencies whose failure fails readiness: redis, qdrant"),
+    STR_OPT("QDRANT_URL", NULL, NULL, 0, 0, qdrant_url,
+            "Qdrant REST URL (http://host:6333); unset = embedded SQLite FTS5 index"),
+    STR_OPT("QDRANT_API_KEY", NULL, NULL, 1, 0, qdrant_api_key, "Qdrant api-key header value"),
+    STR_OPT("QDRANT_COLLECTION", NULL, "lucy_data", 0, 0, qdrant_collection,
+            "Qdrant collection of the search index"),
+    INT_OPT("LUCY_QDRANT_TIMEOUT_MS", NULL, "3000", 50, 600000, qdrant_timeout_ms,
+            "timeout of every Qdrant call (connect included), ms"),
 };
 const size_t lucy_options_count = sizeof lucy_options / sizeof lucy_options[0];
 
@@ -409,6 +428,20 @@ int lucy_config_finish(struct lucy_config *cfg, char *err, size_t errlen)
                  cfg->disk_critical_pct, cfg->disk_critical_mb, cfg->disk_warn_pct,
                  cfg->disk_warn_mb);
         return LUCY_EINVAL;
+    }
+    if (cfg->ready_requires) {
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", cfg->ready_requires);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            if (strcmp(t, "redis") != 0 && strcmp(t, "qdrant") != 0) {
+                snprintf(err, errlen,
+                         "invalid LUCY_READY_REQUIRES='%s': expected a comma-separated list of "
+                         "redis, qdrant",
+                         cfg->ready_requires);
+                return LUCY_EINVAL;
+            }
+        }
     }
     if (!cfg->data_dir || !*cfg->data_dir) {
         snprintf(err, errlen, "invalid LUCY_DATA_DIR='': expected a directory path");

@@ -47,6 +47,16 @@ struct lucy_config {
     char *rate_limit;            /* LUCY_RATE_LIMIT "N/unit" */
     int rate_limit_count;        /* derived: N */
     int rate_limit_period_s;     /* derived: unit in seconds */
+    char *redis_url;             /* REDIS_URL (secret: holds the password); unset = sqlite kv */
+    int redis_timeout_ms;        /* LUCY_REDIS_TIMEOUT_MS: connect and per-command timeout */
+    int redis_pool_size;         /* LUCY_REDIS_POOL_SIZE: Redis connections at most */
+    int redis_autoheal;          /* LUCY_REDIS_AUTOHEAL (bool) */
+    char *rate_limit_on_error;   /* LUCY_RATE_LIMIT_ON_ERROR allow|deny */
+    char *ready_requires;        /* LUCY_READY_REQUIRES csv of redis,qdrant */
+    char *qdrant_url;            /* QDRANT_URL; unset = embedded SQLite FTS5 index */
+    char *qdrant_api_key;        /* QDRANT_API_KEY (secret): sent as the api-key header */
+    char *qdrant_collection;     /* QDRANT_COLLECTION */
+    int qdrant_timeout_ms;       /* LUCY_QDRANT_TIMEOUT_MS: connect + whole-call timeout */
 };
 
 enum lucy_opt_type {

@@ -26,10 +26,9 @@ static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
     return 0;
 }
 
-/* Temp copies are only ever useful to the job that made them; any left
- * over belong to a previous run that crashed. */
-static void clean_tmp(const char *dir)
+void lucy_ctx_clean_tmp(struct lucy_ctx *ctx)
 {
+    const char *dir = ctx->tmp_dir;
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -59,7 +58,6 @@ int lucy_ctx_open(struct lucy_ctx *ctx, const struct lucy_config *cfg, char *err
     if (rc)
         return rc;
     chmod(ctx->tmp_dir, 0700);
-    clean_tmp(ctx->tmp_dir);
 
     struct lucy_disk_thresholds t = {cfg->disk_warn_pct, cfg->disk_warn_mb, cfg->disk_critical_pct,
                                      cfg->disk_critical_mb};

@@ -43,12 +43,18 @@ struct lucy_ctx {
     volatile sig_atomic_t stopping; /* set on SIGTERM/SIGINT */
 };
 
-/* Creates the data dir and DATA_DIR/tmp (0700), removes stale temp copies,
- * opens the store (migrations) and the disk guard (one poll). Returns 0 or
- * a LUCY_E* code with one line in err. Close with lucy_ctx_close() on every
- * path, also after a failure. */
+/* Creates the data dir and DATA_DIR/tmp (0700), opens the store
+ * (migrations) and the disk guard (one poll). Returns 0 or a LUCY_E* code
+ * with one line in err. Close with lucy_ctx_close() on every path, also
+ * after a failure. Safe for CLI commands while a daemon runs on the same
+ * data dir. */
 int lucy_ctx_open(struct lucy_ctx *ctx, const struct lucy_config *cfg, char *err, size_t errlen);
 void lucy_ctx_close(struct lucy_ctx *ctx);
+
+/* Removes every file in DATA_DIR/tmp: temp copies are only useful to the
+ * job that made them, so any found at start-up belong to a run that
+ * crashed. Only `lucy serve` calls this, before its workers start. */
+void lucy_ctx_clean_tmp(struct lucy_ctx *ctx);
 
 /* Adds a /metrics contributor (start-up only). 0 or LUCY_ENOMEM. */
 int lucy_metrics_add(struct lucy_ctx *ctx, lucy_metrics_fn fn, void *arg);

@@ -20,6 +20,20 @@ static const struct {
      "[--config FILE] [--listen ADDR:PORT] [--data DIR] [--recordings DIR]...", "run the daemon"},
     {"healthcheck", lucy_cmd_healthcheck, "[--live|--ready] [--url URL]",
      "exit 0 when lucy answers healthy, 1 when not (for Docker HEALTHCHECK)"},
+    {"scan", lucy_cmd_scan, "[DIR...] [--json] | --probe FILE... | --hash FILE...",
+     "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary"},
+    {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--json]",
+     "decode one audio file and print its transcript"},
+    {"search", lucy_cmd_search,
+     "QUERY [--source call_recording|whatsapp] [--contact C] [--from T] [--to T] [--limit N] "
+     "[--json]",
+     "search the local index (no server needed); T = Unix seconds or ISO 8601"},
+    {"stats", lucy_cmd_stats, "[--json]", "print what GET /rag/stats returns"},
+    {"reindex", lucy_cmd_reindex, "[--json]", "rebuild the search index from the stored documents"},
+    {"kv", lucy_cmd_kv,
+     "ping|persistence|replay | get KEY | del KEY | set KEY VALUE [--ttl-ms N] | "
+     "setnx KEY VALUE --ttl-ms N | ratelimit KEY [--burst N]",
+     "use the key-value backend (REDIS_URL, else the local store) from the command line"},
     {"version", lucy_cmd_version, "", "print the version"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -23,11 +23,13 @@
 
 /* 16 kHz mono audio; both representations of the same samples. */
 struct lucy_pcm {
-    int16_t *s16;       /* n_samples samples, for pocketsphinx */
-    float *f32;         /* n_samples samples in [-1, 1], for whisper */
-    size_t n_samples;   /* at LUCY_ASR_SAMPLE_RATE */
-    double duration_s;  /* n_samples / 16000 */
+    int16_t *s16;             /* n_samples samples, for pocketsphinx */
+    float *f32;               /* n_samples samples in [-1, 1], for whisper */
+    size_t n_samples;         /* at LUCY_ASR_SAMPLE_RATE */
+    double duration_s;        /* n_samples / 16000 */
     double source_duration_s; /* the container's duration (0 if unknown) */
+    int truncated;            /* 1: decoded audio ends well before source_duration_s
+                                 (a file cut after its index); the audio is kept */
 };
 
 struct lucy_segment {
@@ -39,13 +41,13 @@ struct lucy_segment {
 struct lucy_transcript {
     struct lucy_segment *segments; /* in time order */
     size_t n_segments;
-    char *text;             /* all segments joined by spaces ("" = no speech) */
-    char engine[32];        /* "pocketsphinx", "whisper", "http" */
-    char model[256];        /* model path or name */
-    char language[16];      /* "en", or detected */
-    double audio_s;         /* duration of the audio transcribed */
-    double wall_s;          /* time the engine took */
-    double rtf;             /* real-time factor: wall_s / audio_s */
+    char *text;        /* all segments joined by spaces ("" = no speech) */
+    char engine[32];   /* "pocketsphinx", "whisper", "http" */
+    char model[256];   /* model path or name */
+    char language[16]; /* "en", or detected */
+    double audio_s;    /* duration of the audio transcribed */
+    double wall_s;     /* time the engine took */
+    double rtf;        /* real-time factor: wall_s / audio_s */
 };
 
 struct lucy_asr_options {
@@ -53,6 +55,10 @@ struct lucy_asr_options {
     const char *whisper_model; /* LUCY_WHISPER_MODEL or NULL */
     const char *url;           /* LUCY_ASR_URL or NULL */
     int threads;               /* 0 = number of cores */
+    const char *model;         /* optional override (`--model`): pocketsphinx
+                                  acoustic model dir, whisper model path (wins
+                                  over whisper_model), http model name
+                                  (default "whisper-1"); NULL = default */
 };
 
 struct lucy_asr_engine {
@@ -69,22 +75,55 @@ struct lucy_asr_engine {
  * through fd with libavformat, from the start) and resamples to 16 kHz
  * mono. Returns 0; LUCY_ECORRUPT when it is not decodable audio (err says
  * the decoder's reason); LUCY_ELOCKED / LUCY_EIO / LUCY_EPERM on read errors
- * by errno; LUCY_ENOMEM. */
+ * by errno; LUCY_ENOMEM. A file that decodes to well under its container's
+ * duration is returned with out->truncated = 1 (and a WARNING logged).
+ * A regular file is read with pread (the fd's offset is neither used nor
+ * moved); anything else (a pipe) is read in order. out is owned by the
+ * caller: lucy_pcm_free(). Thread-safe (FFmpeg's log callback is installed
+ * once per process and routes to lucy_log DEBUG). */
 int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen);
+/* Frees the sample arrays and zeroes *pcm. NULL and a zeroed pcm are fine. */
 void lucy_pcm_free(struct lucy_pcm *pcm);
 
-/* Chooses the engine for opt->engine ("auto": whisper if built and a model
- * is set, else http if a URL is set, else pocketsphinx). NULL with err when
- * the named engine is not built in or not configured. */
+/* Chooses the engine for opt->engine ("auto" or NULL: whisper if built and
+ * a model is set, else http if a URL is set, else pocketsphinx). NULL with
+ * err when the named engine is unknown, not built in or not configured
+ * (http without a URL, whisper without a model). The result is a static
+ * row: never freed. Thread-safe. */
 const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt, char *err,
                                               size_t errlen);
 
-int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
-                  void **state, char *err, size_t errlen);
-/* Transcribes and fills engine name, audio_s, wall_s and rtf. */
+/* Opens an instance of engine e (loads its model: pocketsphinx ~0.7 s,
+ * whisper seconds). opt's strings are copied or used during the call only.
+ * Returns 0 and *state (close it with lucy_asr_close), or a LUCY_E* code
+ * with err (LUCY_EUNAVAIL: model missing). One instance serves one thread
+ * at a time; open one per worker. */
+int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt, void **state,
+                  char *err, size_t errlen);
+/* Transcribes pcm (not modified) into *out, which it zeroes first, and
+ * fills engine, language (default "en"), audio_s, wall_s (CLOCK_MONOTONIC
+ * around the engine) and rtf = wall_s / audio_s. No speech: 0 segments and
+ * text "". On error *out is empty and err says why: LUCY_EUNAVAIL (http:
+ * server refused, with its message; unreachable), LUCY_ETIMEDOUT,
+ * LUCY_EIO (engine failure), LUCY_ENOMEM. The caller frees *out with
+ * lucy_transcript_free() in both cases. */
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen);
+/* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
+/* Frees segments and text; the struct itself is the caller's. Safe on a
+ * zeroed transcript and after a failed lucy_asr_transcribe. */
 void lucy_transcript_free(struct lucy_transcript *t);
+
+/* Appends a segment [t0_ms, t1_ms] with a copy of text[0..text_len),
+ * trimmed of surrounding white space; text that is empty after trimming is
+ * skipped (returns 0). t1_ms below t0_ms is raised to t0_ms. For engines
+ * and for callers rebuilding a stored transcript. 0 or LUCY_ENOMEM. */
+int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
+                        size_t text_len);
+
+/* Sets t->text to the segments' texts joined by single spaces ("" when
+ * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */
+int lucy_transcript_join(struct lucy_transcript *t);
 
 #endif

@@ -15,6 +15,12 @@
 int lucy_cmd_serve(int argc, char **argv);
 int lucy_cmd_healthcheck(int argc, char **argv);
 int lucy_cmd_version(int argc, char **argv);
+int lucy_cmd_scan(int argc, char **argv);       /* scan.c */
+int lucy_cmd_transcribe(int argc, char **argv); /* transcribe.c */
+int lucy_cmd_search(int argc, char **argv);     /* search.c */
+int lucy_cmd_stats(int argc, char **argv);      /* stats.c */
+int lucy_cmd_reindex(int argc, char **argv);    /* reindex.c */
+int lucy_cmd_kv(int argc, char **argv);         /* kv.c */
 
 /* Loads the configuration for a command: defaults, environment, --config,
  * then config flags in argv. Flags that are not config flags are handed to
@@ -30,5 +36,14 @@ int lucy_cmd_config(struct lucy_config *cfg, int argc, char **argv,
 
 /* Prints "lucy: <message>" on stderr. */
 void lucy_cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Opens DATA_DIR's store and the search index for a command (search.c):
+ * local_only = the embedded sqlite index, else the configured backend.
+ * Prints one line and returns LUCY_EXIT_FAILED on error (nothing to
+ * close), else 0; close with lucy_index_close() then lucy_store_close(). */
+struct lucy_store;
+struct lucy_index;
+int lucy_cmd_open_index(const struct lucy_config *cfg, int local_only, struct lucy_store **store,
+                        struct lucy_index **ix);
 
 #endif

@@ -69,6 +69,23 @@ static int wait_for_signal(struct lucy_ctx *ctx)
     }
 }
 
+/* LUCY_READY_REQUIRES: makes the named dependencies' checks ("redis:*",
+ * "qdrant:*") critical, after every plugin has registered its checks. A
+ * name with no checks (its URL unset) is logged, not fatal. */
+static void apply_ready_requires(struct lucy_health *h, const char *csv)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", csv ? csv : "");
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s:", t);
+        if (lucy_health_require(h, prefix) != 0)
+            lucy_log(LUCY_LOG_WARNING, "LUCY_READY_REQUIRES names an unconfigured dependency",
+                     "{s:s}", "dependency", t);
+    }
+}
+
 static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
 {
     char err[512];
@@ -90,6 +107,7 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
             goto out;
         }
     }
+    apply_ready_requires(ctx->health, cfg->ready_requires);
     if (lucy_health_start(ctx->health) != 0) {
         lucy_cmd_error("cannot start the prober thread");
         goto out;
@@ -168,6 +186,7 @@ int lucy_cmd_serve(int argc, char **argv)
         lucy_config_free(&cfg);
         return LUCY_EXIT_FAILED;
     }
+    lucy_ctx_clean_tmp(&ctx);
     rc = run(&ctx, &cfg);
     lucy_ctx_close(&ctx);
     lucy_log(LUCY_LOG_INFO, "stopped", NULL);

@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lucy_ctx;
 struct lucy_http;
@@ -70,8 +71,16 @@ struct lucy_http_response {
     struct {
         char name[64];
         char value[256];
-    } headers[LUCY_HTTP_MAX_HEADERS]; /* extra headers */
+    } headers[LUCY_HTTP_MAX_HEADERS]; /* extra headers; a Cache-Control here replaces
+                                       * the default "no-store" */
     int n_headers;
+    /* A body read from a file instead of `body` (lucy_http_reply_fd): the
+     * server sends fd_length bytes from fd_offset (sendfile where it can)
+     * and closes fd when the reply is done. fd = -1: unused (the server
+     * sets -1 before a handler runs). */
+    int fd;             /* open descriptor, owned by the response; -1 = none */
+    uint64_t fd_offset; /* first byte to send */
+    uint64_t fd_length; /* bytes to send */
 };
 
 typedef void (*lucy_route_fn)(struct lucy_http_request *req, struct lucy_http_response *resp);
@@ -125,6 +134,12 @@ void lucy_http_reply_error(struct lucy_http_response *resp, enum lucy_http_error
  * 503 dependency_unavailable, ENOTFOUND -> 404, ...), with message. */
 void lucy_http_reply_err(struct lucy_http_response *resp, int lucy_err, const char *message);
 int lucy_http_add_header(struct lucy_http_response *resp, const char *name, const char *value);
+/* A reply whose body is length bytes of the open file fd from offset
+ * (bytes), e.g. a 206 for a Range request. Takes ownership of fd: the
+ * server closes it after sending (or on any failure). Replaces a body set
+ * before. Headers added before or after are kept. */
+void lucy_http_reply_fd(struct lucy_http_response *resp, int status, const char *content_type,
+                        int fd, uint64_t offset, uint64_t length);
 
 /* The error type's name ("disk_full") and HTTP status (507). */
 const char *lucy_http_error_name(enum lucy_http_error type);

@@ -124,3 +124,16 @@ void lucy_http_reply_err(struct lucy_http_response *resp, int err, const char *m
     }
     lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0, "%s (%s)", message, lucy_strerror(err));
 }
+
+void lucy_http_reply_fd(struct lucy_http_response *resp, int status, const char *content_type,
+                        int fd, uint64_t offset, uint64_t length)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->fd = fd;
+    resp->fd_offset = offset;
+    resp->fd_length = length;
+}

@@ -7,6 +7,10 @@
  * the end (the handler runs and its reply is queued). A `struct
  * conn_state` lives from the first call to on_completed().
  *
+ * A handler's reply is a malloc'd body, or an open file (resp->fd, set by
+ * lucy_http_reply_fd) that libmicrohttpd sends from an offset and closes.
+ * Replies carry "Cache-Control: no-store" unless the handler set its own.
+ *
  * Counters for /metrics (requests by method, route and status) are a small
  * table under a mutex; an unknown path is counted as route "unmatched" so a
  * scanner cannot grow the table.
@@ -21,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../error.h"
 #include "../log.h"
@@ -95,20 +101,35 @@ static enum MHD_Result send_reply(struct lucy_http *h, struct MHD_Connection *co
                                   const char *method, const char *route,
                                   struct lucy_http_response *resp)
 {
-    if (!resp->body) {
-        lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0,
-                              "the handler produced no reply; this is a bug in lucy");
-    }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
+    struct MHD_Response *r;
+    if (resp->fd >= 0) { /* a file body: libmicrohttpd closes fd when done */
         free(resp->body);
-        return MHD_NO;
+        resp->body = NULL;
+        r = MHD_create_response_from_fd_at_offset64(resp->fd_length, resp->fd, resp->fd_offset);
+        if (!r)
+            close(resp->fd);
+        resp->fd = -1;
+        if (!r)
+            return MHD_NO;
+    } else {
+        if (!resp->body) {
+            lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0,
+                                  "the handler produced no reply; this is a bug in lucy");
+        }
+        r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(resp->body);
+            return MHD_NO;
+        }
+        resp->body = NULL; /* owned by libmicrohttpd now */
     }
-    resp->body = NULL; /* owned by libmicrohttpd now */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             resp->content_type ? resp->content_type : "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    int own_cache_control = 0;
+    for (int i = 0; i < resp->n_headers; i++)
+        own_cache_control |= strcasecmp(resp->headers[i].name, "Cache-Control") == 0;
+    if (!own_cache_control)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (resp->retry_after_s > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", resp->retry_after_s);
@@ -145,7 +166,7 @@ static int authorized(struct lucy_http *h, struct MHD_Connection *conn)
 static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const char *url,
                       const char *method, struct conn_state *cs, enum MHD_Result *result)
 {
-    struct lucy_http_response resp = {0};
+    struct lucy_http_response resp = {.fd = -1};
     char allow[64];
     enum lucy_route_match_result m =
         lucy_route_match(h->routes, h->n_routes, method, url, &cs->route, cs->req.params,
@@ -226,7 +247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     cs->answered = 1;
 
-    struct lucy_http_response resp = {0};
+    struct lucy_http_response resp = {.fd = -1};
     if (cs->too_large) {
         lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
                               "request body is over this endpoint's limit of %zu bytes", cs->limit);

@@ -3,8 +3,16 @@
  */
 #include <stddef.h>
 
+#include "../index/index.h"
+#include "../kv/kv.h"
+#include "call_recordings/plugin.h"
 #include "plugin.h"
+#include "whatsapp/whatsapp.h"
 
 const struct lucy_plugin *const lucy_plugins[] = {
+    &lucy_kv_plugin,
+    &lucy_index_plugin,
+    &lucy_call_recordings_plugin,
+    &lucy_whatsapp_plugin,
     NULL,
 };

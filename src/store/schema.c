@@ -8,5 +8,247 @@ const struct lucy_migration lucy_migrations[] = {
     {1, "core",
      "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, written_at_ms INTEGER NOT NULL);"
      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"},
+    /* 10: the search index (src/index/outbox.c). documents = the local
+     * canonical copy of every searchable document, one row per
+     * (source, id, segment); deleted = tombstone until the indexer has
+     * removed it from the backend (keeps doc_rowid stable). outbox = one
+     * pending operation per document, newest wins (seq bumps on change).
+     * documents_fts = the sqlite backend's FTS5 index, rowid = doc_rowid. */
+    {10, "search_index",
+     "CREATE TABLE documents ("
+     " doc_rowid INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " source TEXT NOT NULL,"
+     " id TEXT NOT NULL,"
+     " segment INTEGER NOT NULL DEFAULT 0,"
+     " contact TEXT,"
+     " title TEXT,"
+     " text TEXT NOT NULL,"
+     " time_s INTEGER NOT NULL DEFAULT 0,"
+     " t0_ms INTEGER NOT NULL DEFAULT 0,"
+     " t1_ms INTEGER NOT NULL DEFAULT 0,"
+     " deleted INTEGER NOT NULL DEFAULT 0,"
+     " updated_at_ms INTEGER NOT NULL,"
+     " UNIQUE (source, id, segment));"
+     "CREATE TABLE outbox ("
+     " doc_rowid INTEGER PRIMARY KEY,"
+     " op TEXT NOT NULL CHECK (op IN ('put','delete')),"
+     " seq INTEGER NOT NULL DEFAULT 1,"
+     " queued_at_ms INTEGER NOT NULL,"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,"
+     " last_error TEXT,"
+     " failed INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX outbox_due ON outbox(failed, next_attempt_at_ms);"
+     "CREATE VIRTUAL TABLE documents_fts USING fts5("
+     " title, text, tokenize = 'unicode61 remove_diacritics 2');"},
+    /* 20: call_recordings scanner (plugins/call_recordings/scan.c). A
+     * recording is audio content, id = hex SHA-256; recording_paths holds
+     * every file seen at a path (path = its exact bytes, display_path =
+     * UTF-8 with U+FFFD), whatever its last outcome. status is the last
+     * content outcome (recording, corrupt, unsupported, locked,
+     * permission_denied, io_error); presence is present, missing or
+     * unavailable (root vanished). recordings.scan_status: ok (a present
+     * path holds it), unavailable, missing. Times are Unix seconds. */
+    {20, "recordings",
+     "CREATE TABLE recordings ("
+     " id TEXT PRIMARY KEY,"
+     " size INTEGER NOT NULL,"
+     " mtime_ns INTEGER NOT NULL,"
+     " duration_s REAL,"
+     " codec TEXT,"
+     " format TEXT,"
+     " sample_rate INTEGER,"
+     " channels INTEGER,"
+     " bit_rate INTEGER,"
+     " tags TEXT NOT NULL DEFAULT '{}',"
+     " scan_status TEXT NOT NULL DEFAULT 'ok'"
+     "  CHECK (scan_status IN ('ok','missing','unavailable')),"
+     " warning TEXT,"
+     " first_seen_s INTEGER NOT NULL,"
+     " updated_at_s INTEGER NOT NULL);"
+     "CREATE INDEX recordings_by_status ON recordings(scan_status, first_seen_s);"
+     "CREATE TABLE recording_paths ("
+     " path BLOB PRIMARY KEY,"
+     " display_path TEXT NOT NULL,"
+     " root BLOB NOT NULL,"
+     " recording_id TEXT,"
+     " size INTEGER NOT NULL,"
+     " mtime_ns INTEGER NOT NULL,"
+     " inode INTEGER NOT NULL,"
+     " status TEXT NOT NULL CHECK (status IN ('recording','corrupt','unsupported','locked',"
+     "  'permission_denied','io_error')),"
+     " presence TEXT NOT NULL DEFAULT 'present'"
+     "  CHECK (presence IN ('present','missing','unavailable')),"
+     " last_error TEXT,"
+     " errno_name TEXT,"
+     " locked_since_s INTEGER,"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_retry_s INTEGER,"
+     " first_seen_s INTEGER NOT NULL,"
+     " updated_at_s INTEGER NOT NULL);"
+     "CREATE INDEX recording_paths_by_recording ON recording_paths(recording_id);"
+     "CREATE INDEX recording_paths_by_root ON recording_paths(root);"
+     "CREATE TABLE scan_roots ("
+     " root BLOB PRIMARY KEY,"
+     " display_root TEXT NOT NULL,"
+     " available INTEGER NOT NULL,"
+     " files_seen INTEGER NOT NULL,"
+     " last_scan_s INTEGER NOT NULL);"},
+    /* 21: call_recordings transcription jobs, transcripts, segments
+     * (plugins/call_recordings/jobs.c). Times are Unix seconds. At most one
+     * active (queued/running/retry_wait/blocked) job per recording. */
+    {21, "jobs",
+     "CREATE TABLE jobs ("
+     " id INTEGER PRIMARY KEY,"
+     " recording_id TEXT NOT NULL,"
+     " status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+     "  ('queued','running','retry_wait','blocked','done','no_speech','failed')),"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " error_type TEXT,"
+     " error TEXT,"
+     " next_retry_at_s INTEGER,"
+     " created_at_s INTEGER NOT NULL,"
+     " updated_at_s INTEGER NOT NULL);"
+     "CREATE UNIQUE INDEX jobs_one_active ON jobs(recording_id)"
+     " WHERE status IN ('queued','running','retry_wait','blocked');"
+     "CREATE INDEX jobs_by_status ON jobs(status, next_retry_at_s, id);"
+     "CREATE INDEX jobs_by_recording ON jobs(recording_id, id);"
+     "CREATE TABLE transcripts ("
+     " recording_id TEXT PRIMARY KEY,"
+     " job_id INTEGER,"
+     " engine TEXT NOT NULL,"
+     " model TEXT,"
+     " language TEXT,"
+     " duration_s REAL,"
+     " rtf REAL,"
+     " text TEXT NOT NULL,"
+     " created_at_s INTEGER NOT NULL);"
+     "CREATE TABLE segments ("
+     " recording_id TEXT NOT NULL,"
+     " idx INTEGER NOT NULL,"
+     " t0_ms INTEGER NOT NULL,"
+     " t1_ms INTEGER NOT NULL,"
+     " text TEXT NOT NULL,"
+     " PRIMARY KEY (recording_id, idx)) WITHOUT ROWID;"},
+    /* 30-33: the WhatsApp inbox (plugins/whatsapp/). wa_inbox_bodies keeps
+     * every POST's exact bytes (de-duplicated by their SHA-256);
+     * wa_messages / wa_statuses hold the parsed items, de-duplicated by
+     * UNIQUE(wamid) and UNIQUE(id, status), `pending` until the inbox worker
+     * has processed them. Times: *_ms Unix milliseconds, *_s Unix seconds. */
+    {30, "whatsapp_inbox",
+     "CREATE TABLE wa_inbox_bodies ("
+     " id INTEGER PRIMARY KEY,"
+     " sha256 BLOB NOT NULL UNIQUE,"
+     " received_at_ms INTEGER NOT NULL,"
+     " body BLOB NOT NULL);"
+     "CREATE TABLE wa_messages ("
+     " seq INTEGER PRIMARY KEY,"
+     " wamid TEXT NOT NULL UNIQUE,"
+     " body_id INTEGER NOT NULL REFERENCES wa_inbox_bodies(id),"
+     " sender TEXT NOT NULL,"
+     " wa_id TEXT,"
+     " user_id TEXT,"
+     " phone_number_id TEXT,"
+     " type TEXT NOT NULL,"
+     " known_type INTEGER NOT NULL,"
+     " timestamp_s INTEGER NOT NULL,"
+     " profile_name TEXT,"
+     " raw TEXT NOT NULL,"
+     " received_at_ms INTEGER NOT NULL,"
+     " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','done')),"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+     " last_error TEXT,"
+     " text TEXT,"
+     " rate_limited INTEGER NOT NULL DEFAULT 0,"
+     " processed_at_ms INTEGER);"
+     "CREATE INDEX wa_messages_pending ON wa_messages(timestamp_s, seq) WHERE state = 'pending';"
+     "CREATE INDEX wa_messages_by_sender ON wa_messages(sender, timestamp_s, seq);"
+     "CREATE TABLE wa_statuses ("
+     " seq INTEGER PRIMARY KEY,"
+     " id TEXT NOT NULL,"
+     " status TEXT NOT NULL,"
+     " body_id INTEGER NOT NULL REFERENCES wa_inbox_bodies(id),"
+     " recipient_id TEXT,"
+     " timestamp_s INTEGER NOT NULL,"
+     " raw TEXT NOT NULL,"
+     " received_at_ms INTEGER NOT NULL,"
+     " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','done')),"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+     " last_error TEXT,"
+     " UNIQUE (id, status));"
+     "CREATE INDEX wa_statuses_pending ON wa_statuses(next_attempt_ms) WHERE state = 'pending';"},
+    /* 31: contacts (alias: the user's first, else the profile name) and the
+     * delivery state of outgoing messages, which only moves forward. */
+    {31, "whatsapp_contacts",
+     "CREATE TABLE wa_contacts ("
+     " id TEXT PRIMARY KEY,"
+     " wa_id TEXT,"
+     " user_id TEXT,"
+     " profile_name TEXT,"
+     " user_alias TEXT,"
+     " messages INTEGER NOT NULL DEFAULT 0,"
+     " last_message_s INTEGER,"
+     " first_seen_ms INTEGER NOT NULL,"
+     " updated_at_ms INTEGER NOT NULL);"
+     "CREATE TABLE wa_outgoing ("
+     " wamid TEXT PRIMARY KEY,"
+     " recipient_id TEXT,"
+     " status TEXT NOT NULL,"
+     " status_rank INTEGER NOT NULL,"
+     " status_time_s INTEGER,"
+     " errors TEXT,"
+     " updated_at_ms INTEGER NOT NULL);"},
+    /* 32: per-sender rate limit, GCRA: one theoretical arrival time per key. */
+    {32, "whatsapp_rate_limit",
+     "CREATE TABLE wa_rate_limit ("
+     " key TEXT PRIMARY KEY,"
+     " tat_ms INTEGER NOT NULL) WITHOUT ROWID;"},
+    /* 33: voice notes: Graph API download, sha256 check, transcript. */
+    {33, "whatsapp_media",
+     "CREATE TABLE wa_media ("
+     " wamid TEXT PRIMARY KEY REFERENCES wa_messages(wamid),"
+     " media_id TEXT,"
+     " mime_type TEXT,"
+     " sha256 TEXT,"
+     " state TEXT NOT NULL CHECK (state IN ('pending','downloaded','transcribed','no_speech',"
+     "  'failed','not_downloaded')),"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+     " error_type TEXT,"
+     " last_error TEXT,"
+     " path TEXT,"
+     " size_bytes INTEGER,"
+     " transcript TEXT,"
+     " engine TEXT,"
+     " created_at_ms INTEGER NOT NULL,"
+     " updated_at_ms INTEGER NOT NULL);"
+     "CREATE INDEX wa_media_due ON wa_media(next_attempt_ms) WHERE state IN ('pending','downloaded');"},
+    /* 40: the embedded kv backend and pending replays (src/kv/). kv = one
+     * value per key, expires_at_ms NULL = never (wall clock ms);
+     * kv_ratelimit = GCRA theoretical arrival time per key (us);
+     * kv_pending = writes a shared backend refused, newest per key (seq
+     * bumps on change), replayed oldest first when it answers again. */
+    {40, "kv",
+     "CREATE TABLE kv ("
+     " key TEXT PRIMARY KEY,"
+     " value BLOB NOT NULL,"
+     " expires_at_ms INTEGER) WITHOUT ROWID;"
+     "CREATE INDEX kv_expiry ON kv(expires_at_ms) WHERE expires_at_ms IS NOT NULL;"
+     "CREATE TABLE kv_ratelimit ("
+     " key TEXT PRIMARY KEY,"
+     " tat_us INTEGER NOT NULL,"
+     " expires_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX kv_ratelimit_expiry ON kv_ratelimit(expires_at_ms);"
+     "CREATE TABLE kv_pending ("
+     " key TEXT PRIMARY KEY,"
+     " op TEXT NOT NULL CHECK (op IN ('set','del')),"
+     " value BLOB,"
+     " seq INTEGER NOT NULL DEFAULT 1,"
+     " queued_at_ms INTEGER NOT NULL,"
+     " attempts INTEGER NOT NULL DEFAULT 0,"
+     " last_error TEXT);"
+     "CREATE INDEX kv_pending_order ON kv_pending(queued_at_ms, key);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];

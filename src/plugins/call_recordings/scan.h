@@ -22,8 +22,8 @@ struct lucy_ctx;
 
 /* Counters of one scan, exactly the DESIGN §6 summary keys. */
 struct lucy_scan_summary {
-    uint64_t files_seen, new_, changed, unchanged, locked, placeholder, ignored, changing,
-        corrupt, permission_denied, io_error, unsupported, missing, unavailable;
+    uint64_t files_seen, new_, changed, unchanged, locked, placeholder, ignored, changing, corrupt,
+        permission_denied, io_error, unsupported, missing, unavailable;
     uint64_t bytes_hashed;
     int64_t duration_ms;
     json_t *errors_by_errno; /* {"EDEADLK": 312, ...}; owned by the summary */
@@ -31,24 +31,51 @@ struct lucy_scan_summary {
     int64_t finished_at_s;   /* Unix time the scan ended */
 };
 
-/* Scans the colon-separated folders `dirs` once. Returns 0 and fills *out
- * (free with lucy_scan_summary_free()), or a LUCY_E* code when the scan
- * could not run at all. Per-file errors never fail a scan. */
+/* Scans the colon-separated folders `dirs` once, retrying every locked file
+ * now (an explicit scan). *out is always initialised and must always be
+ * released with lucy_scan_summary_free(). Returns 0, or a LUCY_E* code
+ * when the scan could not complete (the store is not writable: then
+ * out->failed = 1 and the counts are those reached so far; LUCY_ESHUTDOWN
+ * when lucy is stopping). Per-file errors never fail a scan.
+ *
+ * Counting: files_seen = regular files found; each gets exactly one of new,
+ * changed, unchanged, locked, placeholder, ignored, changing, corrupt,
+ * permission_denied, io_error, unsupported (a file that vanished between
+ * listing and opening counts as missing). missing = known files found gone
+ * by THIS scan (a transition); unavailable = known files of roots that are
+ * gone or empty now (a state, counted on every such scan). errors_by_errno
+ * counts per-file (and per-folder) errors by errno name; a locked file
+ * skipped while it backs off is counted again under its last errno.
+ * Not thread-safe against itself on one store: serialise scans (the
+ * scanner does). */
 int lucy_scan_run(struct lucy_ctx *ctx, const char *dirs, struct lucy_scan_summary *out);
 
-/* The summary as the JSON object of DESIGN §6 (new reference). */
+/* The summary as the JSON object of DESIGN §6, keys in that order (new
+ * reference; NULL on allocation failure). */
 json_t *lucy_scan_summary_json(const struct lucy_scan_summary *s);
 void lucy_scan_summary_free(struct lucy_scan_summary *s);
 
-/* The periodic + inotify scanner thread. */
+/* The periodic + inotify scanner thread over ctx->cfg->recordings_dirs.
+ * new: NULL on allocation failure. start: starts the thread (first scan at
+ * once), or does nothing but log when no folders are configured; 0 or
+ * LUCY_ENOMEM. Automatic scans honour the locked-file backoff. */
 struct lucy_scanner;
 struct lucy_scanner *lucy_scanner_new(struct lucy_ctx *ctx);
 int lucy_scanner_start(struct lucy_scanner *s);
-/* Runs a scan now on the caller's thread (serialised with the thread's
- * scans) and keeps its summary. For POST /recordings/scan. */
+/* Runs a scan now on the caller's thread (waits for a running scan to
+ * finish first; retries locked files at once) and keeps its summary. For
+ * POST /recordings/scan. Same contract as lucy_scan_run(); LUCY_EINVAL
+ * (with *out zeroed) when no recordings folders are configured. Works
+ * whether or not the thread was started. Thread-safe. */
 int lucy_scanner_scan_now(struct lucy_scanner *s, struct lucy_scan_summary *out);
-/* Copy of the last summary (json, new reference) or NULL before the first. */
+/* The last finished scan (thread or scan_now), for /health and /metrics:
+ * the DESIGN §6 summary object plus "failed" (bool: the scan could not
+ * complete - store not writable), "finished_at_s" (Unix time) and, when
+ * failed, "error" (text). A new reference the caller decrefs; NULL before
+ * the first scan has finished. Thread-safe, never blocks on a scan. */
 json_t *lucy_scanner_last_summary(struct lucy_scanner *s);
+/* stop: makes a running scan end at the next file and joins the thread
+ * (safe if never started). free: stops, then releases everything. */
 void lucy_scanner_stop(struct lucy_scanner *s);
 void lucy_scanner_free(struct lucy_scanner *s);
 

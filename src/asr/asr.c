@@ -1,0 +1,198 @@
+/*
+ * asr.c - the table of speech recognition engines, `auto` selection
+ * (DESIGN §7) and the wrappers every caller goes through.
+ *
+ * Engines are rows of `engines[]`; whisper's row exists only when the
+ * build found whisper.cpp (LUCY_HAVE_WHISPER). The wrappers check their
+ * arguments, time the engine with CLOCK_MONOTONIC and fill the fields every
+ * transcript carries (engine, audio_s, wall_s, rtf), so engines only
+ * produce segments and text.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../error.h"
+#include "../log.h"
+#include "asr.h"
+#include "engines.h"
+
+static const struct lucy_asr_engine *const engines[] = {
+#ifdef LUCY_HAVE_WHISPER
+    &lucy_asr_whisper,
+#endif
+    &lucy_asr_http,
+    &lucy_asr_pocketsphinx,
+};
+#define N_ENGINES (sizeof engines / sizeof engines[0])
+
+static const struct lucy_asr_engine *find(const char *name)
+{
+    for (size_t i = 0; i < N_ENGINES; i++)
+        if (strcmp(engines[i]->name, name) == 0)
+            return engines[i];
+    return NULL;
+}
+
+static int is_set(const char *s)
+{
+    return s && s[0];
+}
+
+const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt, char *err,
+                                              size_t errlen)
+{
+    const char *name = is_set(opt->engine) ? opt->engine : "auto";
+    if (strcmp(name, "auto") == 0) {
+        const struct lucy_asr_engine *w = find("whisper");
+        if (w && is_set(opt->whisper_model))
+            return w;
+        if (is_set(opt->url))
+            return &lucy_asr_http;
+        return &lucy_asr_pocketsphinx;
+    }
+    const struct lucy_asr_engine *e = find(name);
+    if (!e) {
+        if (strcmp(name, "whisper") == 0)
+            snprintf(err, errlen,
+                     "engine whisper is not built in: install whisper.cpp (pkg-config whisper) "
+                     "and rebuild, or use LUCY_ASR_ENGINE=pocketsphinx or http");
+        else
+            snprintf(err, errlen,
+                     "unknown ASR engine '%s': use auto, pocketsphinx, whisper or http", name);
+        return NULL;
+    }
+    if (e == &lucy_asr_http && !is_set(opt->url)) {
+        snprintf(err, errlen,
+                 "engine http needs LUCY_ASR_URL (an OpenAI-compatible "
+                 ".../v1/audio/transcriptions endpoint)");
+        return NULL;
+    }
+    if (strcmp(e->name, "whisper") == 0 && !is_set(opt->whisper_model)) {
+        snprintf(err, errlen, "engine whisper needs LUCY_WHISPER_MODEL (path to a ggml model)");
+        return NULL;
+    }
+    return e;
+}
+
+int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt, void **state,
+                  char *err, size_t errlen)
+{
+    *state = NULL;
+    if (errlen)
+        err[0] = '\0';
+    if (!e || !e->open)
+        return LUCY_EINVAL;
+    int rc = e->open(opt, state, err, errlen);
+    if (rc && errlen && !err[0])
+        snprintf(err, errlen, "cannot open ASR engine %s: %s", e->name, lucy_strerror(rc));
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
+                        struct lucy_transcript *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (errlen)
+        err[0] = '\0';
+    if (!e || !e->transcribe || !pcm)
+        return LUCY_EINVAL;
+    double t0 = now_s();
+    int rc = e->transcribe(state, pcm, out, err, errlen);
+    double wall_s = now_s() - t0;
+    if (rc) {
+        lucy_transcript_free(out);
+        if (errlen && !err[0])
+            snprintf(err, errlen, "%s: %s", e->name, lucy_strerror(rc));
+        return rc;
+    }
+    if (!out->text) {
+        out->text = strdup("");
+        if (!out->text) {
+            lucy_transcript_free(out);
+            return LUCY_ENOMEM;
+        }
+    }
+    snprintf(out->engine, sizeof out->engine, "%s", e->name);
+    if (!out->language[0])
+        snprintf(out->language, sizeof out->language, "en");
+    out->audio_s = pcm->duration_s;
+    out->wall_s = wall_s;
+    out->rtf = pcm->duration_s > 0 ? wall_s / pcm->duration_s : 0;
+    lucy_log(LUCY_LOG_DEBUG, "transcribed", "{s:s,s:f,s:f,s:I}", "engine", e->name, "audio_s",
+             out->audio_s, "rtf", out->rtf, "segments", (json_int_t)out->n_segments);
+    return 0;
+}
+
+void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
+{
+    if (e && e->close && state)
+        e->close(state);
+}
+
+void lucy_transcript_free(struct lucy_transcript *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_segments; i++)
+        free(t->segments[i].text);
+    free(t->segments);
+    free(t->text);
+    t->segments = NULL;
+    t->n_segments = 0;
+    t->text = NULL;
+}
+
+int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
+                        size_t text_len)
+{
+    while (text_len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n')) {
+        text++;
+        text_len--;
+    }
+    while (text_len > 0 && (text[text_len - 1] == ' ' || text[text_len - 1] == '\t' ||
+                            text[text_len - 1] == '\n' || text[text_len - 1] == '\r'))
+        text_len--;
+    if (text_len == 0)
+        return 0;
+    char *copy = strndup(text, text_len);
+    if (!copy)
+        return LUCY_ENOMEM;
+    struct lucy_segment *segs = realloc(t->segments, (t->n_segments + 1) * sizeof *segs);
+    if (!segs) {
+        free(copy);
+        return LUCY_ENOMEM;
+    }
+    t->segments = segs;
+    segs[t->n_segments++] = (struct lucy_segment){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    return 0;
+}
+
+int lucy_transcript_join(struct lucy_transcript *t)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < t->n_segments; i++)
+        len += strlen(t->segments[i].text) + 1;
+    char *text = malloc(len);
+    if (!text)
+        return LUCY_ENOMEM;
+    char *p = text;
+    for (size_t i = 0; i < t->n_segments; i++) {
+        size_t n = strlen(t->segments[i].text);
+        if (i > 0)
+            *p++ = ' ';
+        memcpy(p, t->segments[i].text, n);
+        p += n;
+    }
+    *p = '\0';
+    free(t->text);
+    t->text = text;
+    return 0;
+}

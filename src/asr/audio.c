@@ -1,0 +1,458 @@
+/*
+ * audio.c - any audio file FFmpeg reads -> 16 kHz mono PCM (DESIGN §7).
+ *
+ * How it works: libavformat reads the file through a custom AVIOContext
+ * whose callbacks pread() the caller's descriptor, so the file is read only
+ * through that fd (no second open, no path lookup) and a read error keeps
+ * its errno: EDEADLK from a sync client becomes LUCY_ELOCKED, not "corrupt".
+ * Seeking works (pread at our own offset), so an MP4 whose index (moov) is
+ * at the end is read like FFmpeg's own tools read it; a pipe is read in
+ * order (and such an MP4 then fails, as it does for ffmpeg). The best audio stream
+ * is decoded with libavcodec and converted by libswresample (one SwrContext,
+ * rebuilt if the frame format changes mid-stream) straight to signed 16-bit
+ * mono at 16 kHz - the same conversion `ffmpeg -ar 16000 -ac 1` does, so
+ * pocketsphinx sees the samples its own CLI would. The float copy for
+ * whisper is derived from those samples.
+ *
+ * Damaged input: a packet the decoder rejects is skipped (as the ffmpeg CLI
+ * does); no audio at all is LUCY_ECORRUPT with the demuxer's or decoder's
+ * reason (its last error-level log line, e.g. "moov atom not found"). A
+ * file that decodes to much less than its container's duration (cut after
+ * an index at the start) is returned with truncated = 1 and a WARNING.
+ *
+ * FFmpeg's log goes to lucy_log DEBUG through av_log_set_callback (set once
+ * per process), never to stderr.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+#include <libswresample/swresample.h>
+
+#include "../error.h"
+#include "../log.h"
+#include "asr.h"
+
+#define AVIO_BUFFER_BYTES 65536
+/* Decoded audio this much shorter than the container says is "truncated". */
+#define TRUNCATED_MIN_S    0.5
+#define TRUNCATED_MIN_FRAC 0.10
+
+/* The AVIOContext's opaque: the caller's descriptor read with pread. */
+struct fd_reader {
+    int fd;         /* not owned */
+    int seekable;   /* regular file: pread at pos; else read() in order */
+    int64_t pos;    /* next byte to read */
+    int read_errno; /* first errno from a read, 0 if none */
+};
+
+/* The last error-level FFmpeg message on this thread: the "reason" given
+ * with LUCY_ECORRUPT. Cleared at the start of each decode. */
+static __thread char ff_last_error[256];
+
+static void ff_log(void *avcl, int level, const char *fmt, va_list ap)
+{
+    if (level > AV_LOG_VERBOSE)
+        return;
+    int want_debug = lucy_log_get_level() <= LUCY_LOG_DEBUG;
+    if (level > AV_LOG_ERROR && !want_debug)
+        return;
+    char line[512];
+    int print_prefix = 1;
+    va_list copy;
+    va_copy(copy, ap);
+    av_log_format_line2(avcl, level, fmt, copy, line, sizeof line, &print_prefix);
+    va_end(copy);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n == 0)
+        return;
+    if (level <= AV_LOG_ERROR) {
+        /* Without the "[mov,mp4,... @ 0x...] " prefix for the reason. */
+        int plain = 0;
+        va_copy(copy, ap);
+        av_log_format_line2(NULL, level, fmt, copy, ff_last_error, sizeof ff_last_error, &plain);
+        va_end(copy);
+        size_t m = strlen(ff_last_error);
+        while (m > 0 && (ff_last_error[m - 1] == '\n' || ff_last_error[m - 1] == ' '))
+            ff_last_error[--m] = '\0';
+    }
+    if (want_debug)
+        lucy_log(LUCY_LOG_DEBUG, "ffmpeg", "{s:s,s:i}", "line", line, "av_level", level);
+}
+
+static pthread_once_t ff_log_once = PTHREAD_ONCE_INIT;
+
+static void ff_log_install(void)
+{
+    av_log_set_callback(ff_log);
+}
+
+static int fd_read(void *opaque, uint8_t *buf, int size)
+{
+    struct fd_reader *r = opaque;
+    ssize_t n;
+    do
+        n = r->seekable ? pread(r->fd, buf, (size_t)size, r->pos) : read(r->fd, buf, (size_t)size);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (!r->read_errno)
+            r->read_errno = errno;
+        return AVERROR(errno);
+    }
+    if (n == 0)
+        return AVERROR_EOF;
+    r->pos += n;
+    return (int)n;
+}
+
+static int64_t fd_seek(void *opaque, int64_t offset, int whence)
+{
+    struct fd_reader *r = opaque;
+    struct stat st;
+    switch (whence & ~AVSEEK_FORCE) {
+    case AVSEEK_SIZE:
+        if (fstat(r->fd, &st) != 0)
+            return AVERROR(errno);
+        return S_ISREG(st.st_mode) ? (int64_t)st.st_size : AVERROR(ENOSYS);
+    case SEEK_SET:
+        break;
+    case SEEK_CUR:
+        offset += r->pos;
+        break;
+    case SEEK_END:
+        if (fstat(r->fd, &st) != 0)
+            return AVERROR(errno);
+        offset += st.st_size;
+        break;
+    default:
+        return AVERROR(EINVAL);
+    }
+    if (offset < 0)
+        return AVERROR(EINVAL);
+    r->pos = offset;
+    return offset;
+}
+
+/* Growing output buffer of s16 samples. */
+struct pcm_buf {
+    int16_t *s16;
+    size_t n, cap; /* samples */
+};
+
+static int pcm_reserve(struct pcm_buf *b, size_t more)
+{
+    if (b->n + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : LUCY_ASR_SAMPLE_RATE * 10;
+    while (cap < b->n + more)
+        cap *= 2;
+    int16_t *p = realloc(b->s16, cap * sizeof *p);
+    if (!p)
+        return LUCY_ENOMEM;
+    b->s16 = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Decoding state of one call. */
+struct decoder {
+    AVFormatContext *fmt;
+    AVCodecContext *codec;
+    SwrContext *swr;
+    AVChannelLayout swr_in_layout; /* what swr was built for */
+    int swr_in_format;
+    int swr_in_rate;
+    AVFrame *frame;
+    AVPacket *packet;
+    struct pcm_buf out;
+    int bad_packets; /* packets the decoder rejected */
+    int last_av_err; /* last error from the decoder, for the reason */
+};
+
+/* Runs swr on in (NULL = flush) and appends to d->out. */
+static int resample(struct decoder *d, const uint8_t **in, int in_samples)
+{
+    int max_out = swr_get_out_samples(d->swr, in_samples);
+    if (max_out < 0)
+        return LUCY_ENOMEM;
+    int rc = pcm_reserve(&d->out, (size_t)max_out + 1);
+    if (rc)
+        return rc;
+    uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n);
+    int got = swr_convert(d->swr, &dst, max_out + 1, in, in_samples);
+    if (got < 0)
+        return LUCY_ENOMEM;
+    d->out.n += (size_t)got;
+    return 0;
+}
+
+/* (Re)builds the resampler for the format of frame f. */
+static int swr_setup(struct decoder *d, const AVFrame *f)
+{
+    if (d->swr && f->format == d->swr_in_format && f->sample_rate == d->swr_in_rate &&
+        av_channel_layout_compare(&f->ch_layout, &d->swr_in_layout) == 0)
+        return 0;
+    int rc;
+    if (d->swr && (rc = resample(d, NULL, 0)) != 0) /* flush the old one */
+        return rc;
+    swr_free(&d->swr);
+    av_channel_layout_uninit(&d->swr_in_layout);
+    AVChannelLayout in_layout;
+    if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC || f->ch_layout.nb_channels == 0)
+        av_channel_layout_default(&in_layout, f->ch_layout.nb_channels > 0
+                                                  ? f->ch_layout.nb_channels
+                                                  : d->codec->ch_layout.nb_channels);
+    else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
+        return LUCY_ENOMEM;
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    int ret = swr_alloc_set_opts2(&d->swr, &mono, AV_SAMPLE_FMT_S16, LUCY_ASR_SAMPLE_RATE,
+                                  &in_layout, f->format, f->sample_rate, 0, NULL);
+    if (ret >= 0)
+        ret = swr_init(d->swr);
+    if (ret < 0) {
+        av_channel_layout_uninit(&in_layout);
+        swr_free(&d->swr);
+        return LUCY_ECORRUPT;
+    }
+    d->swr_in_layout = in_layout;
+    d->swr_in_format = f->format;
+    d->swr_in_rate = f->sample_rate;
+    return 0;
+}
+
+/* Drains decoded frames into the resampler. */
+static int drain_frames(struct decoder *d)
+{
+    for (;;) {
+        int ret = avcodec_receive_frame(d->codec, d->frame);
+        if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF)
+            return 0;
+        if (ret < 0) {
+            d->last_av_err = ret;
+            d->bad_packets++;
+            return 0;
+        }
+        int rc = swr_setup(d, d->frame);
+        if (rc == 0)
+            rc = resample(d, (const uint8_t **)d->frame->extended_data, d->frame->nb_samples);
+        av_frame_unref(d->frame);
+        if (rc)
+            return rc;
+    }
+}
+
+static void decoder_free(struct decoder *d)
+{
+    av_packet_free(&d->packet);
+    av_frame_free(&d->frame);
+    swr_free(&d->swr);
+    av_channel_layout_uninit(&d->swr_in_layout);
+    avcodec_free_context(&d->codec);
+    if (d->fmt) {
+        AVIOContext *pb = d->fmt->pb;
+        avformat_close_input(&d->fmt);
+        if (pb) {
+            av_freep(&pb->buffer);
+            avio_context_free(&pb);
+        }
+    }
+    free(d->out.s16);
+}
+
+/* The reason for a failed FFmpeg call: its last error log line if any,
+ * else av_strerror of ret. */
+static void ff_reason(int ret, const char *what, char *err, size_t errlen)
+{
+    char msg[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(ret, msg, sizeof msg);
+    if (ff_last_error[0])
+        snprintf(err, errlen, "%s: %s (%s)", what, msg, ff_last_error);
+    else
+        snprintf(err, errlen, "%s: %s", what, msg);
+}
+
+/* An error after a read failure: classified by the read's errno. */
+static int read_failure(const struct fd_reader *r, const char *path, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(r->read_errno));
+    return lucy_err_from_errno(r->read_errno);
+}
+
+static int open_input(struct decoder *d, struct fd_reader *r, const char *path, char *err,
+                      size_t errlen)
+{
+    unsigned char *buffer = av_malloc(AVIO_BUFFER_BYTES);
+    if (!buffer)
+        return LUCY_ENOMEM;
+    struct stat st;
+    r->seekable = fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode);
+    AVIOContext *pb = avio_alloc_context(buffer, AVIO_BUFFER_BYTES, 0, r, fd_read, NULL,
+                                         r->seekable ? fd_seek : NULL);
+    if (!pb) {
+        av_free(buffer);
+        return LUCY_ENOMEM;
+    }
+    d->fmt = avformat_alloc_context();
+    if (!d->fmt) {
+        av_freep(&pb->buffer);
+        avio_context_free(&pb);
+        return LUCY_ENOMEM;
+    }
+    d->fmt->pb = pb;
+    d->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    int ret = avformat_open_input(&d->fmt, NULL, NULL, NULL);
+    if (ret < 0) {
+        /* avformat_open_input frees fmt on failure, but not custom I/O. */
+        av_freep(&pb->buffer);
+        avio_context_free(&pb);
+        if (r->read_errno)
+            return read_failure(r, path, err, errlen);
+        ff_reason(ret, "not a readable audio file", err, errlen);
+        return LUCY_ECORRUPT;
+    }
+    ret = avformat_find_stream_info(d->fmt, NULL);
+    if (ret < 0) {
+        if (r->read_errno)
+            return read_failure(r, path, err, errlen);
+        ff_reason(ret, "cannot read the stream information", err, errlen);
+        return LUCY_ECORRUPT;
+    }
+    const AVCodec *codec = NULL;
+    int stream = av_find_best_stream(d->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+    if (stream < 0 || !codec) {
+        snprintf(err, errlen, "%s",
+                 stream == AVERROR_DECODER_NOT_FOUND ? "no decoder for the audio stream"
+                                                     : "no audio stream");
+        return LUCY_ECORRUPT;
+    }
+    d->codec = avcodec_alloc_context3(codec);
+    if (!d->codec)
+        return LUCY_ENOMEM;
+    ret = avcodec_parameters_to_context(d->codec, d->fmt->streams[stream]->codecpar);
+    if (ret >= 0) {
+        d->codec->pkt_timebase = d->fmt->streams[stream]->time_base;
+        ret = avcodec_open2(d->codec, codec, NULL);
+    }
+    if (ret < 0) {
+        ff_reason(ret, "cannot open the audio decoder", err, errlen);
+        return LUCY_ECORRUPT;
+    }
+    return stream;
+}
+
+/* The container's duration in seconds (format, else stream), 0 if unknown. */
+static double container_duration_s(const AVFormatContext *fmt, int stream)
+{
+    if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0)
+        return (double)fmt->duration / AV_TIME_BASE;
+    const AVStream *st = fmt->streams[stream];
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        return (double)st->duration * av_q2d(st->time_base);
+    return 0;
+}
+
+int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (errlen)
+        err[0] = '\0';
+    pthread_once(&ff_log_once, ff_log_install);
+    ff_last_error[0] = '\0';
+
+    struct fd_reader reader = {.fd = fd};
+    struct decoder d = {.swr_in_format = -1};
+    int rc = 0;
+    int stream = open_input(&d, &reader, path, err, errlen);
+    if (stream < 0) {
+        rc = stream;
+        goto out;
+    }
+    d.frame = av_frame_alloc();
+    d.packet = av_packet_alloc();
+    if (!d.frame || !d.packet) {
+        rc = LUCY_ENOMEM;
+        goto out;
+    }
+
+    int ret;
+    while ((ret = av_read_frame(d.fmt, d.packet)) >= 0) {
+        if (d.packet->stream_index == stream) {
+            int sent = avcodec_send_packet(d.codec, d.packet);
+            if (sent < 0 && sent != AVERROR(EAGAIN)) {
+                d.bad_packets++;
+                d.last_av_err = sent;
+            }
+            rc = drain_frames(&d);
+        }
+        av_packet_unref(d.packet);
+        if (rc)
+            goto out;
+    }
+    if (reader.read_errno) {
+        rc = read_failure(&reader, path, err, errlen);
+        goto out;
+    }
+    if (ret != AVERROR_EOF)
+        d.last_av_err = ret;
+    avcodec_send_packet(d.codec, NULL); /* flush the decoder */
+    if ((rc = drain_frames(&d)) != 0)
+        goto out;
+    if (d.swr && (rc = resample(&d, NULL, 0)) != 0)
+        goto out;
+    if (d.out.n == 0) {
+        if (d.last_av_err)
+            ff_reason(d.last_av_err, "no audio could be decoded", err, errlen);
+        else
+            snprintf(err, errlen, "no audio could be decoded: the stream is empty");
+        rc = LUCY_ECORRUPT;
+        goto out;
+    }
+
+    out->f32 = malloc(d.out.n * sizeof *out->f32);
+    if (!out->f32) {
+        rc = LUCY_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < d.out.n; i++)
+        out->f32[i] = (float)d.out.s16[i] / 32768.0f;
+    out->s16 = d.out.s16;
+    d.out.s16 = NULL;
+    out->n_samples = d.out.n;
+    out->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
+    out->source_duration_s = container_duration_s(d.fmt, stream);
+    double missing_s = out->source_duration_s - out->duration_s;
+    if (missing_s > TRUNCATED_MIN_S && missing_s > TRUNCATED_MIN_FRAC * out->source_duration_s) {
+        out->truncated = 1;
+        lucy_log(LUCY_LOG_WARNING, "audio shorter than its container says; file truncated?",
+                 "{s:s,s:f,s:f}", "path", path, "decoded_s", out->duration_s, "container_s",
+                 out->source_duration_s);
+    }
+    if (d.bad_packets)
+        lucy_log(LUCY_LOG_DEBUG, "audio packets skipped", "{s:s,s:i}", "path", path, "packets",
+                 d.bad_packets);
+
+out:
+    decoder_free(&d);
+    if (rc && rc != LUCY_ECORRUPT && !err[0] && errlen)
+        snprintf(err, errlen, "cannot decode %s: %s", path, lucy_strerror(rc));
+    return rc;
+}
+
+void lucy_pcm_free(struct lucy_pcm *pcm)
+{
+    if (!pcm)
+        return;
+    free(pcm->s16);
+    free(pcm->f32);
+    memset(pcm, 0, sizeof *pcm);
+}

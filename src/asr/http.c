@@ -1,0 +1,326 @@
+/*
+ * http.c - the `http` engine: any OpenAI-compatible transcription server
+ * (DESIGN §7): whisper.cpp's server, faster-whisper servers, hosted APIs.
+ *
+ * How it works: the 16 kHz mono samples are written as a WAV file by
+ * libavformat's wav muxer into a memory buffer (bit-exact: a plain 44-byte
+ * header, no encoder tag), posted to LUCY_ASR_URL with libcurl's MIME API
+ * as multipart/form-data fields `file`, `model` and
+ * `response_format=verbose_json` - the request of OpenAI's
+ * POST /v1/audio/transcriptions - and the answer's `segments[]` (`start`,
+ * `end` in seconds, `text`) are parsed with jansson. An answer with text
+ * but no segments becomes one segment over the whole audio.
+ *
+ * Every call has a connect timeout and a total timeout that grows with the
+ * audio's length, and gives up on a stalled transfer. A non-200 answer is
+ * LUCY_EUNAVAIL with the server's own message (OpenAI's
+ * {"error":{"message"}}, or `message`/`detail`, or the start of the body).
+ * One CURL handle per engine instance, so connections are reused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+
+#include "../error.h"
+#include "../log.h"
+#include "engines.h"
+
+#define DEFAULT_MODEL       "whisper-1"
+#define CONNECT_TIMEOUT_MS  10000L
+#define BASE_TIMEOUT_S      60.0 /* plus TIMEOUT_PER_AUDIO_S per second of audio */
+#define TIMEOUT_PER_AUDIO_S 3.0
+#define MAX_TIMEOUT_S       3600.0
+#define STALL_BYTES_PER_S   1L /* below this for STALL_S: the server hung */
+#define STALL_S             300L
+#define MAX_RESPONSE_BYTES  (16L * 1024 * 1024)
+
+struct http_state {
+    CURL *curl;
+    char *url;
+    char *model;
+};
+
+/* Response body collected by the write callback. */
+struct body {
+    char *data;
+    size_t len;
+    int too_big;
+};
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct body *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n > (size_t)MAX_RESPONSE_BYTES) {
+        b->too_big = 1;
+        return 0;
+    }
+    char *p = realloc(b->data, b->len + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->len, ptr, n);
+    b->len += n;
+    p[b->len] = '\0';
+    b->data = p;
+    return n;
+}
+
+static void http_close(void *state)
+{
+    struct http_state *s = state;
+    if (!s)
+        return;
+    if (s->curl)
+        curl_easy_cleanup(s->curl);
+    free(s->url);
+    free(s->model);
+    free(s);
+}
+
+static int http_open(const struct lucy_asr_options *opt, void **state, char *err, size_t errlen)
+{
+    if (!opt || !opt->url || !opt->url[0]) {
+        snprintf(err, errlen, "engine http needs LUCY_ASR_URL");
+        return LUCY_EINVAL;
+    }
+    struct http_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return LUCY_ENOMEM;
+    s->curl = curl_easy_init();
+    s->url = strdup(opt->url);
+    s->model = strdup(opt->model && opt->model[0] ? opt->model : DEFAULT_MODEL);
+    if (!s->curl || !s->url || !s->model) {
+        http_close(s);
+        return LUCY_ENOMEM;
+    }
+    *state = s;
+    return 0;
+}
+
+/* The samples as a WAV file made by libavformat's wav muxer. On success
+ * *wav is av_malloc'ed (av_free it). 0 or LUCY_ENOMEM / LUCY_EIO. */
+static int make_wav(const struct lucy_pcm *pcm, uint8_t **wav, int *wav_bytes)
+{
+    AVFormatContext *oc = NULL;
+    AVPacket *pkt = NULL;
+    int rc = LUCY_EIO;
+    *wav = NULL;
+    if (avformat_alloc_output_context2(&oc, NULL, "wav", NULL) < 0 || !oc)
+        return LUCY_ENOMEM;
+    oc->flags |= AVFMT_FLAG_BITEXACT; /* no LIST/INFO chunk: a plain header */
+    AVStream *st = avformat_new_stream(oc, NULL);
+    if (!st || avio_open_dyn_buf(&oc->pb) < 0) {
+        rc = LUCY_ENOMEM;
+        goto out;
+    }
+    /* A memory buffer can seek back, so the trailer writes the real sizes. */
+    oc->pb->seekable = AVIO_SEEKABLE_NORMAL;
+    AVCodecParameters *par = st->codecpar;
+    par->codec_type = AVMEDIA_TYPE_AUDIO;
+    par->codec_id = AV_CODEC_ID_PCM_S16LE;
+    par->sample_rate = LUCY_ASR_SAMPLE_RATE;
+    par->ch_layout = (AVChannelLayout)AV_CHANNEL_LAYOUT_MONO;
+    par->bits_per_coded_sample = 16;
+    par->block_align = 2;
+    par->bit_rate = (int64_t)LUCY_ASR_SAMPLE_RATE * 16;
+    st->time_base = (AVRational){1, LUCY_ASR_SAMPLE_RATE};
+    if (avformat_write_header(oc, NULL) < 0)
+        goto out;
+    pkt = av_packet_alloc();
+    if (!pkt) {
+        rc = LUCY_ENOMEM;
+        goto out;
+    }
+    /* One packet per second of audio, pointing into the caller's samples. */
+    for (size_t at = 0; at < pcm->n_samples; at += LUCY_ASR_SAMPLE_RATE) {
+        size_t n = pcm->n_samples - at;
+        if (n > LUCY_ASR_SAMPLE_RATE)
+            n = LUCY_ASR_SAMPLE_RATE;
+        pkt->data = (uint8_t *)(pcm->s16 + at);
+        pkt->size = (int)(n * sizeof(int16_t));
+        pkt->stream_index = st->index;
+        pkt->pts = pkt->dts =
+            av_rescale_q((int64_t)at, (AVRational){1, LUCY_ASR_SAMPLE_RATE}, st->time_base);
+        pkt->duration =
+            av_rescale_q((int64_t)n, (AVRational){1, LUCY_ASR_SAMPLE_RATE}, st->time_base);
+        int ret = av_write_frame(oc, pkt);
+        pkt->data = NULL;
+        pkt->size = 0;
+        if (ret < 0)
+            goto out;
+    }
+    if (av_write_trailer(oc) < 0)
+        goto out;
+    rc = 0;
+out:
+    av_packet_free(&pkt);
+    if (oc && oc->pb) {
+        uint8_t *buf = NULL;
+        int len = avio_close_dyn_buf(oc->pb, &buf);
+        oc->pb = NULL;
+        if (rc == 0) {
+            *wav = buf;
+            *wav_bytes = len;
+        } else {
+            av_free(buf);
+        }
+    }
+    avformat_free_context(oc);
+    return rc;
+}
+
+/* The server's message from an error body: OpenAI's error.message, a
+ * top-level message/detail/error string, or the body's first line. */
+static void server_message(const struct body *b, char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    if (!b->data || !b->len)
+        return;
+    json_t *root = json_loadb(b->data, b->len, 0, NULL);
+    if (root) {
+        json_t *e = json_object_get(root, "error");
+        const char *text = NULL;
+        if (json_is_object(e))
+            text = json_string_value(json_object_get(e, "message"));
+        if (!text)
+            text = json_string_value(e);
+        if (!text)
+            text = json_string_value(json_object_get(root, "message"));
+        if (!text)
+            text = json_string_value(json_object_get(root, "detail"));
+        if (text)
+            snprintf(msg, msglen, "%s", text);
+        json_decref(root);
+        if (msg[0])
+            return;
+    }
+    size_t n = strcspn(b->data, "\r\n");
+    if (n > 200)
+        n = 200;
+    snprintf(msg, msglen, "%.*s", (int)n, b->data);
+}
+
+/* segments[].start/end (seconds) and text -> out. */
+static int parse_answer(const struct body *b, const struct lucy_pcm *pcm,
+                        struct lucy_transcript *out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(b->data ? b->data : "", b->len, 0, &jerr);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "the ASR server's answer is not a JSON object (%s)", jerr.text);
+        json_decref(root);
+        return LUCY_EUNAVAIL;
+    }
+    int rc = 0;
+    json_t *segments = json_object_get(root, "segments");
+    size_t i;
+    json_t *seg;
+    json_array_foreach(segments, i, seg)
+    {
+        const char *text = json_string_value(json_object_get(seg, "text"));
+        json_t *start = json_object_get(seg, "start"), *end = json_object_get(seg, "end");
+        if (!text || !json_is_number(start) || !json_is_number(end))
+            continue;
+        int64_t t0_ms = (int64_t)(json_number_value(start) * 1000.0 + 0.5);
+        int64_t t1_ms = (int64_t)(json_number_value(end) * 1000.0 + 0.5);
+        if ((rc = lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text))) != 0)
+            goto out;
+    }
+    const char *text = json_string_value(json_object_get(root, "text"));
+    if (!json_is_array(segments) && text) /* plain json: one segment */
+        rc = lucy_transcript_add(out, 0, (int64_t)(pcm->duration_s * 1000.0 + 0.5), text,
+                                 strlen(text));
+    const char *language = json_string_value(json_object_get(root, "language"));
+    if (language)
+        snprintf(out->language, sizeof out->language, "%s", language);
+    if (rc == 0)
+        rc = lucy_transcript_join(out);
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_transcript *out,
+                           char *err, size_t errlen)
+{
+    struct http_state *s = state;
+    snprintf(out->model, sizeof out->model, "%s", s->model);
+    uint8_t *wav = NULL;
+    int wav_bytes = 0;
+    int rc = make_wav(pcm, &wav, &wav_bytes);
+    if (rc) {
+        snprintf(err, errlen, "http: cannot write the audio as WAV");
+        return rc;
+    }
+
+    struct body body = {0};
+    curl_mime *mime = curl_mime_init(s->curl);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    curl_mime_data(part, (const char *)wav, (size_t)wav_bytes);
+    curl_mime_filename(part, "audio.wav");
+    curl_mime_type(part, "audio/wav");
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, "model");
+    curl_mime_data(part, s->model, CURL_ZERO_TERMINATED);
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, "response_format");
+    curl_mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
+
+    double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;
+    if (timeout_s > MAX_TIMEOUT_S)
+        timeout_s = MAX_TIMEOUT_S;
+    CURL *c = s->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, s->url);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000.0));
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, STALL_BYTES_PER_S);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_S);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "lucy/" LUCY_VERSION);
+    CURLcode res = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+    curl_mime_free(mime);
+    av_free(wav);
+
+    if (res != CURLE_OK) {
+        if (body.too_big)
+            snprintf(err, errlen, "the ASR server at %s answered more than %ld bytes", s->url,
+                     MAX_RESPONSE_BYTES);
+        else
+            snprintf(err, errlen, "cannot reach the ASR server at %s: %s", s->url,
+                     curl_easy_strerror(res));
+        rc = res == CURLE_OPERATION_TIMEDOUT ? LUCY_ETIMEDOUT : LUCY_EUNAVAIL;
+    } else if (status != 200) {
+        char msg[512];
+        server_message(&body, msg, sizeof msg);
+        snprintf(err, errlen, "the ASR server at %s answered HTTP %ld: %s", s->url, status,
+                 msg[0] ? msg : "(no message)");
+        rc = LUCY_EUNAVAIL;
+    } else {
+        rc = parse_answer(&body, pcm, out, err, errlen);
+    }
+    if (rc)
+        lucy_log(LUCY_LOG_DEBUG, "asr http request failed", "{s:s,s:i}", "url", s->url, "status",
+                 (int)status);
+    free(body.data);
+    return rc;
+}
+
+const struct lucy_asr_engine lucy_asr_http = {
+    .name = "http",
+    .open = http_open,
+    .transcribe = http_transcribe,
+    .close = http_close,
+};

@@ -1,0 +1,432 @@
+/*
+ * index.c - the backend table, the lucy_index_*() wrappers, the pure query
+ * helpers (FTS5 quoting, time bounds) and the /rag/stats document.
+ *
+ * The wrappers are the only callers of struct lucy_index_ops: they check
+ * arguments, fill in defaults for NULL slots and keep the backend's own
+ * fields apart from what lucy knows locally (the outbox, per-source
+ * counts), so a new backend (qdrant.c) only implements its slots.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../config.h"
+#include "../error.h"
+#include "../store/store.h"
+#include "index.h"
+
+const struct lucy_index_ops *const lucy_index_backends[] = {
+    &lucy_index_sqlite,
+    &lucy_index_qdrant,
+    NULL,
+};
+
+/* Sources lucy produces; /rag/stats always lists them, /search accepts
+ * only them as a filter. */
+static const char *const known_sources[] = {"call_recording", "whatsapp", NULL};
+
+int lucy_index_known_source(const char *source)
+{
+    for (int i = 0; source && known_sources[i]; i++)
+        if (strcmp(source, known_sources[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
+                            struct lucy_store *store, struct lucy_index **out, char *err,
+                            size_t errlen)
+{
+    *out = NULL;
+    if (!ops || !ops->upsert_batch || !ops->delete || !store) {
+        snprintf(err, errlen, "invalid search index backend");
+        return LUCY_EINVAL;
+    }
+    struct lucy_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        snprintf(err, errlen, "out of memory");
+        return LUCY_ENOMEM;
+    }
+    ix->ops = ops;
+    ix->store = store;
+    int rc = ops->open ? ops->open(cfg, store, &ix->state, err, errlen) : 0;
+    if (rc) {
+        free(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
+int lucy_index_open(const struct lucy_config *cfg, struct lucy_store *store,
+                    struct lucy_index **out, char *err, size_t errlen)
+{
+    const struct lucy_index_ops *ops =
+        cfg && cfg->qdrant_url && *cfg->qdrant_url ? &lucy_index_qdrant : &lucy_index_sqlite;
+    return lucy_index_open_backend(ops, cfg, store, out, err, errlen);
+}
+
+void lucy_index_close(struct lucy_index *ix)
+{
+    if (!ix)
+        return;
+    if (ix->ops->close)
+        ix->ops->close(ix->state);
+    free(ix);
+}
+
+/* ---- wrappers -------------------------------------------------------------- */
+
+int lucy_index_ensure(struct lucy_index *ix, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    return ix->ops->ensure ? ix->ops->ensure(ix->state, err, errlen) : 0;
+}
+
+/* Resets the out fields so a backend that forgets one leaves "ok". */
+static void reset_items(struct lucy_index_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        items[i].rc = 0;
+        items[i].permanent = 0;
+        items[i].error[0] = '\0';
+    }
+}
+
+int lucy_index_upsert_batch(struct lucy_index *ix, struct lucy_index_item *items, size_t n,
+                            char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (n == 0)
+        return 0;
+    reset_items(items, n);
+    return ix->ops->upsert_batch(ix->state, items, n, err, errlen);
+}
+
+int lucy_index_delete(struct lucy_index *ix, struct lucy_index_item *items, size_t n, char *err,
+                      size_t errlen)
+{
+    err[0] = '\0';
+    if (n == 0)
+        return 0;
+    reset_items(items, n);
+    return ix->ops->delete (ix->state, items, n, err, errlen);
+}
+
+int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
+                      struct lucy_search_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
+        return LUCY_EINVAL;
+    if (!ix->ops->search)
+        return LUCY_EUNAVAIL;
+    int rc = ix->ops->search(ix->state, q, out);
+    if (rc)
+        lucy_search_result_free(out);
+    else if (!out->backend)
+        out->backend = ix->ops->name;
+    return rc;
+}
+
+int lucy_index_clear(struct lucy_index *ix, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (!ix->ops->clear) {
+        snprintf(err, errlen, "backend %s cannot be cleared", ix->ops->name);
+        return LUCY_EUNAVAIL;
+    }
+    return ix->ops->clear(ix->state, err, errlen);
+}
+
+int lucy_index_optimize(struct lucy_index *ix)
+{
+    return ix->ops->optimize ? ix->ops->optimize(ix->state) : 0;
+}
+
+int lucy_index_register_checks(struct lucy_index *ix, struct lucy_health *h)
+{
+    return ix->ops->register_checks && h ? ix->ops->register_checks(ix->state, h) : 0;
+}
+
+void lucy_search_result_free(struct lucy_search_result *r)
+{
+    for (size_t i = 0; r->hits && i < r->n; i++) {
+        struct lucy_search_hit *h = &r->hits[i];
+        free(h->source);
+        free(h->id);
+        free(h->contact);
+        free(h->title);
+        free(h->snippet);
+    }
+    free(r->hits);
+    memset(r, 0, sizeof *r);
+}
+
+json_t *lucy_search_hit_json(const struct lucy_search_hit *h)
+{
+    json_t *o = json_pack("{s:s?,s:s?,s:i,s:s?,s:s?,s:f,s:I,s:s?}", "source", h->source, "id",
+                          h->id, "segment", h->segment, "title", h->title, "snippet", h->snippet,
+                          "score", h->score, "time", (json_int_t)h->time_s, "contact", h->contact);
+    if (o && h->source && strcmp(h->source, "call_recording") == 0) {
+        json_object_set_new(o, "t0_ms", json_integer(h->t0_ms));
+        json_object_set_new(o, "t1_ms", json_integer(h->t1_ms));
+    }
+    return o;
+}
+
+/* ---- /rag/stats ------------------------------------------------------------ */
+
+struct local_stats {
+    struct lucy_outbox_stats outbox; /* pending / failed */
+    json_t *sources;                 /* {source: live documents} */
+};
+
+static int read_local_stats(sqlite3 *db, void *arg)
+{
+    struct local_stats *ls = arg;
+    int rc = lucy_outbox_stats(db, &ls->outbox);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db,
+                                 "SELECT source, count(*) FROM documents WHERE deleted = 0"
+                                 " GROUP BY source ORDER BY source",
+                                 -1, &st, NULL);
+    if (src == SQLITE_OK)
+        while ((src = sqlite3_step(st)) == SQLITE_ROW)
+            json_object_set_new(ls->sources, (const char *)sqlite3_column_text(st, 0),
+                                json_integer(sqlite3_column_int64(st, 1)));
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? 0 : lucy_store_err(src);
+}
+
+static const char *const status_rank[] = {"green", "yellow", "red"};
+
+static int rank_of(const char *status)
+{
+    for (int i = 0; i < 3; i++)
+        if (status && strcmp(status, status_rank[i]) == 0)
+            return i;
+    return 0;
+}
+
+/* Appends a reason to out's status_reason and raises its status to at
+ * least `status`. */
+static void degrade(json_t *out, const char *status, const char *reason)
+{
+    const char *cur = json_string_value(json_object_get(out, "status"));
+    if (rank_of(status) > rank_of(cur))
+        json_object_set_new(out, "status", json_string(status));
+    const char *old = json_string_value(json_object_get(out, "status_reason"));
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%s%s", old && *old ? old : "", old && *old ? "; " : "", reason);
+    json_object_set_new(out, "status_reason", json_string(buf));
+}
+
+int lucy_index_stats(struct lucy_index *ix, json_t **out)
+{
+    *out = NULL;
+    json_t *o = json_object();
+    struct local_stats ls = {.sources = json_object()};
+    if (!o || !ls.sources) {
+        json_decref(o);
+        json_decref(ls.sources);
+        return LUCY_ENOMEM;
+    }
+    json_object_set_new(o, "backend", json_string(ix->ops->name));
+    json_object_set_new(o, "status", json_string("green"));
+    if (ix->ops->stats) {
+        int brc = ix->ops->stats(ix->state, o);
+        if (brc) {
+            char why[256];
+            snprintf(why, sizeof why, "backend %s did not answer its stats: %s", ix->ops->name,
+                     lucy_strerror(brc));
+            degrade(o, "red", why);
+        }
+    }
+    int rc = lucy_store_read(ix->store, read_local_stats, &ls);
+    if (rc) {
+        json_decref(o);
+        json_decref(ls.sources);
+        return rc;
+    }
+    for (int i = 0; known_sources[i]; i++)
+        if (!json_object_get(ls.sources, known_sources[i]))
+            json_object_set_new(ls.sources, known_sources[i], json_integer(0));
+    json_object_set_new(o, "pending_count", json_integer(ls.outbox.pending));
+    json_object_set_new(o, "failed_count", json_integer(ls.outbox.failed));
+    json_object_set_new(o, "sources", ls.sources);
+
+    char why[512];
+    if (ls.outbox.pending > 0) {
+        int64_t age_s = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (ls.outbox.oldest_pending_ms > 0)
+            age_s = ((int64_t)ts.tv_sec * 1000 - ls.outbox.oldest_pending_ms) / 1000;
+        snprintf(why, sizeof why, "%lld documents wait in the outbox (oldest %llds)%s%s",
+                 (long long)ls.outbox.pending, (long long)(age_s < 0 ? 0 : age_s),
+                 ls.outbox.retrying && ls.outbox.first_error[0] ? ", retrying after: " : "",
+                 ls.outbox.retrying ? ls.outbox.first_error : "");
+        degrade(o, "yellow", why);
+    }
+    if (ls.outbox.failed > 0) {
+        snprintf(why, sizeof why,
+                 "%lld documents were rejected by the backend (first error: %s); fix the "
+                 "cause and run `lucy reindex`",
+                 (long long)ls.outbox.failed, ls.outbox.first_error);
+        degrade(o, "yellow", why);
+    }
+    json_t *pi = json_object_get(o, "payload_indexes");
+    json_t *pending = pi ? json_object_get(pi, "pending") : NULL;
+    if (json_array_size(pending) > 0)
+        degrade(o, "yellow", "payload indexes are still being created (see payload_indexes)");
+    if (!json_object_get(o, "status_reason"))
+        json_object_set_new(o, "status_reason", json_string(""));
+    *out = o;
+    return 0;
+}
+
+/* ---- query helpers ------------------------------------------------------- */
+
+char *lucy_index_fts_query(const char *q, int *err_nomem)
+{
+    *err_nomem = 0;
+    if (!q)
+        return NULL;
+    size_t len = strlen(q);
+    /* Worst case: every byte a quote (doubled) plus quotes and a space per
+     * word. */
+    char *out = malloc(len * 4 + 1);
+    if (!out) {
+        *err_nomem = 1;
+        return NULL;
+    }
+    size_t o = 0;
+    int words = 0;
+    const unsigned char *p = (const unsigned char *)q;
+    while (*p) {
+        while (*p && isspace(*p))
+            p++;
+        if (!*p)
+            break;
+        if (words++)
+            out[o++] = ' ';
+        out[o++] = '"';
+        while (*p && !isspace(*p)) {
+            if (*p == '"')
+                out[o++] = '"';
+            out[o++] = (char)*p++;
+        }
+        out[o++] = '"';
+    }
+    out[o] = '\0';
+    if (words == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Reads exactly n digits into *v; returns the pointer after them or NULL. */
+static const char *digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return NULL;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return s + n;
+}
+
+static int parse_unix(const char *s, int64_t *out_s)
+{
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (!*p)
+        return LUCY_EINVAL;
+    for (const char *c = p; *c; c++)
+        if (!isdigit((unsigned char)*c))
+            return LUCY_EINVAL;
+    if (strlen(p) > 12) /* beyond year 33658: not a time */
+        return LUCY_EINVAL;
+    *out_s = strtoll(s, NULL, 10);
+    return 0;
+}
+
+int lucy_index_parse_time(const char *s, int end_of_day, int64_t *out_s)
+{
+    if (!s || !*s)
+        return LUCY_EINVAL;
+    if (parse_unix(s, out_s) == 0)
+        return 0;
+    int y, mo, d, h = 0, mi = 0, sec = 0, zh = 0, zm = 0;
+    const char *p = digits(s, 4, &y);
+    if (!p || *p++ != '-' || !(p = digits(p, 2, &mo)) || *p++ != '-' || !(p = digits(p, 2, &d)))
+        return LUCY_EINVAL;
+    int date_only = (*p == '\0');
+    if (!date_only) {
+        if (*p != 'T' && *p != 't' && *p != ' ')
+            return LUCY_EINVAL;
+        p++;
+        if (!(p = digits(p, 2, &h)) || *p++ != ':' || !(p = digits(p, 2, &mi)))
+            return LUCY_EINVAL;
+        if (*p == ':') {
+            if (!(p = digits(p + 1, 2, &sec)))
+                return LUCY_EINVAL;
+            if (*p == '.' || *p == ',') { /* fractions are dropped */
+                p++;
+                if (!isdigit((unsigned char)*p))
+                    return LUCY_EINVAL;
+                while (isdigit((unsigned char)*p))
+                    p++;
+            }
+        }
+        int sign = 0;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            sign = *p == '+' ? 1 : -1;
+            p++;
+            if (!(p = digits(p, 2, &zh)))
+                return LUCY_EINVAL;
+            if (*p == ':')
+                p++;
+            if (!(p = digits(p, 2, &zm)))
+                return LUCY_EINVAL;
+            if (zh > 23 || zm > 59)
+                return LUCY_EINVAL;
+        }
+        if (*p)
+            return LUCY_EINVAL;
+        zh *= sign;
+        zm *= sign;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+        return LUCY_EINVAL;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    /* timegm normalises 2024-02-31 to March: refuse dates that moved. */
+    if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+        return LUCY_EINVAL;
+    int64_t v = (int64_t)t - (int64_t)zh * 3600 - (int64_t)zm * 60;
+    if (date_only && end_of_day)
+        v += 86400 - 1;
+    *out_s = v;
+    return 0;
+}

@@ -1,0 +1,1473 @@
+/*
+ * qdrant.c - the scale-out search backend: Qdrant over its REST API
+ * (libcurl + jansson), with lucy's SQLite FTS5 index kept as the local copy.
+ *
+ * Configuration: QDRANT_URL, QDRANT_API_KEY (sent as the `api-key`
+ * header, never logged), QDRANT_COLLECTION (default lucy_data) and
+ * LUCY_QDRANT_TIMEOUT_MS, the connect + whole-call timeout of EVERY call
+ * (a hung Qdrant costs at most that, never a hung thread).
+ *
+ * Two targets, one outbox row: every batch is applied to the local FTS5
+ * index first (the sqlite backend, same store, idempotent delete+insert by
+ * rowid) and then to Qdrant; the indexer acknowledges an outbox row only
+ * when both took it. A row Qdrant could not take stays queued and is
+ * applied to both again on retry (harmless), so the local copy is always
+ * current and `pending_count` is Qdrant's backlog.
+ *
+ * Collection (ensure): sparse vector `text` with modifier `idf`; payload
+ * indexes keyword `source`, `contact`, `recording_id`, integer `time`, and
+ * a full-text index on `text` (bodies in ensure_rows[], from Qdrant's
+ * documentation as checked in FACTS.md). Ensure runs at start and then
+ * whenever the indexer retries it (1 s doubling to 30 s) until everything
+ * exists; what is missing is listed in /rag/stats.payload_indexes.pending
+ * and in the qdrant:indexes health check with Qdrant's reason. An index
+ * already listed in the collection's payload_schema is not created again.
+ *
+ * Points: id = UUIDv5(LUCY_POINT_NAMESPACE, "<source>/<id>/<segment>")
+ * (RFC 4122 §4.3, SHA-1 through OpenSSL EVP). The namespace is
+ * uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"); source
+ * has no '/', segment is the decimal number after the last '/', so the
+ * name is unambiguous even when id holds slashes. A retried upsert
+ * therefore overwrites the same point. Payload: source, id, segment,
+ * contact, title, text, time (Unix s), and for recordings recording_id,
+ * t0_ms, t1_ms.
+ *
+ * Sparse vector = term frequencies from ONE tokenizer, used for documents,
+ * queries and snippets: SQLite's own `unicode61 remove_diacritics 2`
+ * tokenizer (the FTS5 API of a private in-memory connection), i.e.
+ * Unicode-aware word split, case folding and accent removal exactly like
+ * the local FTS5 index. Each folded term maps to the uint32 index formed
+ * by the first 4 bytes (big-endian) of SHA-256(term) - stateless, the same
+ * on every lucy instance, no vocabulary to store; two terms sharing an
+ * index (about 1 in 4 billion per pair) only blur their ranking.
+ *
+ * Values: the term-frequency half of BM25, as in Qdrant's BM25 recipe
+ * (Qdrant docs, "Sparse vectors" / "IDF modifier"; fastembed's Bm25):
+ * f * (k1 + 1) / (f + k1 * (1 - b + b * dl / avgdl)) with f = tf(text) +
+ * 0.5 * tf(title) (the sqlite backend's bm25 column weights), dl = tokens
+ * of title and text, k1 = 1.2, b = 0.75 (FTS5's bm25 constants) and a
+ * fixed avgdl = BM25_AVGDL tokens (a transcript segment or a message; a
+ * fixed value keeps every point independent of the others). Qdrant
+ * multiplies by idf at query time, so the score is BM25 like the local
+ * FTS5 index's. The query vector has 1.0 per distinct query term, so a
+ * document matches when it holds ANY query word, best first (the sqlite
+ * backend requires every word; docs/qdrant.md); equal scores are ordered
+ * newest first, like the sqlite backend.
+ *
+ * Errors: 2xx ok; transport errors, timeouts and 5xx are transient (the
+ * whole batch stays queued and the indexer backs off; Qdrant's WAL "No
+ * space left on device" 500 becomes LUCY_ENOSPC); 404 for the collection
+ * triggers ensure and is transient; 401/403 (wrong api key) are transient
+ * configuration errors; any other 4xx rejects documents: the batch is
+ * halved until the rejected items are alone, each marked failed with
+ * Qdrant's message (permanent, never retried blindly).
+ *
+ * Search: POST /collections/{c}/points/query with the sparse query vector
+ * (using "text") and a filter on source, contact and the time range.
+ * Snippets come from the local copy of the text (the payload's for a point
+ * another instance wrote), built with the same tokenizer, HTML-escaped,
+ * matched terms in <mark>; hits tombstoned locally are dropped. If Qdrant
+ * fails, the local FTS5 index answers with backend "sqlite", degraded 1,
+ * and for DOWN_HOLD_MS every search goes straight there (no timeout paid
+ * per request) until the qdrant:ready probe sees Qdrant again.
+ *
+ * Threads: every slot may run on the indexer, HTTP and prober threads at
+ * once. Each call takes a curl easy handle from a small pool (kept-alive
+ * connections) under `lock`, which also guards the ensure state; ensure
+ * itself is serialised by `ensure_lock`.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../config.h"
+#include "../error.h"
+#include "../health/health.h"
+#include "../log.h"
+#include "../store/store.h"
+#include "index.h"
+
+#define POOL_MAX           8
+#define MAX_RESPONSE_BYTES (64u << 20) /* a query answer of 110 points is far smaller */
+#define DOWN_HOLD_MS       5000        /* searches skip Qdrant this long after a failure */
+#define SNIPPET_TOKENS     16          /* like the sqlite backend's snippet() */
+#define TITLE_WEIGHT       0.5f        /* like the sqlite backend's bm25 weights */
+#define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
+#define CHECK_INTERVAL_MS  5000
+#define BM25_K1            1.2
+#define BM25_B             0.75
+#define BM25_AVGDL         32.0
+
+/* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
+static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
+                                                  0xbf, 0xa2, 0x11, 0xe2, 0x24, 0xd5, 0xb6, 0xb1};
+
+/* What ensure creates, in order: the collection, then its payload indexes
+ * (Qdrant REST: PUT /collections/{c}, PUT /collections/{c}/index). */
+static const struct ensure_row {
+    const char *name; /* "collection" or the payload field */
+    const char *body; /* request body */
+} ensure_rows[] = {
+    {"collection", "{\"sparse_vectors\":{\"text\":{\"modifier\":\"idf\"}}}"},
+    {"source", "{\"field_name\":\"source\",\"field_schema\":\"keyword\"}"},
+    {"contact", "{\"field_name\":\"contact\",\"field_schema\":\"keyword\"}"},
+    {"recording_id", "{\"field_name\":\"recording_id\",\"field_schema\":\"keyword\"}"},
+    {"time", "{\"field_name\":\"time\",\"field_schema\":\"integer\"}"},
+    {"text", "{\"field_name\":\"text\",\"field_schema\":{\"type\":\"text\",\"tokenizer\":\"word\","
+             "\"lowercase\":true}}"},
+};
+#define N_ENSURE (sizeof ensure_rows / sizeof ensure_rows[0])
+
+struct ensure_state {
+    int done;        /* exists in Qdrant */
+    int attempts;    /* failed attempts since the last success */
+    char error[300]; /* Qdrant's reason for the last failure, "" = none */
+};
+
+struct qdrant_index {
+    char *url;                /* QDRANT_URL without a trailing '/' */
+    char *api_key_header;     /* "api-key: ..." or NULL (secret) */
+    char *collection;         /* QDRANT_COLLECTION ([A-Za-z0-9_.-]) */
+    int timeout_ms;           /* LUCY_QDRANT_TIMEOUT_MS */
+    void *local;              /* the sqlite backend instance: the local copy */
+    struct lucy_store *store; /* lucy's store (not owned) */
+
+    sqlite3 *tok_db;    /* private :memory: connection owning the tokenizer */
+    fts5_tokenizer tok; /* unicode61's methods */
+    void *tok_user;     /* its user data */
+
+    pthread_mutex_t lock;                 /* guards idle, n_idle, ensure */
+    CURL *idle[POOL_MAX];                 /* kept-alive handles */
+    int n_idle;                           /* ... how many */
+    struct ensure_state ensure[N_ENSURE]; /* per ensure_rows[] */
+    pthread_mutex_t ensure_lock;          /* one ensure at a time */
+
+    int64_t down_until_ms; /* monotonic; searches use the local copy until then (atomic) */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- tokenizer, term indices, point ids (pure but for the tokenizer) ------ */
+
+typedef void (*token_fn)(void *arg, const char *term, int term_len, int start, int end);
+
+struct tok_ctx {
+    token_fn fn; /* called per token */
+    void *arg;   /* its argument */
+};
+
+static int on_token(void *ctx, int tflags, const char *term, int n, int start, int end)
+{
+    struct tok_ctx *c = ctx;
+    (void)tflags;
+    if (n > 0)
+        c->fn(c->arg, term, n, start, end);
+    return SQLITE_OK;
+}
+
+/* Calls fn for every token of text (folded term, byte offsets [start,
+ * end) in text). A tokenizer instance per call: unicode61 instances keep a
+ * scratch buffer, so one must not be shared between threads. */
+static int tokenize(struct qdrant_index *s, const char *text, token_fn fn, void *arg)
+{
+    const char *args[] = {"remove_diacritics", "2"};
+    Fts5Tokenizer *t = NULL;
+    if (!text || !*text)
+        return 0;
+    if (s->tok.xCreate(s->tok_user, args, 2, &t) != SQLITE_OK)
+        return LUCY_ENOMEM;
+    struct tok_ctx c = {fn, arg};
+    int rc = s->tok.xTokenize(t, &c, FTS5_TOKENIZE_DOCUMENT, text, (int)strlen(text), on_token);
+    s->tok.xDelete(t);
+    return rc == SQLITE_OK ? 0 : LUCY_ENOMEM;
+}
+
+/* The sparse-vector index of a folded term: SHA-256(term)[0..4) big-endian. */
+static uint32_t term_index(const char *term, int n)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (!EVP_Digest(term, (size_t)n, md, &md_len, EVP_sha256(), NULL) || md_len < 4)
+        return 0;
+    return (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 | md[3];
+}
+
+/* Writes the point id of (source, id, segment) as 36 chars + NUL into out. */
+static int point_id(const char *source, const char *id, int segment, char out[37])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    char seg[16];
+    snprintf(seg, sizeof seg, "%d", segment);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
+             EVP_DigestUpdate(ctx, point_namespace, sizeof point_namespace) &&
+             EVP_DigestUpdate(ctx, source, strlen(source)) && EVP_DigestUpdate(ctx, "/", 1) &&
+             EVP_DigestUpdate(ctx, id, strlen(id)) && EVP_DigestUpdate(ctx, "/", 1) &&
+             EVP_DigestUpdate(ctx, seg, strlen(seg)) && EVP_DigestFinal_ex(ctx, md, &md_len);
+    EVP_MD_CTX_free(ctx);
+    if (!ok || md_len < 16)
+        return LUCY_ENOMEM;
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[md[i] >> 4];
+        out[o++] = hex[md[i] & 15];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* A sparse vector under construction: (index, value) pairs. */
+struct sparse {
+    struct pair {
+        uint32_t index; /* term index */
+        float value;    /* weight */
+    } * pairs;
+    size_t n, cap; /* used, allocated */
+    float weight;  /* added per token by add_token */
+    int nomem;     /* an allocation failed */
+};
+
+static void add_token(void *arg, const char *term, int n, int start, int end)
+{
+    struct sparse *v = arg;
+    (void)start, (void)end;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 32;
+        struct pair *p = realloc(v->pairs, cap * sizeof *p);
+        if (!p) {
+            v->nomem = 1;
+            return;
+        }
+        v->pairs = p;
+        v->cap = cap;
+    }
+    v->pairs[v->n++] = (struct pair){term_index(term, n), v->weight};
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    uint32_t x = ((const struct pair *)a)->index, y = ((const struct pair *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts by index and sums duplicates (Qdrant requires unique indices);
+ * with distinct = 1 every index keeps value 1.0 (the query vector). */
+static void sparse_finish(struct sparse *v, int distinct)
+{
+    if (v->n == 0)
+        return;
+    qsort(v->pairs, v->n, sizeof *v->pairs, cmp_pair);
+    size_t o = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        if (o > 0 && v->pairs[o - 1].index == v->pairs[i].index)
+            v->pairs[o - 1].value += v->pairs[i].value;
+        else
+            v->pairs[o++] = v->pairs[i];
+    }
+    v->n = o;
+    for (size_t i = 0; distinct && i < v->n; i++)
+        v->pairs[i].value = 1.0f;
+}
+
+/* {"indices": [...], "values": [...]} (new reference) or NULL. */
+static json_t *sparse_json(const struct sparse *v)
+{
+    json_t *idx = json_array(), *val = json_array();
+    for (size_t i = 0; idx && val && i < v->n; i++) {
+        json_array_append_new(idx, json_integer(v->pairs[i].index));
+        json_array_append_new(val, json_real(v->pairs[i].value));
+    }
+    return json_pack("{s:o*,s:o*}", "indices", idx, "values", val);
+}
+
+/* ---- snippets ---------------------------------------------------------- */
+
+struct token_list {
+    struct tok {
+        int start, end; /* byte offsets in the text */
+        int match;      /* its term is a query term */
+    } * t;
+    size_t n, cap;              /* used, allocated */
+    const struct sparse *query; /* sorted query term indices */
+    int nomem;                  /* an allocation failed */
+};
+
+static int query_has(const struct sparse *q, uint32_t index)
+{
+    struct pair key = {index, 0};
+    return bsearch(&key, q->pairs, q->n, sizeof key, cmp_pair) != NULL;
+}
+
+static void collect_token(void *arg, const char *term, int n, int start, int end)
+{
+    struct token_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct tok *t = realloc(l->t, cap * sizeof *t);
+        if (!t) {
+            l->nomem = 1;
+            return;
+        }
+        l->t = t;
+        l->cap = cap;
+    }
+    l->t[l->n++] = (struct tok){start, end, query_has(l->query, term_index(term, n))};
+}
+
+static void put_escaped(FILE *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        default:
+            fputc(p[i], out);
+        }
+    }
+}
+
+/* Best window of SNIPPET_TOKENS tokens: most matches, earliest on ties. */
+static size_t best_window(const struct token_list *l)
+{
+    if (l->n <= SNIPPET_TOKENS)
+        return 0;
+    size_t best = 0, best_hits = 0, hits = 0;
+    for (size_t i = 0; i < SNIPPET_TOKENS; i++)
+        hits += (size_t)l->t[i].match;
+    best_hits = hits;
+    for (size_t start = 1; start + SNIPPET_TOKENS <= l->n; start++) {
+        hits += (size_t)l->t[start + SNIPPET_TOKENS - 1].match;
+        hits -= (size_t)l->t[start - 1].match;
+        if (hits > best_hits) {
+            best_hits = hits;
+            best = start;
+        }
+    }
+    return best;
+}
+
+/* The snippet of text for the query terms (malloc'd HTML, the sqlite
+ * backend's convention: escaped text, <mark>term</mark>, "…" where cut).
+ * *matches = marked tokens. NULL on allocation failure. */
+static char *make_snippet(struct qdrant_index *s, const char *text, const struct sparse *query,
+                          int *matches)
+{
+    struct token_list l = {.query = query};
+    char *buf = NULL;
+    size_t size = 0;
+    *matches = 0;
+    text = text ? text : "";
+    if (tokenize(s, text, collect_token, &l) || l.nomem) {
+        free(l.t);
+        return NULL;
+    }
+    FILE *out = open_memstream(&buf, &size);
+    if (!out) {
+        free(l.t);
+        return NULL;
+    }
+    size_t first = best_window(&l);
+    size_t last = l.n <= SNIPPET_TOKENS ? l.n : first + SNIPPET_TOKENS; /* exclusive */
+    size_t from = first > 0 ? (size_t)l.t[first].start : 0;
+    size_t to = last < l.n ? (size_t)l.t[last - 1].end : strlen(text);
+    if (first > 0)
+        fputs("…", out);
+    size_t at = from;
+    for (size_t i = first; i < last; i++) {
+        if (!l.t[i].match)
+            continue;
+        put_escaped(out, text + at, (size_t)l.t[i].start - at);
+        fputs("<mark>", out);
+        put_escaped(out, text + l.t[i].start, (size_t)(l.t[i].end - l.t[i].start));
+        fputs("</mark>", out);
+        at = (size_t)l.t[i].end;
+        (*matches)++;
+    }
+    put_escaped(out, text + at, to > at ? to - at : 0);
+    if (last < l.n)
+        fputs("…", out);
+    free(l.t);
+    if (fclose(out) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+struct body_buf {
+    char *p;       /* received bytes, NUL-terminated */
+    size_t n, cap; /* used, allocated */
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct body_buf *b = arg;
+    size_t n = size * nmemb;
+    if (b->n + n + 1 > MAX_RESPONSE_BYTES)
+        return 0;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return 0;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+/* One answer of Qdrant. */
+struct reply {
+    long status;     /* HTTP status; 0 = none (transport error) */
+    json_t *json;    /* the parsed body, or NULL */
+    char error[300]; /* when the call failed: what happened, with Qdrant's words */
+};
+
+static void reply_free(struct reply *r)
+{
+    json_decref(r->json);
+    r->json = NULL;
+}
+
+static CURL *take_handle(struct qdrant_index *s)
+{
+    CURL *c = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle > 0)
+        c = s->idle[--s->n_idle];
+    pthread_mutex_unlock(&s->lock);
+    if (c)
+        curl_easy_reset(c); /* keeps the connection cache */
+    else
+        c = curl_easy_init();
+    return c;
+}
+
+static void give_handle(struct qdrant_index *s, CURL *c, int reusable)
+{
+    pthread_mutex_lock(&s->lock);
+    if (reusable && s->n_idle < POOL_MAX) {
+        s->idle[s->n_idle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (c)
+        curl_easy_cleanup(c);
+}
+
+/* LUCY_E* for a Qdrant HTTP status (see the file header). */
+static int status_err(long status, const char *message)
+{
+    if (status >= 200 && status < 300)
+        return 0;
+    if (status >= 500)
+        return message && strstr(message, "No space left on device") ? LUCY_ENOSPC : LUCY_EUNAVAIL;
+    static const struct {
+        long status;
+        int err;
+    } map[] = {{401, LUCY_EPERM}, {403, LUCY_EPERM}, {404, LUCY_ENOTFOUND}, {409, LUCY_ECONFLICT}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].status == status)
+            return map[i].err;
+    return LUCY_EINVAL;
+}
+
+/* A rejected document rather than a configuration or availability problem. */
+static int rejects_documents(long status)
+{
+    return status >= 400 && status < 500 && status != 401 && status != 403 && status != 404 &&
+           status != 408 && status != 429;
+}
+
+/*
+ * Calls Qdrant: method on url + path (path starts with '/', query string
+ * included), body (borrowed; NULL = none) as JSON. timeout_ms bounds the
+ * whole call. Fills r (caller frees with reply_free on every path).
+ * Returns 0 for a 2xx, else a LUCY_E* code (status_err, or
+ * LUCY_ETIMEDOUT / LUCY_EUNAVAIL without an answer) with r->error set.
+ */
+static int call(struct qdrant_index *s, const char *method, const char *path, const json_t *body,
+                int timeout_ms, struct reply *r)
+{
+    memset(r, 0, sizeof *r);
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    CURL *c = take_handle(s);
+    struct curl_slist *hdr = NULL, *h;
+    if ((body && !payload) || !c) {
+        free(payload);
+        if (c)
+            give_handle(s, c, 1);
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return LUCY_ENOMEM;
+    }
+    hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (hdr && (h = curl_slist_append(hdr, "Expect:")))
+        hdr = h;
+    if (hdr && s->api_key_header && (h = curl_slist_append(hdr, s->api_key_header)))
+        hdr = h;
+    struct body_buf b = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (payload) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+    } else if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        snprintf(r->error, sizeof r->error, "no answer from Qdrant at %s: %s", s->url,
+                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        rc = cc == CURLE_OPERATION_TIMEDOUT ? LUCY_ETIMEDOUT : LUCY_EUNAVAIL;
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        r->json = b.p ? json_loadb(b.p, b.n, 0, NULL) : NULL;
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(r->json, "status"), "error"));
+        rc = status_err(r->status, msg ? msg : b.p);
+        if (rc)
+            snprintf(r->error, sizeof r->error, "HTTP %ld: %.250s", r->status,
+                     msg ? msg : (b.p ? b.p : "(empty answer)"));
+    }
+    give_handle(s, c, cc == CURLE_OK);
+    curl_slist_free_all(hdr);
+    free(payload);
+    free(b.p);
+    return rc;
+}
+
+/* Remembers that Qdrant failed a search: the next ones use the local copy. */
+static void mark_down(struct qdrant_index *s)
+{
+    __atomic_store_n(&s->down_until_ms, mono_ms() + DOWN_HOLD_MS, __ATOMIC_RELAXED);
+}
+
+static void mark_up(struct qdrant_index *s)
+{
+    __atomic_store_n(&s->down_until_ms, 0, __ATOMIC_RELAXED);
+}
+
+/* ---- open / close ----------------------------------------------------------- */
+
+static int valid_collection(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 255)
+        return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
+           strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static int open_tokenizer(struct qdrant_index *s)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(":memory:", &s->tok_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK)
+        return LUCY_ENOMEM;
+    if (sqlite3_prepare_v2(s->tok_db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (!api || api->xFindTokenizer(api, "unicode61", &s->tok_user, &s->tok) != SQLITE_OK)
+        return LUCY_EUNAVAIL;
+    return 0;
+}
+
+static void qdrant_close(void *state);
+
+static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, void **state,
+                       char *err, size_t errlen)
+{
+    *state = NULL;
+    const char *url = cfg ? cfg->qdrant_url : NULL;
+    const char *coll = cfg && cfg->qdrant_collection ? cfg->qdrant_collection : "lucy_data";
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        snprintf(err, errlen, "invalid QDRANT_URL: expected http://host:port or https://...");
+        return LUCY_EINVAL;
+    }
+    if (!valid_collection(coll)) {
+        snprintf(err, errlen,
+                 "invalid QDRANT_COLLECTION='%s': use letters, digits, '_', '.', '-' "
+                 "(at most 255)",
+                 coll);
+        return LUCY_EINVAL;
+    }
+    struct qdrant_index *s = calloc(1, sizeof *s);
+    if (!s || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return LUCY_ENOMEM;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->ensure_lock, NULL);
+    s->store = store;
+    s->timeout_ms = cfg->qdrant_timeout_ms > 0 ? cfg->qdrant_timeout_ms : 3000;
+    s->url = strdup(url);
+    s->collection = strdup(coll);
+    if (s->url)
+        s->url[strcspn(s->url, "?#")] = '\0';
+    for (size_t n = s->url ? strlen(s->url) : 0; n > 0 && s->url[n - 1] == '/'; n--)
+        s->url[n - 1] = '\0';
+    if (cfg->qdrant_api_key && asprintf(&s->api_key_header, "api-key: %s", cfg->qdrant_api_key) < 0)
+        s->api_key_header = NULL;
+    int rc = (!s->url || !s->collection || (cfg->qdrant_api_key && !s->api_key_header))
+                 ? LUCY_ENOMEM
+                 : 0;
+    if (rc)
+        snprintf(err, errlen, "out of memory");
+    if (!rc && (rc = open_tokenizer(s)))
+        snprintf(err, errlen, "SQLite's unicode61 tokenizer is not available (FTS5 missing?)");
+    if (!rc)
+        rc = lucy_index_sqlite.open(cfg, store, &s->local, err, errlen);
+    if (rc) {
+        qdrant_close(s);
+        return rc;
+    }
+    *state = s;
+    return 0;
+}
+
+static void qdrant_close(void *state)
+{
+    struct qdrant_index *s = state;
+    if (!s)
+        return;
+    if (s->local)
+        lucy_index_sqlite.close(s->local);
+    for (int i = 0; i < s->n_idle; i++)
+        curl_easy_cleanup(s->idle[i]);
+    sqlite3_close(s->tok_db);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->ensure_lock);
+    if (s->api_key_header) {
+        explicit_bzero(s->api_key_header, strlen(s->api_key_header));
+        free(s->api_key_header);
+    }
+    free(s->url);
+    free(s->collection);
+    free(s);
+    curl_global_cleanup();
+}
+
+/* ---- ensure ------------------------------------------------------------------ */
+
+static void set_ensure(struct qdrant_index *s, size_t i, int done, const char *error)
+{
+    pthread_mutex_lock(&s->lock);
+    struct ensure_state *e = &s->ensure[i];
+    e->done = done;
+    e->attempts = done ? 0 : e->attempts + 1;
+    snprintf(e->error, sizeof e->error, "%s", done ? "" : error);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int ensure_done(struct qdrant_index *s, size_t i)
+{
+    pthread_mutex_lock(&s->lock);
+    int done = s->ensure[i].done;
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+/* Forgets everything ensured (the collection was dropped or vanished). */
+static void reset_ensure(struct qdrant_index *s)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < N_ENSURE; i++)
+        s->ensure[i].done = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Marks the payload indexes listed in a collection's payload_schema. */
+static void note_schema(struct qdrant_index *s, const json_t *schema)
+{
+    for (size_t i = 1; i < N_ENSURE; i++)
+        if (json_object_get(schema, ensure_rows[i].name))
+            set_ensure(s, i, 1, NULL);
+}
+
+/* The collection: exists with a sparse vector `text`, or is created. */
+static int ensure_collection(struct qdrant_index *s)
+{
+    char path[512], why[300];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s", s->collection);
+    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    if (rc == 0) {
+        json_t *res = json_object_get(r.json, "result");
+        json_t *sparse = json_object_get(json_object_get(json_object_get(res, "config"), "params"),
+                                         "sparse_vectors");
+        if (!json_object_get(sparse, "text")) {
+            snprintf(why, sizeof why,
+                     "collection %s exists without the sparse vector `text`: delete it (or set "
+                     "QDRANT_COLLECTION to a new name), then run `lucy reindex`",
+                     s->collection);
+            set_ensure(s, 0, 0, why);
+            reply_free(&r);
+            return LUCY_EINVAL;
+        }
+        note_schema(s, json_object_get(res, "payload_schema"));
+        set_ensure(s, 0, 1, NULL);
+        reply_free(&r);
+        return 0;
+    }
+    if (rc == LUCY_ENOTFOUND) {
+        reply_free(&r);
+        json_t *body = json_loads(ensure_rows[0].body, 0, NULL);
+        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        json_decref(body);
+        if (rc == LUCY_ECONFLICT) /* another instance was faster */
+            rc = 0;
+    }
+    if (rc == 0)
+        set_ensure(s, 0, 1, NULL);
+    else
+        set_ensure(s, 0, 0, r.error[0] ? r.error : lucy_strerror(rc));
+    reply_free(&r);
+    return rc;
+}
+
+/* Lists what is pending into err: "2 of 6 pending (time: HTTP 500: ...)". */
+static int pending_summary(struct qdrant_index *s, char *err, size_t errlen)
+{
+    int pending = 0;
+    size_t first = N_ENSURE;
+    char names[256] = "";
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < N_ENSURE; i++) {
+        if (s->ensure[i].done)
+            continue;
+        if (first == N_ENSURE && s->ensure[i].error[0])
+            first = i;
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", pending ? ", " : "", ensure_rows[i].name);
+        pending++;
+    }
+    if (pending && err && errlen)
+        snprintf(err, errlen, "Qdrant collection %s: %d of %zu not created yet (%s)%s%s",
+                 s->collection, pending, N_ENSURE, names, first < N_ENSURE ? ": " : "",
+                 first < N_ENSURE ? s->ensure[first].error : "");
+    pthread_mutex_unlock(&s->lock);
+    return pending;
+}
+
+static int qdrant_ensure(void *state, char *err, size_t errlen)
+{
+    struct qdrant_index *s = state;
+    pthread_mutex_lock(&s->ensure_lock);
+    int had_failures = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < N_ENSURE; i++)
+        had_failures |= s->ensure[i].attempts > 0;
+    pthread_mutex_unlock(&s->lock);
+
+    int rc = ensure_collection(s);
+    for (size_t i = 1; rc == 0 && i < N_ENSURE; i++) {
+        if (ensure_done(s, i))
+            continue;
+        char path[512];
+        struct reply r;
+        snprintf(path, sizeof path, "/collections/%s/index?wait=true", s->collection);
+        json_t *body = json_loads(ensure_rows[i].body, 0, NULL);
+        int irc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        json_decref(body);
+        set_ensure(s, i, irc == 0, r.error[0] ? r.error : lucy_strerror(irc));
+        reply_free(&r);
+        if (irc == LUCY_ETIMEDOUT || (irc == LUCY_EUNAVAIL && r.status == 0))
+            break; /* no answer: the others would wait as long */
+    }
+    int pending = pending_summary(s, err, errlen);
+    if (!pending && had_failures)
+        lucy_log(LUCY_LOG_INFO, "qdrant collection and payload indexes created", "{s:s}",
+                 "collection", s->collection);
+    pthread_mutex_unlock(&s->ensure_lock);
+    if (pending)
+        return rc && rc != LUCY_ENOTFOUND ? rc : LUCY_EUNAVAIL;
+    return 0;
+}
+
+/* ---- upsert / delete ------------------------------------------------------------ */
+
+static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int *rc)
+{
+    char pid[37];
+    struct sparse v = {0};
+    *rc = point_id(d->source, d->id, d->segment, pid);
+    if (*rc)
+        return NULL;
+    v.weight = 1.0f;
+    int trc = tokenize(s, d->text, add_token, &v);
+    v.weight = TITLE_WEIGHT;
+    if (!trc)
+        trc = tokenize(s, d->title, add_token, &v);
+    if (trc || v.nomem) {
+        free(v.pairs);
+        *rc = LUCY_ENOMEM;
+        return NULL;
+    }
+    double dl = (double)v.n; /* tokens before merging */
+    sparse_finish(&v, 0);
+    for (size_t i = 0; i < v.n; i++) {
+        double f = v.pairs[i].value;
+        v.pairs[i].value =
+            (float)(f * (BM25_K1 + 1) / (f + BM25_K1 * (1 - BM25_B + BM25_B * dl / BM25_AVGDL)));
+    }
+    json_t *payload =
+        json_pack("{s:s,s:s,s:i,s:s,s:I}", "source", d->source, "id", d->id, "segment", d->segment,
+                  "text", d->text, "time", (json_int_t)d->time_s);
+    if (payload && d->contact)
+        json_object_set_new(payload, "contact", json_string(d->contact));
+    if (payload && d->title)
+        json_object_set_new(payload, "title", json_string(d->title));
+    if (payload && strcmp(d->source, "call_recording") == 0) {
+        json_object_set_new(payload, "recording_id", json_string(d->id));
+        json_object_set_new(payload, "t0_ms", json_integer(d->t0_ms));
+        json_object_set_new(payload, "t1_ms", json_integer(d->t1_ms));
+    }
+    json_t *p = json_pack("{s:s,s:{s:o*},s:o*}", "id", pid, "vector", "text", sparse_json(&v),
+                          "payload", payload);
+    free(v.pairs);
+    *rc = p ? 0 : LUCY_ENOMEM;
+    return p;
+}
+
+/* An item Qdrant is asked about: a put with text, or a delete with a key. */
+static int has_key(const struct lucy_index_item *it, int put)
+{
+    return it->doc.source && it->doc.id && (!put || it->doc.text);
+}
+
+/* Sends items[lo, hi) (puts: upsert; else delete by id). */
+static int send_range(struct qdrant_index *s, struct lucy_index_item *items, size_t lo, size_t hi,
+                      int put, struct reply *r)
+{
+    memset(r, 0, sizeof *r);
+    json_t *arr = json_array();
+    int rc = arr ? 0 : LUCY_ENOMEM;
+    for (size_t i = lo; rc == 0 && i < hi; i++) {
+        if (!has_key(&items[i], put))
+            continue;
+        if (put) {
+            json_array_append_new(arr, point_json(s, &items[i].doc, &rc));
+        } else {
+            char pid[37];
+            rc = point_id(items[i].doc.source, items[i].doc.id, items[i].doc.segment, pid);
+            if (!rc)
+                json_array_append_new(arr, json_string(pid));
+        }
+    }
+    if (rc || json_array_size(arr) == 0) {
+        json_decref(arr);
+        if (rc)
+            snprintf(r->error, sizeof r->error, "out of memory");
+        return rc;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", s->collection,
+             put ? "" : "/delete");
+    json_t *body = json_pack("{s:o}", "points", arr);
+    rc = body ? call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r) : LUCY_ENOMEM;
+    json_decref(body);
+    return rc;
+}
+
+/*
+ * Applies items[lo, hi) to Qdrant. Documents Qdrant rejects (a 4xx other
+ * than auth / not found) are isolated by halving and marked permanent with
+ * Qdrant's message. Returns 0 (per-item outcomes set) or the whole-batch
+ * LUCY_E* with err.
+ */
+static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, size_t lo, size_t hi,
+                       int put, int may_ensure, char *err, size_t errlen)
+{
+    struct reply r;
+    int rc = send_range(s, items, lo, hi, put, &r);
+    long status = r.status;
+    reply_free(&r);
+    if (rc == 0) {
+        mark_up(s);
+        return 0;
+    }
+    if (rc == LUCY_ENOTFOUND && !put)
+        return 0; /* no collection: nothing to delete */
+    if (rc == LUCY_ENOTFOUND && may_ensure) {
+        reset_ensure(s); /* the collection vanished or was never created */
+        char why[300];
+        if (qdrant_ensure(s, why, sizeof why) == 0 || ensure_done(s, 0))
+            return apply_range(s, items, lo, hi, put, 0, err, errlen);
+        snprintf(err, errlen, "%s", why);
+        return LUCY_EUNAVAIL;
+    }
+    if (!rejects_documents(status)) {
+        snprintf(err, errlen, "%s", r.error);
+        return rc;
+    }
+    if (hi - lo == 1) {
+        items[lo].rc = rc;
+        items[lo].permanent = 1;
+        snprintf(items[lo].error, sizeof items[lo].error, "Qdrant rejected the document: %.220s",
+                 r.error);
+        return 0;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    rc = apply_range(s, items, lo, mid, put, 0, err, errlen);
+    return rc ? rc : apply_range(s, items, mid, hi, put, 0, err, errlen);
+}
+
+static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_t n, char *err,
+                               size_t errlen)
+{
+    struct qdrant_index *s = state;
+    int rc = lucy_index_sqlite.upsert_batch(s->local, items, n, err, errlen);
+    if (rc)
+        return rc; /* the local copy comes first: retry all */
+    return apply_range(s, items, 0, n, 1, 1, err, errlen);
+}
+
+static int qdrant_delete(void *state, struct lucy_index_item *items, size_t n, char *err,
+                         size_t errlen)
+{
+    struct qdrant_index *s = state;
+    int rc = lucy_index_sqlite.delete(s->local, items, n, err, errlen);
+    if (rc)
+        return rc;
+    return apply_range(s, items, 0, n, 0, 0, err, errlen);
+}
+
+/* ---- search --------------------------------------------------------------------- */
+
+/* The filter of q (new reference), or NULL when q has none. */
+static json_t *query_filter(const struct lucy_search_query *q)
+{
+    json_t *must = json_array();
+    if (!must)
+        return NULL;
+    const struct {
+        const char *key, *value;
+    } exact[] = {{"source", q->source}, {"contact", q->contact}};
+    for (size_t i = 0; i < 2; i++)
+        if (exact[i].value)
+            json_array_append_new(must, json_pack("{s:s,s:{s:s}}", "key", exact[i].key, "match",
+                                                  "value", exact[i].value));
+    if (q->from_s != INT64_MIN || q->to_s != INT64_MAX) {
+        json_t *range = json_object();
+        if (q->from_s != INT64_MIN)
+            json_object_set_new(range, "gte", json_integer(q->from_s));
+        if (q->to_s != INT64_MAX)
+            json_object_set_new(range, "lte", json_integer(q->to_s));
+        json_array_append_new(must, json_pack("{s:s,s:o}", "key", "time", "range", range));
+    }
+    if (json_array_size(must) == 0) {
+        json_decref(must);
+        return NULL;
+    }
+    return json_pack("{s:o}", "must", must);
+}
+
+/* One Qdrant hit, completed from the local copy. */
+struct local_hit {
+    const char *source, *id;      /* from the payload (borrowed) */
+    int segment;                  /* ... */
+    json_t *payload;              /* the point's payload (borrowed) */
+    double score;                 /* Qdrant's */
+    int found, deleted;           /* local row exists / is tombstoned */
+    char *contact, *title, *text; /* local copy (malloc'd) */
+    int64_t time_s, t0_ms, t1_ms; /* ... */
+};
+
+struct lookup_arg {
+    struct local_hit *hits; /* n hits to complete */
+    size_t n;
+};
+
+static char *dup_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static int read_local(sqlite3 *db, void *arg)
+{
+    struct lookup_arg *a = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT contact, title, text, time_s, t0_ms, t1_ms, deleted"
+                                " FROM documents WHERE source = ?1 AND id = ?2 AND segment = ?3",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    for (size_t i = 0; i < a->n; i++) {
+        struct local_hit *h = &a->hits[i];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, h->source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, h->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, h->segment);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            h->found = 1;
+            h->contact = dup_text(st, 0);
+            h->title = dup_text(st, 1);
+            h->text = dup_text(st, 2);
+            h->time_s = sqlite3_column_int64(st, 3);
+            h->t0_ms = sqlite3_column_int64(st, 4);
+            h->t1_ms = sqlite3_column_int64(st, 5);
+            h->deleted = sqlite3_column_int(st, 6) != 0;
+            rc = SQLITE_DONE;
+        }
+        if (rc != SQLITE_DONE)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+static char *payload_str(const json_t *payload, const char *key)
+{
+    const char *v = json_string_value(json_object_get(payload, key));
+    return v ? strdup(v) : NULL;
+}
+
+/* Turns Qdrant's points into hits in out (at most limit). */
+static int fill_hits(struct qdrant_index *s, const json_t *points, const struct sparse *query,
+                     int limit, struct lucy_search_result *out)
+{
+    size_t n = json_array_size(points);
+    struct local_hit *lh = calloc(n ? n : 1, sizeof *lh);
+    out->hits = calloc((size_t)limit, sizeof *out->hits);
+    int rc = lh && out->hits ? 0 : LUCY_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *p = json_array_get(points, i), *pl = json_object_get(p, "payload");
+        struct local_hit *h = &lh[m];
+        h->source = json_string_value(json_object_get(pl, "source"));
+        h->id = json_string_value(json_object_get(pl, "id"));
+        h->segment = (int)json_integer_value(json_object_get(pl, "segment"));
+        h->payload = pl;
+        h->score = json_number_value(json_object_get(p, "score"));
+        if (h->source && h->id) /* a point lucy did not write is skipped */
+            m++;
+    }
+    struct lookup_arg a = {lh, m};
+    if (rc == 0 && m > 0)
+        rc = lucy_store_read(s->store, read_local, &a);
+    for (size_t i = 0; rc == 0 && i < m && out->n < (size_t)limit; i++) {
+        struct local_hit *h = &lh[i];
+        if (h->deleted)
+            continue;
+        struct lucy_search_hit *o = &out->hits[out->n++];
+        o->source = strdup(h->source);
+        o->id = strdup(h->id);
+        o->segment = h->segment;
+        o->score = h->score;
+        if (h->found) {
+            o->contact = h->contact, h->contact = NULL;
+            o->title = h->title, h->title = NULL;
+            o->time_s = h->time_s, o->t0_ms = h->t0_ms, o->t1_ms = h->t1_ms;
+        } else { /* another instance's document: the payload is all there is */
+            o->contact = payload_str(h->payload, "contact");
+            o->title = payload_str(h->payload, "title");
+            o->time_s = json_integer_value(json_object_get(h->payload, "time"));
+            o->t0_ms = json_integer_value(json_object_get(h->payload, "t0_ms"));
+            o->t1_ms = json_integer_value(json_object_get(h->payload, "t1_ms"));
+        }
+        const char *text =
+            h->found ? h->text : json_string_value(json_object_get(h->payload, "text"));
+        int marks = 0;
+        o->snippet = make_snippet(s, text, query, &marks);
+        if (o->snippet && marks == 0 && o->title) { /* only the title matched */
+            int title_marks = 0;
+            char *t = make_snippet(s, o->title, query, &title_marks);
+            if (t && title_marks > 0) {
+                free(o->snippet);
+                o->snippet = t;
+            } else {
+                free(t);
+            }
+        }
+        if (!o->source || !o->id || !o->snippet)
+            rc = LUCY_ENOMEM;
+    }
+    /* Equal scores: newest first, like the sqlite backend (insertion sort
+     * keeps Qdrant's order otherwise; n <= limit + SEARCH_OVERFETCH). */
+    for (size_t i = 1; rc == 0 && i < out->n; i++) {
+        struct lucy_search_hit h = out->hits[i];
+        size_t j = i;
+        while (j > 0 && out->hits[j - 1].score == h.score && out->hits[j - 1].time_s < h.time_s) {
+            out->hits[j] = out->hits[j - 1];
+            j--;
+        }
+        out->hits[j] = h;
+    }
+    for (size_t i = 0; lh && i < n; i++) {
+        free(lh[i].contact);
+        free(lh[i].title);
+        free(lh[i].text);
+    }
+    free(lh);
+    return rc;
+}
+
+/* Runs q on Qdrant. LUCY_E* (with why) when Qdrant failed. */
+static int search_qdrant(struct qdrant_index *s, const struct lucy_search_query *q,
+                         struct lucy_search_result *out, char *why, size_t whylen)
+{
+    struct sparse v = {.weight = 1.0f};
+    int rc = tokenize(s, q->q, add_token, &v);
+    if (rc || v.nomem) {
+        free(v.pairs);
+        return LUCY_ENOMEM;
+    }
+    sparse_finish(&v, 1);
+    out->backend = lucy_index_qdrant.name;
+    if (v.n == 0) { /* no words: no hits, like the sqlite backend */
+        free(v.pairs);
+        return 0;
+    }
+    json_t *body = json_pack("{s:o*,s:s,s:i,s:b}", "query", sparse_json(&v), "using", "text",
+                             "limit", q->limit + SEARCH_OVERFETCH, "with_payload", 1);
+    json_t *filter = query_filter(q);
+    if (body && filter)
+        json_object_set_new(body, "filter", filter);
+    else
+        json_decref(filter);
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
+    rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    json_decref(body);
+    if (rc == 0) {
+        json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
+        rc = fill_hits(s, points, &v, q->limit, out);
+        if (rc)
+            snprintf(why, whylen, "cannot build the hits: %s", lucy_strerror(rc));
+    } else {
+        snprintf(why, whylen, "%s", r.error);
+    }
+    reply_free(&r);
+    free(v.pairs);
+    return rc;
+}
+
+static int qdrant_search(void *state, const struct lucy_search_query *q,
+                         struct lucy_search_result *out)
+{
+    struct qdrant_index *s = state;
+    char why[320] = "";
+    int rc = LUCY_EUNAVAIL;
+    int64_t down_until = __atomic_load_n(&s->down_until_ms, __ATOMIC_RELAXED);
+    if (mono_ms() >= down_until) {
+        rc = search_qdrant(s, q, out, why, sizeof why);
+        if (rc == 0)
+            return 0;
+        if (rc == LUCY_ENOMEM)
+            return rc;
+        lucy_search_result_free(out);
+        if (rc != LUCY_ENOTFOUND) /* a missing collection is quick to ask about */
+            mark_down(s);
+        lucy_log(LUCY_LOG_WARNING, "qdrant search failed; answering from the local SQLite index",
+                 "{s:s,s:s}", "collection", s->collection, "error", why);
+    }
+    rc = lucy_index_sqlite.search(s->local, q, out);
+    out->backend = lucy_index_sqlite.name;
+    out->degraded = 1;
+    return rc;
+}
+
+/* ---- stats / clear ------------------------------------------------------------- */
+
+static json_t *payload_indexes_json(struct qdrant_index *s)
+{
+    json_t *ensured = json_array(), *pending = json_array(), *errors = json_object();
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 1; i < N_ENSURE; i++) {
+        const struct ensure_state *e = &s->ensure[i];
+        json_array_append_new(e->done ? ensured : pending, json_string(ensure_rows[i].name));
+        if (!e->done && e->error[0])
+            json_object_set_new(errors, ensure_rows[i].name, json_string(e->error));
+    }
+    int coll_done = s->ensure[0].done;
+    char coll_error[300];
+    snprintf(coll_error, sizeof coll_error, "%s", s->ensure[0].error);
+    pthread_mutex_unlock(&s->lock);
+    json_t *o = json_pack("{s:o*,s:o*,s:o*,s:b}", "ensured", ensured, "pending", pending, "errors",
+                          errors, "collection_ensured", coll_done);
+    if (o && !coll_done && coll_error[0])
+        json_object_set_new(o, "collection_error", json_string(coll_error));
+    return o;
+}
+
+/* Sets status/status_reason (raising only) on out. */
+static void set_status(json_t *out, const char *status, const char *reason)
+{
+    static const char *const rank[] = {"green", "yellow", "red"};
+    const char *cur = json_string_value(json_object_get(out, "status"));
+    int a = 0, b = 0;
+    for (int i = 0; i < 3; i++) {
+        if (cur && strcmp(cur, rank[i]) == 0)
+            a = i;
+        if (strcmp(status, rank[i]) == 0)
+            b = i;
+    }
+    if (b > a)
+        json_object_set_new(out, "status", json_string(status));
+    const char *old = json_string_value(json_object_get(out, "status_reason"));
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%s%s", old && *old ? old : "", old && *old ? "; " : "", reason);
+    json_object_set_new(out, "status_reason", json_string(buf));
+}
+
+/* Qdrant's collection status colour and what lucy makes of it. */
+static const struct {
+    const char *qdrant, *lucy, *reason;
+} status_map[] = {
+    {"green", "green", NULL},
+    {"yellow", "yellow", "Qdrant is optimizing the collection (status yellow)"},
+    {"grey", "yellow",
+     "Qdrant has optimizations pending (status grey); they start with the next update"},
+    {"red", "red", "Qdrant reports the collection red: an optimization failed; see Qdrant's log"},
+};
+
+static int qdrant_stats(void *state, json_t *out)
+{
+    struct qdrant_index *s = state;
+    json_t *local = json_object();
+    if (local && lucy_index_sqlite.stats(s->local, local) == 0)
+        json_object_set_new(out, "local_count",
+                            json_incref(json_object_get(local, "points_count")));
+    json_decref(local);
+    json_object_set_new(out, "collection", json_string(s->collection));
+    json_object_set_new(out, "url", json_string(s->url));
+    json_object_set_new(out, "payload_indexes", payload_indexes_json(s));
+    static const char *const counts[][2] = {{"points_count", "points_count"},
+                                            {"indexed_count", "indexed_vectors_count"},
+                                            {"segments_count", "segments_count"}};
+    for (size_t i = 0; i < 3; i++)
+        json_object_set_new(out, counts[i][0], json_null());
+    json_object_set_new(out, "disk_bytes", json_null());
+    json_object_set_new(out, "ram_bytes", json_null());
+
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s", s->collection);
+    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    json_object_set_new(out, "reachable", json_boolean(r.status != 0));
+    char why[512];
+    if (rc == LUCY_ENOTFOUND) {
+        snprintf(why, sizeof why,
+                 "Qdrant collection %s does not exist yet; lucy creates it in the background",
+                 s->collection);
+        set_status(out, "yellow", why);
+    } else if (rc) {
+        snprintf(why, sizeof why,
+                 "Qdrant does not answer (%s); /search answers from the local "
+                 "SQLite copy",
+                 r.error);
+        set_status(out, "red", why);
+    } else {
+        json_t *res = json_object_get(r.json, "result");
+        for (size_t i = 0; i < 3; i++) {
+            json_t *v = json_object_get(res, counts[i][1]);
+            if (json_is_integer(v))
+                json_object_set(out, counts[i][0], v);
+        }
+        /* sizes: reported by some Qdrant versions only */
+        static const char *const sizes[][2] = {{"disk_bytes", "disk_data_size"},
+                                               {"ram_bytes", "ram_data_size"}};
+        for (size_t i = 0; i < 2; i++) {
+            json_t *v = json_object_get(res, sizes[i][1]);
+            if (json_is_integer(v))
+                json_object_set(out, sizes[i][0], v);
+        }
+        json_object_set(out, "payload_schema", json_object_get(res, "payload_schema"));
+        json_object_set(out, "optimizer_status", json_object_get(res, "optimizer_status"));
+        const char *st = json_string_value(json_object_get(res, "status"));
+        json_object_set_new(out, "qdrant_status", st ? json_string(st) : json_null());
+        for (size_t i = 0; st && i < sizeof status_map / sizeof status_map[0]; i++)
+            if (strcmp(st, status_map[i].qdrant) == 0 && status_map[i].reason)
+                set_status(out, status_map[i].lucy, status_map[i].reason);
+        note_schema(s, json_object_get(res, "payload_schema"));
+    }
+    reply_free(&r);
+    return 0;
+}
+
+static int qdrant_clear(void *state, char *err, size_t errlen)
+{
+    struct qdrant_index *s = state;
+    int rc = lucy_index_sqlite.clear(s->local, err, errlen);
+    if (rc)
+        return rc;
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s", s->collection);
+    pthread_mutex_lock(&s->ensure_lock);
+    rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    pthread_mutex_unlock(&s->ensure_lock);
+    if (rc == LUCY_ENOTFOUND)
+        rc = 0;
+    if (rc)
+        snprintf(err, errlen, "cannot drop the Qdrant collection %s: %s", s->collection, r.error);
+    reply_free(&r);
+    if (rc)
+        return rc;
+    reset_ensure(s);
+    /* Re-created now if possible; if not, the upserts of the reindex (or
+     * the daemon's indexer) create it when Qdrant can. */
+    char why[300];
+    qdrant_ensure(s, why, sizeof why);
+    return 0;
+}
+
+/* ---- health checks ------------------------------------------------------------- */
+
+static void check_ready(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    struct qdrant_index *s = arg;
+    struct reply r;
+    int64_t t0 = mono_ms();
+    int rc = call(s, "GET", "/readyz", NULL, timeout_ms, &r);
+    double ms = (double)(mono_ms() - t0);
+    if (rc == 0) {
+        mark_up(s);
+        lucy_check_add(out, "qdrant", LUCY_HEALTH_PASS, ms, "ms", NULL);
+    } else {
+        struct lucy_check_item *it = lucy_check_add(
+            out, "qdrant", LUCY_HEALTH_FAIL, ms, "ms",
+            "Qdrant at %s is not ready (%s); documents wait in the outbox and /search answers "
+            "from the local SQLite copy until it is; check the Qdrant container and its disk",
+            s->url, r.error);
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text, "%s: not ready",
+                     r.status ? "warning" : "error");
+    }
+    reply_free(&r);
+}
+
+static void check_collection(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    struct qdrant_index *s = arg;
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s", s->collection);
+    int rc = call(s, "GET", path, NULL, timeout_ms, &r);
+    const char *st =
+        json_string_value(json_object_get(json_object_get(r.json, "result"), "status"));
+    if (rc == LUCY_ENOTFOUND) {
+        lucy_check_add(out, s->collection, LUCY_HEALTH_WARN, 0, "status",
+                       "collection %s does not exist yet; lucy creates it in the background "
+                       "(see qdrant:indexes)",
+                       s->collection);
+    } else if (rc) {
+        lucy_check_add(out, s->collection, LUCY_HEALTH_FAIL, 0, "status",
+                       "cannot read collection %s: %s", s->collection, r.error);
+    } else if (!st || strcmp(st, "green") == 0) {
+        lucy_check_add(out, s->collection, LUCY_HEALTH_PASS, 0, "status", NULL);
+    } else {
+        int red = strcmp(st, "red") == 0;
+        struct lucy_check_item *it = lucy_check_add(
+            out, s->collection, red ? LUCY_HEALTH_FAIL : LUCY_HEALTH_WARN, red ? 2 : 1, "status",
+            "Qdrant reports collection %s %s%s; see /rag/stats and Qdrant's log", s->collection, st,
+            red ? " (an optimization failed, often a full disk)" : " (optimizing)");
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text, "%s: collection %s",
+                     red ? "error" : "warning", st);
+    }
+    reply_free(&r);
+}
+
+static void check_indexes(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    struct qdrant_index *s = arg;
+    char why[400];
+    (void)timeout_ms;
+    int pending = pending_summary(s, why, sizeof why);
+    if (pending == 0) {
+        lucy_check_add(out, s->collection, LUCY_HEALTH_PASS, 0, "items", NULL);
+        return;
+    }
+    struct lucy_check_item *it = lucy_check_add(
+        out, s->collection, LUCY_HEALTH_WARN, pending, "items",
+        "%s; retried in the background (search works meanwhile; a full Qdrant disk: see "
+        "docs/operations.md, Qdrant)",
+        why);
+    if (it)
+        snprintf(it->dependency_text, sizeof it->dependency_text, "warning: %d indexes pending",
+                 pending);
+}
+
+static int qdrant_register_checks(void *state, struct lucy_health *h)
+{
+    struct qdrant_index *s = state;
+    int t = s->timeout_ms < 2000 ? s->timeout_ms : 2000;
+    const struct lucy_check checks[] = {
+        {"qdrant:ready", "datastore", "qdrant", 0, CHECK_INTERVAL_MS, t, check_ready, s},
+        {"qdrant:collection", "datastore", "qdrant", 0, CHECK_INTERVAL_MS, t, check_collection, s},
+        {"qdrant:indexes", "component", "qdrant", 0, 1000, t, check_indexes, s},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (lucy_health_register(h, &checks[i]))
+            return LUCY_ENOMEM;
+    return 0;
+}
+
+const struct lucy_index_ops lucy_index_qdrant = {
+    .name = "qdrant",
+    .open = qdrant_open,
+    .close = qdrant_close,
+    .ensure = qdrant_ensure,
+    .upsert_batch = qdrant_upsert_batch,
+    .delete = qdrant_delete,
+    .search = qdrant_search,
+    .stats = qdrant_stats,
+    .clear = qdrant_clear,
+    .optimize = NULL, /* Qdrant optimises its segments itself */
+    .register_checks = qdrant_register_checks,
+};

@@ -1,0 +1,375 @@
+/*
+ * sqlite.c - the embedded search backend: SQLite FTS5 ranked by bm25.
+ *
+ * The index is the FTS5 table documents_fts(title, text) in lucy's own
+ * store (migration 10), tokenizer `unicode61 remove_diacritics 2` (case-
+ * and accent-insensitive), rowid = documents.doc_rowid. It keeps its own
+ * copy of the text, so removing a row needs only the rowid even after the
+ * document itself changed or was purged. Filters (source, contact, time)
+ * come from a join with `documents`, which also hides documents that were
+ * deleted but not yet removed from the index.
+ *
+ * Writes go through the store's writer thread (lucy_store_write), reads
+ * through its read pool, so this backend has no lock of its own and every
+ * slot is thread-safe.
+ *
+ * Snippets: FTS5's snippet() marks matches with \x01 ... \x02; the text is
+ * then HTML-escaped and the markers become <mark> ... </mark>, so a
+ * document can never inject markup into a reply. Scores are -bm25() so
+ * higher is better (SQLite: "the better the match, the numerically
+ * smaller the value returned" by bm25).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../error.h"
+#include "../store/store.h"
+#include "index.h"
+
+/* bm25 column weights: a word in the title (file name, contact name)
+ * counts less than a word that was said or written. */
+#define WEIGHT_TITLE   0.5
+#define WEIGHT_TEXT    1.0
+#define SNIPPET_TOKENS 16 /* words around the match (FTS5 allows up to 64) */
+
+struct sqlite_index {
+    struct lucy_store *store; /* lucy's store (not owned) */
+};
+
+/* Objects the backend needs (created by migration 10). */
+static const char *const required_tables[] = {"documents", "documents_fts", "outbox", NULL};
+
+static int sqlite_open(const struct lucy_config *cfg, struct lucy_store *store, void **state,
+                       char *err, size_t errlen)
+{
+    (void)cfg;
+    struct sqlite_index *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return LUCY_ENOMEM;
+    }
+    s->store = store;
+    *state = s;
+    return 0;
+}
+
+static void sqlite_close(void *state)
+{
+    free(state);
+}
+
+/* ---- ensure / stats helpers ---------------------------------------------- */
+
+struct tables_arg {
+    json_t *ensured, *pending; /* arrays of table names */
+};
+
+static int read_tables(sqlite3 *db, void *arg)
+{
+    struct tables_arg *a = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    for (int i = 0; required_tables[i]; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, required_tables[i], -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            break;
+        json_array_append_new(rc == SQLITE_ROW ? a->ensured : a->pending,
+                              json_string(required_tables[i]));
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+static int sqlite_ensure(void *state, char *err, size_t errlen)
+{
+    struct sqlite_index *s = state;
+    struct tables_arg a = {json_array(), json_array()};
+    int rc = (a.ensured && a.pending) ? lucy_store_read(s->store, read_tables, &a) : LUCY_ENOMEM;
+    if (rc == 0 && json_array_size(a.pending) > 0) {
+        snprintf(err, errlen, "table %s is missing from the store (migration 10 not applied?)",
+                 json_string_value(json_array_get(a.pending, 0)));
+        rc = LUCY_EUNAVAIL;
+    } else if (rc) {
+        snprintf(err, errlen, "cannot read the store's tables: %s", lucy_strerror(rc));
+    }
+    json_decref(a.ensured);
+    json_decref(a.pending);
+    return rc;
+}
+
+/* ---- upsert / delete ------------------------------------------------------ */
+
+struct batch_arg {
+    struct lucy_index_item *items; /* the batch */
+    size_t n;                      /* its length */
+    int upsert;                    /* 1: delete + insert; 0: delete only */
+};
+
+static int write_batch(sqlite3 *db, void *arg)
+{
+    struct batch_arg *b = arg;
+    sqlite3_stmt *del = NULL, *ins = NULL;
+    int rc = sqlite3_prepare_v2(db, "DELETE FROM documents_fts WHERE rowid = ?", -1, &del, NULL);
+    if (rc == SQLITE_OK && b->upsert)
+        rc = sqlite3_prepare_v2(
+            db, "INSERT INTO documents_fts (rowid, title, text) VALUES (?, ?, ?)", -1, &ins, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
+        const struct lucy_index_item *it = &b->items[i];
+        sqlite3_bind_int64(del, 1, it->doc_rowid);
+        rc = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (rc != SQLITE_DONE)
+            break;
+        rc = SQLITE_OK;
+        if (!b->upsert)
+            continue;
+        sqlite3_bind_int64(ins, 1, it->doc_rowid);
+        sqlite3_bind_text(ins, 2, it->doc.title ? it->doc.title : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, it->doc.text ? it->doc.text : "", -1, SQLITE_STATIC);
+        rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(del);
+    sqlite3_finalize(ins);
+    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+}
+
+static int run_batch(struct sqlite_index *s, struct lucy_index_item *items, size_t n, int upsert,
+                     char *err, size_t errlen)
+{
+    struct batch_arg b = {items, n, upsert};
+    int rc = lucy_store_write(s->store, write_batch, &b, 0);
+    if (rc)
+        snprintf(err, errlen, "cannot write the FTS index: %s", lucy_strerror(rc));
+    return rc;
+}
+
+static int sqlite_upsert_batch(void *state, struct lucy_index_item *items, size_t n, char *err,
+                               size_t errlen)
+{
+    return run_batch(state, items, n, 1, err, errlen);
+}
+
+static int sqlite_delete(void *state, struct lucy_index_item *items, size_t n, char *err,
+                         size_t errlen)
+{
+    return run_batch(state, items, n, 0, err, errlen);
+}
+
+/* ---- search --------------------------------------------------------------- */
+
+static const char search_sql[] =
+    "SELECT d.source, d.id, d.segment, d.contact, d.title, d.time_s, d.t0_ms, d.t1_ms,"
+    " snippet(documents_fts, -1, char(1), char(2), '…', ?7),"
+    " bm25(documents_fts, ?8, ?9) AS rank_bm25"
+    " FROM documents_fts JOIN documents d ON d.doc_rowid = documents_fts.rowid"
+    " WHERE documents_fts MATCH ?1 AND d.deleted = 0"
+    " AND (?2 IS NULL OR d.source = ?2) AND (?3 IS NULL OR d.contact = ?3)"
+    " AND d.time_s >= ?4 AND d.time_s <= ?5"
+    " ORDER BY rank_bm25, d.time_s DESC, d.doc_rowid LIMIT ?6";
+
+/* The snippet as HTML: escapes the text, turns \x01/\x02 into marks. */
+static char *snippet_html(const char *raw)
+{
+    static const struct {
+        char c;
+        const char *html;
+    } map[] = {{'&', "&amp;"},  {'<', "&lt;"},      {'>', "&gt;"},
+               {'"', "&quot;"}, {'\x01', "<mark>"}, {'\x02', "</mark>"}};
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    if (!out)
+        return NULL;
+    for (const char *p = raw ? raw : ""; *p; p++) {
+        size_t i = 0;
+        while (i < sizeof map / sizeof map[0] && map[i].c != *p)
+            i++;
+        if (i < sizeof map / sizeof map[0])
+            fputs(map[i].html, out);
+        else
+            fputc(*p, out);
+    }
+    if (fclose(out) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+struct search_arg {
+    const struct lucy_search_query *q; /* the request */
+    const char *match;                 /* FTS5 expression */
+    struct lucy_search_result *out;    /* filled */
+};
+
+static int read_search(sqlite3 *db, void *arg)
+{
+    struct search_arg *a = arg;
+    const struct lucy_search_query *q = a->q;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, search_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    sqlite3_bind_text(st, 1, a->match, -1, SQLITE_STATIC);
+    if (q->source)
+        sqlite3_bind_text(st, 2, q->source, -1, SQLITE_STATIC);
+    if (q->contact)
+        sqlite3_bind_text(st, 3, q->contact, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, q->from_s);
+    sqlite3_bind_int64(st, 5, q->to_s);
+    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_int(st, 7, SNIPPET_TOKENS);
+    sqlite3_bind_double(st, 8, WEIGHT_TITLE);
+    sqlite3_bind_double(st, 9, WEIGHT_TEXT);
+    struct lucy_search_result *r = a->out;
+    r->hits = calloc((size_t)q->limit, sizeof *r->hits);
+    int err = r->hits ? 0 : LUCY_ENOMEM;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW && r->n < (size_t)q->limit) {
+        struct lucy_search_hit *h = &r->hits[r->n++];
+        h->source = dup_col(st, 0);
+        h->id = dup_col(st, 1);
+        h->segment = sqlite3_column_int(st, 2);
+        h->contact = dup_col(st, 3);
+        h->title = dup_col(st, 4);
+        h->time_s = sqlite3_column_int64(st, 5);
+        h->t0_ms = sqlite3_column_int64(st, 6);
+        h->t1_ms = sqlite3_column_int64(st, 7);
+        h->snippet = snippet_html((const char *)sqlite3_column_text(st, 8));
+        h->score = -sqlite3_column_double(st, 9);
+        if (!h->source || !h->id || !h->snippet)
+            err = LUCY_ENOMEM;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = lucy_store_err(rc);
+    sqlite3_finalize(st);
+    return err;
+}
+
+static int sqlite_search(void *state, const struct lucy_search_query *q,
+                         struct lucy_search_result *out)
+{
+    struct sqlite_index *s = state;
+    int nomem = 0;
+    char *match = lucy_index_fts_query(q->q, &nomem);
+    out->backend = lucy_index_sqlite.name;
+    if (!match)
+        return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */
+    struct search_arg a = {q, match, out};
+    int rc = lucy_store_read(s->store, read_search, &a);
+    free(match);
+    return rc;
+}
+
+/* ---- stats / clear / optimize ---------------------------------------------- */
+
+struct counts_arg {
+    int64_t rows, segments; /* FTS rows and b-tree segments */
+};
+
+static int read_counts(sqlite3 *db, void *arg)
+{
+    struct counts_arg *a = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT (SELECT count(*) FROM documents_fts),"
+                                " (SELECT count(DISTINCT segid) FROM documents_fts_idx)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        a->rows = sqlite3_column_int64(st, 0);
+        a->segments = sqlite3_column_int64(st, 1);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+static int64_t file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+static int sqlite_stats(void *state, json_t *out)
+{
+    struct sqlite_index *s = state;
+    struct counts_arg c = {0};
+    struct tables_arg t = {json_array(), json_array()};
+    int rc = (t.ensured && t.pending) ? lucy_store_read(s->store, read_tables, &t) : LUCY_ENOMEM;
+    if (rc == 0)
+        rc = lucy_store_read(s->store, read_counts, &c);
+    const char *db = lucy_store_path(s->store);
+    char wal[1100];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    json_object_set_new(out, "collection", json_string("documents_fts"));
+    json_object_set_new(out, "points_count", json_integer(c.rows));
+    json_object_set_new(out, "indexed_count", json_integer(c.rows));
+    json_object_set_new(out, "segments_count", json_integer(c.segments));
+    json_object_set_new(out, "disk_bytes", json_integer(file_bytes(db) + file_bytes(wal)));
+    json_object_set_new(out, "payload_indexes",
+                        json_pack("{s:o,s:o}", "ensured", t.ensured ? t.ensured : json_array(),
+                                  "pending", t.pending ? t.pending : json_array()));
+    return rc;
+}
+
+static int clear_fts(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    int rc = sqlite3_exec(db, "DELETE FROM documents_fts", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+}
+
+static int sqlite_clear(void *state, char *err, size_t errlen)
+{
+    struct sqlite_index *s = state;
+    int rc = lucy_store_write(s->store, clear_fts, NULL, 0);
+    if (rc)
+        snprintf(err, errlen, "cannot empty the FTS index: %s", lucy_strerror(rc));
+    return rc;
+}
+
+/* Incremental merge of FTS5 b-tree segments ("merge" command, up to 500
+ * pages of work per call; https://sqlite.org/fts5.html#the_merge_command). */
+static int merge_fts(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    int rc =
+        sqlite3_exec(db, "INSERT INTO documents_fts (documents_fts, rank) VALUES ('merge', 500)",
+                     NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+}
+
+static int sqlite_optimize(void *state)
+{
+    struct sqlite_index *s = state;
+    return lucy_store_write(s->store, merge_fts, NULL, 0);
+}
+
+const struct lucy_index_ops lucy_index_sqlite = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .ensure = sqlite_ensure,
+    .upsert_batch = sqlite_upsert_batch,
+    .delete = sqlite_delete,
+    .search = sqlite_search,
+    .stats = sqlite_stats,
+    .clear = sqlite_clear,
+    .optimize = sqlite_optimize,
+};

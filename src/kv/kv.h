@@ -1,0 +1,322 @@
+/*
+ * kv.h - the key-value interface: aliases, rate limits and cross-instance
+ * de-duplication, with an embedded SQLite backend and a shared Redis one
+ * (DESIGN §1, §8, §10).
+ *
+ * A backend is one const struct lucy_kv_ops (sqlite.c, redis.c): its name
+ * and function pointers, NULL meaning "not supported". Callers never use
+ * the slots directly; they call the lucy_kv_*() wrappers below, which
+ * check arguments, fill in defaults (the timeout), count calls and errors
+ * for /metrics, and apply policies (LUCY_RATE_LIMIT_ON_ERROR, pending
+ * replays). Selection: REDIS_URL set -> redis, else sqlite.
+ *
+ * Results: every fallible call returns 0 or a negative LUCY_E* code
+ * (error.h) and, when the caller passes a struct lucy_kv_error, fills it
+ * with the typed reason (MISCONF, LOADING, READONLY, NOAUTH, WRONGPASS,
+ * OOM, connection, timeout, ...) and the server's own message. Messages
+ * never contain the password of REDIS_URL.
+ *
+ * Timeouts: every call takes timeout_ms (<= 0 = the backend's default,
+ * LUCY_REDIS_TIMEOUT_MS for redis). A hung Redis costs a caller at most
+ * that long, never a thread forever; after a connection failure or a
+ * timeout, callers fail fast for a backoff window (100 ms doubling to 5 s)
+ * while the prober's ping probes for recovery.
+ *
+ * Pending replays: lucy_kv_set_or_queue() is for writes that must not be
+ * lost when a shared backend is down (contact aliases). A write the
+ * backend refuses is kept in the local store (table kv_pending, newest
+ * value per key wins) and replayed in order by lucy_kv_replay(), which the
+ * kv plugin runs on the prober's tick while the backend is reachable.
+ *
+ * Thread safety: a struct lucy_kv may be used by any number of threads at
+ * once; the redis backend keeps a small pool of connections.
+ */
+#ifndef LUCY_KV_H
+#define LUCY_KV_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lucy_store;
+struct lucy_ctx;
+struct lucy_plugin;
+
+/* The kv plugin (plugin.c): opens the shared kv, registers kv:backend,
+ * redis:ping, redis:persistence, /metrics lines and the replay tick. */
+extern const struct lucy_plugin lucy_kv_plugin;
+
+/* Why a call failed, by the kind of trouble (not by the call). The order
+ * is the metrics label order; names are in lucy_kv_err_kind_name(). */
+enum lucy_kv_err_kind {
+    LUCY_KV_ERR_NONE,      /* no error */
+    LUCY_KV_ERR_MISCONF,   /* Redis cannot persist and refuses writes (and PING) */
+    LUCY_KV_ERR_LOADING,   /* Redis is loading its dataset after a restart */
+    LUCY_KV_ERR_READONLY,  /* REDIS_URL names a read-only replica */
+    LUCY_KV_ERR_NOAUTH,    /* the server needs a password; REDIS_URL has none */
+    LUCY_KV_ERR_WRONGPASS, /* the password or user in REDIS_URL is wrong */
+    LUCY_KV_ERR_NOPERM,    /* the ACL user may not run this command */
+    LUCY_KV_ERR_OOM,       /* Redis reached maxmemory */
+    LUCY_KV_ERR_BUSY,      /* Redis is busy running a script */
+    LUCY_KV_ERR_CONN,      /* cannot connect, or the connection broke */
+    LUCY_KV_ERR_TIMEOUT,   /* no answer within the timeout */
+    LUCY_KV_ERR_SERVER,    /* any other error reply */
+    LUCY_KV_ERR_PROTOCOL,  /* an answer lucy does not understand */
+    LUCY_KV_ERR_STORE,     /* the local SQLite store failed (sqlite backend) */
+    LUCY_KV_ERR_INVALID,   /* bad arguments or configuration */
+    LUCY_KV_ERR_NOMEM,     /* allocation failed */
+    LUCY_KV_ERR_COUNT
+};
+
+/* The typed reason of a failed call. Filled on every path when passed. */
+struct lucy_kv_error {
+    enum lucy_kv_err_kind kind; /* LUCY_KV_ERR_NONE on success */
+    int code;                   /* the LUCY_E* code returned */
+    char message[256];          /* the server's or client's message; no secrets */
+};
+
+/* "misconf", "timeout", ... Never NULL. */
+const char *lucy_kv_err_kind_name(enum lucy_kv_err_kind kind);
+
+/* What an operator should do about kind, one or two sentences naming the
+ * command or setting (docs/operations.md, section Redis). Never NULL. */
+const char *lucy_kv_err_remedy(enum lucy_kv_err_kind kind);
+
+/* The LUCY_E* code lucy uses for kind (MISCONF -> LUCY_EUNAVAIL, TIMEOUT ->
+ * LUCY_ETIMEDOUT, NOAUTH -> LUCY_EPERM, ...). */
+int lucy_kv_err_code(enum lucy_kv_err_kind kind);
+
+/* Kind of a Redis error reply from its first word ("MISCONF ...",
+ * "-WRONGPASS ..."); LUCY_KV_ERR_SERVER when the prefix is not one of ours.
+ * Source: Redis 7.0 server.c/shared error objects. Pure; thread-safe. */
+enum lucy_kv_err_kind lucy_kv_err_kind_of_reply(const char *reply);
+
+/* Sets *err (when err is not NULL): kind, its code, printf message.
+ * Returns the code. For backends. */
+int lucy_kv_err_set(struct lucy_kv_error *err, enum lucy_kv_err_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A GCRA limit: `count` events per `period_ms`, of which up to `burst` may
+ * come at once (burst >= 1). Emission interval T = period_ms / count.
+ * at_ms is the event's time (wall clock ms, e.g. when a webhook arrived,
+ * so a backlog processed late is judged by when it came); 0 = now by the
+ * backend's clock (Redis: the server's TIME, shared by every instance). */
+struct lucy_kv_rate {
+    int count;         /* events per period, >= 1 */
+    int64_t period_ms; /* period length, >= 1 */
+    int burst;         /* events allowed at once, >= 1 */
+    int64_t at_ms;     /* event time, Unix ms; 0 = now */
+};
+
+/* The decision of one rate-limit check. */
+struct lucy_kv_rate_result {
+    int allowed;            /* 1 = within the limit */
+    int64_t retry_after_ms; /* when denied: wait this long; else 0 */
+    int remaining;          /* further events allowed right now */
+    int from_policy;        /* 1 = the backend failed; allowed came from
+                               LUCY_RATE_LIMIT_ON_ERROR */
+};
+
+/* What INFO persistence (and a PING) say about a Redis server. */
+struct lucy_kv_persistence {
+    int rdb_last_bgsave_ok;                /* rdb_last_bgsave_status:ok */
+    int rdb_bgsave_in_progress;            /* a BGSAVE is running */
+    long long rdb_changes_since_last_save; /* writes not yet in a snapshot */
+    long long rdb_last_save_time;          /* Unix seconds of the last good save */
+    int aof_enabled;                       /* appendonly yes */
+    int aof_last_write_ok;                 /* aof_last_write_status:ok */
+    int loading;                           /* loading:1 */
+    int stop_writes_on_bgsave_error;       /* 1/0; -1 when CONFIG GET is refused */
+    int misconf;                           /* PING answered -MISCONF */
+    char misconf_message[256];             /* that answer */
+    char config_error[160];                /* why CONFIG GET failed, "" if it did not */
+};
+
+/* Options for lucy_kv_open(), usually from the configuration. */
+struct lucy_kv_options {
+    const char *redis_url;    /* redis://[[user]:password@]host[:port][/db]; NULL/"" = sqlite */
+    int timeout_ms;           /* default per-call timeout for redis (connect and command) */
+    int pool_size;            /* redis connections at most */
+    int rate_limit_deny;      /* 1 = deny when the backend fails; 0 = allow */
+    const char *key_prefix;   /* prepended to every key in redis; NULL = "lucy:" */
+    struct lucy_store *store; /* the local store: sqlite backend, pending replays */
+};
+
+struct lucy_kv;
+
+/* The backend interface. `st` is the backend's state from open. Every
+ * slot fills *err on failure; key is NUL-terminated UTF-8; values are
+ * bytes. timeout_ms is always > 0 here (the wrapper fills the default). */
+struct lucy_kv_ops {
+    const char *name; /* "sqlite", "redis" */
+    /* Creates the backend state. 0 or LUCY_E*. */
+    int (*open)(const struct lucy_kv_options *opt, void **st, struct lucy_kv_error *err);
+    /* Frees the state and every connection. */
+    void (*close)(void *st);
+    /* *value (malloc'd, NUL-terminated after len bytes; caller frees) and
+     * *len; LUCY_ENOTFOUND when absent or expired. */
+    int (*get)(void *st, const char *key, char **value, size_t *len, int timeout_ms,
+               struct lucy_kv_error *err);
+    /* Stores value; ttl_ms > 0 expires it, 0 keeps it for ever. */
+    int (*set)(void *st, const char *key, const void *value, size_t len, int64_t ttl_ms,
+               int timeout_ms, struct lucy_kv_error *err);
+    /* Stores value only if key is absent (or expired), atomically across
+     * every user of the backend; *stored = 1 when it did. ttl_ms > 0. */
+    int (*set_if_absent)(void *st, const char *key, const void *value, size_t len, int64_t ttl_ms,
+                         int *stored, int timeout_ms, struct lucy_kv_error *err);
+    /* Removes key; absent is not an error. */
+    int (*del)(void *st, const char *key, int timeout_ms, struct lucy_kv_error *err);
+    /* One GCRA step for key, atomic across every user of the backend. */
+    int (*ratelimit)(void *st, const char *key, const struct lucy_kv_rate *rate,
+                     struct lucy_kv_rate_result *out, int timeout_ms, struct lucy_kv_error *err);
+    /* Round trip to the backend. force = 1 ignores the reconnect backoff
+     * (the prober's probe). */
+    int (*ping)(void *st, int force, int timeout_ms, struct lucy_kv_error *err);
+    /* INFO persistence + CONFIG GET stop-writes-on-bgsave-error + PING. */
+    int (*persistence)(void *st, struct lucy_kv_persistence *out, int timeout_ms,
+                       struct lucy_kv_error *err);
+    /* CONFIG SET name value (auto-heal). */
+    int (*config_set)(void *st, const char *name, const char *value, int timeout_ms,
+                      struct lucy_kv_error *err);
+    /* BGSAVE. */
+    int (*bgsave)(void *st, int timeout_ms, struct lucy_kv_error *err);
+    /* Housekeeping (the sqlite backend drops expired rows). Returns how
+     * many items it removed (>= 0) or LUCY_E*. Called about once a minute. */
+    int (*maintain)(void *st, int timeout_ms, struct lucy_kv_error *err);
+    /* Where the backend lives, without secrets ("127.0.0.1:6379/0", or the
+     * store's path); written into buf. */
+    void (*describe)(void *st, char *buf, size_t len);
+};
+
+extern const struct lucy_kv_ops lucy_kv_sqlite_ops;
+extern const struct lucy_kv_ops lucy_kv_redis_ops;
+
+/* Operations counted in /metrics, in label order. */
+enum lucy_kv_op {
+    LUCY_KV_OP_GET,
+    LUCY_KV_OP_SET,
+    LUCY_KV_OP_SET_IF_ABSENT,
+    LUCY_KV_OP_DEL,
+    LUCY_KV_OP_RATELIMIT,
+    LUCY_KV_OP_PING,
+    LUCY_KV_OP_REPLAY,
+    LUCY_KV_OP_COUNT
+};
+
+/* Snapshot of the counters, for /metrics and /health. */
+struct lucy_kv_stats {
+    unsigned long long calls[LUCY_KV_OP_COUNT];     /* calls by operation */
+    unsigned long long errors[LUCY_KV_ERR_COUNT];   /* failed calls by kind */
+    unsigned long long rate_limit_policy_decisions; /* decided by ON_ERROR */
+    unsigned long long replayed;                    /* pending writes that landed */
+    long long pending;                              /* pending writes now (-1 unknown) */
+    int64_t oldest_pending_ms;                      /* wall ms of the oldest; 0 none */
+    int up;                                         /* last call reached the backend */
+    struct lucy_kv_error last_error;                /* the most recent failure */
+};
+
+/* Opens the backend opt selects (redis when opt->redis_url is non-empty,
+ * else sqlite on opt->store). opt is copied. Returns 0 and *out, or LUCY_E*
+ * with err filled; a redis backend that cannot connect yet still opens
+ * (it reconnects), only a malformed URL fails. Close with lucy_kv_close. */
+int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out,
+                 struct lucy_kv_error *err);
+void lucy_kv_close(struct lucy_kv *kv);
+
+/* The backend's ops (for optional slots such as persistence) and state. */
+const struct lucy_kv_ops *lucy_kv_backend(const struct lucy_kv *kv);
+const char *lucy_kv_name(const struct lucy_kv *kv);
+/* Where the backend lives, without secrets. */
+void lucy_kv_describe(const struct lucy_kv *kv, char *buf, size_t len);
+/* 1 when LUCY_RATE_LIMIT_ON_ERROR=deny. */
+int lucy_kv_rate_limit_denies(const struct lucy_kv *kv);
+
+/* The wrappers. See struct lucy_kv_ops for each slot's contract; these add
+ * argument checks, the default timeout and counting. An unsupported slot
+ * gives LUCY_EINVAL (kind INVALID). All thread-safe. */
+int lucy_kv_get(struct lucy_kv *kv, const char *key, char **value, size_t *len, int timeout_ms,
+                struct lucy_kv_error *err);
+int lucy_kv_set(struct lucy_kv *kv, const char *key, const void *value, size_t len, int64_t ttl_ms,
+                int timeout_ms, struct lucy_kv_error *err);
+int lucy_kv_set_if_absent(struct lucy_kv *kv, const char *key, const void *value, size_t len,
+                          int64_t ttl_ms, int *stored, int timeout_ms, struct lucy_kv_error *err);
+int lucy_kv_del(struct lucy_kv *kv, const char *key, int timeout_ms, struct lucy_kv_error *err);
+int lucy_kv_ping(struct lucy_kv *kv, int force, int timeout_ms, struct lucy_kv_error *err);
+int lucy_kv_persistence(struct lucy_kv *kv, struct lucy_kv_persistence *out, int timeout_ms,
+                        struct lucy_kv_error *err);
+int lucy_kv_config_set(struct lucy_kv *kv, const char *name, const char *value, int timeout_ms,
+                       struct lucy_kv_error *err);
+int lucy_kv_bgsave(struct lucy_kv *kv, int timeout_ms, struct lucy_kv_error *err);
+int lucy_kv_maintain(struct lucy_kv *kv, int timeout_ms, struct lucy_kv_error *err);
+
+/* One GCRA step. Returns 0 with the decision in *out; on a backend error
+ * returns its LUCY_E* code AND fills *out from LUCY_RATE_LIMIT_ON_ERROR
+ * (allowed = policy, from_policy = 1), so a caller that only wants a
+ * decision may ignore the code. */
+int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_rate *rate,
+                      struct lucy_kv_rate_result *out, int timeout_ms, struct lucy_kv_error *err);
+
+/* Claims key for this lucy instance for ttl_ms (> 0): set-if-absent with
+ * the instance's id (kept in the local store's meta table, so it survives
+ * restarts) as the value. *mine = 1 when the key is now ours: newly set, or
+ * already set by this same instance (a retry after a crash); 0 when another
+ * instance holds it. For cross-instance de-duplication (wamids) IN ADDITION
+ * to local unique constraints: on an error *mine is left 1 and the code is
+ * returned, so a caller that must not lose work can go on. */
+int lucy_kv_claim(struct lucy_kv *kv, const char *key, int64_t ttl_ms, int *mine, int timeout_ms,
+                  struct lucy_kv_error *err);
+
+/* 1 when the backend is shared by several lucy instances (redis); 0 for
+ * the embedded sqlite backend, whose state only this instance sees. */
+int lucy_kv_is_shared(const struct lucy_kv *kv);
+
+/* This instance's id ("" until lucy_kv_open has run). */
+const char *lucy_kv_instance_id(const struct lucy_kv *kv);
+
+/* One GCRA step on the sqlite backend's kv_ratelimit table, run INSIDE the
+ * caller's own store write (db is the writer's connection), for callers
+ * that rate-limit in the same transaction as their other writes instead of
+ * paying one group commit per event. Same decision as lucy_kv_ratelimit()
+ * on the sqlite backend. Returns 0 or a store error. */
+int lucy_kv_sqlite_ratelimit_tx(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
+                                struct lucy_kv_rate_result *out);
+
+/* Writes key = value for ever, or, when the backend refuses (down, hung,
+ * MISCONF, ...) or older writes of the same kv are still pending, keeps it
+ * in the local store's kv_pending table (newest value per key wins) for
+ * lucy_kv_replay(). Returns 0 when the value was written or queued
+ * durably (*queued tells which; may be NULL), or the store's error when it
+ * could not even be queued. value NULL = delete key. */
+int lucy_kv_set_or_queue(struct lucy_kv *kv, const char *key, const void *value, size_t len,
+                         int *queued, int timeout_ms, struct lucy_kv_error *err);
+
+/* Replays up to max pending writes, oldest first, stopping at the first
+ * failure. Returns how many landed (>= 0) or a LUCY_E* code when the first
+ * one failed. Thread-safe; concurrent replays serialize. */
+int lucy_kv_replay(struct lucy_kv *kv, int max, int timeout_ms, struct lucy_kv_error *err);
+
+/* Fills *out with the counters (pending count read from the store). */
+void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out);
+
+/* The process-wide kv of a running daemon, opened from ctx's configuration
+ * on the first call (thread-safe) and shared by the kv plugin and the
+ * plugins that use it. Each successful acquire takes a reference; release
+ * it with lucy_kv_shared_release() (the last one closes the kv). Returns 0
+ * and *out, or LUCY_E* with a message in err. */
+int lucy_kv_shared_acquire(struct lucy_ctx *ctx, struct lucy_kv **out, char *err, size_t errlen);
+void lucy_kv_shared_release(struct lucy_kv *kv);
+
+/* Parses a redis:// URL (for redis.c and tests). Fills the parts (user and
+ * password may be "" when absent); port defaults to 6379, db to 0. Returns
+ * 0 or LUCY_EINVAL with a reason in err that never repeats the password. */
+struct lucy_kv_redis_url {
+    char user[128];     /* ACL user, "" = default */
+    char password[256]; /* "" = none; secret */
+    char host[256];     /* name or address; [v6] brackets removed */
+    int port;           /* 1..65535 */
+    int db;             /* SELECT index, >= 0 */
+};
+int lucy_kv_redis_url_parse(const char *url, struct lucy_kv_redis_url *out, char *err,
+                            size_t errlen);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * classify.c - the scanner's rules as tables (DESIGN §6): outcome names,
+ * errno names and what each errno means for a file, the names of sync
+ * artefacts that are never read, and the display form of byte paths.
+ *
+ * errno values differ between systems (EDEADLK is 35 on Linux, 11 on
+ * macOS), so everything lucy shows or stores uses the symbolic name from
+ * errno_table[], never the number.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scan_int.h"
+
+static const char *const outcome_names[LUCY_SCAN_N_OUTCOMES] = {
+    [LUCY_SCAN_NEW] = "new",
+    [LUCY_SCAN_CHANGED] = "changed",
+    [LUCY_SCAN_UNCHANGED] = "unchanged",
+    [LUCY_SCAN_LOCKED] = "locked",
+    [LUCY_SCAN_PLACEHOLDER] = "placeholder",
+    [LUCY_SCAN_IGNORED] = "ignored",
+    [LUCY_SCAN_CHANGING] = "changing",
+    [LUCY_SCAN_CORRUPT] = "corrupt",
+    [LUCY_SCAN_PERMISSION_DENIED] = "permission_denied",
+    [LUCY_SCAN_IO_ERROR] = "io_error",
+    [LUCY_SCAN_UNSUPPORTED] = "unsupported",
+    [LUCY_SCAN_MISSING] = "missing",
+    [LUCY_SCAN_UNAVAILABLE] = "unavailable",
+};
+
+const char *lucy_scan_outcome_name(enum lucy_scan_outcome o)
+{
+    return (unsigned)o < LUCY_SCAN_N_OUTCOMES ? outcome_names[o] : "unknown";
+}
+
+/* errno -> name and per-file outcome. Lock errors come from sync clients
+ * (Dropbox/iCloud/OneDrive file providers hold files with EDEADLK or
+ * EAGAIN while they download or upload them). Rows not listed map to
+ * IO_ERROR with strerrorname_np()'s name. */
+static const struct {
+    int errnum;                     /* the value on this system */
+    const char *name;               /* its symbolic name */
+    enum lucy_scan_outcome outcome; /* what it means for one file */
+} errno_table[] = {
+    {EDEADLK, "EDEADLK", LUCY_SCAN_LOCKED},
+    {EAGAIN, "EAGAIN", LUCY_SCAN_LOCKED},
+#if EWOULDBLOCK != EAGAIN
+    {EWOULDBLOCK, "EWOULDBLOCK", LUCY_SCAN_LOCKED},
+#endif
+    {EBUSY, "EBUSY", LUCY_SCAN_LOCKED},
+    {ETXTBSY, "ETXTBSY", LUCY_SCAN_LOCKED},
+    {EACCES, "EACCES", LUCY_SCAN_PERMISSION_DENIED},
+    {EPERM, "EPERM", LUCY_SCAN_PERMISSION_DENIED},
+    {EIO, "EIO", LUCY_SCAN_IO_ERROR},
+    {ENOENT, "ENOENT", LUCY_SCAN_MISSING},
+    {ENOTDIR, "ENOTDIR", LUCY_SCAN_MISSING},
+    {ELOOP, "ELOOP", LUCY_SCAN_IGNORED},
+    {ESTALE, "ESTALE", LUCY_SCAN_IO_ERROR},
+    {ENXIO, "ENXIO", LUCY_SCAN_IO_ERROR},
+    {ENODEV, "ENODEV", LUCY_SCAN_IO_ERROR},
+    {ENOMEM, "ENOMEM", LUCY_SCAN_IO_ERROR},
+    {EMFILE, "EMFILE", LUCY_SCAN_IO_ERROR},
+    {ENFILE, "ENFILE", LUCY_SCAN_IO_ERROR},
+    {EINVAL, "EINVAL", LUCY_SCAN_IO_ERROR},
+    {EINTR, "EINTR", LUCY_SCAN_IO_ERROR},
+    {ENAMETOOLONG, "ENAMETOOLONG", LUCY_SCAN_IO_ERROR},
+    {EOVERFLOW, "EOVERFLOW", LUCY_SCAN_IO_ERROR},
+    {ETIMEDOUT, "ETIMEDOUT", LUCY_SCAN_IO_ERROR},
+    {ENOTCONN, "ENOTCONN", LUCY_SCAN_IO_ERROR},
+    {EHOSTDOWN, "EHOSTDOWN", LUCY_SCAN_IO_ERROR},
+    {ECONNABORTED, "ECONNABORTED", LUCY_SCAN_IO_ERROR},
+    {EROFS, "EROFS", LUCY_SCAN_IO_ERROR},
+    {ENOSPC, "ENOSPC", LUCY_SCAN_IO_ERROR},
+};
+#define N_ERRNOS (sizeof errno_table / sizeof errno_table[0])
+
+const char *lucy_scan_errno_name(int errnum)
+{
+    for (size_t i = 0; i < N_ERRNOS; i++)
+        if (errno_table[i].errnum == errnum)
+            return errno_table[i].name;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    const char *name = strerrorname_np(errnum);
+    if (name)
+        return name;
+#endif
+    return "EUNKNOWN";
+}
+
+enum lucy_scan_outcome lucy_scan_errno_outcome(int errnum)
+{
+    for (size_t i = 0; i < N_ERRNOS; i++)
+        if (errno_table[i].errnum == errnum)
+            return errno_table[i].outcome;
+    return LUCY_SCAN_IO_ERROR;
+}
+
+/* Names sync clients and downloaders give files that are not (yet) the
+ * real thing: macOS AppleDouble resource forks (`._x`), temporary and
+ * partial downloads (`.crdownload` is Chrome's, listed with the others),
+ * Dropbox's own state files, and editors'/Office's `~` lock files. Plain
+ * prefix/suffix rows rather than fnmatch(3): this runs once per file on
+ * every rescan. */
+static const struct {
+    const char *text; /* the bytes to match */
+    size_t len;       /* their count */
+    int at_end;       /* 1: suffix, 0: prefix */
+} sync_artefacts[] = {
+    {"._", 2, 0},        {".dropbox", 8, 0},     {"~", 1, 0}, {".tmp", 4, 1}, {".partial", 8, 1},
+    {".download", 9, 1}, {".crdownload", 11, 1},
+};
+
+int lucy_scan_is_sync_artefact(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof sync_artefacts / sizeof sync_artefacts[0]; i++) {
+        size_t len = sync_artefacts[i].len;
+        if (n >= len && memcmp(sync_artefacts[i].at_end ? name + n - len : name,
+                               sync_artefacts[i].text, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int lucy_scan_classify_stat(const char *name, const struct stat *st, enum lucy_scan_outcome *out)
+{
+    if (lucy_scan_is_sync_artefact(name) || st->st_size == 0) {
+        *out = LUCY_SCAN_IGNORED;
+        return 1;
+    }
+    if (st->st_blocks == 0 && st->st_size > 0) {
+        *out = LUCY_SCAN_PLACEHOLDER;
+        return 1;
+    }
+    return 0;
+}
+
+int64_t lucy_scan_mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+int lucy_scan_is_settling(const struct stat *st, int64_t now_ns, int settle_s)
+{
+    if (settle_s <= 0)
+        return 0;
+    return lucy_scan_mtime_ns(st) > now_ns - (int64_t)settle_s * 1000000000;
+}
+
+/* The UTF-8 sequence at s[0..n) (n >= 1): its length when valid, else
+ * minus the length of its "maximal subpart" - the longest prefix that
+ * could still begin a valid sequence, at least one byte - which becomes
+ * one U+FFFD (Unicode §3.9 D93b and "U+FFFD Substitution of Maximal
+ * Subparts"; RFC 3629 §4: no overlongs, no surrogates, nothing above
+ * U+10FFFF). */
+static int utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    int len;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
+    if (c > 0 && c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return -1;
+    if (n < 2 || s[1] < lo || s[1] > hi)
+        return -1;
+    for (int i = 2; i < len; i++)
+        if ((size_t)i >= n || (s[i] & 0xC0) != 0x80)
+            return -i;
+    return len;
+}
+
+char *lucy_scan_display_name(const char *bytes, size_t len)
+{
+    /* Worst case: every byte becomes the 3-byte U+FFFD. */
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        return NULL;
+    const unsigned char *s = (const unsigned char *)bytes;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        int n = utf8_seq(s + i, len - i);
+        if (n > 0) {
+            memcpy(out + o, s + i, (size_t)n);
+            o += (size_t)n;
+            i += (size_t)n;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += (size_t)-n;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -1,0 +1,239 @@
+/*
+ * plugin.c - the call_recordings plugin's glue (DESIGN §5, §6, §7).
+ *
+ *   init   routes (routes.c), health checks call_recordings:scan and
+ *          call_recordings:jobs, /metrics lines; no threads yet
+ *   start  the transcription workers (worker.c), then the scanner thread
+ *          (scanner.c) when LUCY_RECORDINGS_DIRS is set
+ *   stop   the scanner, then the workers (each finishes its current job)
+ *
+ * Without LUCY_RECORDINGS_DIRS nothing is scanned, but the routes still
+ * answer (empty lists) and jobs can still run for recordings already in
+ * the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../error.h"
+#include "../../health/health.h"
+#include "../../lucy.h"
+#include "jobs.h"
+#include "plugin.h"
+#include "scan.h"
+
+#define CHECK_INTERVAL_MS 2000
+#define CHECK_TIMEOUT_MS  1000
+
+/* ---- health --------------------------------------------------------------- */
+
+static json_int_t summary_int(json_t *summary, const char *key)
+{
+    json_t *v = json_object_get(summary, key);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static void check_scan(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    (void)timeout_ms;
+    struct lucy_recordings *r = arg;
+    if (!r->scanner) {
+        lucy_check_add(out, "scanner", LUCY_HEALTH_PASS, 0, "files", NULL);
+        return;
+    }
+    json_t *s = lucy_scanner_last_summary(r->scanner);
+    if (!s) {
+        lucy_check_add(out, "scanner", LUCY_HEALTH_PASS, 0, "files", NULL);
+        return;
+    }
+    json_int_t locked = summary_int(s, "locked");
+    json_int_t seen = summary_int(s, "files_seen");
+    int failed = json_is_true(json_object_get(s, "failed"));
+    if (failed)
+        lucy_check_add(out, "scanner", LUCY_HEALTH_WARN, (double)seen, "files",
+                       "the last scan of LUCY_RECORDINGS_DIRS failed (see the log for why: "
+                       "store not writable, disk full?); lucy scans again by itself, or run "
+                       "POST /recordings/scan");
+    else if (locked > 0)
+        lucy_check_add(out, "scanner", LUCY_HEALTH_WARN, (double)locked, "files",
+                       "%lld of %lld files are locked (EDEADLK/EAGAIN: a sync client such as "
+                       "Dropbox or iCloud holds them); lucy retries them by itself with "
+                       "backoff. If the count stays, check the sync client",
+                       (long long)locked, (long long)seen);
+    else
+        lucy_check_add(out, "scanner", LUCY_HEALTH_PASS, (double)seen, "files", NULL);
+    json_decref(s);
+}
+
+static void check_jobs(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    (void)timeout_ms;
+    struct lucy_recordings *r = arg;
+    long long counts[LUCY_JOBS_N_STATUSES], locked = 0;
+    if (lucy_jobs_counts(r->ctx->store, counts) != 0 ||
+        lucy_jobs_count_locked(r->ctx->store, &locked) != 0) {
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, 0, "jobs",
+                       "cannot read the job queue from the store; see store:writable");
+        return;
+    }
+    long long active = counts[0] + counts[1] + counts[2] + counts[3], blocked = counts[3];
+    struct lucy_jobs_stats st;
+    lucy_jobs_pool_stats(r->pool, &st);
+    if (blocked > 0)
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
+                       "%lld transcription jobs are blocked because the disk is critical; they "
+                       "resume by themselves when space is freed (see disk:free)",
+                       blocked);
+    else if (st.engine_error[0])
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
+                       "the speech recognition engine cannot be opened (%s); check "
+                       "LUCY_ASR_ENGINE, LUCY_WHISPER_MODEL, LUCY_ASR_URL. lucy retries every "
+                       "minute",
+                       st.engine_error);
+    else if (locked > 0)
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
+                       "%lld recordings wait for a lock to be lifted (being synced by the "
+                       "cloud client); lucy retries them by itself with backoff",
+                       locked);
+    else
+        lucy_check_add(out, "queue", LUCY_HEALTH_PASS, (double)active, "jobs", NULL);
+}
+
+/* ---- metrics -------------------------------------------------------------- */
+
+static void metrics(void *arg, FILE *out)
+{
+    struct lucy_recordings *r = arg;
+    json_t *s = r->scanner ? lucy_scanner_last_summary(r->scanner) : NULL;
+    if (s) {
+        static const char *const outcomes[] = {
+            "new",         "changed", "unchanged",         "locked",   "placeholder", "ignored",
+            "changing",    "corrupt", "permission_denied", "io_error", "unsupported", "missing",
+            "unavailable",
+        };
+        fprintf(out, "# HELP lucy_scan_files Files by outcome in the last scan.\n"
+                     "# TYPE lucy_scan_files gauge\n");
+        for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
+            fprintf(out, "lucy_scan_files{outcome=\"%s\"} %lld\n", outcomes[i],
+                    (long long)summary_int(s, outcomes[i]));
+        fprintf(out, "# TYPE lucy_scan_errors gauge\n");
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(s, "errors_by_errno"), name, v)
+        {
+            fprintf(out, "lucy_scan_errors{errno=");
+            lucy_metrics_label(out, name);
+            fprintf(out, "} %lld\n", (long long)json_integer_value(v));
+        }
+        fprintf(out, "# TYPE lucy_scan_duration_ms gauge\nlucy_scan_duration_ms %lld\n",
+                (long long)summary_int(s, "duration_ms"));
+        fprintf(out, "# TYPE lucy_scan_files_seen gauge\nlucy_scan_files_seen %lld\n",
+                (long long)summary_int(s, "files_seen"));
+        json_decref(s);
+    }
+    long long counts[LUCY_JOBS_N_STATUSES];
+    if (lucy_jobs_counts(r->ctx->store, counts) == 0) {
+        fprintf(out, "# HELP lucy_jobs Transcription jobs by status.\n# TYPE lucy_jobs gauge\n");
+        for (int i = 0; i < LUCY_JOBS_N_STATUSES; i++)
+            fprintf(out, "lucy_jobs{status=\"%s\"} %lld\n", lucy_jobs_statuses[i], counts[i]);
+    }
+    struct lucy_jobs_stats st;
+    lucy_jobs_pool_stats(r->pool, &st);
+    fprintf(out,
+            "# HELP lucy_asr_audio_seconds_total Seconds of audio transcribed.\n"
+            "# TYPE lucy_asr_audio_seconds_total counter\nlucy_asr_audio_seconds_total %.3f\n"
+            "# HELP lucy_asr_seconds_total Seconds the ASR engine worked.\n"
+            "# TYPE lucy_asr_seconds_total counter\nlucy_asr_seconds_total %.3f\n"
+            "# HELP lucy_asr_real_time_factor Engine time / audio time of the last transcript.\n"
+            "# TYPE lucy_asr_real_time_factor gauge\nlucy_asr_real_time_factor %.4f\n"
+            "# TYPE lucy_asr_temp_copies_total counter\nlucy_asr_temp_copies_total %llu\n",
+            st.audio_s_total, st.asr_wall_s_total, st.last_rtf, st.temp_copies);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static const struct lucy_check checks[] = {
+    {"call_recordings:scan", "component", "call_recordings", 0, CHECK_INTERVAL_MS, CHECK_TIMEOUT_MS,
+     check_scan, NULL},
+    {"call_recordings:jobs", "component", "transcription", 0, CHECK_INTERVAL_MS, CHECK_TIMEOUT_MS,
+     check_jobs, NULL},
+};
+
+static void plugin_free(void *state);
+
+static int plugin_setup(struct lucy_recordings *r)
+{
+    struct lucy_ctx *ctx = r->ctx;
+    int threads = ctx->cfg->http_threads > 0 ? ctx->cfg->http_threads : 1;
+    r->max_waiters = threads / 2 > 0 ? threads / 2 : 1;
+    r->pool = lucy_jobs_pool_new(ctx);
+    if (!r->pool)
+        return LUCY_ENOMEM;
+    if (ctx->cfg->recordings_dirs && ctx->cfg->recordings_dirs[0]) {
+        r->scanner = lucy_scanner_new(ctx);
+        if (!r->scanner)
+            return LUCY_ENOMEM;
+    }
+    if (ctx->http && lucy_recordings_routes_register(r) != 0)
+        return LUCY_ENOMEM;
+    for (size_t i = 0; ctx->health && i < sizeof checks / sizeof checks[0]; i++) {
+        struct lucy_check c = checks[i];
+        c.arg = r;
+        if (lucy_health_register(ctx->health, &c) != 0)
+            return LUCY_ENOMEM;
+    }
+    return lucy_metrics_add(ctx, metrics, r);
+}
+
+static int plugin_init(struct lucy_ctx *ctx, void **state)
+{
+    struct lucy_recordings *r = calloc(1, sizeof *r);
+    if (!r)
+        return LUCY_ENOMEM;
+    r->ctx = ctx;
+    pthread_mutex_init(&r->mu, NULL);
+    int rc = plugin_setup(r);
+    if (rc) {
+        plugin_free(r); /* the core frees only plugins whose init succeeded */
+        r = NULL;
+    }
+    *state = r;
+    return rc;
+}
+
+static int plugin_start(void *state)
+{
+    struct lucy_recordings *r = state;
+    int rc = lucy_jobs_pool_start(r->pool);
+    if (rc == 0 && r->scanner)
+        rc = lucy_scanner_start(r->scanner);
+    return rc;
+}
+
+static void plugin_stop(void *state)
+{
+    struct lucy_recordings *r = state;
+    if (r->scanner)
+        lucy_scanner_stop(r->scanner);
+    lucy_jobs_pool_stop(r->pool);
+}
+
+static void plugin_free(void *state)
+{
+    struct lucy_recordings *r = state;
+    if (!r)
+        return;
+    if (r->scanner)
+        lucy_scanner_free(r->scanner);
+    lucy_jobs_pool_free(r->pool);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+const struct lucy_plugin lucy_call_recordings_plugin = {
+    .name = "call_recordings",
+    .init = plugin_init,
+    .start = plugin_start,
+    .stop = plugin_stop,
+    .free = plugin_free,
+};

@@ -1,0 +1,374 @@
+/*
+ * routes.c - the call_recordings HTTP API (DESIGN §5 Recordings):
+ *
+ *   GET  /recordings?status=&limit=&cursor=   list, cursor pagination by id
+ *   GET  /recordings/{id}                     one recording with transcript
+ *   POST /recordings/scan                     scan now, the scan summary
+ *   POST /recordings/{id}/transcribe[?wait=1] 202 {"job_id","status"}
+ *   GET  /jobs/{id}                           a job's state
+ *   GET  /recordings/{id}/audio               the file, with ranges (audio.c)
+ *
+ * Every route needs the bearer token when one is configured.
+ *
+ * Transcribe never starts a second transcription while one is active: the
+ * store's partial UNIQUE index and lucy_jobs_request() return the active
+ * job. When every path of the recording is locked on open (a sync client
+ * holds it), the answer is 423 file_locked with Retry-After; the job stays
+ * and retries by itself. ?wait=1 blocks until the job ends, at most
+ * WAIT_MAX_S, and only in up to half of the HTTP threads at a time (the
+ * rest answer 202 at once) so waiting clients cannot starve the pool.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../error.h"
+#include "../../http/http.h"
+#include "../../lucy.h"
+#include "jobs.h"
+#include "plugin.h"
+#include "recording.h"
+#include "scan.h"
+
+#define WAIT_MAX_S         120 /* ?wait=1 bound */
+#define LIST_LIMIT_DEFAULT 50
+#define LIST_LIMIT_MAX     500
+
+static struct lucy_recordings *plugin; /* set once at start-up */
+
+/* A recording id is 64 lowercase hex digits (SHA-256). */
+static int valid_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return 0;
+    return n == 64;
+}
+
+static void reply_no_recording(struct lucy_http_response *resp, const char *id)
+{
+    lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                          "no recording with id %.80s: ids are the hex SHA-256 of the content, "
+                          "as listed by GET /recordings",
+                          id);
+}
+
+/* ---- GET /recordings ------------------------------------------------------ */
+
+static void list_recordings(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *status = lucy_http_query(req, "status");
+    const char *limit_s = lucy_http_query(req, "limit");
+    const char *cursor = lucy_http_query(req, "cursor");
+    int limit = LIST_LIMIT_DEFAULT;
+    if (limit_s && *limit_s) {
+        char *end;
+        long v = strtol(limit_s, &end, 10);
+        if (*end || v < 1 || v > LIST_LIMIT_MAX) {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "limit must be a whole number from 1 to %d", LIST_LIMIT_MAX);
+            return;
+        }
+        limit = (int)v;
+    }
+    if (cursor && *cursor && !valid_id(cursor)) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "cursor must be the next_cursor value of a previous page");
+        return;
+    }
+    if (status && strlen(status) > 32) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "status must be a scan status (ok, missing, unavailable, ...) or a "
+                              "transcript status (queued, running, done, ...)");
+        return;
+    }
+    json_t *out = NULL;
+    int rc = lucy_recording_list(req->ctx->store, status && *status ? status : NULL, limit,
+                                 cursor && *cursor ? cursor : NULL, &out);
+    if (rc) {
+        lucy_http_reply_err(resp, rc, "cannot read the recordings from the store; retry");
+        return;
+    }
+    lucy_http_reply_json(resp, 200, out);
+}
+
+/* ---- GET /recordings/{id} ------------------------------------------------- */
+
+static void get_recording(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *id = req->params[0];
+    json_t *out = NULL;
+    int rc = valid_id(id) ? lucy_recording_json(req->ctx->store, id, &out) : LUCY_ENOTFOUND;
+    if (rc == LUCY_ENOTFOUND)
+        reply_no_recording(resp, id);
+    else if (rc)
+        lucy_http_reply_err(resp, rc, "cannot read the recording from the store; retry");
+    else
+        lucy_http_reply_json(resp, 200, out);
+}
+
+/* ---- POST /recordings/scan ------------------------------------------------ */
+
+static void scan_now(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    (void)req;
+    if (!plugin->scanner) {
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_CONFIGURED, 60,
+                              "no folders to scan: set LUCY_RECORDINGS_DIRS (or --recordings "
+                              "DIR) and restart lucy");
+        return;
+    }
+    struct lucy_scan_summary sum;
+    memset(&sum, 0, sizeof sum);
+    int rc = lucy_scanner_scan_now(plugin->scanner, &sum);
+    if (rc) {
+        lucy_http_reply_err(resp, rc, "the scan could not run; see /health and the log");
+        return;
+    }
+    json_t *body = lucy_scan_summary_json(&sum);
+    lucy_scan_summary_free(&sum);
+    lucy_jobs_pool_wake(plugin->pool);
+    if (!body)
+        lucy_http_reply_err(resp, LUCY_ENOMEM, "out of memory");
+    else
+        lucy_http_reply_json(resp, 200, body);
+}
+
+/* ---- POST /recordings/{id}/transcribe ------------------------------------- */
+
+/* How a job that ended (or waits) without a transcript is answered. */
+static const struct {
+    const char *error_type;    /* the job's error_type */
+    enum lucy_http_error http; /* the reply's */
+} job_errors[] = {
+    {"file_locked", LUCY_HTTP_FILE_LOCKED},
+    {"disk_critical", LUCY_HTTP_DISK_FULL},
+    {"file_missing", LUCY_HTTP_DEPENDENCY_UNAVAILABLE},
+    {"io_error", LUCY_HTTP_DEPENDENCY_UNAVAILABLE},
+    {"asr_unavailable", LUCY_HTTP_DEPENDENCY_UNAVAILABLE},
+    {"out_of_memory", LUCY_HTTP_DEPENDENCY_UNAVAILABLE},
+    {"corrupt", LUCY_HTTP_UNSUPPORTED_MEDIA},
+    {"permission_denied", LUCY_HTTP_FORBIDDEN},
+};
+
+static int retry_after_of(const struct lucy_job *job, int fallback_s)
+{
+    if (job->next_retry_at_s <= 0)
+        return fallback_s;
+    int64_t left = job->next_retry_at_s - (int64_t)time(NULL);
+    return left > 1 ? (int)left : 1;
+}
+
+/* An error reply for a job that cannot give a transcript now: the DESIGN
+ * error shape plus the job's id and state. */
+static void reply_job_error(struct lucy_http_response *resp, const struct lucy_job *job,
+                            enum lucy_http_error type, int retry_after_s, const char *message)
+{
+    json_t *body =
+        json_pack("{s:s,s:s}", "error_type", lucy_http_error_name(type), "message", message);
+    json_object_set_new(body, "job_id", json_integer(job->id));
+    json_object_set_new(body, "status", json_string(job->status));
+    json_object_set_new(body, "job", lucy_jobs_json(job));
+    int status = lucy_http_error_status(type);
+    if (status == 423 || status == 429 || status == 503 || status == 507) {
+        if (retry_after_s < 1)
+            retry_after_s = 30;
+        json_object_set_new(body, "retry_after_s", json_integer(retry_after_s));
+        resp->retry_after_s = retry_after_s;
+    }
+    lucy_http_reply_json(resp, status, body);
+}
+
+static void reply_locked(struct lucy_http_response *resp, const struct lucy_job *job,
+                         int retry_after_s)
+{
+    char msg[768];
+    snprintf(msg, sizeof msg,
+             "the recording's file is locked: it is being synced by the cloud client (Dropbox, "
+             "iCloud, ...). lucy retries by itself with backoff and transcribes it once the "
+             "lock is lifted; follow GET /jobs/%lld",
+             job->id);
+    reply_job_error(resp, job, LUCY_HTTP_FILE_LOCKED, retry_after_s, msg);
+}
+
+/* 1 when every existing path of the recording fails open() with a lock
+ * errno: a temp copy (which needs an open too) cannot help, so the answer
+ * is 423 at once. A path that opens, even if its reads are locked, may be
+ * rescued by the worker's temp copy: 0. */
+static int all_paths_locked(struct lucy_store *store, const char *id)
+{
+    struct lucy_recording_info info = {0};
+    if (lucy_recording_info_load(store, id, &info) != 0)
+        return 0;
+    int locked = 0, other = 0;
+    for (int i = 0; i < info.n_paths; i++) {
+        int fd = open(info.paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0) {
+            close(fd);
+            other++;
+            break;
+        }
+        if (errno == EDEADLK || errno == EAGAIN || errno == EWOULDBLOCK || errno == EBUSY ||
+            errno == ETXTBSY)
+            locked++;
+    }
+    lucy_recording_info_free(&info);
+    return locked > 0 && other == 0;
+}
+
+static int wait_wanted(struct lucy_http_request *req)
+{
+    const char *w = lucy_http_query(req, "wait");
+    return w && (strcmp(w, "1") == 0 || strcmp(w, "true") == 0 || strcmp(w, "yes") == 0);
+}
+
+/* Takes a waiter slot; 0 when all are in use. */
+static int waiter_enter(void)
+{
+    pthread_mutex_lock(&plugin->mu);
+    int ok = plugin->waiters < plugin->max_waiters;
+    if (ok)
+        plugin->waiters++;
+    pthread_mutex_unlock(&plugin->mu);
+    return ok;
+}
+
+static void waiter_leave(void)
+{
+    pthread_mutex_lock(&plugin->mu);
+    plugin->waiters--;
+    pthread_mutex_unlock(&plugin->mu);
+}
+
+static void reply_accepted(struct lucy_http_response *resp, const struct lucy_job *job,
+                           const char *note)
+{
+    json_t *body = lucy_jobs_json(job);
+    if (note)
+        json_object_set_new(body, "note", json_string(note));
+    lucy_http_reply_json(resp, 202, body);
+}
+
+/* The final answer of ?wait=1 for a job no longer queued or running. */
+static void reply_finished(struct lucy_http_request *req, struct lucy_http_response *resp,
+                           const struct lucy_job *job)
+{
+    if (strcmp(job->status, "done") == 0 || strcmp(job->status, "no_speech") == 0) {
+        json_t *rec = NULL;
+        int rc = lucy_recording_json(req->ctx->store, job->recording_id, &rec);
+        if (rc) {
+            lucy_http_reply_err(resp, rc,
+                                "the transcript is stored but could not be read; "
+                                "GET /recordings/{id} later");
+            return;
+        }
+        json_t *body = lucy_jobs_json(job);
+        json_object_set(body, "transcript", json_object_get(rec, "transcript"));
+        json_decref(rec);
+        lucy_http_reply_json(resp, 200, body);
+        return;
+    }
+    for (size_t i = 0; i < sizeof job_errors / sizeof job_errors[0]; i++) {
+        if (strcmp(job->error_type, job_errors[i].error_type) != 0)
+            continue;
+        if (job_errors[i].http == LUCY_HTTP_FILE_LOCKED)
+            reply_locked(resp, job, retry_after_of(job, 30));
+        else
+            reply_job_error(resp, job, job_errors[i].http, retry_after_of(job, 30), job->error);
+        return;
+    }
+    reply_job_error(resp, job, LUCY_HTTP_INTERNAL, 0,
+                    job->error[0] ? job->error : "the transcription failed; see GET /jobs/{id}");
+}
+
+static void transcribe(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *id = req->params[0];
+    if (!valid_id(id)) {
+        reply_no_recording(resp, id);
+        return;
+    }
+    struct lucy_job job;
+    int rc = lucy_jobs_request(req->ctx->store, id, &job);
+    if (rc == LUCY_ENOTFOUND) {
+        reply_no_recording(resp, id);
+        return;
+    }
+    if (rc) {
+        lucy_http_reply_err(resp, rc, "cannot queue the transcription; retry later");
+        return;
+    }
+    lucy_jobs_pool_wake(plugin->pool);
+
+    if (strcmp(job.status, "retry_wait") == 0 && strcmp(job.error_type, "file_locked") == 0) {
+        reply_locked(resp, &job, retry_after_of(&job, 30));
+        return;
+    }
+    if (strcmp(job.status, "queued") == 0 && all_paths_locked(req->ctx->store, id)) {
+        reply_locked(resp, &job, req->ctx->cfg->job_retry_base_s);
+        return;
+    }
+    if (!wait_wanted(req)) {
+        reply_accepted(resp, &job, NULL);
+        return;
+    }
+    if (!waiter_enter()) {
+        reply_accepted(resp, &job,
+                       "too many requests are waiting already; poll GET /jobs/{id} instead");
+        return;
+    }
+    rc = lucy_jobs_pool_wait(plugin->pool, job.id, WAIT_MAX_S * 1000, &job);
+    waiter_leave();
+    if (rc == LUCY_ETIMEDOUT)
+        reply_accepted(resp, &job, "still running after the wait limit; poll GET /jobs/{id}");
+    else if (rc)
+        lucy_http_reply_err(resp, rc, "cannot read the job; poll GET /jobs/{id}");
+    else if (strcmp(job.status, "queued") == 0 || strcmp(job.status, "running") == 0)
+        reply_accepted(resp, &job, NULL);
+    else
+        reply_finished(req, resp, &job);
+}
+
+/* ---- GET /jobs/{id} ------------------------------------------------------- */
+
+static void get_job(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *s = req->params[0];
+    char *end;
+    errno = 0;
+    long long id = strtoll(s, &end, 10);
+    struct lucy_job job;
+    int rc = (*s && !*end && !errno && id > 0) ? lucy_jobs_get(req->ctx->store, id, &job)
+                                               : LUCY_ENOTFOUND;
+    if (rc == LUCY_ENOTFOUND)
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                              "no job with id %.40s: use the job_id returned by POST "
+                              "/recordings/{id}/transcribe",
+                              s);
+    else if (rc)
+        lucy_http_reply_err(resp, rc, "cannot read the job from the store; retry");
+    else
+        lucy_http_reply_json(resp, 200, lucy_jobs_json(&job));
+}
+
+static const struct lucy_route routes[] = {
+    {"GET", "/recordings", list_recordings, 1, 0},
+    {"POST", "/recordings/scan", scan_now, 1, 0},
+    {"GET", "/recordings/{id}", get_recording, 1, 0},
+    {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0},
+    {"GET", "/jobs/{id}", get_job, 1, 0},
+    {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0}, /* audio.c */
+};
+
+int lucy_recordings_routes_register(struct lucy_recordings *r)
+{
+    plugin = r;
+    return lucy_http_add_routes(r->ctx->http, routes, sizeof routes / sizeof routes[0]);
+}

@@ -1,0 +1,179 @@
+/*
+ * scan_int.h - internals shared by the scanner's files (DESIGN §6); not for
+ * use outside src/plugins/call_recordings/ except by the scanner's tests.
+ *
+ *   classify.c  outcomes, the errno-by-name table, skip rules, display names
+ *   walk.c      the directory walk (openat/fstatat, byte-exact names)
+ *   probe.c     content probing and metadata with libavformat on an open fd
+ *   hash.c      streamed SHA-256 (OpenSSL EVP) on an open fd
+ *   scan.c      one scan: per-file pipeline, store writes, the summary
+ *   scanner.c   the "scanner" thread: periodic and inotify-triggered scans
+ */
+#ifndef LUCY_SCAN_INT_H
+#define LUCY_SCAN_INT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "scan.h"
+
+/* ---- classify.c ------------------------------------------------------ */
+
+/* One outcome per file and scan: the DESIGN §6 summary keys, in order. */
+enum lucy_scan_outcome {
+    LUCY_SCAN_NEW,               /* a recording at a path that had none */
+    LUCY_SCAN_CHANGED,           /* the path now holds different content */
+    LUCY_SCAN_UNCHANGED,         /* same (size, mtime_ns, inode), or same hash */
+    LUCY_SCAN_LOCKED,            /* EDEADLK, EAGAIN, EBUSY, ETXTBSY */
+    LUCY_SCAN_PLACEHOLDER,       /* cloud placeholder: st_blocks == 0, size > 0 */
+    LUCY_SCAN_IGNORED,           /* sync artefact or zero-length */
+    LUCY_SCAN_CHANGING,          /* modified within the settle time, or during the read */
+    LUCY_SCAN_CORRUPT,           /* audio container that does not decode */
+    LUCY_SCAN_PERMISSION_DENIED, /* EACCES, EPERM */
+    LUCY_SCAN_IO_ERROR,          /* EIO and any other unexpected errno */
+    LUCY_SCAN_UNSUPPORTED,       /* not audio by content */
+    LUCY_SCAN_MISSING,           /* a known file that disappeared */
+    LUCY_SCAN_UNAVAILABLE,       /* a known file whose root vanished or emptied */
+    LUCY_SCAN_N_OUTCOMES
+};
+
+/* The summary key of an outcome ("new", "permission_denied", ...).
+ * Static string; "unknown" when out of range. Thread-safe. */
+const char *lucy_scan_outcome_name(enum lucy_scan_outcome o);
+
+/* The symbolic name of an errno value ("EDEADLK"), from a table so that
+ * logs and the summary never show platform-specific numbers. Names that
+ * are not in the table come from strerrorname_np() (glibc); "EUNKNOWN" if
+ * even that fails. Static string. Thread-safe. */
+const char *lucy_scan_errno_name(int errnum);
+
+/* The outcome for a per-file error (table in classify.c, DESIGN §6):
+ * lock errors -> LOCKED, EACCES/EPERM -> PERMISSION_DENIED, ENOENT/ENOTDIR
+ * (vanished between listing and opening) -> MISSING, ELOOP -> IGNORED,
+ * anything else -> IO_ERROR. Thread-safe. */
+enum lucy_scan_outcome lucy_scan_errno_outcome(int errnum);
+
+/* 1 when a file name is a sync or partial-download artefact that is never
+ * read: `._*`, `*.tmp`, `*.partial`, `*.download`, `.dropbox*`, `~*`
+ * (DESIGN §6). name is the last path component, as bytes. Thread-safe. */
+int lucy_scan_is_sync_artefact(const char *name);
+
+/* Classifies a regular file from its name and stat alone: returns 1 and
+ * sets *out to IGNORED (sync artefact or size 0) or PLACEHOLDER
+ * (st_blocks == 0 && st_size > 0: a cloud file not downloaded), or 0 when
+ * the file has to be looked at further. Thread-safe. */
+int lucy_scan_classify_stat(const char *name, const struct stat *st, enum lucy_scan_outcome *out);
+
+/* 1 when the file was modified less than settle_s seconds before now_ns
+ * (CLOCK_REALTIME, ns): still recording or syncing -> CHANGING. */
+int lucy_scan_is_settling(const struct stat *st, int64_t now_ns, int settle_s);
+
+/* st_mtim as nanoseconds since the epoch. */
+int64_t lucy_scan_mtime_ns(const struct stat *st);
+
+/* The display form of a byte path: valid UTF-8 is copied; each maximal
+ * subpart of an ill-formed sequence (Unicode §3.9) and each NUL byte
+ * becomes one U+FFFD, as Python's errors="replace" and browsers do.
+ * Returns a malloc'd NUL-terminated string the caller frees, or NULL on
+ * allocation failure. Thread-safe. */
+char *lucy_scan_display_name(const char *bytes, size_t len);
+
+/* ---- walk.c ---------------------------------------------------------- */
+
+#define LUCY_SCAN_MAX_DEPTH 64 /* directory levels below a root */
+
+/* Callbacks of one walk. path is the root joined with the entry's byte
+ * name(s) by '/', valid until the callback returns. */
+struct lucy_scan_walk_ops {
+    /* A regular file (a file symlink is followed: st is its target's).
+     * dirfd/name open it with openat(). Non-zero stops the walk and is
+     * returned by lucy_scan_walk(). */
+    int (*on_file)(void *arg, int dirfd, const char *name, const char *path, size_t path_len,
+                   const struct stat *st);
+    /* A directory entered (the root too, depth 0). May be NULL. */
+    void (*on_dir)(void *arg, const char *path, int depth);
+    /* A directory (not the root) that could not be opened or read, or a
+     * symlink that could not be resolved; errnum is its errno. Files
+     * below it are unknown, not missing. May be NULL. */
+    void (*on_error)(void *arg, const char *path, int errnum, int is_dir);
+};
+
+/* Walks root depth-first with openat()/fstatat(): names are used as bytes,
+ * never decoded. Directory symlinks are followed only with
+ * follow_symlinks; every directory's (st_dev, st_ino) is remembered so
+ * none is entered twice (loops end), and nothing deeper than
+ * LUCY_SCAN_MAX_DEPTH is entered. Returns 0, a positive errno when the
+ * root itself cannot be opened as a directory, or the non-zero value of an
+ * on_file callback. *n_files (may be NULL) counts on_file calls. Not
+ * thread-safe per call; separate walks may run in parallel. */
+int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_walk_ops *ops,
+                   void *arg, uint64_t *n_files);
+
+/* ---- probe.c --------------------------------------------------------- */
+
+enum lucy_scan_probe_result {
+    LUCY_SCAN_PROBE_AUDIO,       /* a recording: metadata filled */
+    LUCY_SCAN_PROBE_UNSUPPORTED, /* not audio by content */
+    LUCY_SCAN_PROBE_CORRUPT,     /* audio container that does not decode; reason set */
+    LUCY_SCAN_PROBE_READ_ERROR   /* a read failed; errnum set */
+};
+
+/* What the probe learned about a file. */
+struct lucy_scan_probe {
+    double duration_s;   /* container duration, as ffprobe's format duration; -1 unknown */
+    char codec[32];      /* decoder name, "aac", "opus", "pcm_s16le", ... */
+    char format[32];     /* demuxer name, "mov,mp4,m4a,3gp,3g2,mj2", "ogg", ... (cut) */
+    int sample_rate;     /* Hz; 0 unknown */
+    int channels;        /* 0 unknown */
+    int64_t bit_rate;    /* bits/s: the stream's declared rate, else size/duration */
+    json_t *tags;        /* {"title": ..., "com.apple.quicktime.location.ISO6709": ...} */
+    char reason[256];    /* CORRUPT/UNSUPPORTED: why (the decoder's or demuxer's words) */
+    char warning[256];   /* AUDIO: e.g. damaged tags left empty; "" = none */
+    int errnum;          /* READ_ERROR: errno of the failed read */
+    uint64_t bytes_read; /* bytes read through the descriptor */
+};
+
+/* Probes the content of the regular file open on fd (size bytes), reading
+ * with pread() only (the descriptor's offset is not used), decoding one
+ * audio frame to prove the audio is readable. The file name is never
+ * consulted: formats are recognised by content. Fills *out (release with
+ * lucy_scan_probe_clear()) and returns its verdict. Thread-safe (libav*
+ * state is per call). */
+enum lucy_scan_probe_result lucy_scan_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out);
+void lucy_scan_probe_clear(struct lucy_scan_probe *p);
+
+/* ---- hash.c ---------------------------------------------------------- */
+
+struct lucy_scan_hasher;
+
+/* A reusable SHA-256 streamer with its read buffer; NULL on allocation
+ * failure. One per scanning thread. */
+struct lucy_scan_hasher *lucy_scan_hasher_new(void);
+void lucy_scan_hasher_free(struct lucy_scan_hasher *h);
+
+/* SHA-256 of the whole file open on fd, read from offset 0 with large
+ * pread() calls until end of file. Writes 64 lowercase hex digits and a
+ * NUL into hex, the bytes read into *bytes. Returns 0, or -1 with *errnum
+ * set (a read failed; EIO if the digest itself failed). */
+int lucy_scan_hash_fd(struct lucy_scan_hasher *h, int fd, char hex[65], uint64_t *bytes,
+                      int *errnum);
+
+/* ---- scan.c ---------------------------------------------------------- */
+
+/* How one scan behaves beyond the configuration. */
+struct lucy_scan_options {
+    int honor_backoff; /* 1: skip locked files until their next_retry (automatic scans) */
+    /* Called for every directory entered, e.g. to add inotify watches. */
+    void (*on_dir)(void *arg, const char *path, int depth);
+    void *arg;
+    const volatile int *cancel; /* non-zero stops the scan between files; may be NULL */
+};
+
+/* lucy_scan_run() with options (NULL = defaults: retry every locked file
+ * now, as an explicit scan should). Same contract as lucy_scan_run(). */
+int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy_scan_options *opt,
+                       struct lucy_scan_summary *out);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * whatsapp.h - the WhatsApp plugin's internal interfaces (DESIGN §5, §8).
+ *
+ * One file per job:
+ *   signature.c  X-Hub-Signature-256 check (HMAC-SHA256 over the raw body)
+ *   payload.c    jansson parser of Meta's webhook body; text of a message
+ *   inbox.c      POST/GET /webhook/whatsapp: verify, parse, ONE store write
+ *                (raw body + messages + statuses), reply only after fsync
+ *   worker.c     the "inbox-worker" thread: contacts, messages, statuses,
+ *                index outbox, in order per sender, retry with backoff
+ *   ratelimit.c  per-sender GCRA with one SQLite row per key
+ *   media.c      the "wa-media" thread: Graph API download of voice notes,
+ *                sha256 check, transcription through src/asr
+ *   contacts.c   GET/PUT /contacts
+ *   plugin.c     the struct lucy_plugin: routes, health check, metrics
+ *
+ * Tables (src/store/schema.c, versions 30-33): wa_inbox_bodies,
+ * wa_messages (wamid UNIQUE), wa_statuses (UNIQUE(id, status)),
+ * wa_contacts, wa_outgoing, wa_rate_limit, wa_media.
+ *
+ * Nothing here is exported outside the plugin except lucy_whatsapp_plugin.
+ */
+#ifndef LUCY_WHATSAPP_H
+#define LUCY_WHATSAPP_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../http/http.h"
+
+struct lucy_ctx;
+
+/* The plugin (plugin.c), listed in src/plugins/plugins.c. */
+struct lucy_plugin;
+extern const struct lucy_plugin lucy_whatsapp_plugin;
+
+/* ---- signature.c --------------------------------------------------------- */
+
+/* Checks header ("sha256=<64 hex>", Meta's X-Hub-Signature-256) against
+ * HMAC-SHA256(secret, body[0..len)) computed over the exact bytes received
+ * (Meta signs the escaped-unicode bytes it sends; re-serialising breaks
+ * it). The comparison is constant-time (CRYPTO_memcmp). Returns 0 when it
+ * matches, LUCY_EINVAL when header is NULL or not of that form, LUCY_EPERM
+ * when it does not match. Thread-safe. */
+int lucy_wa_signature_check(const char *secret, const char *header, const void *body, size_t len);
+
+/* Writes "sha256=<hex>" for body into out (at least 72 bytes). For tests
+ * and the benchmark client. Returns 0 or LUCY_EINVAL. */
+int lucy_wa_signature_make(const char *secret, const void *body, size_t len, char *out,
+                           size_t outlen);
+
+/* ---- payload.c ----------------------------------------------------------- */
+
+/* One messages[] element. Strings point into the payload's JSON tree. */
+struct lucy_wa_message {
+    const char *wamid;           /* messages[].id */
+    const char *sender;          /* contact key: `from` (wa_id), else from_user_id */
+    const char *wa_id;           /* phone-number id of the sender, or NULL */
+    const char *user_id;         /* business-scoped user id, or NULL */
+    const char *type;            /* messages[].type ("unknown" when absent) */
+    int known_type;              /* 1 when type is one of DESIGN §8's */
+    int64_t timestamp_s;         /* messages[].timestamp, Unix seconds */
+    const char *profile_name;    /* contacts[].profile.name of the sender, or NULL */
+    const char *phone_number_id; /* metadata.phone_number_id (the business number) */
+    char *raw;                   /* compact JSON of the element (owned, malloc) */
+};
+
+/* One statuses[] element (a delivery report for a message lucy's owner sent). */
+struct lucy_wa_status {
+    const char *id;           /* statuses[].id: the outgoing wamid */
+    const char *status;       /* sent, delivered, read, played, failed, ... */
+    const char *recipient_id; /* wa_id (or user id) of the recipient */
+    int64_t timestamp_s;      /* statuses[].timestamp */
+    char *raw;                /* compact JSON of the element (owned, malloc) */
+};
+
+struct lucy_wa_payload {
+    json_t *root;                     /* the parsed body (owns the strings) */
+    struct lucy_wa_message *messages; /* every entry[].changes[].value.messages[] */
+    size_t n_messages;
+    struct lucy_wa_status *statuses; /* every ...value.statuses[] */
+    size_t n_statuses;
+    size_t n_unknown_types; /* messages whose type DESIGN §8 does not list */
+    size_t n_malformed;     /* elements without an id (kept in the raw body only) */
+};
+
+/* Parses a webhook body (Meta's "whatsapp_business_account" object) with
+ * jansson. Walks every entry[], changes[] and, in each change's value,
+ * messages[], statuses[] and contacts[] (profile names are attached to the
+ * messages of their wa_id / user_id). Returns 0 and fills out (free with
+ * lucy_wa_payload_free, also after an error); LUCY_EINVAL with a reason in
+ * err when the body is not JSON or not an object with an `entry` array;
+ * LUCY_ENOMEM. Thread-safe (no shared state). */
+int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *out, char *err,
+                          size_t errlen);
+void lucy_wa_payload_free(struct lucy_wa_payload *p);
+
+/* 1 when type is one DESIGN §8 lists (text, audio, image, video, document,
+ * sticker, location, contacts, reaction, interactive, button). */
+int lucy_wa_type_known(const char *type);
+
+/* The searchable text of one message object (parsed `raw`), by type: text
+ * body, captions and file names, location name/address, shared contacts'
+ * names, reaction emoji, button and list titles. Audio gives "voice note"
+ * (the media code adds the transcript). Returns a malloc'd UTF-8 string
+ * (caller frees; "" when there is nothing to index) or NULL on ENOMEM. */
+char *lucy_wa_message_text(json_t *msg);
+
+/* The rank of a status for "never go back": sent 1 < delivered 2 < read 3
+ * < played 4; failed 5 (terminal); anything else 0 (stored, never
+ * overwrites). Source: Meta's status webhook reference (delivered may be
+ * skipped when read at once; statuses arrive in any order). */
+int lucy_wa_status_rank(const char *status);
+
+/* ---- worker.c ------------------------------------------------------------ */
+
+/* Queues (or re-queues) the search-index document of message wamid with
+ * text, inside a store write: source "whatsapp", id wamid, segment 0,
+ * contact = sender key, title = alias or sender, time from the payload.
+ * Returns 0, LUCY_ENOTFOUND (no such message) or a store error. */
+int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text);
+
+struct lucy_wa_worker;
+struct lucy_wa_media;
+
+/* Starts / stops the inbox worker ("inbox-worker"). kick() wakes it after
+ * a commit. */
+struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_wa_media *media);
+void lucy_wa_worker_kick(struct lucy_wa_worker *w);
+void lucy_wa_worker_stop(struct lucy_wa_worker *w);
+
+/* Counters the worker keeps for /metrics. */
+struct lucy_wa_worker_stats {
+    unsigned long long processed;     /* messages stored and queued for indexing */
+    unsigned long long statuses;      /* statuses applied */
+    unsigned long long rate_limited;  /* messages flagged over LUCY_RATE_LIMIT */
+    unsigned long long retries;       /* items left pending after a failure */
+    unsigned long long unknown_types; /* processed messages of a type DESIGN §8 does not list */
+};
+void lucy_wa_worker_stats(struct lucy_wa_worker *w, struct lucy_wa_worker_stats *out);
+
+/* ---- ratelimit.c --------------------------------------------------------- */
+
+/* Pure GCRA (generic cell rate algorithm): `count` events per `period_ms`
+ * with a burst of `count`. *tat_ms is the key's theoretical arrival time
+ * (0 for a new key). Returns 1 and advances *tat_ms when an event at now_ms
+ * conforms, 0 (and leaves *tat_ms) when it is over the limit. */
+int lucy_wa_gcra(int64_t *tat_ms, int64_t now_ms, int64_t period_ms, int count);
+
+/* Rate-limit state on one connection for the length of one store write
+ * (prepared statements on wa_rate_limit). open: 0 and *out, or a store
+ * error; close: always, before the write function returns. */
+struct lucy_wa_ratelimit;
+int lucy_wa_ratelimit_open(sqlite3 *db, struct lucy_wa_ratelimit **out);
+void lucy_wa_ratelimit_close(struct lucy_wa_ratelimit *rl);
+
+/* Takes one event for key at now_ms from its row, inside the store write
+ * rl was opened in. Sets *allowed to 1 or 0. Returns 0 or a store error.
+ * count <= 0 disables the limit (always allowed). */
+int lucy_wa_ratelimit_take(struct lucy_wa_ratelimit *rl, const char *key, int64_t now_ms, int count,
+                           int period_s, int *allowed);
+
+/* ---- media.c ------------------------------------------------------------- */
+
+/* Starts the media thread ("wa-media"): downloads pending voice notes from
+ * the Graph API (when WHATSAPP_ACCESS_TOKEN is set) and transcribes them.
+ * NULL on ENOMEM. */
+struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx);
+void lucy_wa_media_kick(struct lucy_wa_media *m);
+void lucy_wa_media_stop(struct lucy_wa_media *m);
+
+/* Inside a store write: records the audio of message wamid (parsed object
+ * msg) in wa_media, as `pending` with a token or `not_downloaded` without.
+ * Sets *text to the text to index now (static string). 0 or store error. */
+int lucy_wa_media_enqueue(sqlite3 *db, const char *wamid, json_t *msg, int have_token,
+                          const char **text);
+
+struct lucy_wa_media_stats {
+    unsigned long long transcribed; /* voice notes transcribed */
+    unsigned long long failed;      /* permanently failed (reason stored) */
+    unsigned long long retries;     /* attempts left pending */
+};
+void lucy_wa_media_stats(struct lucy_wa_media *m, struct lucy_wa_media_stats *out);
+
+/* ---- contacts.c ---------------------------------------------------------- */
+
+extern const struct lucy_route lucy_wa_contact_routes[];
+extern const size_t lucy_wa_contact_routes_count;
+
+/* ---- inbox.c ------------------------------------------------------------- */
+
+/* Why a webhook POST was refused, for /metrics. */
+enum lucy_wa_reject {
+    LUCY_WA_REJECT_SIGNATURE_MISSING,
+    LUCY_WA_REJECT_SIGNATURE_INVALID,
+    LUCY_WA_REJECT_BAD_REQUEST,
+    LUCY_WA_REJECT_NOT_CONFIGURED,
+    LUCY_WA_REJECT_DISK_FULL,
+    LUCY_WA_REJECT_STORE_UNAVAILABLE,
+    LUCY_WA_REJECT_COUNT
+};
+
+/* Plugin state shared by the handlers (read-only after init, except the
+ * atomic counters). */
+struct lucy_wa {
+    struct lucy_ctx *ctx;          /* the daemon */
+    int unsigned_ok;               /* no app secret and loopback: accept unsigned */
+    struct lucy_wa_worker *worker; /* NULL until start */
+    struct lucy_wa_media *media;   /* NULL until start */
+    unsigned long long accepted;   /* new messages + statuses committed */
+    unsigned long long duplicates; /* already stored, acknowledged again */
+    unsigned long long rejected[LUCY_WA_REJECT_COUNT]; /* by reason */
+    unsigned long long bodies;                         /* POSTs committed */
+};
+
+const char *lucy_wa_reject_name(enum lucy_wa_reject r);
+
+/* The webhook routes; their handlers find the state through
+ * lucy_wa_state(). */
+extern const struct lucy_route lucy_wa_webhook_routes[];
+extern const size_t lucy_wa_webhook_routes_count;
+
+/* The one running plugin state (set by plugin init, cleared by free). */
+struct lucy_wa *lucy_wa_state(void);
+void lucy_wa_set_state(struct lucy_wa *wa);
+
+/* Milliseconds since the Unix epoch. */
+int64_t lucy_wa_now_ms(void);
+
+#endif

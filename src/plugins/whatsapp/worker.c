@@ -1,0 +1,644 @@
+/*
+ * worker.c - the inbox worker thread ("inbox-worker", DESIGN §8).
+ *
+ * The webhook only commits what arrived; this thread does the rest, from
+ * the store, so it survives restarts and outages:
+ *
+ *   messages  in order per sender (payload timestamp, then arrival): the
+ *             contact row (profile name; a user-set alias always wins), the
+ *             per-sender rate limit (over the limit: stored and flagged),
+ *             voice notes handed to the media thread, the message's text,
+ *             and an outbox entry for the search index (src/index).
+ *   statuses  applied to wa_outgoing by rank, so a late `delivered` never
+ *             overwrites `read` (Meta does not order its webhooks).
+ *
+ * One round: read up to BATCH_MESSAGES due messages and BATCH_STATUSES due
+ * statuses on a read connection, prepare them here (JSON, text), then apply
+ * them in ONE store write, each item in its own SAVEPOINT. An item that
+ * fails is rolled back alone and stays `pending` with exponential backoff
+ * (1 s doubling to 5 min); later messages of the same sender wait behind it
+ * (the read query skips a sender whose earlier message is backing off). A
+ * write that fails as a whole (disk full, read-only store) changes nothing
+ * and the thread backs off the same way. Nothing is ever dropped.
+ *
+ * Woken by lucy_wa_worker_kick() after every commit, else polls each second.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../error.h"
+#include "../../index/index.h"
+#include "../../kv/kv.h"
+#include "../../log.h"
+#include "../../lucy.h"
+#include "../../store/store.h"
+#include "whatsapp.h"
+
+#define BATCH_MESSAGES 256
+#define BATCH_STATUSES 256
+#define RETRY_BASE_MS  1000
+#define RETRY_MAX_MS   (5 * 60 * 1000)
+#define POLL_MS        1000
+
+struct msg_item {
+    sqlite3_int64 seq;   /* wa_messages.seq */
+    char *wamid;         /* message id */
+    char *sender;        /* contact key */
+    char *wa_id;         /* or NULL */
+    char *user_id;       /* or NULL */
+    char *type;          /* message type */
+    char *profile_name;  /* or NULL */
+    int known_type;      /* 1: DESIGN §8 type */
+    int64_t timestamp_s; /* payload time */
+    int64_t received_ms; /* commit time */
+    int attempts;        /* failures so far */
+    json_t *raw;         /* parsed message object */
+    char *text;          /* searchable text */
+    int elsewhere;       /* another lucy instance claimed this wamid (shared kv) */
+    int kv_limited;      /* the shared kv rate limiter said over the limit */
+};
+
+struct status_item {
+    sqlite3_int64 seq; /* wa_statuses.seq */
+    char *id;          /* outgoing wamid */
+    char *status;      /* sent/delivered/read/... */
+    char *recipient;   /* or NULL */
+    int64_t timestamp_s;
+    int attempts;
+    char *errors; /* JSON of statuses[].errors, or NULL */
+};
+
+struct batch {
+    int64_t now_ms;
+    int have_token;    /* WHATSAPP_ACCESS_TOKEN set */
+    int rate_count;    /* LUCY_RATE_LIMIT events ... */
+    int rate_period_s; /* ... per this many seconds */
+    int kv_shared;     /* rate limit and de-dup were done in kv_prepare() */
+    struct msg_item m[BATCH_MESSAGES];
+    size_t n_m;
+    struct status_item s[BATCH_STATUSES];
+    size_t n_s;
+    /* results of the write (valid when it committed) */
+    struct lucy_wa_worker_stats done;
+    int media_queued;
+};
+
+struct lucy_wa_worker {
+    struct lucy_ctx *ctx;
+    struct lucy_wa_media *media;
+    struct lucy_kv *kv; /* shared kv (issue 5); NULL when it could not be opened */
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards kicked, stopping, stats */
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC */
+    int kicked;
+    int stopping;
+    struct lucy_wa_worker_stats stats;
+};
+
+static int64_t backoff_ms(int attempts)
+{
+    int64_t ms = RETRY_BASE_MS;
+    for (int i = 0; i < attempts && ms < RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? strdup((const char *)s) : NULL;
+}
+
+static void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->n_m; i++) {
+        struct msg_item *it = &b->m[i];
+        free(it->wamid), free(it->sender), free(it->wa_id), free(it->user_id);
+        free(it->type), free(it->profile_name), free(it->text);
+        json_decref(it->raw);
+    }
+    for (size_t i = 0; i < b->n_s; i++) {
+        struct status_item *it = &b->s[i];
+        free(it->id), free(it->status), free(it->recipient), free(it->errors);
+    }
+    b->n_m = b->n_s = 0;
+}
+
+/* ---- reading due work ----------------------------------------------------- */
+
+/* Due messages, oldest first, skipping every sender whose earlier message
+ * is still backing off (order per sender). */
+static const char sql_due_messages[] =
+    "SELECT seq, wamid, sender, wa_id, user_id, type, known_type, timestamp_s, profile_name, "
+    "raw, received_at_ms, attempts FROM wa_messages m "
+    "WHERE state = 'pending' AND next_attempt_ms <= ?1 AND NOT EXISTS ("
+    " SELECT 1 FROM wa_messages p WHERE p.sender = m.sender AND p.state = 'pending'"
+    " AND p.next_attempt_ms > ?1 AND (p.timestamp_s < m.timestamp_s"
+    " OR (p.timestamp_s = m.timestamp_s AND p.seq < m.seq))) "
+    "ORDER BY timestamp_s, seq LIMIT ?2";
+static const char sql_due_statuses[] =
+    "SELECT seq, id, status, recipient_id, timestamp_s, raw, attempts FROM wa_statuses "
+    "WHERE state = 'pending' AND next_attempt_ms <= ?1 ORDER BY seq LIMIT ?2";
+
+static int read_due(sqlite3 *db, void *arg)
+{
+    struct batch *b = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql_due_messages, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    sqlite3_bind_int64(st, 1, b->now_ms);
+    sqlite3_bind_int(st, 2, BATCH_MESSAGES);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && b->n_m < BATCH_MESSAGES) {
+        struct msg_item *it = &b->m[b->n_m++];
+        memset(it, 0, sizeof *it);
+        it->seq = sqlite3_column_int64(st, 0);
+        it->wamid = dup_col(st, 1);
+        it->sender = dup_col(st, 2);
+        it->wa_id = dup_col(st, 3);
+        it->user_id = dup_col(st, 4);
+        it->type = dup_col(st, 5);
+        it->known_type = sqlite3_column_int(st, 6);
+        it->timestamp_s = sqlite3_column_int64(st, 7);
+        it->profile_name = dup_col(st, 8);
+        const char *raw = (const char *)sqlite3_column_text(st, 9);
+        it->raw = raw ? json_loads(raw, JSON_ALLOW_NUL, NULL) : NULL;
+        it->received_ms = sqlite3_column_int64(st, 10);
+        it->attempts = sqlite3_column_int(st, 11);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return lucy_store_err(rc);
+    rc = sqlite3_prepare_v2(db, sql_due_statuses, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    sqlite3_bind_int64(st, 1, b->now_ms);
+    sqlite3_bind_int(st, 2, BATCH_STATUSES);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && b->n_s < BATCH_STATUSES) {
+        struct status_item *it = &b->s[b->n_s++];
+        memset(it, 0, sizeof *it);
+        it->seq = sqlite3_column_int64(st, 0);
+        it->id = dup_col(st, 1);
+        it->status = dup_col(st, 2);
+        it->recipient = dup_col(st, 3);
+        it->timestamp_s = sqlite3_column_int64(st, 4);
+        const char *raw = (const char *)sqlite3_column_text(st, 5);
+        json_t *obj = raw ? json_loads(raw, JSON_ALLOW_NUL, NULL) : NULL;
+        json_t *errors = json_object_get(obj, "errors");
+        if (errors)
+            it->errors = json_dumps(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(obj);
+        it->attempts = sqlite3_column_int(st, 6);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
+}
+
+/* ---- applying it ---------------------------------------------------------- */
+
+/* The statements of one apply_batch() call, prepared once per batch (not
+ * once per item: parsing SQL costs more than running it). */
+enum {
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK,
+    S_CONTACT,
+    S_MESSAGE_DONE,
+    S_OUTGOING,
+    S_STATUS_DONE,
+    S_RETRY_MESSAGE,
+    S_RETRY_STATUS,
+    N_STMTS
+};
+
+static const char *const stmt_sql[N_STMTS] = {
+    [S_SAVEPOINT] = "SAVEPOINT wa_item",
+    [S_RELEASE] = "RELEASE wa_item",
+    [S_ROLLBACK] = "ROLLBACK TO wa_item",
+    /* the profile name updates the contact; a user-set alias (user_alias)
+     * is never touched here, and wins in the alias returned */
+    [S_CONTACT] =
+        "INSERT INTO wa_contacts (id, wa_id, user_id, profile_name, messages, last_message_s, "
+        "first_seen_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6) "
+        "ON CONFLICT (id) DO UPDATE SET wa_id = coalesce(excluded.wa_id, wa_id), "
+        "user_id = coalesce(excluded.user_id, user_id), "
+        "profile_name = coalesce(excluded.profile_name, profile_name), messages = messages + 1, "
+        "last_message_s = max(coalesce(last_message_s, 0), excluded.last_message_s), "
+        "updated_at_ms = excluded.updated_at_ms RETURNING coalesce(user_alias, profile_name)",
+    [S_MESSAGE_DONE] = "UPDATE wa_messages SET state = 'done', text = ?1, rate_limited = ?2, "
+                       "processed_at_ms = ?3, last_error = NULL WHERE seq = ?4",
+    /* the stored state moves only to a higher rank */
+    [S_OUTGOING] =
+        "INSERT INTO wa_outgoing (wamid, recipient_id, status, status_rank, status_time_s, "
+        "errors, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (wamid) DO "
+        "UPDATE SET status = excluded.status, status_rank = excluded.status_rank, "
+        "status_time_s = excluded.status_time_s, errors = coalesce(excluded.errors, errors), "
+        "recipient_id = coalesce(excluded.recipient_id, recipient_id), "
+        "updated_at_ms = excluded.updated_at_ms "
+        "WHERE excluded.status_rank > wa_outgoing.status_rank",
+    [S_STATUS_DONE] = "UPDATE wa_statuses SET state = 'done', last_error = NULL WHERE seq = ?1",
+    [S_RETRY_MESSAGE] = "UPDATE wa_messages SET attempts = attempts + 1, next_attempt_ms = ?1, "
+                        "last_error = ?2 WHERE seq = ?3",
+    [S_RETRY_STATUS] = "UPDATE wa_statuses SET attempts = attempts + 1, next_attempt_ms = ?1, "
+                       "last_error = ?2 WHERE seq = ?3",
+};
+
+struct stmts {
+    sqlite3_stmt *st[N_STMTS];
+    struct lucy_wa_ratelimit *rl;
+};
+
+static void stmts_close(struct stmts *s)
+{
+    for (int i = 0; i < N_STMTS; i++)
+        sqlite3_finalize(s->st[i]);
+    lucy_wa_ratelimit_close(s->rl);
+    memset(s, 0, sizeof *s);
+}
+
+static int stmts_open(sqlite3 *db, struct stmts *s)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < N_STMTS; i++) {
+        int rc = sqlite3_prepare_v2(db, stmt_sql[i], -1, &s->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            stmts_close(s);
+            return lucy_store_err(rc);
+        }
+    }
+    int rc = lucy_wa_ratelimit_open(db, &s->rl);
+    if (rc)
+        stmts_close(s);
+    return rc;
+}
+
+/* Steps a bound statement to its end and resets it. 0 or a store error. */
+static int step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int put_doc(sqlite3 *db, const char *wamid, const char *sender, const char *alias,
+                   int64_t timestamp_s, int64_t received_ms, const char *text)
+{
+    struct lucy_doc doc = {
+        .source = "whatsapp",
+        .id = wamid,
+        .segment = 0,
+        .contact = sender,
+        .title = alias ? alias : sender,
+        .text = text,
+        .time_s = timestamp_s > 0 ? timestamp_s : received_ms / 1000,
+    };
+    return lucy_outbox_put(db, &doc);
+}
+
+int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db,
+        "SELECT m.sender, m.timestamp_s, m.received_at_ms, "
+        "coalesce(c.user_alias, c.profile_name, m.profile_name) FROM wa_messages m "
+        "LEFT JOIN wa_contacts c ON c.id = m.sender WHERE m.wamid = ?1",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return lucy_store_err(rc);
+    sqlite3_bind_text(st, 1, wamid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rc = put_doc(db, wamid, (const char *)sqlite3_column_text(st, 0),
+                     (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 1),
+                     sqlite3_column_int64(st, 2), text);
+    else
+        rc = rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
+{
+    sqlite3_stmt *st = s->st[S_CONTACT];
+    bind_text(st, 1, it->sender);
+    bind_text(st, 2, it->wa_id);
+    bind_text(st, 3, it->user_id);
+    bind_text(st, 4, it->profile_name);
+    sqlite3_bind_int64(st, 5, it->timestamp_s);
+    sqlite3_bind_int64(st, 6, b->now_ms);
+    char *alias = NULL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
+        alias = strdup((const char *)sqlite3_column_text(st, 0));
+    rc = rc == SQLITE_ROW ? step(st) : (sqlite3_reset(st), lucy_store_err(rc));
+
+    char key[300];
+    snprintf(key, sizeof key, "whatsapp:%s", it->sender);
+    int allowed = !it->kv_limited;
+    /* embedded kv: the GCRA step runs in this same transaction. Arrival
+     * time, not the payload's timestamp: Meta does not order its
+     * deliveries, and GCRA needs (nearly) ordered times */
+    if (rc == 0 && !b->kv_shared && b->rate_count > 0) {
+        struct lucy_kv_rate rate = {b->rate_count, (int64_t)b->rate_period_s * 1000, b->rate_count,
+                                    it->received_ms};
+        struct lucy_kv_rate_result rr;
+        rc = lucy_kv_sqlite_ratelimit_tx(db, key, &rate, &rr);
+        allowed = rr.allowed;
+    }
+    const char *text = it->text;
+    if (rc == 0 && strcmp(it->type, "audio") == 0 && !it->elsewhere) {
+        rc = lucy_wa_media_enqueue(db, it->wamid, it->raw, b->have_token, &text);
+        b->media_queued += rc == 0 && b->have_token;
+    }
+    if (rc == 0) {
+        st = s->st[S_MESSAGE_DONE];
+        bind_text(st, 1, text);
+        sqlite3_bind_int(st, 2, !allowed);
+        sqlite3_bind_int64(st, 3, b->now_ms);
+        sqlite3_bind_int64(st, 4, it->seq);
+        rc = step(st);
+    }
+    /* processed (indexed) by the instance that claimed it; stored here too */
+    if (rc == 0 && text && *text && !it->elsewhere)
+        rc = put_doc(db, it->wamid, it->sender, alias, it->timestamp_s, it->received_ms, text);
+    free(alias);
+    if (rc == 0) {
+        b->done.processed++;
+        b->done.rate_limited += !allowed;
+        b->done.unknown_types += !it->known_type;
+    }
+    return rc;
+}
+
+static int apply_status(struct batch *b, struct stmts *s, struct status_item *it)
+{
+    sqlite3_stmt *st = s->st[S_OUTGOING];
+    bind_text(st, 1, it->id);
+    bind_text(st, 2, it->recipient);
+    bind_text(st, 3, it->status);
+    sqlite3_bind_int(st, 4, lucy_wa_status_rank(it->status));
+    sqlite3_bind_int64(st, 5, it->timestamp_s);
+    bind_text(st, 6, it->errors);
+    sqlite3_bind_int64(st, 7, b->now_ms);
+    int rc = step(st);
+    if (rc == 0) {
+        st = s->st[S_STATUS_DONE];
+        sqlite3_bind_int64(st, 1, it->seq);
+        rc = step(st);
+    }
+    b->done.statuses += rc == 0;
+    return rc;
+}
+
+/* Runs one item in its own savepoint; on failure rolls it back and leaves
+ * it pending with backoff (retry_stmt). Returns non-zero only when the
+ * transaction itself is gone (then the whole write fails). */
+static int one_item(sqlite3 *db, struct batch *b, struct stmts *s, int retry_stmt,
+                    sqlite3_int64 seq, int attempts, struct msg_item *m, struct status_item *st,
+                    int *failed)
+{
+    *failed = 0;
+    int rc = step(s->st[S_SAVEPOINT]);
+    if (rc)
+        return rc;
+    rc = m ? apply_message(db, b, s, m) : apply_status(b, s, st);
+    if (rc == 0)
+        return step(s->st[S_RELEASE]);
+    if (sqlite3_get_autocommit(db))
+        return rc; /* SQLite rolled back the whole transaction */
+    step(s->st[S_ROLLBACK]);
+    step(s->st[S_RELEASE]);
+    *failed = 1;
+    b->done.retries++;
+    lucy_log(LUCY_LOG_WARNING, "whatsapp item left pending", "{s:s,s:s,s:i}", "kind",
+             m ? "message" : "status", "error", lucy_strerror(rc), "attempts", attempts + 1);
+    sqlite3_stmt *r = s->st[retry_stmt];
+    sqlite3_bind_int64(r, 1, b->now_ms + backoff_ms(attempts));
+    sqlite3_bind_text(r, 2, lucy_strerror(rc), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(r, 3, seq);
+    return step(r);
+}
+
+static int apply_batch(sqlite3 *db, void *arg)
+{
+    struct batch *b = arg;
+    memset(&b->done, 0, sizeof b->done);
+    b->media_queued = 0;
+    struct stmts s;
+    int rc = stmts_open(db, &s);
+    if (rc)
+        return rc;
+    const char *blocked[BATCH_MESSAGES]; /* senders with a failed message */
+    size_t n_blocked = 0;
+    for (size_t i = 0; rc == 0 && i < b->n_m; i++) {
+        struct msg_item *it = &b->m[i];
+        int skip = 0, failed = 0;
+        for (size_t j = 0; j < n_blocked && !skip; j++)
+            skip = strcmp(blocked[j], it->sender) == 0;
+        if (skip)
+            continue;
+        rc = one_item(db, b, &s, S_RETRY_MESSAGE, it->seq, it->attempts, it, NULL, &failed);
+        if (failed)
+            blocked[n_blocked++] = it->sender;
+    }
+    for (size_t i = 0; rc == 0 && i < b->n_s; i++) {
+        int failed;
+        rc = one_item(db, b, &s, S_RETRY_STATUS, b->s[i].seq, b->s[i].attempts, NULL, &b->s[i],
+                      &failed);
+    }
+    stmts_close(&s);
+    return rc;
+}
+
+/* Shared state (issue 5), OUTSIDE the store write so a hung Redis never
+ * holds the writer: claim the wamid across lucy instances (in addition to
+ * the inbox's unique constraint), take the sender's rate limit at arrival
+ * time, publish the profile name. Nothing here can cost a message: a failed
+ * claim processes it here anyway (index upserts are idempotent), a failed
+ * rate limit decides by LUCY_RATE_LIMIT_ON_ERROR, a refused alias write is
+ * queued in the local store and replayed. A batch that then fails to
+ * commit takes the rate limit again on its retry. */
+#define WAMID_CLAIM_TTL_MS (8LL * 24 * 3600 * 1000) /* Meta retries for 7 days */
+
+static void kv_prepare(struct lucy_wa_worker *w, const struct batch *b, struct msg_item *it)
+{
+    char key[300];
+    int mine = 1;
+    snprintf(key, sizeof key, "wa:wamid:%s", it->wamid);
+    lucy_kv_claim(w->kv, key, WAMID_CLAIM_TTL_MS, &mine, 0, NULL);
+    it->elsewhere = !mine;
+    if (it->elsewhere)
+        return;
+    if (b->rate_count > 0) {
+        struct lucy_kv_rate rate = {b->rate_count, (int64_t)b->rate_period_s * 1000, b->rate_count,
+                                    it->received_ms};
+        struct lucy_kv_rate_result rr;
+        snprintf(key, sizeof key, "whatsapp:%s", it->sender);
+        lucy_kv_ratelimit(w->kv, key, &rate, &rr, 0, NULL);
+        it->kv_limited = !rr.allowed;
+    }
+    if (it->profile_name) {
+        snprintf(key, sizeof key, "wa:profile_name:%s", it->sender);
+        lucy_kv_set_or_queue(w->kv, key, it->profile_name, strlen(it->profile_name), NULL, 0, NULL);
+    }
+}
+
+/* One round. Returns the number of items handled (0 = idle) or a LUCY_E*
+ * code when the store could not be read or written. */
+static int round_once(struct lucy_wa_worker *w, struct batch *b)
+{
+    const struct lucy_config *cfg = w->ctx->cfg;
+    b->now_ms = lucy_wa_now_ms();
+    b->have_token = cfg->whatsapp_access_token && *cfg->whatsapp_access_token;
+    b->rate_count = cfg->rate_limit_count;
+    b->rate_period_s = cfg->rate_limit_period_s;
+    b->kv_shared = w->kv && lucy_kv_is_shared(w->kv);
+    int rc = lucy_store_read(w->ctx->store, read_due, b);
+    if (rc == 0 && b->n_m + b->n_s == 0)
+        return 0;
+    for (size_t i = 0; rc == 0 && i < b->n_m; i++) {
+        struct msg_item *it = &b->m[i];
+        if (!it->wamid || !it->sender || !it->type)
+            rc = LUCY_ENOMEM;
+        else if (!it->raw)
+            it->text = strdup(""); /* unreadable raw JSON: stored, not indexed */
+        else
+            it->text = it->known_type ? lucy_wa_message_text(it->raw) : strdup("");
+        if (rc == 0 && !it->text)
+            rc = LUCY_ENOMEM;
+        if (rc == 0 && b->kv_shared)
+            kv_prepare(w, b, it);
+    }
+    if (rc == 0)
+        rc = lucy_store_write(w->ctx->store, apply_batch, b, 0);
+    int handled = (int)(b->n_m + b->n_s);
+    batch_clear(b);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&w->lock);
+    w->stats.processed += b->done.processed;
+    w->stats.statuses += b->done.statuses;
+    w->stats.rate_limited += b->done.rate_limited;
+    w->stats.retries += b->done.retries;
+    w->stats.unknown_types += b->done.unknown_types;
+    pthread_mutex_unlock(&w->lock);
+    if (b->media_queued && w->media)
+        lucy_wa_media_kick(w->media);
+    return handled;
+}
+
+/* Sleeps up to ms or until kicked / stopping. Returns 1 when stopping. */
+static int nap(struct lucy_wa_worker *w, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&w->lock);
+    while (!w->kicked && !w->stopping)
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+            break;
+    w->kicked = 0;
+    int stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    return stopping;
+}
+
+static void *worker_main(void *arg)
+{
+    struct lucy_wa_worker *w = arg;
+    pthread_setname_np(pthread_self(), "inbox-worker");
+    struct batch *b = calloc(1, sizeof *b);
+    int failures = 0;
+    while (b) {
+        int n = round_once(w, b);
+        int64_t wait_ms = 0;
+        if (n < 0) {
+            lucy_log(LUCY_LOG_WARNING, "inbox worker cannot use the store; retrying", "{s:s,s:i}",
+                     "error", lucy_strerror(n), "failures", failures + 1);
+            wait_ms = backoff_ms(failures++);
+        } else {
+            failures = 0;
+            wait_ms = n == 0 ? POLL_MS : 0;
+        }
+        if (wait_ms ? nap(w, wait_ms) : __atomic_load_n(&w->stopping, __ATOMIC_RELAXED))
+            break;
+    }
+    free(b);
+    return NULL;
+}
+
+struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_wa_media *media)
+{
+    struct lucy_wa_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->ctx = ctx;
+    w->media = media;
+    char err[512];
+    if (lucy_kv_shared_acquire(ctx, &w->kv, err, sizeof err) != 0)
+        lucy_log(LUCY_LOG_WARNING, "inbox worker runs without the kv backend", "{s:s}", "error",
+                 err);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        lucy_kv_shared_release(w->kv);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void lucy_wa_worker_kick(struct lucy_wa_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->kicked = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void lucy_wa_worker_stop(struct lucy_wa_worker *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    lucy_kv_shared_release(w->kv);
+    free(w);
+}
+
+void lucy_wa_worker_stats(struct lucy_wa_worker *w, struct lucy_wa_worker_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
+}

@@ -1,0 +1,230 @@
+"""`lucy transcribe`: decoding and speech recognition on real recordings.
+
+Accuracy: every fixture in tests/fixtures/audio is transcribed by
+`lucy transcribe --json` (pocketsphinx engine, lucy's own FFmpeg decoding)
+and by `pocketsphinx_continuous` on a 16 kHz mono WAV made by the ffmpeg
+CLI from the same file. Word error rates against transcripts.tsv, pooled
+over all files, are printed; lucy's must be no worse than the CLI's + 0.05,
+so lucy's decoding, resampling and feeding cost no accuracy.
+
+Also: 30 s of silence gives no segments; the http engine against
+asr_server.py (a real OpenAI-compatible server that runs
+pocketsphinx_continuous on the upload); a server error and an unreachable
+server are exit 1 with one line; undecodable files are exit 1 with one line.
+"""
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, LUCY_BIN, SAN_ENV
+
+AUDIO = os.path.join(FIXTURES, "audio")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def references():
+    refs = {}
+    with open(os.path.join(AUDIO, "transcripts.tsv"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            name, text = line.rstrip("\n").split("\t")
+            refs[name] = text
+    return refs
+
+
+def lucy_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUCY_")}
+    env.update(SAN_ENV)
+    env.update(extra)
+    return env
+
+
+def lucy_transcribe(path, *args, env=None, timeout=300):
+    return subprocess.run([LUCY_BIN, "transcribe", path, *args], capture_output=True,
+                          env=env or lucy_env(), timeout=timeout)
+
+
+def to_wav(src, dst):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-ar", "16000", "-ac",
+                    "1", "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+                    dst], check=True, timeout=60)
+
+
+def continuous(wav):
+    """pocketsphinx_continuous's transcript: its hypothesis lines joined."""
+    run = subprocess.run(["pocketsphinx_continuous", "-infile", wav], capture_output=True,
+                         timeout=300, check=True)
+    return " ".join(line.strip() for line in run.stdout.decode().splitlines() if line.strip())
+
+
+def edit_distance(ref, hyp):
+    """Levenshtein distance over words."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def pooled_wer(refs, hyps):
+    errors = sum(edit_distance(refs[n].split(), hyps[n].split()) for n in refs)
+    words = sum(len(refs[n].split()) for n in refs)
+    return errors / words
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Both transcripts of every fixture, run in parallel once per module."""
+    tmp = tmp_path_factory.mktemp("asr")
+    refs = references()
+
+    def ours(name):
+        run = lucy_transcribe(os.path.join(AUDIO, name), "--json", "--engine", "pocketsphinx")
+        assert run.returncode == 0, run.stderr.decode()
+        return json.loads(run.stdout)
+
+    def theirs(name):
+        wav = str(tmp / (name + ".wav"))
+        to_wav(os.path.join(AUDIO, name), wav)
+        return continuous(wav)
+
+    workers = max(2, os.cpu_count() or 2)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        lucy_f = {n: pool.submit(ours, n) for n in refs}
+        cli_f = {n: pool.submit(theirs, n) for n in refs}
+        return refs, {n: f.result() for n, f in lucy_f.items()}, \
+            {n: f.result() for n, f in cli_f.items()}
+
+
+def test_wer_no_worse_than_pocketsphinx_continuous(results):
+    refs, lucy, cli = results
+    for name in sorted(refs):
+        print("%-22s ref: %s\n%-22s lucy: %s\n%-22s cli:  %s" % (
+            name, refs[name], "", lucy[name]["text"], "", cli[name]))
+    lucy_wer = pooled_wer(refs, {n: r["text"] for n, r in lucy.items()})
+    cli_wer = pooled_wer(refs, cli)
+    print("WER lucy transcribe: %.3f   pocketsphinx_continuous: %.3f" % (lucy_wer, cli_wer))
+    assert lucy_wer <= cli_wer + 0.05
+
+
+def test_transcript_json_shape(results):
+    refs, lucy, _ = results
+    for name, r in lucy.items():
+        assert r["engine"] == "pocketsphinx"
+        assert r["model"].endswith("en-us")
+        assert r["language"] == "en"
+        assert r["duration_s"] > 0.5 and r["rtf"] > 0
+        assert r["segments"], name
+        last = 0
+        for s in r["segments"]:
+            assert last <= s["t0_ms"] < s["t1_ms"] <= r["duration_s"] * 1000 + 10, (name, s)
+            assert s["text"] == s["text"].strip() and s["text"]
+            last = s["t1_ms"]
+        assert r["text"] == " ".join(s["text"] for s in r["segments"])
+
+
+def test_plain_output_lists_timed_segments():
+    run = lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"))
+    assert run.returncode == 0, run.stderr.decode()
+    lines = run.stdout.decode().splitlines()
+    assert lines and all(l.startswith("[0:0") and " \u2192 " in l for l in lines), lines
+    assert "forward" in run.stdout.decode()
+    assert run.stderr == b""  # no engine chatter outside DEBUG
+
+
+def test_silence_gives_no_segments(tmp_path):
+    silence = str(tmp_path / "silence.m4a")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "anullsrc=r=44100:cl=stereo", "-t", "30", "-c:a", "aac", silence],
+                   check=True, timeout=60)
+    run = lucy_transcribe(silence, "--json")
+    assert run.returncode == 0, run.stderr.decode()
+    r = json.loads(run.stdout)
+    assert r["segments"] == [] and r["text"] == ""
+    assert abs(r["duration_s"] - 30.0) < 0.1
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is not audio\n" * 100])
+def test_undecodable_file_is_one_line_exit_1(tmp_path, content):
+    bad = tmp_path / "call.m4a"
+    bad.write_bytes(content)
+    run = lucy_transcribe(str(bad))
+    assert run.returncode == 1
+    err = run.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "not decodable audio" in err, err
+
+
+def test_usage_errors_exit_2():
+    assert lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--engine", "nope").returncode == 2
+    assert subprocess.run([LUCY_BIN, "transcribe"], capture_output=True,
+                          env=lucy_env()).returncode == 2
+
+
+# ---- http engine against a real OpenAI-compatible server ------------------
+
+def start_server(*args):
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "asr_server.py"), *args],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening "), line
+    return proc, "http://127.0.0.1:%d/v1/audio/transcriptions" % int(line.split()[1])
+
+
+@pytest.fixture
+def asr_server():
+    started = []
+
+    def start(*args):
+        proc, url = start_server(*args)
+        started.append(proc)
+        return url
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_http_engine_end_to_end(asr_server, results):
+    _, _, cli = results
+    url = asr_server()
+    run = lucy_transcribe(os.path.join(AUDIO, "librivox-0880.m4a"), "--json",
+                          env=lucy_env(LUCY_ASR_URL=url))  # auto picks http
+    assert run.returncode == 0, run.stderr.decode()
+    r = json.loads(run.stdout)
+    assert r["engine"] == "http" and r["model"] == "whisper-1"
+    assert r["language"] == "english"
+    # the server ran pocketsphinx_continuous on lucy's WAV upload: the same
+    # words as the CLI on ffmpeg's WAV of the same file
+    assert r["text"] == cli["librivox-0880.m4a"]
+    assert r["segments"]
+    for s in r["segments"]:
+        assert 0 <= s["t0_ms"] < s["t1_ms"] <= 3100 and s["text"]
+
+
+def test_http_server_error_is_exit_1_with_its_message(asr_server):
+    url = asr_server("--decoder", "/bin/false")
+    run = lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--engine", "http",
+                          env=lucy_env(LUCY_ASR_URL=url))
+    assert run.returncode == 1
+    err = run.stderr.decode().strip()
+    assert len(err.splitlines()) == 1, err
+    assert "HTTP 500" in err and "speech decoder failed with exit status 1" in err, err
+
+
+def test_http_server_unreachable_is_exit_1():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--engine", "http",
+                          env=lucy_env(LUCY_ASR_URL="http://127.0.0.1:%d/v1/audio/transcriptions"
+                                       % port))
+    assert run.returncode == 1
+    assert "cannot reach the ASR server" in run.stderr.decode()

@@ -1,0 +1,333 @@
+"""Call recordings end to end: the real scanner, the real decoder and
+pocketsphinx, the job queue and its routes (DESIGN §5 Recordings, §7, §9).
+
+Locks are injected for real with the LD_PRELOAD shim in tests/faults/
+(switched by marker files while lucy runs), disk pressure with a real tmpfs.
+The shortest fixtures are used where accuracy is not the point.
+"""
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD_DIR, FIXTURES, fill, needs_root
+
+AUDIO = os.path.join(FIXTURES, "audio")
+DONE = ("done", "no_speech")
+LOCKSHIM = os.environ.get("LOCKSHIM_SO", os.path.join(BUILD_DIR, "tests", "faults", "liblockshim.so"))
+needs_shim = pytest.mark.skipif(not os.path.exists(LOCKSHIM), reason="lockshim not built: " + LOCKSHIM)
+
+
+def set_locks(control, rules):
+    """Replaces the lock shim's rules ("open EDEADLK /abs/path" lines)
+    atomically; the shim re-reads the file on its next call."""
+    tmp = control + ".new"
+    with open(tmp, "w") as f:
+        f.write("".join(r + "\n" for r in rules))
+    os.rename(tmp, control)
+
+
+def shim_env(control):
+    set_locks(control, [])
+    return {"LD_PRELOAD": LOCKSHIM, "LOCKSHIM_FILE": control}
+
+
+def recordings_dir(tmp_path, names, sub="recordings"):
+    d = tmp_path / sub
+    d.mkdir()
+    for n in names:
+        shutil.copy(os.path.join(AUDIO, n), str(d / n))
+    # A copy has mtime = now; the settle time is 0 in these tests anyway.
+    return str(d)
+
+
+def start(start_lucy, rec_dir, env=None, **kw):
+    e = {
+        "LUCY_RECORDINGS_DIRS": rec_dir,
+        "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_ASR_ENGINE": "pocketsphinx",
+        "LUCY_ASR_THREADS": "1",
+        "LUCY_JOB_RETRY_BASE_S": "1",
+    }
+    e.update(env or {})
+    return start_lucy(env=e, **kw)
+
+
+def recordings(lucy, **params):
+    r = lucy.get("/recordings", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["recordings"]
+
+
+def by_name(lucy):
+    """{file name: recording} of every recording listed."""
+    out = {}
+    for rec in recordings(lucy, limit=500):
+        for p in rec["paths"]:
+            out[os.path.basename(p["path"])] = rec
+    return out
+
+
+def wait_transcribed(lucy, n, timeout=60):
+    def ready():
+        recs = recordings(lucy, limit=500)
+        return len(recs) >= n and all(r["transcript_status"] in DONE for r in recs) and recs
+    return lucy.wait_for(ready, timeout=timeout, interval=0.2, what="%d recordings transcribed" % n)
+
+
+def job(lucy, job_id):
+    r = lucy.get("/jobs/%d" % job_id)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_job(lucy, job_id, statuses, timeout=60):
+    return lucy.wait_for(lambda: (lambda j: j["status"] in statuses and j)(job(lucy, job_id)),
+                         timeout=timeout, interval=0.1, what="job %d in %s" % (job_id, statuses))
+
+
+def test_recordings_scanned_transcribed_and_searchable(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["goforward.m4a", "cards-003-stereo.m4a"])
+    lucy = start(start_lucy, d)
+    wait_transcribed(lucy, 2)
+    recs = by_name(lucy)
+    assert set(recs) == {"goforward.m4a", "cards-003-stereo.m4a"}
+
+    rec = lucy.get("/recordings/" + recs["goforward.m4a"]["id"]).json()
+    assert len(rec["id"]) == 64
+    assert rec["size"] == os.path.getsize(os.path.join(d, "goforward.m4a"))
+    assert rec["scan_status"] == "ok" and rec["transcript_status"] == "done"
+    assert rec["codec"] == "aac" and rec["sample_rate"] == 16000 and rec["channels"] == 1
+    assert 1.0 < rec["duration_s"] < 5.0
+    assert rec["paths"][0]["path"].endswith("goforward.m4a")
+    t = rec["transcript"]
+    assert t["engine"] == "pocketsphinx" and t["language"]
+    assert "forward" in t["text"], t
+    assert t["segments"], t
+    for s in t["segments"]:
+        assert 0 <= s["t0_ms"] < s["t1_ms"] <= rec["duration_s"] * 1000 + 500, s
+        assert s["text"]
+    assert rec["job"]["status"] == "done" and rec["job"]["attempts"] == 1
+
+    # Stable cursor pagination: two pages of one, no overlap, then the end.
+    p1 = lucy.get("/recordings", params={"limit": 1}).json()
+    assert len(p1["recordings"]) == 1 and p1["next_cursor"]
+    p2 = lucy.get("/recordings", params={"limit": 1, "cursor": p1["next_cursor"]}).json()
+    assert len(p2["recordings"]) == 1 and p2["next_cursor"] is None
+    assert p1["recordings"][0]["id"] < p2["recordings"][0]["id"]
+    assert len(recordings(lucy, status="done")) == 2
+    assert recordings(lucy, status="failed") == []
+    assert lucy.get("/recordings", params={"limit": 0}).json()["error_type"] == "bad_request"
+
+    # Searchable, with the segment's time offsets (the index is fed through
+    # the outbox by the indexer thread).
+    def hit():
+        r = lucy.get("/search", params={"q": "forward"})
+        hits = r.json().get("hits", r.json().get("results", [])) if r.status_code == 200 else []
+        return [h for h in hits if h.get("id") == rec["id"]]
+    hits = lucy.wait_for(hit, timeout=20, what="search hit for 'forward'")
+    assert hits[0]["source"] == "call_recording"
+    assert hits[0]["t1_ms"] > hits[0]["t0_ms"] >= 0
+    assert hits[0]["title"] == "goforward.m4a"
+
+    m = lucy.get("/metrics").text
+    assert 'lucy_jobs{status="done"} 2' in m
+    assert 'lucy_scan_files{outcome="new"}' in m
+    assert "lucy_asr_real_time_factor" in m
+    h = lucy.get("/health").json()
+    assert h["checks"]["call_recordings:jobs"][0]["status"] == "pass"
+    assert h["checks"]["call_recordings:scan"][0]["status"] == "pass"
+
+
+def test_transcribe_same_job_wait_and_job_status(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["goforward.m4a"])
+    lucy = start(start_lucy, d)
+    rec = wait_transcribed(lucy, 1)[0]
+    rec = lucy.get("/recordings/" + rec["id"]).json()
+    path = "/recordings/%s/transcribe" % rec["id"]
+
+    # Concurrent requests: one job, never a second transcription.
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(lucy.post(path))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code == 202 for r in results), [r.text for r in results]
+    ids = {r.json()["job_id"] for r in results}
+    assert len(ids) == 1, results
+    job_id = ids.pop()
+    assert job_id != rec["job"]["job_id"]
+
+    r = lucy.post(path, params={"wait": "1"}, timeout=130)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["job_id"] == job_id and body["status"] == "done"
+    assert "forward" in body["transcript"]["text"]
+    assert body["transcript"]["segments"]
+
+    j = job(lucy, job_id)
+    assert j["status"] == "done" and j["attempts"] == 1
+    assert j["error_type"] is None and j["next_retry_at"] is None
+    # The automatic job and this one: two transcriptions in all.
+    assert 'lucy_jobs{status="done"} 2' in lucy.get("/metrics").text
+
+    # A finished job and then a new request: a new job.
+    r = lucy.post(path)
+    assert r.status_code == 202 and r.json()["job_id"] != job_id
+
+
+def test_unknown_ids_are_404(start_lucy, tmp_path):
+    lucy = start(start_lucy, recordings_dir(tmp_path, []))
+    for method, path in [("GET", "/recordings/" + "0" * 64), ("GET", "/recordings/nothex"),
+                         ("POST", "/recordings/%s/transcribe" % ("0" * 64)),
+                         ("GET", "/jobs/999999"), ("GET", "/jobs/abc")]:
+        r = lucy.request(method, path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error_type"] == "not_found" and r.json()["message"]
+
+
+def test_no_recordings_dirs_still_serves(start_lucy):
+    lucy = start_lucy(env={"LUCY_ASR_ENGINE": "pocketsphinx"})
+    assert lucy.get("/recordings").json() == {"recordings": [], "next_cursor": None}
+    r = lucy.post("/recordings/scan")
+    assert r.status_code == 503 and r.json()["error_type"] == "not_configured"
+    assert "LUCY_RECORDINGS_DIRS" in r.json()["message"]
+
+
+def test_duplicate_content_one_recording_transcribed_once(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["cards-003-stereo.m4a"])
+    os.mkdir(os.path.join(d, "again"))
+    shutil.copy(os.path.join(d, "cards-003-stereo.m4a"), os.path.join(d, "again", "copy.m4a"))
+    lucy = start(start_lucy, d)
+    recs = wait_transcribed(lucy, 1)
+    time.sleep(1)  # give a (wrong) second job the chance to show
+    recs = recordings(lucy)
+    assert len(recs) == 1, recs
+    assert sorted(os.path.basename(p["path"]) for p in recs[0]["paths"]) == \
+        ["cards-003-stereo.m4a", "copy.m4a"]
+    m = lucy.get("/metrics").text
+    assert 'lucy_jobs{status="done"} 1' in m and 'lucy_jobs{status="queued"} 0' in m
+    assert recs[0]["transcript_status"] == "done"
+    # A scan now finds nothing new and queues nothing.
+    s = lucy.post("/recordings/scan").json()
+    assert s["new"] == 0 and s["files_seen"] == 2
+    assert 'lucy_jobs{status="queued"} 0' in lucy.get("/metrics").text
+
+
+@needs_root
+def test_disk_critical_blocks_jobs_until_space_returns(start_lucy, tmp_path, tmpfs):
+    d = recordings_dir(tmp_path, ["goforward.m4a", "cards-003-stereo.m4a"])
+    data = os.path.join(tmpfs("48m"), "data")
+    lucy = start(start_lucy, d, env={"LUCY_DISK_CRITICAL_MB": "16", "LUCY_DISK_WARN_MB": "16",
+                                          "LUCY_DISK_INTERVAL_MS": "100"},
+                 data_dir=data)
+    recs = wait_transcribed(lucy, 2)
+    filler = fill(os.path.dirname(data), leave_bytes=8 * 1024 * 1024)
+    lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["disk:free"][0]["status"] != "pass",
+                  timeout=10, what="disk critical")
+    time.sleep(0.5)  # at least one worker loop sees the critical level
+
+    job_ids = []
+    for rec in recs:
+        r = lucy.post("/recordings/%s/transcribe" % rec["id"])
+        assert r.status_code == 202, r.text
+        job_ids.append(r.json()["job_id"])
+    for j in job_ids:
+        blocked = wait_job(lucy, j, ("blocked",), timeout=10)
+        assert blocked["error_type"] == "disk_critical"
+        assert "space" in blocked["message"]
+    r = lucy.post("/recordings/%s/transcribe" % recs[0]["id"], params={"wait": "1"})
+    assert r.status_code == 507 and r.json()["error_type"] == "disk_full", r.text
+    assert int(r.headers["Retry-After"]) > 0
+    check = lucy.wait_for(
+        lambda: (lambda c: c["status"] == "warn" and c)(lucy.get("/health").json()["checks"]["call_recordings:jobs"][0]),
+        timeout=10, what="jobs check warns")
+    assert "blocked" in check["output"]
+    assert os.listdir(os.path.join(data, "tmp")) == []
+    assert not [l for l in lucy.log_lines() if "temp copy" in l.get("msg", "")]
+
+    os.unlink(filler)
+    for j in job_ids:
+        assert wait_job(lucy, j, DONE, timeout=60)["attempts"] == 1
+
+
+@needs_shim
+def test_locked_file_423_then_transcribed_by_itself(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["goforward.m4a"])
+    target = os.path.join(d, "goforward.m4a")
+    control = str(tmp_path / "locks")
+    lucy = start(start_lucy, d, env=shim_env(control))
+    rec = wait_transcribed(lucy, 1)[0]
+    path = "/recordings/%s/transcribe" % rec["id"]
+
+    set_locks(control, ["open EDEADLK " + target])
+    r = lucy.post(path)
+    assert r.status_code == 423, r.text
+    body = r.json()
+    assert body["error_type"] == "file_locked"
+    assert "synced" in body["message"] and "retr" in body["message"]
+    assert int(r.headers["Retry-After"]) >= 1 and body["retry_after_s"] >= 1
+    job_id = body["job_id"]
+
+    # The job waits and retries by itself; a second request is the same job.
+    j = wait_job(lucy, job_id, ("retry_wait",), timeout=20)
+    assert j["error_type"] == "file_locked" and j["next_retry_at"] and j["attempts"] >= 1
+    r2 = lucy.post(path)
+    assert r2.status_code == 423 and r2.json()["job_id"] == job_id
+    lucy.wait_for(lambda: "lock" in (lucy.get("/health").json()["checks"]["call_recordings:jobs"][0].get("output") or ""),
+                  timeout=10, what="jobs check names the lock")
+
+    set_locks(control, [])
+    done = wait_job(lucy, job_id, DONE, timeout=60)
+    assert done["attempts"] >= 2 and done["error_type"] is None
+    assert "forward" in lucy.get("/recordings/" + rec["id"]).json()["transcript"]["text"]
+
+
+@needs_shim
+def test_read_lock_everywhere_waits_then_finishes(start_lucy, tmp_path):
+    """open() works but every read() fails: the temp copy's read fails too
+    (the lock is real), so the job waits as file_locked, no copy is left
+    behind, and it finishes once the lock is lifted."""
+    d = recordings_dir(tmp_path, ["cards-003-stereo.m4a"])
+    target = os.path.join(d, "cards-003-stereo.m4a")
+    control = str(tmp_path / "locks")
+    lucy = start(start_lucy, d, env=shim_env(control))
+    rec = wait_transcribed(lucy, 1)[0]
+
+    set_locks(control, ["read EAGAIN " + target])
+    r = lucy.post("/recordings/%s/transcribe" % rec["id"], params={"wait": "1"})
+    assert r.status_code == 423, r.text
+    job_id = r.json()["job_id"]
+    assert r.json()["job"]["error_type"] == "file_locked"
+    assert os.listdir(os.path.join(lucy.data_dir, "tmp")) == []
+
+    set_locks(control, [])
+    wait_job(lucy, job_id, DONE, timeout=60)
+
+
+@needs_shim
+def test_read_lock_on_first_access_rescued_by_temp_copy(start_lucy, tmp_path):
+    """A file provider that fails the first access while it materialises
+    the file (lockshim mode `readfirst`: reads fail on the first descriptor
+    opened after the rule appears, later opens read normally): the
+    read-first-block check fails, the temp copy (a fresh open and a plain
+    sequential read) succeeds and is transcribed at once, no retry."""
+    with open(LOCKSHIM, "rb") as f:
+        if b"readfirst" not in f.read():
+            pytest.skip("lockshim has no `readfirst` mode (first descriptor fails, later ones read)")
+    d = recordings_dir(tmp_path, ["cards-003-stereo.m4a"])
+    target = os.path.join(d, "cards-003-stereo.m4a")
+    control = str(tmp_path / "locks")
+    lucy = start(start_lucy, d, env=shim_env(control))
+    rec = wait_transcribed(lucy, 1)[0]
+
+    set_locks(control, ["readfirst EDEADLK " + target])
+    r = lucy.post("/recordings/%s/transcribe" % rec["id"], params={"wait": "1"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "done" and r.json()["attempts"] == 1
+    assert [l for l in lucy.log_lines() if l.get("msg") == "locked recording read through a temp copy"]
+    assert "lucy_asr_temp_copies_total 1" in lucy.get("/metrics").text
+    assert os.listdir(os.path.join(lucy.data_dir, "tmp")) == []

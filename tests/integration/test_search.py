@@ -1,0 +1,312 @@
+"""Search index end to end: documents enter through the producer API
+(lucy_outbox_put, via the test tool tests/tools/outbox_put, exactly as a
+producer plugin calls it), the real daemon's indexer drains the outbox into
+SQLite FTS5, and GET /search, GET /rag/stats, /health, /metrics and the
+`lucy search|stats|reindex` commands are checked over loopback HTTP and
+the real binary.
+
+The words searched for are made up (zqx...), so the tests stay valid when
+real producers add their own documents to the same store.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BUILD_DIR, LUCY_BIN, SAN_ENV
+
+OUTBOX_PUT = os.path.join(BUILD_DIR, "tests", "tools", "outbox_put")
+
+T_REC = 1717171200      # 2024-05-31T16:00:00Z
+T_MSG = 1717200000      # 2024-06-01T00:00:00Z
+T_OLD = 1672531200      # 2023-01-01T00:00:00Z
+
+DOCS = [
+    {"source": "call_recording", "id": "rec-zqx1", "segment": 0, "title": "call-zqx.m4a",
+     "text": "hello there, how are you", "time": T_REC, "t0_ms": 0, "t1_ms": 4200},
+    {"source": "call_recording", "id": "rec-zqx1", "segment": 1, "title": "call-zqx.m4a",
+     "text": "we go zqxforward zqxforward with the zqxbudget & <b>plan</b>", "time": T_REC,
+     "t0_ms": 4200, "t1_ms": 9800},
+    {"source": "whatsapp", "id": "wamid.zqx1", "contact": "4915550001", "title": "Anna",
+     "text": "Zqxforward me the zqxinvoice please", "time": T_MSG},
+    {"source": "whatsapp", "id": "wamid.zqx2", "contact": "4915550002", "title": "Bob",
+     "text": "old zqxinvoice from the Café zqxmüller", "time": T_OLD},
+]
+
+
+def env_for(data_dir, extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LUCY_", "WHATSAPP_", "REDIS_", "QDRANT_"))}
+    env.update(SAN_ENV)
+    env["LUCY_DATA_DIR"] = data_dir
+    env["LUCY_LOG_LEVEL"] = "warning"
+    env.update(extra or {})
+    return env
+
+
+def feed(data_dir, docs):
+    """Applies docs (dicts; {"op":"delete",...} removes) in one store write."""
+    os.makedirs(data_dir, exist_ok=True)
+    lines = "".join(json.dumps(d) + "\n" for d in docs)
+    r = subprocess.run([OUTBOX_PUT, data_dir], input=lines.encode(), env=env_for(data_dir),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout)
+
+
+def lucy_cmd(data_dir, *args):
+    return subprocess.run([LUCY_BIN] + list(args), env=env_for(data_dir), capture_output=True,
+                          timeout=60)
+
+
+def stats(lucy, **kw):
+    r = lucy.get("/rag/stats", **kw)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def drained(lucy):
+    return lucy.wait_for(lambda: stats(lucy)["pending_count"] == 0 or None, timeout=30,
+                         what="outbox drained")
+
+
+def search(lucy, **params):
+    r = lucy.get("/search", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def ids(result):
+    return [(h["id"], h["segment"]) for h in result["hits"]]
+
+
+@pytest.fixture
+def indexed(start_lucy):
+    lucy = start_lucy()
+    feed(lucy.data_dir, DOCS)
+    drained(lucy)
+    return lucy
+
+
+def test_new_documents_become_searchable_with_marked_snippets(indexed):
+    res = indexed.wait_for(lambda: search(indexed, q="zqxforward")["hits"] or None,
+                           what="document searchable")
+    body = search(indexed, q="zqxforward")
+    assert body["query"] == "zqxforward"
+    assert body["backend"] == "sqlite"
+    assert body["degraded"] is False
+    assert len(res) == 2
+    # two mentions in the recording segment beat one in the message
+    top = body["hits"][0]
+    assert (top["source"], top["id"], top["segment"]) == ("call_recording", "rec-zqx1", 1)
+    assert (top["t0_ms"], top["t1_ms"]) == (4200, 9800)
+    assert top["time"] == T_REC
+    assert top["title"] == "call-zqx.m4a"
+    assert "<mark>zqxforward</mark>" in top["snippet"]
+    # document text is escaped; only lucy's marks are markup
+    assert "&amp; &lt;b&gt;plan&lt;/b&gt;" in top["snippet"]
+    assert body["hits"][0]["score"] > body["hits"][1]["score"]
+    msg = body["hits"][1]
+    assert msg["source"] == "whatsapp" and msg["contact"] == "4915550001"
+    assert "<mark>Zqxforward</mark>" in msg["snippet"]
+    assert "t0_ms" not in msg
+
+
+def test_filters(indexed):
+    assert ids(search(indexed, q="zqxforward", source="whatsapp")) == [("wamid.zqx1", 0)]
+    assert ids(search(indexed, q="zqxforward", source="call_recording")) == [("rec-zqx1", 1)]
+    assert ids(search(indexed, q="zqxinvoice", contact="4915550002")) == [("wamid.zqx2", 0)]
+    # time bounds: Unix seconds and ISO 8601, inclusive
+    assert ids(search(indexed, q="zqxinvoice", **{"from": str(T_MSG)})) == [("wamid.zqx1", 0)]
+    assert ids(search(indexed, q="zqxinvoice", to="2023-12-31")) == [("wamid.zqx2", 0)]
+    assert ids(search(indexed, q="zqxforward", **{"from": "2024-06-01T00:00:00Z"})) == \
+        [("wamid.zqx1", 0)]
+    assert ids(search(indexed, q="zqxforward", to="2024-05-31")) == [("rec-zqx1", 1)]
+    assert ids(search(indexed, q="zqxforward", **{"from": "2024-05-31T18:00:00+02:00",
+                                                   "to": "2024-05-31T16:00:00Z"})) == \
+        [("rec-zqx1", 1)]
+    # accents and case do not matter
+    assert ids(search(indexed, q="CAFE ZQXMULLER")) == [("wamid.zqx2", 0)]
+    # every word must match
+    assert ids(search(indexed, q="zqxforward zqxinvoice")) == [("wamid.zqx1", 0)]
+
+
+def test_limit(indexed):
+    assert len(search(indexed, q="zqxinvoice")["hits"]) == 2
+    assert len(search(indexed, q="zqxinvoice", limit="1")["hits"]) == 1
+    assert len(search(indexed, q="zqxinvoice", limit="100")["hits"]) == 2
+
+
+@pytest.mark.parametrize("params,word", [
+    ({}, "q"),
+    ({"q": ""}, "q"),
+    ({"q": "   "}, "q"),
+    ({"q": "x", "limit": "0"}, "limit"),
+    ({"q": "x", "limit": "101"}, "limit"),
+    ({"q": "x", "limit": "ten"}, "limit"),
+    ({"q": "x", "source": "email"}, "source"),
+    ({"q": "x", "from": "yesterday"}, "from"),
+    ({"q": "x", "to": "2024-02-30"}, "to"),
+    ({"q": "x", "from": "2024-06-02", "to": "2024-06-01"}, "from"),
+    ({"q": "x" * 1001}, "q"),
+])
+def test_bad_requests_say_what_to_send(start_lucy, params, word):
+    lucy = start_lucy()
+    r = lucy.get("/search", params=params)
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error_type"] == "bad_request"
+    assert word in body["message"]
+
+
+@pytest.mark.parametrize("q", ['"', "AND", "zqxforward OR", "NEAR(", "(", "*", "a:b", "-zqx",
+                               "^", "{x}", "''", "zqxforward\"", "\\", "%00"])
+def test_query_syntax_is_never_an_error(indexed, q):
+    r = indexed.get("/search", params={"q": q})
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["hits"], list)
+
+
+def test_rag_stats(indexed):
+    s = stats(indexed)
+    assert s["backend"] == "sqlite"
+    assert s["collection"]
+    for key in ("points_count", "indexed_count", "segments_count", "disk_bytes"):
+        assert isinstance(s[key], int), key
+    assert s["points_count"] >= len(DOCS)
+    assert s["indexed_count"] >= len(DOCS)
+    assert s["segments_count"] >= 1
+    db = os.path.join(indexed.data_dir, "lucy.db")
+    assert s["disk_bytes"] >= os.path.getsize(db) > 0
+    assert s["pending_count"] == 0
+    assert s["status"] == "green", s
+    assert s["payload_indexes"]["pending"] == []
+    assert s["payload_indexes"]["ensured"]
+    assert s["sources"]["call_recording"] >= 2
+    assert s["sources"]["whatsapp"] >= 2
+
+
+def test_delete_and_update(indexed):
+    before = stats(indexed)["sources"]["whatsapp"]
+    feed(indexed.data_dir, [{"op": "delete", "source": "whatsapp", "id": "wamid.zqx1"}])
+    assert ids(search(indexed, q="zqxforward")) == [("rec-zqx1", 1)]
+    drained(indexed)
+    assert stats(indexed)["sources"]["whatsapp"] == before - 1
+    changed = dict(DOCS[3], text="a zqxreceipt now")
+    feed(indexed.data_dir, [changed])
+    indexed.wait_for(lambda: search(indexed, q="zqxreceipt")["hits"] or None,
+                     what="updated text searchable")
+    assert search(indexed, q="zqxmüller")["hits"] == []
+
+
+def test_outbox_survives_restart(start_lucy, tmp_path):
+    data = str(tmp_path / "data")
+    feed(data, DOCS)  # written while no daemon runs
+    lucy = start_lucy(data_dir=data)
+    drained(lucy)
+    assert len(search(lucy, q="zqxinvoice")["hits"]) == 2
+
+
+def test_auth_required_when_token_set(start_lucy):
+    lucy = start_lucy(env={"LUCY_API_TOKEN": "s3cret-token"})
+    for path in ("/search?q=zqx", "/rag/stats"):
+        r = lucy.get(path)
+        assert r.status_code == 401
+        assert r.json()["error_type"] == "unauthorized"
+        r = lucy.get(path, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401
+        r = lucy.get(path, headers={"Authorization": "Bearer s3cret-token"})
+        assert r.status_code == 200, r.text
+
+
+def test_health_and_metrics(indexed):
+    h = indexed.get("/health").json()
+    check = h["checks"]["index:outbox"]
+    assert check[0]["status"] == "pass"
+    assert check[0]["observedUnit"] == "items"
+    search(indexed, q="zqxforward")
+    m = indexed.get("/metrics").text
+    values = {}
+    for line in m.splitlines():
+        if line and not line.startswith("#"):
+            name, _, v = line.rpartition(" ")
+            values[name] = float(v)
+    assert values["lucy_index_outbox_pending"] == 0
+    assert values["lucy_index_outbox_failed"] == 0
+    assert values["lucy_index_indexed_total"] >= len(DOCS)
+    assert values["lucy_search_requests_total"] >= 1
+
+
+def test_commands(indexed):
+    data = indexed.data_dir
+    r = lucy_cmd(data, "search", "zqxforward", "--source", "call_recording")
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "[zqxforward]" in out and "rec-zqx1" in out and "wamid.zqx1" not in out
+
+    r = lucy_cmd(data, "search", "zqxinvoice", "--limit", "1", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    body = json.loads(r.stdout)
+    assert body["backend"] == "sqlite" and len(body["hits"]) == 1
+    assert "<mark>" in body["hits"][0]["snippet"]
+
+    r = lucy_cmd(data, "search", "nothingzqx")
+    assert r.returncode == 0 and b"no matches" in r.stdout
+
+    for bad in (["search"], ["search", "x", "--limit", "0"], ["search", "x", "--source", "fax"],
+                ["stats", "extra"]):
+        r = lucy_cmd(data, *bad)
+        assert r.returncode == 2, bad
+        assert r.stderr.startswith(b"lucy: ")
+
+    r = lucy_cmd(data, "stats", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    s = json.loads(r.stdout)
+    assert s["backend"] == "sqlite" and s["points_count"] >= len(DOCS)
+    assert s["sources"]["whatsapp"] >= 2
+    r = lucy_cmd(data, "stats")
+    assert r.returncode == 0 and b"pending_count: 0" in r.stdout
+
+    r = lucy_cmd(data, "reindex", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is True and rep["backend"] == "sqlite"
+    assert rep["queued"] >= len(DOCS)
+    # the daemon may drain part of the queue itself; together nothing is left
+    drained(indexed)
+    assert len(search(indexed, q="zqxinvoice")["hits"]) == 2
+    r = lucy_cmd(data, "reindex")
+    assert r.returncode == 0 and b"reindexed sqlite" in r.stdout
+
+    r = lucy_cmd(os.path.join(data, "missing"), "search", "x")
+    assert r.returncode == 1 and b"no data directory" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs (CI runs as root)")
+def test_disk_full_keeps_documents_queued_then_drains(start_lucy, tmpfs):
+    """The FTS write fails with a full disk: rows stay queued (nothing lost),
+    one WARNING (repeats are summarised), and they drain once space is back,
+    without a restart."""
+    from conftest import fill
+    data = tmpfs("24m")
+    lucy = start_lucy(data_dir=data, env={"LUCY_DISK_RESERVE_MB": "0"})
+    lucy.proc.send_signal(19)  # SIGSTOP: the rows must wait for the full disk
+    try:
+        words = " ".join("zqxfill%05d" % i for i in range(40000))  # ~480 KB per document
+        feed(data, [{"source": "whatsapp", "id": "wamid.big%d" % i, "text": words, "time": T_MSG}
+                    for i in range(6)])
+        fill(data, leave_bytes=0)
+    finally:
+        lucy.proc.send_signal(18)  # SIGCONT
+    lucy.wait_for(lambda: any(l.get("msg") == "search index backend failed; documents stay queued"
+                              for l in lucy.log_lines()) or None, what="backend failure logged")
+    assert stats(lucy)["pending_count"] == 6
+    assert stats(lucy)["status"] == "yellow"
+    os.unlink(os.path.join(data, "filler"))
+    drained(lucy)
+    assert len(search(lucy, q="zqxfill00042", limit="10")["hits"]) == 6
+    warnings = [l for l in lucy.log_lines()
+                if l.get("msg") == "search index backend failed; documents stay queued"]
+    assert len(warnings) == 1, warnings
+    assert any(l.get("msg") == "search index backend recovered" for l in lucy.log_lines())

@@ -1,0 +1,371 @@
+// recordings.js - the Recordings view: the list (status in plain words,
+// sort, filter) and one recording (facts, Transcribe button, audio player,
+// transcript segments that seek the player).
+//
+// The Transcribe button cannot cause a retry storm: it is disabled while
+// the recording's job is queued, running, waiting on a lock or blocked by
+// a full disk (lucy retries those by itself), and after a refusal until
+// the Retry-After lucy gave; the reason and the retry time are shown next
+// to it. Polling is slow (2 s on an open recording with an active job,
+// 5 s on the list while any job is active, else 30 s).
+import { api, get, ApiError, audioSource, audioError } from "./api.js";
+import { basename, bytes, clear, clock, dateTime, duration, el, note, timestamp, toDate } from "./format.js";
+
+const ACTIVE = new Set(["queued", "running", "retry_wait", "blocked"]);
+const NEEDS_JOB = new Set(["retry_wait", "failed", "blocked"]); // words need the job's details
+
+// The plain-words status of a recording (list row or full document).
+// Returns {key, words, kind}: key for filtering, kind for the badge colour.
+export function describe(rec, lockedUntil) {
+  const job = rec.job || {};
+  const retryAt = rec.next_retry_at || job.next_retry_at;
+  switch (rec.transcript_status) {
+    case "none":
+      return { key: "scanned", words: "scanned, not transcribed yet", kind: "" };
+    case "queued":
+      if (lockedUntil)
+        return { key: "locked", kind: "warn",
+          words: `locked: being synced by the cloud storage client, will retry by itself at ${clock(lockedUntil)}` };
+      return { key: "queued", words: "queued for transcription", kind: "" };
+    case "running":
+      return { key: "transcribing", kind: "",
+        words: "transcribing now" + (job.updated_at ? ` (started ${clock(job.updated_at)})` : "") };
+    case "retry_wait":
+      if (job.error_type === "file_locked" || (!job.error_type && lockedUntil))
+        return { key: "locked", kind: "warn",
+          words: `locked: being synced by the cloud storage client, will retry by itself at ${clock(retryAt || lockedUntil)}` };
+      return { key: "waiting", kind: "warn",
+        words: `waiting to retry by itself at ${clock(retryAt)}` + (job.message ? `: ${job.message}` : "") };
+    case "blocked":
+      return { key: "paused", kind: "warn",
+        words: "paused: the disk is nearly full; transcription resumes by itself when space returns" };
+    case "done":
+      return { key: "done", words: "done", kind: "ok" };
+    case "no_speech":
+      return { key: "no_speech", words: "no speech (silence or noise only)", kind: "ok" };
+    case "failed":
+      if (job.error_type === "corrupt")
+        return { key: "corrupt", kind: "bad", words: "corrupt: " + (job.message || "the audio cannot be decoded") };
+      return { key: "failed", kind: "bad", words: "failed: " + (job.message || "see the log") };
+    default:
+      return { key: rec.transcript_status || "unknown", words: rec.transcript_status || "unknown", kind: "" };
+  }
+}
+
+const SCAN_WORDS = {
+  missing: "file missing (the transcript is kept)",
+  unavailable: "folder unavailable: unmounted or the sync client stopped (the transcript is kept)",
+};
+
+const FILTER_LABELS = {
+  scanned: "Scanned", queued: "Queued", transcribing: "Transcribing", locked: "Locked (syncing)",
+  waiting: "Waiting to retry", paused: "Paused (disk full)", done: "Done", no_speech: "No speech",
+  corrupt: "Corrupt", failed: "Failed", missing: "File missing",
+};
+
+// The recording's own time: its creation_time tag, else the file's mtime.
+function recordedAt(rec) {
+  const tags = rec.tags || {};
+  return toDate(tags.creation_time) || toDate(tags.date) || toDate(rec.mtime);
+}
+
+function title(rec) {
+  const tags = rec.tags || {};
+  return tags.title || basename(rec.paths && rec.paths[0] && rec.paths[0].path) || rec.id.slice(0, 12);
+}
+
+const SORTS = {
+  newest: { label: "Newest first", cmp: (a, b) => (recordedAt(b) || 0) - (recordedAt(a) || 0) },
+  oldest: { label: "Oldest first", cmp: (a, b) => (recordedAt(a) || 0) - (recordedAt(b) || 0) },
+  longest: { label: "Longest first", cmp: (a, b) => (b.duration_s || 0) - (a.duration_s || 0) },
+  shortest: { label: "Shortest first", cmp: (a, b) => (a.duration_s || 0) - (b.duration_s || 0) },
+  name: { label: "Name", cmp: (a, b) => title(a).localeCompare(title(b)) },
+  status: { label: "Status", cmp: (a, b) => a.state.key.localeCompare(b.state.key) },
+};
+
+const listState = { sort: "newest", filter: "" };
+
+async function loadAll() {
+  const out = [];
+  let cursor = "";
+  do {
+    const page = await get("/recordings?limit=500" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    out.push(...page.recordings);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < 20000);
+  // The list has no job details; fetch them for the few rows whose words need them.
+  const detailed = out.filter((r) => NEEDS_JOB.has(r.transcript_status)).slice(0, 50);
+  await Promise.all(detailed.map(async (r) => {
+    try { Object.assign(r, await get("/recordings/" + r.id)); } catch (e) { /* words stay generic */ }
+  }));
+  for (const r of out) r.state = describe(r);
+  return out;
+}
+
+function listItem(rec) {
+  const at = recordedAt(rec);
+  const scan = SCAN_WORDS[rec.scan_status];
+  return el("li", { class: "card", "data-id": rec.id, "data-status": rec.state.key },
+    el("a", { class: "title", href: "#/recordings/" + rec.id }, title(rec)),
+    el("div", { class: "meta" },
+      el("span", null, el("span", { class: "visually-hidden" }, "Recorded "), at ? dateTime(at) : "unknown date"),
+      el("span", null, duration(rec.duration_s))),
+    el("p", { class: "status-text" },
+      el("span", { class: "badge " + rec.state.kind, "data-role": "status" }, rec.state.words),
+      scan ? [" ", el("span", { class: "badge warn" }, scan)] : null));
+}
+
+async function renderList(main, query, stale) {
+  if (query.get("status")) listState.filter = query.get("status");
+  const sortSel = el("select", { id: "rec-sort" },
+    Object.entries(SORTS).map(([k, v]) => el("option", { value: k, selected: k === listState.sort }, v.label)));
+  const filterSel = el("select", { id: "rec-filter" });
+  const list = el("ul", { class: "cards two", id: "recordings", "aria-label": "Recordings" });
+  const summary = el("p", { class: "muted", id: "rec-summary", role: "status" });
+  clear(main,
+    el("h1", null, "Recordings"),
+    el("div", { class: "controls" },
+      el("div", null, el("label", { for: "rec-sort" }, "Sort"), sortSel),
+      el("div", null, el("label", { for: "rec-filter" }, "Show"), filterSel),
+      el("div", null, el("button", { type: "button", class: "secondary", id: "rec-scan",
+        onclick: (ev) => scanNow(ev.target, summary, refresh) }, "Scan now"))),
+    summary, list);
+
+  let recs = [];
+  const draw = () => {
+    const counts = {};
+    for (const r of recs) {
+      counts[r.state.key] = (counts[r.state.key] || 0) + 1;
+      if (r.scan_status === "missing") counts.missing = (counts.missing || 0) + 1;
+    }
+    clear(filterSel, el("option", { value: "" }, `All (${recs.length})`),
+      Object.keys(FILTER_LABELS).filter((k) => counts[k] || k === listState.filter).map((k) =>
+        el("option", { value: k, selected: k === listState.filter }, `${FILTER_LABELS[k]} (${counts[k] || 0})`)));
+    const shown = recs.filter((r) => !listState.filter || r.state.key === listState.filter ||
+      (listState.filter === "missing" && r.scan_status === "missing"));
+    shown.sort(SORTS[listState.sort].cmp);
+    clear(list, shown.map(listItem));
+    summary.textContent = recs.length === 0
+      ? "No recordings yet. lucy scans the folders in LUCY_RECORDINGS_DIRS; new files appear here."
+      : `${shown.length} of ${recs.length} recordings shown.`;
+  };
+  sortSel.addEventListener("change", () => { listState.sort = sortSel.value; draw(); });
+  filterSel.addEventListener("change", () => { listState.filter = filterSel.value; draw(); });
+
+  let timer = null;
+  let stopped = false;
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      recs = await loadAll();
+      if (stopped || stale()) return;
+      draw();
+    } catch (e) {
+      if (stopped) return;
+      summary.textContent = "Could not load the recordings: " + e.message;
+    }
+    const active = recs.some((r) => ACTIVE.has(r.transcript_status));
+    if (!stopped) timer = setTimeout(refresh, active ? 5000 : 30000);
+  }
+  await refresh();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+async function scanNow(button, summary, refresh) {
+  button.disabled = true;
+  summary.textContent = "Scanning...";
+  try {
+    const s = (await api("/recordings/scan", { method: "POST" })).body;
+    summary.textContent = `Scan done: ${s.files_seen} files seen, ${s.new} new, ${s.changed} changed, ` +
+      `${s.locked} locked, ${s.corrupt} corrupt.`;
+    await refresh();
+  } catch (e) {
+    summary.textContent = "The scan could not run: " + e.message;
+  } finally {
+    setTimeout(() => { button.disabled = false; }, 3000);
+  }
+}
+
+// ---- one recording ----------------------------------------------------------
+
+const AUDIO_WORDS = {
+  file_locked: "The audio cannot play now: the file is being synced by the cloud storage client. Try again in a while.",
+  not_found: "The audio file is not present (missing, or its folder is unmounted). The transcript is kept.",
+  conflict: "The file changed since the last scan; lucy will rescan it. Try again after the next scan.",
+  forbidden: "lucy may not read this file; check the folder's permissions.",
+};
+
+function transcribeState(rec, hold, lockedUntil) {
+  const st = rec.transcript_status;
+  if (ACTIVE.has(st)) {
+    const d = describe(rec, lockedUntil);
+    const why = {
+      queued: d.key === "locked" ? d.words : "Queued: waiting for a free transcription worker.",
+      running: "Transcribing now.",
+      retry_wait: d.words.charAt(0).toUpperCase() + d.words.slice(1) + ".",
+      blocked: "Paused: the disk is nearly full; lucy resumes by itself when space returns.",
+    }[st];
+    return { disabled: true, label: "Transcribe", why };
+  }
+  if (hold && hold.until > Date.now())
+    return { disabled: true, label: "Transcribe", why: `${hold.why} You can ask again at ${clock(hold.until / 1000)}.` };
+  const again = st === "done" || st === "no_speech" || st === "failed";
+  return { disabled: false, label: again ? "Transcribe again" : "Transcribe",
+    why: again ? "" : "Not transcribed yet." };
+}
+
+async function renderRecording(main, id, query, stale) {
+  let rec = await get("/recordings/" + encodeURIComponent(id));
+  if (stale()) return null;
+  let hold = null;           // {until: ms, why}: lucy asked to wait (Retry-After)
+  let lockedUntil = null;    // from a 423 reply, until the job itself says so
+  let stopped = false, timer = null, revoke = () => {};
+
+  const statusBadge = el("span", { class: "badge", id: "rec-status", "data-role": "status" });
+  const button = el("button", { type: "button", id: "transcribe" }, "Transcribe");
+  const why = el("span", { id: "transcribe-why", role: "status" });
+  const facts = el("dl", { class: "facts" });
+  const audio = el("audio", { controls: true, preload: "metadata", class: "player", id: "player",
+    "aria-label": "Recording audio" });
+  const audioNote = el("div", { id: "audio-note", "aria-live": "polite" });
+  const transcriptBox = el("section", { "aria-labelledby": "transcript-h" });
+  clear(main,
+    el("p", null, el("a", { href: "#/recordings" }, "All recordings")),
+    el("h1", { id: "rec-title" }, title(rec)),
+    el("p", null, statusBadge),
+    el("div", { class: "transcribe" }, button, why),
+    audio, audioNote, facts, transcriptBox);
+
+  // Audio: loaded directly (range requests) or through a Blob with the token.
+  const showAudioError = (e) => {
+    if (stopped) return;
+    const words = e ? AUDIO_WORDS[e.errorType] || e.message
+      : `This browser cannot play this audio (${rec.codec || "unknown codec"}).`;
+    clear(audioNote, note(words + (e && e.body.retry_after_s ? ` lucy suggests retrying after ${clock(Date.now() / 1000 + e.body.retry_after_s)}.` : ""), "bad"));
+  };
+  audio.addEventListener("error", () => { if (!stopped && audio.getAttribute("src")) audioError(id).then(showAudioError, showAudioError); });
+  audio.addEventListener("loadedmetadata", () => clear(audioNote));
+  audioSource(id).then((src) => {
+    if (stopped) return src.revoke();
+    revoke = src.revoke;
+    audio.src = src.url;
+  }, showAudioError);
+
+  const segButtons = [];
+  const seek = (ms, play) => {
+    const go = () => {
+      audio.currentTime = ms / 1000;
+      if (play) audio.play().catch(() => { /* no autoplay or no output device: the seek stands */ });
+    };
+    if (audio.readyState >= 1) go();
+    else audio.addEventListener("loadedmetadata", go, { once: true });
+  };
+  audio.addEventListener("timeupdate", () => {
+    const ms = audio.currentTime * 1000;
+    for (const b of segButtons)
+      b.classList.toggle("current", ms >= b.dataset.t0 && ms < b.dataset.t1);
+  });
+
+  const drawTranscript = () => {
+    segButtons.length = 0;
+    const t = rec.transcript;
+    if (!t) {
+      clear(transcriptBox, el("h2", { id: "transcript-h" }, "Transcript"),
+        el("p", { class: "muted" }, "No transcript yet."));
+      return;
+    }
+    const target = query.get("t") !== null ? Number(query.get("t")) : null;
+    const items = (t.segments || []).map((s, i) => {
+      const b = el("button", { type: "button", "data-t0": s.t0_ms, "data-t1": s.t1_ms, "data-index": i,
+        "aria-label": `Play from ${timestamp(s.t0_ms)}: ${s.text}`, onclick: () => seek(s.t0_ms, true) },
+      el("span", { class: "t" }, timestamp(s.t0_ms)), el("span", null, s.text));
+      if (target !== null && target >= s.t0_ms && target < s.t1_ms + 1) b.classList.add("target");
+      segButtons.push(b);
+      return el("li", null, b);
+    });
+    clear(transcriptBox, el("h2", { id: "transcript-h" }, "Transcript"),
+      el("p", { class: "muted" }, `${t.engine || "unknown engine"}` + (t.language ? `, language ${t.language}` : "") +
+        `. Click a line to play from there.`),
+      items.length ? el("ol", { class: "segments", id: "segments" }, items)
+        : el("p", { class: "muted" }, rec.transcript_status === "no_speech" ? "No speech in this recording." : "Empty transcript."));
+    const hit = segButtons.find((b) => b.classList.contains("target"));
+    if (hit) { hit.scrollIntoView({ block: "center" }); seek(Number(hit.dataset.t0), false); }
+  };
+
+  const drawState = () => {
+    const d = describe(rec, lockedUntil);
+    statusBadge.className = "badge " + d.kind;
+    statusBadge.textContent = d.words;
+    const s = transcribeState(rec, hold, lockedUntil);
+    button.disabled = s.disabled;
+    button.textContent = s.label;
+    why.textContent = s.why;
+    const tags = rec.tags || {};
+    clear(facts,
+      el("dt", null, "Recorded"), el("dd", null, dateTime(recordedAt(rec))),
+      el("dt", null, "Length"), el("dd", null, duration(rec.duration_s)),
+      el("dt", null, "Audio"), el("dd", null, [rec.codec, rec.sample_rate && `${rec.sample_rate} Hz`,
+        rec.channels && (rec.channels === 1 ? "mono" : `${rec.channels} channels`), bytes(rec.size)].filter(Boolean).join(", ")),
+      tags.title ? [el("dt", null, "Title"), el("dd", null, tags.title)] : null,
+      el("dt", null, rec.paths.length > 1 ? "Files" : "File"),
+      el("dd", null, rec.paths.map((p) => el("div", null, p.path + (p.presence !== "present" ? ` (${p.presence})` : "")))),
+      SCAN_WORDS[rec.scan_status] ? [el("dt", null, "Note"), el("dd", null, SCAN_WORDS[rec.scan_status])] : null);
+  };
+
+  let lastKey = "";
+  const poll = async () => {
+    clearTimeout(timer);
+    if (stopped) return;
+    try {
+      const fresh = await get("/recordings/" + encodeURIComponent(id));
+      if (stopped) return;
+      const key = JSON.stringify([fresh.transcript_status, fresh.job, fresh.transcript && fresh.transcript.text]);
+      const transcriptChanged = JSON.stringify(fresh.transcript) !== JSON.stringify(rec.transcript);
+      rec = fresh;
+      if (fresh.job && fresh.job.error_type) lockedUntil = null; // the job speaks for itself now
+      if (key !== lastKey) { drawState(); if (transcriptChanged) drawTranscript(); lastKey = key; }
+    } catch (e) {
+      why.textContent = "Could not refresh: " + e.message;
+    }
+    schedule();
+  };
+  const schedule = () => {
+    clearTimeout(timer);
+    if (stopped) return;
+    if (ACTIVE.has(rec.transcript_status)) timer = setTimeout(poll, 2000);
+    else if (hold && hold.until > Date.now()) timer = setTimeout(() => { drawState(); schedule(); }, hold.until - Date.now() + 50);
+  };
+
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    why.textContent = "Asking lucy...";
+    try {
+      const r = await api(`/recordings/${encodeURIComponent(id)}/transcribe`,
+        { method: "POST", allow: [423, 429, 503, 507] });
+      const body = r.body || {};
+      const job = body.job || (body.job_id ? body : null);
+      if (r.status === 423) lockedUntil = job && job.next_retry_at ? toDate(job.next_retry_at).getTime() / 1000
+        : Date.now() / 1000 + (body.retry_after_s || 30);
+      else if (r.status !== 202) hold = { until: Date.now() + 1000 * (body.retry_after_s || 30), why: body.message || "" };
+      if (job) {
+        rec = { ...rec, transcript_status: job.status, job, next_retry_at: job.next_retry_at };
+      }
+    } catch (e) {
+      // Not a wait-and-retry answer: say so, and hold the button briefly.
+      hold = { until: Date.now() + 5000, why: e.message };
+    }
+    drawState();
+    poll();
+  });
+
+  drawState();
+  drawTranscript();
+  lastKey = JSON.stringify([rec.transcript_status, rec.job, rec.transcript && rec.transcript.text]);
+  schedule();
+  return () => { stopped = true; clearTimeout(timer); audio.removeAttribute("src"); audio.load(); revoke(); };
+}
+
+export function render(main, parts, query, stale) {
+  if (parts[0]) return renderRecording(main, parts[0], query, stale);
+  return renderList(main, query, stale);
+}
