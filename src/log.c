@@ -2,9 +2,14 @@
  * log.c - JSON-lines logger with a small table of recent messages for
  * repeat suppression.
  *
- * The table has a fixed number of slots keyed by (level, msg pointer text).
- * A slot remembers when its window started and how many repeats it
- * swallowed. If every slot is busy the oldest is summarised and reused, so
+ * The table has a fixed number of slots keyed by (level, msg). Within a
+ * slot's window an event is written only if its fields differ from the
+ * last RECENT_FIELDS written ones (json_equal) and the slot has written
+ * fewer than MAX_LINES lines; everything else is counted and summarised
+ * once when the window ends. So a loop repeating one error writes one
+ * line, a loop with changing details (a counter, a path) at most
+ * MAX_LINES, and distinct events (one "transcribed" per recording) are all
+ * kept. If every slot is busy the oldest is summarised and reused, so
  * memory stays constant however many distinct messages appear.
  */
 #include <jansson.h>
@@ -16,14 +21,18 @@
 #include "error.h"
 #include "log.h"
 
-#define SLOTS 64
+#define SLOTS         64
+#define RECENT_FIELDS 8  /* fields remembered per message for "identical" */
+#define MAX_LINES     20 /* lines per message per window, however varied */
 
 struct slot {
-    char msg[160];             /* the message text (truncated copy) */
-    enum lucy_log_level level; /* level it was logged at */
-    int64_t window_start_ms;   /* when the first occurrence was written */
-    uint64_t repeats;          /* occurrences swallowed since then */
-    int used;                  /* slot holds a live window */
+    char msg[160];                 /* the message text (truncated copy) */
+    enum lucy_log_level level;     /* level it was logged at */
+    int64_t window_start_ms;       /* when the first occurrence was written */
+    uint64_t repeats;              /* occurrences swallowed since then */
+    int lines;                     /* occurrences written in this window */
+    json_t *recent[RECENT_FIELDS]; /* fields of the last lines written (ring) */
+    int used;                      /* slot holds a live window */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -81,12 +90,38 @@ static void summarise(struct slot *s)
         write_line(s->level, "repeated", f);
         json_decref(f);
     }
+    for (int i = 0; i < RECENT_FIELDS; i++) {
+        json_decref(s->recent[i]);
+        s->recent[i] = NULL;
+    }
     s->used = 0;
     s->repeats = 0;
+    s->lines = 0;
+}
+
+/* Within a live window: is this occurrence new enough to write? */
+static int admit_in_slot(struct slot *s, json_t *fields)
+{
+    json_t *key = fields ? fields : json_null();
+    for (int i = 0; i < RECENT_FIELDS; i++) {
+        if (s->recent[i] && json_equal(s->recent[i], key)) {
+            s->repeats++;
+            return 0;
+        }
+    }
+    if (s->lines >= MAX_LINES) {
+        s->repeats++;
+        return 0;
+    }
+    int at = s->lines % RECENT_FIELDS;
+    json_decref(s->recent[at]);
+    s->recent[at] = json_incref(key);
+    s->lines++;
+    return 1;
 }
 
 /* Returns 1 when this occurrence should be written, 0 when swallowed. */
-static int admit(enum lucy_log_level level, const char *msg, int64_t now)
+static int admit(enum lucy_log_level level, const char *msg, json_t *fields, int64_t now)
 {
     struct slot *oldest = NULL, *free_slot = NULL;
     for (int i = 0; i < SLOTS; i++) {
@@ -102,10 +137,8 @@ static int admit(enum lucy_log_level level, const char *msg, int64_t now)
                 free_slot = s;
             continue;
         }
-        if (s->level == level && strncmp(s->msg, msg, sizeof s->msg - 1) == 0) {
-            s->repeats++;
-            return 0;
-        }
+        if (s->level == level && strncmp(s->msg, msg, sizeof s->msg - 1) == 0)
+            return admit_in_slot(s, fields);
         if (!oldest || s->window_start_ms < oldest->window_start_ms)
             oldest = s;
     }
@@ -118,8 +151,9 @@ static int admit(enum lucy_log_level level, const char *msg, int64_t now)
     s->level = level;
     s->window_start_ms = now;
     s->repeats = 0;
+    s->lines = 0;
     s->used = 1;
-    return 1;
+    return admit_in_slot(s, fields);
 }
 
 void lucy_log(enum lucy_log_level level, const char *msg, const char *fields_fmt, ...)
@@ -135,7 +169,7 @@ void lucy_log(enum lucy_log_level level, const char *msg, const char *fields_fmt
         va_end(ap);
     }
     pthread_mutex_lock(&lock);
-    if (admit(level, msg, now_ms()))
+    if (admit(level, msg, fields, now_ms()))
         write_line(level, msg, fields);
     pthread_mutex_unlock(&lock);
     json_decref(fields);
@@ -197,6 +231,9 @@ void lucy_log_set_window_ms(int64_t ms)
 void lucy_log_reset(void)
 {
     pthread_mutex_lock(&lock);
+    for (int i = 0; i < SLOTS; i++)
+        for (int k = 0; k < RECENT_FIELDS; k++)
+            json_decref(slots[i].recent[k]);
     memset(slots, 0, sizeof slots);
     pthread_mutex_unlock(&lock);
 }

@@ -8,11 +8,14 @@
  *     lucy_log(LUCY_LOG_WARNING, "file locked", "{s:s,s:s}", "path", p,
  *              "errno", "EDEADLK");
  *
- * Suppression: the same (level, msg) logged again within the window
- * (60 s by default) is counted instead of written; when the window ends the
- * count is written once as {"msg":"repeated","repeated_msg":...,"count":N}.
- * An error loop therefore writes at most two lines per message per window,
- * so logging cannot fill a disk. All functions are thread-safe.
+ * Suppression: within a window (60 s by default) an event with the same
+ * (level, msg) and the same fields as one of the last few written is
+ * counted instead of written, and one message writes at most 20 lines
+ * however its fields vary; when the window ends the count is written once
+ * as {"msg":"repeated","repeated_msg":...,"count":N}. An error loop
+ * therefore writes a bounded number of lines per message per window, so
+ * logging cannot fill a disk, while distinct events (one per recording,
+ * say) are kept. All functions are thread-safe.
  */
 #ifndef LUCY_LOG_H
 #define LUCY_LOG_H

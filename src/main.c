@@ -34,6 +34,9 @@ static const struct {
      "ping|persistence|replay | get KEY | del KEY | set KEY VALUE [--ttl-ms N] | "
      "setnx KEY VALUE --ttl-ms N | ratelimit KEY [--burst N]",
      "use the key-value backend (REDIS_URL, else the local store) from the command line"},
+    {"doctor", lucy_cmd_doctor, "[--json] [--fix]",
+     "check disk, store, backlogs, Redis, Qdrant and the scanner; say what to do (exit 1 when "
+     "something needs attention); --fix applies the safe fixes"},
     {"version", lucy_cmd_version, "", "print the version"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -8,7 +8,7 @@
 // the Retry-After lucy gave; the reason and the retry time are shown next
 // to it. Polling is slow (2 s on an open recording with an active job,
 // 5 s on the list while any job is active, else 30 s).
-import { api, get, ApiError, audioSource, audioError } from "./api.js";
+import { api, get, audioSource, audioError } from "./api.js";
 import { basename, bytes, clear, clock, dateTime, duration, el, note, timestamp, toDate } from "./format.js";
 
 const ACTIVE = new Set(["queued", "running", "retry_wait", "blocked"]);

@@ -20,6 +20,12 @@
 #include <stdint.h>
 
 #define LUCY_ASR_SAMPLE_RATE 16000
+/* Audio decoded per file at most, in seconds: bounds the memory a decode
+ * takes (6 bytes per sample, ~1.4 GB at 4 h). A build may lower it
+ * (scripts/fuzz does, so that inputs claiming hours decode quickly). */
+#ifndef LUCY_ASR_MAX_AUDIO_S
+#define LUCY_ASR_MAX_AUDIO_S (4 * 3600)
+#endif
 
 /* 16 kHz mono audio; both representations of the same samples. */
 struct lucy_pcm {
@@ -29,7 +35,8 @@ struct lucy_pcm {
     double duration_s;        /* n_samples / 16000 */
     double source_duration_s; /* the container's duration (0 if unknown) */
     int truncated;            /* 1: decoded audio ends well before source_duration_s
-                                 (a file cut after its index); the audio is kept */
+                                 (a file cut after its index), or the file is longer
+                                 than LUCY_ASR_MAX_AUDIO_S; the audio is kept */
 };
 
 struct lucy_segment {
@@ -76,7 +83,8 @@ struct lucy_asr_engine {
  * mono. Returns 0; LUCY_ECORRUPT when it is not decodable audio (err says
  * the decoder's reason); LUCY_ELOCKED / LUCY_EIO / LUCY_EPERM on read errors
  * by errno; LUCY_ENOMEM. A file that decodes to well under its container's
- * duration is returned with out->truncated = 1 (and a WARNING logged).
+ * duration is returned with out->truncated = 1 (and a WARNING logged); so is
+ * one longer than LUCY_ASR_MAX_AUDIO_S, of which only that much is decoded.
  * A regular file is read with pread (the fd's offset is neither used nor
  * moved); anything else (a pipe) is read in order. out is owned by the
  * caller: lucy_pcm_free(). Thread-safe (FFmpeg's log callback is installed

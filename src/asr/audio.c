@@ -15,10 +15,20 @@
  * whisper is derived from those samples.
  *
  * Damaged input: a packet the decoder rejects is skipped (as the ffmpeg CLI
- * does); no audio at all is LUCY_ECORRUPT with the demuxer's or decoder's
- * reason (its last error-level log line, e.g. "moov atom not found"). A
- * file that decodes to much less than its container's duration (cut after
- * an index at the start) is returned with truncated = 1 and a WARNING.
+ * does), and so is a decoded frame whose sample rate no recording has
+ * (outside SOURCE_RATE_MIN_HZ..SOURCE_RATE_MAX_HZ: a damaged header; the
+ * resampler would size its filter by the rate ratio - gigabytes for a
+ * 1.6 GHz "rate") or that the resampler cannot take; no audio at all is
+ * LUCY_ECORRUPT with the reason (our own, or the demuxer's or decoder's
+ * last error-level log line, e.g. "moov atom not found"). A file that
+ * decodes to much less than its container's duration (cut after an index
+ * at the start) is returned with truncated = 1 and a WARNING.
+ *
+ * Memory is bounded: at most LUCY_ASR_MAX_AUDIO_S of audio is decoded
+ * (6 bytes per 16 kHz sample with both representations, ~1.4 GB at the
+ * cap); a longer file - or a small one that claims hours, as a damaged or
+ * hostile header can - keeps its first LUCY_ASR_MAX_AUDIO_S with
+ * truncated = 1 and a WARNING.
  *
  * FFmpeg's log goes to lucy_log DEBUG through av_log_set_callback (set once
  * per process), never to stderr.
@@ -45,6 +55,12 @@
 /* Decoded audio this much shorter than the container says is "truncated". */
 #define TRUNCATED_MIN_S    0.5
 #define TRUNCATED_MIN_FRAC 0.10
+/* Source sample rates a recording can have: speech needs a few kHz
+ * (telephony is 8 kHz), studio audio goes up to 768 kHz. */
+#define SOURCE_RATE_MIN_HZ 1000
+#define SOURCE_RATE_MAX_HZ 768000
+/* Output samples kept at most (LUCY_ASR_MAX_AUDIO_S at 16 kHz). */
+#define MAX_SAMPLES ((size_t)LUCY_ASR_MAX_AUDIO_S * LUCY_ASR_SAMPLE_RATE)
 
 /* The AVIOContext's opaque: the caller's descriptor read with pread. */
 struct fd_reader {
@@ -149,6 +165,8 @@ struct pcm_buf {
     size_t n, cap; /* samples */
 };
 
+/* Room for `more` samples after the n held, growing by doubling but never
+ * past MAX_SAMPLES + 1 unless asked for more. */
 static int pcm_reserve(struct pcm_buf *b, size_t more)
 {
     if (b->n + more <= b->cap)
@@ -156,6 +174,8 @@ static int pcm_reserve(struct pcm_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : LUCY_ASR_SAMPLE_RATE * 10;
     while (cap < b->n + more)
         cap *= 2;
+    if (cap > MAX_SAMPLES + 1)
+        cap = b->n + more > MAX_SAMPLES + 1 ? b->n + more : MAX_SAMPLES + 1;
     int16_t *p = realloc(b->s16, cap * sizeof *p);
     if (!p)
         return LUCY_ENOMEM;
@@ -175,39 +195,56 @@ struct decoder {
     AVFrame *frame;
     AVPacket *packet;
     struct pcm_buf out;
-    int bad_packets; /* packets the decoder rejected */
-    int last_av_err; /* last error from the decoder, for the reason */
+    int bad_packets;  /* packets the decoder rejected, frames we could not take */
+    int last_av_err;  /* last error from the decoder, for the reason */
+    char reason[160]; /* why the last frame was skipped; "" = none */
+    int capped;       /* MAX_SAMPLES reached: the rest is not decoded */
 };
 
-/* Runs swr on in (NULL = flush) and appends to d->out. */
+/* Runs swr on in (NULL = flush) and appends to d->out, up to MAX_SAMPLES
+ * in all (then sets d->capped; swr keeps at most this call's input). */
 static int resample(struct decoder *d, const uint8_t **in, int in_samples)
 {
+    if (d->capped)
+        return 0;
     int max_out = swr_get_out_samples(d->swr, in_samples);
     if (max_out < 0)
         return LUCY_ENOMEM;
-    int rc = pcm_reserve(&d->out, (size_t)max_out + 1);
+    size_t want = (size_t)max_out + 1, room = MAX_SAMPLES - d->out.n;
+    if (want > room)
+        want = room;
+    int rc = pcm_reserve(&d->out, want);
     if (rc)
         return rc;
     uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n);
-    int got = swr_convert(d->swr, &dst, max_out + 1, in, in_samples);
+    int got = swr_convert(d->swr, &dst, (int)want, in, in_samples);
     if (got < 0)
         return LUCY_ENOMEM;
     d->out.n += (size_t)got;
+    if (d->out.n >= MAX_SAMPLES)
+        d->capped = 1;
     return 0;
 }
 
-/* (Re)builds the resampler for the format of frame f. */
+/* (Re)builds the resampler for the format of frame f. LUCY_ECORRUPT with
+ * d->reason when the frame cannot be taken (the caller skips it). */
 static int swr_setup(struct decoder *d, const AVFrame *f)
 {
     if (d->swr && f->format == d->swr_in_format && f->sample_rate == d->swr_in_rate &&
         av_channel_layout_compare(&f->ch_layout, &d->swr_in_layout) == 0)
         return 0;
+    if (f->sample_rate < SOURCE_RATE_MIN_HZ || f->sample_rate > SOURCE_RATE_MAX_HZ) {
+        snprintf(d->reason, sizeof d->reason,
+                 "a sample rate of %d Hz, which no recording has (%d to %d Hz)", f->sample_rate,
+                 SOURCE_RATE_MIN_HZ, SOURCE_RATE_MAX_HZ);
+        return LUCY_ECORRUPT;
+    }
     int rc;
     if (d->swr && (rc = resample(d, NULL, 0)) != 0) /* flush the old one */
         return rc;
     swr_free(&d->swr);
     av_channel_layout_uninit(&d->swr_in_layout);
-    AVChannelLayout in_layout;
+    AVChannelLayout in_layout = {0}; /* av_channel_layout_copy() uninits its dst first */
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC || f->ch_layout.nb_channels == 0)
         av_channel_layout_default(&in_layout, f->ch_layout.nb_channels > 0
                                                   ? f->ch_layout.nb_channels
@@ -220,8 +257,12 @@ static int swr_setup(struct decoder *d, const AVFrame *f)
     if (ret >= 0)
         ret = swr_init(d->swr);
     if (ret < 0) {
+        const char *fmt_name = av_get_sample_fmt_name(f->format);
         av_channel_layout_uninit(&in_layout);
         swr_free(&d->swr);
+        snprintf(d->reason, sizeof d->reason,
+                 "audio that cannot be converted (%d channels of %.32s at %d Hz)",
+                 f->ch_layout.nb_channels, fmt_name ? fmt_name : "?", f->sample_rate);
         return LUCY_ECORRUPT;
     }
     d->swr_in_layout = in_layout;
@@ -243,8 +284,12 @@ static int drain_frames(struct decoder *d)
             return 0;
         }
         int rc = swr_setup(d, d->frame);
-        if (rc == 0)
+        if (rc == LUCY_ECORRUPT) { /* a frame we cannot take: skip it */
+            d->bad_packets++;
+            rc = 0;
+        } else if (rc == 0) {
             rc = resample(d, (const uint8_t **)d->frame->extended_data, d->frame->nb_samples);
+        }
         av_frame_unref(d->frame);
         if (rc)
             return rc;
@@ -397,20 +442,26 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
         av_packet_unref(d.packet);
         if (rc)
             goto out;
+        if (d.capped)
+            break;
     }
     if (reader.read_errno) {
         rc = read_failure(&reader, path, err, errlen);
         goto out;
     }
-    if (ret != AVERROR_EOF)
+    if (ret < 0 && ret != AVERROR_EOF)
         d.last_av_err = ret;
-    avcodec_send_packet(d.codec, NULL); /* flush the decoder */
-    if ((rc = drain_frames(&d)) != 0)
-        goto out;
-    if (d.swr && (rc = resample(&d, NULL, 0)) != 0)
-        goto out;
+    if (!d.capped) {
+        avcodec_send_packet(d.codec, NULL); /* flush the decoder */
+        if ((rc = drain_frames(&d)) != 0)
+            goto out;
+        if (d.swr && (rc = resample(&d, NULL, 0)) != 0)
+            goto out;
+    }
     if (d.out.n == 0) {
-        if (d.last_av_err)
+        if (d.reason[0])
+            snprintf(err, errlen, "no audio could be decoded: %s", d.reason);
+        else if (d.last_av_err)
             ff_reason(d.last_av_err, "no audio could be decoded", err, errlen);
         else
             snprintf(err, errlen, "no audio could be decoded: the stream is empty");
@@ -431,7 +482,13 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
     out->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
     out->source_duration_s = container_duration_s(d.fmt, stream);
     double missing_s = out->source_duration_s - out->duration_s;
-    if (missing_s > TRUNCATED_MIN_S && missing_s > TRUNCATED_MIN_FRAC * out->source_duration_s) {
+    if (d.capped) {
+        out->truncated = 1;
+        lucy_log(LUCY_LOG_WARNING, "audio longer than lucy decodes; the rest is not transcribed",
+                 "{s:s,s:f,s:f,s:i}", "path", path, "decoded_s", out->duration_s, "container_s",
+                 out->source_duration_s, "max_audio_s", LUCY_ASR_MAX_AUDIO_S);
+    } else if (missing_s > TRUNCATED_MIN_S &&
+               missing_s > TRUNCATED_MIN_FRAC * out->source_duration_s) {
         out->truncated = 1;
         lucy_log(LUCY_LOG_WARNING, "audio shorter than its container says; file truncated?",
                  "{s:s,s:f,s:f}", "path", path, "decoded_s", out->duration_s, "container_s",

@@ -21,6 +21,7 @@ int lucy_cmd_search(int argc, char **argv);     /* search.c */
 int lucy_cmd_stats(int argc, char **argv);      /* stats.c */
 int lucy_cmd_reindex(int argc, char **argv);    /* reindex.c */
 int lucy_cmd_kv(int argc, char **argv);         /* kv.c */
+int lucy_cmd_doctor(int argc, char **argv);     /* doctor.c */
 
 /* Loads the configuration for a command: defaults, environment, --config,
  * then config flags in argv. Flags that are not config flags are handed to

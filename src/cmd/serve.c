@@ -12,14 +12,24 @@
  * main thread, so no handler runs in the middle of library code. The same
  * loop tells systemd READY=1 and pings its watchdog (sd_notify, libsystemd)
  * while the prober is alive.
+ *
+ * For its whole life the daemon holds a SHARED flock on DATA_DIR/lucy.pid
+ * (which names its pid): `lucy doctor` tries an exclusive one to learn
+ * whether a daemon runs on the data dir, and removes stale temp copies
+ * only while it holds it. Shared, so two daemons on one data dir behave
+ * as before.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../config.h"
 #include "../error.h"
@@ -67,6 +77,42 @@ static int wait_for_signal(struct lucy_ctx *ctx)
         if (watchdog && lucy_health_prober_alive(ctx->health, WATCHDOG_PROBER_MAX_AGE_MS))
             sd_notify(0, "WATCHDOG=1");
     }
+}
+
+/* How long start-up waits for `lucy doctor --fix` to release lucy.pid. */
+#define PID_LOCK_WAIT_MS 10000
+
+/* Takes the shared lock on DATA_DIR/lucy.pid and writes our pid into it.
+ * Returns the descriptor to keep open until exit, or -1 (logged; the
+ * daemon runs anyway, doctor then cannot see it). */
+static int hold_pid_lock(const char *data_dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%.1000s/lucy.pid", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int waited = 0, e = errno;
+    while (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        e = errno;
+        if (e != EWOULDBLOCK || waited >= PID_LOCK_WAIT_MS) {
+            close(fd);
+            fd = -1;
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        waited += 50;
+    }
+    if (fd < 0) {
+        lucy_log(LUCY_LOG_WARNING, "cannot lock the data dir", "{s:s,s:s,s:s}", "path", path,
+                 "error", strerror(e), "effect", "lucy doctor cannot tell that this daemon runs");
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* a full disk: the lock alone is what doctor needs */
+    }
+    return fd;
 }
 
 /* LUCY_READY_REQUIRES: makes the named dependencies' checks ("redis:*",
@@ -186,9 +232,12 @@ int lucy_cmd_serve(int argc, char **argv)
         lucy_config_free(&cfg);
         return LUCY_EXIT_FAILED;
     }
+    int pid_fd = hold_pid_lock(cfg.data_dir);
     lucy_ctx_clean_tmp(&ctx);
     rc = run(&ctx, &cfg);
     lucy_ctx_close(&ctx);
+    if (pid_fd >= 0)
+        close(pid_fd);
     lucy_log(LUCY_LOG_INFO, "stopped", NULL);
     lucy_config_free(&cfg);
     return rc;

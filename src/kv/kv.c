@@ -437,6 +437,49 @@ int lucy_kv_get(struct lucy_kv *kv, const char *key, char **value, size_t *len, 
     return account(kv, LUCY_KV_OP_GET, rc, err);
 }
 
+int lucy_kv_get_many(struct lucy_kv *kv, const char *const *keys, size_t n, char **values,
+                     size_t *lens, int timeout_ms, struct lucy_kv_error *err)
+{
+    assert(kv && (values || n == 0));
+    for (size_t i = 0; i < n; i++) {
+        values[i] = NULL;
+        if (lens)
+            lens[i] = 0;
+    }
+    PROLOGUE(get);
+    for (size_t i = 0; i < n; i++)
+        if (bad_key(keys[i]))
+            return lucy_kv_err_set(err, LUCY_KV_ERR_INVALID, "empty key");
+    if (n == 0)
+        return 0;
+    size_t *got = lens ? lens : calloc(n, sizeof *got);
+    if (!got)
+        return lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+    int rc = 0;
+    if (kv->ops->get_many) {
+        rc = kv->ops->get_many(kv->st, keys, n, values, got, timeout_ms, err);
+    } else {
+        /* the default: one get per key, all or nothing */
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = kv->ops->get(kv->st, keys[i], &values[i], &got[i], timeout_ms, err);
+            if (rc == LUCY_ENOTFOUND) {
+                values[i] = NULL;
+                rc = 0;
+            }
+        }
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++) {
+            free(values[i]);
+            values[i] = NULL;
+            got[i] = 0;
+        }
+    }
+    if (!lens)
+        free(got);
+    return account(kv, LUCY_KV_OP_GET, rc, err);
+}
+
 int lucy_kv_set(struct lucy_kv *kv, const char *key, const void *value, size_t len, int64_t ttl_ms,
                 int timeout_ms, struct lucy_kv_error *err)
 {
@@ -525,6 +568,42 @@ int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_
     else
         rc = account(kv, LUCY_KV_OP_RATELIMIT,
                      kv->ops->ratelimit(kv->st, key, rate, out, timeout_ms, err), err);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        out->allowed = !kv->rate_limit_deny;
+        out->from_policy = 1;
+        atomic_fetch_add(&kv->policy_decisions, 1);
+    }
+    return rc;
+}
+
+int lucy_kv_can_ratelimit_in_write(const struct lucy_kv *kv)
+{
+    return kv->ops->ratelimit_in_write != NULL;
+}
+
+int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
+                               const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
+                               struct lucy_kv_error *err)
+{
+    assert(kv && db && rate && out);
+    memset(out, 0, sizeof *out);
+    struct lucy_kv_error local_err;
+    if (!err)
+        err = &local_err;
+    err_clear(err);
+    int rc;
+    if (!kv->ops->ratelimit_in_write)
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
+                             "the %s kv backend cannot rate-limit inside a store write; use "
+                             "lucy_kv_ratelimit()",
+                             kv->ops->name);
+    else if (bad_key(key) || rate->count < 1 || rate->period_ms < 1 || rate->burst < 1)
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
+                             "ratelimit needs a key, count >= 1, period_ms >= 1, burst >= 1");
+    else
+        rc = account(kv, LUCY_KV_OP_RATELIMIT,
+                     kv->ops->ratelimit_in_write(kv->st, db, key, rate, out, err), err);
     if (rc) {
         memset(out, 0, sizeof *out);
         out->allowed = !kv->rate_limit_deny;

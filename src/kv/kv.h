@@ -130,6 +130,9 @@ struct lucy_kv_persistence {
     int misconf;                           /* PING answered -MISCONF */
     char misconf_message[256];             /* that answer */
     char config_error[160];                /* why CONFIG GET failed, "" if it did not */
+    long long used_memory_bytes;           /* INFO memory used_memory; -1 unknown */
+    long long maxmemory_bytes;             /* maxmemory; 0 = no limit; -1 unknown */
+    char maxmemory_policy[32];             /* maxmemory_policy; "" unknown */
 };
 
 /* Options for lucy_kv_open(), usually from the configuration. */
@@ -157,6 +160,12 @@ struct lucy_kv_ops {
      * *len; LUCY_ENOTFOUND when absent or expired. */
     int (*get)(void *st, const char *key, char **value, size_t *len, int timeout_ms,
                struct lucy_kv_error *err);
+    /* n values at once (redis: one MGET): values[i] is malloc'd (caller
+     * frees, NUL-terminated after lens[i] bytes) or NULL when keys[i] is
+     * absent or expired. On failure every values[i] is NULL. Optional: the
+     * wrapper falls back to n calls of get. */
+    int (*get_many)(void *st, const char *const *keys, size_t n, char **values, size_t *lens,
+                    int timeout_ms, struct lucy_kv_error *err);
     /* Stores value; ttl_ms > 0 expires it, 0 keeps it for ever. */
     int (*set)(void *st, const char *key, const void *value, size_t len, int64_t ttl_ms,
                int timeout_ms, struct lucy_kv_error *err);
@@ -169,10 +178,19 @@ struct lucy_kv_ops {
     /* One GCRA step for key, atomic across every user of the backend. */
     int (*ratelimit)(void *st, const char *key, const struct lucy_kv_rate *rate,
                      struct lucy_kv_rate_result *out, int timeout_ms, struct lucy_kv_error *err);
+    /* The same GCRA step, run INSIDE the caller's own store write: db is
+     * the store writer's connection, in the transaction of a
+     * lucy_store_write() function, so the step commits or rolls back with
+     * the caller's other writes and costs no group commit of its own. Only
+     * a backend whose state lives in the local store can; NULL for others. */
+    int (*ratelimit_in_write)(void *st, sqlite3 *db, const char *key,
+                              const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
+                              struct lucy_kv_error *err);
     /* Round trip to the backend. force = 1 ignores the reconnect backoff
      * (the prober's probe). */
     int (*ping)(void *st, int force, int timeout_ms, struct lucy_kv_error *err);
-    /* INFO persistence + CONFIG GET stop-writes-on-bgsave-error + PING. */
+    /* INFO persistence + INFO memory + CONFIG GET stop-writes-on-bgsave-error
+     * + PING. */
     int (*persistence)(void *st, struct lucy_kv_persistence *out, int timeout_ms,
                        struct lucy_kv_error *err);
     /* CONFIG SET name value (auto-heal). */
@@ -236,6 +254,12 @@ int lucy_kv_rate_limit_denies(const struct lucy_kv *kv);
  * gives LUCY_EINVAL (kind INVALID). All thread-safe. */
 int lucy_kv_get(struct lucy_kv *kv, const char *key, char **value, size_t *len, int timeout_ms,
                 struct lucy_kv_error *err);
+/* n keys at once (see the get_many slot): values[i] malloc'd or NULL when
+ * absent; lens may be NULL. Returns 0 when the backend answered for every
+ * key (absent keys are not an error), else its code with every values[i]
+ * NULL. Counted as one get. */
+int lucy_kv_get_many(struct lucy_kv *kv, const char *const *keys, size_t n, char **values,
+                     size_t *lens, int timeout_ms, struct lucy_kv_error *err);
 int lucy_kv_set(struct lucy_kv *kv, const char *key, const void *value, size_t len, int64_t ttl_ms,
                 int timeout_ms, struct lucy_kv_error *err);
 int lucy_kv_set_if_absent(struct lucy_kv *kv, const char *key, const void *value, size_t len,
@@ -273,13 +297,24 @@ int lucy_kv_is_shared(const struct lucy_kv *kv);
 /* This instance's id ("" until lucy_kv_open has run). */
 const char *lucy_kv_instance_id(const struct lucy_kv *kv);
 
-/* One GCRA step on the sqlite backend's kv_ratelimit table, run INSIDE the
- * caller's own store write (db is the writer's connection), for callers
- * that rate-limit in the same transaction as their other writes instead of
- * paying one group commit per event. Same decision as lucy_kv_ratelimit()
- * on the sqlite backend. Returns 0 or a store error. */
-int lucy_kv_sqlite_ratelimit_tx(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
-                                struct lucy_kv_rate_result *out);
+/* 1 when the backend can take a rate-limit step inside the caller's own
+ * store write (lucy_kv_ratelimit_in_write): the embedded sqlite backend.
+ * A shared backend cannot (its state is not in this store); callers then
+ * use lucy_kv_ratelimit() outside their write. Pure; thread-safe. */
+int lucy_kv_can_ratelimit_in_write(const struct lucy_kv *kv);
+
+/* One GCRA step inside the caller's store write, for callers that decide
+ * the rate limit in the same transaction as their other writes: the step
+ * commits, or rolls back (a savepoint, a failed group commit), together
+ * with them, so a retried batch never takes the limit twice, and it costs
+ * no group commit of its own. Call ONLY from a lucy_store_write() function
+ * with its db (the writer thread). Same decision and same on-error policy
+ * as lucy_kv_ratelimit(): returns 0, or the store's code with *out filled
+ * from LUCY_RATE_LIMIT_ON_ERROR. LUCY_EINVAL (kind INVALID) when the
+ * backend cannot (see lucy_kv_can_ratelimit_in_write). */
+int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
+                               const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
+                               struct lucy_kv_error *err);
 
 /* Writes key = value for ever, or, when the backend refuses (down, hung,
  * MISCONF, ...) or older writes of the same kv are still pending, keeps it

@@ -471,6 +471,53 @@ static int get(void *st, const char *key, char **value, size_t *len, int timeout
     return rc;
 }
 
+/* MGET: one round trip for every key (contacts lists, the worker's
+ * batch). Cluster mode is not supported anyway (DESIGN §1: one Redis). */
+static int get_many(void *st, const char *const *keys, size_t n, char **values, size_t *lens,
+                    int timeout_ms, struct lucy_kv_error *err)
+{
+    struct redis_kv *r = st;
+    const char **argv = calloc(n + 1, sizeof *argv);
+    char **owned = calloc(n, sizeof *owned);
+    int rc = 0;
+    if (!argv || !owned)
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!(owned[i] = prefixed(r, keys[i])))
+            rc = lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+    redisReply *rep = NULL;
+    if (rc == 0) {
+        argv[0] = "MGET";
+        for (size_t i = 0; i < n; i++)
+            argv[i + 1] = owned[i];
+        rc = run1(r, 0, timeout_ms, 1, (int)n + 1, argv, NULL, &rep, "MGET", err);
+    }
+    if (rc == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements != n))
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_PROTOCOL, "MGET answered type %d with %zu items",
+                             rep->type, rep->elements);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING)
+            rc = lucy_kv_err_set(err, LUCY_KV_ERR_PROTOCOL, "MGET item answered type %d", e->type);
+        else if (!(values[i] = malloc(e->len + 1)))
+            rc = lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(values[i], e->str, e->len);
+            values[i][e->len] = '\0';
+            lens[i] = e->len;
+        }
+    }
+    if (rep)
+        freeReplyObject(rep);
+    for (size_t i = 0; owned && i < n; i++)
+        free(owned[i]);
+    free(owned);
+    free(argv);
+    return rc; /* the wrapper frees values[] on an error */
+}
+
 /* SET key value [PX ttl] [NX]; *stored = whether it was set. */
 static int set_cmd(struct redis_kv *r, const char *key, const void *value, size_t len,
                    int64_t ttl_ms, int nx, int *stored, int timeout_ms, struct lucy_kv_error *err)
@@ -609,10 +656,11 @@ static int persistence(void *st, struct lucy_kv_persistence *out, int timeout_ms
     static const char *info[] = {"INFO", "persistence"};
     static const char *cfg[] = {"CONFIG", "GET", "stop-writes-on-bgsave-error"};
     static const char *png[] = {"PING"};
-    const char *const *av[3] = {info, cfg, png};
-    int ac[3] = {2, 3, 1};
-    redisReply *rep[3] = {NULL, NULL, NULL};
-    int rc = run(r, 0, timeout_ms, 1, 3, ac, av, NULL, rep, "INFO persistence", err);
+    static const char *mem[] = {"INFO", "memory"};
+    const char *const *av[4] = {info, cfg, png, mem};
+    int ac[4] = {2, 3, 1, 2};
+    redisReply *rep[4] = {NULL, NULL, NULL, NULL};
+    int rc = run(r, 0, timeout_ms, 1, 4, ac, av, NULL, rep, "INFO persistence", err);
     if (rc)
         return rc;
     if (rep[0]->type == REDIS_REPLY_ERROR) {
@@ -646,8 +694,17 @@ static int persistence(void *st, struct lucy_kv_persistence *out, int timeout_ms
             out->misconf = 1;
             snprintf(out->misconf_message, sizeof out->misconf_message, "%s", rep[2]->str);
         }
+        out->used_memory_bytes = out->maxmemory_bytes = -1;
+        out->maxmemory_policy[0] = '\0';
+        const char *m = rep[3]->type == REDIS_REPLY_STRING ? rep[3]->str : "";
+        if (info_field(m, "used_memory", v, sizeof v))
+            out->used_memory_bytes = atoll(v);
+        if (info_field(m, "maxmemory", v, sizeof v))
+            out->maxmemory_bytes = atoll(v);
+        if (info_field(m, "maxmemory_policy", v, sizeof v))
+            snprintf(out->maxmemory_policy, sizeof out->maxmemory_policy, "%.31s", v);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         freeReplyObject(rep[i]);
     return rc;
 }
@@ -686,10 +743,12 @@ const struct lucy_kv_ops lucy_kv_redis_ops = {
     .open = open_,
     .close = close_,
     .get = get,
+    .get_many = get_many,
     .set = set,
     .set_if_absent = set_if_absent,
     .del = del,
     .ratelimit = ratelimit,
+    .ratelimit_in_write = NULL, /* its state is on the server, not in the local store */
     .ping = ping,
     .persistence = persistence,
     .config_set = config_set,

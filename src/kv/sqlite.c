@@ -9,6 +9,10 @@
  * removed in batches by `maintain`, which the kv plugin calls about once a
  * minute.
  *
+ * Because its state is the local store, this backend alone also offers
+ * `ratelimit_in_write`: the same GCRA step inside a caller's own store
+ * write (the inbox worker's batch), committed or rolled back with it.
+ *
  * Every write waits at most timeout_ms; the job it hands the writer is on
  * the heap (kv_int.h), so a timed-out write is still safe to run later.
  */
@@ -114,6 +118,42 @@ static int get(void *stp, const char *key, char **value, size_t *len, int timeou
     return 0;
 }
 
+struct get_many_arg {
+    const char *const *keys;
+    size_t n;
+    int64_t now_ms;
+    char **values; /* out */
+    size_t *lens;  /* out */
+};
+
+static int get_many_fn(sqlite3 *db, void *arg)
+{
+    struct get_many_arg *a = arg;
+    struct get_arg one = {NULL, a->now_ms, NULL, 0, 0};
+    for (size_t i = 0; i < a->n; i++) {
+        one.key = a->keys[i];
+        one.found = 0;
+        one.value = NULL;
+        int rc = get_fn(db, &one);
+        if (rc)
+            return rc;
+        a->values[i] = one.found ? one.value : NULL;
+        a->lens[i] = one.found ? one.len : 0;
+    }
+    return 0;
+}
+
+/* One read connection and one snapshot for every key (WAL). */
+static int get_many(void *stp, const char *const *keys, size_t n, char **values, size_t *lens,
+                    int timeout_ms, struct lucy_kv_error *err)
+{
+    (void)timeout_ms;
+    struct sqlite_kv *s = stp;
+    struct get_many_arg a = {keys, n, kv_wall_ms(), values, lens};
+    int rc = lucy_store_read(s->store, get_many_fn, &a);
+    return rc ? store_error(err, rc, "get_many") : 0;
+}
+
 /* ---- set, set_if_absent, del ---------------------------------------------- */
 
 static int set_fn(sqlite3 *db, struct kv_job *j)
@@ -206,8 +246,11 @@ static int del(void *st, const char *key, int timeout_ms, struct lucy_kv_error *
 
 /* ---- ratelimit: one row per key, one GCRA step per store write ------------ */
 
-int lucy_kv_sqlite_ratelimit_tx(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
-                                struct lucy_kv_rate_result *out)
+/* The GCRA step on db, the writer's connection, inside whatever
+ * transaction it is in (a job's group commit, or a caller's own write
+ * through lucy_kv_ratelimit_in_write). */
+static int gcra_step(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
+                     struct lucy_kv_rate_result *out)
 {
     int64_t now_us = rate->at_ms > 0 ? rate->at_ms * 1000 : kv_wall_us();
     sqlite3_stmt *st;
@@ -216,9 +259,12 @@ int lucy_kv_sqlite_ratelimit_tx(sqlite3 *db, const char *key, const struct lucy_
         return lucy_store_err(rc);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int64_t tat = 0;
-    if (sqlite3_step(st) == SQLITE_ROW)
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
         tat = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return lucy_store_err(rc);
     int64_t new_tat = kv_gcra(tat, now_us, rate, out);
     if (!out->allowed)
         return 0;
@@ -240,7 +286,16 @@ int lucy_kv_sqlite_ratelimit_tx(sqlite3 *db, const char *key, const struct lucy_
 
 static int ratelimit_fn(sqlite3 *db, struct kv_job *j)
 {
-    return lucy_kv_sqlite_ratelimit_tx(db, j->key, &j->rate, &j->result);
+    return gcra_step(db, j->key, &j->rate, &j->result);
+}
+
+static int ratelimit_in_write(void *stp, sqlite3 *db, const char *key,
+                              const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
+                              struct lucy_kv_error *err)
+{
+    (void)stp;
+    int rc = gcra_step(db, key, rate, out);
+    return rc ? store_error(err, rc, "ratelimit") : 0;
 }
 
 static int ratelimit(void *stp, const char *key, const struct lucy_kv_rate *rate,
@@ -324,10 +379,12 @@ const struct lucy_kv_ops lucy_kv_sqlite_ops = {
     .open = open_,
     .close = close_,
     .get = get,
+    .get_many = get_many,
     .set = set,
     .set_if_absent = set_if_absent,
     .del = del,
     .ratelimit = ratelimit,
+    .ratelimit_in_write = ratelimit_in_write,
     .ping = ping,
     .persistence = NULL, /* no such thing: the store has its own check */
     .config_set = NULL,

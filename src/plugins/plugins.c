@@ -5,6 +5,7 @@
 
 #include "../index/index.h"
 #include "../kv/kv.h"
+#include "../web/web.h"
 #include "call_recordings/plugin.h"
 #include "plugin.h"
 #include "whatsapp/whatsapp.h"
@@ -14,5 +15,6 @@ const struct lucy_plugin *const lucy_plugins[] = {
     &lucy_index_plugin,
     &lucy_call_recordings_plugin,
     &lucy_whatsapp_plugin,
+    &lucy_web_plugin,
     NULL,
 };

@@ -250,5 +250,14 @@ const struct lucy_migration lucy_migrations[] = {
      " attempts INTEGER NOT NULL DEFAULT 0,"
      " last_error TEXT);"
      "CREATE INDEX kv_pending_order ON kv_pending(queued_at_ms, key);"},
+    /* 41: the WhatsApp plugin on the kv interface (issue 5). The per-sender
+     * rate limit lives in kv_ratelimit (or Redis), so wa_rate_limit goes.
+     * user_alias_set_at_ms = when the user set (or cleared) the alias, wall
+     * ms, to merge it last-writer-wins with the copy that instances share
+     * through the kv. Numbered after 40, not 34: the store applies only
+     * versions above the highest one a database already has. */
+    {41, "whatsapp_on_kv",
+     "DROP TABLE IF EXISTS wa_rate_limit;"
+     "ALTER TABLE wa_contacts ADD COLUMN user_alias_set_at_ms INTEGER;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];

@@ -87,8 +87,8 @@ static void get_file(struct lucy_http_request *req, struct lucy_http_response *r
 {
     const struct lucy_web_asset *a = lucy_web_asset_find(req->params[0]);
     if (!a) {
-        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
-                              "no UI file %.100s; open / for the UI", req->params[0]);
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0, "no UI file %.100s; open / for the UI",
+                              req->params[0]);
         return;
     }
     serve(req, resp, a);

@@ -311,13 +311,12 @@ def test_read_lock_everywhere_waits_then_finishes(start_lucy, tmp_path):
 @needs_shim
 def test_read_lock_on_first_access_rescued_by_temp_copy(start_lucy, tmp_path):
     """A file provider that fails the first access while it materialises
-    the file (lockshim mode `readfirst`: reads fail on the first descriptor
-    opened after the rule appears, later opens read normally): the
-    read-first-block check fails, the temp copy (a fresh open and a plain
-    sequential read) succeeds and is transcribed at once, no retry."""
-    with open(LOCKSHIM, "rb") as f:
-        if b"readfirst" not in f.read():
-            pytest.skip("lockshim has no `readfirst` mode (first descriptor fails, later ones read)")
+    the file (lockshim mode `readfirst`: the first read of the path fails,
+    and every later read on that descriptor; descriptors opened afterwards
+    read normally). The worker's read-first-block check fails on its
+    descriptor, which it closes; the temp copy (a fresh open and a plain
+    sequential read, DESIGN §7) succeeds and is transcribed at once: one
+    attempt, no retry, no copy left behind."""
     d = recordings_dir(tmp_path, ["cards-003-stereo.m4a"])
     target = os.path.join(d, "cards-003-stereo.m4a")
     control = str(tmp_path / "locks")
@@ -331,3 +330,36 @@ def test_read_lock_on_first_access_rescued_by_temp_copy(start_lucy, tmp_path):
     assert [l for l in lucy.log_lines() if l.get("msg") == "locked recording read through a temp copy"]
     assert "lucy_asr_temp_copies_total 1" in lucy.get("/metrics").text
     assert os.listdir(os.path.join(lucy.data_dir, "tmp")) == []
+
+
+IOFAIL = os.path.join(BUILD_DIR, "tests", "crash", "libiofail.so")
+
+
+@pytest.mark.skipif(not os.path.exists(IOFAIL), reason="iofail shim not built: " + IOFAIL)
+def test_scan_on_unwritable_store_fails_then_recovers(start_lucy, tmp_path):
+    """POST /recordings/scan while the store's writes fail (EIO, injected by
+    tests/crash/iofail.c): an error reply with error_type, not a summary,
+    and nothing leaked on that path (the sanitizer build reports leaks at
+    exit, which fails the test). Once the store is writable again the file
+    is recorded."""
+    d = recordings_dir(tmp_path, [])
+    data = str(tmp_path / "data")
+    marker = str(tmp_path / "iofail-marker")
+    lucy = start(start_lucy, d, data_dir=data, env={
+        "LD_PRELOAD": IOFAIL, "LUCY_IOFAIL_DIR": data, "LUCY_IOFAIL_MARKER": marker,
+        "LUCY_DISK_RESERVE_MB": "0"})
+    assert lucy.post("/recordings/scan").status_code == 200
+
+    with open(marker, "w") as f:
+        f.write("EIO")
+    shutil.copy(os.path.join(AUDIO, "goforward.m4a"), os.path.join(d, "goforward.m4a"))
+    r = lucy.post("/recordings/scan")
+    assert r.status_code >= 500, r.text
+    body = r.json()
+    assert body["error_type"] in ("dependency_unavailable", "internal", "disk_full"), body
+    assert "scan" in body["message"] and "files_seen" not in body
+    assert [l for l in lucy.log_lines() if l.get("msg") == "scan failed"]
+
+    os.unlink(marker)
+    lucy.wait_for(lambda: lucy.post("/recordings/scan").status_code == 200 and recordings(lucy),
+                  timeout=30, what="the file recorded once the store is writable")

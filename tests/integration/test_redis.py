@@ -13,6 +13,13 @@ Black-box tests of the real binary against a real Debian redis-server
   * Down: kill -9; reconnect with backoff when it comes back on the same
     port; no thread leak.
   * Two lucy processes sharing one Redis share the rate limit.
+  * The WhatsApp plugin on the kv interface: two instances process a wamid
+    once and share a sender's budget; an alias PUT on one instance shows on
+    the other (also for a contact only the first has seen); with Redis hung
+    or down, contacts answer from the local store, and an alias PUT during
+    the outage is replayed into the emptied Redis; a message retried after
+    an injected write failure (a trigger raising inside the worker's
+    transaction) takes the sender's limit once, on both backends.
 Speed is not asserted here (scripts/bench-redis measures it).
 """
 import json
@@ -395,3 +402,139 @@ def test_two_instances_share_the_sender_rate_limit(start_lucy, redis_server):
         lucy.wait_for(lambda: set(stored(lucy, mine).values()) == {"done"}, what="processed")
         limited += db(lucy, "SELECT coalesce(sum(rate_limited),0) FROM wa_messages")[0][0]
     assert limited == 3  # one budget of 3 across both instances, not 3 each
+
+
+# ---- contacts: aliases shared through the kv, the local store as fallback ------
+
+def contact(lucy, cid):
+    r = lucy.get("/contacts/" + cid, timeout=10)
+    return r.json() if r.status_code == 200 else r.status_code
+
+
+def listed(lucy):
+    r = lucy.get("/contacts", timeout=10)
+    assert r.status_code == 200, r.text
+    return {c["id"]: c for c in r.json()["contacts"]}
+
+
+@needs_wa_on_kv
+def test_alias_set_on_one_instance_shows_on_another(start_lucy, redis_server):
+    r = redis_server()
+    env = dict(WA_ENV, **FAST, REDIS_URL=r.url)
+    a, b = start_lucy(env=env), start_lucy(env=env)
+    both, only_a = "15550007001", "15550007002"
+    assert wa_post(a, wa_body("wamid.KV-AL-1", sender=both, name="Pat Profile")).status_code == 200
+    assert wa_post(b, wa_body("wamid.KV-AL-2", sender=both, name="Pat Profile")).status_code == 200
+    assert wa_post(a, wa_body("wamid.KV-AL-3", sender=only_a, name="Quinn Profile")).status_code == 200
+    a.wait_for(lambda: set(stored(a, ["wamid.KV-AL-1", "wamid.KV-AL-3"]).values()) == {"done"},
+               what="A processed")
+    b.wait_for(lambda: stored(b, ["wamid.KV-AL-2"]) == {"wamid.KV-AL-2": "done"}, what="B processed")
+    assert contact(b, both)["alias_source"] == "profile"
+
+    put = a.put("/contacts/" + both, json={"alias": "Pat (from A)"})
+    assert put.status_code == 200 and put.json()["alias"] == "Pat (from A)", put.text
+    c = contact(b, both)  # instance B, its own store never saw the PUT
+    assert c["alias"] == "Pat (from A)" and c["alias_source"] == "user", c
+    assert c["profile_name"] == "Pat Profile" and c["messages"] == 1
+    assert listed(b)[both]["alias"] == "Pat (from A)"
+    assert db(b, "SELECT user_alias FROM wa_contacts WHERE id = ?", (both,)) == [(None,)]
+
+    # a contact only A has seen: B answers from what the kv shares
+    c = contact(b, only_a)
+    assert c["alias"] == "Quinn Profile" and c["alias_source"] == "profile", c
+    assert c["messages"] == 0 and c["recent_messages"] == []
+    assert a.put("/contacts/" + only_a, json={"alias": "Quinn Q."}).status_code == 200
+    assert contact(b, only_a)["alias"] == "Quinn Q."
+    assert only_a not in listed(b)  # the list is this instance's contacts
+    assert contact(b, "15550007999") == 404
+
+    # B's worker keeps its local copy current and titles B's index with it
+    assert wa_post(b, wa_body("wamid.KV-AL-4", sender=both, text="kvalias pelican",
+                              name="Pat Profile")).status_code == 200
+    b.wait_for(lambda: stored(b, ["wamid.KV-AL-4"]) == {"wamid.KV-AL-4": "done"}, what="B processed")
+    assert db(b, "SELECT user_alias FROM wa_contacts WHERE id = ?", (both,)) == [("Pat (from A)",)]
+    hits = b.wait_for(lambda: search_hits(b, "pelican"), what="indexed on B")
+    assert hits[0]["title"] == "Pat (from A)", hits
+
+    # clearing it on B (newer) wins on A over A's own older alias
+    time.sleep(0.01)
+    assert b.put("/contacts/" + both, json={"alias": None}).json()["alias_source"] == "profile"
+    c = contact(a, both)
+    assert c["alias"] == "Pat Profile" and c["alias_source"] == "profile", c
+
+
+@needs_wa_on_kv
+def test_contacts_answer_from_the_local_store_when_redis_is_down(start_lucy, redis_server):
+    r = redis_server()  # no save points: a restart comes back empty, like a flushed Redis
+    env = dict(WA_ENV, **FAST, REDIS_URL=r.url)
+    a, b = start_lucy(env=env), start_lucy(env=env)
+    cid = "15550007101"
+    assert wa_post(a, wa_body("wamid.KV-DN-1", sender=cid, name="Robin Profile")).status_code == 200
+    a.wait_for(lambda: stored(a, ["wamid.KV-DN-1"]) == {"wamid.KV-DN-1": "done"}, what="processed")
+    assert a.put("/contacts/" + cid, json={"alias": "Robin (before)"}).status_code == 200
+
+    r.stop_process()  # hung: at most the timeout, then fail fast
+    try:
+        c = contact(a, cid)
+        assert c["alias"] == "Robin (before)" and c["messages"] == 1, c
+    finally:
+        r.cont()
+
+    r.kill()
+    a.wait_for(lambda: "connection" in main_item(health(a), "redis:ping").get("output", ""),
+               what="outage seen")
+    c = contact(a, cid)
+    assert c["alias"] == "Robin (before)" and c["alias_source"] == "user", c
+    assert listed(a)[cid]["alias"] == "Robin (before)"
+    assert contact(b, cid) == 404  # B never saw it, and cannot ask the kv now
+    # a PUT during the outage: stored here, queued for the others
+    put = a.put("/contacts/" + cid, json={"alias": "Robin (during)"})
+    assert put.status_code == 200 and put.json()["alias"] == "Robin (during)", put.text
+    assert db(a, "SELECT count(*) FROM kv_pending WHERE key = ?", ("wa:user_alias:" + cid,)) == [(1,)]
+
+    r.start()  # empty: the kv lost everything; the local copies did not
+    a.wait_for(lambda: db(a, "SELECT count(*) FROM kv_pending") == [(0,)], timeout=30,
+               what="pending alias replayed")
+    shared = json.loads(r.cli("GET", "lucy:wa:user_alias:" + cid))
+    assert shared["alias"] == "Robin (during)" and shared["set_at_ms"] > 0
+    c = b.wait_for(lambda: (lambda c_: c_ if isinstance(c_, dict) else None)(contact(b, cid)),
+                   what="B sees the replayed alias")
+    assert c["alias"] == "Robin (during)" and c["alias_source"] == "user", c
+
+
+# ---- a retried item takes the sender's rate limit once ----------------------------
+
+def db_exec(lucy, sql):
+    con = sqlite3.connect(os.path.join(lucy.data_dir, "lucy.db"), timeout=10)
+    try:
+        con.executescript(sql)
+    finally:
+        con.close()
+
+
+@needs_wa_on_kv
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_retried_message_takes_the_rate_limit_once(start_lucy, redis_server, backend):
+    env = dict(WA_ENV, **FAST, LUCY_RATE_LIMIT="2/min")
+    if backend == "redis":
+        env["REDIS_URL"] = redis_server().url
+    lucy = start_lucy(env=env)
+    sender, first = "15550007201", "wamid.KV-RT-1"
+    # a real write failure inside the worker's transaction, for one item: the
+    # item is rolled back alone and retried with backoff (1 s, 2 s, ...)
+    db_exec(lucy, "CREATE TRIGGER test_fault BEFORE UPDATE OF state ON wa_messages "
+                  "WHEN NEW.wamid = '%s' AND NEW.state = 'done' "
+                  "BEGIN SELECT RAISE(ABORT, 'injected by the test'); END;" % first)
+    assert wa_post(lucy, wa_body(first, sender=sender)).status_code == 200
+    lucy.wait_for(lambda: db(lucy, "SELECT attempts FROM wa_messages WHERE wamid = ?",
+                             (first,))[0][0] >= 3, timeout=30, what="three failed attempts")
+    db_exec(lucy, "DROP TRIGGER test_fault;")
+    lucy.wait_for(lambda: stored(lucy, [first]) == {first: "done"}, timeout=30, what="done")
+    rest = ["wamid.KV-RT-2", "wamid.KV-RT-3"]
+    for w in rest:
+        assert wa_post(lucy, wa_body(w, sender=sender)).status_code == 200
+    lucy.wait_for(lambda: set(stored(lucy, rest).values()) == {"done"}, what="processed")
+    flags = dict(db(lucy, "SELECT wamid, rate_limited FROM wa_messages WHERE sender = ?", (sender,)))
+    # four attempts at the first message took ONE of the two: the second
+    # message is within the limit, the third is over it
+    assert flags == {first: 0, rest[0]: 0, rest[1]: 1}, flags

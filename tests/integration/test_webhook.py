@@ -564,15 +564,28 @@ def test_disk_full_for_real(start_lucy, tmpfs):
     lucy = start_lucy(env=dict(BASE_ENV, LUCY_DISK_RESERVE_MB="1", LUCY_DISK_CRITICAL_MB="1",
                                LUCY_DISK_WARN_MB="2"), data_dir=data)
     poster = Poster(lucy, 1000, "FULL")
-    filler = {}
+    # The filler keeps taking whatever space appears (lucy releases its
+    # reserve when the disk turns critical), so the disk stays full for the
+    # rest of the posts instead of depending on timing.
+    stop = threading.Event()
+    filler = {"path": os.path.join(mnt, "filler")}
+
+    def hog():
+        with open(filler["path"], "wb") as f:
+            chunk = b"\0" * 65536
+            while not stop.is_set():
+                try:
+                    f.write(chunk)
+                    f.flush()
+                except OSError:
+                    time.sleep(0.01)
 
     def progress(n):
         if n == 150 and "thread" not in filler:
-            filler["thread"] = threading.Thread(target=lambda: filler.update(path=fill(mnt, 0)))
+            filler["thread"] = threading.Thread(target=hog, daemon=True)
             filler["thread"].start()
 
     poster.post_all(list(poster.bodies), on_progress=progress)
-    filler["thread"].join()
     refused = poster.check_refusals()
     assert refused > 0, "the disk never filled up: the test proved nothing"
     print("disk full: %d acknowledged, %d refusals before space came back" % (len(poster.acked()), refused))
@@ -582,6 +595,8 @@ def test_disk_full_for_real(start_lucy, tmpfs):
     assert not missing, missing[:5]
     assert lucy.get("/health/live").status_code == 200
 
+    stop.set()
+    filler["thread"].join()
     os.unlink(filler["path"])  # space comes back; no restart
     poster.retry_until_accepted()
     poster.check_refusals()

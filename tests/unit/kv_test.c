@@ -1,7 +1,7 @@
 /* kv_test.c - the key-value interface (src/kv/): the SAME conformance
  * tests against both backends (sqlite on a fresh store; redis on a real
  * redis-server this test starts on a free port and stops at the end), GCRA
- * burst and steady rate, error typing, URL parsing, and pending writes
+ * burst and steady rate, get_many, error typing, URL parsing, and pending writes
  * replayed after a (SIGSTOPped) Redis comes back.
  *
  * The redis group is skipped, with a message, when no redis-server binary
@@ -240,6 +240,38 @@ static void test_get_set_del(void **state)
     /* bad arguments are refused by the wrapper, typed INVALID */
     assert_int_equal(lucy_kv_set(b->kv, "", "x", 1, 0, 0, &e), LUCY_EINVAL);
     assert_int_equal(e.kind, LUCY_KV_ERR_INVALID);
+}
+
+static void test_get_many(void **state)
+{
+    struct backend *b = backend_of(state);
+    char k1[64], k2[64], missing[64];
+    fresh_key(k1, sizeof k1, "many1");
+    fresh_key(k2, sizeof k2, "many2");
+    fresh_key(missing, sizeof missing, "many-missing");
+    struct lucy_kv_error e;
+    assert_int_equal(lucy_kv_set(b->kv, k1, "one", 3, 0, 0, &e), 0);
+    static const char bin[] = {'t', 0, 'o'};
+    assert_int_equal(lucy_kv_set(b->kv, k2, bin, sizeof bin, 0, 0, &e), 0);
+    const char *keys[] = {k1, missing, k2, k1};
+    char *v[4] = {(char *)1, (char *)1, (char *)1, (char *)1};
+    size_t len[4];
+    assert_int_equal(lucy_kv_get_many(b->kv, keys, 4, v, len, 0, &e), 0);
+    assert_string_equal(v[0], "one");
+    assert_int_equal(len[0], 3);
+    assert_null(v[1]); /* absent is not an error */
+    assert_int_equal(len[1], 0);
+    assert_int_equal(len[2], sizeof bin);
+    assert_memory_equal(v[2], bin, sizeof bin);
+    assert_string_equal(v[3], "one");
+    for (int i = 0; i < 4; i++)
+        free(v[i]);
+    assert_int_equal(lucy_kv_get_many(b->kv, keys, 0, v, NULL, 0, &e), 0);
+    const char *bad[] = {k1, ""};
+    assert_int_equal(lucy_kv_get_many(b->kv, bad, 2, v, NULL, 0, &e), LUCY_EINVAL);
+    assert_null(v[0]);
+    assert_int_equal(lucy_kv_del(b->kv, k1, 0, &e), 0);
+    assert_int_equal(lucy_kv_del(b->kv, k2, 0, &e), 0);
 }
 
 static void test_set_expiry(void **state)
@@ -535,6 +567,12 @@ static void test_redis_down_fails_fast(void **state)
     size_t len;
     assert_int_equal(lucy_kv_get(kv, "k", &v, &len, 0, &e), LUCY_EUNAVAIL);
     assert_non_null(strstr(e.message, "not retried"));
+    /* get_many fails as a whole, with nothing half-filled */
+    const char *keys[] = {"k", "l"};
+    char *vals[2] = {(char *)1, (char *)1};
+    assert_int_equal(lucy_kv_get_many(kv, keys, 2, vals, NULL, 0, &e), LUCY_EUNAVAIL);
+    assert_null(vals[0]);
+    assert_null(vals[1]);
     /* rate limiting falls back to the policy (default allow) */
     struct lucy_kv_rate rate = {1, 1000, 1, 0};
     struct lucy_kv_rate_result r;
@@ -656,6 +694,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2) */
 #define CONFORMANCE(be)                                                                            \
     cmocka_unit_test_prestate(test_get_set_del, &be),                                              \
+        cmocka_unit_test_prestate(test_get_many, &be),                                             \
         cmocka_unit_test_prestate(test_set_expiry, &be),                                           \
         cmocka_unit_test_prestate(test_set_if_absent, &be),                                        \
         cmocka_unit_test_prestate(test_set_if_absent_race, &be),                                   \

@@ -82,8 +82,8 @@ static void repeats_are_summarised(void **state)
 {
     (void)state;
     for (int i = 0; i < 10000; i++)
-        lucy_log(LUCY_LOG_ERROR, "write failed", "{s:i}", "i", i);
-    assert_int_equal(count_lines(), 1);
+        lucy_log(LUCY_LOG_ERROR, "write failed", "{s:s}", "path", "/data/lucy.db");
+    assert_int_equal(count_lines(), 1); /* identical: written once */
     lucy_log(LUCY_LOG_ERROR, "another message", NULL);
     assert_int_equal(count_lines(), 2);
     fake_now += 60000;
@@ -94,8 +94,25 @@ static void repeats_are_summarised(void **state)
     /* none for "another message", which did not repeat */
     assert_null(strstr(buf, "\"repeated_msg\":\"another message\""));
     /* a new window logs the message again */
-    lucy_log(LUCY_LOG_ERROR, "write failed", NULL);
+    lucy_log(LUCY_LOG_ERROR, "write failed", "{s:s}", "path", "/data/lucy.db");
     assert_int_equal(count_lines(), 4);
+}
+
+static void varying_fields_are_capped(void **state)
+{
+    (void)state;
+    /* distinct events are kept... */
+    for (int i = 0; i < 5; i++)
+        lucy_log(LUCY_LOG_INFO, "transcribed", "{s:i}", "recording", i);
+    assert_int_equal(count_lines(), 5);
+    /* ...but a loop with a changing detail is bounded */
+    for (int i = 5; i < 100000; i++)
+        lucy_log(LUCY_LOG_INFO, "transcribed", "{s:i}", "recording", i);
+    assert_int_equal(count_lines(), 20);
+    fake_now += 60000;
+    lucy_log_tick();
+    assert_int_equal(count_lines(), 21);
+    assert_non_null(strstr(buf, "\"count\":99980"));
 }
 
 int main(void)
@@ -104,6 +121,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(level_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(repeats_are_summarised, setup, teardown),
+        cmocka_unit_test_setup_teardown(varying_fields_are_capped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

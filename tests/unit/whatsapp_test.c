@@ -1,7 +1,9 @@
 /* whatsapp_test.c - the WhatsApp plugin's pure parts: the signature check
  * (RFC 4231 vector, the unicode_escaped fixture's exact bytes), the payload
- * parser on every fixture, message text by type, status ranking, GCRA and
- * its SQLite row.
+ * parser on every fixture, message text by type, status ranking; the
+ * per-sender rate limit through the kv interface inside a store write
+ * (and that a rolled-back step never counts), the newest-wins merge and kv
+ * value of shared aliases, and migration 41 on a database from before it.
  *
  * Fixtures are read from tests/fixtures/whatsapp, found relative to this
  * file's path as the compiler saw it (meson runs tests in the build
@@ -14,11 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "error.h"
+#include "kv/kv.h"
 #include "plugins/whatsapp/whatsapp.h"
+#include "store/store.h"
 
 static char fixtures[1024];
 
@@ -317,66 +322,260 @@ static void test_status_rank(void **state)
     assert_int_equal(lucy_wa_status_rank(NULL), 0);
 }
 
-/* ---- GCRA ----------------------------------------------------------------- */
+/* ---- the rate limit through the kv interface ------------------------------ */
 
-static void test_gcra(void **state)
+static void make_temp_dir(char *dir, size_t len)
 {
-    (void)state;
-    /* 3 per 60 s: a burst of 3 conforms, the 4th does not; one more
-     * conforms 20 s later (the emission interval) */
-    int64_t tat = 0, t = 1000000;
-    assert_true(lucy_wa_gcra(&tat, t, 60000, 3));
-    assert_true(lucy_wa_gcra(&tat, t, 60000, 3));
-    assert_true(lucy_wa_gcra(&tat, t, 60000, 3));
-    int64_t before = tat;
-    assert_false(lucy_wa_gcra(&tat, t, 60000, 3));
-    assert_int_equal(tat, before); /* a refused event does not count */
-    assert_false(lucy_wa_gcra(&tat, t + 19999, 60000, 3));
-    assert_true(lucy_wa_gcra(&tat, t + 20000, 60000, 3));
-    assert_false(lucy_wa_gcra(&tat, t + 20000, 60000, 3));
-    /* after a long pause the full burst is back */
-    assert_true(lucy_wa_gcra(&tat, t + 600000, 60000, 3));
-    assert_true(lucy_wa_gcra(&tat, t + 600000, 60000, 3));
-    assert_true(lucy_wa_gcra(&tat, t + 600000, 60000, 3));
-    assert_false(lucy_wa_gcra(&tat, t + 600000, 60000, 3));
-    /* count 0 disables */
-    tat = 0;
-    for (int i = 0; i < 100; i++)
-        assert_true(lucy_wa_gcra(&tat, t, 60000, 0));
-    /* a steady 1 per second under 60/min never trips */
-    tat = 0;
-    for (int i = 0; i < 1000; i++)
-        assert_true(lucy_wa_gcra(&tat, t + i * 1000, 60000, 60));
+    snprintf(dir, len, "/tmp/lucy-wa-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
 }
 
-static void test_ratelimit_rows(void **state)
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A sequence of events for one key inside ONE store write, as the inbox
+ * worker runs them (the first one at t0_ms). */
+struct events {
+    struct lucy_kv *kv;
+    const char *key;
+    int count;          /* LUCY_RATE_LIMIT count per ... */
+    int64_t period_ms;  /* ... period */
+    int64_t t0_ms;      /* wall ms of the first event */
+    const int64_t *at;  /* offsets from t0_ms */
+    int n;              /* events */
+    int allowed[16];    /* out */
+    int savepoint_undo; /* take each step in a savepoint and roll it back */
+    int fail_after;     /* 1: return an error after the steps (no commit) */
+};
+
+/* Runs on the store's writer thread: no cmocka asserts here (they jump);
+ * any unexpected result fails the write with LUCY_ECORRUPT instead. */
+static int run_events(sqlite3 *db, void *arg)
+{
+    struct events *e = arg;
+    for (int i = 0; i < e->n; i++) {
+        struct lucy_kv_rate rate = {e->count, e->period_ms, e->count, e->t0_ms + e->at[i]};
+        struct lucy_kv_rate_result r;
+        if (e->savepoint_undo && sqlite3_exec(db, "SAVEPOINT t", NULL, NULL, NULL) != SQLITE_OK)
+            return LUCY_ECORRUPT;
+        if (lucy_kv_ratelimit_in_write(e->kv, db, e->key, &rate, &r, NULL) != 0 || r.from_policy)
+            return LUCY_ECORRUPT;
+        e->allowed[i] = r.allowed;
+        if (e->savepoint_undo &&
+            sqlite3_exec(db, "ROLLBACK TO t; RELEASE t", NULL, NULL, NULL) != SQLITE_OK)
+            return LUCY_ECORRUPT;
+    }
+    return e->fail_after ? LUCY_EIO : 0;
+}
+
+static void test_ratelimit_in_write(void **state)
 {
     (void)state;
+    char dir[64], err[256];
+    make_temp_dir(dir, sizeof dir);
+    struct lucy_store *store;
+    assert_int_equal(lucy_store_open(dir, &store, err, sizeof err), 0);
+    struct lucy_kv_options o = {.store = store};
+    struct lucy_kv *kv;
+    struct lucy_kv_error e;
+    assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
+    assert_true(lucy_kv_can_ratelimit_in_write(kv)); /* the embedded backend */
+    int64_t t0 = wall_ms() - 3600 * 1000;            /* a backlog an hour old */
+
+    /* 3 per 60 s: a burst of 3 conforms, the 4th does not; one more
+     * conforms 20 s later (the emission interval); after a long pause the
+     * full burst is back */
+    static const int64_t at[] = {0, 0, 0, 0, 19999, 20000, 20000, 600000, 600000, 600000, 600000};
+    static const int want[] = {1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0};
+    struct events ev = {kv, "whatsapp:a", 3, 60000, t0, at, 11, {0}, 0, 0};
+    assert_int_equal(lucy_store_write(store, run_events, &ev, 0), 0);
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(ev.allowed[i], want[i]);
+    /* another key has its own budget */
+    static const int64_t once[] = {0};
+    struct events other = {kv, "whatsapp:b", 3, 60000, t0, once, 1, {0}, 0, 0};
+    assert_int_equal(lucy_store_write(store, run_events, &other, 0), 0);
+    assert_true(other.allowed[0]);
+
+    /* a step rolled back with its item's savepoint, or with a write that
+     * fails as a whole, never counts: the retry finds the budget intact */
+    static const int64_t burst[] = {0, 0, 0};
+    struct events undone = {kv, "whatsapp:c", 3, 60000, t0, burst, 3, {0}, 1, 0};
+    assert_int_equal(lucy_store_write(store, run_events, &undone, 0), 0);
+    struct events failed = {kv, "whatsapp:c", 3, 60000, t0, burst, 3, {0}, 0, 1};
+    assert_int_equal(lucy_store_write(store, run_events, &failed, 0), LUCY_EIO);
+    static const int64_t four[] = {0, 0, 0, 0};
+    struct events retry = {kv, "whatsapp:c", 3, 60000, t0, four, 4, {0}, 0, 0};
+    assert_int_equal(lucy_store_write(store, run_events, &retry, 0), 0);
+    assert_true(retry.allowed[0] && retry.allowed[1] && retry.allowed[2]);
+    assert_false(retry.allowed[3]);
+
+    /* a steady 1 per second under 60/min never trips */
+    int64_t steady_at[16];
+    for (int i = 0; i < 16; i++)
+        steady_at[i] = i * 1000;
+    struct events steady = {kv, "whatsapp:d", 60, 60000, t0, steady_at, 16, {0}, 0, 0};
+    assert_int_equal(lucy_store_write(store, run_events, &steady, 0), 0);
+    for (int i = 0; i < 16; i++)
+        assert_true(steady.allowed[i]);
+
+    lucy_kv_close(kv);
+    lucy_store_close(store);
+    remove_dir(dir);
+}
+
+static void test_ratelimit_in_write_unsupported(void **state)
+{
+    (void)state;
+    /* a shared backend keeps its state on the server: the wrapper refuses,
+     * typed, and still answers by LUCY_RATE_LIMIT_ON_ERROR (deny here).
+     * Nothing listens on port 1; the redis backend opens all the same. */
+    struct lucy_kv_options o = {.redis_url = "redis://127.0.0.1:1/0", .rate_limit_deny = 1};
+    struct lucy_kv *kv;
+    struct lucy_kv_error e;
+    assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
+    assert_false(lucy_kv_can_ratelimit_in_write(kv));
     sqlite3 *db;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    struct lucy_kv_rate rate = {3, 60000, 3, 0};
+    struct lucy_kv_rate_result r;
+    assert_int_equal(lucy_kv_ratelimit_in_write(kv, db, "whatsapp:a", &rate, &r, &e), LUCY_EINVAL);
+    assert_int_equal(e.kind, LUCY_KV_ERR_INVALID);
+    assert_true(r.from_policy);
+    assert_false(r.allowed);
+    sqlite3_close(db);
+    lucy_kv_close(kv);
+}
+
+/* ---- aliases shared through the kv ---------------------------------------- */
+
+static void test_alias_pick(void **state)
+{
+    (void)state;
+    struct lucy_wa_alias none = {0, NULL, 0};
+    struct lucy_wa_alias local = {1, "Alex (plumber)", 1000};
+    struct lucy_wa_alias newer = {1, "Alex B.", 2000};
+    struct lucy_wa_alias older = {1, "Al", 500};
+    struct lucy_wa_alias same_time = {1, "Other", 1000};
+    struct lucy_wa_alias cleared_later = {1, NULL, 3000};
+    struct lucy_wa_alias legacy = {1, "bare", 0};
+    struct lucy_wa_alias local_pre41 = {1, "kept", 0}; /* set before migration 41 */
+    assert_ptr_equal(lucy_wa_alias_pick(&local, &none), &local);
+    assert_ptr_equal(lucy_wa_alias_pick(&local, NULL), &local);
+    assert_ptr_equal(lucy_wa_alias_pick(&none, &newer), &newer); /* set on another instance */
+    assert_ptr_equal(lucy_wa_alias_pick(NULL, &newer), &newer);
+    assert_ptr_equal(lucy_wa_alias_pick(&local, &newer), &newer);
+    assert_ptr_equal(lucy_wa_alias_pick(&local, &older), &local); /* ours is pending */
+    assert_ptr_equal(lucy_wa_alias_pick(&local, &same_time), &local);
+    assert_null(lucy_wa_alias_pick(&local, &cleared_later)->alias);
+    assert_ptr_equal(lucy_wa_alias_pick(&none, &legacy), &legacy);
+    assert_ptr_equal(lucy_wa_alias_pick(&local_pre41, &legacy), &local_pre41);
+}
+
+static void test_alias_value(void **state)
+{
+    (void)state;
+    struct lucy_wa_alias a;
+    char *owned;
+    char *v = lucy_wa_alias_encode("Ren\xc3\xa9 \"R\"", 1700000000123LL);
+    assert_non_null(v);
+    assert_int_equal(lucy_wa_alias_decode(v, strlen(v), &a, &owned), 0);
+    assert_true(a.known);
+    assert_string_equal(a.alias, "Ren\xc3\xa9 \"R\"");
+    assert_int_equal(a.set_at_ms, 1700000000123LL);
+    free(owned);
+    free(v);
+    /* a cleared alias is a record too: it overrides an older one */
+    v = lucy_wa_alias_encode(NULL, 42);
+    assert_string_equal(v, "{\"alias\":null,\"set_at_ms\":42}");
+    assert_int_equal(lucy_wa_alias_decode(v, strlen(v), &a, &owned), 0);
+    assert_true(a.known);
+    assert_null(a.alias);
+    assert_int_equal(a.set_at_ms, 42);
+    free(owned);
+    free(v);
+    /* a bare value (an older lucy) is the alias, set at an unknown time */
+    assert_int_equal(lucy_wa_alias_decode("Sam", 3, &a, &owned), 0);
+    assert_true(a.known);
+    assert_string_equal(a.alias, "Sam");
+    assert_int_equal(a.set_at_ms, 0);
+    free(owned);
+    char key[LUCY_WA_KEY_MAX];
+    assert_int_equal(lucy_wa_alias_key(key, sizeof key, "15550002222"), 0);
+    assert_string_equal(key, "wa:user_alias:15550002222");
+    assert_int_equal(lucy_wa_profile_key(key, sizeof key, "US.9"), 0);
+    assert_string_equal(key, "wa:profile_name:US.9");
+    assert_int_equal(lucy_wa_alias_key(key, 8, "15550002222"), LUCY_EINVAL);
+}
+
+/* ---- migration 41 --------------------------------------------------------- */
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_migration_drops_wa_rate_limit(void **state)
+{
+    (void)state;
+    /* a database as the previous release left it: every migration up to
+     * 40 applied, wa_rate_limit in use, a contact with a user alias */
+    char dir[64], path[128], err[256];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/lucy.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TABLE wa_rate_limit (key TEXT PRIMARY KEY, tat_ms "
-                                  "INTEGER NOT NULL) WITHOUT ROWID",
+                                  "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                                  "name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
-    struct lucy_wa_ratelimit *rl;
-    assert_int_equal(lucy_wa_ratelimit_open(db, &rl), 0);
-    int allowed, n_allowed = 0;
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(lucy_wa_ratelimit_take(rl, "whatsapp:a", 5000, 2, 60, &allowed), 0);
-        n_allowed += allowed;
+    for (int i = 0; i < lucy_migrations_count && lucy_migrations[i].version <= 40; i++) {
+        char rec[160];
+        snprintf(rec, sizeof rec, "INSERT INTO schema_version VALUES (%d, '%s', 0)",
+                 lucy_migrations[i].version, lucy_migrations[i].name);
+        assert_int_equal(sqlite3_exec(db, lucy_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, rec, NULL, NULL, NULL), SQLITE_OK);
     }
-    assert_int_equal(n_allowed, 2);
-    /* another key has its own budget */
-    assert_int_equal(lucy_wa_ratelimit_take(rl, "whatsapp:b", 5000, 2, 60, &allowed), 0);
-    assert_true(allowed);
-    /* 30 s later (60 s / 2) one more for a */
-    assert_int_equal(lucy_wa_ratelimit_take(rl, "whatsapp:a", 35000, 2, 60, &allowed), 0);
-    assert_true(allowed);
-    assert_int_equal(lucy_wa_ratelimit_take(rl, "whatsapp:a", 35000, 2, 60, &allowed), 0);
-    assert_false(allowed);
-    lucy_wa_ratelimit_close(rl);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO wa_rate_limit VALUES ('whatsapp:x', 1);"
+                                  "INSERT INTO wa_contacts (id, user_alias, first_seen_ms, "
+                                  "updated_at_ms) VALUES ('15550002222', 'Alex', 1, 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    struct lucy_store *store;
+    assert_int_equal(lucy_store_open(dir, &store, err, sizeof err), 0);
+    lucy_store_close(store);
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'wa_rate_limit'"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM schema_version WHERE version = 41"), 1);
+    /* the alias is kept; its time is unknown (older than any shared copy) */
+    assert_int_equal(query_int(db, "SELECT user_alias_set_at_ms IS NULL AND user_alias = 'Alex' "
+                                   "FROM wa_contacts WHERE id = '15550002222'"),
+                     1);
+    sqlite3_close(db);
+    remove_dir(dir);
 }
 
 int main(void)
@@ -401,8 +600,11 @@ int main(void)
         cmocka_unit_test(test_payload_other_types),
         cmocka_unit_test(test_payload_malformed),
         cmocka_unit_test(test_status_rank),
-        cmocka_unit_test(test_gcra),
-        cmocka_unit_test(test_ratelimit_rows),
+        cmocka_unit_test(test_ratelimit_in_write),
+        cmocka_unit_test(test_ratelimit_in_write_unsupported),
+        cmocka_unit_test(test_alias_pick),
+        cmocka_unit_test(test_alias_value),
+        cmocka_unit_test(test_migration_drops_wa_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -318,8 +318,12 @@ enum lucy_scan_probe_result lucy_scan_probe_fd(int fd, int64_t size, struct lucy
      * demuxer its signature names, then, if that fails, every demuxer. */
     unsigned char head[SNIFF_BYTES];
     int n = fd_io_read(&io, head, sizeof head);
+    if (n < 0 && !io.errnum) { /* no bytes at all: emptied since the caller's fstat */
+        res = LUCY_SCAN_PROBE_UNSUPPORTED;
+        snprintf(out->reason, sizeof out->reason, "the file is empty");
+    }
     if (n < 0)
-        goto out; /* io.errnum is set */
+        goto out; /* read error: io.errnum is set */
     const AVInputFormat *guess = by_signature(head, (size_t)n);
     int rc = -1;
     if (guess)

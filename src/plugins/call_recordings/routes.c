@@ -125,17 +125,17 @@ static void scan_now(struct lucy_http_request *req, struct lucy_http_response *r
                               "DIR) and restart lucy");
         return;
     }
+    /* scan_now initialises sum on every path, failed scans included, and
+     * it must be freed on every path. */
     struct lucy_scan_summary sum;
-    memset(&sum, 0, sizeof sum);
     int rc = lucy_scanner_scan_now(plugin->scanner, &sum);
-    if (rc) {
-        lucy_http_reply_err(resp, rc, "the scan could not run; see /health and the log");
-        return;
-    }
-    json_t *body = lucy_scan_summary_json(&sum);
+    json_t *body = rc == 0 ? lucy_scan_summary_json(&sum) : NULL;
     lucy_scan_summary_free(&sum);
+    /* Even a scan that failed part-way may have queued jobs. */
     lucy_jobs_pool_wake(plugin->pool);
-    if (!body)
+    if (rc)
+        lucy_http_reply_err(resp, rc, "the scan could not run; see /health and the log");
+    else if (!body)
         lucy_http_reply_err(resp, LUCY_ENOMEM, "out of memory");
     else
         lucy_http_reply_json(resp, 200, body);

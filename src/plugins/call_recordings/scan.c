@@ -930,6 +930,43 @@ static char *absolute_root(const char *dir, size_t len)
 
 /* ---- the scan -------------------------------------------------------- */
 
+/* meta[LUCY_SCAN_SUMMARY_META_KEY] = text (one store write). */
+static int keep_summary_tx(sqlite3 *db, void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO meta (key, value) VALUES ('" LUCY_SCAN_SUMMARY_META_KEY
+                           "', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           -1, &st, NULL) != SQLITE_OK)
+        return lucy_store_err(sqlite3_errcode(db));
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+/* Leaves the finished scan's summary in meta for `lucy doctor`. A failure
+ * (disk full: the scan itself may have failed for that) is only logged
+ * at DEBUG; the previous summary stays. */
+static void keep_summary(struct lucy_ctx *ctx, const json_t *js, const struct lucy_scan_summary *s,
+                         int rc)
+{
+    json_t *j = js ? json_deep_copy(js) : NULL;
+    if (!j)
+        return;
+    json_object_set_new(j, "failed", json_boolean(s->failed));
+    json_object_set_new(j, "finished_at_s", json_integer(s->finished_at_s));
+    if (s->failed)
+        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    int wrc = text ? lucy_store_write(ctx->store, keep_summary_tx, text, 0) : LUCY_ENOMEM;
+    if (wrc)
+        lucy_log(LUCY_LOG_DEBUG, "scan summary not kept in meta", "{s:s}", "error",
+                 lucy_strerror(wrc));
+    free(text);
+}
+
 static void summary_init(struct lucy_scan_summary *s)
 {
     memset(s, 0, sizeof *s);
@@ -988,6 +1025,8 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
                  "summary", js);
     else
         lucy_log(LUCY_LOG_INFO, "scan finished", "O", js);
+    if (rc != LUCY_ESHUTDOWN)
+        keep_summary(ctx, js, out, rc);
     if (out->locked)
         lucy_log(LUCY_LOG_WARNING, "recording files locked", "{s:I,s:I,s:O,s:O,s:s}", "count",
                  (json_int_t)out->locked, "newly_locked", (json_int_t)sc->newly_locked, "examples",

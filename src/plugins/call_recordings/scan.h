@@ -50,6 +50,13 @@ struct lucy_scan_summary {
  * scanner does). */
 int lucy_scan_run(struct lucy_ctx *ctx, const char *dirs, struct lucy_scan_summary *out);
 
+/* Key in the store's `meta` table under which every scan (daemon or
+ * `lucy scan`) that was not interrupted by shutdown leaves its summary:
+ * the DESIGN §6 object plus "failed", "finished_at_s" and, when failed,
+ * "error" - so `lucy doctor` can read it without the daemon. Best effort:
+ * a store that cannot be written (disk full) keeps the previous one. */
+#define LUCY_SCAN_SUMMARY_META_KEY "call_recordings.last_scan"
+
 /* The summary as the JSON object of DESIGN §6, keys in that order (new
  * reference; NULL on allocation failure). */
 json_t *lucy_scan_summary_json(const struct lucy_scan_summary *s);

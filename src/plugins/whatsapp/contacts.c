@@ -4,8 +4,19 @@
  *
  * A contact is keyed by its wa_id, or by the business-scoped user_id when a
  * payload carries no wa_id (DESIGN §8). Its alias is the one the user set
- * (PUT), else the profile name from the latest webhook payload; the inbox
- * worker updates profile names and never touches a user's alias.
+ * (PUT), else the WhatsApp profile name; the inbox worker updates profile
+ * names and never touches a user's alias.
+ *
+ * Where the names come from (alias.c): this instance's store (wa_contacts,
+ * the source of truth) and the copy every instance shares through the kv
+ * interface, read with ONE lucy_kv_get_many per request. The user's alias
+ * is the newer of the two by the time it was set, so an alias PUT on
+ * another instance shows here as soon as it reached the kv; the profile
+ * name is the local one, else the shared one. When the kv does not answer
+ * (Redis down or hung: at most its timeout, then fail-fast), the replies
+ * come from the local store alone. GET /contacts/{id} of a contact only
+ * other instances have seen answers from the kv (messages 0, no recent
+ * messages); GET /contacts lists the contacts this instance has seen.
  *
  * Shapes:
  *   {"id","wa_id","user_id","alias","alias_source":"user"|"profile"|null,
@@ -15,7 +26,8 @@
  * "recent_messages": the latest 20 [{"wamid","type","text","time",
  * "rate_limited","state"}], voice notes with "media":{"state","error_type",
  * "transcript"}. PUT takes {"alias": "..."} (null or "" clears
- * it) and creates the contact if it is not known yet.
+ * it), creates the contact if it is not known yet, stores it locally and
+ * publishes it through the kv (queued and replayed when the kv refuses).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +35,7 @@
 #include "../../error.h"
 #include "../../http/http.h"
 #include "../../kv/kv.h"
+#include "../../log.h"
 #include "../../lucy.h"
 #include "../../store/store.h"
 #include "whatsapp.h"
@@ -31,37 +44,104 @@
 #define LIST_MAX        1000
 #define RECENT_MESSAGES 20
 #define ALIAS_MAX_BYTES 256
+#define ID_MAX_BYTES    128
 
-static const char contact_columns[] =
-    "id, wa_id, user_id, user_alias, profile_name, messages, last_message_s";
+static const char contact_columns[] = "id, wa_id, user_id, user_alias, user_alias_set_at_ms, "
+                                      "profile_name, messages, last_message_s";
 
-static json_t *col_str(sqlite3_stmt *st, int i)
+/* One wa_contacts row, copied out of the statement. */
+struct row {
+    char *id, *wa_id, *user_id; /* id is never NULL in a read row */
+    char *user_alias;           /* or NULL */
+    int alias_known;            /* the user ever set or cleared the alias here */
+    int64_t alias_set_at_ms;    /* when; 0 = before migration 41 */
+    char *profile_name;         /* or NULL */
+    long long messages;
+    int has_last; /* last_message_s is set */
+    long long last_message_s;
+};
+
+static char *dup_col(sqlite3_stmt *st, int i)
 {
     const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? json_string((const char *)s) : json_null();
+    return s ? strdup((const char *)s) : NULL;
 }
 
-static json_t *contact_json(sqlite3_stmt *st)
+static void row_free(struct row *r)
 {
-    const unsigned char *user_alias = sqlite3_column_text(st, 3);
-    const unsigned char *profile = sqlite3_column_text(st, 4);
-    const char *alias = (const char *)(user_alias ? user_alias : profile);
+    free(r->id), free(r->wa_id), free(r->user_id), free(r->user_alias), free(r->profile_name);
+    memset(r, 0, sizeof *r);
+}
+
+/* Copies the contact_columns of st's current row. 0 or LUCY_ENOMEM. */
+static int row_read(sqlite3_stmt *st, struct row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = dup_col(st, 0);
+    r->wa_id = dup_col(st, 1);
+    r->user_id = dup_col(st, 2);
+    r->user_alias = dup_col(st, 3);
+    r->alias_known =
+        sqlite3_column_type(st, 3) != SQLITE_NULL || sqlite3_column_type(st, 4) != SQLITE_NULL;
+    r->alias_set_at_ms = sqlite3_column_int64(st, 4);
+    r->profile_name = dup_col(st, 5);
+    r->messages = sqlite3_column_int64(st, 6);
+    r->has_last = sqlite3_column_type(st, 7) != SQLITE_NULL;
+    r->last_message_s = sqlite3_column_int64(st, 7);
+    int lost = !r->id || (sqlite3_column_type(st, 1) != SQLITE_NULL && !r->wa_id) ||
+               (sqlite3_column_type(st, 2) != SQLITE_NULL && !r->user_id) ||
+               (sqlite3_column_type(st, 3) != SQLITE_NULL && !r->user_alias) ||
+               (sqlite3_column_type(st, 5) != SQLITE_NULL && !r->profile_name);
+    if (lost)
+        row_free(r);
+    return lost ? LUCY_ENOMEM : 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* The reply object of r merged with what the kv shares (shared may be
+ * NULL: the kv did not answer). */
+static json_t *contact_json(const struct row *r, const struct lucy_wa_shared_names *shared)
+{
+    struct lucy_wa_alias local = {r->alias_known, r->user_alias, r->alias_set_at_ms};
+    const struct lucy_wa_alias *pick = lucy_wa_alias_pick(&local, shared ? &shared->alias : NULL);
+    const char *profile = r->profile_name ? r->profile_name : shared ? shared->profile_name : NULL;
+    const char *alias = pick->alias ? pick->alias : profile;
     json_t *c = json_object();
-    json_object_set_new(c, "id", col_str(st, 0));
-    json_object_set_new(c, "wa_id", col_str(st, 1));
-    json_object_set_new(c, "user_id", col_str(st, 2));
-    json_object_set_new(c, "alias", alias ? json_string(alias) : json_null());
+    json_object_set_new(c, "id", str_or_null(r->id));
+    json_object_set_new(c, "wa_id", str_or_null(r->wa_id));
+    json_object_set_new(c, "user_id", str_or_null(r->user_id));
+    json_object_set_new(c, "alias", str_or_null(alias));
     json_object_set_new(c, "alias_source",
-                        user_alias ? json_string("user")
-                        : profile  ? json_string("profile")
-                                   : json_null());
-    json_object_set_new(c, "profile_name", col_str(st, 4));
-    json_object_set_new(c, "messages", json_integer(sqlite3_column_int64(st, 5)));
+                        pick->alias ? json_string("user")
+                        : profile   ? json_string("profile")
+                                    : json_null());
+    json_object_set_new(c, "profile_name", str_or_null(profile));
+    json_object_set_new(c, "messages", json_integer(r->messages));
     json_object_set_new(c, "last_message_time",
-                        sqlite3_column_type(st, 6) == SQLITE_NULL
-                            ? json_null()
-                            : json_integer(sqlite3_column_int64(st, 6)));
+                        r->has_last ? json_integer(r->last_message_s) : json_null());
     return c;
+}
+
+/* The shared names of n contacts, or NULL when the kv did not answer
+ * (then the local store alone decides). Free with shared_free. */
+static struct lucy_wa_shared_names *shared_get(const char *const *ids, size_t n)
+{
+    struct lucy_wa *wa = lucy_wa_state();
+    struct lucy_wa_shared_names *s = calloc(n ? n : 1, sizeof *s);
+    if (s && wa && lucy_wa_shared_names_get(wa->kv, ids, n, 1, s, 0) == 0)
+        return s;
+    free(s);
+    return NULL;
+}
+
+static void shared_free(struct lucy_wa_shared_names *s, size_t n)
+{
+    lucy_wa_shared_names_free(s, n);
+    free(s);
 }
 
 /* ---- GET /contacts -------------------------------------------------------- */
@@ -69,8 +149,9 @@ static json_t *contact_json(sqlite3_stmt *st)
 struct list {
     const char *cursor; /* list ids after this one, or NULL */
     int limit;
-    json_t *items; /* out */
-    const char *next;
+    struct row *rows; /* out: up to limit */
+    int n;
+    int more; /* out: there are rows after these */
 };
 
 static int read_list(sqlite3 *db, void *arg)
@@ -88,15 +169,18 @@ static int read_list(sqlite3 *db, void *arg)
     if (l->cursor)
         sqlite3_bind_text(st, 1, l->cursor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, l->limit + 1);
-    int n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == l->limit) {
-            l->next = "more";
+    int err = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (l->n == l->limit) {
+            l->more = 1;
             break;
         }
-        json_array_append_new(l->items, contact_json(st));
+        err = row_read(st, &l->rows[l->n]);
+        l->n += err == 0;
     }
     sqlite3_finalize(st);
+    if (err)
+        return err;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
@@ -110,26 +194,38 @@ static void list_contacts(struct lucy_http_request *req, struct lucy_http_respon
                               LIST_MAX);
         return;
     }
-    struct list l = {
-        .cursor = lucy_http_query(req, "cursor"), .limit = (int)limit, .items = json_array()};
-    int rc = lucy_store_read(req->ctx->store, read_list, &l);
+    struct list l = {.cursor = lucy_http_query(req, "cursor"), .limit = (int)limit};
+    l.rows = calloc((size_t)limit, sizeof *l.rows);
+    int rc = l.rows ? lucy_store_read(req->ctx->store, read_list, &l) : LUCY_ENOMEM;
     if (rc) {
-        json_decref(l.items);
+        for (int i = 0; i < l.n; i++)
+            row_free(&l.rows[i]);
+        free(l.rows);
         lucy_http_reply_err(resp, rc, "cannot read contacts from the store; retry later");
         return;
     }
-    size_t n = json_array_size(l.items);
-    json_t *last = n ? json_object_get(json_array_get(l.items, n - 1), "id") : NULL;
-    json_t *next = l.next && last ? json_incref(last) : json_null();
-    lucy_http_reply_json(resp, 200,
-                         json_pack("{s:o,s:o}", "contacts", l.items, "next_cursor", next));
+    const char **ids = calloc((size_t)l.n + 1, sizeof *ids);
+    for (int i = 0; ids && i < l.n; i++)
+        ids[i] = l.rows[i].id;
+    struct lucy_wa_shared_names *shared = ids ? shared_get(ids, (size_t)l.n) : NULL;
+    json_t *items = json_array();
+    for (int i = 0; i < l.n; i++)
+        json_array_append_new(items, contact_json(&l.rows[i], shared ? &shared[i] : NULL));
+    json_t *next = l.more && l.n ? json_string(l.rows[l.n - 1].id) : json_null();
+    shared_free(shared, (size_t)l.n);
+    free(ids);
+    for (int i = 0; i < l.n; i++)
+        row_free(&l.rows[i]);
+    free(l.rows);
+    lucy_http_reply_json(resp, 200, json_pack("{s:o,s:o}", "contacts", items, "next_cursor", next));
 }
 
 /* ---- GET /contacts/{id} --------------------------------------------------- */
 
 struct one {
     const char *id;
-    json_t *contact; /* out, NULL = not found */
+    struct row row; /* out, row.id NULL = not in the local store */
+    json_t *recent; /* out: recent_messages */
 };
 
 static int read_one(sqlite3 *db, void *arg)
@@ -143,9 +239,10 @@ static int read_one(sqlite3 *db, void *arg)
         return lucy_store_err(rc);
     sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        o->contact = contact_json(st);
+    int err = rc == SQLITE_ROW ? row_read(st, &o->row) : 0;
     sqlite3_finalize(st);
+    if (err)
+        return err;
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
     rc = sqlite3_prepare_v2(db,
@@ -159,41 +256,55 @@ static int read_one(sqlite3 *db, void *arg)
         return lucy_store_err(rc);
     sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, RECENT_MESSAGES);
-    json_t *recent = json_array();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *m =
-            json_pack("{s:o,s:o,s:o,s:I,s:b,s:o}", "wamid", col_str(st, 0), "type", col_str(st, 1),
-                      "text", col_str(st, 2), "time", (json_int_t)sqlite3_column_int64(st, 3),
-                      "rate_limited", sqlite3_column_int(st, 4), "state", col_str(st, 5));
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+        const char *col[9];
+        for (int i = 0; i < 9; i++)
+            col[i] = (const char *)sqlite3_column_text(st, i);
+        json_t *m = json_pack("{s:o,s:o,s:o,s:I,s:b,s:o}", "wamid", str_or_null(col[0]), "type",
+                              str_or_null(col[1]), "text", str_or_null(col[2]), "time",
+                              (json_int_t)sqlite3_column_int64(st, 3), "rate_limited",
+                              sqlite3_column_int(st, 4), "state", str_or_null(col[5]));
+        if (col[6])
             json_object_set_new(m, "media",
-                                json_pack("{s:o,s:o,s:o}", "state", col_str(st, 6), "error_type",
-                                          col_str(st, 7), "transcript", col_str(st, 8)));
-        json_array_append_new(recent, m);
+                                json_pack("{s:o,s:o,s:o}", "state", str_or_null(col[6]),
+                                          "error_type", str_or_null(col[7]), "transcript",
+                                          str_or_null(col[8])));
+        json_array_append_new(o->recent, m);
     }
     sqlite3_finalize(st);
-    json_object_set_new(o->contact, "recent_messages", recent);
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
 static void reply_contact(struct lucy_http_request *req, struct lucy_http_response *resp,
                           const char *id)
 {
-    struct one o = {.id = id};
+    struct one o = {.id = id, .recent = json_array()};
     int rc = lucy_store_read(req->ctx->store, read_one, &o);
     if (rc) {
-        json_decref(o.contact);
+        row_free(&o.row);
+        json_decref(o.recent);
         lucy_http_reply_err(resp, rc, "cannot read the contact from the store; retry later");
         return;
     }
-    if (!o.contact) {
+    struct lucy_wa_shared_names *shared = shared_get(&id, 1);
+    int local = o.row.id != NULL;
+    /* only other instances have seen it: what the kv shares, if anything */
+    int elsewhere = !local && shared && (shared->alias.alias || shared->profile_name);
+    if (!local && !elsewhere) {
+        shared_free(shared, 1);
+        json_decref(o.recent);
         lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
-                              "no contact %s: contacts appear when they first message you; "
+                              "no contact %.200s: contacts appear when they first message you; "
                               "GET /contacts lists them",
                               id);
         return;
     }
-    lucy_http_reply_json(resp, 200, o.contact);
+    struct row only_id = {.id = (char *)id};
+    json_t *c = contact_json(local ? &o.row : &only_id, shared);
+    json_object_set_new(c, "recent_messages", o.recent);
+    shared_free(shared, 1);
+    row_free(&o.row);
+    lucy_http_reply_json(resp, 200, c);
 }
 
 static void get_contact(struct lucy_http_request *req, struct lucy_http_response *resp)
@@ -206,6 +317,7 @@ static void get_contact(struct lucy_http_request *req, struct lucy_http_response
 struct put {
     const char *id;
     const char *alias; /* NULL clears */
+    int64_t set_at_ms; /* now, wall ms */
 };
 
 static int write_alias(sqlite3 *db, void *arg)
@@ -213,16 +325,17 @@ static int write_alias(sqlite3 *db, void *arg)
     struct put *p = arg;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO wa_contacts (id, user_alias, first_seen_ms, "
-                                "updated_at_ms) VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO "
-                                "UPDATE SET user_alias = excluded.user_alias, "
+                                "INSERT INTO wa_contacts (id, user_alias, user_alias_set_at_ms, "
+                                "first_seen_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?3, ?3) "
+                                "ON CONFLICT (id) DO UPDATE SET user_alias = excluded.user_alias, "
+                                "user_alias_set_at_ms = excluded.user_alias_set_at_ms, "
                                 "updated_at_ms = excluded.updated_at_ms",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
         if (p->alias)
             sqlite3_bind_text(st, 2, p->alias, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, lucy_wa_now_ms());
+        sqlite3_bind_int64(st, 3, p->set_at_ms);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -235,7 +348,7 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
     json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
     json_t *alias = json_object_get(body, "alias");
     if (!json_is_object(body) || !alias || !(json_is_string(alias) || json_is_null(alias)) ||
-        strlen(id) > 128) {
+        strlen(id) > ID_MAX_BYTES) {
         json_decref(body);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
                               "send {\"alias\": \"name\"} (a string, or null to go back to the "
@@ -250,17 +363,19 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
                               ALIAS_MAX_BYTES);
         return;
     }
-    struct put p = {.id = id, .alias = a && *a ? a : NULL};
+    struct put p = {.id = id, .alias = a && *a ? a : NULL, .set_at_ms = lucy_wa_now_ms()};
+    /* the local row first: it is the truth, and what this instance shows
+     * even while the kv refuses */
     int rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
-    struct lucy_kv *kv;
-    char kv_err[256];
-    if (rc == 0 && lucy_kv_shared_acquire(req->ctx, &kv, kv_err, sizeof kv_err) == 0) {
-        /* a copy for the other instances (issue 5); the local row is the
-         * truth. Refused (Redis down): queued locally and replayed. */
-        char key[160];
-        snprintf(key, sizeof key, "wa:user_alias:%s", id);
-        lucy_kv_set_or_queue(kv, key, p.alias, p.alias ? strlen(p.alias) : 0, NULL, 0, NULL);
-        lucy_kv_shared_release(kv);
+    struct lucy_wa *wa = lucy_wa_state();
+    if (rc == 0 && wa && wa->kv) {
+        /* then the copy for the other instances; refused (Redis down, MISCONF):
+         * queued in the local store and replayed */
+        int qrc = lucy_wa_alias_publish(wa->kv, id, p.alias, p.set_at_ms);
+        if (qrc)
+            lucy_log(LUCY_LOG_WARNING,
+                     "contact alias stored here but not shared with other instances", "{s:s}",
+                     "error", lucy_strerror(qrc));
     }
     json_decref(body);
     if (rc) {

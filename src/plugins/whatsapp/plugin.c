@@ -2,12 +2,14 @@
  * plugin.c - the WhatsApp plugin (DESIGN §5, §8): one struct lucy_plugin.
  *
  * init   routes (webhook: no bearer token, 3 MiB bodies; contacts: token),
- *        the `whatsapp:inbox` health check, /metrics lines, and the
- *        start-up warning when unsigned webhooks are accepted.
+ *        the `whatsapp:inbox` health check, /metrics lines, the start-up
+ *        warning when unsigned webhooks are accepted, and a reference to
+ *        the daemon's kv (src/kv) for the contacts' shared names.
  * start  the media thread ("wa-media"), then the inbox worker
  *        ("inbox-worker"), which hands voice notes to it.
  * stop   joins both (HTTP has stopped by then: every 200 sent is durable,
  *        and whatever is pending is picked up at the next start).
+ * free   drops the kv reference.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "../../error.h"
 #include "../../health/health.h"
 #include "../../http/http.h"
+#include "../../kv/kv.h"
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../store/store.h"
@@ -186,6 +189,11 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
         free(wa);
         return LUCY_ENOMEM;
     }
+    char err[512];
+    if (lucy_kv_shared_acquire(ctx, &wa->kv, err, sizeof err) != 0) {
+        wa->kv = NULL; /* contacts then answer from the local store alone */
+        lucy_log(LUCY_LOG_WARNING, "contacts run without the kv backend", "{s:s}", "error", err);
+    }
     const struct lucy_check check = {
         "whatsapp:inbox", "component", "whatsapp", 0, 5000, 2000, check_inbox, wa,
     };
@@ -227,6 +235,7 @@ static void wa_free(void *state)
     if (!state)
         return;
     lucy_wa_set_state(NULL);
+    lucy_kv_shared_release(((struct lucy_wa *)state)->kv);
     free(state);
     curl_global_cleanup();
 }

@@ -7,16 +7,19 @@
  *   inbox.c      POST/GET /webhook/whatsapp: verify, parse, ONE store write
  *                (raw body + messages + statuses), reply only after fsync
  *   worker.c     the "inbox-worker" thread: contacts, messages, statuses,
- *                index outbox, in order per sender, retry with backoff
- *   ratelimit.c  per-sender GCRA with one SQLite row per key
+ *                per-sender rate limit (through the kv interface), index
+ *                outbox, in order per sender, retry with backoff
+ *   alias.c      contact names shared by instances through the kv:
+ *                keys, value format, newest-wins merge with the local row
  *   media.c      the "wa-media" thread: Graph API download of voice notes,
  *                sha256 check, transcription through src/asr
  *   contacts.c   GET/PUT /contacts
  *   plugin.c     the struct lucy_plugin: routes, health check, metrics
  *
- * Tables (src/store/schema.c, versions 30-33): wa_inbox_bodies,
+ * Tables (src/store/schema.c, versions 30-33 and 41): wa_inbox_bodies,
  * wa_messages (wamid UNIQUE), wa_statuses (UNIQUE(id, status)),
- * wa_contacts, wa_outgoing, wa_rate_limit, wa_media.
+ * wa_contacts, wa_outgoing, wa_media. Shared state (rate limits, wamid
+ * claims, aliases) goes through src/kv/kv.h only, never a backend.
  *
  * Nothing here is exported outside the plugin except lucy_whatsapp_plugin.
  */
@@ -120,7 +123,10 @@ int lucy_wa_status_rank(const char *status);
 /* Queues (or re-queues) the search-index document of message wamid with
  * text, inside a store write: source "whatsapp", id wamid, segment 0,
  * contact = sender key, title = alias or sender, time from the payload.
- * Returns 0, LUCY_ENOTFOUND (no such message) or a store error. */
+ * The alias is the local row's: inside a store write there is no kv call
+ * (a hung Redis must not hold the writer); the worker keeps that row in
+ * step with newer aliases shared by other instances. Returns 0,
+ * LUCY_ENOTFOUND (no such message) or a store error. */
 int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text);
 
 struct lucy_wa_worker;
@@ -142,26 +148,65 @@ struct lucy_wa_worker_stats {
 };
 void lucy_wa_worker_stats(struct lucy_wa_worker *w, struct lucy_wa_worker_stats *out);
 
-/* ---- ratelimit.c --------------------------------------------------------- */
+/* ---- alias.c ------------------------------------------------------------- */
 
-/* Pure GCRA (generic cell rate algorithm): `count` events per `period_ms`
- * with a burst of `count`. *tat_ms is the key's theoretical arrival time
- * (0 for a new key). Returns 1 and advances *tat_ms when an event at now_ms
- * conforms, 0 (and leaves *tat_ms) when it is over the limit. */
-int lucy_wa_gcra(int64_t *tat_ms, int64_t now_ms, int64_t period_ms, int count);
+struct lucy_kv;
 
-/* Rate-limit state on one connection for the length of one store write
- * (prepared statements on wa_rate_limit). open: 0 and *out, or a store
- * error; close: always, before the write function returns. */
-struct lucy_wa_ratelimit;
-int lucy_wa_ratelimit_open(sqlite3 *db, struct lucy_wa_ratelimit **out);
-void lucy_wa_ratelimit_close(struct lucy_wa_ratelimit *rl);
+/* Room for any kv key the plugin builds from an id it accepts. */
+#define LUCY_WA_KEY_MAX 320
 
-/* Takes one event for key at now_ms from its row, inside the store write
- * rl was opened in. Sets *allowed to 1 or 0. Returns 0 or a store error.
- * count <= 0 disables the limit (always allowed). */
-int lucy_wa_ratelimit_take(struct lucy_wa_ratelimit *rl, const char *key, int64_t now_ms, int count,
-                           int period_s, int *allowed);
+/* The user's alias of one contact as one side knows it: the local store's
+ * row, or the copy shared through the kv. */
+struct lucy_wa_alias {
+    int known;         /* 1 = this side has a record (possibly a cleared alias) */
+    const char *alias; /* the alias; NULL = none or cleared (not owned) */
+    int64_t set_at_ms; /* when the user set or cleared it, wall ms; 0 = unknown */
+};
+
+/* The kv keys of a contact's user alias ("wa:user_alias:<id>") and profile
+ * name ("wa:profile_name:<id>"), written into buf. 0, or LUCY_EINVAL when
+ * buf (len bytes) is too small. */
+int lucy_wa_alias_key(char *buf, size_t len, const char *id);
+int lucy_wa_profile_key(char *buf, size_t len, const char *id);
+
+/* The newer of the two records: shared when local is unknown, or when
+ * shared is known and was set strictly later; otherwise local (ties go to
+ * the local store, the source of truth). Either may be NULL. Pure. */
+const struct lucy_wa_alias *lucy_wa_alias_pick(const struct lucy_wa_alias *local,
+                                               const struct lucy_wa_alias *shared);
+
+/* The kv value of an alias (NULL = cleared): compact JSON
+ * {"alias":...,"set_at_ms":N}, malloc'd (caller frees); NULL on ENOMEM. */
+char *lucy_wa_alias_encode(const char *alias, int64_t set_at_ms);
+
+/* Parses a kv value (len bytes) into *out, known = 1. A value that is not
+ * that JSON is taken as a bare alias set at time 0. out->alias points into
+ * *owned (caller frees; may be NULL). 0 or LUCY_ENOMEM. */
+int lucy_wa_alias_decode(const char *value, size_t len, struct lucy_wa_alias *out, char **owned);
+
+/* What the shared kv knows about one contact. */
+struct lucy_wa_shared_names {
+    struct lucy_wa_alias alias; /* known = 0 when the kv has no alias record */
+    char *profile_name;         /* latest profile name, or NULL (owned) */
+    char *alias_buf;            /* owns alias.alias */
+};
+
+/* Looks up the shared alias (and, when profiles is 1, the profile name) of
+ * n contacts in ONE lucy_kv_get_many, waiting at most timeout_ms (<= 0 =
+ * the kv's default). Returns 0 with out[0..n) filled (free with
+ * lucy_wa_shared_names_free), or the kv's code (LUCY_EUNAVAIL when kv is
+ * NULL) with out[] all unknown, in which case callers use the local store
+ * alone. Thread-safe. */
+int lucy_wa_shared_names_get(struct lucy_kv *kv, const char *const *ids, size_t n, int profiles,
+                             struct lucy_wa_shared_names *out, int timeout_ms);
+void lucy_wa_shared_names_free(struct lucy_wa_shared_names *s, size_t n);
+
+/* Publishes the user's alias of contact id (NULL = cleared), set at
+ * set_at_ms, for the other instances: written to the kv, or queued in the
+ * local store and replayed when the kv refuses (lucy_kv_set_or_queue).
+ * Returns 0, LUCY_EUNAVAIL when kv is NULL, or the local store's error when
+ * it could not even be queued. */
+int lucy_wa_alias_publish(struct lucy_kv *kv, const char *id, const char *alias, int64_t set_at_ms);
 
 /* ---- media.c ------------------------------------------------------------- */
 
@@ -210,6 +255,7 @@ struct lucy_wa {
     int unsigned_ok;               /* no app secret and loopback: accept unsigned */
     struct lucy_wa_worker *worker; /* NULL until start */
     struct lucy_wa_media *media;   /* NULL until start */
+    struct lucy_kv *kv;            /* shared kv reference (contacts); NULL = local only */
     unsigned long long accepted;   /* new messages + statuses committed */
     unsigned long long duplicates; /* already stored, acknowledged again */
     unsigned long long rejected[LUCY_WA_REJECT_COUNT]; /* by reason */

@@ -5,10 +5,12 @@
  * the store, so it survives restarts and outages:
  *
  *   messages  in order per sender (payload timestamp, then arrival): the
- *             contact row (profile name; a user-set alias always wins), the
- *             per-sender rate limit (over the limit: stored and flagged),
- *             voice notes handed to the media thread, the message's text,
- *             and an outbox entry for the search index (src/index).
+ *             contact row (profile name; a user-set alias always wins, the
+ *             newer of the local one and the one shared through the kv,
+ *             alias.c), the per-sender rate limit (over the limit: stored
+ *             and flagged), voice notes handed to the media thread, the
+ *             message's text, and an outbox entry for the search index
+ *             (src/index) titled with the alias.
  *   statuses  applied to wa_outgoing by rank, so a late `delivered` never
  *             overwrites `read` (Meta does not order its webhooks).
  *
@@ -20,6 +22,26 @@
  * (the read query skips a sender whose earlier message is backing off). A
  * write that fails as a whole (disk full, read-only store) changes nothing
  * and the thread backs off the same way. Nothing is ever dropped.
+ *
+ * Shared state goes through the kv interface (src/kv/kv.h) only:
+ *   rate limit  LUCY_RATE_LIMIT as GCRA on key whatsapp:<sender>, judged at
+ *               the message's arrival time. A kv that can take the step
+ *               inside the store write (the embedded sqlite backend) does
+ *               so, in the item's savepoint: it commits or rolls back with
+ *               the item, never counted twice. Otherwise (Redis) the step
+ *               runs before the write, and its decision is remembered per
+ *               inbox item (wa_messages.seq) until the item is done, so an
+ *               item retried after a failed write reuses it instead of
+ *               taking the sender's limit again. Lost only if the process
+ *               dies in between (the item is then counted twice).
+ *   claims      a shared kv also claims each wamid for one instance
+ *               (cross-instance de-duplication) and receives the profile
+ *               names.
+ *   aliases     the shared user aliases of the batch's senders, read with
+ *               one lucy_kv_get_many before the write; a newer one is
+ *               copied into the local row (so it survives a kv outage).
+ * None of these can cost a message: a kv that does not answer means "not
+ * claimed elsewhere", LUCY_RATE_LIMIT_ON_ERROR, and the local alias.
  *
  * Woken by lucy_wa_worker_kick() after every commit, else polls each second.
  */
@@ -45,21 +67,25 @@
 #define POLL_MS        1000
 
 struct msg_item {
-    sqlite3_int64 seq;   /* wa_messages.seq */
-    char *wamid;         /* message id */
-    char *sender;        /* contact key */
-    char *wa_id;         /* or NULL */
-    char *user_id;       /* or NULL */
-    char *type;          /* message type */
-    char *profile_name;  /* or NULL */
-    int known_type;      /* 1: DESIGN §8 type */
-    int64_t timestamp_s; /* payload time */
-    int64_t received_ms; /* commit time */
-    int attempts;        /* failures so far */
-    json_t *raw;         /* parsed message object */
-    char *text;          /* searchable text */
-    int elsewhere;       /* another lucy instance claimed this wamid (shared kv) */
-    int kv_limited;      /* the shared kv rate limiter said over the limit */
+    sqlite3_int64 seq;                 /* wa_messages.seq */
+    char *wamid;                       /* message id */
+    char *sender;                      /* contact key */
+    char *wa_id;                       /* or NULL */
+    char *user_id;                     /* or NULL */
+    char *type;                        /* message type */
+    char *profile_name;                /* or NULL */
+    int known_type;                    /* 1: DESIGN §8 type */
+    int64_t timestamp_s;               /* payload time */
+    int64_t received_ms;               /* commit time */
+    int attempts;                      /* failures so far */
+    json_t *raw;                       /* parsed message object */
+    char *text;                        /* searchable text */
+    int elsewhere;                     /* another lucy instance claimed this wamid (shared kv) */
+    int decided;                       /* the rate limit was decided before the write ... */
+    int allowed;                       /* ... with this outcome */
+    int applied;                       /* the item's savepoint was released (done if committed) */
+    struct lucy_wa_alias shared_alias; /* the kv's copy of the user's alias */
+    char *shared_alias_buf;            /* owns shared_alias.alias */
 };
 
 struct status_item {
@@ -74,10 +100,13 @@ struct status_item {
 
 struct batch {
     int64_t now_ms;
-    int have_token;    /* WHATSAPP_ACCESS_TOKEN set */
-    int rate_count;    /* LUCY_RATE_LIMIT events ... */
-    int rate_period_s; /* ... per this many seconds */
-    int kv_shared;     /* rate limit and de-dup were done in kv_prepare() */
+    int have_token;     /* WHATSAPP_ACCESS_TOKEN set */
+    int rate_count;     /* LUCY_RATE_LIMIT events ... */
+    int rate_period_s;  /* ... per this many seconds */
+    struct lucy_kv *kv; /* the worker's kv, or NULL */
+    int kv_shared;      /* wamid claims and profile names (kv_prepare) */
+    int rl_in_write;    /* the kv takes the rate-limit step inside the write */
+    int policy_allowed; /* LUCY_RATE_LIMIT_ON_ERROR's answer when there is no kv */
     struct msg_item m[BATCH_MESSAGES];
     size_t n_m;
     struct status_item s[BATCH_STATUSES];
@@ -87,10 +116,20 @@ struct batch {
     int media_queued;
 };
 
+/* Rate-limit decisions taken before a write that has not committed them
+ * yet, by wa_messages.seq, ascending; the oldest are forgotten first. */
+#define DECISIONS_MAX 4096
+struct decision {
+    sqlite3_int64 seq; /* the inbox item */
+    int allowed;       /* the kv's answer */
+};
+
 struct lucy_wa_worker {
     struct lucy_ctx *ctx;
     struct lucy_wa_media *media;
     struct lucy_kv *kv; /* shared kv (issue 5); NULL when it could not be opened */
+    struct decision decisions[DECISIONS_MAX]; /* inbox-worker thread only */
+    size_t n_decisions;
     pthread_t thread;
     pthread_mutex_t lock; /* guards kicked, stopping, stats */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
@@ -119,6 +158,7 @@ static void batch_clear(struct batch *b)
         struct msg_item *it = &b->m[i];
         free(it->wamid), free(it->sender), free(it->wa_id), free(it->user_id);
         free(it->type), free(it->profile_name), free(it->text);
+        free(it->shared_alias_buf);
         json_decref(it->raw);
     }
     for (size_t i = 0; i < b->n_s; i++) {
@@ -207,6 +247,7 @@ enum {
     S_RELEASE,
     S_ROLLBACK,
     S_CONTACT,
+    S_ALIAS_SYNC,
     S_MESSAGE_DONE,
     S_OUTGOING,
     S_STATUS_DONE,
@@ -220,7 +261,7 @@ static const char *const stmt_sql[N_STMTS] = {
     [S_RELEASE] = "RELEASE wa_item",
     [S_ROLLBACK] = "ROLLBACK TO wa_item",
     /* the profile name updates the contact; a user-set alias (user_alias)
-     * is never touched here, and wins in the alias returned */
+     * is never touched here; the caller merges it with the shared one */
     [S_CONTACT] =
         "INSERT INTO wa_contacts (id, wa_id, user_id, profile_name, messages, last_message_s, "
         "first_seen_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6) "
@@ -228,7 +269,11 @@ static const char *const stmt_sql[N_STMTS] = {
         "user_id = coalesce(excluded.user_id, user_id), "
         "profile_name = coalesce(excluded.profile_name, profile_name), messages = messages + 1, "
         "last_message_s = max(coalesce(last_message_s, 0), excluded.last_message_s), "
-        "updated_at_ms = excluded.updated_at_ms RETURNING coalesce(user_alias, profile_name)",
+        "updated_at_ms = excluded.updated_at_ms "
+        "RETURNING user_alias, user_alias_set_at_ms, profile_name",
+    /* a newer alias another instance published becomes the local copy */
+    [S_ALIAS_SYNC] = "UPDATE wa_contacts SET user_alias = ?2, user_alias_set_at_ms = ?3 "
+                     "WHERE id = ?1",
     [S_MESSAGE_DONE] = "UPDATE wa_messages SET state = 'done', text = ?1, rate_limited = ?2, "
                        "processed_at_ms = ?3, last_error = NULL WHERE seq = ?4",
     /* the stored state moves only to a higher rank */
@@ -249,14 +294,12 @@ static const char *const stmt_sql[N_STMTS] = {
 
 struct stmts {
     sqlite3_stmt *st[N_STMTS];
-    struct lucy_wa_ratelimit *rl;
 };
 
 static void stmts_close(struct stmts *s)
 {
     for (int i = 0; i < N_STMTS; i++)
         sqlite3_finalize(s->st[i]);
-    lucy_wa_ratelimit_close(s->rl);
     memset(s, 0, sizeof *s);
 }
 
@@ -270,10 +313,7 @@ static int stmts_open(sqlite3 *db, struct stmts *s)
             return lucy_store_err(rc);
         }
     }
-    int rc = lucy_wa_ratelimit_open(db, &s->rl);
-    if (rc)
-        stmts_close(s);
-    return rc;
+    return 0;
 }
 
 /* Steps a bound statement to its end and resets it. 0 or a store error. */
@@ -333,8 +373,13 @@ int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text)
     return rc;
 }
 
-static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
+/* Inside the item's savepoint: the contact row (profile name), the user's
+ * alias (the newer of local and shared; a newer shared one is copied
+ * into the local row), and *title = what the index shows for the sender
+ * (malloc'd or NULL = the sender's id). */
+static int apply_contact(struct batch *b, struct stmts *s, struct msg_item *it, char **title)
 {
+    *title = NULL;
     sqlite3_stmt *st = s->st[S_CONTACT];
     bind_text(st, 1, it->sender);
     bind_text(st, 2, it->wa_id);
@@ -342,23 +387,57 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
     bind_text(st, 4, it->profile_name);
     sqlite3_bind_int64(st, 5, it->timestamp_s);
     sqlite3_bind_int64(st, 6, b->now_ms);
-    char *alias = NULL;
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
-        alias = strdup((const char *)sqlite3_column_text(st, 0));
-    rc = rc == SQLITE_ROW ? step(st) : (sqlite3_reset(st), lucy_store_err(rc));
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return lucy_store_err(rc);
+    }
+    struct lucy_wa_alias local = {
+        .known =
+            sqlite3_column_type(st, 0) != SQLITE_NULL || sqlite3_column_type(st, 1) != SQLITE_NULL,
+        .alias = (const char *)sqlite3_column_text(st, 0),
+        .set_at_ms = sqlite3_column_int64(st, 1),
+    };
+    const struct lucy_wa_alias *pick = lucy_wa_alias_pick(&local, &it->shared_alias);
+    const char *profile = (const char *)sqlite3_column_text(st, 2);
+    const char *name = pick->alias ? pick->alias : profile;
+    if (name && !(*title = strdup(name)))
+        rc = LUCY_ENOMEM;
+    else
+        rc = 0;
+    int sync = pick != &local;
+    int rc2 = step(st); /* column pointers are gone from here on */
+    if (rc == 0)
+        rc = rc2;
+    if (rc == 0 && sync) {
+        st = s->st[S_ALIAS_SYNC];
+        bind_text(st, 1, it->sender);
+        bind_text(st, 2, it->shared_alias.alias);
+        sqlite3_bind_int64(st, 3, it->shared_alias.set_at_ms);
+        rc = step(st);
+    }
+    return rc;
+}
 
-    char key[300];
-    snprintf(key, sizeof key, "whatsapp:%s", it->sender);
-    int allowed = !it->kv_limited;
-    /* embedded kv: the GCRA step runs in this same transaction. Arrival
-     * time, not the payload's timestamp: Meta does not order its
-     * deliveries, and GCRA needs (nearly) ordered times */
-    if (rc == 0 && !b->kv_shared && b->rate_count > 0) {
+static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
+{
+    char *title = NULL;
+    int rc = apply_contact(b, s, it, &title);
+    int allowed = 1;
+    if (it->decided) {
+        allowed = it->allowed;
+    } else if (rc == 0 && b->rate_count > 0 && !it->elsewhere) {
+        /* the step runs in this item's savepoint. Arrival time, not the
+         * payload's timestamp: Meta does not order its deliveries, and
+         * GCRA needs (nearly) ordered times */
+        char key[LUCY_WA_KEY_MAX];
+        snprintf(key, sizeof key, "whatsapp:%.300s", it->sender);
         struct lucy_kv_rate rate = {b->rate_count, (int64_t)b->rate_period_s * 1000, b->rate_count,
                                     it->received_ms};
-        struct lucy_kv_rate_result rr;
-        rc = lucy_kv_sqlite_ratelimit_tx(db, key, &rate, &rr);
+        struct lucy_kv_rate_result rr = {.allowed = b->policy_allowed};
+        if (b->rl_in_write)
+            rc = lucy_kv_ratelimit_in_write(b->kv, db, key, &rate, &rr, NULL);
         allowed = rr.allowed;
     }
     const char *text = it->text;
@@ -367,7 +446,7 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
         b->media_queued += rc == 0 && b->have_token;
     }
     if (rc == 0) {
-        st = s->st[S_MESSAGE_DONE];
+        sqlite3_stmt *st = s->st[S_MESSAGE_DONE];
         bind_text(st, 1, text);
         sqlite3_bind_int(st, 2, !allowed);
         sqlite3_bind_int64(st, 3, b->now_ms);
@@ -376,8 +455,8 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
     }
     /* processed (indexed) by the instance that claimed it; stored here too */
     if (rc == 0 && text && *text && !it->elsewhere)
-        rc = put_doc(db, it->wamid, it->sender, alias, it->timestamp_s, it->received_ms, text);
-    free(alias);
+        rc = put_doc(db, it->wamid, it->sender, title, it->timestamp_s, it->received_ms, text);
+    free(title);
     if (rc == 0) {
         b->done.processed++;
         b->done.rate_limited += !allowed;
@@ -418,8 +497,12 @@ static int one_item(sqlite3 *db, struct batch *b, struct stmts *s, int retry_stm
     if (rc)
         return rc;
     rc = m ? apply_message(db, b, s, m) : apply_status(b, s, st);
-    if (rc == 0)
-        return step(s->st[S_RELEASE]);
+    if (rc == 0) {
+        rc = step(s->st[S_RELEASE]);
+        if (m)
+            m->applied = rc == 0;
+        return rc;
+    }
     if (sqlite3_get_autocommit(db))
         return rc; /* SQLite rolled back the whole transaction */
     step(s->st[S_ROLLBACK]);
@@ -466,37 +549,103 @@ static int apply_batch(sqlite3 *db, void *arg)
     return rc;
 }
 
+/* ---- the kv, before the write -------------------------------------------- */
+
 /* Shared state (issue 5), OUTSIDE the store write so a hung Redis never
- * holds the writer: claim the wamid across lucy instances (in addition to
- * the inbox's unique constraint), take the sender's rate limit at arrival
- * time, publish the profile name. Nothing here can cost a message: a failed
- * claim processes it here anyway (index upserts are idempotent), a failed
- * rate limit decides by LUCY_RATE_LIMIT_ON_ERROR, a refused alias write is
- * queued in the local store and replayed. A batch that then fails to
- * commit takes the rate limit again on its retry. */
+ * holds the writer. See the file comment for why nothing here can cost a
+ * message. */
 #define WAMID_CLAIM_TTL_MS (8LL * 24 * 3600 * 1000) /* Meta retries for 7 days */
 
+static struct decision *decision_find(struct lucy_wa_worker *w, sqlite3_int64 seq)
+{
+    size_t lo = 0, hi = w->n_decisions;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->decisions[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->n_decisions && w->decisions[lo].seq == seq ? &w->decisions[lo] : NULL;
+}
+
+static void decision_remember(struct lucy_wa_worker *w, sqlite3_int64 seq, int allowed)
+{
+    if (w->n_decisions == DECISIONS_MAX) { /* forget the oldest */
+        memmove(w->decisions, w->decisions + 1, (DECISIONS_MAX - 1) * sizeof w->decisions[0]);
+        w->n_decisions--;
+    }
+    size_t i = w->n_decisions;
+    while (i > 0 && w->decisions[i - 1].seq > seq)
+        i--;
+    memmove(w->decisions + i + 1, w->decisions + i, (w->n_decisions - i) * sizeof w->decisions[0]);
+    w->decisions[i] = (struct decision){seq, allowed};
+    w->n_decisions++;
+}
+
+static void decision_forget(struct lucy_wa_worker *w, sqlite3_int64 seq)
+{
+    struct decision *d = decision_find(w, seq);
+    if (!d)
+        return;
+    size_t i = (size_t)(d - w->decisions);
+    memmove(d, d + 1, (w->n_decisions - i - 1) * sizeof *d);
+    w->n_decisions--;
+}
+
+/* Claim, rate limit (when the kv cannot do it inside the write) and the
+ * profile name, for one message. */
 static void kv_prepare(struct lucy_wa_worker *w, const struct batch *b, struct msg_item *it)
 {
-    char key[300];
-    int mine = 1;
-    snprintf(key, sizeof key, "wa:wamid:%s", it->wamid);
-    lucy_kv_claim(w->kv, key, WAMID_CLAIM_TTL_MS, &mine, 0, NULL);
-    it->elsewhere = !mine;
-    if (it->elsewhere)
-        return;
-    if (b->rate_count > 0) {
-        struct lucy_kv_rate rate = {b->rate_count, (int64_t)b->rate_period_s * 1000, b->rate_count,
-                                    it->received_ms};
+    char key[LUCY_WA_KEY_MAX];
+    if (b->kv_shared) {
+        int mine = 1;
+        snprintf(key, sizeof key, "wa:wamid:%.300s", it->wamid);
+        lucy_kv_claim(w->kv, key, WAMID_CLAIM_TTL_MS, &mine, 0, NULL);
+        it->elsewhere = !mine;
+        if (it->elsewhere)
+            return;
+    }
+    if (b->rate_count > 0 && !b->rl_in_write && w->kv) {
+        const struct decision *d = decision_find(w, it->seq);
         struct lucy_kv_rate_result rr;
-        snprintf(key, sizeof key, "whatsapp:%s", it->sender);
-        lucy_kv_ratelimit(w->kv, key, &rate, &rr, 0, NULL);
-        it->kv_limited = !rr.allowed;
+        if (d) { /* a retry: the sender's limit was taken already */
+            rr.allowed = d->allowed;
+        } else {
+            struct lucy_kv_rate rate = {b->rate_count, (int64_t)b->rate_period_s * 1000,
+                                        b->rate_count, it->received_ms};
+            snprintf(key, sizeof key, "whatsapp:%.300s", it->sender);
+            lucy_kv_ratelimit(w->kv, key, &rate, &rr, 0, NULL);
+            if (!rr.from_policy) /* a policy answer took nothing: ask again next time */
+                decision_remember(w, it->seq, rr.allowed);
+        }
+        it->decided = 1;
+        it->allowed = rr.allowed;
     }
-    if (it->profile_name) {
-        snprintf(key, sizeof key, "wa:profile_name:%s", it->sender);
+    if (b->kv_shared && it->profile_name && lucy_wa_profile_key(key, sizeof key, it->sender) == 0)
         lucy_kv_set_or_queue(w->kv, key, it->profile_name, strlen(it->profile_name), NULL, 0, NULL);
-    }
+}
+
+/* The shared user aliases of every message's sender, in one get_many. A kv
+ * that does not answer leaves them unknown: the local row decides. */
+static void kv_aliases(struct lucy_wa_worker *w, struct batch *b)
+{
+    if (!w->kv || b->n_m == 0)
+        return;
+    const char *ids[BATCH_MESSAGES];
+    for (size_t i = 0; i < b->n_m; i++)
+        ids[i] = b->m[i].sender;
+    struct lucy_wa_shared_names *names = calloc(b->n_m, sizeof *names);
+    if (!names)
+        return;
+    if (lucy_wa_shared_names_get(w->kv, ids, b->n_m, 0, names, 0) == 0)
+        for (size_t i = 0; i < b->n_m; i++) {
+            b->m[i].shared_alias = names[i].alias;
+            b->m[i].shared_alias_buf = names[i].alias_buf; /* moved */
+            names[i].alias_buf = NULL;
+        }
+    lucy_wa_shared_names_free(names, b->n_m);
+    free(names);
 }
 
 /* One round. Returns the number of items handled (0 = idle) or a LUCY_E*
@@ -508,7 +657,11 @@ static int round_once(struct lucy_wa_worker *w, struct batch *b)
     b->have_token = cfg->whatsapp_access_token && *cfg->whatsapp_access_token;
     b->rate_count = cfg->rate_limit_count;
     b->rate_period_s = cfg->rate_limit_period_s;
+    b->kv = w->kv;
     b->kv_shared = w->kv && lucy_kv_is_shared(w->kv);
+    b->rl_in_write = w->kv && lucy_kv_can_ratelimit_in_write(w->kv);
+    b->policy_allowed =
+        !(cfg->rate_limit_on_error && strcmp(cfg->rate_limit_on_error, "deny") == 0);
     int rc = lucy_store_read(w->ctx->store, read_due, b);
     if (rc == 0 && b->n_m + b->n_s == 0)
         return 0;
@@ -522,11 +675,16 @@ static int round_once(struct lucy_wa_worker *w, struct batch *b)
             it->text = it->known_type ? lucy_wa_message_text(it->raw) : strdup("");
         if (rc == 0 && !it->text)
             rc = LUCY_ENOMEM;
-        if (rc == 0 && b->kv_shared)
+        if (rc == 0)
             kv_prepare(w, b, it);
     }
     if (rc == 0)
+        kv_aliases(w, b);
+    if (rc == 0)
         rc = lucy_store_write(w->ctx->store, apply_batch, b, 0);
+    for (size_t i = 0; rc == 0 && i < b->n_m; i++)
+        if (b->m[i].applied && b->m[i].decided) /* committed: its decision is spent */
+            decision_forget(w, b->m[i].seq);
     int handled = (int)(b->n_m + b->n_s);
     batch_clear(b);
     if (rc)

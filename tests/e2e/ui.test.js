@@ -1,0 +1,346 @@
+// ui.test.js - lucy's web UI end to end, in Debian's Chromium driven by
+// playwright-core (no browser download: executablePath /usr/bin/chromium).
+//
+//   node ui.test.js URL                      the main cases
+//   node ui.test.js URL --token TOKEN        the LUCY_API_TOKEN case
+//
+// Started by tests/integration/test_ui_e2e.py against a real lucy that
+// scanned and transcribed copies of samples/ and received signed WhatsApp
+// webhooks. The environment says what the harness set up:
+//   E2E_ARTEFACTS      folder for the screenshots (created)
+//   E2E_LOCK_CONTROL   the lock shim's control file (tests/faults/lockshim.c)
+//   E2E_LOCK_TARGET    absolute path of a recording's copy to lock (not
+//                      goforward.m4a, which the seek case plays)
+//   E2E_DATA_DIR       lucy's data dir
+//   E2E_DISK_MODE      "tmpfs": the data dir is a small tmpfs this script
+//                      fills to between the warn and critical thresholds;
+//                      "thresholds": lucy runs with thresholds that make
+//                      the normal disk "warn" already
+//   E2E_DISK_LEAVE_BYTES  tmpfs mode: bytes to leave free when filling
+//
+// Every console error and uncaught page error fails the run, except the
+// HTTP error replies a case provokes on purpose (Chromium logs "Failed to
+// load resource: ... 423" for them): each case lists those by status and
+// URL path, and anything else fails.
+"use strict";
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
+  "--disable-default-apps", "--disable-extensions", "--mute-audio"];
+const RECORDING_ID = /^\/recordings\/[0-9a-f]{64}\/(transcribe|audio)$/;
+
+const argv = process.argv.slice(2);
+const base = (argv[0] || "").replace(/\/$/, "");
+const tokenIdx = argv.indexOf("--token");
+const token = tokenIdx >= 0 ? argv[tokenIdx + 1] : null;
+if (!/^http:\/\//.test(base)) {
+  console.error("usage: node ui.test.js http://127.0.0.1:PORT [--token TOKEN]");
+  process.exit(2);
+}
+const artefacts = process.env.E2E_ARTEFACTS || path.join(__dirname, "..", "..", "artefacts", "e2e");
+fs.mkdirSync(artefacts, { recursive: true });
+
+// ---- console policy ---------------------------------------------------------
+
+const problems = [];
+let expected = []; // [{status, path: RegExp}] the current case provokes on purpose
+
+function watch(page) {
+  page.on("pageerror", (err) => problems.push("page error: " + (err.stack || err.message)));
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const text = msg.text();
+    const m = /status of (\d{3})/.exec(text);
+    const url = (msg.location() && msg.location().url) || "";
+    let p = "";
+    try { p = new URL(url).pathname; } catch (e) { /* not a URL */ }
+    if (m && expected.some((e) => e.status === Number(m[1]) && e.path.test(p))) return;
+    problems.push(`console error: ${text} (${url})`);
+  });
+}
+
+// ---- tiny runner --------------------------------------------------------------
+
+const results = [];
+async function test(name, fn) {
+  const before = problems.length;
+  const t0 = Date.now();
+  try {
+    await fn();
+    if (problems.length > before) throw new Error(problems.slice(before).join("\n"));
+    results.push([name, null]);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push([name, e]);
+    console.log(`FAIL ${name}\n     ${String(e.stack || e).split("\n").join("\n     ")}`);
+  } finally {
+    expected = [];
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
+}
+
+async function api(p, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (token) headers.Authorization = "Bearer " + token;
+  const r = await fetch(base + p, { ...opts, headers });
+  const type = r.headers.get("content-type") || "";
+  return { status: r.status, body: type.includes("json") ? await r.json() : await r.text() };
+}
+
+function setLocks(rules) {
+  const control = process.env.E2E_LOCK_CONTROL;
+  fs.writeFileSync(control + ".new", rules.map((r) => r + "\n").join(""));
+  fs.renameSync(control + ".new", control);
+}
+
+// ---- the cases ----------------------------------------------------------------
+
+async function mainCases(page) {
+  const recs = (await api("/recordings?limit=500")).body.recordings;
+  const byName = Object.fromEntries(recs.map((r) => [path.basename(r.paths[0].path), r]));
+  const forward = byName["goforward.m4a"];
+  assert.ok(forward, "goforward.m4a is scanned");
+
+  await test("the recordings list renders, sorts and filters", async () => {
+    await page.goto(base + "/#/recordings");
+    await page.locator("#recordings li").nth(recs.length - 1).waitFor();
+    assert.equal(await page.locator("#recordings li").count(), recs.length);
+    const words = await page.locator('#recordings [data-role="status"]').allTextContents();
+    assert.ok(words.every((w) => w === "done"), "every sample is transcribed: " + words);
+    const first = page.locator(`#recordings li[data-id="${forward.id}"]`);
+    assert.match(await first.locator(".meta").textContent(), /0:03/, "duration 2.8 s shows as 0:03");
+    await page.selectOption("#rec-sort", "name");
+    assert.equal(await page.locator("#recordings li a.title").first().textContent(), "cards-001.ogg");
+    await page.selectOption("#rec-filter", "done");
+    assert.equal(await page.locator("#recordings li").count(), recs.length);
+    await page.selectOption("#rec-sort", "newest");
+    await page.selectOption("#rec-filter", "");
+    await shot(page, "recordings");
+  });
+
+  await test("a transcript opens and clicking a segment seeks the player", async () => {
+    await page.locator(`#recordings li[data-id="${forward.id}"] a.title`).click();
+    await page.waitForURL(/#\/recordings\/[0-9a-f]{64}$/);
+    const seg = page.locator("#segments button").first();
+    await seg.waitFor();
+    const t0 = Number(await seg.getAttribute("data-t0"));
+    assert.ok(t0 > 0, "the first segment starts after 0 (got " + t0 + ")");
+    // The player loads the file from lucy with range requests.
+    await page.waitForFunction(() => document.getElementById("player").readyState >= 1, null, { timeout: 15000 });
+    assert.equal(await page.$eval("#player", (a) => new URL(a.currentSrc).pathname),
+      `/recordings/${forward.id}/audio`);
+    await page.$eval("#player", (a) => {
+      window.__seeked = [];
+      a.addEventListener("seeked", () => window.__seeked.push(a.currentTime));
+    });
+    await seg.click();
+    await page.waitForFunction(() => window.__seeked.length > 0, null, { timeout: 10000 });
+    const at = await page.evaluate(() => window.__seeked[0]);
+    assert.ok(Math.abs(at - t0 / 1000) < 0.1, `audio.currentTime ${at} ~ segment t0 ${t0 / 1000}`);
+    await page.$eval("#player", (a) => a.pause());
+    assert.match(await page.locator("#rec-status").textContent(), /^done$/);
+    assert.equal(await page.locator("#transcribe").isDisabled(), false);
+    await shot(page, "transcript");
+  });
+
+  await test("search finds a recording and jumps to its segment", async () => {
+    await page.goto(base + "/#/search");
+    await page.fill("#search-q", "forward");
+    await page.press("#search-q", "Enter");
+    const hit = page.locator('#hits li[data-source="call_recording"]').first();
+    await hit.waitFor();
+    assert.equal(await hit.locator("mark").first().textContent(), "forward");
+    await shot(page, "search-recording");
+    await hit.locator("a.title").click();
+    await page.waitForURL(/#\/recordings\/[0-9a-f]{64}\?t=\d+$/);
+    await page.locator("#segments button.target").waitFor();
+  });
+
+  await test("search finds a message; its markup-like text stays text", async () => {
+    await page.goto(base + "/#/search?q=invoice");
+    const hits = page.locator('#hits li[data-source="whatsapp"]');
+    await hits.first().waitFor();
+    const n = await hits.count();
+    assert.ok(n >= 2, "the fixture's and the markup message's hits: " + n);
+    // The harness posted a message whose text looks like HTML: it must show
+    // as text, with only <mark> as markup.
+    assert.equal(await page.locator("#hits img, #hits script, #hits b").count(), 0);
+    const texts = await page.locator("#hits .snippet").allTextContents();
+    assert.ok(texts.some((t) => t.includes("<img src=x onerror=alert(1)>")), texts.join(" | "));
+    assert.equal(await page.evaluate(() => window.__xss === undefined), true);
+    await shot(page, "search-message");
+    const plain = hits.filter({ hasText: "call me back" }).first();
+    await plain.locator("a.title").click();
+    await page.waitForURL(/#\/messages\/\d+\?m=/);
+    await page.locator("#messages li.target").waitFor();
+    assert.match(await page.locator("#messages li.target").textContent(), /invoice for March/);
+  });
+
+  await test("messages by contact, alias edited in place", async () => {
+    const id = decodeURIComponent(/#\/messages\/([^?]+)/.exec(page.url())[1]);
+    await page.fill("#alias-input", "Alex from accounting");
+    await page.click("#alias-save");
+    await page.locator("#alias-status", { hasText: "Saved." }).waitFor();
+    assert.equal(await page.locator("#contact-h").textContent(), "Alex from accounting");
+    assert.equal(await page.locator(`#contacts li[data-id="${id}"] a.title`).textContent(), "Alex from accounting");
+    const c = (await api("/contacts/" + encodeURIComponent(id))).body;
+    assert.equal(c.alias, "Alex from accounting");
+    assert.equal(c.alias_source, "user");
+    await shot(page, "messages");
+  });
+
+  await test("a locked recording shows the sync message and the button stays disabled", async () => {
+    // A recording the browser has not played yet (a played one may come
+    // from the browser's cache: its bytes never change for an id).
+    const target = process.env.E2E_LOCK_TARGET;
+    const locked = byName[path.basename(target || "")];
+    assert.ok(locked && locked.id !== forward.id, "E2E_LOCK_TARGET names another scanned recording");
+    setLocks(["open EDEADLK " + target]);
+    expected = [{ status: 423, path: RECORDING_ID }];
+    try {
+      await page.goto(base + "/#/recordings/" + locked.id);
+      // The player asks for the file: lucy answers 423 and the page says why.
+      await page.locator("#audio-note", { hasText: "being synced by the cloud storage client" }).waitFor();
+      const button = page.locator("#transcribe");
+      await button.click();
+      const why = page.locator("#transcribe-why");
+      await why.filter({ hasText: /being synced by the cloud storage client, will retry by itself at .*\d\d:\d\d/ })
+        .waitFor({ timeout: 10000 });
+      assert.equal(await button.isDisabled(), true);
+      // It stays disabled while lucy retries by itself (polling, no storm).
+      await page.waitForTimeout(4500);
+      assert.equal(await button.isDisabled(), true);
+      assert.match(await page.locator("#rec-status").textContent(),
+        /^locked: being synced by the cloud storage client, will retry by itself at .*\d\d:\d\d$/);
+      const job = (await api("/recordings/" + locked.id)).body.job;
+      assert.ok(["queued", "running", "retry_wait"].includes(job.status), job.status);
+      assert.ok(job.attempts <= 2, "no retry storm: " + job.attempts + " attempts");
+      await shot(page, "locked");
+      // Reloading the page keeps the button disabled: the state is lucy's.
+      await page.reload();
+      await page.locator("#transcribe").waitFor();
+      await page.waitForFunction(() => document.getElementById("transcribe").disabled);
+    } finally {
+      setLocks([]);
+    }
+  });
+
+  await test("the status panel shows readiness, checks, gauges and a disk warning", async () => {
+    const mode = process.env.E2E_DISK_MODE || "thresholds";
+    const dataDir = process.env.E2E_DATA_DIR;
+    await page.goto(base + "/#/status");
+    await page.locator("#readiness").waitFor();
+    assert.ok(await page.locator('#checks tr[data-check="store:writable"]').count() >= 1);
+    const gauge = page.locator(`#disks li[data-path="${dataDir}"]`);
+    await gauge.waitFor();
+    assert.match(await page.locator("#status-body").textContent(), /Warning below \d+%.* free; critical below \d+%/);
+    let filler = null;
+    if (mode === "tmpfs") {
+      assert.equal(await gauge.getAttribute("data-level"), "0", "the tmpfs starts with room");
+      const st = fs.statfsSync(dataDir);
+      const leave = Number(process.env.E2E_DISK_LEAVE_BYTES);
+      const want = st.bavail * st.bsize - leave;
+      filler = path.join(dataDir, "e2e-filler");
+      const fd = fs.openSync(filler, "w");
+      const chunk = Buffer.alloc(1 << 20);
+      for (let done = 0; done < want;) {
+        const n = Math.min(chunk.length, want - done);
+        fs.writeSync(fd, chunk, 0, n);
+        done += n;
+      }
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    }
+    try {
+      // No reload: the panel refreshes by itself.
+      await page.locator(`#disks li[data-path="${dataDir}"][data-level="1"]`).waitFor({ timeout: 20000 });
+      assert.match(await gauge.locator('[data-role="disk-level"]').textContent(), /Low on space/);
+      await page.locator('#checks tr[data-check="disk:free"][data-status="warn"]').first().waitFor({ timeout: 20000 });
+      assert.equal(await page.locator("#readiness").getAttribute("data-status"), "warn");
+      assert.ok(await page.locator("#backlog div").count() >= 4);
+      assert.match(await page.locator("#scan-summary").textContent(), /files seen/);
+      await shot(page, "status");
+    } finally {
+      if (filler) fs.unlinkSync(filler);
+    }
+  });
+
+  await test("usable on a phone screen", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const view of ["recordings", "search?q=invoice", "status", "recordings/" + forward.id]) {
+      await page.goto(base + "/#/" + view);
+      await page.locator("main h1").waitFor();
+      await page.waitForTimeout(300);
+      const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(over <= 1, `#/${view} is ${over}px wider than the phone screen`);
+    }
+    await page.goto(base + "/#/recordings");
+    await page.locator("#recordings li").first().waitFor();
+    await shot(page, "recordings-phone");
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+}
+
+async function tokenCases(page) {
+  await test("with LUCY_API_TOKEN the UI asks once and keeps the token for the session", async () => {
+    expected = [{ status: 401, path: /^\/(recordings|config|contacts)/ }];
+    await page.goto(base + "/#/recordings");
+    const dialog = page.locator("#token-dialog[open]");
+    await dialog.waitFor();
+    await shot(page, "token");
+    await page.fill("#token-input", "not-the-token");
+    await page.click("#token-submit");
+    await page.locator("#token-error", { hasText: "not accepted" }).waitFor();
+    await page.fill("#token-input", token);
+    await page.click("#token-submit");
+    await page.locator("#recordings li").first().waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("lucy.token")), token);
+    expected = []; // from now on no 401 is expected
+    await page.reload();
+    await page.locator("#recordings li").first().waitFor();
+    assert.equal(await page.locator("#token-dialog[open]").count(), 0, "asked only once");
+  });
+
+  await test("with a token the player gets the audio with the header (Blob URL)", async () => {
+    await page.locator("#recordings li a.title").first().click();
+    await page.waitForFunction(() => {
+      const a = document.getElementById("player");
+      return a && a.readyState >= 1 && a.currentSrc.startsWith("blob:");
+    }, null, { timeout: 15000 });
+    assert.ok(await page.$eval("#player", (a) => a.duration > 0));
+  });
+}
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-e2e-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 },
+  });
+  let failed = 0;
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(15000);
+    watch(page);
+    if (token) await tokenCases(page);
+    else await mainCases(page);
+  } catch (e) {
+    results.push(["setup", e]);
+    console.log("FAIL setup: " + (e.stack || e));
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  if (problems.length) console.log("console problems:\n  " + problems.join("\n  "));
+  failed = results.filter((r) => r[1]).length;
+  console.log(`${results.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})();

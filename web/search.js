@@ -1,0 +1,65 @@
+// search.js - the Search view: one box over recordings and messages.
+// Snippets arrive HTML-escaped with <mark> around the matched words; they
+// are turned into text nodes and <mark> elements by snippetNodes(), never
+// assigned as HTML. A recording hit opens its transcript at the matching
+// segment (#/recordings/{id}?t=t0_ms), a message hit the contact's
+// messages with that message marked.
+import { get, ApiError } from "./api.js";
+import { clear, dateTime, el, note, snippetNodes, timestamp } from "./format.js";
+
+const SOURCES = { "": "Everything", call_recording: "Recordings", whatsapp: "Messages" };
+
+function hitLink(h) {
+  if (h.source === "call_recording")
+    return "#/recordings/" + encodeURIComponent(h.id) + (h.t0_ms !== undefined && h.t0_ms !== null ? "?t=" + h.t0_ms : "");
+  if (h.contact) return "#/messages/" + encodeURIComponent(h.contact) + "?m=" + encodeURIComponent(h.id);
+  return "#/messages";
+}
+
+function hitItem(h) {
+  const isRec = h.source === "call_recording";
+  return el("li", { class: "card", "data-source": h.source, "data-id": h.id },
+    el("a", { class: "title", href: hitLink(h) }, h.title || h.id),
+    el("div", { class: "meta" },
+      el("span", { class: "badge" }, isRec ? "Recording" : "Message"),
+      h.time ? el("span", null, dateTime(h.time)) : null,
+      isRec && h.t0_ms !== undefined ? el("span", null, "at " + timestamp(h.t0_ms)) : null),
+    el("p", { class: "snippet" }, snippetNodes(h.snippet)));
+}
+
+export async function render(main, parts, query, stale) {
+  const q = query.get("q") || "";
+  const source = query.get("source") || "";
+  const input = el("input", { type: "search", id: "search-q", name: "q", value: q, required: true,
+    placeholder: "words from a call or a message", autocomplete: "off" });
+  const sourceSel = el("select", { id: "search-source", name: "source" },
+    Object.entries(SOURCES).map(([k, v]) => el("option", { value: k, selected: k === source }, v)));
+  const results = el("section", { id: "results", "aria-live": "polite", "aria-label": "Results" });
+  const form = el("form", { class: "controls", role: "search", id: "search-form" },
+    el("div", { class: "grow" }, el("label", { for: "search-q" }, "Search for"), input),
+    el("div", null, el("label", { for: "search-source" }, "In"), sourceSel),
+    el("div", null, el("button", { type: "submit" }, "Search")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams({ q: input.value.trim() });
+    if (sourceSel.value) p.set("source", sourceSel.value);
+    const hash = "#/search?" + p.toString();
+    if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange")); // search again
+    else location.hash = hash;
+  });
+  clear(main, el("h1", null, "Search"), form, results);
+  if (!q) { input.focus(); return; }
+
+  const p = new URLSearchParams({ q, limit: "50" });
+  if (source) p.set("source", source);
+  try {
+    const r = await get("/search?" + p.toString());
+    if (stale()) return;
+    clear(results,
+      el("p", { class: "muted", id: "search-count" }, `${r.count} result${r.count === 1 ? "" : "s"} for "${q}".`),
+      r.degraded ? note("The search index is catching up or its backend is degraded; some recent items may be missing.") : null,
+      el("ol", { class: "cards", id: "hits" }, r.hits.map(hitItem)));
+  } catch (e) {
+    clear(results, note(e instanceof ApiError ? e.message : String(e), "bad", "alert"));
+  }
+}
