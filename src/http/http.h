@@ -15,7 +15,11 @@
  * 423/429/503/507 carry Retry-After and retry_after_s.
  *
  * Handlers run on libmicrohttpd's thread pool (LUCY_HTTP_THREADS); they
- * must be thread-safe and should not block for long.
+ * must be thread-safe and should not block for long. A handler whose
+ * answer waits on another thread (the webhook waits for an fsync) defers
+ * its reply (lucy_http_defer) instead of blocking: the connection is
+ * suspended, the pool thread serves other connections meanwhile, and the
+ * reply is built when the other thread calls lucy_http_resume().
  */
 #ifndef LUCY_HTTP_H
 #define LUCY_HTTP_H
@@ -116,6 +120,37 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
                     size_t errlen);
 void lucy_http_stop(struct lucy_http *h);
 void lucy_http_free(struct lucy_http *h);
+
+/* ---- deferred replies ------------------------------------------------------
+ * In a handler:
+ *     struct lucy_http_deferred *d = lucy_http_defer(req, finish, job);
+ *     ... hand job and d to another thread, return without replying ...
+ * On that thread, when the work is over (exactly once):
+ *     lucy_http_resume(d);
+ * Then, on an HTTP pool thread, finish(req, resp, job) fills resp like a
+ * handler and frees job. req (body, params, headers) stays valid until
+ * finish returns. */
+struct lucy_http_deferred;
+typedef void (*lucy_http_finish_fn)(struct lucy_http_request *req, struct lucy_http_response *resp,
+                                    void *arg);
+
+/* Defers the reply of the running handler (call from the handler only,
+ * at most once; leave resp untouched afterwards: the server ignores it).
+ * finish(req, resp, arg) is called exactly once after lucy_http_resume(),
+ * also when the client went away meanwhile (its reply is then dropped), so
+ * it is the place to free arg. While deferred the connection is
+ * suspended: it holds no pool thread and does not time out.
+ * lucy_http_stop() waits for deferred replies to finish; while it runs, a
+ * new deferred reply is awaited on the pool thread instead (no
+ * suspension). Returns the handle for lucy_http_resume(); never fails. */
+struct lucy_http_deferred *lucy_http_defer(struct lucy_http_request *req,
+                                           lucy_http_finish_fn finish, void *arg);
+
+/* The deferred work is over: schedules finish on an HTTP thread. Call once
+ * per handle, from any thread (also from inside the handler that
+ * deferred, e.g. when the work could not even start). Publish the work's
+ * results before calling: finish reads them on another thread. */
+void lucy_http_resume(struct lucy_http_deferred *d);
 
 /* Request helpers. Returned strings are owned by the request. */
 const char *lucy_http_query(struct lucy_http_request *req, const char *key);

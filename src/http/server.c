@@ -14,6 +14,19 @@
  * Counters for /metrics (requests by method, route and status) are a small
  * table under a mutex; an unknown path is counted as route "unmatched" so a
  * scanner cannot grow the table.
+ *
+ * Deferred replies (lucy_http_defer): the handler's last call suspends the
+ * connection (MHD_suspend_connection, libmicrohttpd's documented way to
+ * answer later without holding a pool thread) and returns no reply.
+ * lucy_http_resume() from the other thread resumes it; libmicrohttpd then
+ * calls on_request() again for the fully received request, and that call
+ * runs the finish function and queues its reply. If the connection ends
+ * without that call, on_completed() runs finish (reply dropped) so its
+ * argument is always freed. lucy_http_stop() waits until no reply is
+ * deferred: stopping libmicrohttpd with a suspended connection is an API
+ * violation. From then on (a keep-alive client may still send requests)
+ * lucy_http_defer() suspends nothing: the pool thread waits for
+ * lucy_http_resume() itself and replies, as a synchronous handler would.
  */
 #define _GNU_SOURCE
 #include <microhttpd.h>
@@ -22,6 +35,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +66,11 @@ struct lucy_http {
     pthread_mutex_t count_lock; /* guards counts */
     struct count counts[MAX_COUNTS];
     int n_counts;
+    pthread_mutex_t defer_lock; /* guards n_deferred, stopping, conn_state.resumed */
+    pthread_cond_t defer_idle;  /* broadcast when n_deferred drops to 0 */
+    pthread_cond_t resumed;     /* broadcast when a blocking deferred reply is resumed */
+    int n_deferred;             /* suspended connections with a deferred reply */
+    int stopping;               /* lucy_http_stop() runs: defer without suspending */
 };
 
 struct conn_state {
@@ -62,7 +81,19 @@ struct conn_state {
     size_t limit;                   /* route's body limit */
     int too_large;                  /* body exceeded the limit */
     int answered;                   /* a reply was queued early */
+    struct lucy_http *h;            /* the server */
+    lucy_http_finish_fn finish;     /* deferred reply: builds it after resume */
+    void *finish_arg;               /* its argument */
+    int deferred;                   /* finish not run yet */
+    int blocking;                   /* deferred without suspension (server stopping) */
+    int resumed;                    /* blocking: lucy_http_resume() was called */
 };
+
+/* The request is the first member: a handler's req leads back to its state. */
+static struct conn_state *state_of(struct lucy_http_request *req)
+{
+    return (struct conn_state *)((char *)req - offsetof(struct conn_state, req));
+}
 
 static void count_request(struct lucy_http *h, const char *method, const char *route, int status)
 {
@@ -202,6 +233,50 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
     return 1;
 }
 
+/* Runs the deferred reply's finish function, which fills resp. */
+static void finish_deferred(struct conn_state *cs, struct lucy_http_response *resp)
+{
+    *resp = (struct lucy_http_response){.status = 200, .fd = -1};
+    cs->deferred = 0;
+    cs->finish(&cs->req, resp, cs->finish_arg);
+    if (cs->blocking)
+        return;
+    struct lucy_http *h = cs->h;
+    pthread_mutex_lock(&h->defer_lock);
+    if (--h->n_deferred == 0)
+        pthread_cond_broadcast(&h->defer_idle);
+    pthread_mutex_unlock(&h->defer_lock);
+}
+
+struct lucy_http_deferred *lucy_http_defer(struct lucy_http_request *req,
+                                           lucy_http_finish_fn finish, void *arg)
+{
+    struct conn_state *cs = state_of(req);
+    cs->finish = finish;
+    cs->finish_arg = arg;
+    cs->deferred = 1;
+    pthread_mutex_lock(&cs->h->defer_lock);
+    cs->blocking = cs->h->stopping;
+    cs->h->n_deferred += !cs->blocking;
+    pthread_mutex_unlock(&cs->h->defer_lock);
+    if (!cs->blocking)
+        MHD_suspend_connection(req->conn); /* before anyone can resume it */
+    return (struct lucy_http_deferred *)cs;
+}
+
+void lucy_http_resume(struct lucy_http_deferred *d)
+{
+    struct conn_state *cs = (struct conn_state *)d;
+    if (!cs->blocking) {
+        MHD_resume_connection(cs->req.conn);
+        return;
+    }
+    pthread_mutex_lock(&cs->h->defer_lock);
+    cs->resumed = 1;
+    pthread_cond_broadcast(&cs->h->resumed);
+    pthread_mutex_unlock(&cs->h->defer_lock);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -213,6 +288,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs = calloc(1, sizeof *cs);
         if (!cs)
             return MHD_NO;
+        cs->h = h;
         *con_cls = cs;
         enum MHD_Result result;
         if (first_call(h, conn, url, method, cs, &result))
@@ -243,6 +319,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs->body[cs->body_len] = '\0';
         return MHD_YES;
     }
+    if (cs->answered && cs->deferred) { /* resumed: the deferred reply */
+        struct lucy_http_response resp;
+        finish_deferred(cs, &resp);
+        return send_reply(h, conn, method, cs->route->pattern, &resp);
+    }
     if (cs->answered)
         return MHD_YES;
     cs->answered = 1;
@@ -262,6 +343,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs->req.conn = conn;
     resp.status = 200;
     cs->route->fn(&cs->req, &resp);
+    if (cs->deferred) { /* lucy_http_defer was called; resp is unused */
+        free(resp.body);
+        if (resp.fd >= 0)
+            close(resp.fd);
+        if (!cs->blocking)
+            return MHD_YES; /* suspended: called again once resumed */
+        pthread_mutex_lock(&h->defer_lock);
+        while (!cs->resumed)
+            pthread_cond_wait(&h->resumed, &h->defer_lock);
+        pthread_mutex_unlock(&h->defer_lock);
+        finish_deferred(cs, &resp);
+    }
     return send_reply(h, conn, method, cs->route->pattern, &resp);
 }
 
@@ -272,6 +365,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct conn_state *cs = *con_cls;
     if (!cs)
         return;
+    if (cs->deferred) { /* ended before its reply: finish frees its argument */
+        struct lucy_http_response resp;
+        finish_deferred(cs, &resp);
+        free(resp.body);
+        if (resp.fd >= 0)
+            close(resp.fd);
+    }
     for (int i = 0; i < cs->req.n_params; i++)
         free(cs->req.params[i]);
     free(cs->body);
@@ -298,6 +398,9 @@ struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int
     if (api_token && *api_token)
         h->token = strdup(api_token);
     pthread_mutex_init(&h->count_lock, NULL);
+    pthread_mutex_init(&h->defer_lock, NULL);
+    pthread_cond_init(&h->defer_idle, NULL);
+    pthread_cond_init(&h->resumed, NULL);
     return h;
 }
 
@@ -332,7 +435,8 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
         snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(gai));
         return LUCY_EINVAL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
@@ -359,6 +463,13 @@ void lucy_http_stop(struct lucy_http *h)
     if (!h->daemon)
         return;
     MHD_quiesce_daemon(h->daemon); /* stop accepting; in-flight requests finish */
+    /* no connection may be suspended when libmicrohttpd stops; the work
+     * behind a deferred reply (a store write) always ends */
+    pthread_mutex_lock(&h->defer_lock);
+    h->stopping = 1;
+    while (h->n_deferred > 0)
+        pthread_cond_wait(&h->defer_idle, &h->defer_lock);
+    pthread_mutex_unlock(&h->defer_lock);
     MHD_stop_daemon(h->daemon);
     h->daemon = NULL;
 }
@@ -369,6 +480,9 @@ void lucy_http_free(struct lucy_http *h)
         return;
     lucy_http_stop(h);
     pthread_mutex_destroy(&h->count_lock);
+    pthread_mutex_destroy(&h->defer_lock);
+    pthread_cond_destroy(&h->defer_idle);
+    pthread_cond_destroy(&h->resumed);
     free(h->routes);
     free(h->token);
     free(h);

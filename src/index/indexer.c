@@ -323,9 +323,12 @@ static int drain_batch(struct lucy_index *ix, struct batch *b, size_t *handled,
         whole = whole ? whole : rc;
     }
     if (whole) {
-        lucy_log(LUCY_LOG_WARNING, "search index backend failed; documents stay queued",
-                 "{s:s,s:s,s:i}", "backend", ix->ops->name, "error", err, "rows", (int)b->n);
-        __atomic_store_n(&backend_failing, 1, __ATOMIC_RELAXED);
+        /* One WARNING per outage; later failures of the same outage go to
+         * DEBUG (the recovery line says when it ended). */
+        int already = __atomic_exchange_n(&backend_failing, 1, __ATOMIC_RELAXED);
+        lucy_log(already ? LUCY_LOG_DEBUG : LUCY_LOG_WARNING,
+                 "search index backend failed; documents stay queued", "{s:s,s:s,s:i}", "backend",
+                 ix->ops->name, "error", err, "rows", (int)b->n);
     } else {
         log_item_failures(ix, b);
         recovered = __atomic_exchange_n(&backend_failing, 0, __ATOMIC_RELAXED);
@@ -419,8 +422,10 @@ static void *indexer_main(void *arg)
                     lucy_log(LUCY_LOG_INFO, "search index backend in place after retries", "{s:s}",
                              "backend", w->ix->ops->name);
             } else {
-                lucy_log(LUCY_LOG_WARNING, "search index not ready; retrying", "{s:s,s:s,s:I}",
-                         "backend", w->ix->ops->name, "error", err, "retry_in_ms",
+                /* WARNING the first time only; the retries go to DEBUG */
+                lucy_log(ensure_delay_ms > ENSURE_FIRST_MS ? LUCY_LOG_DEBUG : LUCY_LOG_WARNING,
+                         "search index not ready; retrying", "{s:s,s:s,s:I}", "backend",
+                         w->ix->ops->name, "error", err, "retry_in_ms",
                          (json_int_t)ensure_delay_ms);
                 ensure_at_ms = now + ensure_delay_ms;
                 ensure_delay_ms =

@@ -18,6 +18,10 @@
  * A put whose content equals the stored live row changes nothing and
  * queues nothing, so re-running a producer (rescan, webhook redelivery) is
  * free and idempotent.
+ *
+ * Statements come from the store's per-connection cache (lucy_store_stmt):
+ * a producer calls put once per document, and parsing these upserts costs
+ * more than running them.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -78,23 +82,29 @@ static const char tombstone_sql[] = "UPDATE documents SET deleted = 1, updated_a
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
 }
 
+/* Steps a statement to its end (no rows expected) and resets it. */
+static int finish(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
 static int queue_one(sqlite3 *db, int64_t doc_rowid, const char *op, int64_t now_ms)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, queue_one_sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, doc_rowid);
-        sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, queue_one_sql, &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, doc_rowid);
+    sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return finish(st);
 }
 
 int lucy_outbox_put(sqlite3 *db, const struct lucy_doc *doc)
@@ -105,36 +115,31 @@ int lucy_outbox_put(sqlite3 *db, const struct lucy_doc *doc)
 
     int64_t now_ms = wall_ms();
     int64_t doc_rowid = 0;
-    sqlite3_stmt *st = NULL;
-    int err = 0;
-    int rc = sqlite3_prepare_v2(db, put_doc_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        err = lucy_store_err(rc);
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, doc->source, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, doc->id, -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, put_doc_sql, &st);
+    if (err)
+        return err;
+    /* doc's strings outlive the step: SQLITE_STATIC, no copies */
+    sqlite3_bind_text(st, 1, doc->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, doc->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, doc->segment);
     bind_text_or_null(st, 4, doc->contact);
     bind_text_or_null(st, 5, doc->title);
-    sqlite3_bind_text(st, 6, doc->text, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, doc->text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, doc->time_s);
     sqlite3_bind_int64(st, 8, doc->t0_ms);
     sqlite3_bind_int64(st, 9, doc->t1_ms);
     sqlite3_bind_int64(st, 10, now_ms);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         doc_rowid = sqlite3_column_int64(st, 0);
         rc = sqlite3_step(st);
     }
-    if (rc != SQLITE_DONE) {
-        err = lucy_store_err(rc);
-        goto out;
-    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
     if (doc_rowid > 0) /* 0: unchanged, nothing to index */
         err = queue_one(db, doc_rowid, "put", now_ms);
-out:
-    sqlite3_finalize(st);
     if (err == 0 && doc_rowid > 0)
         lucy_indexer_kick();
     return err;
@@ -144,16 +149,14 @@ out:
 static int run_keyed(sqlite3 *db, const char *sql, const char *source, const char *id,
                      int64_t now_ms)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, source, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 3, now_ms);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, sql, &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    return finish(st);
 }
 
 int lucy_outbox_delete(sqlite3 *db, const char *source, const char *id)

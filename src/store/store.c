@@ -15,10 +15,34 @@
  * transaction for the rest, so "0" always means "committed".
  *
  * A request whose caller gave up waiting (timeout) is freed by the writer.
+ *
+ * Two queues: asynchronous writes (lucy_store_write_async, a remote client
+ * waiting for its acknowledgement) go first; lucy_store_write() requests
+ * (background work: inbox worker, indexer, scanner) run in their own batch
+ * when no foreground write is queued, or as soon as the oldest has waited
+ * NORMAL_MAX_WAIT_MS, so background work never starves and foreground
+ * commits never wait behind a large background batch.
+ *
+ * Statement cache: every connection the store hands out (the writer's and
+ * each pooled reader) is a struct conn that keeps the statements prepared
+ * through lucy_store_stmt() (SQLITE_PREPARE_PERSISTENT), keyed by SQL
+ * text. A thread-local pointer names the connection the current write or
+ * read function runs on; statements it used are reset after the function
+ * returns (so no read snapshot or savepoint is left open) and finalized
+ * when the connection closes (the writer reopens after I/O errors). The
+ * writer's own BEGIN/SAVEPOINT/RELEASE/COMMIT use the same cache: parsing
+ * SQL costs more than running these.
+ *
+ * The writer connection keeps temporary data in memory (temp_store=MEMORY):
+ * the savepoints' sub-journal (the original of every page a write changes,
+ * for ROLLBACK TO) would otherwise spill to a temp file in /var/tmp past
+ * 64 KiB, costing a write per page on every batch. It holds at most one
+ * batch's pages and is no part of durability (the WAL is).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,34 +52,62 @@
 #include "../log.h"
 #include "store.h"
 
-#define BATCH_MAX     512
-#define READ_POOL_MAX 8
+#define BATCH_MAX          512
+#define READ_POOL_MAX      8
+#define STMT_CACHE_MAX     128 /* per connection; fixed SQL only (see store.h) */
+#define NORMAL_MAX_WAIT_MS 50  /* a background write waits at most this long behind foreground */
 
 struct write_req {
-    lucy_store_write_fn fn; /* the work */
-    void *arg;              /* its argument */
-    int rc;                 /* result once done */
-    int done;               /* set by the writer */
-    int abandoned;          /* caller timed out; writer frees */
-    struct write_req *next; /* queue link */
+    lucy_store_write_fn fn;    /* the work */
+    void *arg;                 /* its argument */
+    lucy_store_done_fn done;   /* async: called with rc after the batch; NULL = sync */
+    void *done_arg;            /* its argument */
+    int rc;                    /* result once done */
+    int done_flag;             /* set by the writer (sync requests) */
+    int abandoned;             /* caller timed out; writer frees */
+    struct timespec queued_at; /* CLOCK_MONOTONIC, for NORMAL_MAX_WAIT_MS */
+    struct write_req *next;    /* queue link */
+};
+
+struct queue {
+    struct write_req *head, *tail; /* FIFO */
+};
+
+/* One prepared statement of a connection's cache. */
+struct cached_stmt {
+    const char *key; /* the caller's pointer last seen for this text (a hint only) */
+    char *sql;       /* owned copy of the text: the real key */
+    sqlite3_stmt *st;
+    int used; /* handed out since the last reset_used() */
+};
+
+/* A connection handed to write and read functions, with its statements. */
+struct conn {
+    sqlite3 *db;
+    struct cached_stmt stmts[STMT_CACHE_MAX];
+    int n_stmts;
 };
 
 struct lucy_store {
-    char path[1024];               /* DATA_DIR/lucy.db */
-    sqlite3 *writer_db;            /* owned by the writer thread */
-    int writer_broken;             /* reopen before the next batch */
-    pthread_t writer;              /* the group-commit thread */
-    pthread_mutex_t lock;          /* guards queue, stopping, done flags */
-    pthread_cond_t work;           /* signalled when a request is queued */
-    pthread_cond_t finished;       /* broadcast after every batch */
-    struct write_req *head, *tail; /* FIFO of pending requests */
-    int stopping;                  /* close requested */
-    pthread_mutex_t pool_lock;     /* guards the read pool */
-    sqlite3 *pool[READ_POOL_MAX];  /* idle read connections */
-    int pool_n;                    /* how many are idle */
-    unsigned long long batches;    /* committed batches (stats) */
-    unsigned long long writes;     /* committed writes (stats) */
+    char path[1024];                  /* DATA_DIR/lucy.db */
+    struct conn *writer_conn;         /* owned by the writer thread; NULL = reopen */
+    int writer_broken;                /* reopen before the next batch */
+    pthread_t writer;                 /* the group-commit thread */
+    pthread_mutex_t lock;             /* guards queues, stopping, done flags */
+    pthread_cond_t work;              /* signalled when a request is queued */
+    pthread_cond_t finished;          /* broadcast after every batch */
+    struct queue urgent;              /* lucy_store_write_async() requests */
+    struct queue normal;              /* lucy_store_write() requests */
+    int stopping;                     /* close requested */
+    pthread_mutex_t pool_lock;        /* guards the read pool */
+    struct conn *pool[READ_POOL_MAX]; /* idle read connections */
+    int pool_n;                       /* how many are idle */
+    unsigned long long batches;       /* committed batches (stats) */
+    unsigned long long writes;        /* committed writes (stats) */
 };
+
+/* The connection the calling thread's current write/read function runs on. */
+static __thread struct conn *current_conn;
 
 int lucy_store_err(int rc)
 {
@@ -88,24 +140,113 @@ static int exec(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
-static int open_conn(const char *path, int readonly, sqlite3 **out)
+/* ---- connections and their statement caches ------------------------------ */
+
+static int open_conn(const char *path, int readonly, struct conn **out)
 {
-    sqlite3 *db = NULL;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return SQLITE_NOMEM;
     int rc = sqlite3_open_v2(
-        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(db, 5000);
+        rc = sqlite3_busy_timeout(c->db, 5000);
     if (rc == SQLITE_OK && !readonly)
-        rc = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                      "PRAGMA foreign_keys=ON;");
+        rc = exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                         "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
     if (rc == SQLITE_OK && readonly)
-        rc = exec(db, "PRAGMA query_only=1; PRAGMA foreign_keys=ON;");
+        rc = exec(c->db, "PRAGMA query_only=1; PRAGMA foreign_keys=ON;");
     if (rc != SQLITE_OK) {
-        sqlite3_close(db);
+        sqlite3_close(c->db);
+        free(c);
         return rc;
     }
-    *out = db;
+    *out = c;
     return SQLITE_OK;
+}
+
+/* Finalizes the cached statements, then closes the connection. */
+static void close_conn(struct conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_stmts; i++) {
+        sqlite3_finalize(c->stmts[i].st);
+        free(c->stmts[i].sql);
+    }
+    sqlite3_close(c->db);
+    free(c);
+}
+
+/* Resets every statement handed out since the last call (a SELECT left on
+ * a row would keep its read snapshot; a half-run write would block
+ * RELEASE/COMMIT). */
+static void reset_used(struct conn *c)
+{
+    for (int i = 0; i < c->n_stmts; i++)
+        if (c->stmts[i].used) {
+            sqlite3_reset(c->stmts[i].st);
+            c->stmts[i].used = 0;
+        }
+}
+
+/* The cached statement for sql on c, prepared on first use. */
+static int conn_stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
+{
+    struct cached_stmt *hit = NULL;
+    for (int i = 0; i < c->n_stmts && !hit; i++) /* usual case: the caller's static text */
+        if (c->stmts[i].key == sql && strcmp(c->stmts[i].sql, sql) == 0)
+            hit = &c->stmts[i];
+    for (int i = 0; i < c->n_stmts && !hit; i++)
+        if (strcmp(c->stmts[i].sql, sql) == 0)
+            hit = &c->stmts[i];
+    if (hit) {
+        hit->key = sql;
+        sqlite3_reset(hit->st);
+        sqlite3_clear_bindings(hit->st);
+    } else {
+        if (c->n_stmts == STMT_CACHE_MAX) {
+            lucy_log(LUCY_LOG_ERROR, "store statement cache full; this is a bug in lucy", "{s:i}",
+                     "statements", c->n_stmts);
+            return LUCY_ENOMEM;
+        }
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK)
+            return lucy_store_err(rc);
+        char *copy = strdup(sql);
+        if (!copy) {
+            sqlite3_finalize(st);
+            return LUCY_ENOMEM;
+        }
+        hit = &c->stmts[c->n_stmts++];
+        *hit = (struct cached_stmt){.key = sql, .sql = copy, .st = st};
+    }
+    hit->used = 1;
+    *out = hit->st;
+    return 0;
+}
+
+int lucy_store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    struct conn *c = current_conn;
+    *out = NULL;
+    if (!c || c->db != db || !sql)
+        return LUCY_EINVAL;
+    return conn_stmt(c, sql, out);
+}
+
+/* Runs one cached statement without parameters to its end (BEGIN, COMMIT,
+ * SAVEPOINT ...). Returns the SQLite result code. */
+static int run(struct conn *c, const char *sql)
+{
+    sqlite3_stmt *st;
+    int err = conn_stmt(c, sql, &st);
+    if (err) /* cannot prepare or cache: let sqlite3_exec say why */
+        return exec(c->db, sql);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 static int migrate(sqlite3 *db, char *err, size_t errlen)
@@ -152,6 +293,8 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the writer ------------------------------------------------------------ */
+
 /* Marks every request of the batch that has not failed yet with rc. */
 static void fail_pending(struct write_req *batch, struct write_req *until, int rc)
 {
@@ -162,7 +305,7 @@ static void fail_pending(struct write_req *batch, struct write_req *until, int r
 
 static int begin(struct lucy_store *s)
 {
-    int rc = exec(s->writer_db, "BEGIN IMMEDIATE");
+    int rc = run(s->writer_conn, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
         s->writer_broken = 1;
     return rc;
@@ -171,30 +314,33 @@ static int begin(struct lucy_store *s)
 /* Runs one batch; returns how many of its writes were committed. */
 static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
 {
-    if (s->writer_broken || !s->writer_db) {
-        sqlite3_close(s->writer_db);
-        s->writer_db = NULL;
-        int rc = open_conn(s->path, 0, &s->writer_db);
+    if (s->writer_broken || !s->writer_conn) {
+        close_conn(s->writer_conn); /* its statements belong to the old connection */
+        s->writer_conn = NULL;
+        int rc = open_conn(s->path, 0, &s->writer_conn);
         if (rc != SQLITE_OK) {
             fail_pending(batch, NULL, lucy_store_err(rc));
             return 0;
         }
         s->writer_broken = 0;
     }
-    sqlite3 *db = s->writer_db;
+    struct conn *c = s->writer_conn;
+    sqlite3 *db = c->db;
     int rc = begin(s);
     if (rc != SQLITE_OK) {
         fail_pending(batch, NULL, lucy_store_err(rc));
         return 0;
     }
+    current_conn = c;
     struct write_req *txn_start = batch; /* first request of the open transaction */
     for (struct write_req *r = batch; r; r = r->next) {
-        rc = exec(db, "SAVEPOINT w");
+        rc = run(c, "SAVEPOINT w");
         if (rc != SQLITE_OK) {
             r->rc = lucy_store_err(rc);
             continue;
         }
         r->rc = r->fn(db, r->arg);
+        reset_used(c);
         if (sqlite3_get_autocommit(db)) {
             /* SQLite rolled the whole transaction back: nothing since
              * txn_start is on disk. Fail those and start again. */
@@ -202,20 +348,22 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
             fail_pending(txn_start, r->next, why);
             if (begin(s) != SQLITE_OK) {
                 fail_pending(r->next, NULL, why);
+                current_conn = NULL;
                 return 0;
             }
             txn_start = r->next;
             continue;
         }
         if (r->rc != 0)
-            exec(db, "ROLLBACK TO w");
-        exec(db, "RELEASE w");
+            run(c, "ROLLBACK TO w");
+        run(c, "RELEASE w");
     }
-    rc = exec(db, "COMMIT");
+    current_conn = NULL;
+    rc = run(c, "COMMIT");
     if (rc != SQLITE_OK) {
         int why = lucy_store_err(rc);
         fail_pending(txn_start, NULL, why);
-        exec(db, "ROLLBACK");
+        run(c, "ROLLBACK");
         s->writer_broken = why == LUCY_EIO;
         lucy_log(LUCY_LOG_ERROR, "store commit failed", "{s:s,s:i}", "error", sqlite3_errmsg(db),
                  "writes", n);
@@ -227,24 +375,56 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
     return committed;
 }
 
+static int64_t ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Moves up to max requests from the head of q to *tail (advanced);
+ * returns how many. Under lock. */
+static int take(struct queue *q, int max, struct write_req ***tail)
+{
+    int n = 0;
+    for (; q->head && n < max; n++) {
+        struct write_req *r = q->head;
+        q->head = r->next;
+        r->next = NULL;
+        **tail = r;
+        *tail = &r->next;
+    }
+    if (!q->head)
+        q->tail = NULL;
+    return n;
+}
+
+static int normal_max_wait_ms = NORMAL_MAX_WAIT_MS;
+
+/* The next batch (see the file comment): the foreground writes, then the
+ * background ones when there is no foreground write or the oldest
+ * background write has waited NORMAL_MAX_WAIT_MS. Under lock. */
+static struct write_req *next_batch(struct lucy_store *s, int *n)
+{
+    struct write_req *batch = NULL, **tail = &batch;
+    *n = take(&s->urgent, BATCH_MAX, &tail);
+    if (*n == 0 || (s->normal.head && ms_since(&s->normal.head->queued_at) >= normal_max_wait_ms))
+        *n += take(&s->normal, BATCH_MAX - *n, &tail);
+    return batch;
+}
+
 static void *writer_main(void *arg)
 {
     struct lucy_store *s = arg;
     pthread_setname_np(pthread_self(), "store-writer");
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->head && !s->stopping)
+        while (!s->urgent.head && !s->normal.head && !s->stopping)
             pthread_cond_wait(&s->work, &s->lock);
-        if (!s->head)
+        if (!s->urgent.head && !s->normal.head)
             break;
-        struct write_req *batch = s->head, *last = batch;
-        int n = 1;
-        while (last->next && n < BATCH_MAX)
-            last = last->next, n++;
-        s->head = last->next;
-        if (!s->head)
-            s->tail = NULL;
-        last->next = NULL;
+        int n;
+        struct write_req *batch = next_batch(s, &n);
         pthread_mutex_unlock(&s->lock);
 
         int committed = run_batch(s, batch, n);
@@ -252,13 +432,27 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&s->lock);
         s->batches += committed > 0;
         s->writes += (unsigned long long)committed;
+        struct write_req *async = NULL, **async_tail = &async; /* completed outside the lock */
         for (struct write_req *r = batch, *next; r; r = next) {
             next = r->next;
-            r->done = 1;
+            if (r->done) {
+                r->next = NULL;
+                *async_tail = r;
+                async_tail = &r->next;
+                continue;
+            }
+            r->done_flag = 1;
             if (r->abandoned)
                 free(r);
         }
         pthread_cond_broadcast(&s->finished);
+        pthread_mutex_unlock(&s->lock);
+        for (struct write_req *r = async, *next; r; r = next) {
+            next = r->next;
+            r->done(r->done_arg, r->rc);
+            free(r);
+        }
+        pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -272,15 +466,17 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
         return LUCY_ENOMEM;
     }
     snprintf(s->path, sizeof s->path, "%s/lucy.db", data_dir);
-    int rc = open_conn(s->path, 0, &s->writer_db);
+    if (getenv("LUCY_XXX_BG_WAIT_MS"))
+        normal_max_wait_ms = atoi(getenv("LUCY_XXX_BG_WAIT_MS"));
+    int rc = open_conn(s->path, 0, &s->writer_conn);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open store %s: %s", s->path, sqlite3_errstr(rc));
         free(s);
         return lucy_store_err(rc);
     }
-    rc = migrate(s->writer_db, err, errlen);
+    rc = migrate(s->writer_conn->db, err, errlen);
     if (rc != 0) {
-        sqlite3_close(s->writer_db);
+        close_conn(s->writer_conn);
         free(s);
         return rc;
     }
@@ -294,7 +490,7 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
     pthread_condattr_destroy(&ca);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         snprintf(err, errlen, "cannot start the store writer thread");
-        sqlite3_close(s->writer_db);
+        close_conn(s->writer_conn);
         free(s);
         return LUCY_ENOMEM;
     }
@@ -311,14 +507,30 @@ void lucy_store_close(struct lucy_store *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer, NULL);
-    sqlite3_close(s->writer_db);
+    close_conn(s->writer_conn);
     for (int i = 0; i < s->pool_n; i++)
-        sqlite3_close(s->pool[i]);
+        close_conn(s->pool[i]);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->finished);
     free(s);
+}
+
+/* Appends r to q and wakes the writer; LUCY_ESHUTDOWN once closing. Under
+ * lock. */
+static int enqueue(struct lucy_store *s, struct queue *q, struct write_req *r)
+{
+    if (s->stopping)
+        return LUCY_ESHUTDOWN;
+    clock_gettime(CLOCK_MONOTONIC, &r->queued_at);
+    if (q->tail)
+        q->tail->next = r;
+    else
+        q->head = r;
+    q->tail = r;
+    pthread_cond_signal(&s->work);
+    return 0;
 }
 
 int lucy_store_write(struct lucy_store *s, lucy_store_write_fn fn, void *arg, int timeout_ms)
@@ -338,50 +550,64 @@ int lucy_store_write(struct lucy_store *s, lucy_store_write_fn fn, void *arg, in
     }
 
     pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
+    int rc = enqueue(s, &s->normal, r);
+    if (rc) {
         pthread_mutex_unlock(&s->lock);
         free(r);
-        return LUCY_ESHUTDOWN;
+        return rc;
     }
-    if (s->tail)
-        s->tail->next = r;
-    else
-        s->head = r;
-    s->tail = r;
-    pthread_cond_signal(&s->work);
-    while (!r->done) {
+    while (!r->done_flag) {
         if (timeout_ms <= 0) {
             pthread_cond_wait(&s->finished, &s->lock);
         } else if (pthread_cond_timedwait(&s->finished, &s->lock, &deadline) == ETIMEDOUT &&
-                   !r->done) {
+                   !r->done_flag) {
             r->abandoned = 1; /* the writer frees it */
             pthread_mutex_unlock(&s->lock);
             return LUCY_ETIMEDOUT;
         }
     }
-    int rc = r->rc;
+    rc = r->rc;
     pthread_mutex_unlock(&s->lock);
     free(r);
     return rc;
 }
 
+int lucy_store_write_async(struct lucy_store *s, lucy_store_write_fn fn, void *arg,
+                           lucy_store_done_fn done, void *done_arg)
+{
+    struct write_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return LUCY_ENOMEM;
+    *r = (struct write_req){.fn = fn, .arg = arg, .done = done, .done_arg = done_arg};
+    pthread_mutex_lock(&s->lock);
+    int rc = enqueue(s, &s->urgent, r);
+    pthread_mutex_unlock(&s->lock);
+    if (rc)
+        free(r);
+    return rc;
+}
+
 int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg)
 {
-    sqlite3 *db = NULL;
+    struct conn *c = NULL;
     pthread_mutex_lock(&s->pool_lock);
     if (s->pool_n > 0)
-        db = s->pool[--s->pool_n];
+        c = s->pool[--s->pool_n];
     pthread_mutex_unlock(&s->pool_lock);
-    if (!db && open_conn(s->path, 1, &db) != SQLITE_OK)
+    if (!c && open_conn(s->path, 1, &c) != SQLITE_OK)
         return LUCY_EIO;
-    int rc = fn(db, arg);
+    struct conn *outer = current_conn; /* a read inside a write function */
+    current_conn = c;
+    int rc = fn(c->db, arg);
+    reset_used(c);
+    current_conn = outer;
     pthread_mutex_lock(&s->pool_lock);
     if (s->pool_n < READ_POOL_MAX) {
-        s->pool[s->pool_n++] = db;
-        db = NULL;
+        s->pool[s->pool_n++] = c;
+        c = NULL;
     }
     pthread_mutex_unlock(&s->pool_lock);
-    sqlite3_close(db);
+    close_conn(c);
     return rc;
 }
 

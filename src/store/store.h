@@ -11,8 +11,16 @@
  * the data is on disk; anything else means it is not (or not known to be:
  * on LUCY_ETIMEDOUT it may still land later, so writes must be idempotent).
  *
+ * Writes a remote client is waiting for (the webhook's acknowledgement) use
+ * lucy_store_write_async(): they are queued ahead of lucy_store_write()
+ * requests and complete through a callback, so the caller's thread (an
+ * HTTP pool thread) is free while the fsync is pending.
+ *
  * Reads use a small pool of read-only connections; in WAL mode they never
  * block the writer.
+ *
+ * Write and read functions reuse prepared statements with
+ * lucy_store_stmt() instead of preparing the same SQL on every call.
  *
  * Schema changes are forward-only migrations (schema.c), each applied in
  * its own transaction and recorded in table schema_version.
@@ -48,6 +56,40 @@ void lucy_store_close(struct lucy_store *s);
  * the writer runs them: pass only static or heap data you never free, or
  * use a timeout <= 0. Thread-safe. */
 int lucy_store_write(struct lucy_store *s, lucy_store_write_fn fn, void *arg, int timeout_ms);
+
+/* Called once on the writer thread when an asynchronous write is over: rc
+ * is 0 when it is durable (committed and fsynced), else what
+ * lucy_store_write() would have returned. It runs between batches, so it
+ * must be quick (hand the result to another thread) and must not call
+ * lucy_store_write() (the writer would wait for itself). */
+typedef void (*lucy_store_done_fn)(void *done_arg, int rc);
+
+/* Queues fn(db, arg) for the next group commit, AHEAD of lucy_store_write()
+ * requests (a background write still runs once it has waited 50 ms), and
+ * returns at once. Returns 0 when queued: done(done_arg, rc) is then called
+ * exactly once, on the writer thread, after the commit and fsync (or the
+ * failure); fn, arg and done_arg must stay valid until then (the caller
+ * owns them and frees them in or after done). Returns LUCY_ENOMEM or
+ * LUCY_ESHUTDOWN when not queued: done is never called. No timeout: the
+ * writer answers every request, errors included. Thread-safe. */
+int lucy_store_write_async(struct lucy_store *s, lucy_store_write_fn fn, void *arg,
+                           lucy_store_done_fn done, void *done_arg);
+
+/* A prepared statement for sql on db, from db's cache: prepared once per
+ * connection (SQLITE_PREPARE_PERSISTENT), reset and its bindings cleared
+ * on every call. Call only inside a lucy_store_write() / _async() or
+ * lucy_store_read() function, with the db it was handed. The statement is
+ * owned by the store: never finalize it; it stays valid until that function
+ * returns (then the store resets it; the writer's connection is closed and
+ * reopened after I/O errors, which finalizes its statements), so do not
+ * keep it across calls. Bindings are not copied by the cache: bind with
+ * SQLITE_STATIC only data that outlives the step. Use it for fixed SQL
+ * text (static strings): each distinct text stays prepared until the
+ * connection closes (at most 128 per connection). Returns 0 and *out, or
+ * LUCY_EINVAL (db is not the connection of the current function on this
+ * thread), LUCY_ENOMEM (cache full), or the prepare error (lucy_store_err;
+ * sqlite3_errmsg(db) says why). */
+int lucy_store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 
 /* Runs fn(db, arg) on a read connection. Returns fn's result, or LUCY_EIO
  * if no connection could be opened. Thread-safe. */

@@ -8,10 +8,13 @@
  *      when lucy listens on loopback; otherwise 503 not_configured (Meta
  *      keeps retrying until the secret is set, so nothing is lost).
  *   2. parse (payload.c); not JSON / not a webhook object -> 400.
- *   3. ONE lucy_store_write(): the raw body (de-duplicated by its SHA-256),
+ *   3. ONE store write: the raw body (de-duplicated by its SHA-256),
  *      every message (INSERT .. ON CONFLICT(wamid) DO NOTHING) and every
- *      status (ON CONFLICT(id, status) DO NOTHING). The store's group commit
- *      fsyncs before lucy_store_write() returns 0.
+ *      status (ON CONFLICT(id, status) DO NOTHING). It is asynchronous
+ *      (lucy_store_write_async: queued ahead of background writes) and the
+ *      reply is deferred (lucy_http_defer), so the pool thread serves other
+ *      deliveries while this one waits, and many deliveries share one
+ *      group commit. The store calls back only after the fsync.
  *   4. only then 200 {"status":"accepted","messages":N,"duplicates":D}:
  *      N items (messages + statuses) in the body, D of them already stored.
  *      If the write failed: 507 disk_full (LUCY_ENOSPC) or 503
@@ -125,32 +128,33 @@ static int step_insert(sqlite3 *db, sqlite3_stmt *st, int *inserted, int *dup)
 
 static int body_row(sqlite3 *db, struct ingest *in, sqlite3_int64 *body_id)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql_body, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, in->sha256, sizeof in->sha256, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, in->now_ms);
-        sqlite3_bind_blob(st, 3, in->body, (int)in->body_len, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_body, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, in->sha256, sizeof in->sha256, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, in->now_ms);
+    sqlite3_bind_blob(st, 3, in->body, (int)in->body_len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        return lucy_store_err(src);
     if (sqlite3_changes(db) > 0) {
         *body_id = sqlite3_last_insert_rowid(db);
         return 0;
     }
-    rc = sqlite3_prepare_v2(db, sql_body_id, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, in->sha256, sizeof in->sha256, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            *body_id = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : lucy_store_err(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    rc = lucy_store_stmt(db, sql_body_id, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, in->sha256, sizeof in->sha256, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *body_id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return src == SQLITE_ROW ? 0 : lucy_store_err(src == SQLITE_DONE ? SQLITE_CORRUPT : src);
 }
 
+/* The store write: runs on the writer thread, statements from its cache. */
 static int ingest_write(sqlite3 *db, void *arg)
 {
     struct ingest *in = arg;
@@ -161,12 +165,10 @@ static int ingest_write(sqlite3 *db, void *arg)
     if (rc)
         return rc;
     sqlite3_stmt *msg = NULL, *sts = NULL;
-    int src = SQLITE_OK;
     if (p->n_messages)
-        src = sqlite3_prepare_v2(db, sql_message, -1, &msg, NULL);
-    if (src == SQLITE_OK && p->n_statuses)
-        src = sqlite3_prepare_v2(db, sql_status, -1, &sts, NULL);
-    rc = lucy_store_err(src);
+        rc = lucy_store_stmt(db, sql_message, &msg);
+    if (rc == 0 && p->n_statuses)
+        rc = lucy_store_stmt(db, sql_status, &sts);
     for (size_t i = 0; rc == 0 && i < p->n_messages; i++) {
         const struct lucy_wa_message *m = &p->messages[i];
         bind_text(msg, 1, m->wamid);
@@ -194,8 +196,6 @@ static int ingest_write(sqlite3 *db, void *arg)
         sqlite3_bind_int64(sts, 7, in->now_ms);
         rc = step_insert(db, sts, &in->new_items, &in->duplicates);
     }
-    sqlite3_finalize(msg);
-    sqlite3_finalize(sts);
     return rc;
 }
 
@@ -266,50 +266,91 @@ static int check_signature(struct lucy_wa *wa, struct lucy_http_request *req,
     return -1;
 }
 
+/* One delivery between its handler and its deferred reply. Owned by the
+ * request: freed by ingest_reply(). */
+struct ingest_job {
+    struct lucy_wa *wa;
+    struct lucy_wa_payload p;         /* parsed items (in.p points here) */
+    struct ingest in;                 /* the store write's argument */
+    struct lucy_http_deferred *reply; /* resumed when the write is over */
+    int rc;                           /* the write's result: 0 = durable */
+};
+
+/* Writer thread, after the commit and fsync (or the failure): hand the
+ * result to an HTTP thread. Nothing else, the writer is waiting. */
+static void ingest_done(void *arg, int rc)
+{
+    struct ingest_job *job = arg;
+    job->rc = rc;
+    lucy_http_resume(job->reply);
+}
+
+/* HTTP thread, after ingest_done: the reply. 200 only for rc == 0, i.e. a
+ * commit that was fsynced. */
+static void ingest_reply(struct lucy_http_request *req, struct lucy_http_response *resp, void *arg)
+{
+    (void)req;
+    struct ingest_job *job = arg;
+    struct lucy_wa *wa = job->wa;
+    size_t n_items = job->p.n_messages + job->p.n_statuses;
+    lucy_wa_payload_free(&job->p);
+    if (job->rc) {
+        reply_not_stored(wa, resp, job->rc);
+    } else {
+        count(&wa->bodies, 1);
+        count(&wa->accepted, (unsigned long long)job->in.new_items);
+        count(&wa->duplicates, (unsigned long long)job->in.duplicates);
+        if (job->in.new_items && wa->worker)
+            lucy_wa_worker_kick(wa->worker);
+        lucy_http_reply_json(resp, 200,
+                             json_pack("{s:s,s:I,s:I}", "status", "accepted", "messages",
+                                       (json_int_t)n_items, "duplicates",
+                                       (json_int_t)job->in.duplicates));
+    }
+    free(job);
+}
+
 static void post_webhook(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     struct lucy_wa *wa = lucy_wa_state();
     if (check_signature(wa, req, resp) != 0)
         return;
-    struct lucy_wa_payload p;
+    struct ingest_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        reply_not_stored(wa, resp, LUCY_ENOMEM);
+        return;
+    }
+    job->wa = wa;
     char err[256];
-    int rc = lucy_wa_payload_parse(req->body, req->body_len, &p, err, sizeof err);
+    int rc = lucy_wa_payload_parse(req->body, req->body_len, &job->p, err, sizeof err);
     if (rc) {
-        lucy_wa_payload_free(&p);
+        lucy_wa_payload_free(&job->p);
+        free(job);
         if (rc != LUCY_EINVAL) {
             reply_not_stored(wa, resp, rc);
             return;
         }
         reject(wa, LUCY_WA_REJECT_BAD_REQUEST);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "%s; send the webhook body exactly as Meta posts it", err);
+                              "%.200s; send the webhook body exactly as Meta posts it", err);
         return;
     }
-    struct ingest in = {
-        .p = &p, .body = req->body, .body_len = req->body_len, .now_ms = lucy_wa_now_ms()};
+    /* the raw body is bound as is (SQLITE_STATIC): it lives in the request
+     * until the deferred reply is finished */
+    job->in = (struct ingest){
+        .p = &job->p, .body = req->body, .body_len = req->body_len, .now_ms = lucy_wa_now_ms()};
     unsigned int md_len = 0;
-    if (!EVP_Digest(req->body, req->body_len, in.sha256, &md_len, EVP_sha256(), NULL)) {
-        lucy_wa_payload_free(&p);
+    if (!EVP_Digest(req->body, req->body_len, job->in.sha256, &md_len, EVP_sha256(), NULL)) {
+        lucy_wa_payload_free(&job->p);
+        free(job);
         reply_not_stored(wa, resp, LUCY_ENOMEM);
         return;
     }
-    /* no timeout: the arguments live on this stack, and the writer answers
-     * every request (errors included) promptly */
-    rc = lucy_store_write(req->ctx->store, ingest_write, &in, 0);
-    size_t n_items = p.n_messages + p.n_statuses;
-    lucy_wa_payload_free(&p);
-    if (rc) {
-        reply_not_stored(wa, resp, rc);
-        return;
-    }
-    count(&wa->bodies, 1);
-    count(&wa->accepted, (unsigned long long)in.new_items);
-    count(&wa->duplicates, (unsigned long long)in.duplicates);
-    if (in.new_items && wa->worker)
-        lucy_wa_worker_kick(wa->worker);
-    lucy_http_reply_json(resp, 200,
-                         json_pack("{s:s,s:I,s:I}", "status", "accepted", "messages",
-                                   (json_int_t)n_items, "duplicates", (json_int_t)in.duplicates));
+    /* the reply waits for the fsync without holding this pool thread */
+    job->reply = lucy_http_defer(req, ingest_reply, job);
+    rc = lucy_store_write_async(req->ctx->store, ingest_write, &job->in, ingest_done, job);
+    if (rc) /* not queued (shutting down, no memory): answer with that */
+        ingest_done(job, rc);
 }
 
 /* ---- GET: the verification handshake ------------------------------------- */

@@ -240,8 +240,9 @@ static int read_due(sqlite3 *db, void *arg)
 
 /* ---- applying it ---------------------------------------------------------- */
 
-/* The statements of one apply_batch() call, prepared once per batch (not
- * once per item: parsing SQL costs more than running it). */
+/* The statements of one apply_batch() call, taken once per batch from the
+ * store's statement cache (prepared once per writer connection: parsing
+ * SQL costs more than running it). */
 enum {
     S_SAVEPOINT,
     S_RELEASE,
@@ -296,22 +297,15 @@ struct stmts {
     sqlite3_stmt *st[N_STMTS];
 };
 
-static void stmts_close(struct stmts *s)
-{
-    for (int i = 0; i < N_STMTS; i++)
-        sqlite3_finalize(s->st[i]);
-    memset(s, 0, sizeof *s);
-}
-
+/* The statements are owned by the store (lucy_store_stmt): never
+ * finalized here, valid until apply_batch() returns. */
 static int stmts_open(sqlite3 *db, struct stmts *s)
 {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < N_STMTS; i++) {
-        int rc = sqlite3_prepare_v2(db, stmt_sql[i], -1, &s->st[i], NULL);
-        if (rc != SQLITE_OK) {
-            stmts_close(s);
-            return lucy_store_err(rc);
-        }
+        int rc = lucy_store_stmt(db, stmt_sql[i], &s->st[i]);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -545,7 +539,6 @@ static int apply_batch(sqlite3 *db, void *arg)
         rc = one_item(db, b, &s, S_RETRY_STATUS, b->s[i].seq, b->s[i].attempts, NULL, &b->s[i],
                       &failed);
     }
-    stmts_close(&s);
     return rc;
 }
 
