@@ -7,6 +7,7 @@
  * row and a field in struct lucy_config.
  */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
 static const char *const on_error_modes[] = {"allow", "deny", NULL};
+static const char *const http_schemes[] = {"http", "https", NULL};
+static const char *const redis_schemes[] = {"redis", NULL};
 
 const struct lucy_option lucy_options[] = {
     {"LUCY_LISTEN", "--listen", LUCY_OPT_LISTEN, "127.0.0.1:8765", 0, 0, NULL, 0, 0, OFF(listen),
@@ -62,7 +65,8 @@ const struct lucy_option lucy_options[] = {
     {"LUCY_ASR_ENGINE", NULL, LUCY_OPT_ENUM, "auto", 0, 0, asr_engines, 0, 0, OFF(asr_engine),
      "auto, pocketsphinx, whisper, http"},
     STR_OPT("LUCY_WHISPER_MODEL", NULL, NULL, 0, 0, whisper_model, "path to a ggml whisper model"),
-    STR_OPT("LUCY_ASR_URL", NULL, NULL, 0, 0, asr_url, "OpenAI-compatible transcription endpoint"),
+    {"LUCY_ASR_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, http_schemes, 0, 0, OFF(asr_url),
+     "OpenAI-compatible transcription endpoint"},
     INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
             "threads for the ASR engine; 0 = cores"),
     INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
@@ -74,12 +78,12 @@ const struct lucy_option lucy_options[] = {
             "HMAC key for X-Hub-Signature-256"),
     STR_OPT("WHATSAPP_ACCESS_TOKEN", NULL, NULL, 1, 0, whatsapp_access_token,
             "Graph API token for voice note download"),
-    STR_OPT("WHATSAPP_GRAPH_URL", NULL, "https://graph.facebook.com/v24.0", 0, 0,
-            whatsapp_graph_url, "Graph API base URL"),
+    {"WHATSAPP_GRAPH_URL", NULL, LUCY_OPT_URL, "https://graph.facebook.com/v24.0", 0, 0,
+     http_schemes, 0, 0, OFF(whatsapp_graph_url), "Graph API base URL"},
     {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
      "per client for the API, per sender for messages"},
-    STR_OPT("REDIS_URL", NULL, NULL, 1, 0, redis_url,
-            "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"),
+    {"REDIS_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, redis_schemes, 1, 0, OFF(redis_url),
+     "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"},
     INT_OPT("LUCY_REDIS_TIMEOUT_MS", NULL, "500", 10, 60000, redis_timeout_ms,
             "Redis connect and per-command timeout, ms"),
     INT_OPT("LUCY_REDIS_POOL_SIZE", NULL, "4", 1, 64, redis_pool_size, "Redis connections at most"),
@@ -89,8 +93,8 @@ const struct lucy_option lucy_options[] = {
      OFF(rate_limit_on_error), "rate limiter decision when its backend fails: allow, deny"},
     STR_OPT("LUCY_READY_REQUIRES", NULL, "", 0, 0, ready_requires,
             "comma-separated dependencies whose failure fails readiness: redis, qdrant"),
-    STR_OPT("QDRANT_URL", NULL, NULL, 0, 0, qdrant_url,
-            "Qdrant REST URL (http://host:6333); unset = embedded SQLite FTS5 index"),
+    {"QDRANT_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, http_schemes, 0, 0, OFF(qdrant_url),
+     "Qdrant REST URL (http://host:6333); unset = embedded SQLite FTS5 index"},
     STR_OPT("QDRANT_API_KEY", NULL, NULL, 1, 0, qdrant_api_key, "Qdrant api-key header value"),
     STR_OPT("QDRANT_COLLECTION", NULL, "lucy_data", 0, 0, qdrant_collection,
             "Qdrant collection of the search index"),
@@ -248,12 +252,45 @@ static int parse_rate(struct lucy_config *cfg, const struct lucy_option *opt, co
     return parse_string(cfg, opt, v, err, errlen);
 }
 
+/* An absolute URL whose scheme is one of opt->choices and which names a
+ * host, checked with libcurl's URL parser (RFC 3986) rather than by hand.
+ * Empty = unset, as for strings. The value of a secret option (REDIS_URL
+ * holds a password) is never echoed. */
+static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                     char *err, size_t errlen)
+{
+    if (!*v)
+        return parse_string(cfg, opt, v, err, errlen);
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int ok = u && curl_url_set(u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host;
+    int scheme_ok = 0;
+    for (const char *const *c = opt->choices; ok && *c; c++)
+        scheme_ok |= strcasecmp(scheme, *c) == 0;
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    if (ok && scheme_ok)
+        return parse_string(cfg, opt, v, err, errlen);
+    int n = snprintf(err, errlen,
+                     "invalid %s=%s%.200s%s: expected an absolute URL with a host and "
+                     "scheme",
+                     opt->name, opt->secret ? "" : "'", opt->secret ? "(hidden)" : v,
+                     opt->secret ? "" : "'");
+    for (const char *const *c = opt->choices; *c && n > 0 && (size_t)n < errlen; c++)
+        n += snprintf(err + n, errlen - n, "%s %s://", c == opt->choices ? "" : " or", *c);
+    return LUCY_EINVAL;
+}
+
 typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
                            size_t);
 static const type_parser type_parsers[] = {
     [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
     [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
     [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
+    [LUCY_OPT_URL] = parse_url,
 };
 
 /* ---- public -------------------------------------------------------------- */

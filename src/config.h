@@ -65,7 +65,8 @@ enum lucy_opt_type {
     LUCY_OPT_BOOL,   /* 0/1, true/false, yes/no, on/off */
     LUCY_OPT_ENUM,   /* one of choices */
     LUCY_OPT_LISTEN, /* host:port */
-    LUCY_OPT_RATE    /* N/second|minute|hour (also s, sec, min, h) */
+    LUCY_OPT_RATE,   /* N/second|minute|hour (also s, sec, min, h) */
+    LUCY_OPT_URL     /* absolute URL with a host; choices = accepted schemes */
 };
 
 struct lucy_option {

@@ -88,6 +88,27 @@ static void invalid_values_name_the_option(void **state)
     check_invalid("LUCY_FOLLOW_SYMLINKS", "maybe", "expected 0 or 1");
     check_invalid("LUCY_RATE_LIMIT", "60 per minute", "N/minute");
     check_invalid("LUCY_ASR_ENGINE", "siri", "pocketsphinx");
+    check_invalid("QDRANT_URL", "nope", "http://");
+    check_invalid("QDRANT_URL", "ftp://host", "https://");
+    check_invalid("WHATSAPP_GRAPH_URL", "graph.facebook.com", "https://");
+    check_invalid("REDIS_URL", "http://localhost:6379", "redis://");
+}
+
+static void secret_url_not_echoed(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    setenv("REDIS_URL", "tcp://:hunter2@localhost", 1);
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), LUCY_EINVAL);
+    unsetenv("REDIS_URL");
+    assert_null(strstr(err, "hunter2"));
+    assert_non_null(strstr(err, "REDIS_URL"));
+    lucy_config_free(&cfg);
+    setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/2", 1);
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+    unsetenv("REDIS_URL");
+    lucy_config_free(&cfg);
 }
 
 static void unknown_key_in_file(void **state)
@@ -147,6 +168,7 @@ int main(void)
         cmocka_unit_test(precedence_env_file_flags),
         cmocka_unit_test(invalid_values_name_the_option),
         cmocka_unit_test(unknown_key_in_file),
+        cmocka_unit_test(secret_url_not_echoed),
         cmocka_unit_test(thresholds_must_be_ordered),
         cmocka_unit_test(secrets_are_not_echoed),
         cmocka_unit_test(loopback),
