@@ -81,7 +81,7 @@ const struct lucy_option lucy_options[] = {
     {"WHATSAPP_GRAPH_URL", NULL, LUCY_OPT_URL, "https://graph.facebook.com/v24.0", 0, 0,
      http_schemes, 0, 0, OFF(whatsapp_graph_url), "Graph API base URL"},
     {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
-     "per client for the API, per sender for messages"},
+     "per sender for WhatsApp message processing"},
     {"REDIS_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, redis_schemes, 1, 0, OFF(redis_url),
      "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"},
     INT_OPT("LUCY_REDIS_TIMEOUT_MS", NULL, "500", 10, 60000, redis_timeout_ms,
