@@ -200,8 +200,9 @@ void lucy_disk_poll(struct lucy_disk *d)
                 lucy_log(LUCY_LOG_WARNING, "cannot create reserve file", "{s:s,s:s}", "path",
                          d->reserve_path, "error", strerror(e));
             else
-                lucy_log(LUCY_LOG_INFO, "reserve file created", "{s:s,s:I}", "path",
-                         d->reserve_path, "reserve_bytes", (json_int_t)d->reserve_bytes);
+                lucy_log(LUCY_LOG_INFO, "reserve file created", "{s:s,s:I,s:I}", "path",
+                         d->reserve_path, "reserve_bytes", (json_int_t)d->reserve_bytes,
+                         "free_bytes_before", (json_int_t)data->free_bytes);
         }
     }
     pthread_mutex_unlock(&d->lock);

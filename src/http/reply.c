@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../error.h"
+#include "../utf8.h"
 #include "http.h"
 
 static const struct {
@@ -98,7 +99,19 @@ static void reply_error_v(struct lucy_http_response *resp, enum lucy_http_error 
 {
     char message[1024];
     vsnprintf(message, sizeof message, fmt, ap);
-    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message", message);
+    /* The message may quote client bytes (an id from the URL) or have been
+     * cut mid-character by a precision or the buffer size: make it valid
+     * UTF-8, which JSON requires, instead of failing to build the reply. */
+    char *text = lucy_utf8_display(message, strlen(message));
+    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message",
+                             text ? text : "(message lost: out of memory)");
+    free(text);
+    if (!body) {
+        static const char fallback[] = "{\"error_type\":\"internal\",\"message\":\"out of "
+                                       "memory building an error reply\"}";
+        lucy_http_reply_text(resp, 500, "application/json", fallback, sizeof fallback - 1);
+        return;
+    }
     resp->retry_after_s = retry_after_s;
     if (retry_after_s > 0)
         json_object_set_new(body, "retry_after_s", json_integer(retry_after_s));

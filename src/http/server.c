@@ -45,6 +45,7 @@
 
 #include "../error.h"
 #include "../log.h"
+#include "../utf8.h"
 #include "http.h"
 
 #define MAX_COUNTS 256
@@ -192,6 +193,19 @@ static int authorized(struct lucy_http *h, struct MHD_Connection *conn)
     return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+/* MHD_KeyValueIterator: sets *(int *)cls when a query key or value is not
+ * valid UTF-8. */
+static enum MHD_Result check_utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    if (!lucy_utf8_valid(key, strlen(key)) || (value && !lucy_utf8_valid(value, strlen(value)))) {
+        *(int *)cls = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 /* First call for a request: resolve the route and answer early if we can.
  * Returns 1 when a reply was queued. */
 static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const char *url,
@@ -199,10 +213,23 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
 {
     struct lucy_http_response resp = {.fd = -1};
     char allow[64];
+    const char *label = "unmatched";
+    /* Every id, query and path lucy serves is text: refuse bytes that are
+     * not UTF-8 (after percent-decoding) here, once, so no handler stores
+     * or echoes them. */
+    int bad_query = 0;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_utf8_arg, &bad_query);
+    if (!lucy_utf8_valid(url, strlen(url)) || bad_query) {
+        lucy_http_reply_error(&resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "the %s is not valid UTF-8 after percent-decoding; send text",
+                              bad_query ? "query string" : "URL path");
+        cs->answered = 1;
+        *result = send_reply(h, conn, method, label, &resp);
+        return 1;
+    }
     enum lucy_route_match_result m =
         lucy_route_match(h->routes, h->n_routes, method, url, &cs->route, cs->req.params,
                          &cs->req.n_params, allow, sizeof allow);
-    const char *label = "unmatched";
     if (m == LUCY_ROUTE_NO_PATH) {
         lucy_http_reply_error(&resp, LUCY_HTTP_NOT_FOUND, 0,
                               "no such endpoint: %s; see the README for the API", url);
