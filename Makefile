@@ -31,6 +31,16 @@ test: build build-asan
 	scripts/run-tests $(BUILD)
 	scripts/run-tests $(ASAN_BUILD)
 
+# The two halves of `make test`, on $(BUILD) only: the cmocka unit tests
+# (meson test) and the pytest integration tests against $(BUILD)/lucy, as
+# scripts/run-tests runs them.
+test-unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+test-integration: build
+	LUCY_BIN="$(CURDIR)/$(BUILD)/lucy" LUCY_BUILD_DIR="$(CURDIR)/$(BUILD)" \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
 # Without LUCY_RECORDINGS_DIRS, serves the shipped samples/. A fresh checkout
 # gives them mtime = checkout time, which the settle rule (LUCY_SCAN_SETTLE_S,
 # default 30 s) would treat as "still syncing"; files in the repository are

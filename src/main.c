@@ -18,8 +18,10 @@ static const struct {
 } commands[] = {
     {"serve", lucy_cmd_serve,
      "[--config FILE] [--listen ADDR:PORT] [--data DIR] [--recordings DIR]...", "run the daemon"},
-    {"healthcheck", lucy_cmd_healthcheck, "[--live|--ready] [--url URL]",
-     "exit 0 when lucy answers healthy, 1 when not (for Docker HEALTHCHECK)"},
+    {"healthcheck", lucy_cmd_healthcheck, "[--live|--ready] | --url URL",
+     "GET /health/live (default; --ready: /health/ready) on LUCY_LISTEN, or the full URL given "
+     "by --url; exit 0 on HTTP 200 within 3 s, 1 when not, 2 on a usage error (for Docker "
+     "HEALTHCHECK)"},
     {"scan", lucy_cmd_scan, "[DIR...] [--json] | --probe FILE... | --hash FILE...",
      "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary"},
     {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--json]",

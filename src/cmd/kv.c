@@ -5,8 +5,13 @@
  * processes with the same REDIS_URL share keys and rate limits.
  *
  *   lucy kv ping                     round trip; typed error and remedy
- *   lucy kv persistence              INFO persistence as lucy reads it
- *   lucy kv get KEY                  value (exit 1 when absent)
+ *   lucy kv persistence              INFO persistence as lucy reads it (a
+ *                                    Redis check; on the embedded sqlite
+ *                                    backend it says so and exits 0:
+ *                                    {"backend","applies":false,"message"})
+ *   lucy kv get KEY                  value; a key that is absent: exit 1,
+ *                                    {"key","value":null} on stdout and a
+ *                                    "not found" line on stderr
  *   lucy kv set KEY VALUE [--ttl-ms N]
  *   lucy kv setnx KEY VALUE --ttl-ms N    prints stored true|false
  *   lucy kv del KEY
@@ -95,6 +100,16 @@ static int do_persistence(struct lucy_kv *kv, const struct lucy_config *cfg,
                           const struct kv_args *a, const char **pos)
 {
     (void)cfg, (void)a, (void)pos;
+    if (!lucy_kv_backend(kv)->persistence) {
+        /* Not a failure: there is no separate server whose saving can
+         * fail. The embedded backend's keys are rows of lucy's own store,
+         * durable when their write returns (WAL, synchronous=FULL). */
+        print(json_pack("{s:s,s:b,s:s}", "backend", lucy_kv_name(kv), "applies", 0, "message",
+                        "embedded SQLite key-value store: persistence is the store's own (WAL, "
+                        "fsync per commit); `lucy kv persistence` checks a Redis server (set "
+                        "REDIS_URL to check one)"));
+        return LUCY_EXIT_OK;
+    }
     struct lucy_kv_persistence p;
     struct lucy_kv_error e;
     if (lucy_kv_persistence(kv, &p, 0, &e))
@@ -118,7 +133,13 @@ static int do_get(struct lucy_kv *kv, const struct lucy_config *cfg, const struc
     size_t len = 0;
     int rc = lucy_kv_get(kv, pos[0], &v, &len, 0, &e);
     if (rc == LUCY_ENOTFOUND) {
+        char where[300];
+        lucy_kv_describe(kv, where, sizeof where);
         print(json_pack("{s:s,s:n}", "key", pos[0], "value"));
+        lucy_cmd_error(
+            "kv get: key %.200s not found on the %s backend (%s); check the key (without "
+            "the lucy: prefix lucy adds in Redis) or store it with `lucy kv set`",
+            pos[0], lucy_kv_name(kv), where);
         return LUCY_EXIT_FAILED;
     }
     if (rc)

@@ -9,9 +9,9 @@
  * meanwhile stays queued; applied deletes also purge the tombstoned
  * document), mark permanent rejections failed with the backend's message,
  * and reschedule transient failures with exponential backoff
- * (1 s doubling to 60 s per row). The first batch that succeeds after a
- * whole-batch failure makes every rescheduled row due at once, so a
- * backlog drains as soon as the backend is back.
+ * (1 s doubling to 5 min per row, BACKOFF_MAX_MS). The first batch that
+ * succeeds after a whole-batch failure makes every rescheduled row due at
+ * once, so a backlog drains as soon as the backend is back.
  *
  * Logging: every failure logs the same constant message; lucy_log's
  * repeat suppression turns an outage into one WARNING plus one summary per
@@ -87,7 +87,8 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Backoff after `attempts` failures (1 = first): 1 s, 2 s, 4 s ... 60 s. */
+/* Backoff after `attempts` failures (1 = first): 1 s, 2 s, 4 s ... doubling
+ * to BACKOFF_MAX_MS (5 min). */
 static int64_t backoff_ms(int attempts)
 {
     int64_t d = BACKOFF_FIRST_MS;

@@ -259,5 +259,12 @@ const struct lucy_migration lucy_migrations[] = {
     {41, "whatsapp_on_kv",
      "DROP TABLE IF EXISTS wa_rate_limit;"
      "ALTER TABLE wa_contacts ADD COLUMN user_alias_set_at_ms INTEGER;"},
+    /* 42: a contact created by PUT /contacts/{id} before lucy had seen it
+     * used to get neither wa_id nor user_id; PUT now keys it by its id
+     * (contacts.c: all digits = wa_id, else user_id). Repairs such rows. */
+    {42, "whatsapp_contact_ids",
+     "UPDATE wa_contacts SET wa_id = id WHERE wa_id IS NULL AND user_id IS NULL"
+     " AND id != '' AND id NOT GLOB '*[^0-9]*';"
+     "UPDATE wa_contacts SET user_id = id WHERE wa_id IS NULL AND user_id IS NULL;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];

@@ -2,12 +2,13 @@
  * store.c - SQLite connections, migrations, the group-commit writer and the
  * read pool.
  *
- * Writer thread ("store-writer"): waits for queued write requests, takes all
- * of them (up to BATCH_MAX) as one batch, runs BEGIN IMMEDIATE, then each
+ * Writer thread ("store-writer"): waits for queued write requests, takes
+ * them (up to BATCH_MAX) as one batch, runs BEGIN IMMEDIATE, then each
  * request inside its own SAVEPOINT, then COMMIT — one fsync for the batch
  * (synchronous=FULL in WAL mode syncs the WAL on commit). Each request gets
- * its own result; waiters sleep on one condition variable and check their
- * own `done` flag.
+ * its own result: synchronous callers sleep on one condition variable and
+ * check their own `done_flag`; asynchronous ones get their callback, on
+ * this thread, after the batch (outside the lock).
  *
  * SQLite may roll back the whole transaction on SQLITE_FULL or an I/O error
  * inside a statement; the writer notices (autocommit is back on), fails the
@@ -16,12 +17,14 @@
  *
  * A request whose caller gave up waiting (timeout) is freed by the writer.
  *
- * Two queues: asynchronous writes (lucy_store_write_async, a remote client
- * waiting for its acknowledgement) go first; lucy_store_write() requests
- * (background work: inbox worker, indexer, scanner) run in their own batch
- * when no foreground write is queued, or as soon as the oldest has waited
- * NORMAL_MAX_WAIT_MS, so background work never starves and foreground
- * commits never wait behind a large background batch.
+ * Two queues. A batch takes every queued asynchronous write first
+ * (lucy_store_write_async: a remote client waits for its acknowledgement),
+ * and lucy_store_write() requests (background work: inbox worker, indexer,
+ * scanner, whose functions may run for milliseconds) only when no
+ * asynchronous write is queued or the oldest background request has waited
+ * NORMAL_MAX_WAIT_MS. Under a webhook burst the acknowledgements thus go
+ * ahead and the background work runs in bounded slices (it still shares
+ * their fsync), and never starves.
  *
  * Statement cache: every connection the store hands out (the writer's and
  * each pooled reader) is a struct conn that keeps the statements prepared
@@ -399,8 +402,6 @@ static int take(struct queue *q, int max, struct write_req ***tail)
     return n;
 }
 
-static int normal_max_wait_ms = NORMAL_MAX_WAIT_MS;
-
 /* The next batch (see the file comment): the foreground writes, then the
  * background ones when there is no foreground write or the oldest
  * background write has waited NORMAL_MAX_WAIT_MS. Under lock. */
@@ -408,7 +409,7 @@ static struct write_req *next_batch(struct lucy_store *s, int *n)
 {
     struct write_req *batch = NULL, **tail = &batch;
     *n = take(&s->urgent, BATCH_MAX, &tail);
-    if (*n == 0 || (s->normal.head && ms_since(&s->normal.head->queued_at) >= normal_max_wait_ms))
+    if (*n == 0 || (s->normal.head && ms_since(&s->normal.head->queued_at) >= NORMAL_MAX_WAIT_MS))
         *n += take(&s->normal, BATCH_MAX - *n, &tail);
     return batch;
 }
@@ -466,8 +467,6 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
         return LUCY_ENOMEM;
     }
     snprintf(s->path, sizeof s->path, "%s/lucy.db", data_dir);
-    if (getenv("LUCY_XXX_BG_WAIT_MS"))
-        normal_max_wait_ms = atoi(getenv("LUCY_XXX_BG_WAIT_MS"));
     int rc = open_conn(s->path, 0, &s->writer_conn);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open store %s: %s", s->path, sqlite3_errstr(rc));

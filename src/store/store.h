@@ -78,17 +78,19 @@ int lucy_store_write_async(struct lucy_store *s, lucy_store_write_fn fn, void *a
 /* A prepared statement for sql on db, from db's cache: prepared once per
  * connection (SQLITE_PREPARE_PERSISTENT), reset and its bindings cleared
  * on every call. Call only inside a lucy_store_write() / _async() or
- * lucy_store_read() function, with the db it was handed. The statement is
- * owned by the store: never finalize it; it stays valid until that function
- * returns (then the store resets it; the writer's connection is closed and
- * reopened after I/O errors, which finalizes its statements), so do not
- * keep it across calls. Bindings are not copied by the cache: bind with
- * SQLITE_STATIC only data that outlives the step. Use it for fixed SQL
- * text (static strings): each distinct text stays prepared until the
- * connection closes (at most 128 per connection). Returns 0 and *out, or
- * LUCY_EINVAL (db is not the connection of the current function on this
- * thread), LUCY_ENOMEM (cache full), or the prepare error (lucy_store_err;
- * sqlite3_errmsg(db) says why). */
+ * lucy_store_read() function, with the db it was handed.
+ * Ownership: the store's. Never finalize it. It stays valid until that
+ * function returns (the store then resets it); do not keep it across
+ * calls. The statements of a connection are finalized when it closes (the
+ * writer reopens its connection after I/O errors).
+ * One text is one statement: do not ask for the same text again while you
+ * still step through it (that resets it). The cache copies no bindings:
+ * bind with SQLITE_STATIC only data that outlives the step.
+ * For fixed SQL text (static strings): each distinct text stays prepared
+ * until the connection closes, at most 128 per connection.
+ * Returns 0 and *out, or LUCY_EINVAL (db is not the connection of the
+ * current function on this thread), LUCY_ENOMEM (cache full), or the
+ * prepare error (lucy_store_err; sqlite3_errmsg(db) says why). */
 int lucy_store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 
 /* Runs fn(db, arg) on a read connection. Returns fn's result, or LUCY_EIO

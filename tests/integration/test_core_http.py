@@ -144,17 +144,74 @@ def test_config_file_and_flag_precedence(start_lucy, tmp_path):
 
 def test_healthcheck_exit_codes(start_lucy):
     lucy = start_lucy()
-    for flag in ("--live", "--ready"):
-        r = run_lucy(["healthcheck", flag, "--url", lucy.url + ("/health/live" if flag == "--live" else "/health/ready")])
-        assert r.returncode == 0, r.stderr
-    # from the listen address alone
-    r = run_lucy(["healthcheck", "--live"], env={"LUCY_LISTEN": "127.0.0.1:%d" % lucy.port})
-    assert r.returncode == 0, r.stderr
+    listen = {"LUCY_LISTEN": "127.0.0.1:%d" % lucy.port}
+    # From the listen address: /health/live by default, --live, --ready.
+    for args in ([], ["--live"], ["--ready"], ["--live", "--live"]):
+        r = run_lucy(["healthcheck"] + args, env=listen)
+        assert r.returncode == 0, (args, r.stderr)
+    # --url is the full URL of the endpoint.
+    for path in ("/health/live", "/health/ready", "/health"):
+        r = run_lucy(["healthcheck", "--url", lucy.url + path])
+        assert r.returncode == 0, (path, r.stderr)
+    # Usage errors: exit 2, one "lucy: ..." line that says what to do.
+    for args, words in [
+            (["--live", "--ready"], "cannot be combined"),
+            (["--ready", "--live"], "cannot be combined"),
+            (["--live", "--url", lucy.url + "/health/live"], "full URL"),
+            (["--url", lucy.url + "/health/ready", "--ready"], "full URL"),
+            (["--url"], "needs a URL"),
+            (["--url", "ftp://127.0.0.1/health/live"], "not an http(s) URL"),
+            (["--url", "http://[::1"], "not an http(s) URL")]:
+        r = run_lucy(["healthcheck"] + args, env=listen)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lucy: ") and words in lines[0], (args, lines)
+        assert "e.g." in lines[0] or "give" in lines[0], lines
+    # Something that is not a health endpoint answers 404: unhealthy, with the fix.
+    r = run_lucy(["healthcheck", "--url", lucy.url + "/nothing-here"])
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("lucy: unhealthy: %s/nothing-here: answered HTTP 404; that is not a "
+                                "lucy health endpoint; use /health/live or /health/ready" % lucy.url)
     url = lucy.url + "/health/live"
     assert lucy.stop() == 0
-    r = run_lucy(["healthcheck", "--url", url])
+    for args in (["--url", url], []):
+        r = run_lucy(["healthcheck"] + args, env=listen)
+        assert r.returncode == 1
+        assert r.stderr.strip() == ("lucy: unhealthy: %s: couldn't connect; is lucy running on "
+                                    "that address? (LUCY_LISTEN, or --url)" % url), r.stderr
+
+
+def test_healthcheck_ready_fails_with_reason(start_lucy):
+    """A required Redis that is down fails readiness (503) but not liveness."""
+    lucy = start_lucy(env={"REDIS_URL": "redis://127.0.0.1:1", "LUCY_READY_REQUIRES": "redis"})
+    listen = {"LUCY_LISTEN": "127.0.0.1:%d" % lucy.port}
+    lucy.wait_for(lambda: lucy.get("/health/ready").status_code == 503, timeout=20,
+                  what="readiness fails")
+    assert run_lucy(["healthcheck"], env=listen).returncode == 0
+    r = run_lucy(["healthcheck", "--ready"], env=listen)
     assert r.returncode == 1
-    assert "unhealthy" in r.stderr
+    assert r.stderr.strip() == ("lucy: unhealthy: %s/health/ready: answered HTTP 503; lucy is up "
+                                "but not ready; GET /health/ready or `lucy doctor` says which "
+                                "check fails and what to do" % lucy.url), r.stderr
+
+
+def test_kv_cli_on_the_embedded_backend(tmp_path):
+    env = {"LUCY_DATA_DIR": str(tmp_path / "d")}
+    # persistence is a Redis check: on SQLite it says so and succeeds
+    r = run_lucy(["kv", "persistence"], env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["backend"] == "sqlite" and out["applies"] is False
+    assert "embedded SQLite" in out["message"] and "REDIS_URL" in out["message"]
+    # an absent key: exit 1, null value, a "not found" line that says what to do
+    r = run_lucy(["kv", "get", "missing-key"], env=env)
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"key": "missing-key", "value": None}
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("lucy: kv get: key missing-key not found") and "lucy kv set" in last
+    assert run_lucy(["kv", "set", "k", "v"], env=env).returncode == 0
+    r = run_lucy(["kv", "get", "k"], env=env)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"key": "k", "value": "v"}
 
 
 def test_sigterm_exits_zero_quickly(start_lucy):

@@ -189,6 +189,50 @@ def test_unknown_ids_are_404(start_lucy, tmp_path):
         assert r.json()["error_type"] == "not_found" and r.json()["message"]
 
 
+def test_list_query_parameters_checked(start_lucy, tmp_path):
+    lucy = start(start_lucy, recordings_dir(tmp_path, []))
+    # An unknown status is a 400 that lists what is accepted.
+    r = lucy.get("/recordings", params={"status": "bogus"})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error_type"] == "bad_request" and "bogus" in body["message"]
+    for accepted in ("ok", "missing", "unavailable", "queued", "running", "retry_wait",
+                     "blocked", "done", "no_speech", "failed", "none"):
+        assert accepted in body["message"], (accepted, body["message"])
+        assert lucy.get("/recordings", params={"status": accepted}).status_code == 200, accepted
+    # limit: a whole number from 1 to 500.
+    for limit in ("0", "501", "abc", "-1", "2.5", "+5", " 5", "99999999999999999999"):
+        r = lucy.get("/recordings", params={"limit": limit})
+        assert r.status_code == 400, (limit, r.text)
+        assert r.json()["error_type"] == "bad_request" and "1 to 500" in r.json()["message"]
+    # cursor: a recording id from next_cursor.
+    for cursor in ("xyz", "0" * 63, "0" * 65, "A" * 64):
+        r = lucy.get("/recordings", params={"cursor": cursor})
+        assert r.status_code == 400, (cursor, r.text)
+        assert "next_cursor" in r.json()["message"]
+    assert lucy.get("/recordings", params={"cursor": "0" * 64}).status_code == 200
+    # An empty parameter is the same as leaving it out.
+    r = lucy.get("/recordings?status=&limit=&cursor=")
+    assert r.status_code == 200 and r.json() == {"recordings": [], "next_cursor": None}
+    # ?wait= of transcribe: 1/true/yes or 0/false/no.
+    r = lucy.post("/recordings/%s/transcribe" % ("0" * 64), params={"wait": "maybe"})
+    assert r.status_code == 400 and "wait must be 1" in r.json()["message"], r.text
+    r = lucy.post("/recordings/%s/transcribe" % ("0" * 64), params={"wait": "0"})
+    assert r.status_code == 404, r.text
+
+
+def test_status_filter_pages(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["goforward.m4a", "cards-003-stereo.m4a", "cards-001.ogg"])
+    lucy = start(start_lucy, d)
+    lucy.wait_for(lambda: len(recordings(lucy)) == 3, what="3 recordings scanned")
+    first = lucy.get("/recordings", params={"status": "ok", "limit": 2}).json()
+    assert len(first["recordings"]) == 2 and first["next_cursor"]
+    rest = lucy.get("/recordings", params={"status": "ok", "limit": 2,
+                                           "cursor": first["next_cursor"]}).json()
+    assert len(rest["recordings"]) == 1 and rest["next_cursor"] is None
+    assert recordings(lucy, status="none") == [] and recordings(lucy, status="missing") == []
+
+
 def test_no_recordings_dirs_still_serves(start_lucy):
     lucy = start_lucy(env={"LUCY_ASR_ENGINE": "pocketsphinx"})
     assert lucy.get("/recordings").json() == {"recordings": [], "next_cursor": None}

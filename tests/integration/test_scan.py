@@ -187,14 +187,23 @@ def test_rescan_missing_unavailable(tmp_path, odd_folder):
     data = tmp_path / "data"
     first, _ = scan(data, odd_folder)
     again, _ = scan(data, odd_folder)
-    # Nothing is read again: every examined file is unchanged (by stat).
+    # Nothing is read again (by stat). A known corrupt or unsupported file
+    # keeps its outcome in every summary, so /health, the doctor and the
+    # UI's "Last scan" still show it; only recordings count as unchanged.
     assert again["bytes_hashed"] == 0
-    assert counts(again) == {"files_seen": 20, "unchanged": 13, "placeholder": 1, "ignored": 6}, again
-    assert again["unchanged"] == first["new"] + first["corrupt"] + first["unsupported"]
+    assert counts(again) == {"files_seen": 20, "unchanged": 11, "corrupt": 1, "unsupported": 1,
+                             "placeholder": 1, "ignored": 6}, again
+    assert again["unchanged"] == first["new"]
+    assert (again["corrupt"], again["unsupported"]) == (first["corrupt"], first["unsupported"])
+    # ... and not logged again as newly corrupt.
+    third, logs = scan(data, odd_folder)
+    assert (third["corrupt"], third["unsupported"]) == (1, 1)
+    assert not [l for l in logs if l.get("msg") == "recording file corrupt"]
 
     os.remove(str(odd_folder / "librivox-0890.m4a"))
     gone, _ = scan(data, odd_folder)
-    assert gone["missing"] == 1 and gone["unchanged"] == 12
+    assert gone["missing"] == 1 and gone["unchanged"] == 10
+    assert (gone["corrupt"], gone["unsupported"]) == (1, 1)
     con = db(data)
     assert con.execute("SELECT scan_status FROM recordings r JOIN recording_paths p ON"
                        " p.recording_id = r.id WHERE p.display_path LIKE '%0890%'").fetchone() == ("missing",)
@@ -218,7 +227,8 @@ def test_rescan_missing_unavailable(tmp_path, odd_folder):
     odd_folder.rmdir()
     os.rename(str(moved), str(odd_folder))
     back, _ = scan(data, odd_folder)
-    assert back["unchanged"] == 12 and back["unavailable"] == 0 and back["bytes_hashed"] == 0
+    assert back["unchanged"] == 10 and back["unavailable"] == 0 and back["bytes_hashed"] == 0
+    assert (back["corrupt"], back["unsupported"]) == (1, 1)
     con = db(data)
     assert con.execute("SELECT count(*) FROM recordings WHERE scan_status = 'ok'").fetchone()[0] == 8
 

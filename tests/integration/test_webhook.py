@@ -359,6 +359,114 @@ def test_contacts_alias_user_wins(start_lucy):
     assert lucy.get("/contacts?limit=0", headers=auth).status_code == 400
 
 
+def test_contacts_query_parameters_checked(lucy):
+    assert post(lucy, fixture_bytes("text.json")).status_code == 200
+    wait_drained(lucy)
+    for query, words in [("limit=0", "1 to 1000"), ("limit=1001", "1 to 1000"),
+                         ("limit=abc", "1 to 1000"), ("limit=-1", "1 to 1000"),
+                         ("limit=2.5", "1 to 1000"), ("limit=+5", "1 to 1000"),
+                         ("cursor=" + "9" * 200, "next_cursor")]:
+        r = lucy.get("/contacts?" + query)
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["error_type"] == "bad_request" and words in r.json()["message"], r.json()
+    # an empty parameter is the same as leaving it out
+    for query in ("limit=", "cursor=", "limit=&cursor="):
+        r = lucy.get("/contacts?" + query)
+        assert r.status_code == 200 and len(r.json()["contacts"]) == 1, (query, r.text)
+    assert lucy.get("/contacts?cursor=15550002222").json() == {"contacts": [], "next_cursor": None}
+
+
+def test_put_alias_of_unknown_contacts(lucy):
+    # Clearing the alias of a contact nobody has seen: 404, nothing created.
+    r = lucy.put("/contacts/999", json={"alias": None})
+    assert r.status_code == 404 and r.json()["error_type"] == "not_found", r.text
+    assert "PUT {\"alias\": \"name\"}" in r.json()["message"]
+    assert lucy.put("/contacts/999", json={"alias": ""}).status_code == 404
+    assert lucy.get("/contacts/999").status_code == 404
+    assert lucy.get("/contacts").json()["contacts"] == []
+    # Naming a number before it writes: the contact is keyed by it, as its wa_id.
+    r = lucy.put("/contacts/4915112345678", json={"alias": "Dentist"})
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert (c["id"], c["wa_id"], c["user_id"]) == ("4915112345678", "4915112345678", None)
+    assert (c["alias"], c["alias_source"], c["messages"]) == ("Dentist", "user", 0)
+    # A business-scoped user id (usernames) becomes the user_id.
+    c = lucy.put("/contacts/US.777", json={"alias": "Handle"}).json()
+    assert (c["id"], c["wa_id"], c["user_id"], c["alias"]) == ("US.777", None, "US.777", "Handle")
+    # An id that is neither cannot name a new contact.
+    for bad in ("+4915112345678", "49 151", "a/b"):
+        r = lucy.put("/contacts/" + urllib.parse.quote(bad, safe=""), json={"alias": "x"})
+        assert r.status_code in (400, 404), (bad, r.text)
+        if r.status_code == 400:
+            assert r.json()["error_type"] == "bad_request" and "digits only" in r.json()["message"]
+    listed = {c["id"]: c for c in lucy.get("/contacts").json()["contacts"]}
+    assert set(listed) == {"4915112345678", "US.777"}
+    rows = db_query(lucy.data_dir, "SELECT id, wa_id, user_id FROM wa_contacts ORDER BY id")
+    assert rows == [("4915112345678", "4915112345678", None), ("US.777", None, "US.777")]
+    # The number writes: same contact, the user's name stays, the profile name is kept.
+    body = message_body("wamid.PRENAMED", sender="4915112345678", text="appointment tomorrow",
+                        name="Dr. Smith")
+    assert post(lucy, body).status_code == 200
+    wait_drained(lucy)
+    c = lucy.get("/contacts/4915112345678").json()
+    assert (c["alias"], c["profile_name"], c["messages"], c["wa_id"]) == \
+        ("Dentist", "Dr. Smith", 1, "4915112345678")
+    hit = wait_search(lucy, "appointment", "wamid.PRENAMED")[0]
+    assert hit["title"] == "Dentist"
+    # Clearing the alias of a known contact goes back to the profile name.
+    c = lucy.put("/contacts/4915112345678", json={"alias": None}).json()
+    assert (c["alias"], c["alias_source"]) == ("Dr. Smith", "profile")
+    # ... or to nothing when it never wrote; the contact stays (it was named).
+    c = lucy.put("/contacts/US.777", json={"alias": None}).json()
+    assert (c["alias"], c["alias_source"], c["user_id"]) == (None, None, "US.777")
+
+
+def test_alias_put_retitles_search_hits(lucy):
+    for i, words in enumerate(["leaking pipe kitchen", "pipe invoice attached"]):
+        body = message_body("wamid.RETITLE%d" % i, sender="15550003333", text=words, name="Alex",
+                            ts=1764460000 + i)
+        assert post(lucy, body).status_code == 200
+    wait_drained(lucy)
+
+    def titles():
+        hits = search(lucy, "pipe")
+        return len(hits) == 2 and sorted(h["title"] for h in hits)
+
+    assert lucy.wait_for(titles, what="both messages indexed") == ["Alex", "Alex"]
+    r = lucy.put("/contacts/15550003333", json={"alias": "Alex (plumber)"})
+    assert r.status_code == 200, r.text
+    lucy.wait_for(lambda: titles() == ["Alex (plumber)"] * 2, what="hits titled with the alias")
+    # the documents were re-queued in the same write as the alias
+    rows = db_query(lucy.data_dir, "SELECT DISTINCT title FROM documents WHERE source='whatsapp'"
+                                   " AND contact='15550003333'")
+    assert rows == [("Alex (plumber)",)]
+    # a later message gets the alias too; clearing goes back to the profile name everywhere
+    assert post(lucy, message_body("wamid.RETITLE2", sender="15550003333", text="pipe fixed",
+                                   name="Alex", ts=1764460100)).status_code == 200
+    wait_drained(lucy)
+    lucy.wait_for(lambda: sorted(h["title"] for h in search(lucy, "pipe")) ==
+                  ["Alex (plumber)"] * 3, what="the new message titled with the alias")
+    assert lucy.put("/contacts/15550003333", json={"alias": None}).status_code == 200
+    lucy.wait_for(lambda: sorted(h["title"] for h in search(lucy, "pipe")) == ["Alex"] * 3,
+                  what="hits titled with the profile name again")
+
+
+def test_migration_42_repairs_contacts_without_ids(start_lucy, tmp_path):
+    """Contacts an older lucy created by PUT get their id as wa_id / user_id."""
+    data = str(tmp_path / "data")
+    lucy = start_lucy(env=BASE_ENV, data_dir=data)
+    assert lucy.stop() == 0
+    con = sqlite3.connect(os.path.join(data, "lucy.db"))
+    with con:
+        con.executemany("INSERT INTO wa_contacts (id, user_alias, first_seen_ms, updated_at_ms)"
+                        " VALUES (?, ?, 1, 1)", [("999", None), ("US.5", "Old"), ("15550001", "A")])
+        con.execute("DELETE FROM schema_version WHERE version = 42")
+    con.close()
+    lucy = start_lucy(env=BASE_ENV, data_dir=data)
+    rows = db_query(data, "SELECT id, wa_id, user_id FROM wa_contacts ORDER BY id")
+    assert rows == [("15550001", "15550001", None), ("999", "999", None), ("US.5", None, "US.5")]
+
+
 def test_rate_limit_flags_never_drops(start_lucy):
     lucy = start_lucy(env=dict(BASE_ENV, LUCY_RATE_LIMIT="3/min"))
     for i in range(8):

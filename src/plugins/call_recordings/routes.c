@@ -2,9 +2,14 @@
  * routes.c - the call_recordings HTTP API (DESIGN §5 Recordings):
  *
  *   GET  /recordings?status=&limit=&cursor=   list, cursor pagination by id
+ *                                             (an unknown status, a limit out
+ *                                             of 1..500 or a cursor that is not
+ *                                             an id: 400 naming what is valid;
+ *                                             an empty one = left out)
  *   GET  /recordings/{id}                     one recording with transcript
  *   POST /recordings/scan                     scan now, the scan summary
  *   POST /recordings/{id}/transcribe[?wait=1] 202 {"job_id","status"}
+ *                                             (wait: 1/true/yes or 0/false/no)
  *   GET  /jobs/{id}                           a job's state
  *   GET  /recordings/{id}/audio               the file, with ranges (audio.c)
  *
@@ -62,6 +67,46 @@ static void reply_no_recording(struct lucy_http_response *resp, const char *id)
 
 /* ---- GET /recordings ------------------------------------------------------ */
 
+/* What ?status= accepts: a recording's scan_status (the CHECK of
+ * recordings.scan_status, migration 20), or its transcript_status: a job
+ * status (jobs.h) or "none" when it never had a job. */
+static const char *const scan_statuses[] = {"ok", "missing", "unavailable"};
+#define N_SCAN_STATUSES (sizeof scan_statuses / sizeof scan_statuses[0])
+
+/* The i-th accepted status, NULL past the last. */
+static const char *accepted_status(size_t i)
+{
+    if (i < N_SCAN_STATUSES)
+        return scan_statuses[i];
+    i -= N_SCAN_STATUSES;
+    if (i < LUCY_JOBS_N_STATUSES)
+        return lucy_jobs_statuses[i];
+    return i == LUCY_JOBS_N_STATUSES ? "none" : NULL;
+}
+
+static int status_known(const char *status)
+{
+    const char *s;
+    for (size_t i = 0; (s = accepted_status(i)); i++)
+        if (strcmp(status, s) == 0)
+            return 1;
+    return 0;
+}
+
+/* "ok, missing, ..., none" into buf (len bytes), for the 400 message. */
+static void status_list(char *buf, size_t len)
+{
+    size_t used = 0;
+    const char *s;
+    buf[0] = '\0';
+    for (size_t i = 0; (s = accepted_status(i)); i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s);
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
 static void list_recordings(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *status = lucy_http_query(req, "status");
@@ -70,23 +115,31 @@ static void list_recordings(struct lucy_http_request *req, struct lucy_http_resp
     int limit = LIST_LIMIT_DEFAULT;
     if (limit_s && *limit_s) {
         char *end;
+        errno = 0;
         long v = strtol(limit_s, &end, 10);
-        if (*end || v < 1 || v > LIST_LIMIT_MAX) {
+        if (*end || errno || v < 1 || v > LIST_LIMIT_MAX || limit_s[0] < '0' || limit_s[0] > '9') {
             lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                                  "limit must be a whole number from 1 to %d", LIST_LIMIT_MAX);
+                                  "limit must be a whole number from 1 to %d (default %d), "
+                                  "not \"%.40s\"",
+                                  LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, limit_s);
             return;
         }
         limit = (int)v;
     }
     if (cursor && *cursor && !valid_id(cursor)) {
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "cursor must be the next_cursor value of a previous page");
+                              "cursor must be the next_cursor value of a previous page (a "
+                              "recording id: 64 lowercase hex digits); leave it out for the "
+                              "first page");
         return;
     }
-    if (status && strlen(status) > 32) {
+    if (status && *status && !status_known(status)) {
+        char accepted[256];
+        status_list(accepted, sizeof accepted);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "status must be a scan status (ok, missing, unavailable, ...) or a "
-                              "transcript status (queued, running, done, ...)");
+                              "unknown status \"%.40s\": use a scan status or a transcript status, "
+                              "one of: %s",
+                              status, accepted);
         return;
     }
     json_t *out = NULL;
@@ -223,10 +276,24 @@ static int all_paths_locked(struct lucy_store *store, const char *id)
     return locked > 0 && other == 0;
 }
 
+/* ?wait=: absent or one of these words; anything else is a 400. */
+static const struct {
+    const char *word;
+    int wait;
+} wait_words[] = {
+    {"1", 1}, {"true", 1}, {"yes", 1}, {"0", 0}, {"false", 0}, {"no", 0},
+};
+
+/* 1 = wait, 0 = do not, -1 = not a value wait_words knows. */
 static int wait_wanted(struct lucy_http_request *req)
 {
     const char *w = lucy_http_query(req, "wait");
-    return w && (strcmp(w, "1") == 0 || strcmp(w, "true") == 0 || strcmp(w, "yes") == 0);
+    if (!w)
+        return 0;
+    for (size_t i = 0; i < sizeof wait_words / sizeof wait_words[0]; i++)
+        if (strcmp(w, wait_words[i].word) == 0)
+            return wait_words[i].wait;
+    return -1;
 }
 
 /* Takes a waiter slot; 0 when all are in use. */
@@ -295,6 +362,14 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
         reply_no_recording(resp, id);
         return;
     }
+    int wait = wait_wanted(req);
+    if (wait < 0) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "wait must be 1 (block until the transcript is ready, at most %d s) "
+                              "or 0 (answer 202 at once), not \"%.40s\"",
+                              WAIT_MAX_S, lucy_http_query(req, "wait"));
+        return;
+    }
     struct lucy_job job;
     int rc = lucy_jobs_request(req->ctx->store, id, &job);
     if (rc == LUCY_ENOTFOUND) {
@@ -315,7 +390,7 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
         reply_locked(resp, &job, req->ctx->cfg->job_retry_base_s);
         return;
     }
-    if (!wait_wanted(req)) {
+    if (!wait) {
         reply_accepted(resp, &job, NULL);
         return;
     }

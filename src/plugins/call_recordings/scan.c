@@ -526,11 +526,29 @@ static void note_locked(struct scan *sc, const char *path, size_t len)
     free(d);
 }
 
-/* Statuses after which an unchanged file is not read again. */
-static int is_final(const char *status)
+/* Statuses after which an unchanged file (same size, mtime and inode) is
+ * not read again, and the outcome it is counted under: a known recording
+ * is `unchanged`; a known corrupt or unsupported file keeps its outcome in
+ * every scan summary, so /health, the doctor and the UI keep showing it
+ * until the file changes or goes away. */
+static const struct {
+    const char *status;           /* scan_files.status */
+    enum lucy_scan_outcome count; /* counted as */
+} final_statuses[] = {
+    {"recording", LUCY_SCAN_UNCHANGED},
+    {"corrupt", LUCY_SCAN_CORRUPT},
+    {"unsupported", LUCY_SCAN_UNSUPPORTED},
+};
+
+/* 1 and *out when status is final (see final_statuses), else 0. */
+static int is_final(const char *status, enum lucy_scan_outcome *out)
 {
-    return !strcmp(status, "recording") || !strcmp(status, "corrupt") ||
-           !strcmp(status, "unsupported");
+    for (size_t i = 0; i < sizeof final_statuses / sizeof final_statuses[0]; i++)
+        if (strcmp(status, final_statuses[i].status) == 0) {
+            *out = final_statuses[i].count;
+            return 1;
+        }
+    return 0;
 }
 
 static int same_stat(const struct known *k, const struct stat *st)
@@ -719,8 +737,8 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
     enum lucy_scan_outcome o;
     if (lucy_scan_classify_stat(name, st, &o)) {
         count(sc, o);
-    } else if (k && same_stat(k, st) && is_final(k->status)) {
-        count(sc, LUCY_SCAN_UNCHANGED);
+    } else if (k && same_stat(k, st) && is_final(k->status, &o)) {
+        count(sc, o);                              /* unchanged, or still corrupt / unsupported */
         if (strcmp(k->presence, "present") != 0) { /* back after missing/unavailable */
             struct item *it = item_new(sc, ITEM_PRESENT, path, len);
             if (it)

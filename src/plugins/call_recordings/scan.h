@@ -41,7 +41,13 @@ struct lucy_scan_summary {
  * Counting: files_seen = regular files found; each gets exactly one of new,
  * changed, unchanged, locked, placeholder, ignored, changing, corrupt,
  * permission_denied, io_error, unsupported (a file that vanished between
- * listing and opening counts as missing). missing = known files found gone
+ * listing and opening counts as missing). unchanged = a known recording
+ * whose size, mtime and inode are the same, not read again; a known
+ * corrupt or unsupported file that is unchanged is not read again either
+ * but counts as corrupt / unsupported in EVERY scan (not as unchanged), so
+ * the summary - /health's scanner check, `lucy doctor`, the UI's "Last
+ * scan" - keeps showing it until the file changes (then it is read again)
+ * or goes away. missing = known files found gone
  * by THIS scan (a transition); unavailable = known files of roots that are
  * gone or empty now (a state, counted on every such scan). errors_by_errno
  * counts per-file (and per-folder) errors by errno name; a locked file

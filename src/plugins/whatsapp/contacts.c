@@ -25,10 +25,19 @@
  * next_cursor is null at the end). GET /contacts/{id} adds
  * "recent_messages": the latest 20 [{"wamid","type","text","time",
  * "rate_limited","state"}], voice notes with "media":{"state","error_type",
- * "transcript"}. PUT takes {"alias": "..."} (null or "" clears
- * it), creates the contact if it is not known yet, stores it locally and
- * publishes it through the kv (queued and replayed when the kv refuses).
+ * "transcript"}. PUT takes {"alias": "..."} (null or "" clears it),
+ * stores it locally and publishes it through the kv (queued and replayed
+ * when the kv refuses). Setting an alias for a contact lucy has not seen
+ * creates it keyed by that id, as its wa_id when the id is all digits
+ * (a user may name a number before it first writes), else as its user_id;
+ * clearing the alias of a contact no instance has seen is a 404. In the
+ * same store write, the contact's indexed messages are re-queued with the
+ * new title (lucy_wa_contact_retitle), so search hits follow the alias.
+ *
+ * Query parameters: an empty one is the same as leaving it out; a limit
+ * outside 1..1000 or a cursor longer than an id is a 400.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,14 +196,29 @@ static int read_list(sqlite3 *db, void *arg)
 static void list_contacts(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *limit_s = lucy_http_query(req, "limit");
-    char *end = NULL;
-    long limit = limit_s ? strtol(limit_s, &end, 10) : LIST_DEFAULT;
-    if (limit_s && (*end || limit < 1 || limit > LIST_MAX)) {
-        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0, "limit must be a number from 1 to %d",
-                              LIST_MAX);
+    const char *cursor = lucy_http_query(req, "cursor");
+    long limit = LIST_DEFAULT;
+    if (limit_s && *limit_s) {
+        char *end = NULL;
+        errno = 0;
+        limit = strtol(limit_s, &end, 10);
+        if (*end || errno || limit < 1 || limit > LIST_MAX || limit_s[0] < '0' ||
+            limit_s[0] > '9') {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "limit must be a whole number from 1 to %d (default %d), not "
+                                  "\"%.40s\"",
+                                  LIST_MAX, LIST_DEFAULT, limit_s);
+            return;
+        }
+    }
+    if (cursor && strlen(cursor) > ID_MAX_BYTES) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "cursor must be the next_cursor value of a previous page (a contact "
+                              "id, at most %d bytes); leave it out for the first page",
+                              ID_MAX_BYTES);
         return;
     }
-    struct list l = {.cursor = lucy_http_query(req, "cursor"), .limit = (int)limit};
+    struct list l = {.cursor = cursor && *cursor ? cursor : NULL, .limit = (int)limit};
     l.rows = calloc((size_t)limit, sizeof *l.rows);
     int rc = l.rows ? lucy_store_read(req->ctx->store, read_list, &l) : LUCY_ENOMEM;
     if (rc) {
@@ -314,34 +338,100 @@ static void get_contact(struct lucy_http_request *req, struct lucy_http_response
 
 /* ---- PUT /contacts/{id} --------------------------------------------------- */
 
+/* What a contact id is, for a PUT that creates the contact. Meta's wa_id
+ * is the phone number in international format, digits only (no "+", no
+ * spaces); a business-scoped user id (usernames, DESIGN §8) is letters,
+ * digits and punctuation such as "US.13491208655302741918". */
+enum id_kind {
+    ID_INVALID, /* neither: a new contact cannot be keyed by it */
+    ID_WA_ID,   /* all digits: stored as the contact's wa_id */
+    ID_USER_ID, /* stored as the contact's user_id */
+};
+
+static enum id_kind id_kind(const char *id)
+{
+    size_t n = strlen(id);
+    int digits_only = 1;
+    if (n == 0 || n > ID_MAX_BYTES)
+        return ID_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        int digit = c >= '0' && c <= '9';
+        int other = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' ||
+                    c == '-' || c == ':';
+        if (!digit && !other)
+            return ID_INVALID;
+        digits_only &= digit;
+    }
+    return digits_only ? ID_WA_ID : ID_USER_ID;
+}
+
 struct put {
     const char *id;
     const char *alias; /* NULL clears */
     int64_t set_at_ms; /* now, wall ms */
+    enum id_kind kind; /* of id */
+    int create;        /* 1: insert the contact when the store has no row for id */
+    int64_t retitled;  /* out: search documents re-queued with the new title */
 };
 
+/* Sets (or clears) the user's alias on the local row - inserting a row
+ * keyed by id, with id as its wa_id or user_id, when create is set - and
+ * re-titles the contact's indexed messages in the same transaction.
+ * LUCY_ENOTFOUND when there is no row and create is 0. */
 static int write_alias(sqlite3 *db, void *arg)
 {
     struct put *p = arg;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO wa_contacts (id, user_alias, user_alias_set_at_ms, "
-                                "first_seen_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?3, ?3) "
-                                "ON CONFLICT (id) DO UPDATE SET user_alias = excluded.user_alias, "
-                                "user_alias_set_at_ms = excluded.user_alias_set_at_ms, "
-                                "updated_at_ms = excluded.updated_at_ms",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        db,
+        p->create
+            ? "INSERT INTO wa_contacts (id, wa_id, user_id, user_alias, user_alias_set_at_ms, "
+              "first_seen_ms, updated_at_ms) VALUES (?1, ?4, ?5, ?2, ?3, ?3, ?3) "
+              "ON CONFLICT (id) DO UPDATE SET user_alias = excluded.user_alias, "
+              "user_alias_set_at_ms = excluded.user_alias_set_at_ms, "
+              "updated_at_ms = excluded.updated_at_ms"
+            : "UPDATE wa_contacts SET user_alias = ?2, user_alias_set_at_ms = ?3, "
+              "updated_at_ms = ?3 WHERE id = ?1",
+        -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
         if (p->alias)
             sqlite3_bind_text(st, 2, p->alias, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, p->set_at_ms);
+        if (p->create && p->kind == ID_WA_ID)
+            sqlite3_bind_text(st, 4, p->id, -1, SQLITE_STATIC);
+        if (p->create && p->kind == ID_USER_ID)
+            sqlite3_bind_text(st, 5, p->id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    if (sqlite3_changes(db) == 0)
+        return LUCY_ENOTFOUND;
+    return lucy_wa_contact_retitle(db, p->id, &p->retitled);
 }
 
+/* 1 when the kv shares a name for id (another instance has seen it), as
+ * GET /contacts/{id} decides; 0 when not or when the kv does not answer. */
+static int known_elsewhere(const char *id)
+{
+    struct lucy_wa_shared_names *shared = shared_get(&id, 1);
+    int known = shared && (shared->alias.alias || shared->profile_name);
+    shared_free(shared, 1);
+    return known;
+}
+
+/* PUT /contacts/{id} {"alias": "..." | null | ""}:
+ *   a contact this instance has: the alias is set (or cleared: back to the
+ *     profile name);
+ *   a contact it has not seen, with an alias: created, keyed by id, with id
+ *     as its wa_id (all digits) or user_id (else) - a user may name a
+ *     number before it first writes; an id that is neither is a 400;
+ *   clearing the alias of a contact no instance has seen: 404 (nothing to
+ *     clear; nothing is created); one only the kv knows: created here too.
+ * The contact's indexed messages are re-titled in the same write. */
 static void put_contact(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *id = req->params[0];
@@ -364,11 +454,43 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
         return;
     }
     struct put p = {.id = id, .alias = a && *a ? a : NULL, .set_at_ms = lucy_wa_now_ms()};
+    p.kind = id_kind(id);
+    p.create = p.alias && p.kind != ID_INVALID;
     /* the local row first: it is the truth, and what this instance shows
      * even while the kv refuses */
     int rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
+    if (rc == LUCY_ENOTFOUND && !p.alias && p.kind != ID_INVALID && known_elsewhere(id)) {
+        p.create = 1;
+        rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
+    }
+    int clearing = !p.alias;
+    if (rc) /* p.alias points into body: kept until the publish below */
+        json_decref(body);
+    if (rc == LUCY_ENOTFOUND && !clearing) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "no contact %.200s, and it cannot name a new one: use the contact's "
+                              "wa_id (the phone number in international format, digits only, no "
+                              "+ or spaces, e.g. 4915112345678) or its business-scoped user id",
+                              id);
+        return;
+    }
+    if (rc == LUCY_ENOTFOUND) {
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                              "no contact %.200s, so there is no alias to clear; to name a number "
+                              "before it writes, PUT {\"alias\": \"name\"}",
+                              id);
+        return;
+    }
+    if (rc) {
+        lucy_http_reply_err(resp, rc == LUCY_ENOSPC ? rc : LUCY_EUNAVAIL,
+                            "cannot store the alias now; retry later");
+        return;
+    }
+    if (p.retitled > 0)
+        lucy_log(LUCY_LOG_DEBUG, "contact alias set; search titles re-queued", "{s:I}", "documents",
+                 (json_int_t)p.retitled);
     struct lucy_wa *wa = lucy_wa_state();
-    if (rc == 0 && wa && wa->kv) {
+    if (wa && wa->kv) {
         /* then the copy for the other instances; refused (Redis down, MISCONF):
          * queued in the local store and replayed */
         int qrc = lucy_wa_alias_publish(wa->kv, id, p.alias, p.set_at_ms);
@@ -378,11 +500,6 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
                      "error", lucy_strerror(qrc));
     }
     json_decref(body);
-    if (rc) {
-        lucy_http_reply_err(resp, rc == LUCY_ENOSPC ? rc : LUCY_EUNAVAIL,
-                            "cannot store the alias now; retry later");
-        return;
-    }
     reply_contact(req, resp, id);
 }
 

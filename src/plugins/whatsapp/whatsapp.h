@@ -208,6 +208,18 @@ void lucy_wa_shared_names_free(struct lucy_wa_shared_names *s, size_t n);
  * it could not even be queued. */
 int lucy_wa_alias_publish(struct lucy_kv *kv, const char *id, const char *alias, int64_t set_at_ms);
 
+/* Inside a store write, after the local wa_contacts row of contact id
+ * changed its user alias or profile name: re-queues (lucy_outbox_put)
+ * every live search document of the contact's messages whose title is not
+ * the contact's title now - the local user alias, else the profile name,
+ * else id, as the worker titles new messages - keeping each document's
+ * text, so the index follows the name and commits with the change.
+ * *requeued (may be NULL) = documents re-queued. Cost: one indexed read of
+ * the contact's messages; memory for the documents it re-queues. Returns
+ * 0, LUCY_ENOMEM or a store error (then the caller's write rolls back).
+ * Runs on the store writer thread (the db it is given). */
+int lucy_wa_contact_retitle(sqlite3 *db, const char *id, int64_t *requeued);
+
 /* ---- media.c ------------------------------------------------------------- */
 
 /* Starts the media thread ("wa-media"): downloads pending voice notes from

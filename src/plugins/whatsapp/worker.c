@@ -60,8 +60,12 @@
 #include "../../store/store.h"
 #include "whatsapp.h"
 
-#define BATCH_MESSAGES 256
-#define BATCH_STATUSES 256
+/* Items per round, i.e. per store write. A round holds the store's single
+ * writer for its whole apply (webhook acknowledgements queued meanwhile
+ * wait), so it is kept to a few milliseconds; 256 doubled the p99 of
+ * webhooks arriving while a backlog drains (docs/benchmarks.md). */
+#define BATCH_MESSAGES 128
+#define BATCH_STATUSES 128
 #define RETRY_BASE_MS  1000
 #define RETRY_MAX_MS   (5 * 60 * 1000)
 #define POLL_MS        1000
