@@ -154,6 +154,13 @@ static int open_conn(const char *path, int readonly, struct conn **out)
         path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(c->db, 5000);
+    /* Keep the -wal and -shm files when the last connection closes: a
+     * clean stop must not leave lucy unable to start again on a disk that
+     * filled up meanwhile (recreating them needs space; reads and /health
+     * must work without any). SQLITE_FCNTL_PERSIST_WAL, sqlite3.h. */
+    int persist = 1;
+    if (rc == SQLITE_OK)
+        sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     if (rc == SQLITE_OK && !readonly)
         rc = exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                          "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");

@@ -113,3 +113,24 @@ def test_store_not_writable_fails_readiness(start_lucy, tmp_path):
     lucy.wait_for(lambda: lucy.get("/health").status_code == 200, timeout=30,
                   what="readiness recovers once writable")
     assert lucy.get("/health").json()["checks"]["store:writable"][0]["status"] == "pass"
+
+
+@needs_root
+def test_starts_on_a_full_disk_after_a_clean_stop(start_lucy, tmpfs):
+    """A clean stop must not leave lucy unable to start on a disk that
+    filled up meanwhile (found by the fault-injection review: SQLite deleted
+    its -wal/-shm files on close and could not recreate them)."""
+    mnt = tmpfs("16m")
+    data = os.path.join(mnt, "data")
+    env = {"LUCY_DISK_RESERVE_MB": "0", "LUCY_DISK_CRITICAL_MB": "1", "LUCY_DISK_WARN_MB": "2"}
+    lucy = start_lucy(env=env, data_dir=data)
+    assert lucy.get("/search?q=anything").status_code == 200
+    assert lucy.stop() == 0
+    filler = fill(mnt, leave_bytes=0)
+    lucy = start_lucy(env=env, data_dir=data)  # must start
+    assert lucy.get("/health/live").status_code == 200
+    r = lucy.get("/search?q=anything")
+    assert r.status_code == 200, r.text  # reads keep working
+    lucy.wait_for(lambda: lucy.get("/health").status_code == 503, what="critical, no reserve")
+    os.unlink(filler)
+    lucy.wait_for(lambda: lucy.get("/health").status_code == 200, timeout=30, what="recovery")

@@ -77,6 +77,7 @@ struct lucy_jobs_pool {
     pthread_cond_t changed;       /* waiters: some job changed state */
     unsigned long long kicks;     /* lucy_jobs_pool_wake() calls */
     int stopping;                 /* stop asked */
+    int requeue_pending;          /* start-up requeue failed (disk full): retry */
     struct lucy_jobs_stats stats; /* /metrics figures */
 };
 
@@ -749,6 +750,8 @@ static void idle_wait(struct lucy_jobs_pool *p, unsigned long long seen_kicks)
     pthread_mutex_unlock(&p->mu);
 }
 
+static int requeue_running(sqlite3 *db, void *arg);
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -763,6 +766,15 @@ static void *worker_main(void *arg)
         if (stopping || ctx->stopping)
             break;
 
+        pthread_mutex_lock(&p->mu);
+        int requeue = p->requeue_pending;
+        pthread_mutex_unlock(&p->mu);
+        if (requeue && lucy_store_write(ctx->store, requeue_running, NULL, 0) == 0) {
+            pthread_mutex_lock(&p->mu);
+            p->requeue_pending = 0;
+            pthread_mutex_unlock(&p->mu);
+            lucy_log(LUCY_LOG_INFO, "interrupted jobs requeued", NULL);
+        }
         struct housekeeping h = {.now_s = (int64_t)time(NULL),
                                  .critical = lucy_disk_critical(ctx->disk)};
         if (lucy_store_read(ctx->store, housekeeping_needed, &h) == 0 && h.changed > 0 &&
@@ -821,9 +833,15 @@ static int requeue_running(sqlite3 *db, void *arg)
 
 int lucy_jobs_pool_start(struct lucy_jobs_pool *p)
 {
+    /* Jobs a crashed run left "running" go back to the queue. On a full
+     * disk this write fails; lucy must still start (reads, /health and
+     * webhooks keep working), so the workers retry it once space is back. */
     int rc = lucy_store_write(p->ctx->store, requeue_running, NULL, 0);
-    if (rc)
-        return rc;
+    if (rc) {
+        p->requeue_pending = 1;
+        lucy_log(LUCY_LOG_WARNING, "cannot requeue interrupted jobs yet; will retry", "{s:s}",
+                 "error", lucy_strerror(rc));
+    }
     for (int i = 0; i < p->n_workers; i++) {
         p->workers[i].pool = p;
         if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0)
