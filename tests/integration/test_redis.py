@@ -455,6 +455,9 @@ def test_alias_set_on_one_instance_shows_on_another(start_lucy, redis_server):
     assert db(b, "SELECT user_alias FROM wa_contacts WHERE id = ?", (both,)) == [("Pat (from A)",)]
     hits = b.wait_for(lambda: search_hits(b, "pelican"), what="indexed on B")
     assert hits[0]["title"] == "Pat (from A)", hits
+    # ... and re-titles what B indexed before it learnt the alias
+    b.wait_for(lambda: [h for h in search_hits(b, "hello") if h["id"] == "wamid.KV-AL-2"
+                        and h["title"] == "Pat (from A)"], what="B's older message re-titled")
 
     # clearing it on B (newer) wins on A over A's own older alias
     time.sleep(0.01)

@@ -414,6 +414,10 @@ static int apply_contact(struct batch *b, struct stmts *s, struct msg_item *it, 
         bind_text(st, 2, it->shared_alias.alias);
         sqlite3_bind_int64(st, 3, it->shared_alias.set_at_ms);
         rc = step(st);
+        /* the sender's name changed here: its older indexed messages
+         * follow it, in this item's savepoint (alias.c) */
+        if (rc == 0)
+            rc = lucy_wa_contact_retitle(sqlite3_db_handle(st), it->sender, NULL);
     }
     return rc;
 }
