@@ -38,3 +38,42 @@ def test_message_cut_mid_character_is_still_json(start_lucy):
     assert r.status_code in (404, 414)
     if r.status_code == 404:
         assert r.json()["error_type"] == "not_found"
+
+
+def test_connection_flood_from_one_address_does_not_starve_liveness(start_lucy):
+    """Slowloris: a client holding hundreds of idle connections from one
+    address gets at most 128; liveness from another address (a container
+    runtime's health check) keeps answering."""
+    import resource
+    import socket
+    import time
+    # more connections than lucy's total limit (1024), so without the
+    # per-address limit the flood would take every slot
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096
+    if hard != resource.RLIM_INFINITY and hard < want:
+        pytest.skip("needs %d file descriptors, the hard limit is %d" % (want, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    lucy = start_lucy()
+    held = []
+    try:
+        for _ in range(1100):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(2)
+            try:
+                s.connect(("127.0.0.1", lucy.port))
+                s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")  # never finished
+            except OSError:
+                pass
+            held.append(s)
+        time.sleep(0.5)
+        for _ in range(5):
+            t0 = time.time()
+            r = lucy.get("/health/live", timeout=3)
+            assert r.status_code == 200
+            assert time.time() - t0 < 2.0
+    finally:
+        for s in held:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
