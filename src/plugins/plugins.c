@@ -11,10 +11,6 @@
 #include "whatsapp/whatsapp.h"
 
 const struct lucy_plugin *const lucy_plugins[] = {
-    &lucy_kv_plugin,
-    &lucy_index_plugin,
-    &lucy_call_recordings_plugin,
-    &lucy_whatsapp_plugin,
-    &lucy_web_plugin,
-    NULL,
+    &lucy_kv_plugin,       &lucy_index_plugin, &lucy_call_recordings_plugin,
+    &lucy_whatsapp_plugin, &lucy_web_plugin,   NULL,
 };

@@ -224,7 +224,8 @@ const struct lucy_migration lucy_migrations[] = {
      " engine TEXT,"
      " created_at_ms INTEGER NOT NULL,"
      " updated_at_ms INTEGER NOT NULL);"
-     "CREATE INDEX wa_media_due ON wa_media(next_attempt_ms) WHERE state IN ('pending','downloaded');"},
+     "CREATE INDEX wa_media_due ON wa_media(next_attempt_ms) WHERE state IN "
+     "('pending','downloaded');"},
     /* 40: the embedded kv backend and pending replays (src/kv/). kv = one
      * value per key, expires_at_ms NULL = never (wall clock ms);
      * kv_ratelimit = GCRA theoretical arrival time per key (us);
