@@ -89,3 +89,16 @@ def test_dockerfile_shape():
     install = final.split("apt-get install", 1)[1].split("&&", 1)[0]
     for banned in ("curl ", "python", "-dev"):
         assert banned not in install, banned
+
+
+def test_dockerfile_copies_what_the_build_reads():
+    """The builder stage must get every input of the meson build (the web
+    UI is embedded at build time from web/ by scripts/embed-web.py)."""
+    text = open(os.path.join(DEPLOY, "Dockerfile")).read()
+    build = text[:text.rindex("\nFROM ")]
+    copied = set()
+    for src in re.findall(r"^COPY (?!--from)(.+) \S+$", build, re.M):
+        copied.update(src.split())
+    for needed in ("meson.build", "meson_options.txt", "src", "web", "scripts/embed-web.py"):
+        assert needed in copied, "%s is not copied into the build stage" % needed
+    assert "python3" in build.split("apt-get install", 1)[1].split("&&", 1)[0]
