@@ -243,6 +243,12 @@ static int account(struct lucy_kv *kv, enum lucy_kv_op op, int rc, struct lucy_k
         lucy_log(LUCY_LOG_WARNING, "kv backend unreachable", "{s:s,s:s,s:s,s:s}", "backend",
                  kv->ops->name, "kind", lucy_kv_err_kind_name(e->kind), "error", e->message,
                  "remedy", lucy_kv_err_remedy(e->kind));
+    else if (reached && rc != 0 && rc != LUCY_ENOTFOUND)
+        /* up but refusing (MISCONF, READONLY, OOM, NOAUTH ...): say so; the
+         * log's suppression keeps one line per kind and message a minute */
+        lucy_log(LUCY_LOG_WARNING, "kv backend refused a command", "{s:s,s:s,s:s,s:s}", "backend",
+                 kv->ops->name, "kind", lucy_kv_err_kind_name(e->kind), "error", e->message,
+                 "remedy", lucy_kv_err_remedy(e->kind));
     else if (!was && reached)
         lucy_log(LUCY_LOG_INFO, "kv backend reachable", "{s:s}", "backend", kv->ops->name);
     return rc;

@@ -372,11 +372,13 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
     rc = run(c, "COMMIT");
     if (rc != SQLITE_OK) {
         int why = lucy_store_err(rc);
+        /* keep COMMIT's own reason: the ROLLBACK below replaces errmsg */
+        char reason[200];
+        snprintf(reason, sizeof reason, "%.150s (%s)", sqlite3_errmsg(db), lucy_strerror(why));
         fail_pending(txn_start, NULL, why);
         run(c, "ROLLBACK");
         s->writer_broken = why == LUCY_EIO;
-        lucy_log(LUCY_LOG_ERROR, "store commit failed", "{s:s,s:i}", "error", sqlite3_errmsg(db),
-                 "writes", n);
+        lucy_log(LUCY_LOG_ERROR, "store commit failed", "{s:s,s:i}", "error", reason, "writes", n);
         return 0;
     }
     int committed = 0;

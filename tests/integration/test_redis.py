@@ -345,6 +345,8 @@ def test_webhooks_accepted_through_misconf_hang_and_outage(start_lucy, redis_ser
         lucy.wait_for(lambda: (pending_kv() or 0) >= 1, what="alias writes pending")
         lucy.wait_for(lambda: set(stored(lucy, acked).values()) == {"done"},
                       what="processed all the same")
+        refused = [l for l in lucy.log_lines() if l.get("msg") == "kv backend refused a command"]
+        assert refused and refused[0]["kind"] == "misconf" and refused[0]["remedy"], refused
     os.unlink(filler)
     r.cli("BGSAVE")
 
