@@ -107,6 +107,15 @@ int lucy_cmd_config(struct lucy_config *cfg, int argc, char **argv,
     return 0;
 }
 
+int lucy_cmd_json_flag(const char *arg, const char *next, void *state)
+{
+    (void)next;
+    if (strcmp(arg, "--json") != 0)
+        return 0;
+    *(int *)state = 1;
+    return 1;
+}
+
 int lucy_cmd_version(int argc, char **argv)
 {
     (void)argv;

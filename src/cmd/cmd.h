@@ -35,6 +35,10 @@ int lucy_cmd_config(struct lucy_config *cfg, int argc, char **argv,
                     int (*own_flag)(const char *arg, const char *next, void *state), void *state,
                     const char **positional, int max_positional, int *n_positional);
 
+/* An own_flag function for commands whose only flag is --json: sets
+ * *(int *)state to 1 and returns 1 on "--json", else returns 0. */
+int lucy_cmd_json_flag(const char *arg, const char *next, void *state);
+
 /* Prints "lucy: <message>" on stderr. */
 void lucy_cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

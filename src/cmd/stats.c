@@ -13,20 +13,11 @@
 #include "../store/store.h"
 #include "cmd.h"
 
-static int json_flag(const char *arg, const char *next, void *state)
-{
-    (void)next;
-    if (strcmp(arg, "--json") != 0)
-        return 0;
-    *(int *)state = 1;
-    return 1;
-}
-
 int lucy_cmd_stats(int argc, char **argv)
 {
     struct lucy_config cfg;
     int as_json = 0, n_pos = 0;
-    int rc = lucy_cmd_config(&cfg, argc, argv, json_flag, &as_json, NULL, 0, &n_pos);
+    int rc = lucy_cmd_config(&cfg, argc, argv, lucy_cmd_json_flag, &as_json, NULL, 0, &n_pos);
     if (rc)
         goto out;
     struct lucy_store *store;
