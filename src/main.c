@@ -1,6 +1,7 @@
 /*
  * main.c - the `lucy` command: a table of subcommands (DESIGN §3).
  */
+#include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,8 +142,16 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0)
         return lucy_cmd_version(0, NULL);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].fn(argc - 2, argv + 2);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* before any thread: libcurl's global state is not thread-safe to set up */
+            if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                lucy_cmd_error("cannot initialise libcurl; reinstall libcurl4");
+                return LUCY_EXIT_FAILED;
+            }
+            int rc = commands[i].fn(argc - 2, argv + 2);
+            curl_global_cleanup();
+            return rc;
+        }
     lucy_cmd_error("unknown command '%s'; run `lucy help` for the list", argv[1]);
     return LUCY_EXIT_USAGE;
 }

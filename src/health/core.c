@@ -176,9 +176,9 @@ static void get_config(struct lucy_http_request *req, struct lucy_http_response 
 }
 
 static const struct lucy_route core_routes[] = {
-    {"GET", "/config", get_config, 1, 0},   {"GET", "/health/live", get_live, 0, 0},
-    {"GET", "/health", get_ready, 0, 0},    {"GET", "/health/ready", get_ready, 0, 0},
-    {"GET", "/metrics", get_metrics, 0, 0},
+    {"GET", "/config", get_config, 1, 0, NULL},   {"GET", "/health/live", get_live, 0, 0, NULL},
+    {"GET", "/health", get_ready, 0, 0, NULL},    {"GET", "/health/ready", get_ready, 0, 0, NULL},
+    {"GET", "/metrics", get_metrics, 0, 0, NULL},
 };
 
 /* ---- metrics -------------------------------------------------------------- */
@@ -280,5 +280,6 @@ int lucy_core_register(struct lucy_ctx *ctx)
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
         if (lucy_metrics_add(ctx, sources[i], ctx))
             return LUCY_ENOMEM;
-    return lucy_http_add_routes(ctx->http, core_routes, sizeof core_routes / sizeof core_routes[0]);
+    return lucy_http_add_routes(ctx->http, core_routes, sizeof core_routes / sizeof core_routes[0],
+                                NULL);
 }

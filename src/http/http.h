@@ -57,6 +57,7 @@ struct lucy_http_request {
     const char *method;                  /* "GET", "POST" ... */
     const char *path;                    /* decoded path, no query */
     const char *route_pattern;           /* matched pattern */
+    void *arg;                           /* the matched route's arg (its module's state) */
     char *params[LUCY_ROUTE_MAX_PARAMS]; /* captured `{name}` values, in order */
     int n_params;                        /* how many */
     const char *body;                    /* raw body bytes (NUL-terminated copy) */
@@ -95,6 +96,8 @@ struct lucy_route {
     lucy_route_fn fn;    /* the handler */
     int auth;            /* 1: needs the bearer token when one is configured */
     size_t body_limit;   /* bytes; 0 = LUCY_HTTP_BODY_LIMIT_DEFAULT */
+    void *arg;           /* handed to the handler as req->arg; owned by the module that
+                          * adds the row, and must outlive the server */
 };
 
 /* Result of matching a path against a table. */
@@ -115,7 +118,10 @@ enum lucy_route_match_result lucy_route_match(const struct lucy_route *routes, s
  * bound port in *bound_port. lucy_http_stop() stops accepting, waits for
  * handlers in flight, and returns. */
 struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int threads);
-int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n);
+/* Adds n rows (copied) before start. arg is given to each row whose own
+ * arg is NULL: the adding module's state, reached by its handlers as
+ * req->arg (so no module needs a singleton). 0 or LUCY_ENOMEM. */
+int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n, void *arg);
 int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_port, char *err,
                     size_t errlen);
 void lucy_http_stop(struct lucy_http *h);

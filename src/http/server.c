@@ -365,6 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs->req.method = method;
     cs->req.path = url;
     cs->req.route_pattern = cs->route->pattern;
+    cs->req.arg = cs->route->arg;
     cs->req.body = cs->body ? cs->body : "";
     cs->req.body_len = cs->body_len;
     cs->req.conn = conn;
@@ -431,7 +432,7 @@ struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int
     return h;
 }
 
-int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n)
+int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n, void *arg)
 {
     if (h->n_routes + n > h->cap) {
         size_t cap = h->cap ? h->cap : 16;
@@ -444,6 +445,9 @@ int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, s
         h->cap = cap;
     }
     memcpy(h->routes + h->n_routes, routes, n * sizeof *routes);
+    for (size_t i = 0; i < n; i++)
+        if (!h->routes[h->n_routes + i].arg)
+            h->routes[h->n_routes + i].arg = arg;
     h->n_routes += n;
     return 0;
 }

@@ -177,8 +177,8 @@ static void get_rag_stats(struct lucy_http_request *req, struct lucy_http_respon
 }
 
 static const struct lucy_route index_routes[] = {
-    {"GET", "/search", get_search, 1, 0},
-    {"GET", "/rag/stats", get_rag_stats, 1, 0},
+    {"GET", "/search", get_search, 1, 0, NULL},
+    {"GET", "/rag/stats", get_rag_stats, 1, 0, NULL},
 };
 
 /* ---- index:outbox health check --------------------------------------------- */
@@ -281,7 +281,7 @@ static int index_init(struct lucy_ctx *ctx, void **state)
         rc = LUCY_ENOMEM;
     else if (ctx->http)
         rc = lucy_http_add_routes(ctx->http, index_routes,
-                                  sizeof index_routes / sizeof index_routes[0]);
+                                  sizeof index_routes / sizeof index_routes[0], NULL);
     if (rc) {
         /* start-up fails and the process exits: nothing renders metrics */
         lucy_index_close(p->ix);

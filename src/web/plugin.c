@@ -95,8 +95,8 @@ static void get_file(struct lucy_http_request *req, struct lucy_http_response *r
 }
 
 static const struct lucy_route routes[] = {
-    {"GET", "/", get_index, 0, 0},
-    {"GET", "/ui/{file}", get_file, 0, 0},
+    {"GET", "/", get_index, 0, 0, NULL},
+    {"GET", "/ui/{file}", get_file, 0, 0, NULL},
 };
 
 static int web_init(struct lucy_ctx *ctx, void **state)
@@ -104,7 +104,7 @@ static int web_init(struct lucy_ctx *ctx, void **state)
     *state = NULL;
     if (!ctx->http) /* CLI commands have no server */
         return 0;
-    return lucy_http_add_routes(ctx->http, routes, sizeof routes / sizeof routes[0]);
+    return lucy_http_add_routes(ctx->http, routes, sizeof routes / sizeof routes[0], NULL);
 }
 
 const struct lucy_plugin lucy_web_plugin = {

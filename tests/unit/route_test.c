@@ -15,13 +15,13 @@ static void h(struct lucy_http_request *req, struct lucy_http_response *resp)
 }
 
 static const struct lucy_route routes[] = {
-    {"GET", "/health", h, 0, 0},
-    {"GET", "/recordings", h, 1, 0},
-    {"GET", "/recordings/{id}", h, 1, 0},
-    {"POST", "/recordings/scan", h, 1, 0},
-    {"POST", "/recordings/{id}/transcribe", h, 1, 0},
-    {"PUT", "/contacts/{wa_id}", h, 1, 0},
-    {"GET", "/contacts/{wa_id}", h, 1, 0},
+    {"GET", "/health", h, 0, 0, NULL},
+    {"GET", "/recordings", h, 1, 0, NULL},
+    {"GET", "/recordings/{id}", h, 1, 0, NULL},
+    {"POST", "/recordings/scan", h, 1, 0, NULL},
+    {"POST", "/recordings/{id}/transcribe", h, 1, 0, NULL},
+    {"PUT", "/contacts/{wa_id}", h, 1, 0, NULL},
+    {"GET", "/contacts/{wa_id}", h, 1, 0, NULL},
 };
 #define N (sizeof routes / sizeof routes[0])
 

@@ -434,16 +434,16 @@ static void get_job(struct lucy_http_request *req, struct lucy_http_response *re
 }
 
 static const struct lucy_route routes[] = {
-    {"GET", "/recordings", list_recordings, 1, 0},
-    {"POST", "/recordings/scan", scan_now, 1, 0},
-    {"GET", "/recordings/{id}", get_recording, 1, 0},
-    {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0},
-    {"GET", "/jobs/{id}", get_job, 1, 0},
-    {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0}, /* audio.c */
+    {"GET", "/recordings", list_recordings, 1, 0, NULL},
+    {"POST", "/recordings/scan", scan_now, 1, 0, NULL},
+    {"GET", "/recordings/{id}", get_recording, 1, 0, NULL},
+    {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0, NULL},
+    {"GET", "/jobs/{id}", get_job, 1, 0, NULL},
+    {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0, NULL}, /* audio.c */
 };
 
 int lucy_recordings_routes_register(struct lucy_recordings *r)
 {
     plugin = r;
-    return lucy_http_add_routes(r->ctx->http, routes, sizeof routes / sizeof routes[0]);
+    return lucy_http_add_routes(r->ctx->http, routes, sizeof routes / sizeof routes[0], NULL);
 }

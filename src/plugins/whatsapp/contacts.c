@@ -504,9 +504,9 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
 }
 
 const struct lucy_route lucy_wa_contact_routes[] = {
-    {"GET", "/contacts", list_contacts, 1, 0},
-    {"GET", "/contacts/{id}", get_contact, 1, 0},
-    {"PUT", "/contacts/{id}", put_contact, 1, 64 * 1024},
+    {"GET", "/contacts", list_contacts, 1, 0, NULL},
+    {"GET", "/contacts/{id}", get_contact, 1, 0, NULL},
+    {"PUT", "/contacts/{id}", put_contact, 1, 64 * 1024, NULL},
 };
 const size_t lucy_wa_contact_routes_count =
     sizeof lucy_wa_contact_routes / sizeof lucy_wa_contact_routes[0];

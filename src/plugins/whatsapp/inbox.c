@@ -395,8 +395,8 @@ static void get_webhook(struct lucy_http_request *req, struct lucy_http_response
 #define WEBHOOK_BODY_LIMIT_BYTES (3u * 1024u * 1024u)
 
 const struct lucy_route lucy_wa_webhook_routes[] = {
-    {"GET", "/webhook/whatsapp", get_webhook, 0, 0},
-    {"POST", "/webhook/whatsapp", post_webhook, 0, WEBHOOK_BODY_LIMIT_BYTES},
+    {"GET", "/webhook/whatsapp", get_webhook, 0, 0, NULL},
+    {"POST", "/webhook/whatsapp", post_webhook, 0, WEBHOOK_BODY_LIMIT_BYTES, NULL},
 };
 const size_t lucy_wa_webhook_routes_count =
     sizeof lucy_wa_webhook_routes / sizeof lucy_wa_webhook_routes[0];

@@ -201,9 +201,11 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
     if (!rc)
         rc = lucy_metrics_add(ctx, metrics, wa);
     if (!rc)
-        rc = lucy_http_add_routes(ctx->http, lucy_wa_webhook_routes, lucy_wa_webhook_routes_count);
+        rc = lucy_http_add_routes(ctx->http, lucy_wa_webhook_routes, lucy_wa_webhook_routes_count,
+                                  NULL);
     if (!rc)
-        rc = lucy_http_add_routes(ctx->http, lucy_wa_contact_routes, lucy_wa_contact_routes_count);
+        rc = lucy_http_add_routes(ctx->http, lucy_wa_contact_routes, lucy_wa_contact_routes_count,
+                                  NULL);
     lucy_wa_set_state(wa);
     *state = wa;
     return rc;
