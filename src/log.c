@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
@@ -44,16 +45,9 @@ static struct slot slots[SLOTS];
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_ms(void)
 {
-    return clock_fn ? clock_fn() : monotonic_ms();
+    return clock_fn ? clock_fn() : lucy_mono_ms();
 }
 
 static void write_line(enum lucy_log_level level, const char *msg, json_t *fields)

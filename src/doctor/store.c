@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../config.h"
 #include "../error.h"
 #include "../index/index.h"
@@ -35,13 +36,6 @@
 #define OUTBOX_WARN_AGE_S 600  /* index:outbox: oldest pending document */
 #define OUTBOX_WARN_ITEMS 1000 /* index:outbox: pending documents */
 #define KV_WARN_AGE_S     60   /* kv:backend: oldest pending write */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Without a store nothing below can be read: say so, stay ok (the store
  * check reports the problem once). 1 when the caller should return. */
@@ -58,12 +52,11 @@ static int no_store(struct lucy_doctor *d, struct lucy_doctor_result *r)
 static int query_ints(sqlite3 *db, const char *sql, long long *out, int n)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (lucy_store_stmt(db, sql, &st) != 0)
         return LUCY_EIO;
     int rc = sqlite3_step(st);
     for (int i = 0; i < n; i++)
         out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
-    sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : LUCY_EIO;
 }
 
@@ -72,11 +65,10 @@ static void query_text(sqlite3 *db, const char *sql, char *buf, size_t len)
 {
     sqlite3_stmt *st;
     buf[0] = '\0';
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (lucy_store_stmt(db, sql, &st) != 0)
         return;
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
 }
 
 static void read_failed(struct lucy_doctor_result *r, int rc)
@@ -157,7 +149,7 @@ static long long age_s(long long at_ms)
 {
     if (at_ms <= 0)
         return 0;
-    long long a = (wall_ms() - at_ms) / 1000;
+    long long a = (lucy_wall_ms() - at_ms) / 1000;
     return a < 0 ? 0 : a;
 }
 
@@ -246,8 +238,7 @@ static int read_jobs(sqlite3 *db, void *arg)
 {
     struct job_counts *c = arg;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (lucy_store_stmt(db, "SELECT status, count(*) FROM jobs GROUP BY status", &st) != 0)
         return LUCY_EIO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -256,7 +247,6 @@ static int read_jobs(sqlite3 *db, void *arg)
             if (strcmp(s, job_statuses[i]) == 0)
                 c->by_status[i] = sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return LUCY_EIO;
     return query_ints(db,
@@ -410,11 +400,11 @@ static int read_locked(sqlite3 *db, void *arg)
     if (rc)
         return rc;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT display_path, errno_name, attempts, locked_since_s"
-                           " FROM recording_paths WHERE status = 'locked' AND presence = 'present'"
-                           " ORDER BY locked_since_s, display_path LIMIT 5",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (lucy_store_stmt(db,
+                        "SELECT display_path, errno_name, attempts, locked_since_s"
+                        " FROM recording_paths WHERE status = 'locked' AND presence = 'present'"
+                        " ORDER BY locked_since_s, display_path LIMIT 5",
+                        &st) != 0)
         return LUCY_EIO;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *p = (const char *)sqlite3_column_text(st, 0);
@@ -424,7 +414,6 @@ static int read_locked(sqlite3 *db, void *arg)
                                         "attempts", (json_int_t)sqlite3_column_int64(st, 2),
                                         "locked_since_s", (json_int_t)sqlite3_column_int64(st, 3)));
     }
-    sqlite3_finalize(st);
     return 0;
 }
 

@@ -7,10 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../disk/disk.h"
 #include "../error.h"
 #include "../http/http.h"
 #include "../lucy.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "core.h"
 #include "health.h"
@@ -80,27 +82,21 @@ static void check_disk(void *arg, int timeout_ms, struct lucy_check_report *out)
 static int probe_write(sqlite3 *db, void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(
-        db, "INSERT OR REPLACE INTO store_probe (id, written_at_ms) VALUES (1, ?)", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    int rc = lucy_store_stmt(
+        db, "INSERT OR REPLACE INTO store_probe (id, written_at_ms) VALUES (1, ?)", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, lucy_wall_ms());
+    return lucy_row_step_done(st);
 }
 
 static void check_store(void *arg, int timeout_ms, struct lucy_check_report *out)
 {
     struct lucy_ctx *ctx = arg;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t t0_ms = lucy_mono_ms();
     int rc = lucy_store_write(ctx->store, probe_write, NULL, timeout_ms);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1000.0 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    double ms = (double)(lucy_mono_ms() - t0_ms);
     const char *path = lucy_store_path(ctx->store);
     if (rc == 0) {
         lucy_check_add(out, path, LUCY_HEALTH_PASS, ms, "ms", NULL);

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
+#include "../thread.h"
 #include "health.h"
 
 #define TICK_MS      250
@@ -30,14 +32,12 @@ struct entry {
 };
 
 struct lucy_health {
-    pthread_mutex_t lock;  /* guards entries' reports and stopping */
-    pthread_cond_t wake;   /* signalled to stop */
-    pthread_t thread;      /* the prober */
-    int running;           /* thread started */
-    int stopping;          /* stop requested */
-    char version[64];      /* reported in /health */
-    struct entry *entries; /* registered checks */
-    int n, cap;            /* used / allocated */
+    pthread_mutex_t lock;      /* guards entries' reports, running, last_loop_mono_ms */
+    struct lucy_thread thread; /* the prober */
+    int running;               /* thread started */
+    char version[64];          /* reported in /health */
+    struct entry *entries;     /* registered checks */
+    int n, cap;                /* used / allocated */
     struct {
         void (*fn)(void *);
         void *arg;
@@ -45,20 +45,6 @@ struct lucy_health {
     int n_ticks;
     int64_t last_loop_mono_ms; /* when the prober last went round its loop */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *const status_names[] = {"pass", "warn", "fail"};
 
@@ -116,11 +102,6 @@ struct lucy_health *lucy_health_new(const char *version)
     if (!h)
         return NULL;
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->wake, &ca);
-    pthread_condattr_destroy(&ca);
     snprintf(h->version, sizeof h->version, "%s", version);
     return h;
 }
@@ -131,7 +112,6 @@ void lucy_health_free(struct lucy_health *h)
         return;
     lucy_health_stop(h);
     pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->wake);
     free(h->entries);
     free(h);
 }
@@ -185,44 +165,33 @@ static void run_due(struct lucy_health *h, int64_t now)
         e->check.fn(e->check.arg, e->check.timeout_ms, &r);
         pthread_mutex_lock(&h->lock);
         e->report = r;
-        e->measured_at_ms = wall_ms();
+        e->measured_at_ms = lucy_wall_ms();
         pthread_mutex_unlock(&h->lock);
-        e->next_due_mono_ms = mono_ms() + e->check.interval_ms;
-        if (h->stopping)
+        e->next_due_mono_ms = lucy_mono_ms() + e->check.interval_ms;
+        if (lucy_thread_stopping(&h->thread))
             return;
     }
 }
 
-static void *prober_main(void *arg)
+static void prober_main(void *arg)
 {
     struct lucy_health *h = arg;
-    pthread_setname_np(pthread_self(), "prober");
-    pthread_mutex_lock(&h->lock);
-    while (!h->stopping) {
-        h->last_loop_mono_ms = mono_ms();
+    do {
+        pthread_mutex_lock(&h->lock);
+        h->last_loop_mono_ms = lucy_mono_ms();
         pthread_mutex_unlock(&h->lock);
-        run_due(h, mono_ms());
+        run_due(h, lucy_mono_ms());
         for (int i = 0; i < h->n_ticks; i++)
             h->ticks[i].fn(h->ticks[i].arg);
-        pthread_mutex_lock(&h->lock);
-        if (h->stopping)
-            break;
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_nsec += TICK_MS * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L)
-            deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&h->wake, &h->lock, &deadline);
-    }
-    pthread_mutex_unlock(&h->lock);
-    return NULL;
+    } while (!lucy_thread_nap(&h->thread, TICK_MS));
 }
 
 int lucy_health_start(struct lucy_health *h)
 {
-    run_due(h, mono_ms());
-    h->last_loop_mono_ms = mono_ms();
-    if (pthread_create(&h->thread, NULL, prober_main, h) != 0)
+    run_due(h, lucy_mono_ms());
+    h->last_loop_mono_ms = lucy_mono_ms();
+    h->thread = (struct lucy_thread){.name = "prober", .main = prober_main, .arg = h};
+    if (lucy_thread_start(&h->thread) != 0)
         return LUCY_ENOMEM;
     pthread_mutex_lock(&h->lock);
     h->running = 1;
@@ -233,7 +202,7 @@ int lucy_health_start(struct lucy_health *h)
 int lucy_health_prober_alive(struct lucy_health *h, int max_age_ms)
 {
     pthread_mutex_lock(&h->lock);
-    int alive = h->running && mono_ms() - h->last_loop_mono_ms <= max_age_ms;
+    int alive = h->running && lucy_mono_ms() - h->last_loop_mono_ms <= max_age_ms;
     pthread_mutex_unlock(&h->lock);
     return alive;
 }
@@ -242,12 +211,10 @@ void lucy_health_stop(struct lucy_health *h)
 {
     if (!h->running)
         return;
+    lucy_thread_stop(&h->thread);
     pthread_mutex_lock(&h->lock);
-    h->stopping = 1;
-    pthread_cond_signal(&h->wake);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
     h->running = 0;
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* The cached result of e, with staleness and "not checked yet" applied. */
@@ -289,7 +256,7 @@ json_t *lucy_health_render(struct lucy_health *h, enum lucy_health_status *overa
     enum lucy_health_status overall = LUCY_HEALTH_PASS;
     /* worst status seen per dependency key, to keep the worst text */
     json_t *dep_rank = json_object();
-    int64_t now = wall_ms();
+    int64_t now = lucy_wall_ms();
 
     pthread_mutex_lock(&h->lock);
     for (int i = 0; i < h->n; i++) {
@@ -351,7 +318,7 @@ void lucy_health_foreach(struct lucy_health *h,
                                     enum lucy_health_status status),
                          void *arg)
 {
-    int64_t now = wall_ms();
+    int64_t now = lucy_wall_ms();
     pthread_mutex_lock(&h->lock);
     for (int i = 0; i < h->n; i++) {
         struct lucy_check_report r;

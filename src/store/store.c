@@ -51,6 +51,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
 #include "../log.h"
 #include "store.h"
@@ -548,14 +549,7 @@ int lucy_store_write(struct lucy_store *s, lucy_store_write_fn fn, void *arg, in
         return LUCY_ENOMEM;
     r->fn = fn;
     r->arg = arg;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L)
-            deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = lucy_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
 
     pthread_mutex_lock(&s->lock);
     int rc = enqueue(s, &s->normal, r);

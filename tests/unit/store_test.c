@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "error.h"
+#include "store/row.h"
 #include "store/store.h"
 
 static char dir[] = "/tmp/lucy-store-test-XXXXXX";
@@ -314,13 +315,68 @@ static void async_goes_first(void **state)
     assert_int_equal(order.done_rc, LUCY_EIO); /* order-u exists: the step fails */
 }
 
+/* ---- row helpers (src/store/row.c) ---------------------------------------- */
+
+static int row_write(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    sqlite3_stmt *st;
+    assert_int_equal(lucy_store_stmt(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", &st), 0);
+    lucy_row_bind_text(st, 1, "row-null");
+    lucy_row_bind_text(st, 2, NULL);
+    assert_int_equal(lucy_row_step_done(st), 0);
+    assert_int_equal(lucy_store_stmt(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", &st), 0);
+    char key[] = "row-text";
+    lucy_row_bind_text(st, 1, key);
+    lucy_row_bind_text(st, 2, "a longer value");
+    key[0] = 'X'; /* bound as a copy: changing it afterwards changes nothing */
+    assert_int_equal(lucy_row_step_done(st), 0);
+    /* a second insert of the same key is a constraint violation */
+    assert_int_equal(lucy_store_stmt(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", &st), 0);
+    lucy_row_bind_text(st, 1, "row-text");
+    lucy_row_bind_text(st, 2, "again");
+    assert_int_equal(lucy_row_step_done(st), LUCY_ECONFLICT);
+    return lucy_row_exec(db, "INSERT INTO meta (key, value) VALUES ('row-exec', 'x')");
+}
+
+static int row_read(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    sqlite3_stmt *st;
+    assert_int_equal(lucy_store_stmt(db,
+                                     "SELECT key, value FROM meta WHERE key LIKE 'row-%' "
+                                     "ORDER BY key",
+                                     &st),
+                     0);
+    char small[6];
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* row-exec */
+    lucy_row_copy(st, 0, small, sizeof small);
+    assert_string_equal(small, "row-e");            /* truncated to fit */
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* row-null */
+    lucy_row_copy(st, 1, small, sizeof small);
+    assert_string_equal(small, ""); /* NULL becomes "" */
+    assert_null(lucy_row_dup(st, 1));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* row-text */
+    char *v = lucy_row_dup(st, 1);
+    assert_string_equal(v, "a longer value");
+    free(v);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    return 0;
+}
+
+static void row_helpers(void **state)
+{
+    (void)state;
+    assert_int_equal(lucy_store_write(store, row_write, NULL, 5000), 0);
+    assert_int_equal(lucy_store_read(store, row_read, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(concurrent_writers),
-        cmocka_unit_test(error_mapping),
-        cmocka_unit_test(statement_cache),
-        cmocka_unit_test(async_goes_first),
+        cmocka_unit_test(concurrent_writers), cmocka_unit_test(error_mapping),
+        cmocka_unit_test(statement_cache),    cmocka_unit_test(async_goes_first),
+        cmocka_unit_test(row_helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
