@@ -13,11 +13,11 @@
  * loop tells systemd READY=1 and pings its watchdog (sd_notify, libsystemd)
  * while the prober is alive.
  *
- * For its whole life the daemon holds a SHARED flock on DATA_DIR/lucy.pid
- * (which names its pid): `lucy doctor` tries an exclusive one to learn
- * whether a daemon runs on the data dir, and removes stale temp copies
- * only while it holds it. Shared, so two daemons on one data dir behave
- * as before.
+ * For its whole life the daemon holds an EXCLUSIVE flock on
+ * DATA_DIR/lucy.pid (which names its pid): a second `lucy serve` on the
+ * same data dir exits 1 naming the first's pid; `lucy doctor` tries the
+ * lock to learn whether a daemon runs, and removes stale temp copies only
+ * while it holds it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <systemd/sd-daemon.h>
@@ -82,35 +83,52 @@ static int wait_for_signal(struct lucy_ctx *ctx)
 /* How long start-up waits for `lucy doctor --fix` to release lucy.pid. */
 #define PID_LOCK_WAIT_MS 10000
 
-/* Takes the shared lock on DATA_DIR/lucy.pid and writes our pid into it.
- * Returns the descriptor to keep open until exit, or -1 (logged; the
- * daemon runs anyway, doctor then cannot see it). */
-static int hold_pid_lock(const char *data_dir)
+/* The pid written in the lock file when that process is alive and not us;
+ * 0 otherwise (none, stale, or unreadable). */
+static long live_holder(int fd)
+{
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+    if (pid <= 0 || pid == (long)getpid())
+        return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM ? pid : 0;
+}
+
+/* Takes the EXCLUSIVE lock on DATA_DIR/lucy.pid and writes our pid into
+ * it, so a second `lucy serve` on the same data dir cannot start (two
+ * daemons would requeue each other's jobs). While `lucy doctor --fix`
+ * holds the lock briefly (the file then names no live process) start-up
+ * waits up to PID_LOCK_WAIT_MS.
+ * Returns the descriptor to keep open until exit; -1 when the file cannot
+ * be opened at all (logged: the daemon runs, doctor cannot see it); -2
+ * when another daemon holds the data dir (*holder = its pid, or 0 when
+ * the wait ran out). */
+static int hold_pid_lock(const char *data_dir, long *holder)
 {
     char path[1100];
     snprintf(path, sizeof path, "%.1000s/lucy.pid", data_dir);
+    *holder = 0;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    int waited = 0, e = errno;
-    while (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) != 0) {
-        e = errno;
-        if (e != EWOULDBLOCK || waited >= PID_LOCK_WAIT_MS) {
+    if (fd < 0) {
+        lucy_log(LUCY_LOG_WARNING, "cannot lock the data dir", "{s:s,s:s,s:s}", "path", path,
+                 "error", strerror(errno), "effect",
+                 "lucy doctor cannot tell that this daemon runs, and a second lucy serve on this "
+                 "data dir would not be refused");
+        return -1;
+    }
+    for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += 50) {
+        if (errno != EWOULDBLOCK || (*holder = live_holder(fd)) > 0 || waited >= PID_LOCK_WAIT_MS) {
             close(fd);
-            fd = -1;
-            break;
+            return -2;
         }
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
-        waited += 50;
-    }
-    if (fd < 0) {
-        lucy_log(LUCY_LOG_WARNING, "cannot lock the data dir", "{s:s,s:s,s:s}", "path", path,
-                 "error", strerror(e), "effect", "lucy doctor cannot tell that this daemon runs");
-        return -1;
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        /* a full disk: the lock alone is what doctor needs */
+        /* a full disk: the lock alone is what doctor and a second daemon need */
     }
     return fd;
 }
@@ -232,7 +250,21 @@ int lucy_cmd_serve(int argc, char **argv)
         lucy_config_free(&cfg);
         return LUCY_EXIT_FAILED;
     }
-    int pid_fd = hold_pid_lock(cfg.data_dir);
+    long holder;
+    int pid_fd = hold_pid_lock(cfg.data_dir, &holder);
+    if (pid_fd == -2) {
+        if (holder > 0)
+            lucy_cmd_error("another lucy serve (pid %ld) is running on data dir %s; stop it "
+                           "first or give this one its own --data",
+                           holder, cfg.data_dir);
+        else
+            lucy_cmd_error("data dir %s stayed locked for %d s (lucy doctor --fix or another "
+                           "lucy serve holds %s/lucy.pid); try again",
+                           cfg.data_dir, PID_LOCK_WAIT_MS / 1000, cfg.data_dir);
+        lucy_ctx_close(&ctx);
+        lucy_config_free(&cfg);
+        return LUCY_EXIT_FAILED;
+    }
     lucy_ctx_clean_tmp(&ctx);
     rc = run(&ctx, &cfg);
     lucy_ctx_close(&ctx);

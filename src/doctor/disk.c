@@ -10,7 +10,7 @@
  * create the reserve; only the reserve fix does, and only when the guard
  * itself would create it.
  *
- * The daemon lock: `lucy serve` holds a shared flock on DATA_DIR/lucy.pid
+ * The daemon lock: `lucy serve` holds an exclusive flock on DATA_DIR/lucy.pid
  * for its whole life (cmd/serve.c). A non-blocking exclusive flock fails
  * while any daemon holds it: that is how doctor knows one runs, and the
  * temp-copy fix deletes only while IT holds the exclusive lock, so no
@@ -422,7 +422,7 @@ void lucy_doctor_fix_temp(struct lucy_doctor *d, const struct lucy_doctor_result
 {
     (void)r;
     /* the exclusive lock: fails while a daemon runs, and keeps one from
-     * starting (it waits for a shared lock) while we delete */
+     * starting (it waits for the lock) while we delete */
     int fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(out->result, sizeof out->result, "skipped: cannot open %.900s: %s", d->pid_path,
