@@ -62,6 +62,8 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_DISK_INTERVAL_MS", NULL, "2000", 100, 600000, disk_interval_ms,
             "how often free space is measured"),
     INT_OPT("LUCY_HTTP_THREADS", NULL, "8", 1, 256, http_threads, "HTTP server threads"),
+    INT_OPT("LUCY_HTTP_REQUEST_TIMEOUT_S", NULL, "30", 1, 3600, http_request_timeout_s,
+            "a request's headers and body must arrive within this many seconds"),
     {"LUCY_ASR_ENGINE", NULL, LUCY_OPT_ENUM, "auto", 0, 0, asr_engines, 0, 0, OFF(asr_engine),
      "auto, pocketsphinx, whisper, http"},
     STR_OPT("LUCY_WHISPER_MODEL", NULL, NULL, 0, 0, whisper_model, "path to a ggml whisper model"),

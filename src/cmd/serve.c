@@ -157,7 +157,7 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
     int n_plugins = 0, started = 0, rc = LUCY_EXIT_FAILED;
 
     ctx->health = lucy_health_new(LUCY_VERSION);
-    ctx->http = lucy_http_new(ctx, cfg->api_token, cfg->http_threads);
+    ctx->http = lucy_http_new(ctx, cfg->api_token, cfg->http_threads, cfg->http_request_timeout_s);
     if (!ctx->health || !ctx->http || lucy_core_register(ctx) != 0) {
         lucy_cmd_error("out of memory at start-up");
         goto out;

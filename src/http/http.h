@@ -116,8 +116,14 @@ enum lucy_route_match_result lucy_route_match(const struct lucy_route *routes, s
 /* Server lifecycle. lucy_http_new() allocates; routes are added before
  * start; lucy_http_start() binds host:port (port 0 = any) and returns the
  * bound port in *bound_port. lucy_http_stop() stops accepting, waits for
- * handlers in flight, and returns. */
-struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int threads);
+ * handlers in flight, and returns.
+ * request_timeout_s: a request's line, headers and body must all arrive
+ * within this many seconds of its start (connection accepted, or the
+ * previous reply sent on a kept-alive connection), or the connection is
+ * closed: a client that trickles a byte now and then (slowloris) cannot
+ * hold a connection, nor a share of the body budget, for long. */
+struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int threads,
+                                int request_timeout_s);
 /* Adds n rows (copied) before start. arg is given to each row whose own
  * arg is NULL: the adding module's state, reached by its handlers as
  * req->arg (so no module needs a singleton). 0 or LUCY_ENOMEM. */

@@ -60,7 +60,7 @@ static int setup(void **state)
         {"GET", "/big", big, 0, 0, NULL},
         {"GET", "/slow", slow, 0, 0, NULL},
     };
-    f->http = lucy_http_new(NULL, NULL, 2);
+    f->http = lucy_http_new(NULL, NULL, 2, 30);
     assert_non_null(f->http);
     assert_int_equal(lucy_http_add_routes(f->http, routes, 4, &f->route_state), 0);
     char err[256];
