@@ -17,6 +17,7 @@ static const char *const descriptions[] = {
     [-LUCY_ELOCKED] = "file locked",
     [-LUCY_ECONFLICT] = "conflict",
     [-LUCY_ECORRUPT] = "corrupt content",
+    [-LUCY_EDBCORRUPT] = "the local store is damaged",
     [-LUCY_EPERM] = "permission denied",
     [-LUCY_ESHUTDOWN] = "shutting down",
 };

@@ -83,7 +83,8 @@ static void open_parts(struct lucy_doctor *d, const struct lucy_config *cfg)
     snprintf(d->pid_path, sizeof d->pid_path, "%.1000s/lucy.pid", cfg->data_dir);
     struct stat st;
     if (stat(d->db_path, &st) == 0 &&
-        lucy_store_open(cfg->data_dir, &d->store, d->store_error, sizeof d->store_error) != 0)
+        (d->store_rc =
+             lucy_store_open(cfg->data_dir, &d->store, d->store_error, sizeof d->store_error)) != 0)
         d->store = NULL;
     if (cfg->redis_url && *cfg->redis_url) {
         struct lucy_kv_options o = {

@@ -56,6 +56,7 @@ enum lucy_doctor_remedy {
     LUCY_REMEDY_TEMP_STALE,
     LUCY_REMEDY_STORE_MISSING,
     LUCY_REMEDY_STORE_UNREADABLE,
+    LUCY_REMEDY_STORE_DAMAGED,
     LUCY_REMEDY_INBOX_BACKLOG,
     LUCY_REMEDY_OUTBOX_BACKLOG,
     LUCY_REMEDY_OUTBOX_FAILED,
@@ -90,6 +91,7 @@ struct lucy_doctor {
     char pid_path[1100];           /* DATA_DIR/lucy.pid (the daemon's lock) */
     struct lucy_store *store;      /* NULL when lucy.db does not exist */
     char store_error[512];         /* why the store could not be opened */
+    int store_rc;                  /* and its LUCY_E* code (LUCY_EDBCORRUPT: lost files) */
     struct lucy_kv *kv;            /* Redis (REDIS_URL set), else NULL */
     struct lucy_index *ix;         /* the Qdrant backend (QDRANT_URL set), else NULL */
     char index_error[512];         /* why the index could not be opened */

@@ -45,6 +45,10 @@ static const char *const remedies[LUCY_REMEDY_COUNT] = {
     [LUCY_REMEDY_STORE_UNREADABLE] =
         "The database cannot be opened: check its owner and permissions, free space, and "
         "`dmesg` for I/O errors (see \"The store is not writable\").",
+    [LUCY_REMEDY_STORE_DAMAGED] =
+        "The database is damaged (a corrupt page, or its file or -wal was lost or replaced): "
+        "stop lucy, keep a copy of the data dir as it is, and restore the last good backup "
+        "(see \"A damaged store\"). Until then lucy's readiness fails.",
     [LUCY_REMEDY_INBOX_BACKLOG] =
         "The messages are safe on disk and retried with backoff: the cause is usually Redis or "
         "the search index (see those checks) or a stopped `lucy serve`; the backlog drains by "

@@ -32,10 +32,11 @@
 #include "../store/store.h"
 #include "doctor.h"
 
-#define INBOX_WARN_AGE_S  300  /* whatsapp:inbox: oldest pending item */
-#define OUTBOX_WARN_AGE_S 600  /* index:outbox: oldest pending document */
-#define OUTBOX_WARN_ITEMS 1000 /* index:outbox: pending documents */
-#define KV_WARN_AGE_S     60   /* kv:backend: oldest pending write */
+#define INBOX_WARN_AGE_S      300          /* whatsapp:inbox: oldest pending item */
+#define OUTBOX_WARN_AGE_S     600          /* index:outbox: oldest pending document */
+#define OUTBOX_WARN_ITEMS     1000         /* index:outbox: pending documents */
+#define KV_WARN_AGE_S         60           /* kv:backend: oldest pending write */
+#define DOCTOR_QUICK_CHECK_MS (120 * 1000) /* store: a full read of the database */
 
 /* Without a store nothing below can be read: say so, stay ok (the store
  * check reports the problem once). 1 when the caller should return. */
@@ -97,17 +98,32 @@ void lucy_doctor_check_store(struct lucy_doctor *d, struct lucy_doctor_result *r
     }
     if (!d->store) {
         lucy_doctor_say(r, "cannot open %.900s: %.900s", d->db_path, d->store_error);
-        lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL, LUCY_REMEDY_STORE_UNREADABLE);
+        lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL,
+                          d->store_rc == LUCY_EDBCORRUPT ? LUCY_REMEDY_STORE_DAMAGED
+                                                         : LUCY_REMEDY_STORE_UNREADABLE);
         return;
     }
     long long version = 0;
     int rc = lucy_store_read(d->store, read_version, &version);
-    if (rc) {
+    if (rc && rc != LUCY_EDBCORRUPT) {
         read_failed(r, rc);
         return;
     }
     json_object_set_new(r->details, "schema_version", json_integer(version));
-    lucy_doctor_say(r, "%.1000s is readable (schema version %lld)", d->db_path, version);
+    char detail[300] = "";
+    rc = lucy_store_quick_check(d->store, DOCTOR_QUICK_CHECK_MS, detail, sizeof detail);
+    json_object_set_new(r->details, "integrity",
+                        json_string(rc == 0                 ? "ok"
+                                    : rc == LUCY_ETIMEDOUT  ? "not finished"
+                                    : rc == LUCY_EDBCORRUPT ? "damaged"
+                                                            : lucy_strerror(rc)));
+    if (rc == LUCY_EDBCORRUPT) {
+        lucy_doctor_say(r, "%.900s is DAMAGED: PRAGMA quick_check says %.300s", d->db_path, detail);
+        lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL, LUCY_REMEDY_STORE_DAMAGED);
+        return;
+    }
+    lucy_doctor_say(r, "%.1000s is readable (schema version %lld)%s", d->db_path, version,
+                    rc == 0 ? "; PRAGMA quick_check: ok" : "; the integrity check did not finish");
 }
 
 /* ---- inbox ----------------------------------------------------------------- */

@@ -113,6 +113,44 @@ static void check_store(void *arg, int timeout_ms, struct lucy_check_report *out
                  lucy_strerror(rc));
 }
 
+/* ---- store:integrity -------------------------------------------------------
+ * Every STORE_CHECK_EVERY_MS a PRAGMA quick_check (a full read of the
+ * file, on a read connection: it never blocks the writer), and on every
+ * run what the store itself met since (a corrupt page found by any
+ * statement). Critical: a damaged store fails readiness with the remedy. */
+
+#define STORE_CHECK_EVERY_MS (60 * 60 * 1000)
+
+static void check_integrity(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    struct lucy_ctx *ctx = arg;
+    struct lucy_store *s = ctx->store;
+    char detail[300] = "";
+    int64_t last = lucy_store_checked_at_ms(s);
+    int rc = 0;
+    if (!lucy_store_damaged(s, NULL, 0) && lucy_wall_ms() - last >= STORE_CHECK_EVERY_MS)
+        rc = lucy_store_quick_check(s, timeout_ms, detail, sizeof detail);
+    const char *path = lucy_store_path(s);
+    double age_s = lucy_store_checked_at_ms(s)
+                       ? (double)(lucy_wall_ms() - lucy_store_checked_at_ms(s)) / 1000.0
+                       : 0;
+    if (lucy_store_damaged(s, detail, sizeof detail)) {
+        struct lucy_check_item *it = lucy_check_add(
+            out, path, LUCY_HEALTH_FAIL, age_s, "s",
+            "the SQLite store %s is damaged (%s): stop lucy and restore the last backup "
+            "(docs/operations.md, \"A damaged store\"); `lucy doctor` shows the details",
+            path, detail);
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text, "error: store damaged");
+    } else if (rc == LUCY_ETIMEDOUT) {
+        lucy_check_add(out, path, LUCY_HEALTH_WARN, age_s, "s",
+                       "the integrity check of %s did not finish in %d ms; it runs again later",
+                       path, timeout_ms);
+    } else {
+        lucy_check_add(out, path, LUCY_HEALTH_PASS, age_s, "s", NULL);
+    }
+}
+
 /* ---- endpoints ------------------------------------------------------------ */
 
 static void get_live(struct lucy_http_request *req, struct lucy_http_response *resp)
@@ -267,6 +305,7 @@ int lucy_core_register(struct lucy_ctx *ctx)
     const struct lucy_check checks[] = {
         {"disk:free", "system", "disk", 1, ctx->cfg->disk_interval_ms, 1000, check_disk, ctx},
         {"store:writable", "datastore", "store", 1, 5000, 3000, check_store, ctx},
+        {"store:integrity", "datastore", "store_integrity", 1, 10000, 60000, check_integrity, ctx},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (lucy_health_register(ctx->health, &checks[i]))

@@ -47,6 +47,7 @@ static const struct {
     {LUCY_ESHUTDOWN, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5},
     {LUCY_EPERM, LUCY_HTTP_FORBIDDEN, 0},
     {LUCY_ECORRUPT, LUCY_HTTP_UNSUPPORTED_MEDIA, 0},
+    {LUCY_EDBCORRUPT, LUCY_HTTP_INTERNAL, 0},
 };
 
 const char *lucy_http_error_name(enum lucy_http_error type)

@@ -54,12 +54,14 @@
 #include "../clock.h"
 #include "../error.h"
 #include "../log.h"
+#include "integrity.h"
 #include "store.h"
 
 #define BATCH_MAX          512
 #define READ_POOL_MAX      8
-#define STMT_CACHE_MAX     128 /* per connection; fixed SQL only (see store.h) */
-#define NORMAL_MAX_WAIT_MS 50  /* a background write waits at most this long behind foreground */
+#define STMT_CACHE_MAX     128  /* per connection; fixed SQL only (see store.h) */
+#define NORMAL_MAX_WAIT_MS 50   /* a background write waits at most this long behind foreground */
+#define MARKER_INTERVAL_MS 2000 /* the commit-count marker is rewritten at most this often */
 
 struct write_req {
     lucy_store_write_fn fn;    /* the work */
@@ -108,6 +110,12 @@ struct lucy_store {
     int pool_n;                       /* how many are idle */
     unsigned long long batches;       /* committed batches (stats) */
     unsigned long long writes;        /* committed writes (stats) */
+    long long generation;             /* commits counted in meta (writer thread) */
+    long long marker_generation;      /* the count last written to the marker (writer thread) */
+    int64_t marker_mono_ms;           /* when the marker was last written (writer thread) */
+    int damaged;                      /* a corrupt page was met (guarded by lock) */
+    int64_t checked_at_ms;            /* last finished quick_check, wall ms (atomic) */
+    char damaged_detail[300];         /* SQLite's words for it (guarded by lock) */
 };
 
 /* The connection the calling thread's current write/read function runs on. */
@@ -133,7 +141,7 @@ int lucy_store_err(int rc)
         return LUCY_ENOTFOUND;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-        return LUCY_ECORRUPT;
+        return LUCY_EDBCORRUPT;
     default: /* SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, ... */
         return LUCY_EIO;
     }
@@ -322,6 +330,16 @@ static int begin(struct lucy_store *s)
     return rc;
 }
 
+/* Writes the commit count to the marker if it moved (writer thread). */
+static void marker_flush(struct lucy_store *s)
+{
+    if (s->generation > s->marker_generation) {
+        lucy_store_marker_write(s->path, s->generation);
+        s->marker_generation = s->generation;
+    }
+    s->marker_mono_ms = lucy_mono_ms();
+}
+
 /* Runs one batch; returns how many of its writes were committed. */
 static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
 {
@@ -369,7 +387,15 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
             run(c, "ROLLBACK TO w");
         run(c, "RELEASE w");
     }
+    long long generation = 0;
+    rc = lucy_store_generation_bump(db, &generation);
     current_conn = NULL;
+    if (rc != SQLITE_OK && sqlite3_get_autocommit(db)) { /* the bump's failure rolled back all */
+        fail_pending(txn_start, NULL, lucy_store_err(rc));
+        return 0;
+    }
+    if (rc != SQLITE_OK)
+        generation = 0; /* not counted: the marker stays a lower bound */
     rc = run(c, "COMMIT");
     if (rc != SQLITE_OK) {
         int why = lucy_store_err(rc);
@@ -385,6 +411,11 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
     int committed = 0;
     for (struct write_req *r = txn_start; r; r = r->next)
         committed += r->rc == 0;
+    if (generation > 0) {
+        s->generation = generation;
+        if (lucy_mono_ms() - s->marker_mono_ms >= MARKER_INTERVAL_MS)
+            marker_flush(s);
+    }
     return committed;
 }
 
@@ -430,8 +461,20 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "store-writer");
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->urgent.head && !s->normal.head && !s->stopping)
-            pthread_cond_wait(&s->work, &s->lock);
+        while (!s->urgent.head && !s->normal.head && !s->stopping) {
+            if (s->generation <= s->marker_generation) {
+                pthread_cond_wait(&s->work, &s->lock);
+                continue;
+            }
+            /* idle with commits the marker does not know yet: write it when due */
+            struct timespec due = lucy_deadline_ms(
+                CLOCK_MONOTONIC, s->marker_mono_ms + MARKER_INTERVAL_MS - lucy_mono_ms());
+            if (pthread_cond_timedwait(&s->work, &s->lock, &due) == ETIMEDOUT) {
+                pthread_mutex_unlock(&s->lock);
+                marker_flush(s);
+                pthread_mutex_lock(&s->lock);
+            }
+        }
         if (!s->urgent.head && !s->normal.head)
             break;
         int n;
@@ -439,6 +482,11 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->lock);
 
         int committed = run_batch(s, batch, n);
+        for (struct write_req *r = batch; r; r = r->next)
+            if (r->rc == LUCY_EDBCORRUPT) {
+                lucy_store_mark_damaged(s, "a write met a corrupt page");
+                break;
+            }
 
         pthread_mutex_lock(&s->lock);
         s->batches += committed > 0;
@@ -484,17 +532,22 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
         return lucy_store_err(rc);
     }
     rc = migrate(s->writer_conn->db, err, errlen);
+    if (rc == 0)
+        rc = lucy_store_marker_verify(s->writer_conn->db, s->path, &s->generation, err, errlen);
     if (rc != 0) {
         close_conn(s->writer_conn);
         free(s);
         return rc;
     }
+    lucy_store_marker_write(s->path, s->generation);
+    s->marker_generation = s->generation;
+    s->marker_mono_ms = lucy_mono_ms();
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_cond_init(&s->work, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->work, &ca);
     pthread_cond_init(&s->finished, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
@@ -516,6 +569,7 @@ void lucy_store_close(struct lucy_store *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer, NULL);
+    marker_flush(s);
     close_conn(s->writer_conn);
     for (int i = 0; i < s->pool_n; i++)
         close_conn(s->pool[i]);
@@ -610,7 +664,42 @@ int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg)
     }
     pthread_mutex_unlock(&s->pool_lock);
     close_conn(c);
+    if (rc == LUCY_EDBCORRUPT)
+        lucy_store_mark_damaged(s, "a read met a corrupt page");
     return rc;
+}
+
+void lucy_store_mark_damaged(struct lucy_store *s, const char *detail)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->damaged || strncmp(s->damaged_detail, "a ", 2) == 0) /* keep the most specific */
+        snprintf(s->damaged_detail, sizeof s->damaged_detail, "%s", detail);
+    if (!s->damaged)
+        lucy_log(LUCY_LOG_ERROR, "the store is damaged; restore the last backup", "{s:s,s:s,s:s}",
+                 "path", s->path, "detail", detail, "see",
+                 "docs/operations.md, \"A damaged store\"");
+    s->damaged = 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void lucy_store_checked(struct lucy_store *s)
+{
+    __atomic_store_n(&s->checked_at_ms, lucy_wall_ms(), __ATOMIC_RELAXED);
+}
+
+int64_t lucy_store_checked_at_ms(struct lucy_store *s)
+{
+    return __atomic_load_n(&s->checked_at_ms, __ATOMIC_RELAXED);
+}
+
+int lucy_store_damaged(struct lucy_store *s, char *detail, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    int damaged = s->damaged;
+    if (len)
+        snprintf(detail, len, "%s", damaged ? s->damaged_detail : "");
+    pthread_mutex_unlock(&s->lock);
+    return damaged;
 }
 
 const char *lucy_store_path(struct lucy_store *s)

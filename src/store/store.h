@@ -30,6 +30,7 @@
 
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lucy_store;
 
@@ -99,8 +100,34 @@ int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg);
 
 /* The LUCY_E* code for an SQLite result code (SQLITE_FULL -> LUCY_ENOSPC,
  * SQLITE_IOERR/READONLY/CANTOPEN -> LUCY_EIO, SQLITE_CONSTRAINT ->
- * LUCY_ECONFLICT, SQLITE_BUSY -> LUCY_ETIMEDOUT, else LUCY_EIO). */
+ * LUCY_ECONFLICT, SQLITE_BUSY -> LUCY_ETIMEDOUT, SQLITE_CORRUPT/NOTADB ->
+ * LUCY_EDBCORRUPT, else LUCY_EIO). */
 int lucy_store_err(int sqlite_rc);
+
+/* ---- damage (integrity.c, integrity.h) ------------------------------------
+ * Opening refuses (LUCY_EDBCORRUPT, err says what to do) a database that
+ * holds fewer commits than the marker DATA_DIR/lucy.db.generation says it
+ * had: its file or -wal was lost, truncated or replaced. A corrupt page is
+ * found by lucy_store_quick_check() or by any statement that meets it; the
+ * store is then "damaged" until it is reopened. Writes go on (each still
+ * durable when it returns 0); readiness fails with the remedy. */
+
+/* Runs PRAGMA quick_check on a read connection, stopped after timeout_ms.
+ * Returns 0 (sound), LUCY_EDBCORRUPT (damaged: detail gets SQLite's first
+ * finding, and the store is marked damaged), LUCY_ETIMEDOUT (not finished)
+ * or another LUCY_E* code. Thread-safe; costs a full read of the file. */
+int lucy_store_quick_check(struct lucy_store *s, int timeout_ms, char *detail, size_t len);
+
+/* Wall-clock ms when lucy_store_quick_check() last finished (with any
+ * result but a timeout); 0 = never. Thread-safe. */
+int64_t lucy_store_checked_at_ms(struct lucy_store *s);
+
+/* Marks the store damaged, with detail (copied). Thread-safe. */
+void lucy_store_mark_damaged(struct lucy_store *s, const char *detail);
+
+/* 1 when the store was found damaged since it was opened (detail, len
+ * bytes, gets why), else 0. Thread-safe, cheap. */
+int lucy_store_damaged(struct lucy_store *s, char *detail, size_t len);
 
 /* Path of the database file (owned by the store). */
 const char *lucy_store_path(struct lucy_store *s);
