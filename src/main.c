@@ -143,6 +143,14 @@ int main(int argc, char **argv)
         return lucy_cmd_version(0, NULL);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
+            /* `lucy CMD --help` anywhere among its arguments: that command's usage */
+            for (int a = 2; a < argc; a++)
+                if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+                    printf("usage: lucy %s %s\n  %s\n\nconfiguration: environment variables "
+                           "(see README), --config FILE, flags\n",
+                           commands[i].name, commands[i].usage, commands[i].summary);
+                    return LUCY_EXIT_OK;
+                }
             /* before any thread: libcurl's global state is not thread-safe to set up */
             if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 lucy_cmd_error("cannot initialise libcurl; reinstall libcurl4");

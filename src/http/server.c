@@ -73,6 +73,8 @@
 #define REAPER_TICK_MS       500
 #define CONNECTION_LIMIT     4096 /* all addresses; needs as many descriptors */
 #define PER_IP_LIMIT         128  /* one address */
+#define DRAIN_MAX_BYTES      ((uint64_t)64 * 1024 * 1024) /* read (and drop) a refused body up to this \
+                                                           */
 
 /* One accepted connection, for the request deadline (see the header). */
 struct conn_rec {
@@ -114,20 +116,22 @@ struct lucy_http {
 };
 
 struct conn_state {
-    struct lucy_http_request req;   /* what handlers see */
-    const struct lucy_route *route; /* matched row, NULL when answered early */
-    char *body;                     /* accumulated body */
-    size_t body_len, body_cap;      /* bytes used / allocated */
-    size_t limit;                   /* route's body limit */
-    int too_large;                  /* body exceeded the limit */
-    int over_budget;                /* all bodies together exceeded BODY_BUDGET_BYTES */
-    int answered;                   /* a reply was queued early */
-    struct lucy_http *h;            /* the server */
-    lucy_http_finish_fn finish;     /* deferred reply: builds it after resume */
-    void *finish_arg;               /* its argument */
-    int deferred;                   /* finish not run yet */
-    int blocking;                   /* deferred without suspension (server stopping) */
-    int resumed;                    /* blocking: lucy_http_resume() was called */
+    struct lucy_http_request req;    /* what handlers see */
+    const struct lucy_route *route;  /* matched row, NULL when answered early */
+    char *body;                      /* accumulated body */
+    size_t body_len, body_cap;       /* bytes used / allocated */
+    size_t limit;                    /* route's body limit */
+    int too_large;                   /* body exceeded the limit */
+    int over_budget;                 /* all bodies together exceeded BODY_BUDGET_BYTES */
+    struct lucy_http_response early; /* an error decided before the body came (draining) */
+    const char *early_label;         /* its route label for the counters */
+    int answered;                    /* a reply was queued early */
+    struct lucy_http *h;             /* the server */
+    lucy_http_finish_fn finish;      /* deferred reply: builds it after resume */
+    void *finish_arg;                /* its argument */
+    int deferred;                    /* finish not run yet */
+    int blocking;                    /* deferred without suspension (server stopping) */
+    int resumed;                     /* blocking: lucy_http_resume() was called */
 };
 
 /* The request is the first member: a handler's req leads back to its state. */
@@ -246,6 +250,20 @@ static enum MHD_Result check_utf8_arg(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+/* 1 when the request announces a body of at most DRAIN_MAX_BYTES (or a
+ * chunked one) that the client is still to send. */
+static int body_follows(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && strcasestr(te, "chunked"))
+        return 1;
+    if (!cl)
+        return 0;
+    unsigned long long n = strtoull(cl, NULL, 10);
+    return n > 0 && n <= DRAIN_MAX_BYTES;
+}
+
 /* First call for a request: resolve the route and answer early if we can.
  * Returns 1 when a reply was queued. */
 static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const char *url,
@@ -294,6 +312,15 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
         } else {
             return 0;
         }
+    }
+    if (body_follows(conn)) {
+        /* Read the body before answering: a client still sending when the
+         * reply comes and the connection closes sees a broken pipe, not
+         * the error (Python's http.client does). The deadline bounds it. */
+        cs->early = resp;
+        cs->early_label = label;
+        cs->answered = 1;
+        return 0;
     }
     cs->answered = 1;
     *result = send_reply(h, conn, method, label, &resp);
@@ -507,6 +534,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         finish_deferred(cs, &resp);
         return send_reply(h, conn, method, cs->route->pattern, &resp);
     }
+    if (cs->early.body) { /* the refused body has been read: now the error */
+        struct lucy_http_response resp = cs->early;
+        cs->early.body = NULL;
+        set_receiving(conn, h, 0, 0);
+        return send_reply(h, conn, method, cs->early_label, &resp);
+    }
     if (cs->answered)
         return MHD_YES;
     cs->answered = 1;
@@ -566,6 +599,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     for (int i = 0; i < cs->req.n_params; i++)
         free(cs->req.params[i]);
+    free(cs->early.body);
     release_body(cs);
     free(cs);
     *con_cls = NULL;

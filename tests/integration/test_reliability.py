@@ -322,3 +322,41 @@ def test_marker_does_not_refuse_a_normal_restart_or_a_crash(start_lucy):
     assert again.stop() == 0
     third = start_lucy(data_dir=data)
     assert third.get("/health").status_code == 200
+
+
+# ---- every client reads its error ------------------------------------------------
+
+import requests
+
+
+def test_big_body_gets_its_413_with_pythons_client(start_lucy):
+    """Python's http client sends the whole body before reading: the 413
+    must wait until the body is read, not reset the connection."""
+    import http.client
+    lucy = start_lucy(env={"LUCY_API_TOKEN": "t0ken"})
+    body = b"{" * (8 * 1024 * 1024)
+    c = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=30)
+    c.request("POST", "/webhook/whatsapp", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()  # the old server closed early: BrokenPipeError while sending
+    assert r.status == 413
+    assert json.loads(r.read())["error_type"] == "payload_too_large"
+    c.close()
+    # a refused token with a body: 401, read the same way
+    r = requests.put(lucy.url + "/contacts/15551234567", data=b"{" * (512 * 1024), timeout=30,
+                     headers={"Authorization": "Bearer wrong", "Content-Type": "application/json"})
+    assert r.status_code == 401, r.text
+    assert r.json()["error_type"] == "unauthorized"
+    # and the connection still serves the next request of a session
+    s = requests.Session()
+    assert s.post(lucy.url + "/recordings/scan", data=b"x" * (2 * 1024 * 1024), timeout=30,
+                  headers={"Authorization": "Bearer t0ken"}).status_code == 413
+    assert s.get(lucy.url + "/health/live", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("cmd", ["serve", "scan", "transcribe", "search", "stats", "reindex", "kv",
+                                 "doctor", "healthcheck", "version"])
+def test_every_subcommand_has_help(cmd):
+    r = run_lucy([cmd, "--help"])
+    assert r.returncode == 0, r
+    out = r.stdout.decode()
+    assert out.startswith("usage: lucy %s" % cmd), out
