@@ -3,8 +3,8 @@
  * backend from the source of truth, the `documents` table.
  *
  * Steps: ensure the backend (a partial failure is reported and the
- * rebuild goes on); empty it (ops->clear: for Qdrant the local FTS5 copy
- * and the collection, which is re-created); in one store write queue a put
+ * rebuild goes on); empty it (lucy_index_clear: for Qdrant the local FTS5
+ * copy and the collection, which is re-created); in one store write queue a put
  * for every live document through the outbox and drop tombstones; then
  * drain the outbox on this thread (the same code as the indexer thread)
  * and report counts. Safe while `lucy serve` runs on the same data dir:
@@ -44,10 +44,14 @@ int lucy_cmd_reindex(int argc, char **argv)
         fprintf(stderr,
                 "lucy: warning: the %s index is not fully in place (%s); rebuilding "
                 "anyway\n",
-                ix->ops->name, err);
+                lucy_index_name(ix), err);
     int e = lucy_indexer_requeue_all(ix, &queued, err, sizeof err);
     if (e == 0) {
-        e = lucy_indexer_drain(ix, 0, &c);
+        struct lucy_indexer *w;
+        e = lucy_indexer_new(ix, NULL, &w);
+        if (e == 0)
+            e = lucy_indexer_drain(w, 0, &c);
+        lucy_indexer_free(w);
         if (e)
             snprintf(err, sizeof err, "%s", lucy_strerror(e));
     }
@@ -58,16 +62,16 @@ int lucy_cmd_reindex(int argc, char **argv)
     if (e) {
         lucy_cmd_error("reindex into %s stopped: %s; %lld documents stay queued and the daemon "
                        "retries them (see `lucy stats`)",
-                       ix->ops->name, err, (long long)pending);
+                       lucy_index_name(ix), err, (long long)pending);
         rc = LUCY_EXIT_FAILED;
     } else if (failed > 0) {
         lucy_cmd_error("%lld documents were rejected by the %s index; see `lucy stats`",
-                       (long long)failed, ix->ops->name);
+                       (long long)failed, lucy_index_name(ix));
         rc = LUCY_EXIT_FAILED;
     }
     if (as_json) {
         json_t *doc =
-            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "backend", ix->ops->name, "queued",
+            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "backend", lucy_index_name(ix), "queued",
                       (json_int_t)queued, "indexed", (json_int_t)c.indexed, "failed", failed,
                       "pending", pending, "retried", (json_int_t)c.retried, "ok", rc == 0);
         char *text = json_dumps(doc, JSON_INDENT(2));
@@ -77,8 +81,8 @@ int lucy_cmd_reindex(int argc, char **argv)
     } else {
         printf("reindexed %s: %lld documents queued, %llu indexed, %lld failed, %lld still "
                "pending\n",
-               ix->ops->name, (long long)queued, (unsigned long long)c.indexed, (long long)failed,
-               (long long)pending);
+               lucy_index_name(ix), (long long)queued, (unsigned long long)c.indexed,
+               (long long)failed, (long long)pending);
     }
     json_decref(stats);
     lucy_index_close(ix);

@@ -5,7 +5,11 @@
  * The wrappers are the only callers of struct lucy_index_ops: they check
  * arguments, fill in defaults for NULL slots and keep the backend's own
  * fields apart from what lucy knows locally (the outbox, per-source
- * counts), so a new backend (qdrant.c) only implements its slots.
+ * counts), so a new backend only implements its slots. They also own the
+ * local-copy policy of a remote backend (ops->local_copy, e.g. Qdrant):
+ * the sqlite FTS5 index is kept beside it, written first, cleared with
+ * it, reported as local_count, and answers searches while the remote
+ * backend fails (`degraded`); the backend never touches it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -14,8 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../config.h"
 #include "../error.h"
+#include "../log.h"
 #include "../store/store.h"
 #include "index.h"
 
@@ -39,6 +45,17 @@ int lucy_index_known_source(const char *source)
 
 /* ---- open / close ---------------------------------------------------------- */
 
+/* Searches skip a failing local_copy backend this long after it failed. */
+#define FALLBACK_HOLD_MS 5000
+
+struct lucy_index {
+    const struct lucy_index_ops *ops; /* which backend */
+    void *state;                      /* its instance (ops->open) */
+    struct lucy_store *store;         /* the local store (documents, outbox) */
+    struct lucy_index *local;         /* the sqlite copy of a local_copy backend, or NULL */
+    int64_t hold_until_ms;            /* monotonic; searches go to local until then (atomic) */
+};
+
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
                             struct lucy_store *store, struct lucy_index **out, char *err,
                             size_t errlen)
@@ -60,6 +77,11 @@ int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_
         free(ix);
         return rc;
     }
+    if (ops->local_copy && ops != &lucy_index_sqlite &&
+        (rc = lucy_index_open_backend(&lucy_index_sqlite, cfg, store, &ix->local, err, errlen))) {
+        lucy_index_close(ix);
+        return rc;
+    }
     *out = ix;
     return 0;
 }
@@ -76,9 +98,20 @@ void lucy_index_close(struct lucy_index *ix)
 {
     if (!ix)
         return;
+    lucy_index_close(ix->local);
     if (ix->ops->close)
         ix->ops->close(ix->state);
     free(ix);
+}
+
+const char *lucy_index_name(const struct lucy_index *ix)
+{
+    return ix->ops->name;
+}
+
+struct lucy_store *lucy_index_store(const struct lucy_index *ix)
+{
+    return ix->store;
 }
 
 /* ---- wrappers -------------------------------------------------------------- */
@@ -100,24 +133,55 @@ static void reset_items(struct lucy_index_item *items, size_t n)
     }
 }
 
-int lucy_index_upsert_batch(struct lucy_index *ix, struct lucy_index_item *items, size_t n,
-                            char *err, size_t errlen)
+typedef int (*write_slot)(void *state, struct lucy_index_item *items, size_t n, char *err,
+                          size_t errlen);
+
+/* Applies a write to the local copy first (so it is always current; a
+ * retry applies it again, harmlessly), then to the backend. A backend
+ * that answered ends the search hold. */
+static int write_both(struct lucy_index *ix, write_slot local, write_slot remote,
+                      struct lucy_index_item *items, size_t n, char *err, size_t errlen)
 {
     err[0] = '\0';
     if (n == 0)
         return 0;
     reset_items(items, n);
-    return ix->ops->upsert_batch(ix->state, items, n, err, errlen);
+    if (ix->local) {
+        int rc = local(ix->local->state, items, n, err, errlen);
+        if (rc)
+            return rc; /* the local copy comes first: retry all */
+    }
+    int rc = remote(ix->state, items, n, err, errlen);
+    if (rc == 0 && ix->local)
+        __atomic_store_n(&ix->hold_until_ms, 0, __ATOMIC_RELAXED);
+    return rc;
+}
+
+int lucy_index_upsert_batch(struct lucy_index *ix, struct lucy_index_item *items, size_t n,
+                            char *err, size_t errlen)
+{
+    return write_both(ix, ix->local ? ix->local->ops->upsert_batch : NULL, ix->ops->upsert_batch,
+                      items, n, err, errlen);
 }
 
 int lucy_index_delete(struct lucy_index *ix, struct lucy_index_item *items, size_t n, char *err,
                       size_t errlen)
 {
-    err[0] = '\0';
-    if (n == 0)
-        return 0;
-    reset_items(items, n);
-    return ix->ops->delete (ix->state, items, n, err, errlen);
+    return write_both(ix, ix->local ? ix->local->ops->delete : NULL, ix->ops->delete, items, n, err,
+                      errlen);
+}
+
+/* One backend's search, without fallback. */
+static int search_one(struct lucy_index *ix, const struct lucy_search_query *q,
+                      struct lucy_search_result *out, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "backend %s cannot search", ix->ops->name);
+    int rc = ix->ops->search ? ix->ops->search(ix->state, q, out, err, errlen) : LUCY_EUNAVAIL;
+    if (rc)
+        lucy_search_result_free(out);
+    else if (!out->backend)
+        out->backend = ix->ops->name;
+    return rc;
 }
 
 int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
@@ -126,13 +190,24 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     memset(out, 0, sizeof *out);
     if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
         return LUCY_EINVAL;
-    if (!ix->ops->search)
-        return LUCY_EUNAVAIL;
-    int rc = ix->ops->search(ix->state, q, out);
-    if (rc)
-        lucy_search_result_free(out);
-    else if (!out->backend)
-        out->backend = ix->ops->name;
+    char why[320];
+    if (!ix->local)
+        return search_one(ix, q, out, why, sizeof why);
+    if (lucy_mono_ms() >= __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
+        int rc = search_one(ix, q, out, why, sizeof why);
+        if (rc == 0 || rc == LUCY_ENOMEM)
+            return rc;
+        if (rc != LUCY_ENOTFOUND) /* a missing collection is quick to ask about */
+            __atomic_store_n(&ix->hold_until_ms, lucy_mono_ms() + FALLBACK_HOLD_MS,
+                             __ATOMIC_RELAXED);
+        lucy_log(LUCY_LOG_WARNING,
+                 "search index backend failed a search; answering from the "
+                 "local SQLite index",
+                 "{s:s,s:s}", "backend", ix->ops->name, "error", why);
+    }
+    int rc = search_one(ix->local, q, out, why, sizeof why);
+    if (rc == 0)
+        out->degraded = 1;
     return rc;
 }
 
@@ -143,7 +218,8 @@ int lucy_index_clear(struct lucy_index *ix, char *err, size_t errlen)
         snprintf(err, errlen, "backend %s cannot be cleared", ix->ops->name);
         return LUCY_EUNAVAIL;
     }
-    return ix->ops->clear(ix->state, err, errlen);
+    int rc = ix->local ? lucy_index_clear(ix->local, err, errlen) : 0;
+    return rc ? rc : ix->ops->clear(ix->state, err, errlen);
 }
 
 int lucy_index_optimize(struct lucy_index *ix)
@@ -195,16 +271,17 @@ static int read_local_stats(sqlite3 *db, void *arg)
     int rc = lucy_outbox_stats(db, &ls->outbox);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(db,
-                                 "SELECT source, count(*) FROM documents WHERE deleted = 0"
-                                 " GROUP BY source ORDER BY source",
-                                 -1, &st, NULL);
-    if (src == SQLITE_OK)
-        while ((src = sqlite3_step(st)) == SQLITE_ROW)
-            json_object_set_new(ls->sources, (const char *)sqlite3_column_text(st, 0),
-                                json_integer(sqlite3_column_int64(st, 1)));
-    sqlite3_finalize(st);
+    sqlite3_stmt *st;
+    rc = lucy_store_stmt(db,
+                         "SELECT source, count(*) FROM documents WHERE deleted = 0"
+                         " GROUP BY source ORDER BY source",
+                         &st);
+    if (rc)
+        return rc;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        json_object_set_new(ls->sources, (const char *)sqlite3_column_text(st, 0),
+                            json_integer(sqlite3_column_int64(st, 1)));
     return src == SQLITE_DONE ? 0 : lucy_store_err(src);
 }
 
@@ -243,6 +320,13 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out)
     }
     json_object_set_new(o, "backend", json_string(ix->ops->name));
     json_object_set_new(o, "status", json_string("green"));
+    if (ix->local && ix->local->ops->stats) {
+        json_t *local = json_object();
+        if (local && ix->local->ops->stats(ix->local->state, local) == 0)
+            json_object_set_new(o, "local_count",
+                                json_incref(json_object_get(local, "points_count")));
+        json_decref(local);
+    }
     if (ix->ops->stats) {
         int brc = ix->ops->stats(ix->state, o);
         if (brc) {
@@ -268,10 +352,8 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out)
     char why[512];
     if (ls.outbox.pending > 0) {
         int64_t age_s = 0;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         if (ls.outbox.oldest_pending_ms > 0)
-            age_s = ((int64_t)ts.tv_sec * 1000 - ls.outbox.oldest_pending_ms) / 1000;
+            age_s = (lucy_wall_ms() / 1000 * 1000 - ls.outbox.oldest_pending_ms) / 1000;
         snprintf(why, sizeof why, "%lld documents wait in the outbox (oldest %llds)%s%s",
                  (long long)ls.outbox.pending, (long long)(age_s < 0 ? 0 : age_s),
                  ls.outbox.retrying && ls.outbox.first_error[0] ? ", retrying after: " : "",

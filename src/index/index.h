@@ -10,11 +10,12 @@
  * backoff; nothing is lost while a backend is down or full.
  *
  * Files: outbox.c (documents + outbox tables, producer side), index.c
- * (backend table, wrappers, query helpers, /rag/stats document),
- * sqlite.c (the FTS5 backend), qdrant.c (the Qdrant backend, which keeps
- * the FTS5 index as its local copy), indexer.c (the "indexer" thread),
- * plugin.c (routes, health check, metrics). docs/architecture.md, section
- * "Search index", tells the whole story.
+ * (backend table, wrappers with the local-copy and fallback policy, query
+ * helpers, /rag/stats document), sqlite.c (the FTS5 backend), qdrant.c
+ * (the Qdrant backend) with sparse.c (its tokenizer, BM25 vectors and
+ * snippets), indexer.c (the "indexer" thread), plugin.c (routes, health
+ * check, metrics). docs/architecture.md, section "Search index", tells the
+ * whole story.
  */
 #ifndef LUCY_INDEX_H
 #define LUCY_INDEX_H
@@ -72,6 +73,22 @@ int lucy_outbox_stats(sqlite3 *db, struct lucy_outbox_stats *out);
  * 0 or LUCY_E*. */
 int lucy_outbox_requeue_all(sqlite3 *db, int64_t *queued);
 
+/* A document as stored, for a backend completing its hits. */
+struct lucy_doc_row {
+    char *contact, *title, *text; /* malloc'd, may be NULL */
+    int64_t time_s, t0_ms, t1_ms; /* as in struct lucy_doc */
+    int deleted;                  /* 1: tombstoned, hidden from search */
+};
+
+/* Reads the document (source, id, segment) into *out (zeroed first; free
+ * with lucy_doc_row_free). Call inside a lucy_store_read() or write
+ * function. 0, LUCY_ENOTFOUND (no such row), or LUCY_E*. */
+int lucy_outbox_doc_get(sqlite3 *db, const char *source, const char *id, int segment,
+                        struct lucy_doc_row *out);
+
+/* Frees the strings of row and zeroes it. */
+void lucy_doc_row_free(struct lucy_doc_row *row);
+
 /* ---- backends ------------------------------------------------------------ */
 
 /* One document handed to a backend (put), or one key to remove (delete). */
@@ -121,14 +138,20 @@ struct lucy_search_result {
 void lucy_search_result_free(struct lucy_search_result *r);
 
 /*
- * A backend: one const struct per backend, one file each (sqlite.c now,
- * qdrant.c later). The core calls it only through the lucy_index_*()
- * wrappers. NULL slot = not supported (the wrapper says what that means).
- * Slots other than open may be called from several threads at once
- * (indexer, HTTP pool): a backend locks what it shares.
+ * A backend: one const struct per backend, one file each (sqlite.c,
+ * qdrant.c). The core calls it only through the lucy_index_*() wrappers.
+ * NULL slot = not supported (the wrapper says what that means). Slots
+ * other than open may be called from several threads at once (indexer,
+ * HTTP pool): a backend locks what it shares.
  */
 struct lucy_index_ops {
     const char *name; /* "sqlite", "qdrant": the `backend` field of replies */
+    /* 1 = a remote backend: the wrapper keeps the sqlite backend beside it
+     * as the local copy (every batch goes to the copy first; an item is
+     * acked when both took it), answers searches from the copy while this
+     * backend fails (degraded), and clears both. The backend itself never
+     * touches the copy. */
+    int local_copy;
     /* Creates an instance on store (the local SQLite store, which always
      * holds documents and outbox) with configuration cfg. Sets *state.
      * 0 or LUCY_E* with a message in err. Must not do network I/O. */
@@ -148,14 +171,16 @@ struct lucy_index_ops {
                         size_t errlen);
     /* Removes items[0..n); a missing document is success. Same returns. */
     int (*delete)(void *state, struct lucy_index_item *items, size_t n, char *err, size_t errlen);
-    /* Runs q and fills out (zeroed by the caller; caller frees with
-     * lucy_search_result_free). 0 or LUCY_E* (LUCY_EUNAVAIL = backend
-     * unreachable: the wrapper may answer from a fallback). */
-    int (*search)(void *state, const struct lucy_search_query *q, struct lucy_search_result *out);
+    /* Runs q and fills out (zeroed by the caller; the wrapper frees it on
+     * error). 0, or LUCY_E* with err saying why (the wrapper of a
+     * local_copy backend then answers from the copy). */
+    int (*search)(void *state, const struct lucy_search_query *q, struct lucy_search_result *out,
+                  char *err, size_t errlen);
     /* Adds the backend's own /rag/stats fields to out: collection,
      * points_count, indexed_count, segments_count, disk_bytes,
-     * payload_indexes {ensured:[], pending:[]}, and optionally "status"
-     * (green|yellow|red) with "status_reason". 0 or LUCY_E*. */
+     * payload_indexes {ensured:[], pending:[]}, and optionally its
+     * verdict: "status" (yellow|red) with "status_reason", set once (the
+     * wrapper appends lucy's own reasons). 0 or LUCY_E*. */
     int (*stats)(void *state, json_t *out);
     /* Removes every document from the backend (lucy reindex). 0 or LUCY_E*. */
     int (*clear)(void *state, char *err, size_t errlen);
@@ -170,32 +195,44 @@ struct lucy_index_ops {
 
 /* The backends built in (NULL-terminated), and each one by name. */
 extern const struct lucy_index_ops lucy_index_sqlite;
-/* Qdrant over REST (qdrant.c); keeps the sqlite backend as its local copy
- * and answers /search from it (degraded) while Qdrant is unreachable. */
+/* Qdrant over REST (qdrant.c); local_copy: the wrapper keeps the sqlite
+ * backend beside it and answers /search from it (degraded) while Qdrant
+ * is unreachable. */
 extern const struct lucy_index_ops lucy_index_qdrant;
 extern const struct lucy_index_ops *const lucy_index_backends[];
 
-/* An open backend: the ops and its instance. */
-struct lucy_index {
-    const struct lucy_index_ops *ops; /* which backend */
-    void *state;                      /* its instance (ops->open) */
-    struct lucy_store *store;         /* the local store (documents, outbox) */
-};
+/* An open backend (index.c): its ops and instance, the local store and,
+ * for a local_copy backend, the sqlite copy and the fallback state. */
+struct lucy_index;
 
 /* Picks the backend for cfg (qdrant when QDRANT_URL is set, else sqlite)
  * and opens it into *out (caller frees with lucy_index_close). No network
  * I/O. 0 or LUCY_E* with err. */
 int lucy_index_open(const struct lucy_config *cfg, struct lucy_store *store,
                     struct lucy_index **out, char *err, size_t errlen);
-/* Opens the named backend (for tests and the local fallback copy). */
+/* Opens the named backend (for tests and `lucy search --local`), with
+ * its local copy when ops->local_copy. */
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
                             struct lucy_store *store, struct lucy_index **out, char *err,
                             size_t errlen);
 void lucy_index_close(struct lucy_index *ix);
 
-/* Thin wrappers over the ops (see the slots above). ensure/optimize NULL
- * = nothing to do (0); search/stats/clear NULL = LUCY_EUNAVAIL;
- * upsert_batch/delete are required. */
+/* The backend's static name ("sqlite", "qdrant"): the `backend` field. */
+const char *lucy_index_name(const struct lucy_index *ix);
+
+/* The local store ix was opened on (documents, outbox; not owned). */
+struct lucy_store *lucy_index_store(const struct lucy_index *ix);
+
+/* Wrappers over the ops (see the slots above). ensure/optimize NULL =
+ * nothing to do (0); search/stats/clear NULL = LUCY_EUNAVAIL;
+ * upsert_batch/delete are required. With a local copy: upsert_batch,
+ * delete and clear go to the copy first (its failure fails the whole
+ * batch); ensure, optimize and register_checks concern the backend only.
+ * lucy_index_search of a local_copy backend answers from the copy with
+ * backend "sqlite" and degraded = 1 when the backend fails (not for
+ * LUCY_ENOMEM), and for FALLBACK_HOLD_MS (index.c) after a failure skips
+ * the backend, so an outage costs one timeout, not one per request; a
+ * backend write that succeeds ends the hold early. Thread-safe. */
 int lucy_index_ensure(struct lucy_index *ix, char *err, size_t errlen);
 int lucy_index_upsert_batch(struct lucy_index *ix, struct lucy_index_item *items, size_t n,
                             char *err, size_t errlen);
@@ -236,6 +273,46 @@ int lucy_index_known_source(const char *source);
 /* The hit as the /search JSON object (new reference). */
 json_t *lucy_search_hit_json(const struct lucy_search_hit *h);
 
+/* ---- consumer side of the outbox (outbox.c), for the indexer ------------ */
+
+/* What the consumer must remember of a taken outbox row to settle it. */
+struct lucy_outbox_row {
+    int64_t seq;   /* outbox.seq that was read: settling is guarded by it */
+    int attempts;  /* outbox.attempts before this try */
+    int is_delete; /* op = 'delete' */
+};
+
+/* Reads up to max due rows (not failed, next_attempt_at_ms <= now_ms,
+ * oldest first) with their documents into items[] and rows[] (parallel
+ * arrays of max entries): the *n_put puts first, then the deletes; *n in
+ * all. Strings are malloc'd: free them with lucy_outbox_take_free (also
+ * on error). A put whose document vanished has doc.text NULL. Call inside
+ * a store read function. 0 or LUCY_E*. */
+int lucy_outbox_take(sqlite3 *db, int64_t now_ms, size_t max, struct lucy_index_item *items,
+                     struct lucy_outbox_row *rows, size_t *n, size_t *n_put);
+
+/* Frees the document strings of items[0..n) taken by lucy_outbox_take. */
+void lucy_outbox_take_free(struct lucy_index_item *items, size_t n);
+
+/* Records the backend's outcome of one taken row, only if the row is still
+ * at row->seq (a newer change stays queued): it->rc == 0 removes it (and
+ * purges the document of an applied delete); it->permanent marks it
+ * failed with it->error; otherwise attempts + 1 and retry at retry_at_ms
+ * (wall clock). Call inside a store write function. 0 or LUCY_E*. */
+int lucy_outbox_settle(sqlite3 *db, const struct lucy_index_item *it,
+                       const struct lucy_outbox_row *row, int64_t retry_at_ms);
+
+/* Makes every waiting row due now (the backend is back). Inside a store
+ * write function. 0 or LUCY_E*. */
+int lucy_outbox_all_due(sqlite3 *db);
+
+/* The thread to kick when this process queues outbox rows (the running
+ * indexer's), or NULL. Call inside a store write function: the consumer is
+ * read and written only on the store's writer thread, where every
+ * producer runs, so a stopped indexer is never kicked. */
+struct lucy_thread;
+int lucy_outbox_set_consumer(sqlite3 *db, struct lucy_thread *t);
+
 /* ---- the indexer (indexer.c) -------------------------------------------- */
 
 struct lucy_indexer;
@@ -248,25 +325,28 @@ struct lucy_indexer_counts {
     uint64_t retried; /* rows put back with backoff (transient errors) */
 };
 
-/* Starts the "indexer" thread draining the outbox of ix->store into ix.
- * disk may be NULL (then never critical). Returns 0 and *out, or LUCY_E*. */
-int lucy_indexer_start(struct lucy_index *ix, struct lucy_disk *disk, struct lucy_indexer **out);
-/* Stops and joins the thread and frees it. NULL is fine. */
-void lucy_indexer_stop(struct lucy_indexer *w);
+/* Creates an indexer draining the outbox of ix's store into ix (ix must
+ * outlive it); no thread yet. disk may be NULL (then never critical).
+ * Returns 0 and *out, or LUCY_ENOMEM. */
+int lucy_indexer_new(struct lucy_index *ix, struct lucy_disk *disk, struct lucy_indexer **out);
 
-/* Wakes the indexer now (new outbox rows). Async-signal-unsafe, thread-safe,
- * cheap; a no-op when no indexer runs in this process (it polls every
- * ~200 ms as well, so rows written by another process are found too). */
-void lucy_indexer_kick(void);
+/* Starts the "indexer" thread and registers it as the outbox's consumer,
+ * so outbox rows queued in this process wake it (it polls every ~200 ms
+ * as well, which finds rows written by other processes). 0 or LUCY_E*. */
+int lucy_indexer_start(struct lucy_indexer *w);
 
-/* Lifetime counters of the running indexer. */
+/* Stops and joins the thread (if started) and frees w. NULL is fine. */
+void lucy_indexer_free(struct lucy_indexer *w);
+
+/* Lifetime counters of the indexer's thread (NULL w: zeros). */
 void lucy_indexer_counts(struct lucy_indexer *w, struct lucy_indexer_counts *out);
 
-/* Drains due outbox rows into ix on the calling thread until none are due
- * or max_rows were handled (0 = no limit); counts are added to *counts.
- * Returns 0, or the LUCY_E* of the first whole-batch failure (the rows
- * are then rescheduled with backoff). For `lucy reindex` and tests. */
-int lucy_indexer_drain(struct lucy_index *ix, size_t max_rows, struct lucy_indexer_counts *counts);
+/* Drains due outbox rows into w's index on the calling thread until none
+ * are due or max_rows were handled (0 = no limit); counts are added to
+ * *counts. Returns 0, or the LUCY_E* of the first whole-batch failure (the
+ * rows are then rescheduled with backoff). For `lucy reindex` and tests,
+ * on an indexer whose thread is not started. */
+int lucy_indexer_drain(struct lucy_indexer *w, size_t max_rows, struct lucy_indexer_counts *counts);
 
 /* Empties the backend and queues every live document again (one store
  * write), dropping tombstoned documents. *queued = documents queued.

@@ -5,9 +5,7 @@
  *
  * It is listed first in plugins.c so the index exists before any producer
  * starts writing (producers only touch the outbox, so order is a nicety,
- * not a requirement). Route rows carry no argument, so the handlers find
- * the one open index through a file-static pointer set in init and
- * cleared in free (one index per process).
+ * not a requirement). The routes carry the plugin's state as their arg.
  *
  * /search query parameters (DESIGN §5), all validated before the backend
  * runs; any bad one is a 400 bad_request naming the parameter:
@@ -25,8 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
 #include "../health/health.h"
 #include "../http/http.h"
@@ -46,8 +44,6 @@ struct index_plugin {
     struct lucy_indexer *indexer; /* the "indexer" thread, once started */
     uint64_t search_requests;     /* /search requests answered (atomic) */
 };
-
-static struct index_plugin *the_plugin; /* set by init, for the handlers */
 
 /* ---- GET /search ------------------------------------------------------------ */
 
@@ -74,11 +70,7 @@ static int has_words(const char *q)
 
 static void get_search(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    struct index_plugin *p = the_plugin;
-    if (!p) {
-        lucy_http_reply_error(resp, LUCY_HTTP_NOT_CONFIGURED, 5, "the search index is not open");
-        return;
-    }
+    struct index_plugin *p = req->arg;
     struct lucy_search_query q = {.q = lucy_http_query(req, "q"),
                                   .source = lucy_http_query(req, "source"),
                                   .contact = lucy_http_query(req, "contact"),
@@ -161,12 +153,7 @@ static void get_search(struct lucy_http_request *req, struct lucy_http_response 
 
 static void get_rag_stats(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    (void)req;
-    struct index_plugin *p = the_plugin;
-    if (!p) {
-        lucy_http_reply_error(resp, LUCY_HTTP_NOT_CONFIGURED, 5, "the search index is not open");
-        return;
-    }
+    struct index_plugin *p = req->arg;
     json_t *stats = NULL;
     int rc = lucy_index_stats(p->ix, &stats);
     if (rc) {
@@ -199,10 +186,8 @@ static void check_outbox(void *arg, int timeout_ms, struct lucy_check_report *ou
                        "cannot read the index outbox (%s); see store:writable", lucy_strerror(rc));
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     int64_t age_s =
-        s.oldest_pending_ms > 0 ? ((int64_t)ts.tv_sec * 1000 - s.oldest_pending_ms) / 1000 : 0;
+        s.oldest_pending_ms > 0 ? (lucy_wall_ms() / 1000 * 1000 - s.oldest_pending_ms) / 1000 : 0;
     if (age_s < 0)
         age_s = 0;
     struct lucy_check_item *it;
@@ -281,14 +266,13 @@ static int index_init(struct lucy_ctx *ctx, void **state)
         rc = LUCY_ENOMEM;
     else if (ctx->http)
         rc = lucy_http_add_routes(ctx->http, index_routes,
-                                  sizeof index_routes / sizeof index_routes[0], NULL);
+                                  sizeof index_routes / sizeof index_routes[0], p);
     if (rc) {
         /* start-up fails and the process exits: nothing renders metrics */
         lucy_index_close(p->ix);
         free(p);
         return rc;
     }
-    the_plugin = p;
     *state = p;
     return 0;
 }
@@ -297,17 +281,21 @@ static int index_start(void *state)
 {
     struct index_plugin *p = state;
     struct lucy_indexer *w = NULL;
-    int rc = lucy_indexer_start(p->ix, p->ctx->disk, &w);
+    int rc = lucy_indexer_new(p->ix, p->ctx->disk, &w);
+    if (rc == 0 && (rc = lucy_indexer_start(w))) {
+        lucy_indexer_free(w);
+        w = NULL;
+    }
     __atomic_store_n(&p->indexer, w, __ATOMIC_RELEASE);
     if (rc == 0)
-        lucy_log(LUCY_LOG_INFO, "search index ready", "{s:s}", "backend", p->ix->ops->name);
+        lucy_log(LUCY_LOG_INFO, "search index ready", "{s:s}", "backend", lucy_index_name(p->ix));
     return rc;
 }
 
 static void index_stop(void *state)
 {
     struct index_plugin *p = state;
-    lucy_indexer_stop(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
+    lucy_indexer_free(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
 }
 
 static void index_free(void *state)
@@ -315,9 +303,7 @@ static void index_free(void *state)
     struct index_plugin *p = state;
     if (!p)
         return;
-    if (the_plugin == p)
-        the_plugin = NULL;
-    lucy_indexer_stop(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
+    lucy_indexer_free(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
     lucy_index_close(p->ix);
     free(p);
 }

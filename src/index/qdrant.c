@@ -1,18 +1,14 @@
 /*
  * qdrant.c - the scale-out search backend: Qdrant over its REST API
- * (libcurl + jansson), with lucy's SQLite FTS5 index kept as the local copy.
+ * (src/http/client.h + jansson). The wrapper (index.c) keeps lucy's SQLite
+ * FTS5 index as the local copy beside it and answers /search from that
+ * copy while Qdrant fails (lucy_index_ops.local_copy); this file knows
+ * only Qdrant.
  *
  * Configuration: QDRANT_URL, QDRANT_API_KEY (sent as the `api-key`
  * header, never logged), QDRANT_COLLECTION (default lucy_data) and
  * LUCY_QDRANT_TIMEOUT_MS, the connect + whole-call timeout of EVERY call
  * (a hung Qdrant costs at most that, never a hung thread).
- *
- * Two targets, one outbox row: every batch is applied to the local FTS5
- * index first (the sqlite backend, same store, idempotent delete+insert by
- * rowid) and then to Qdrant; the indexer acknowledges an outbox row only
- * when both took it. A row Qdrant could not take stays queued and is
- * applied to both again on retry (harmless), so the local copy is always
- * current and `pending_count` is Qdrant's backlog.
  *
  * Collection (ensure): sparse vector `text` with modifier `idf`; payload
  * indexes keyword `source`, `contact`, `recording_id`, integer `time`, and
@@ -30,26 +26,9 @@
  * name is unambiguous even when id holds slashes. A retried upsert
  * therefore overwrites the same point. Payload: source, id, segment,
  * contact, title, text, time (Unix s), and for recordings recording_id,
- * t0_ms, t1_ms.
- *
- * Sparse vector = term frequencies from ONE tokenizer, used for documents,
- * queries and snippets: SQLite's own `unicode61 remove_diacritics 2`
- * tokenizer (the FTS5 API of a private in-memory connection), i.e.
- * Unicode-aware word split, case folding and accent removal exactly like
- * the local FTS5 index. Each folded term maps to the uint32 index formed
- * by the first 4 bytes (big-endian) of SHA-256(term) - stateless, the same
- * on every lucy instance, no vocabulary to store; two terms sharing an
- * index (about 1 in 4 billion per pair) only blur their ranking.
- *
- * Values: the term-frequency half of BM25, as in Qdrant's BM25 recipe
- * (Qdrant docs, "Sparse vectors" / "IDF modifier"; fastembed's Bm25):
- * f * (k1 + 1) / (f + k1 * (1 - b + b * dl / avgdl)) with f = tf(text) +
- * 0.5 * tf(title) (the sqlite backend's bm25 column weights), dl = tokens
- * of title and text, k1 = 1.2, b = 0.75 (FTS5's bm25 constants) and a
- * fixed avgdl = BM25_AVGDL tokens (a transcript segment or a message; a
- * fixed value keeps every point independent of the others). Qdrant
- * multiplies by idf at query time, so the score is BM25 like the local
- * FTS5 index's. The query vector has 1.0 per distinct query term, so a
+ * t0_ms, t1_ms. Vector `text`: the BM25 sparse vector of sparse.h, the
+ * same tokenizer as the local FTS5 index; Qdrant multiplies by idf at
+ * query time. The query vector has 1.0 per distinct query term, so a
  * document matches when it holds ANY query word, best first (the sqlite
  * backend requires every word; docs/qdrant.md); equal scores are ordered
  * newest first, like the sqlite backend.
@@ -64,45 +43,41 @@
  *
  * Search: POST /collections/{c}/points/query with the sparse query vector
  * (using "text") and a filter on source, contact and the time range.
- * Snippets come from the local copy of the text (the payload's for a point
- * another instance wrote), built with the same tokenizer, HTML-escaped,
- * matched terms in <mark>; hits tombstoned locally are dropped. If Qdrant
- * fails, the local FTS5 index answers with backend "sqlite", degraded 1,
- * and for DOWN_HOLD_MS every search goes straight there (no timeout paid
- * per request) until the qdrant:ready probe sees Qdrant again.
+ * Hits are completed from lucy's `documents` rows (lucy_outbox_get_docs:
+ * the current text, title and contact; a point another instance wrote
+ * keeps its payload's), hits tombstoned locally are dropped, and snippets
+ * are built with the shared tokenizer, HTML-escaped, matched terms in
+ * <mark>.
  *
  * Threads: every slot may run on the indexer, HTTP and prober threads at
- * once. Each call takes a curl easy handle from a small pool (kept-alive
- * connections) under `lock`, which also guards the ensure state; ensure
- * itself is serialised by `ensure_lock`.
+ * once. Calls take kept-alive curl handles from `pool`; `lock` guards the
+ * ensure state; ensure itself is serialised by `ensure_lock`.
+ *
+ * Length: about 1000 lines, over the usual ~700, because the slots, the
+ * ensure state machine and the three checks all share call() and the
+ * ensure state; splitting them would only export those internals.
  */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../clock.h"
 #include "../config.h"
 #include "../error.h"
 #include "../health/health.h"
+#include "../http/client.h"
 #include "../log.h"
 #include "../store/store.h"
 #include "index.h"
+#include "sparse.h"
 
-#define POOL_MAX           8
 #define MAX_RESPONSE_BYTES (64u << 20) /* a query answer of 110 points is far smaller */
-#define DOWN_HOLD_MS       5000        /* searches skip Qdrant this long after a failure */
-#define SNIPPET_TOKENS     16          /* like the sqlite backend's snippet() */
-#define TITLE_WEIGHT       0.5f        /* like the sqlite backend's bm25 weights */
 #define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
 #define CHECK_INTERVAL_MS  5000
-#define BM25_K1            1.2
-#define BM25_B             0.75
-#define BM25_AVGDL         32.0
 
 /* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
 static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
@@ -131,77 +106,19 @@ struct ensure_state {
 };
 
 struct qdrant_index {
-    char *url;                /* QDRANT_URL without a trailing '/' */
-    char *api_key_header;     /* "api-key: ..." or NULL (secret) */
-    char *collection;         /* QDRANT_COLLECTION ([A-Za-z0-9_.-]) */
-    int timeout_ms;           /* LUCY_QDRANT_TIMEOUT_MS */
-    void *local;              /* the sqlite backend instance: the local copy */
-    struct lucy_store *store; /* lucy's store (not owned) */
-
-    sqlite3 *tok_db;    /* private :memory: connection owning the tokenizer */
-    fts5_tokenizer tok; /* unicode61's methods */
-    void *tok_user;     /* its user data */
-
-    pthread_mutex_t lock;                 /* guards idle, n_idle, ensure */
-    CURL *idle[POOL_MAX];                 /* kept-alive handles */
-    int n_idle;                           /* ... how many */
+    char *url;                            /* QDRANT_URL without a trailing '/' */
+    char *api_key_header;                 /* "api-key: ..." or NULL (secret) */
+    char *collection;                     /* QDRANT_COLLECTION ([A-Za-z0-9_.-]) */
+    int timeout_ms;                       /* LUCY_QDRANT_TIMEOUT_MS */
+    struct lucy_store *store;             /* lucy's store: the documents of hits (not owned) */
+    struct lucy_tokenizer *tok;           /* for vectors and snippets */
+    struct lucy_http_pool pool;           /* kept-alive connections to Qdrant */
+    pthread_mutex_t lock;                 /* guards ensure */
     struct ensure_state ensure[N_ENSURE]; /* per ensure_rows[] */
     pthread_mutex_t ensure_lock;          /* one ensure at a time */
-
-    int64_t down_until_ms; /* monotonic; searches use the local copy until then (atomic) */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- tokenizer, term indices, point ids (pure but for the tokenizer) ------ */
-
-typedef void (*token_fn)(void *arg, const char *term, int term_len, int start, int end);
-
-struct tok_ctx {
-    token_fn fn; /* called per token */
-    void *arg;   /* its argument */
-};
-
-static int on_token(void *ctx, int tflags, const char *term, int n, int start, int end)
-{
-    struct tok_ctx *c = ctx;
-    (void)tflags;
-    if (n > 0)
-        c->fn(c->arg, term, n, start, end);
-    return SQLITE_OK;
-}
-
-/* Calls fn for every token of text (folded term, byte offsets [start,
- * end) in text). A tokenizer instance per call: unicode61 instances keep a
- * scratch buffer, so one must not be shared between threads. */
-static int tokenize(struct qdrant_index *s, const char *text, token_fn fn, void *arg)
-{
-    const char *args[] = {"remove_diacritics", "2"};
-    Fts5Tokenizer *t = NULL;
-    if (!text || !*text)
-        return 0;
-    if (s->tok.xCreate(s->tok_user, args, 2, &t) != SQLITE_OK)
-        return LUCY_ENOMEM;
-    struct tok_ctx c = {fn, arg};
-    int rc = s->tok.xTokenize(t, &c, FTS5_TOKENIZE_DOCUMENT, text, (int)strlen(text), on_token);
-    s->tok.xDelete(t);
-    return rc == SQLITE_OK ? 0 : LUCY_ENOMEM;
-}
-
-/* The sparse-vector index of a folded term: SHA-256(term)[0..4) big-endian. */
-static uint32_t term_index(const char *term, int n)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (!EVP_Digest(term, (size_t)n, md, &md_len, EVP_sha256(), NULL) || md_len < 4)
-        return 0;
-    return (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 | md[3];
-}
+/* ---- point ids ------------------------------------------------------------- */
 
 /* Writes the point id of (source, id, segment) as 36 chars + NUL into out. */
 static int point_id(const char *source, const char *id, int segment, char out[37])
@@ -233,222 +150,7 @@ static int point_id(const char *source, const char *id, int segment, char out[37
     return 0;
 }
 
-/* A sparse vector under construction: (index, value) pairs. */
-struct sparse {
-    struct pair {
-        uint32_t index; /* term index */
-        float value;    /* weight */
-    } * pairs;
-    size_t n, cap; /* used, allocated */
-    float weight;  /* added per token by add_token */
-    int nomem;     /* an allocation failed */
-};
-
-static void add_token(void *arg, const char *term, int n, int start, int end)
-{
-    struct sparse *v = arg;
-    (void)start, (void)end;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 32;
-        struct pair *p = realloc(v->pairs, cap * sizeof *p);
-        if (!p) {
-            v->nomem = 1;
-            return;
-        }
-        v->pairs = p;
-        v->cap = cap;
-    }
-    v->pairs[v->n++] = (struct pair){term_index(term, n), v->weight};
-}
-
-static int cmp_pair(const void *a, const void *b)
-{
-    uint32_t x = ((const struct pair *)a)->index, y = ((const struct pair *)b)->index;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorts by index and sums duplicates (Qdrant requires unique indices);
- * with distinct = 1 every index keeps value 1.0 (the query vector). */
-static void sparse_finish(struct sparse *v, int distinct)
-{
-    if (v->n == 0)
-        return;
-    qsort(v->pairs, v->n, sizeof *v->pairs, cmp_pair);
-    size_t o = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        if (o > 0 && v->pairs[o - 1].index == v->pairs[i].index)
-            v->pairs[o - 1].value += v->pairs[i].value;
-        else
-            v->pairs[o++] = v->pairs[i];
-    }
-    v->n = o;
-    for (size_t i = 0; distinct && i < v->n; i++)
-        v->pairs[i].value = 1.0f;
-}
-
-/* {"indices": [...], "values": [...]} (new reference) or NULL. */
-static json_t *sparse_json(const struct sparse *v)
-{
-    json_t *idx = json_array(), *val = json_array();
-    for (size_t i = 0; idx && val && i < v->n; i++) {
-        json_array_append_new(idx, json_integer(v->pairs[i].index));
-        json_array_append_new(val, json_real(v->pairs[i].value));
-    }
-    return json_pack("{s:o*,s:o*}", "indices", idx, "values", val);
-}
-
-/* ---- snippets ---------------------------------------------------------- */
-
-struct token_list {
-    struct tok {
-        int start, end; /* byte offsets in the text */
-        int match;      /* its term is a query term */
-    } * t;
-    size_t n, cap;              /* used, allocated */
-    const struct sparse *query; /* sorted query term indices */
-    int nomem;                  /* an allocation failed */
-};
-
-static int query_has(const struct sparse *q, uint32_t index)
-{
-    struct pair key = {index, 0};
-    return bsearch(&key, q->pairs, q->n, sizeof key, cmp_pair) != NULL;
-}
-
-static void collect_token(void *arg, const char *term, int n, int start, int end)
-{
-    struct token_list *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct tok *t = realloc(l->t, cap * sizeof *t);
-        if (!t) {
-            l->nomem = 1;
-            return;
-        }
-        l->t = t;
-        l->cap = cap;
-    }
-    l->t[l->n++] = (struct tok){start, end, query_has(l->query, term_index(term, n))};
-}
-
-static void put_escaped(FILE *out, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (p[i]) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            fputc(p[i], out);
-        }
-    }
-}
-
-/* Best window of SNIPPET_TOKENS tokens: most matches, earliest on ties. */
-static size_t best_window(const struct token_list *l)
-{
-    if (l->n <= SNIPPET_TOKENS)
-        return 0;
-    size_t best = 0, best_hits = 0, hits = 0;
-    for (size_t i = 0; i < SNIPPET_TOKENS; i++)
-        hits += (size_t)l->t[i].match;
-    best_hits = hits;
-    for (size_t start = 1; start + SNIPPET_TOKENS <= l->n; start++) {
-        hits += (size_t)l->t[start + SNIPPET_TOKENS - 1].match;
-        hits -= (size_t)l->t[start - 1].match;
-        if (hits > best_hits) {
-            best_hits = hits;
-            best = start;
-        }
-    }
-    return best;
-}
-
-/* The snippet of text for the query terms (malloc'd HTML, the sqlite
- * backend's convention: escaped text, <mark>term</mark>, "…" where cut).
- * *matches = marked tokens. NULL on allocation failure. */
-static char *make_snippet(struct qdrant_index *s, const char *text, const struct sparse *query,
-                          int *matches)
-{
-    struct token_list l = {.query = query};
-    char *buf = NULL;
-    size_t size = 0;
-    *matches = 0;
-    text = text ? text : "";
-    if (tokenize(s, text, collect_token, &l) || l.nomem) {
-        free(l.t);
-        return NULL;
-    }
-    FILE *out = open_memstream(&buf, &size);
-    if (!out) {
-        free(l.t);
-        return NULL;
-    }
-    size_t first = best_window(&l);
-    size_t last = l.n <= SNIPPET_TOKENS ? l.n : first + SNIPPET_TOKENS; /* exclusive */
-    size_t from = first > 0 ? (size_t)l.t[first].start : 0;
-    size_t to = last < l.n ? (size_t)l.t[last - 1].end : strlen(text);
-    if (first > 0)
-        fputs("…", out);
-    size_t at = from;
-    for (size_t i = first; i < last; i++) {
-        if (!l.t[i].match)
-            continue;
-        put_escaped(out, text + at, (size_t)l.t[i].start - at);
-        fputs("<mark>", out);
-        put_escaped(out, text + l.t[i].start, (size_t)(l.t[i].end - l.t[i].start));
-        fputs("</mark>", out);
-        at = (size_t)l.t[i].end;
-        (*matches)++;
-    }
-    put_escaped(out, text + at, to > at ? to - at : 0);
-    if (last < l.n)
-        fputs("…", out);
-    free(l.t);
-    if (fclose(out) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* ---- HTTP ------------------------------------------------------------------ */
-
-struct body_buf {
-    char *p;       /* received bytes, NUL-terminated */
-    size_t n, cap; /* used, allocated */
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct body_buf *b = arg;
-    size_t n = size * nmemb;
-    if (b->n + n + 1 > MAX_RESPONSE_BYTES)
-        return 0;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
 
 /* One answer of Qdrant. */
 struct reply {
@@ -461,32 +163,6 @@ static void reply_free(struct reply *r)
 {
     json_decref(r->json);
     r->json = NULL;
-}
-
-static CURL *take_handle(struct qdrant_index *s)
-{
-    CURL *c = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (s->n_idle > 0)
-        c = s->idle[--s->n_idle];
-    pthread_mutex_unlock(&s->lock);
-    if (c)
-        curl_easy_reset(c); /* keeps the connection cache */
-    else
-        c = curl_easy_init();
-    return c;
-}
-
-static void give_handle(struct qdrant_index *s, CURL *c, int reusable)
-{
-    pthread_mutex_lock(&s->lock);
-    if (reusable && s->n_idle < POOL_MAX) {
-        s->idle[s->n_idle++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (c)
-        curl_easy_cleanup(c);
 }
 
 /* LUCY_E* for a Qdrant HTTP status (see the file header). */
@@ -516,8 +192,8 @@ static int rejects_documents(long status)
 /*
  * Calls Qdrant: method on url + path (path starts with '/', query string
  * included), body (borrowed; NULL = none) as JSON. timeout_ms bounds the
- * whole call. Fills r (caller frees with reply_free on every path).
- * Returns 0 for a 2xx, else a LUCY_E* code (status_err, or
+ * connection and the whole call. Fills r (caller frees with reply_free on
+ * every path). Returns 0 for a 2xx, else a LUCY_E* code (status_err, or
  * LUCY_ETIMEDOUT / LUCY_EUNAVAIL without an answer) with r->error set.
  */
 static int call(struct qdrant_index *s, const char *method, const char *path, const json_t *body,
@@ -527,70 +203,36 @@ static int call(struct qdrant_index *s, const char *method, const char *path, co
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->url, path);
     char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    CURL *c = take_handle(s);
-    struct curl_slist *hdr = NULL, *h;
-    if ((body && !payload) || !c) {
-        free(payload);
-        if (c)
-            give_handle(s, c, 1);
+    if (body && !payload) {
         snprintf(r->error, sizeof r->error, "out of memory");
         return LUCY_ENOMEM;
     }
-    hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    if (hdr && (h = curl_slist_append(hdr, "Expect:")))
-        hdr = h;
-    if (hdr && s->api_key_header && (h = curl_slist_append(hdr, s->api_key_header)))
-        hdr = h;
-    struct body_buf b = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (payload) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-    } else if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    }
-    CURLcode cc = curl_easy_perform(c);
-    int rc = 0;
-    if (cc != CURLE_OK) {
-        snprintf(r->error, sizeof r->error, "no answer from Qdrant at %s: %s", s->url,
-                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
-        rc = cc == CURLE_OPERATION_TIMEDOUT ? LUCY_ETIMEDOUT : LUCY_EUNAVAIL;
+    struct lucy_http_call c = {.method = method,
+                               .url = url,
+                               .headers = {s->api_key_header},
+                               .body = payload,
+                               .body_len = payload ? strlen(payload) : 0,
+                               .timeout_ms = timeout_ms,
+                               .connect_timeout_ms = timeout_ms,
+                               .reply_cap = MAX_RESPONSE_BYTES};
+    int rc = lucy_http_pool_perform(&s->pool, &c);
+    if (rc == LUCY_ENOMEM) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+    } else if (rc) {
+        snprintf(r->error, sizeof r->error, "no answer from Qdrant at %s: %s", s->url, c.error);
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-        r->json = b.p ? json_loadb(b.p, b.n, 0, NULL) : NULL;
+        r->status = c.status;
+        r->json = c.reply ? json_loadb(c.reply, c.reply_len, 0, NULL) : NULL;
         const char *msg =
             json_string_value(json_object_get(json_object_get(r->json, "status"), "error"));
-        rc = status_err(r->status, msg ? msg : b.p);
+        rc = status_err(r->status, msg ? msg : c.reply);
         if (rc)
             snprintf(r->error, sizeof r->error, "HTTP %ld: %.250s", r->status,
-                     msg ? msg : (b.p ? b.p : "(empty answer)"));
+                     msg ? msg : (c.reply ? c.reply : "(empty answer)"));
     }
-    give_handle(s, c, cc == CURLE_OK);
-    curl_slist_free_all(hdr);
+    lucy_http_call_free(&c);
     free(payload);
-    free(b.p);
     return rc;
-}
-
-/* Remembers that Qdrant failed a search: the next ones use the local copy. */
-static void mark_down(struct qdrant_index *s)
-{
-    __atomic_store_n(&s->down_until_ms, mono_ms() + DOWN_HOLD_MS, __ATOMIC_RELAXED);
-}
-
-static void mark_up(struct qdrant_index *s)
-{
-    __atomic_store_n(&s->down_until_ms, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- open / close ----------------------------------------------------------- */
@@ -602,23 +244,6 @@ static int valid_collection(const char *name)
         return 0;
     return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
            strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
-static int open_tokenizer(struct qdrant_index *s)
-{
-    fts5_api *api = NULL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_open_v2(":memory:", &s->tok_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
-                        NULL) != SQLITE_OK)
-        return LUCY_ENOMEM;
-    if (sqlite3_prepare_v2(s->tok_db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (!api || api->xFindTokenizer(api, "unicode61", &s->tok_user, &s->tok) != SQLITE_OK)
-        return LUCY_EUNAVAIL;
-    return 0;
 }
 
 static void qdrant_close(void *state);
@@ -641,11 +266,11 @@ static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, 
         return LUCY_EINVAL;
     }
     struct qdrant_index *s = calloc(1, sizeof *s);
-    if (!s || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(s);
+    if (!s) {
         snprintf(err, errlen, "out of memory");
         return LUCY_ENOMEM;
     }
+    s->pool = (struct lucy_http_pool)LUCY_HTTP_POOL_INIT;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->ensure_lock, NULL);
     s->store = store;
@@ -663,10 +288,8 @@ static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, 
                  : 0;
     if (rc)
         snprintf(err, errlen, "out of memory");
-    if (!rc && (rc = open_tokenizer(s)))
+    if (!rc && (rc = lucy_tokenizer_open(&s->tok)))
         snprintf(err, errlen, "SQLite's unicode61 tokenizer is not available (FTS5 missing?)");
-    if (!rc)
-        rc = lucy_index_sqlite.open(cfg, store, &s->local, err, errlen);
     if (rc) {
         qdrant_close(s);
         return rc;
@@ -680,11 +303,8 @@ static void qdrant_close(void *state)
     struct qdrant_index *s = state;
     if (!s)
         return;
-    if (s->local)
-        lucy_index_sqlite.close(s->local);
-    for (int i = 0; i < s->n_idle; i++)
-        curl_easy_cleanup(s->idle[i]);
-    sqlite3_close(s->tok_db);
+    lucy_http_pool_free(&s->pool);
+    lucy_tokenizer_close(s->tok);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->ensure_lock);
     if (s->api_key_header) {
@@ -694,7 +314,6 @@ static void qdrant_close(void *state)
     free(s->url);
     free(s->collection);
     free(s);
-    curl_global_cleanup();
 }
 
 /* ---- ensure ------------------------------------------------------------------ */
@@ -839,27 +458,12 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
 static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int *rc)
 {
     char pid[37];
-    struct sparse v = {0};
+    struct lucy_sparse v = {0};
     *rc = point_id(d->source, d->id, d->segment, pid);
     if (*rc)
         return NULL;
-    v.weight = 1.0f;
-    int trc = tokenize(s, d->text, add_token, &v);
-    v.weight = TITLE_WEIGHT;
-    if (!trc)
-        trc = tokenize(s, d->title, add_token, &v);
-    if (trc || v.nomem) {
-        free(v.pairs);
-        *rc = LUCY_ENOMEM;
+    if ((*rc = lucy_sparse_document(s->tok, d->text, d->title, &v)))
         return NULL;
-    }
-    double dl = (double)v.n; /* tokens before merging */
-    sparse_finish(&v, 0);
-    for (size_t i = 0; i < v.n; i++) {
-        double f = v.pairs[i].value;
-        v.pairs[i].value =
-            (float)(f * (BM25_K1 + 1) / (f + BM25_K1 * (1 - BM25_B + BM25_B * dl / BM25_AVGDL)));
-    }
     json_t *payload =
         json_pack("{s:s,s:s,s:i,s:s,s:I}", "source", d->source, "id", d->id, "segment", d->segment,
                   "text", d->text, "time", (json_int_t)d->time_s);
@@ -872,9 +476,9 @@ static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int 
         json_object_set_new(payload, "t0_ms", json_integer(d->t0_ms));
         json_object_set_new(payload, "t1_ms", json_integer(d->t1_ms));
     }
-    json_t *p = json_pack("{s:s,s:{s:o*},s:o*}", "id", pid, "vector", "text", sparse_json(&v),
+    json_t *p = json_pack("{s:s,s:{s:o*},s:o*}", "id", pid, "vector", "text", lucy_sparse_json(&v),
                           "payload", payload);
-    free(v.pairs);
+    lucy_sparse_free(&v);
     *rc = p ? 0 : LUCY_ENOMEM;
     return p;
 }
@@ -932,10 +536,8 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
     int rc = send_range(s, items, lo, hi, put, &r);
     long status = r.status;
     reply_free(&r);
-    if (rc == 0) {
-        mark_up(s);
+    if (rc == 0)
         return 0;
-    }
     if (rc == LUCY_ENOTFOUND && !put)
         return 0; /* no collection: nothing to delete */
     if (rc == LUCY_ENOTFOUND && may_ensure) {
@@ -965,21 +567,13 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
 static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_t n, char *err,
                                size_t errlen)
 {
-    struct qdrant_index *s = state;
-    int rc = lucy_index_sqlite.upsert_batch(s->local, items, n, err, errlen);
-    if (rc)
-        return rc; /* the local copy comes first: retry all */
-    return apply_range(s, items, 0, n, 1, 1, err, errlen);
+    return apply_range(state, items, 0, n, 1, 1, err, errlen);
 }
 
 static int qdrant_delete(void *state, struct lucy_index_item *items, size_t n, char *err,
                          size_t errlen)
 {
-    struct qdrant_index *s = state;
-    int rc = lucy_index_sqlite.delete(s->local, items, n, err, errlen);
-    if (rc)
-        return rc;
-    return apply_range(s, items, 0, n, 0, 0, err, errlen);
+    return apply_range(state, items, 0, n, 0, 0, err, errlen);
 }
 
 /* ---- search --------------------------------------------------------------------- */
@@ -1012,15 +606,14 @@ static json_t *query_filter(const struct lucy_search_query *q)
     return json_pack("{s:o}", "must", must);
 }
 
-/* One Qdrant hit, completed from the local copy. */
+/* One Qdrant hit, completed from lucy's documents. */
 struct local_hit {
-    const char *source, *id;      /* from the payload (borrowed) */
-    int segment;                  /* ... */
-    json_t *payload;              /* the point's payload (borrowed) */
-    double score;                 /* Qdrant's */
-    int found, deleted;           /* local row exists / is tombstoned */
-    char *contact, *title, *text; /* local copy (malloc'd) */
-    int64_t time_s, t0_ms, t1_ms; /* ... */
+    const char *source, *id; /* from the payload (borrowed) */
+    int segment;             /* ... */
+    json_t *payload;         /* the point's payload (borrowed) */
+    double score;            /* Qdrant's */
+    int found;               /* a documents row exists: doc is filled */
+    struct lucy_doc_row doc; /* that row */
 };
 
 struct lookup_arg {
@@ -1028,45 +621,18 @@ struct lookup_arg {
     size_t n;
 };
 
-static char *dup_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
 static int read_local(sqlite3 *db, void *arg)
 {
     struct lookup_arg *a = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT contact, title, text, time_s, t0_ms, t1_ms, deleted"
-                                " FROM documents WHERE source = ?1 AND id = ?2 AND segment = ?3",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
     for (size_t i = 0; i < a->n; i++) {
         struct local_hit *h = &a->hits[i];
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, h->source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, h->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, h->segment);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+        int rc = lucy_outbox_doc_get(db, h->source, h->id, h->segment, &h->doc);
+        if (rc == 0)
             h->found = 1;
-            h->contact = dup_text(st, 0);
-            h->title = dup_text(st, 1);
-            h->text = dup_text(st, 2);
-            h->time_s = sqlite3_column_int64(st, 3);
-            h->t0_ms = sqlite3_column_int64(st, 4);
-            h->t1_ms = sqlite3_column_int64(st, 5);
-            h->deleted = sqlite3_column_int(st, 6) != 0;
-            rc = SQLITE_DONE;
-        }
-        if (rc != SQLITE_DONE)
-            break;
+        else if (rc != LUCY_ENOTFOUND)
+            return rc;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    return 0;
 }
 
 static char *payload_str(const json_t *payload, const char *key)
@@ -1076,7 +642,7 @@ static char *payload_str(const json_t *payload, const char *key)
 }
 
 /* Turns Qdrant's points into hits in out (at most limit). */
-static int fill_hits(struct qdrant_index *s, const json_t *points, const struct sparse *query,
+static int fill_hits(struct qdrant_index *s, const json_t *points, const struct lucy_sparse *query,
                      int limit, struct lucy_search_result *out)
 {
     size_t n = json_array_size(points);
@@ -1100,7 +666,7 @@ static int fill_hits(struct qdrant_index *s, const json_t *points, const struct 
         rc = lucy_store_read(s->store, read_local, &a);
     for (size_t i = 0; rc == 0 && i < m && out->n < (size_t)limit; i++) {
         struct local_hit *h = &lh[i];
-        if (h->deleted)
+        if (h->found && h->doc.deleted)
             continue;
         struct lucy_search_hit *o = &out->hits[out->n++];
         o->source = strdup(h->source);
@@ -1108,9 +674,9 @@ static int fill_hits(struct qdrant_index *s, const json_t *points, const struct 
         o->segment = h->segment;
         o->score = h->score;
         if (h->found) {
-            o->contact = h->contact, h->contact = NULL;
-            o->title = h->title, h->title = NULL;
-            o->time_s = h->time_s, o->t0_ms = h->t0_ms, o->t1_ms = h->t1_ms;
+            o->contact = h->doc.contact, h->doc.contact = NULL;
+            o->title = h->doc.title, h->doc.title = NULL;
+            o->time_s = h->doc.time_s, o->t0_ms = h->doc.t0_ms, o->t1_ms = h->doc.t1_ms;
         } else { /* another instance's document: the payload is all there is */
             o->contact = payload_str(h->payload, "contact");
             o->title = payload_str(h->payload, "title");
@@ -1119,12 +685,12 @@ static int fill_hits(struct qdrant_index *s, const json_t *points, const struct 
             o->t1_ms = json_integer_value(json_object_get(h->payload, "t1_ms"));
         }
         const char *text =
-            h->found ? h->text : json_string_value(json_object_get(h->payload, "text"));
+            h->found ? h->doc.text : json_string_value(json_object_get(h->payload, "text"));
         int marks = 0;
-        o->snippet = make_snippet(s, text, query, &marks);
+        o->snippet = lucy_sparse_snippet(s->tok, text, query, &marks);
         if (o->snippet && marks == 0 && o->title) { /* only the title matched */
             int title_marks = 0;
-            char *t = make_snippet(s, o->title, query, &title_marks);
+            char *t = lucy_sparse_snippet(s->tok, o->title, query, &title_marks);
             if (t && title_marks > 0) {
                 free(o->snippet);
                 o->snippet = t;
@@ -1146,32 +712,26 @@ static int fill_hits(struct qdrant_index *s, const json_t *points, const struct 
         }
         out->hits[j] = h;
     }
-    for (size_t i = 0; lh && i < n; i++) {
-        free(lh[i].contact);
-        free(lh[i].title);
-        free(lh[i].text);
-    }
+    for (size_t i = 0; lh && i < n; i++)
+        lucy_doc_row_free(&lh[i].doc);
     free(lh);
     return rc;
 }
 
-/* Runs q on Qdrant. LUCY_E* (with why) when Qdrant failed. */
-static int search_qdrant(struct qdrant_index *s, const struct lucy_search_query *q,
-                         struct lucy_search_result *out, char *why, size_t whylen)
+/* Runs q on Qdrant. LUCY_E* (with why in err) when Qdrant failed. */
+static int qdrant_search(void *state, const struct lucy_search_query *q,
+                         struct lucy_search_result *out, char *err, size_t errlen)
 {
-    struct sparse v = {.weight = 1.0f};
-    int rc = tokenize(s, q->q, add_token, &v);
-    if (rc || v.nomem) {
-        free(v.pairs);
+    struct qdrant_index *s = state;
+    struct lucy_sparse v = {0};
+    if (lucy_sparse_query(s->tok, q->q, &v)) {
+        snprintf(err, errlen, "out of memory");
         return LUCY_ENOMEM;
     }
-    sparse_finish(&v, 1);
     out->backend = lucy_index_qdrant.name;
-    if (v.n == 0) { /* no words: no hits, like the sqlite backend */
-        free(v.pairs);
+    if (v.n == 0) /* no words: no hits, like the sqlite backend */
         return 0;
-    }
-    json_t *body = json_pack("{s:o*,s:s,s:i,s:b}", "query", sparse_json(&v), "using", "text",
+    json_t *body = json_pack("{s:o*,s:s,s:i,s:b}", "query", lucy_sparse_json(&v), "using", "text",
                              "limit", q->limit + SEARCH_OVERFETCH, "with_payload", 1);
     json_t *filter = query_filter(q);
     if (body && filter)
@@ -1181,43 +741,18 @@ static int search_qdrant(struct qdrant_index *s, const struct lucy_search_query 
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
-    rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
     json_decref(body);
     if (rc == 0) {
         json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
         rc = fill_hits(s, points, &v, q->limit, out);
         if (rc)
-            snprintf(why, whylen, "cannot build the hits: %s", lucy_strerror(rc));
+            snprintf(err, errlen, "cannot build the hits: %s", lucy_strerror(rc));
     } else {
-        snprintf(why, whylen, "%s", r.error);
+        snprintf(err, errlen, "%s", r.error[0] ? r.error : lucy_strerror(rc));
     }
     reply_free(&r);
-    free(v.pairs);
-    return rc;
-}
-
-static int qdrant_search(void *state, const struct lucy_search_query *q,
-                         struct lucy_search_result *out)
-{
-    struct qdrant_index *s = state;
-    char why[320] = "";
-    int rc = LUCY_EUNAVAIL;
-    int64_t down_until = __atomic_load_n(&s->down_until_ms, __ATOMIC_RELAXED);
-    if (mono_ms() >= down_until) {
-        rc = search_qdrant(s, q, out, why, sizeof why);
-        if (rc == 0)
-            return 0;
-        if (rc == LUCY_ENOMEM)
-            return rc;
-        lucy_search_result_free(out);
-        if (rc != LUCY_ENOTFOUND) /* a missing collection is quick to ask about */
-            mark_down(s);
-        lucy_log(LUCY_LOG_WARNING, "qdrant search failed; answering from the local SQLite index",
-                 "{s:s,s:s}", "collection", s->collection, "error", why);
-    }
-    rc = lucy_index_sqlite.search(s->local, q, out);
-    out->backend = lucy_index_sqlite.name;
-    out->degraded = 1;
+    lucy_sparse_free(&v);
     return rc;
 }
 
@@ -1244,24 +779,12 @@ static json_t *payload_indexes_json(struct qdrant_index *s)
     return o;
 }
 
-/* Sets status/status_reason (raising only) on out. */
+/* The backend's verdict for /rag/stats (at most one per call; the wrapper
+ * adds lucy's own reasons after it). */
 static void set_status(json_t *out, const char *status, const char *reason)
 {
-    static const char *const rank[] = {"green", "yellow", "red"};
-    const char *cur = json_string_value(json_object_get(out, "status"));
-    int a = 0, b = 0;
-    for (int i = 0; i < 3; i++) {
-        if (cur && strcmp(cur, rank[i]) == 0)
-            a = i;
-        if (strcmp(status, rank[i]) == 0)
-            b = i;
-    }
-    if (b > a)
-        json_object_set_new(out, "status", json_string(status));
-    const char *old = json_string_value(json_object_get(out, "status_reason"));
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s%s%s", old && *old ? old : "", old && *old ? "; " : "", reason);
-    json_object_set_new(out, "status_reason", json_string(buf));
+    json_object_set_new(out, "status", json_string(status));
+    json_object_set_new(out, "status_reason", json_string(reason));
 }
 
 /* Qdrant's collection status colour and what lucy makes of it. */
@@ -1278,11 +801,6 @@ static const struct {
 static int qdrant_stats(void *state, json_t *out)
 {
     struct qdrant_index *s = state;
-    json_t *local = json_object();
-    if (local && lucy_index_sqlite.stats(s->local, local) == 0)
-        json_object_set_new(out, "local_count",
-                            json_incref(json_object_get(local, "points_count")));
-    json_decref(local);
     json_object_set_new(out, "collection", json_string(s->collection));
     json_object_set_new(out, "url", json_string(s->url));
     json_object_set_new(out, "payload_indexes", payload_indexes_json(s));
@@ -1342,14 +860,11 @@ static int qdrant_stats(void *state, json_t *out)
 static int qdrant_clear(void *state, char *err, size_t errlen)
 {
     struct qdrant_index *s = state;
-    int rc = lucy_index_sqlite.clear(s->local, err, errlen);
-    if (rc)
-        return rc;
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
     pthread_mutex_lock(&s->ensure_lock);
-    rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    int rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
     pthread_mutex_unlock(&s->ensure_lock);
     if (rc == LUCY_ENOTFOUND)
         rc = 0;
@@ -1372,11 +887,10 @@ static void check_ready(void *arg, int timeout_ms, struct lucy_check_report *out
 {
     struct qdrant_index *s = arg;
     struct reply r;
-    int64_t t0 = mono_ms();
+    int64_t t0 = lucy_mono_ms();
     int rc = call(s, "GET", "/readyz", NULL, timeout_ms, &r);
-    double ms = (double)(mono_ms() - t0);
+    double ms = (double)(lucy_mono_ms() - t0);
     if (rc == 0) {
-        mark_up(s);
         lucy_check_add(out, "qdrant", LUCY_HEALTH_PASS, ms, "ms", NULL);
     } else {
         struct lucy_check_item *it = lucy_check_add(
@@ -1460,6 +974,7 @@ static int qdrant_register_checks(void *state, struct lucy_health *h)
 
 const struct lucy_index_ops lucy_index_qdrant = {
     .name = "qdrant",
+    .local_copy = 1, /* the wrapper keeps the FTS5 copy and falls back to it */
     .open = qdrant_open,
     .close = qdrant_close,
     .ensure = qdrant_ensure,

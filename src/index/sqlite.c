@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "../error.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
 
@@ -70,23 +71,20 @@ struct tables_arg {
 static int read_tables(sqlite3 *db, void *arg)
 {
     struct tables_arg *a = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
     for (int i = 0; required_tables[i]; i++) {
-        sqlite3_reset(st);
+        sqlite3_stmt *st;
+        int err = lucy_store_stmt(
+            db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &st);
+        if (err)
+            return err;
         sqlite3_bind_text(st, 1, required_tables[i], -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
+        int rc = sqlite3_step(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            break;
+            return lucy_store_err(rc);
         json_array_append_new(rc == SQLITE_ROW ? a->ensured : a->pending,
                               json_string(required_tables[i]));
-        rc = SQLITE_DONE;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    return 0;
 }
 
 static int sqlite_ensure(void *state, char *err, size_t errlen)
@@ -117,31 +115,28 @@ struct batch_arg {
 static int write_batch(sqlite3 *db, void *arg)
 {
     struct batch_arg *b = arg;
-    sqlite3_stmt *del = NULL, *ins = NULL;
-    int rc = sqlite3_prepare_v2(db, "DELETE FROM documents_fts WHERE rowid = ?", -1, &del, NULL);
-    if (rc == SQLITE_OK && b->upsert)
-        rc = sqlite3_prepare_v2(
-            db, "INSERT INTO documents_fts (rowid, title, text) VALUES (?, ?, ?)", -1, &ins, NULL);
-    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         const struct lucy_index_item *it = &b->items[i];
-        sqlite3_bind_int64(del, 1, it->doc_rowid);
-        rc = sqlite3_step(del);
-        sqlite3_reset(del);
-        if (rc != SQLITE_DONE)
-            break;
-        rc = SQLITE_OK;
+        sqlite3_stmt *st;
+        int rc = lucy_store_stmt(db, "DELETE FROM documents_fts WHERE rowid = ?", &st);
+        if (rc)
+            return rc;
+        sqlite3_bind_int64(st, 1, it->doc_rowid);
+        if ((rc = lucy_row_step_done(st)))
+            return rc;
         if (!b->upsert)
             continue;
-        sqlite3_bind_int64(ins, 1, it->doc_rowid);
-        sqlite3_bind_text(ins, 2, it->doc.title ? it->doc.title : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, it->doc.text ? it->doc.text : "", -1, SQLITE_STATIC);
-        rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        rc = lucy_store_stmt(db, "INSERT INTO documents_fts (rowid, title, text) VALUES (?, ?, ?)",
+                             &st);
+        if (rc)
+            return rc;
+        sqlite3_bind_int64(st, 1, it->doc_rowid);
+        sqlite3_bind_text(st, 2, it->doc.title ? it->doc.title : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, it->doc.text ? it->doc.text : "", -1, SQLITE_STATIC);
+        if ((rc = lucy_row_step_done(st)))
+            return rc;
     }
-    sqlite3_finalize(del);
-    sqlite3_finalize(ins);
-    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+    return 0;
 }
 
 static int run_batch(struct sqlite_index *s, struct lucy_index_item *items, size_t n, int upsert,
@@ -207,12 +202,6 @@ static char *snippet_html(const char *raw)
     return buf;
 }
 
-static char *dup_col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
 struct search_arg {
     const struct lucy_search_query *q; /* the request */
     const char *match;                 /* FTS5 expression */
@@ -223,10 +212,10 @@ static int read_search(sqlite3 *db, void *arg)
 {
     struct search_arg *a = arg;
     const struct lucy_search_query *q = a->q;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, search_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, search_sql, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, a->match, -1, SQLITE_STATIC);
     if (q->source)
         sqlite3_bind_text(st, 2, q->source, -1, SQLITE_STATIC);
@@ -243,11 +232,11 @@ static int read_search(sqlite3 *db, void *arg)
     int err = r->hits ? 0 : LUCY_ENOMEM;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW && r->n < (size_t)q->limit) {
         struct lucy_search_hit *h = &r->hits[r->n++];
-        h->source = dup_col(st, 0);
-        h->id = dup_col(st, 1);
+        h->source = lucy_row_dup(st, 0);
+        h->id = lucy_row_dup(st, 1);
         h->segment = sqlite3_column_int(st, 2);
-        h->contact = dup_col(st, 3);
-        h->title = dup_col(st, 4);
+        h->contact = lucy_row_dup(st, 3);
+        h->title = lucy_row_dup(st, 4);
         h->time_s = sqlite3_column_int64(st, 5);
         h->t0_ms = sqlite3_column_int64(st, 6);
         h->t1_ms = sqlite3_column_int64(st, 7);
@@ -258,12 +247,11 @@ static int read_search(sqlite3 *db, void *arg)
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = lucy_store_err(rc);
-    sqlite3_finalize(st);
     return err;
 }
 
 static int sqlite_search(void *state, const struct lucy_search_query *q,
-                         struct lucy_search_result *out)
+                         struct lucy_search_result *out, char *err, size_t errlen)
 {
     struct sqlite_index *s = state;
     int nomem = 0;
@@ -274,6 +262,8 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
     struct search_arg a = {q, match, out};
     int rc = lucy_store_read(s->store, read_search, &a);
     free(match);
+    if (rc)
+        snprintf(err, errlen, "cannot read the FTS index: %s", lucy_strerror(rc));
     return rc;
 }
 
@@ -286,18 +276,18 @@ struct counts_arg {
 static int read_counts(sqlite3 *db, void *arg)
 {
     struct counts_arg *a = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT (SELECT count(*) FROM documents_fts),"
-                                " (SELECT count(DISTINCT segid) FROM documents_fts_idx)",
-                                -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        a->rows = sqlite3_column_int64(st, 0);
-        a->segments = sqlite3_column_int64(st, 1);
-        rc = SQLITE_DONE;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db,
+                             "SELECT (SELECT count(*) FROM documents_fts),"
+                             " (SELECT count(DISTINCT segid) FROM documents_fts_idx)",
+                             &st);
+    if (rc)
+        return rc;
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+        return lucy_store_err(rc);
+    a->rows = sqlite3_column_int64(st, 0);
+    a->segments = sqlite3_column_int64(st, 1);
+    return 0;
 }
 
 static int64_t file_bytes(const char *path)
@@ -331,8 +321,7 @@ static int sqlite_stats(void *state, json_t *out)
 static int clear_fts(sqlite3 *db, void *arg)
 {
     (void)arg;
-    int rc = sqlite3_exec(db, "DELETE FROM documents_fts", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+    return lucy_row_exec(db, "DELETE FROM documents_fts");
 }
 
 static int sqlite_clear(void *state, char *err, size_t errlen)
@@ -349,10 +338,8 @@ static int sqlite_clear(void *state, char *err, size_t errlen)
 static int merge_fts(sqlite3 *db, void *arg)
 {
     (void)arg;
-    int rc =
-        sqlite3_exec(db, "INSERT INTO documents_fts (documents_fts, rank) VALUES ('merge', 500)",
-                     NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : lucy_store_err(rc);
+    return lucy_row_exec(db,
+                         "INSERT INTO documents_fts (documents_fts, rank) VALUES ('merge', 500)");
 }
 
 static int sqlite_optimize(void *state)

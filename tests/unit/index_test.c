@@ -19,6 +19,7 @@
 static char dir[64];
 static struct lucy_store *store;
 static struct lucy_index *ix;
+static struct lucy_indexer *indexer; /* drains into ix on the test's thread */
 
 static int setup(void **state)
 {
@@ -28,12 +29,14 @@ static int setup(void **state)
     char err[256];
     assert_int_equal(lucy_store_open(dir, &store, err, sizeof err), 0);
     assert_int_equal(lucy_index_open(NULL, store, &ix, err, sizeof err), 0);
+    assert_int_equal(lucy_indexer_new(ix, NULL, &indexer), 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    lucy_indexer_free(indexer);
     lucy_index_close(ix);
     lucy_store_close(store);
     char cmd[128];
@@ -108,7 +111,7 @@ static struct lucy_search_query query(const char *q)
 static void drain(void)
 {
     struct lucy_indexer_counts c = {0};
-    assert_int_equal(lucy_indexer_drain(ix, 0, &c), 0);
+    assert_int_equal(lucy_indexer_drain(indexer, 0, &c), 0);
 }
 
 /* ---- pure helpers -------------------------------------------------------- */
@@ -320,7 +323,7 @@ static void test_change_during_indexing_is_not_lost(void **state)
     (void)state;
     put_docs(&doc_a, 1);
     struct batch *b = calloc(1, sizeof *b);
-    b->now_ms = wall_ms();
+    b->now_ms = lucy_wall_ms();
     assert_int_equal(lucy_store_read(store, read_batch, b), 0);
     assert_int_equal(b->n, 1);
     struct lucy_doc changed = doc_a;
@@ -375,18 +378,20 @@ static void test_transient_failure_backs_off(void **state)
 {
     (void)state;
     struct lucy_index *fx;
+    struct lucy_indexer *fw;
     char err[256];
     assert_int_equal(lucy_index_open_backend(&failing_ops, NULL, store, &fx, err, sizeof err), 0);
+    assert_int_equal(lucy_indexer_new(fx, NULL, &fw), 0);
     put_docs(&doc_a, 1);
     fail_mode = 1;
     struct lucy_indexer_counts c = {0};
-    assert_int_equal(lucy_indexer_drain(fx, 0, &c), LUCY_EUNAVAIL);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), LUCY_EUNAVAIL);
     assert_int_equal(c.retried, 1);
     assert_int_equal(sql_int("SELECT attempts FROM outbox"), 1);
-    assert_true(sql_int("SELECT next_attempt_at_ms FROM outbox") > wall_ms() + 500);
+    assert_true(sql_int("SELECT next_attempt_at_ms FROM outbox") > lucy_wall_ms() + 500);
     /* not due yet: a second drain takes nothing */
     memset(&c, 0, sizeof c);
-    assert_int_equal(lucy_indexer_drain(fx, 0, &c), 0);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
     assert_int_equal(c.retried + c.indexed, 0);
     struct lucy_outbox_stats s;
     assert_int_equal(lucy_store_read(store, (lucy_store_read_fn)lucy_outbox_stats, &s), 0);
@@ -401,13 +406,14 @@ static void test_transient_failure_backs_off(void **state)
     const struct lucy_doc other = {.source = "whatsapp", .id = "wamid.B", .text = "hi"};
     put_docs(&other, 1);
     memset(&c, 0, sizeof c);
-    assert_int_equal(lucy_indexer_drain(fx, 0, &c), 0);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
     assert_int_equal(c.indexed, 1);
     assert_int_equal(sql_int("SELECT next_attempt_at_ms FROM outbox"), 0);
     memset(&c, 0, sizeof c);
-    assert_int_equal(lucy_indexer_drain(fx, 0, &c), 0);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
     assert_int_equal(c.indexed, 1);
     assert_int_equal(sql_int("SELECT count(*) FROM outbox"), 0);
+    lucy_indexer_free(fw);
     lucy_index_close(fx);
 }
 
@@ -415,12 +421,14 @@ static void test_permanent_failure_marks_failed(void **state)
 {
     (void)state;
     struct lucy_index *fx;
+    struct lucy_indexer *fw;
     char err[256];
     assert_int_equal(lucy_index_open_backend(&failing_ops, NULL, store, &fx, err, sizeof err), 0);
+    assert_int_equal(lucy_indexer_new(fx, NULL, &fw), 0);
     put_docs(&doc_a, 1);
     fail_mode = 2;
     struct lucy_indexer_counts c = {0};
-    assert_int_equal(lucy_indexer_drain(fx, 0, &c), 0);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
     assert_int_equal(c.failed, 1);
     assert_int_equal(sql_int("SELECT failed FROM outbox"), 1);
     struct lucy_outbox_stats s;
@@ -442,6 +450,7 @@ static void test_permanent_failure_marks_failed(void **state)
     assert_int_equal(sql_int("SELECT failed FROM outbox"), 0);
     drain();
     assert_int_equal(sql_int("SELECT count(*) FROM outbox"), 0);
+    lucy_indexer_free(fw);
     lucy_index_close(fx);
 }
 
