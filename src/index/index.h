@@ -306,12 +306,9 @@ int lucy_outbox_settle(sqlite3 *db, const struct lucy_index_item *it,
  * write function. 0 or LUCY_E*. */
 int lucy_outbox_all_due(sqlite3 *db);
 
-/* The thread to kick when this process queues outbox rows (the running
- * indexer's), or NULL. Call inside a store write function: the consumer is
- * read and written only on the store's writer thread, where every
- * producer runs, so a stopped indexer is never kicked. */
-struct lucy_thread;
-int lucy_outbox_set_consumer(sqlite3 *db, struct lucy_thread *t);
+/* The store event (lucy_store_notify, store.h) raised by every write that
+ * queues outbox rows: the indexer listens for it to wake at once. */
+#define LUCY_OUTBOX_EVENT (1u << 0)
 
 /* ---- the indexer (indexer.c) -------------------------------------------- */
 

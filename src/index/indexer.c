@@ -17,11 +17,11 @@
  * repeat suppression turns an outage into one WARNING plus one summary per
  * minute, and the first success afterwards logs "recovered" at INFO.
  *
- * Waking: the running thread registers itself as the outbox's consumer
- * (lucy_outbox_set_consumer), so lucy_outbox_put()/_delete() in this
- * process kick it; it also polls every POLL_MS, which finds rows written
- * by other processes (a test tool, `lucy reindex`) and rows whose backoff
- * expired. A full batch is followed by the next at once.
+ * Waking: the running thread listens for the store's LUCY_OUTBOX_EVENT
+ * (lucy_store_listen), which every lucy_outbox_put()/_delete() in this
+ * process raises, so a committed row kicks it; it also polls every POLL_MS, which finds rows
+ * written by other processes (a test tool, `lucy reindex`) and rows whose backoff expired. A full
+ * batch is followed by the next at once.
  *
  * Dependencies are one-way: the indexer reads and acknowledges the outbox
  * (outbox.c owns its tables' producer side) and writes through the
@@ -66,7 +66,7 @@ struct lucy_indexer {
     struct lucy_index *ix;             /* backend (not owned) */
     struct lucy_disk *disk;            /* may be NULL */
     int backend_failing;               /* the last batch failed as a whole (atomic) */
-    int consuming;                     /* registered as the outbox's consumer */
+    int listening;                     /* registered for LUCY_OUTBOX_EVENT */
     pthread_mutex_t counts_lock;       /* guards counts */
     struct lucy_indexer_counts counts; /* lifetime totals */
 };
@@ -341,11 +341,11 @@ static void indexer_main(void *arg)
     free(b);
 }
 
-/* Registers (t) or unregisters (NULL) the outbox's consumer on the
- * store's writer thread, where producers run. */
-static int set_consumer(sqlite3 *db, void *arg)
+/* A write queued outbox rows and was committed (store writer thread). */
+static void on_outbox_event(void *arg, unsigned events)
 {
-    return lucy_outbox_set_consumer(db, arg);
+    (void)events;
+    lucy_thread_kick(arg);
 }
 
 int lucy_indexer_new(struct lucy_index *ix, struct lucy_disk *disk, struct lucy_indexer **out)
@@ -366,7 +366,8 @@ int lucy_indexer_start(struct lucy_indexer *w)
 {
     int rc = lucy_thread_start(&w->thread);
     if (rc == 0)
-        w->consuming = lucy_store_write(lucy_index_store(w->ix), set_consumer, &w->thread, 0) == 0;
+        w->listening = lucy_store_listen(lucy_index_store(w->ix), LUCY_OUTBOX_EVENT,
+                                         on_outbox_event, &w->thread) == 0;
     return rc;
 }
 
@@ -374,10 +375,8 @@ void lucy_indexer_free(struct lucy_indexer *w)
 {
     if (!w)
         return;
-    /* If this write fails the writer is gone, and no producer can run to
-     * kick the stopped thread either. */
-    if (w->consuming)
-        lucy_store_write(lucy_index_store(w->ix), set_consumer, NULL, 0);
+    if (w->listening) /* first: no kick may reach the stopped thread */
+        lucy_store_unlisten(lucy_index_store(w->ix), on_outbox_event, &w->thread);
     lucy_thread_stop(&w->thread);
     pthread_mutex_destroy(&w->counts_lock);
     free(w);

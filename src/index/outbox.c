@@ -23,8 +23,9 @@
  *
  * A put whose content equals the stored live row changes nothing and
  * queues nothing, so re-running a producer (rescan, webhook redelivery) is
- * free and idempotent. Queuing a row kicks the registered consumer thread
- * (the indexer), which otherwise finds new rows by polling.
+ * free and idempotent. Queuing a row raises LUCY_OUTBOX_EVENT in the store
+ * (lucy_store_notify): once that write is committed the indexer, which
+ * listens for it, wakes; otherwise it finds new rows by polling.
  *
  * Statements come from the store's per-connection cache (lucy_store_stmt):
  * a producer calls put once per document, and parsing these upserts costs
@@ -80,24 +81,6 @@ static const char queue_deletes_sql[] =
 static const char tombstone_sql[] = "UPDATE documents SET deleted = 1, updated_at_ms = ?3"
                                     " WHERE source = ?1 AND id = ?2 AND deleted = 0";
 
-/* The running indexer's thread; read and written on the writer thread
- * only (see lucy_outbox_set_consumer), so it needs no lock. Producers get
- * nothing but their db handle, so this is the one place that can know. */
-static struct lucy_thread *consumer;
-
-int lucy_outbox_set_consumer(sqlite3 *db, struct lucy_thread *t)
-{
-    (void)db;
-    consumer = t;
-    return 0;
-}
-
-static void kick_consumer(void)
-{
-    if (consumer)
-        lucy_thread_kick(consumer);
-}
-
 static int queue_one(sqlite3 *db, int64_t doc_rowid, const char *op, int64_t now_ms)
 {
     sqlite3_stmt *st;
@@ -144,7 +127,7 @@ int lucy_outbox_put(sqlite3 *db, const struct lucy_doc *doc)
     if (doc_rowid > 0) /* 0: unchanged, nothing to index */
         err = queue_one(db, doc_rowid, "put", now_ms);
     if (err == 0 && doc_rowid > 0)
-        kick_consumer();
+        lucy_store_notify(db, LUCY_OUTBOX_EVENT);
     return err;
 }
 
@@ -172,7 +155,7 @@ int lucy_outbox_delete(sqlite3 *db, const char *source, const char *id)
     if (err == 0)
         err = run_keyed(db, tombstone_sql, source, id, now_ms);
     if (err == 0 && sqlite3_changes(db) > 0)
-        kick_consumer();
+        lucy_store_notify(db, LUCY_OUTBOX_EVENT);
     return err;
 }
 
@@ -269,7 +252,7 @@ int lucy_outbox_requeue_all(sqlite3 *db, int64_t *queued)
         *queued = sqlite3_changes(db);
     }
     if (*queued > 0)
-        kick_consumer();
+        lucy_store_notify(db, LUCY_OUTBOX_EVENT);
     return 0;
 }
 

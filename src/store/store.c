@@ -57,11 +57,12 @@
 #include "integrity.h"
 #include "store.h"
 
-#define BATCH_MAX          512
-#define READ_POOL_MAX      8
-#define STMT_CACHE_MAX     128  /* per connection; fixed SQL only (see store.h) */
-#define NORMAL_MAX_WAIT_MS 50   /* a background write waits at most this long behind foreground */
-#define MARKER_INTERVAL_MS 2000 /* the commit-count marker is rewritten at most this often */
+#define BATCH_MAX           512
+#define READ_POOL_MAX       8
+#define STMT_CACHE_MAX      128  /* per connection; fixed SQL only (see store.h) */
+#define NORMAL_MAX_WAIT_MS  50   /* a background write waits at most this long behind foreground */
+#define MARKER_INTERVAL_MS  2000 /* the commit-count marker is rewritten at most this often */
+#define STORE_LISTENERS_MAX 8    /* lucy_store_listen() registrations */
 
 struct write_req {
     lucy_store_write_fn fn;    /* the work */
@@ -90,6 +91,7 @@ struct cached_stmt {
 /* A connection handed to write and read functions, with its statements. */
 struct conn {
     sqlite3 *db;
+    unsigned *events; /* the writer's: events raised by the current write (lucy_store_notify) */
     struct cached_stmt stmts[STMT_CACHE_MAX];
     int n_stmts;
 };
@@ -112,10 +114,18 @@ struct lucy_store {
     unsigned long long writes;        /* committed writes (stats) */
     long long generation;             /* commits counted in meta (writer thread) */
     long long marker_generation;      /* the count last written to the marker (writer thread) */
-    int64_t marker_mono_ms;           /* when the marker was last written (writer thread) */
-    int damaged;                      /* a corrupt page was met (guarded by lock) */
-    int64_t checked_at_ms;            /* last finished quick_check, wall ms (atomic) */
-    char damaged_detail[300];         /* SQLite's words for it (guarded by lock) */
+    unsigned events;                  /* raised by the current write (writer thread) */
+    unsigned batch_events;            /* raised by the writes kept in this batch (writer thread) */
+    struct {
+        unsigned events;
+        lucy_store_event_fn fn;
+        void *arg;
+    } listeners[STORE_LISTENERS_MAX]; /* lucy_store_listen() (guarded by lock) */
+    int n_listeners;
+    int64_t marker_mono_ms;   /* when the marker was last written (writer thread) */
+    int damaged;              /* a corrupt page was met (guarded by lock) */
+    int64_t checked_at_ms;    /* last finished quick_check, wall ms (atomic) */
+    char damaged_detail[300]; /* SQLite's words for it (guarded by lock) */
 };
 
 /* The connection the calling thread's current write/read function runs on. */
@@ -330,6 +340,50 @@ static int begin(struct lucy_store *s)
     return rc;
 }
 
+/* Calls the listeners of the events this batch committed (writer thread). */
+static void notify_listeners(struct lucy_store *s)
+{
+    unsigned events = s->batch_events;
+    s->batch_events = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_listeners; i++)
+        if (s->listeners[i].events & events)
+            s->listeners[i].fn(s->listeners[i].arg, s->listeners[i].events & events);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int lucy_store_listen(struct lucy_store *s, unsigned events, lucy_store_event_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = LUCY_ENOMEM;
+    if (s->n_listeners < STORE_LISTENERS_MAX) {
+        s->listeners[s->n_listeners].events = events;
+        s->listeners[s->n_listeners].fn = fn;
+        s->listeners[s->n_listeners].arg = arg;
+        s->n_listeners++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void lucy_store_unlisten(struct lucy_store *s, lucy_store_event_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_listeners; i++)
+        if (s->listeners[i].fn == fn && s->listeners[i].arg == arg) {
+            s->listeners[i] = s->listeners[--s->n_listeners];
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void lucy_store_notify(sqlite3 *db, unsigned events)
+{
+    if (current_conn && current_conn->db == db && current_conn->events)
+        *current_conn->events |= events;
+}
+
 /* Writes the commit count to the marker if it moved (writer thread). */
 static void marker_flush(struct lucy_store *s)
 {
@@ -368,13 +422,17 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
             r->rc = lucy_store_err(rc);
             continue;
         }
+        s->events = 0;
+        c->events = &s->events;
         r->rc = r->fn(db, r->arg);
+        c->events = NULL;
         reset_used(c);
         if (sqlite3_get_autocommit(db)) {
             /* SQLite rolled the whole transaction back: nothing since
              * txn_start is on disk. Fail those and start again. */
             int why = r->rc ? r->rc : LUCY_EIO;
             fail_pending(txn_start, r->next, why);
+            s->batch_events = 0;
             if (begin(s) != SQLITE_OK) {
                 fail_pending(r->next, NULL, why);
                 current_conn = NULL;
@@ -385,6 +443,8 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         }
         if (r->rc != 0)
             run(c, "ROLLBACK TO w");
+        else
+            s->batch_events |= s->events; /* a rolled-back write raised nothing */
         run(c, "RELEASE w");
     }
     long long generation = 0;
@@ -403,6 +463,7 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         char reason[200];
         snprintf(reason, sizeof reason, "%.150s (%s)", sqlite3_errmsg(db), lucy_strerror(why));
         fail_pending(txn_start, NULL, why);
+        s->batch_events = 0;
         run(c, "ROLLBACK");
         s->writer_broken = why == LUCY_EIO;
         lucy_log(LUCY_LOG_ERROR, "store commit failed", "{s:s,s:i}", "error", reason, "writes", n);
@@ -416,6 +477,8 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         if (lucy_mono_ms() - s->marker_mono_ms >= MARKER_INTERVAL_MS)
             marker_flush(s);
     }
+    if (s->batch_events)
+        notify_listeners(s);
     return committed;
 }
 

@@ -94,6 +94,30 @@ int lucy_store_write_async(struct lucy_store *s, lucy_store_write_fn fn, void *a
  * prepare error (lucy_store_err; sqlite3_errmsg(db) says why). */
 int lucy_store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 
+/* ---- events: "something was committed" -------------------------------------
+ * A write function raises events (bits the modules define, e.g. the
+ * outbox's LUCY_OUTBOX_EVENT) with lucy_store_notify(); once the batch is
+ * committed and fsynced, every listener of those bits is called, on the
+ * writer thread: it must be quick (kick a thread) and must not call
+ * lucy_store_write(). A write that fails or is rolled back raises
+ * nothing. This is how a producer wakes its consumer without knowing it. */
+
+typedef void (*lucy_store_event_fn)(void *arg, unsigned events);
+
+/* Raises events for the current write. Call only inside a
+ * lucy_store_write()/_async() function with its db; elsewhere (a read, a
+ * CLI's own connection) it does nothing. */
+void lucy_store_notify(sqlite3 *db, unsigned events);
+
+/* Calls fn(arg, raised & events) after each commit that raised any of
+ * events. 0, or LUCY_ENOMEM when 8 listeners are registered. Thread-safe;
+ * unregister with lucy_store_unlisten() before arg goes away. */
+int lucy_store_listen(struct lucy_store *s, unsigned events, lucy_store_event_fn fn, void *arg);
+
+/* Removes the listener (fn, arg); after it returns fn is not running and
+ * will not be called with arg. Thread-safe. */
+void lucy_store_unlisten(struct lucy_store *s, lucy_store_event_fn fn, void *arg);
+
 /* Runs fn(db, arg) on a read connection. Returns fn's result, or LUCY_EIO
  * if no connection could be opened. Thread-safe. */
 int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg);

@@ -371,12 +371,57 @@ static void row_helpers(void **state)
     assert_int_equal(lucy_store_read(store, row_read, NULL), 0);
 }
 
+/* ---- events (lucy_store_notify / lucy_store_listen) ------------------------- */
+
+static int heard;
+
+static void on_event(void *arg, unsigned events)
+{
+    __atomic_add_fetch(&heard, (int)events * *(int *)arg, __ATOMIC_SEQ_CST);
+}
+
+static int raise_ok(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    lucy_store_notify(db, 2u);
+    return lucy_row_exec(db, "INSERT OR REPLACE INTO meta (key, value) VALUES ('ev', 'x')");
+}
+
+static int raise_and_fail(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    lucy_store_notify(db, 2u);
+    return LUCY_EINVAL; /* rolled back: raises nothing */
+}
+
+static int raise_in_read(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    lucy_store_notify(db, 2u); /* a read cannot raise */
+    return 0;
+}
+
+static void events_follow_commits(void **state)
+{
+    (void)state;
+    int weight = 1;
+    assert_int_equal(lucy_store_listen(store, 2u | 4u, on_event, &weight), 0);
+    assert_int_equal(lucy_store_write(store, raise_ok, NULL, 5000), 0);
+    assert_int_equal(__atomic_load_n(&heard, __ATOMIC_SEQ_CST), 2); /* called before the 0 */
+    assert_int_equal(lucy_store_write(store, raise_and_fail, NULL, 5000), LUCY_EINVAL);
+    assert_int_equal(lucy_store_read(store, raise_in_read, NULL), 0);
+    assert_int_equal(__atomic_load_n(&heard, __ATOMIC_SEQ_CST), 2);
+    lucy_store_unlisten(store, on_event, &weight);
+    assert_int_equal(lucy_store_write(store, raise_ok, NULL, 5000), 0);
+    assert_int_equal(__atomic_load_n(&heard, __ATOMIC_SEQ_CST), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(concurrent_writers), cmocka_unit_test(error_mapping),
         cmocka_unit_test(statement_cache),    cmocka_unit_test(async_goes_first),
-        cmocka_unit_test(row_helpers),
+        cmocka_unit_test(row_helpers),        cmocka_unit_test(events_follow_commits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
