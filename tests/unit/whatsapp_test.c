@@ -391,8 +391,8 @@ static void test_ratelimit_in_write(void **state)
     struct lucy_kv *kv;
     struct lucy_kv_error e;
     assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
-    assert_true(lucy_kv_can_ratelimit_in_write(kv)); /* the embedded backend */
-    int64_t t0 = wall_ms() - 3600 * 1000;            /* a backlog an hour old */
+    assert_true(lucy_kv_caps(kv) & LUCY_KV_CAP_IN_STORE); /* the embedded backend */
+    int64_t t0 = wall_ms() - 3600 * 1000;                 /* a backlog an hour old */
 
     /* 3 per 60 s: a burst of 3 conforms, the 4th does not; one more
      * conforms 20 s later (the emission interval); after a long pause the
@@ -446,7 +446,7 @@ static void test_ratelimit_in_write_unsupported(void **state)
     struct lucy_kv *kv;
     struct lucy_kv_error e;
     assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
-    assert_false(lucy_kv_can_ratelimit_in_write(kv));
+    assert_false(lucy_kv_caps(kv) & LUCY_KV_CAP_IN_STORE);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     struct lucy_kv_rate rate = {3, 60000, 3, 0};
