@@ -223,9 +223,6 @@ struct lucy_kv_ops {
     void (*describe)(void *st, char *buf, size_t len);
 };
 
-extern const struct lucy_kv_ops lucy_kv_sqlite_ops;
-extern const struct lucy_kv_ops lucy_kv_redis_ops;
-
 /* Operations counted in /metrics, in label order. */
 enum lucy_kv_op {
     LUCY_KV_OP_GET,

@@ -23,6 +23,10 @@
 
 #include "kv.h"
 
+/* The backends (sqlite.c, redis.c); only lucy_kv_open() picks one. */
+extern const struct lucy_kv_ops lucy_kv_sqlite_ops;
+extern const struct lucy_kv_ops lucy_kv_redis_ops;
+
 /* One opened kv (lucy_kv_open, kv.c). */
 struct lucy_kv {
     const struct lucy_kv_ops *ops; /* the backend */
