@@ -26,14 +26,19 @@
  * Shared state goes through the kv interface (src/kv/kv.h) only:
  *   rate limit  LUCY_RATE_LIMIT as GCRA on key whatsapp:<sender>, judged at
  *               the message's arrival time. A kv whose state is the local
- *               store (capability LUCY_KV_CAP_IN_STORE: the embedded
- *               backend) takes the step inside the store write, in the item's savepoint: it commits
- * or rolls back with the item, never counted twice. Otherwise (Redis) the step runs before the
- * write, and its decision is remembered per inbox item (wa_messages.seq) until the item is done, so
- * an item retried after a failed write reuses it instead of taking the sender's limit again. Lost
- * only if the process dies in between (the item is then counted twice). claims      a shared kv
- * (LUCY_KV_CAP_SHARED) also claims each wamid for one instance (cross-instance de-duplication) and
- * receives the profile names. aliases     the shared user aliases of the batch's senders, read with
+ *               store (LUCY_KV_CAP_IN_STORE: the embedded backend) takes
+ *               the step inside the store write, in the item's savepoint:
+ *               it commits or rolls back with the item, never counted
+ *               twice. Otherwise (Redis) the step runs before the write,
+ *               and its decision is remembered per inbox item
+ *               (wa_messages.seq) until the item is done, so an item
+ *               retried after a failed write reuses it instead of taking
+ *               the sender's limit again. Lost only if the process dies in
+ *               between (the item is then counted twice).
+ *   claims      a shared kv (LUCY_KV_CAP_SHARED) also claims each wamid
+ *               for one instance (cross-instance de-duplication) and
+ *               receives the profile names.
+ *   aliases     the shared user aliases of the batch's senders, read with
  *               one lucy_kv_get_many before the write; a newer one is
  *               copied into the local row (so it survives a kv outage).
  * None of these can cost a message: a kv that does not answer means "not
