@@ -22,6 +22,7 @@ struct lucy_store;
 struct lucy_disk;
 struct lucy_health;
 struct lucy_http;
+struct lucy_kv;
 
 #define LUCY_MAX_METRIC_SOURCES 16
 
@@ -35,6 +36,8 @@ struct lucy_ctx {
     struct lucy_disk *disk;        /* disk guard */
     struct lucy_health *health;    /* check registry; NULL outside `serve` */
     struct lucy_http *http;        /* HTTP server; NULL outside `serve` */
+    struct lucy_kv *kv;            /* the daemon's kv: set by the kv plugin's init, cleared
+                                      by its free; NULL before, outside `serve`, or none */
     struct {
         lucy_metrics_fn fn;
         void *arg;

@@ -100,7 +100,7 @@ static int do_persistence(struct lucy_kv *kv, const struct lucy_config *cfg,
                           const struct kv_args *a, const char **pos)
 {
     (void)cfg, (void)a, (void)pos;
-    if (!lucy_kv_backend(kv)->persistence) {
+    if (!(lucy_kv_caps(kv) & LUCY_KV_CAP_ADMIN)) {
         /* Not a failure: there is no separate server whose saving can
          * fail. The embedded backend's keys are rows of lucy's own store,
          * durable when their write returns (WAL, synchronous=FULL). */
@@ -262,16 +262,9 @@ int lucy_cmd_kv(int argc, char **argv)
         lucy_config_free(&cfg);
         return LUCY_EXIT_FAILED;
     }
-    struct lucy_kv_options o = {
-        .redis_url = cfg.redis_url,
-        .timeout_ms = cfg.redis_timeout_ms,
-        .pool_size = 1,
-        .rate_limit_deny = strcmp(cfg.rate_limit_on_error, "deny") == 0,
-        .store = store,
-    };
     struct lucy_kv *kv = NULL;
     struct lucy_kv_error e;
-    if (lucy_kv_open(&o, &kv, &e) != 0) {
+    if (lucy_kv_open_config(&cfg, store, 1, &kv, &e) != 0) {
         rc = fail("open", &e);
     } else {
         rc = actions[i].fn(kv, &cfg, &a, pos + 1);

@@ -1,40 +1,37 @@
 /*
- * kv.c - the key-value wrappers, error kinds, pending replays and the
- * daemon's shared kv instance (see kv.h for the contract).
+ * kv.c - the key-value wrappers, error kinds, the handle, claims and the
+ * GCRA arithmetic (see kv.h for the contract).
  *
  * The wrappers check arguments, fill the default timeout, call the
  * backend's slot, and count the call and any error by kind. Transitions
  * between "backend reachable" and "not" are logged once each (WARNING /
  * INFO), so a Redis outage writes two lines, not one per call.
  *
- * Pending replays live in the local store's kv_pending table: one row per
- * key (newest value wins, seq bumps on every change). While any row is
- * pending, new lucy_kv_set_or_queue() writes queue behind it so that an
- * old value can never overwrite a newer one. lucy_kv_replay() applies rows
- * oldest first and deletes each applied row only if its seq is unchanged.
+ * Pending replays (kv_pending) are pending.c's; the REDIS_URL parser is
+ * redis.c's. Nothing here knows a backend: what one can do beyond the
+ * common slots is in its caps.
  */
 #define _GNU_SOURCE
 #include <assert.h>
-#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../clock.h"
+#include "../config.h"
 #include "../error.h"
 #include "../log.h"
-#include "../lucy.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "kv.h"
 #include "kv_int.h"
 
 #define DEFAULT_SQLITE_TIMEOUT_MS 5000
 #define DEFAULT_REDIS_TIMEOUT_MS  500
-#define REPLAY_BATCH_MAX          256
 
 /* ---- error kinds ---------------------------------------------------------- */
 
@@ -137,7 +134,7 @@ int lucy_kv_err_set(struct lucy_kv_error *err, enum lucy_kv_err_kind kind, const
     return code;
 }
 
-static void err_clear(struct lucy_kv_error *err)
+void kv_err_clear(struct lucy_kv_error *err)
 {
     if (err) {
         err->kind = LUCY_KV_ERR_NONE;
@@ -146,28 +143,7 @@ static void err_clear(struct lucy_kv_error *err)
     }
 }
 
-/* ---- clocks and GCRA ------------------------------------------------------ */
-
-int64_t kv_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t kv_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t kv_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- GCRA ----------------------------------------------------------------- */
 
 int64_t kv_gcra_interval_us(const struct lucy_kv_rate *rate)
 {
@@ -196,24 +172,6 @@ int64_t kv_gcra(int64_t tat_us, int64_t now_us, const struct lucy_kv_rate *rate,
 
 /* ---- the handle ----------------------------------------------------------- */
 
-struct lucy_kv {
-    const struct lucy_kv_ops *ops; /* the backend */
-    void *st;                      /* its state */
-    struct lucy_store *store;      /* pending replays (may be NULL) */
-    int default_timeout_ms;        /* used when a call passes <= 0 */
-    int rate_limit_deny;           /* LUCY_RATE_LIMIT_ON_ERROR=deny */
-    _Atomic unsigned long long calls[LUCY_KV_OP_COUNT];
-    _Atomic unsigned long long errors[LUCY_KV_ERR_COUNT];
-    _Atomic unsigned long long policy_decisions; /* rate limits decided by ON_ERROR */
-    _Atomic unsigned long long replayed;         /* pending writes applied */
-    atomic_long pending_hint;                    /* rows in kv_pending (approx.) */
-    pthread_mutex_t lock;                        /* guards up, last_error */
-    int up;                                      /* last call reached the backend */
-    struct lucy_kv_error last_error;             /* most recent failure */
-    pthread_mutex_t replay_lock;                 /* one replay at a time */
-    char instance_id[40];                        /* meta.kv_instance_id, hex */
-};
-
 /* Kinds that mean "the backend did not answer at all". */
 static int unreachable(enum lucy_kv_err_kind kind)
 {
@@ -221,7 +179,7 @@ static int unreachable(enum lucy_kv_err_kind kind)
 }
 
 /* Counts one call, records its outcome and logs up/down transitions. */
-static int account(struct lucy_kv *kv, enum lucy_kv_op op, int rc, struct lucy_kv_error *e)
+int kv_account(struct lucy_kv *kv, enum lucy_kv_op op, int rc, struct lucy_kv_error *e)
 {
     atomic_fetch_add(&kv->calls[op], 1);
     if (rc != 0 && rc != LUCY_ENOTFOUND) {
@@ -254,62 +212,36 @@ static int account(struct lucy_kv *kv, enum lucy_kv_op op, int rc, struct lucy_k
     return rc;
 }
 
-static int count_pending(sqlite3 *db, void *arg)
-{
-    long long *out = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(
-        db, "SELECT count(*), coalesce(min(queued_at_ms),0) FROM kv_pending", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        out[0] = sqlite3_column_int64(st, 0);
-        out[1] = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-static int step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
-}
-
 /* meta.kv_instance_id: read it, or create it once (INSERT OR IGNORE, so
  * two processes opening one store agree), then read it back. */
 static int read_instance_id(sqlite3 *db, void *arg)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'kv_instance_id'", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(arg, 40, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    int rc = lucy_store_stmt(db, "SELECT value FROM meta WHERE key = 'kv_instance_id'", &st);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        lucy_row_copy(st, 0, arg, 40);
     return 0;
 }
 
 static int create_instance_id(sqlite3 *db, struct kv_job *j)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(
-        db, "INSERT OR IGNORE INTO meta (key, value) VALUES ('kv_instance_id', ?)", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, j->value, -1, SQLITE_STATIC);
-    return step_done(st);
+    int rc = lucy_store_stmt(
+        db, "INSERT OR IGNORE INTO meta (key, value) VALUES ('kv_instance_id', ?)", &st);
+    if (rc)
+        return rc;
+    lucy_row_bind_text(st, 1, j->value);
+    return lucy_row_step_done(st);
 }
 
 static void random_id(char *out, size_t len)
 {
     unsigned char b[16] = {0};
     if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf((char *)b, sizeof b, "%lx%lx", (long)ts.tv_nsec, (long)getpid());
+        snprintf((char *)b, sizeof b, "%llx%lx", (unsigned long long)lucy_mono_ms(),
+                 (long)getpid());
     }
     for (size_t i = 0; i < sizeof b && 2 * i + 2 < len; i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
@@ -338,7 +270,7 @@ int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out, struct
 {
     assert(opt && out);
     *out = NULL;
-    err_clear(err);
+    kv_err_clear(err);
     int redis = opt->redis_url && *opt->redis_url;
     if (!redis && !opt->store)
         return lucy_kv_err_set(err, LUCY_KV_ERR_INVALID, "the sqlite kv backend needs a store");
@@ -363,11 +295,10 @@ int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out, struct
         free(kv);
         return rc;
     }
-    if (kv->store) {
-        long long p[2] = {0, 0};
-        if (lucy_store_read(kv->store, count_pending, p) == 0)
-            atomic_store(&kv->pending_hint, (long)p[0]);
-    }
+    long long pending = 0;
+    int64_t oldest_ms;
+    if (kv->store && kv_pending_count(kv->store, &pending, &oldest_ms) == 0)
+        atomic_store(&kv->pending_hint, (long)pending);
     load_instance_id(kv);
     *out = kv;
     return 0;
@@ -383,9 +314,9 @@ void lucy_kv_close(struct lucy_kv *kv)
     free(kv);
 }
 
-const struct lucy_kv_ops *lucy_kv_backend(const struct lucy_kv *kv)
+unsigned lucy_kv_caps(const struct lucy_kv *kv)
 {
-    return kv->ops;
+    return kv->ops->caps;
 }
 
 const char *lucy_kv_name(const struct lucy_kv *kv)
@@ -414,7 +345,7 @@ int lucy_kv_rate_limit_denies(const struct lucy_kv *kv)
     struct lucy_kv_error local_err;                                                                \
     if (!err)                                                                                      \
         err = &local_err;                                                                          \
-    err_clear(err);                                                                                \
+    kv_err_clear(err);                                                                             \
     if (timeout_ms <= 0)                                                                           \
         timeout_ms = kv->default_timeout_ms;                                                       \
     if (!kv->ops->slot)                                                                            \
@@ -440,7 +371,7 @@ int lucy_kv_get(struct lucy_kv *kv, const char *key, char **value, size_t *len, 
     int rc = kv->ops->get(kv->st, key, value, &n, timeout_ms, err);
     if (len)
         *len = n;
-    return account(kv, LUCY_KV_OP_GET, rc, err);
+    return kv_account(kv, LUCY_KV_OP_GET, rc, err);
 }
 
 int lucy_kv_get_many(struct lucy_kv *kv, const char *const *keys, size_t n, char **values,
@@ -483,7 +414,7 @@ int lucy_kv_get_many(struct lucy_kv *kv, const char *const *keys, size_t n, char
     }
     if (!lens)
         free(got);
-    return account(kv, LUCY_KV_OP_GET, rc, err);
+    return kv_account(kv, LUCY_KV_OP_GET, rc, err);
 }
 
 int lucy_kv_set(struct lucy_kv *kv, const char *key, const void *value, size_t len, int64_t ttl_ms,
@@ -494,7 +425,7 @@ int lucy_kv_set(struct lucy_kv *kv, const char *key, const void *value, size_t l
     if (bad_key(key) || (!value && len) || ttl_ms < 0)
         return lucy_kv_err_set(err, LUCY_KV_ERR_INVALID, "empty key, NULL value or negative ttl");
     int rc = kv->ops->set(kv->st, key, value ? value : "", len, ttl_ms, timeout_ms, err);
-    return account(kv, LUCY_KV_OP_SET, rc, err);
+    return kv_account(kv, LUCY_KV_OP_SET, rc, err);
 }
 
 int lucy_kv_set_if_absent(struct lucy_kv *kv, const char *key, const void *value, size_t len,
@@ -508,7 +439,7 @@ int lucy_kv_set_if_absent(struct lucy_kv *kv, const char *key, const void *value
                                "set_if_absent needs a key, a value and a ttl > 0");
     int rc = kv->ops->set_if_absent(kv->st, key, value ? value : "", len, ttl_ms, stored,
                                     timeout_ms, err);
-    return account(kv, LUCY_KV_OP_SET_IF_ABSENT, rc, err);
+    return kv_account(kv, LUCY_KV_OP_SET_IF_ABSENT, rc, err);
 }
 
 int lucy_kv_del(struct lucy_kv *kv, const char *key, int timeout_ms, struct lucy_kv_error *err)
@@ -517,14 +448,14 @@ int lucy_kv_del(struct lucy_kv *kv, const char *key, int timeout_ms, struct lucy
     PROLOGUE(del);
     if (bad_key(key))
         return lucy_kv_err_set(err, LUCY_KV_ERR_INVALID, "empty key");
-    return account(kv, LUCY_KV_OP_DEL, kv->ops->del(kv->st, key, timeout_ms, err), err);
+    return kv_account(kv, LUCY_KV_OP_DEL, kv->ops->del(kv->st, key, timeout_ms, err), err);
 }
 
 int lucy_kv_ping(struct lucy_kv *kv, int force, int timeout_ms, struct lucy_kv_error *err)
 {
     assert(kv);
     PROLOGUE(ping);
-    return account(kv, LUCY_KV_OP_PING, kv->ops->ping(kv->st, force, timeout_ms, err), err);
+    return kv_account(kv, LUCY_KV_OP_PING, kv->ops->ping(kv->st, force, timeout_ms, err), err);
 }
 
 int lucy_kv_persistence(struct lucy_kv *kv, struct lucy_kv_persistence *out, int timeout_ms,
@@ -535,7 +466,7 @@ int lucy_kv_persistence(struct lucy_kv *kv, struct lucy_kv_persistence *out, int
     PROLOGUE(persistence);
     int rc = kv->ops->persistence(kv->st, out, timeout_ms, err);
     if (rc && unreachable(err->kind))
-        account(kv, LUCY_KV_OP_PING, rc, err);
+        kv_account(kv, LUCY_KV_OP_PING, rc, err);
     return rc;
 }
 
@@ -557,6 +488,10 @@ int lucy_kv_bgsave(struct lucy_kv *kv, int timeout_ms, struct lucy_kv_error *err
 int lucy_kv_maintain(struct lucy_kv *kv, int timeout_ms, struct lucy_kv_error *err)
 {
     assert(kv);
+    if (!kv->ops->maintain) {
+        kv_err_clear(err);
+        return 0; /* nothing to do (Redis expires keys itself) */
+    }
     PROLOGUE(maintain);
     return kv->ops->maintain(kv->st, timeout_ms, err);
 }
@@ -572,8 +507,8 @@ int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_
         rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
                              "ratelimit needs a key, count >= 1, period_ms >= 1, burst >= 1");
     else
-        rc = account(kv, LUCY_KV_OP_RATELIMIT,
-                     kv->ops->ratelimit(kv->st, key, rate, out, timeout_ms, err), err);
+        rc = kv_account(kv, LUCY_KV_OP_RATELIMIT,
+                        kv->ops->ratelimit(kv->st, key, rate, out, timeout_ms, err), err);
     if (rc) {
         memset(out, 0, sizeof *out);
         out->allowed = !kv->rate_limit_deny;
@@ -581,11 +516,6 @@ int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_
         atomic_fetch_add(&kv->policy_decisions, 1);
     }
     return rc;
-}
-
-int lucy_kv_can_ratelimit_in_write(const struct lucy_kv *kv)
-{
-    return kv->ops->ratelimit_in_write != NULL;
 }
 
 int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
@@ -597,9 +527,9 @@ int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
     struct lucy_kv_error local_err;
     if (!err)
         err = &local_err;
-    err_clear(err);
+    kv_err_clear(err);
     int rc;
-    if (!kv->ops->ratelimit_in_write)
+    if (!(kv->ops->caps & LUCY_KV_CAP_IN_STORE))
         rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
                              "the %s kv backend cannot rate-limit inside a store write; use "
                              "lucy_kv_ratelimit()",
@@ -607,9 +537,13 @@ int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
     else if (bad_key(key) || rate->count < 1 || rate->period_ms < 1 || rate->burst < 1)
         rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
                              "ratelimit needs a key, count >= 1, period_ms >= 1, burst >= 1");
-    else
-        rc = account(kv, LUCY_KV_OP_RATELIMIT,
-                     kv->ops->ratelimit_in_write(kv->st, db, key, rate, out, err), err);
+    else if ((rc = kv_store_ratelimit(db, key, rate, out)) != 0) {
+        lucy_kv_err_set(err, rc == LUCY_ETIMEDOUT ? LUCY_KV_ERR_TIMEOUT : LUCY_KV_ERR_STORE,
+                        "ratelimit in the local store failed: %s", lucy_strerror(rc));
+        err->code = rc; /* keep the store's own code (LUCY_ENOSPC, ...) */
+    }
+    if (kv->ops->caps & LUCY_KV_CAP_IN_STORE)
+        kv_account(kv, LUCY_KV_OP_RATELIMIT, rc, err);
     if (rc) {
         memset(out, 0, sizeof *out);
         out->allowed = !kv->rate_limit_deny;
@@ -643,17 +577,12 @@ int lucy_kv_claim(struct lucy_kv *kv, const char *key, int64_t ttl_ms, int *mine
     return rc;
 }
 
-int lucy_kv_is_shared(const struct lucy_kv *kv)
-{
-    return kv->ops != &lucy_kv_sqlite_ops;
-}
-
 const char *lucy_kv_instance_id(const struct lucy_kv *kv)
 {
     return kv->instance_id;
 }
 
-/* ---- pending writes ------------------------------------------------------- */
+/* ---- store jobs (kv_int.h) ----------------------------------------------------- */
 
 struct kv_job *kv_job_new(const char *key, const void *value, size_t len)
 {
@@ -669,7 +598,7 @@ struct kv_job *kv_job_new(const char *key, const void *value, size_t len)
         j->value[len] = '\0';
         j->len = len;
     }
-    j->now_ms = kv_wall_ms();
+    j->now_ms = lucy_wall_ms();
     return j;
 }
 
@@ -697,240 +626,6 @@ int kv_job_write(struct lucy_store *store, struct kv_job *job, int timeout_ms)
 }
 
 /* Upserts the job's key into kv_pending; job->stored = 1 for a new row. */
-static int queue_fn(sqlite3 *db, struct kv_job *j)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM kv_pending WHERE key = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
-    j->stored = sqlite3_step(st) != SQLITE_ROW;
-    sqlite3_finalize(st);
-    rc = sqlite3_prepare_v2(db,
-                            "INSERT INTO kv_pending (key, op, value, seq, queued_at_ms, last_error)"
-                            " VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT (key) DO UPDATE SET"
-                            " op = excluded.op, value = excluded.value, seq = seq + 1,"
-                            " last_error = excluded.last_error",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->value ? "set" : "del", -1, SQLITE_STATIC);
-    if (j->value)
-        sqlite3_bind_blob(st, 3, j->value, (int)j->len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_int64(st, 4, j->now_ms);
-    if (j->extra)
-        sqlite3_bind_text(st, 5, j->extra, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 5);
-    return step_done(st);
-}
-
-int lucy_kv_set_or_queue(struct lucy_kv *kv, const char *key, const void *value, size_t len,
-                         int *queued, int timeout_ms, struct lucy_kv_error *err)
-{
-    assert(kv);
-    struct lucy_kv_error local_err;
-    if (!err)
-        err = &local_err;
-    err_clear(err);
-    if (queued)
-        *queued = 0;
-    if (timeout_ms <= 0)
-        timeout_ms = kv->default_timeout_ms;
-    if (bad_key(key))
-        return lucy_kv_err_set(err, LUCY_KV_ERR_INVALID, "empty key");
-    int rc;
-    int behind = atomic_load(&kv->pending_hint) > 0;
-    if (!behind) {
-        rc = value ? lucy_kv_set(kv, key, value, len, 0, timeout_ms, err)
-                   : lucy_kv_del(kv, key, timeout_ms, err);
-        /* queueing into the store the sqlite backend just failed on would not help */
-        if (rc == 0 || !kv->store || kv->ops == &lucy_kv_sqlite_ops ||
-            err->kind == LUCY_KV_ERR_INVALID || err->kind == LUCY_KV_ERR_NOMEM)
-            return rc;
-    }
-    struct kv_job *j = kv_job_new(key, value, len);
-    if (!j)
-        return lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
-    char reason[300];
-    snprintf(reason, sizeof reason, "%s: %s",
-             behind ? "queued behind older writes" : lucy_kv_err_kind_name(err->kind),
-             behind ? "" : err->message);
-    j->extra = reason;
-    j->fn = queue_fn;
-    /* No timeout for the local queue write: the job points at `reason` on
-     * this stack, and the local store answers or fails on its own. */
-    rc = kv_job_write(kv->store, j, 0);
-    int added = j->stored;
-    free(j);
-    if (rc)
-        return lucy_kv_err_set(err, LUCY_KV_ERR_STORE,
-                               "cannot queue the write in the local store: %s", lucy_strerror(rc));
-    if (added)
-        atomic_fetch_add(&kv->pending_hint, 1);
-    if (queued)
-        *queued = 1;
-    if (behind)
-        lucy_kv_err_set(err, LUCY_KV_ERR_NONE, "queued behind older pending writes");
-    err->code = 0;
-    return 0;
-}
-
-struct pending_row {
-    char *key;
-    char *value; /* NULL = delete */
-    size_t len;
-    long long seq;
-};
-
-struct pending_list {
-    struct pending_row *rows;
-    int n;
-    int max;
-};
-
-static int read_pending(sqlite3 *db, void *arg)
-{
-    struct pending_list *l = arg;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT key, op, value, seq FROM kv_pending"
-                                " ORDER BY queued_at_ms, key LIMIT ?",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_int(st, 1, l->max);
-    while (l->n < l->max && sqlite3_step(st) == SQLITE_ROW) {
-        struct pending_row *r = &l->rows[l->n];
-        memset(r, 0, sizeof *r);
-        r->key = strdup((const char *)sqlite3_column_text(st, 0));
-        int is_set = strcmp((const char *)sqlite3_column_text(st, 1), "set") == 0;
-        if (is_set) {
-            size_t n = (size_t)sqlite3_column_bytes(st, 2);
-            const void *b = sqlite3_column_blob(st, 2);
-            r->value = malloc(n + 1);
-            if (r->value) {
-                if (n)
-                    memcpy(r->value, b, n);
-                r->value[n] = '\0';
-            }
-            r->len = n;
-        }
-        r->seq = sqlite3_column_int64(st, 3);
-        l->n++;
-        if (!r->key || (is_set && !r->value)) {
-            sqlite3_finalize(st);
-            return LUCY_ENOMEM;
-        }
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-/* Deletes the applied rows whose seq did not change meanwhile (extra =
- * the list, count = how many of its rows were applied). */
-static int unqueue_fn(sqlite3 *db, struct kv_job *j)
-{
-    struct pending_list *l = j->extra;
-    sqlite3_stmt *st;
-    int rc =
-        sqlite3_prepare_v2(db, "DELETE FROM kv_pending WHERE key = ? AND seq = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    for (int i = 0; i < j->count; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, l->rows[i].key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, l->rows[i].seq);
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE) {
-            sqlite3_finalize(st);
-            return lucy_store_err(rc);
-        }
-        j->stored += sqlite3_changes(db);
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-static int note_failure_fn(sqlite3 *db, struct kv_job *j)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "UPDATE kv_pending SET attempts = attempts + 1, last_error = ?"
-                                " WHERE key = ?",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, j->value, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->key, -1, SQLITE_STATIC);
-    return step_done(st);
-}
-
-int lucy_kv_replay(struct lucy_kv *kv, int max, int timeout_ms, struct lucy_kv_error *err)
-{
-    assert(kv);
-    struct lucy_kv_error local_err;
-    if (!err)
-        err = &local_err;
-    err_clear(err);
-    if (!kv->store || atomic_load(&kv->pending_hint) <= 0)
-        return 0;
-    if (max <= 0 || max > REPLAY_BATCH_MAX)
-        max = REPLAY_BATCH_MAX;
-    pthread_mutex_lock(&kv->replay_lock);
-    struct pending_row rows[REPLAY_BATCH_MAX];
-    struct pending_list l = {rows, 0, max};
-    int rc = lucy_store_read(kv->store, read_pending, &l);
-    int applied = 0;
-    if (rc)
-        lucy_kv_err_set(err, LUCY_KV_ERR_STORE, "cannot read kv_pending: %s", lucy_strerror(rc));
-    for (int i = 0; rc == 0 && i < l.n; i++) {
-        struct pending_row *r = &l.rows[i];
-        int e = r->value ? lucy_kv_set(kv, r->key, r->value, r->len, 0, timeout_ms, err)
-                         : lucy_kv_del(kv, r->key, timeout_ms, err);
-        atomic_fetch_add(&kv->calls[LUCY_KV_OP_REPLAY], 1);
-        if (e) {
-            rc = e;
-            char why[300];
-            snprintf(why, sizeof why, "%s: %s", lucy_kv_err_kind_name(err->kind), err->message);
-            struct kv_job *j = kv_job_new(r->key, why, strlen(why));
-            if (j) {
-                j->fn = note_failure_fn;
-                if (kv_job_write(kv->store, j, 0) != LUCY_ETIMEDOUT)
-                    free(j);
-            }
-            break;
-        }
-        applied++;
-    }
-    if (applied > 0) {
-        struct kv_job *j = kv_job_new("-", NULL, 0);
-        if (j) {
-            j->fn = unqueue_fn;
-            j->extra = &l;
-            j->count = applied;
-            /* no timeout: the job points at this frame's list */
-            if (kv_job_write(kv->store, j, 0) == 0)
-                atomic_fetch_add(&kv->replayed, (unsigned long long)j->stored);
-            free(j);
-        }
-        long long p[2] = {0, 0};
-        if (lucy_store_read(kv->store, count_pending, p) == 0)
-            atomic_store(&kv->pending_hint, (long)p[0]);
-        lucy_log(LUCY_LOG_INFO, "kv pending writes replayed", "{s:i,s:I}", "count", applied,
-                 "still_pending", (json_int_t)p[0]);
-    }
-    for (int i = 0; i < l.n; i++) {
-        free(l.rows[i].key);
-        free(l.rows[i].value);
-    }
-    pthread_mutex_unlock(&kv->replay_lock);
-    return rc ? rc : applied;
-}
-
 void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -941,13 +636,12 @@ void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out)
     out->rate_limit_policy_decisions = atomic_load(&kv->policy_decisions);
     out->replayed = atomic_load(&kv->replayed);
     out->pending = -1;
-    if (kv->store) {
-        long long p[2] = {0, 0};
-        if (lucy_store_read(kv->store, count_pending, p) == 0) {
-            out->pending = p[0];
-            out->oldest_pending_ms = p[1];
-            atomic_store(&kv->pending_hint, (long)p[0]);
-        }
+    long long pending;
+    int64_t oldest_ms;
+    if (kv->store && kv_pending_count(kv->store, &pending, &oldest_ms) == 0) {
+        out->pending = pending;
+        out->oldest_pending_ms = oldest_ms;
+        atomic_store(&kv->pending_hint, (long)pending);
     }
     pthread_mutex_lock(&kv->lock);
     out->up = kv->up;
@@ -955,161 +649,18 @@ void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out)
     pthread_mutex_unlock(&kv->lock);
 }
 
-/* ---- redis:// URLs -------------------------------------------------------- */
+/* ---- from the configuration ---------------------------------------------- */
 
-static int hexval(int c)
+int lucy_kv_open_config(const struct lucy_config *cfg, struct lucy_store *store, int pool_size,
+                        struct lucy_kv **out, struct lucy_kv_error *err)
 {
-    return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
-}
-
-/* Copies s[0..n) into out (outlen bytes) decoding %XX. 0 or -1. */
-static int decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-int lucy_kv_redis_url_parse(const char *url, struct lucy_kv_redis_url *out, char *err,
-                            size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    out->port = 6379;
-    if (!url || strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen,
-                 "REDIS_URL must start with redis:// (rediss:// and unix sockets are not "
-                 "supported): redis://[[user]:password@]host[:port][/db]");
-        return LUCY_EINVAL;
-    }
-    const char *p = url + 8;
-    const char *end = p + strcspn(p, "/?#");
-    const char *at = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q; /* the last @: passwords may hold an unescaped one */
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *uend = colon ? colon : at;
-        if (decode(p, (size_t)(uend - p), out->user, sizeof out->user) != 0 ||
-            (colon && decode(colon + 1, (size_t)(at - colon - 1), out->password,
-                             sizeof out->password) != 0)) {
-            snprintf(err, errlen,
-                     "REDIS_URL has a malformed or too long user or password "
-                     "(percent-encode special characters)");
-            memset(out->password, 0, sizeof out->password);
-            return LUCY_EINVAL;
-        }
-        if (!colon && out->user[0]) {
-            /* redis://secret@host: treat a lone userinfo as the password */
-            snprintf(out->password, sizeof out->password, "%s", out->user);
-            out->user[0] = '\0';
-        }
-        p = at + 1;
-    }
-    const char *hend;
-    const char *hstart = p;
-    if (*p == '[') {
-        hstart = p + 1;
-        hend = memchr(hstart, ']', (size_t)(end - hstart));
-        if (!hend) {
-            snprintf(err, errlen, "REDIS_URL has an unterminated [IPv6] host");
-            return LUCY_EINVAL;
-        }
-        p = hend + 1;
-    } else {
-        hend = memchr(p, ':', (size_t)(end - p));
-        if (!hend)
-            hend = end;
-        p = hend;
-    }
-    size_t hl = (size_t)(hend - hstart);
-    if (hl == 0 || hl >= sizeof out->host) {
-        snprintf(err, errlen, "REDIS_URL has no host: redis://[[user]:password@]host[:port][/db]");
-        return LUCY_EINVAL;
-    }
-    memcpy(out->host, hstart, hl);
-    out->host[hl] = '\0';
-    if (p < end && *p == ':') {
-        char *e;
-        long port = strtol(p + 1, &e, 10);
-        if (e == p + 1 || e != end || port < 1 || port > 65535) {
-            snprintf(err, errlen, "REDIS_URL has a bad port: expected 1 to 65535");
-            return LUCY_EINVAL;
-        }
-        out->port = (int)port;
-    } else if (p != end) {
-        snprintf(err, errlen, "REDIS_URL has junk after the host");
-        return LUCY_EINVAL;
-    }
-    if (*end == '/' && end[1] && end[1] != '?' && end[1] != '#') {
-        char *e;
-        long db = strtol(end + 1, &e, 10);
-        if (e == end + 1 || (*e && *e != '?' && *e != '#') || db < 0 || db > 1000000) {
-            snprintf(err, errlen, "REDIS_URL has a bad database number after the /");
-            return LUCY_EINVAL;
-        }
-        out->db = (int)db;
-    }
-    return 0;
-}
-
-/* ---- the daemon's shared instance ----------------------------------------- */
-
-static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lucy_kv *shared;
-static int shared_refs;
-
-int lucy_kv_shared_acquire(struct lucy_ctx *ctx, struct lucy_kv **out, char *err, size_t errlen)
-{
-    int rc = 0;
-    pthread_mutex_lock(&shared_lock);
-    if (!shared) {
-        const struct lucy_config *cfg = ctx->cfg;
-        struct lucy_kv_options o = {
-            .redis_url = cfg->redis_url,
-            .timeout_ms = cfg->redis_timeout_ms,
-            .pool_size = cfg->redis_pool_size,
-            .rate_limit_deny =
-                cfg->rate_limit_on_error && strcmp(cfg->rate_limit_on_error, "deny") == 0,
-            .store = ctx->store,
-        };
-        struct lucy_kv_error e;
-        rc = lucy_kv_open(&o, &shared, &e);
-        if (rc)
-            snprintf(err, errlen, "cannot open the kv backend: %s", e.message);
-    }
-    if (rc == 0) {
-        shared_refs++;
-        *out = shared;
-    }
-    pthread_mutex_unlock(&shared_lock);
-    return rc;
-}
-
-void lucy_kv_shared_release(struct lucy_kv *kv)
-{
-    if (!kv)
-        return;
-    pthread_mutex_lock(&shared_lock);
-    assert(kv == shared && shared_refs > 0);
-    if (--shared_refs == 0) {
-        lucy_kv_close(shared);
-        shared = NULL;
-    }
-    pthread_mutex_unlock(&shared_lock);
+    struct lucy_kv_options o = {
+        .redis_url = cfg->redis_url,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .pool_size = pool_size > 0 ? pool_size : cfg->redis_pool_size,
+        .rate_limit_deny =
+            cfg->rate_limit_on_error && strcmp(cfg->rate_limit_on_error, "deny") == 0,
+        .store = store,
+    };
+    return lucy_kv_open(&o, out, err);
 }

@@ -8,7 +8,14 @@
  * the slots directly; they call the lucy_kv_*() wrappers below, which
  * check arguments, fill in defaults (the timeout), count calls and errors
  * for /metrics, and apply policies (LUCY_RATE_LIMIT_ON_ERROR, pending
- * replays). Selection: REDIS_URL set -> redis, else sqlite.
+ * replays). Selection: REDIS_URL set -> redis, else sqlite. What a
+ * backend can do beyond the common slots is told by its capability bits
+ * (lucy_kv_caps), never by comparing backends.
+ *
+ * Files: kv.c (error kinds, the handle, wrappers, claims, the GCRA
+ * arithmetic), pending.c (kv_pending: set_or_queue, replay), sqlite.c and
+ * redis.c (the backends; redis.c also parses REDIS_URL), plugin.c (the
+ * daemon's kv: checks, replays, auto-heal), kv_int.h (what they share).
  *
  * Results: every fallible call returns 0 or a negative LUCY_E* code
  * (error.h) and, when the caller passes a struct lucy_kv_error, fills it
@@ -29,7 +36,8 @@
  * kv plugin runs on the prober's tick while the backend is reachable.
  *
  * Thread safety: a struct lucy_kv may be used by any number of threads at
- * once; the redis backend keeps a small pool of connections.
+ * once; the redis backend keeps a small pool of connections. The daemon
+ * opens one (the kv plugin) and hands it out as ctx->kv (lucy.h).
  */
 #ifndef LUCY_KV_H
 #define LUCY_KV_H
@@ -42,7 +50,8 @@ struct lucy_store;
 struct lucy_ctx;
 struct lucy_plugin;
 
-/* The kv plugin (plugin.c): opens the shared kv, registers kv:backend,
+/* The kv plugin (plugin.c): opens the daemon's kv into ctx->kv (closed by
+ * its free, after every later plugin's), registers kv:backend,
  * redis:ping, redis:persistence, /metrics lines and the replay tick. */
 extern const struct lucy_plugin lucy_kv_plugin;
 
@@ -147,11 +156,26 @@ struct lucy_kv_options {
 
 struct lucy_kv;
 
+/* What a backend can do beyond the common slots (struct lucy_kv_ops.caps). */
+enum {
+    /* Shared by every lucy instance using the same backend: wamid claims
+     * and shared contact names mean something (redis). */
+    LUCY_KV_CAP_SHARED = 1u << 0,
+    /* Its state lives in the local store (sqlite): a rate-limit step can
+     * run inside the caller's own store write (lucy_kv_ratelimit_in_write),
+     * and queueing a refused write in that same store would not help. */
+    LUCY_KV_CAP_IN_STORE = 1u << 1,
+    /* A server to administer: persistence, config_set, bgsave (the
+     * redis:* checks, auto-heal, `lucy doctor`). */
+    LUCY_KV_CAP_ADMIN = 1u << 2,
+};
+
 /* The backend interface. `st` is the backend's state from open. Every
  * slot fills *err on failure; key is NUL-terminated UTF-8; values are
  * bytes. timeout_ms is always > 0 here (the wrapper fills the default). */
 struct lucy_kv_ops {
     const char *name; /* "sqlite", "redis" */
+    unsigned caps;    /* LUCY_KV_CAP_* bits */
     /* Creates the backend state. 0 or LUCY_E*. */
     int (*open)(const struct lucy_kv_options *opt, void **st, struct lucy_kv_error *err);
     /* Frees the state and every connection. */
@@ -178,19 +202,11 @@ struct lucy_kv_ops {
     /* One GCRA step for key, atomic across every user of the backend. */
     int (*ratelimit)(void *st, const char *key, const struct lucy_kv_rate *rate,
                      struct lucy_kv_rate_result *out, int timeout_ms, struct lucy_kv_error *err);
-    /* The same GCRA step, run INSIDE the caller's own store write: db is
-     * the store writer's connection, in the transaction of a
-     * lucy_store_write() function, so the step commits or rolls back with
-     * the caller's other writes and costs no group commit of its own. Only
-     * a backend whose state lives in the local store can; NULL for others. */
-    int (*ratelimit_in_write)(void *st, sqlite3 *db, const char *key,
-                              const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
-                              struct lucy_kv_error *err);
     /* Round trip to the backend. force = 1 ignores the reconnect backoff
      * (the prober's probe). */
     int (*ping)(void *st, int force, int timeout_ms, struct lucy_kv_error *err);
     /* INFO persistence + INFO memory + CONFIG GET stop-writes-on-bgsave-error
-     * + PING. */
+     * + PING. This and the next two: LUCY_KV_CAP_ADMIN backends only. */
     int (*persistence)(void *st, struct lucy_kv_persistence *out, int timeout_ms,
                        struct lucy_kv_error *err);
     /* CONFIG SET name value (auto-heal). */
@@ -199,15 +215,13 @@ struct lucy_kv_ops {
     /* BGSAVE. */
     int (*bgsave)(void *st, int timeout_ms, struct lucy_kv_error *err);
     /* Housekeeping (the sqlite backend drops expired rows). Returns how
-     * many items it removed (>= 0) or LUCY_E*. Called about once a minute. */
+     * many items it removed (>= 0) or LUCY_E*. Called about once a minute;
+     * NULL = nothing to do (Redis expires keys itself). */
     int (*maintain)(void *st, int timeout_ms, struct lucy_kv_error *err);
     /* Where the backend lives, without secrets ("127.0.0.1:6379/0", or the
      * store's path); written into buf. */
     void (*describe)(void *st, char *buf, size_t len);
 };
-
-extern const struct lucy_kv_ops lucy_kv_sqlite_ops;
-extern const struct lucy_kv_ops lucy_kv_redis_ops;
 
 /* Operations counted in /metrics, in label order. */
 enum lucy_kv_op {
@@ -241,9 +255,9 @@ int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out,
                  struct lucy_kv_error *err);
 void lucy_kv_close(struct lucy_kv *kv);
 
-/* The backend's ops (for optional slots such as persistence) and state. */
-const struct lucy_kv_ops *lucy_kv_backend(const struct lucy_kv *kv);
+/* The backend's name ("sqlite", "redis") and its LUCY_KV_CAP_* bits. */
 const char *lucy_kv_name(const struct lucy_kv *kv);
+unsigned lucy_kv_caps(const struct lucy_kv *kv);
 /* Where the backend lives, without secrets. */
 void lucy_kv_describe(const struct lucy_kv *kv, char *buf, size_t len);
 /* 1 when LUCY_RATE_LIMIT_ON_ERROR=deny. */
@@ -251,7 +265,8 @@ int lucy_kv_rate_limit_denies(const struct lucy_kv *kv);
 
 /* The wrappers. See struct lucy_kv_ops for each slot's contract; these add
  * argument checks, the default timeout and counting. An unsupported slot
- * gives LUCY_EINVAL (kind INVALID). All thread-safe. */
+ * gives LUCY_EINVAL (kind INVALID), except maintain (0: nothing to do).
+ * All thread-safe. */
 int lucy_kv_get(struct lucy_kv *kv, const char *key, char **value, size_t *len, int timeout_ms,
                 struct lucy_kv_error *err);
 /* n keys at once (see the get_many slot): values[i] malloc'd or NULL when
@@ -290,18 +305,8 @@ int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_
 int lucy_kv_claim(struct lucy_kv *kv, const char *key, int64_t ttl_ms, int *mine, int timeout_ms,
                   struct lucy_kv_error *err);
 
-/* 1 when the backend is shared by several lucy instances (redis); 0 for
- * the embedded sqlite backend, whose state only this instance sees. */
-int lucy_kv_is_shared(const struct lucy_kv *kv);
-
 /* This instance's id ("" until lucy_kv_open has run). */
 const char *lucy_kv_instance_id(const struct lucy_kv *kv);
-
-/* 1 when the backend can take a rate-limit step inside the caller's own
- * store write (lucy_kv_ratelimit_in_write): the embedded sqlite backend.
- * A shared backend cannot (its state is not in this store); callers then
- * use lucy_kv_ratelimit() outside their write. Pure; thread-safe. */
-int lucy_kv_can_ratelimit_in_write(const struct lucy_kv *kv);
 
 /* One GCRA step inside the caller's store write, for callers that decide
  * the rate limit in the same transaction as their other writes: the step
@@ -311,7 +316,9 @@ int lucy_kv_can_ratelimit_in_write(const struct lucy_kv *kv);
  * with its db (the writer thread). Same decision and same on-error policy
  * as lucy_kv_ratelimit(): returns 0, or the store's code with *out filled
  * from LUCY_RATE_LIMIT_ON_ERROR. LUCY_EINVAL (kind INVALID) when the
- * backend cannot (see lucy_kv_can_ratelimit_in_write). */
+ * backend lacks LUCY_KV_CAP_IN_STORE (its state is not in this store;
+ * callers then use lucy_kv_ratelimit() outside their write). This is an
+ * operation on the local store's kv tables, not a backend slot. */
 int lucy_kv_ratelimit_in_write(struct lucy_kv *kv, sqlite3 *db, const char *key,
                                const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
                                struct lucy_kv_error *err);
@@ -333,25 +340,12 @@ int lucy_kv_replay(struct lucy_kv *kv, int max, int timeout_ms, struct lucy_kv_e
 /* Fills *out with the counters (pending count read from the store). */
 void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out);
 
-/* The process-wide kv of a running daemon, opened from ctx's configuration
- * on the first call (thread-safe) and shared by the kv plugin and the
- * plugins that use it. Each successful acquire takes a reference; release
- * it with lucy_kv_shared_release() (the last one closes the kv). Returns 0
- * and *out, or LUCY_E* with a message in err. */
-int lucy_kv_shared_acquire(struct lucy_ctx *ctx, struct lucy_kv **out, char *err, size_t errlen);
-void lucy_kv_shared_release(struct lucy_kv *kv);
-
-/* Parses a redis:// URL (for redis.c and tests). Fills the parts (user and
- * password may be "" when absent); port defaults to 6379, db to 0. Returns
- * 0 or LUCY_EINVAL with a reason in err that never repeats the password. */
-struct lucy_kv_redis_url {
-    char user[128];     /* ACL user, "" = default */
-    char password[256]; /* "" = none; secret */
-    char host[256];     /* name or address; [v6] brackets removed */
-    int port;           /* 1..65535 */
-    int db;             /* SELECT index, >= 0 */
-};
-int lucy_kv_redis_url_parse(const char *url, struct lucy_kv_redis_url *out, char *err,
-                            size_t errlen);
+/* Opens the kv cfg selects (REDIS_URL, LUCY_REDIS_TIMEOUT_MS,
+ * LUCY_RATE_LIMIT_ON_ERROR) on store, with at most pool_size Redis
+ * connections (<= 0: LUCY_REDIS_POOL_SIZE). Same results as
+ * lucy_kv_open(). For the daemon and the CLI commands. */
+struct lucy_config;
+int lucy_kv_open_config(const struct lucy_config *cfg, struct lucy_store *store, int pool_size,
+                        struct lucy_kv **out, struct lucy_kv_error *err);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * plugin.c - the `kv` plugin: opens the daemon's shared kv backend and
- * makes it visible and self-healing.
+ * plugin.c - the `kv` plugin: opens the daemon's kv backend, hands it to
+ * the later plugins as ctx->kv (closed by free, which runs after theirs),
+ * and makes it visible and self-healing.
  *
  * Health checks (DESIGN §5, §10), all non-critical unless
- * LUCY_READY_REQUIRES names redis (applied by serve.c):
+ * LUCY_READY_REQUIRES names redis (applied by serve.c); the redis:* ones
+ * only for a backend with LUCY_KV_CAP_ADMIN:
  *   kv:backend        which backend, the rate limiter's on-error mode
  *                     (LUCY_RATE_LIMIT_ON_ERROR), pending replays
  *   redis:ping        PING with the timeout; tells "up but cannot persist"
@@ -31,8 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
 #include "../health/health.h"
 #include "../log.h"
@@ -54,7 +56,7 @@ enum heal_state {
 
 struct kv_plugin {
     struct lucy_ctx *ctx;        /* not owned */
-    struct lucy_kv *kv;          /* shared reference */
+    struct lucy_kv *kv;          /* owned; lent as ctx->kv */
     int timeout_ms;              /* Redis timeout for the checks */
     int autoheal;                /* LUCY_REDIS_AUTOHEAL */
     atomic_int heal;             /* enum heal_state; read by /metrics */
@@ -76,7 +78,7 @@ static void check_backend(void *arg, int timeout_ms, struct lucy_check_report *o
     char where[300];
     lucy_kv_describe(p->kv, where, sizeof where);
     const char *mode = lucy_kv_rate_limit_denies(p->kv) ? "deny" : "allow";
-    int64_t age = s.oldest_pending_ms ? kv_wall_ms() - s.oldest_pending_ms : 0;
+    int64_t age = s.oldest_pending_ms ? lucy_wall_ms() - s.oldest_pending_ms : 0;
     enum lucy_health_status st =
         s.pending > 0 && age > PENDING_WARN_AGE_MS ? LUCY_HEALTH_WARN : LUCY_HEALTH_PASS;
     char pending[160] = "";
@@ -102,11 +104,9 @@ static void check_ping(void *arg, int timeout_ms, struct lucy_check_report *out)
     char where[300];
     lucy_kv_describe(p->kv, where, sizeof where);
     struct lucy_kv_error e;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t start_ms = lucy_mono_ms();
     int rc = lucy_kv_ping(p->kv, 1, timeout_ms, &e);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    double ms = (double)(lucy_mono_ms() - start_ms);
     if (rc == 0) {
         lucy_check_add(out, where, LUCY_HEALTH_PASS, ms, "ms", NULL);
         return;
@@ -142,8 +142,8 @@ static void heal(struct kv_plugin *p, const struct lucy_kv_persistence *ps, int 
     if (state != HEAL_ACTIVE && ps->misconf && !ps->rdb_last_bgsave_ok) {
         if (lucy_kv_config_set(p->kv, "stop-writes-on-bgsave-error", "no", timeout_ms, &e) == 0) {
             atomic_store(&p->heal, HEAL_ACTIVE);
-            p->healed_at_ms = kv_wall_ms();
-            p->last_bgsave_mono_ms = kv_mono_ms();
+            p->healed_at_ms = lucy_wall_ms();
+            p->last_bgsave_mono_ms = lucy_mono_ms();
             lucy_log(LUCY_LOG_WARNING, "redis auto-heal: writes re-enabled", "{s:s,s:s,s:s}",
                      "action", "CONFIG SET stop-writes-on-bgsave-error no", "reason",
                      ps->misconf_message, "next",
@@ -168,8 +168,8 @@ static void heal(struct kv_plugin *p, const struct lucy_kv_persistence *ps, int 
                          "CONFIG SET stop-writes-on-bgsave-error yes");
             }
         } else if (!ps->rdb_bgsave_in_progress &&
-                   kv_mono_ms() - p->last_bgsave_mono_ms >= BGSAVE_EVERY_MS) {
-            p->last_bgsave_mono_ms = kv_mono_ms();
+                   lucy_mono_ms() - p->last_bgsave_mono_ms >= BGSAVE_EVERY_MS) {
+            p->last_bgsave_mono_ms = lucy_mono_ms();
             lucy_kv_bgsave(p->kv, timeout_ms, &e); /* fails again while the disk is full */
         }
         return;
@@ -249,7 +249,7 @@ static void check_persistence(void *arg, int timeout_ms, struct lucy_check_repor
                             "failed, and restores yes after the next successful BGSAVE. Free "
                             "disk space in Redis's dir now: until then snapshots fail and a "
                             "Redis restart loses the unsaved changes",
-                            (long long)((kv_wall_ms() - p->healed_at_ms) / 1000));
+                            (long long)((lucy_wall_ms() - p->healed_at_ms) / 1000));
         if (it)
             snprintf(it->dependency_text, sizeof it->dependency_text,
                      "warning: redis auto-heal active (stop-writes-on-bgsave-error no)");
@@ -271,15 +271,14 @@ static void check_persistence(void *arg, int timeout_ms, struct lucy_check_repor
 static void tick(void *arg)
 {
     struct kv_plugin *p = arg;
-    int64_t now = kv_mono_ms();
+    int64_t now = lucy_mono_ms();
     if (now >= p->next_replay_mono_ms) {
         p->next_replay_mono_ms = now + REPLAY_EVERY_MS;
         lucy_kv_replay(p->kv, 0, p->timeout_ms, NULL);
     }
     if (now >= p->next_maintain_mono_ms) {
         p->next_maintain_mono_ms = now + MAINTAIN_EVERY_MS;
-        if (lucy_kv_backend(p->kv)->maintain)
-            lucy_kv_maintain(p->kv, p->timeout_ms, NULL);
+        lucy_kv_maintain(p->kv, p->timeout_ms, NULL);
     }
 }
 
@@ -320,7 +319,7 @@ static void metrics(void *arg, FILE *out)
             "lucy_kv_rate_limit_policy_total{mode=\"%s\"} %llu\n",
             b, s.up, s.pending < 0 ? 0LL : s.pending, s.replayed,
             lucy_kv_rate_limit_denies(p->kv) ? "deny" : "allow", s.rate_limit_policy_decisions);
-    if (strcmp(b, "redis") == 0)
+    if (lucy_kv_caps(p->kv) & LUCY_KV_CAP_ADMIN)
         fprintf(out,
                 "# HELP lucy_redis_up 1 when the last Redis call got an answer\n"
                 "# TYPE lucy_redis_up gauge\nlucy_redis_up %d\n"
@@ -337,24 +336,25 @@ static int init(struct lucy_ctx *ctx, void **state)
     struct kv_plugin *p = calloc(1, sizeof *p);
     if (!p)
         return LUCY_ENOMEM;
-    char err[512];
-    int rc = lucy_kv_shared_acquire(ctx, &p->kv, err, sizeof err);
+    struct lucy_kv_error e;
+    int rc = lucy_kv_open_config(ctx->cfg, ctx->store, 0, &p->kv, &e);
     if (rc) {
-        lucy_log(LUCY_LOG_ERROR, "kv backend not opened", "{s:s}", "error", err);
+        lucy_log(LUCY_LOG_ERROR, "kv backend not opened", "{s:s}", "error", e.message);
         free(p);
         return rc;
     }
+    ctx->kv = p->kv;
     p->ctx = ctx;
     p->timeout_ms = ctx->cfg->redis_timeout_ms > 0 ? ctx->cfg->redis_timeout_ms : 500;
     p->autoheal = ctx->cfg->redis_autoheal;
     *state = p;
-    int is_redis = lucy_kv_backend(p->kv) == &lucy_kv_redis_ops;
+    int admin = (lucy_kv_caps(p->kv) & LUCY_KV_CAP_ADMIN) != 0;
     const struct lucy_check checks[] = {
         {"kv:backend", "component", "kv", 0, 2000, 1000, check_backend, p},
         {"redis:ping", "datastore", "redis", 0, 1000, p->timeout_ms, check_ping, p},
         {"redis:persistence", "datastore", "redis", 0, 2000, p->timeout_ms, check_persistence, p},
     };
-    for (size_t i = 0; i < (is_redis ? 3u : 1u); i++)
+    for (size_t i = 0; i < (admin ? 3u : 1u); i++)
         if (lucy_health_register(ctx->health, &checks[i]))
             return LUCY_ENOMEM;
     lucy_health_on_tick(ctx->health, tick, p);
@@ -373,7 +373,8 @@ static void free_(void *state)
     struct kv_plugin *p = state;
     if (!p)
         return;
-    lucy_kv_shared_release(p->kv);
+    p->ctx->kv = NULL;
+    lucy_kv_close(p->kv);
     free(p);
 }
 

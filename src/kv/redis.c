@@ -34,8 +34,14 @@
  *
  * Callers must ignore SIGPIPE (lucy serve does): hiredis writes with
  * write(2) and a peer that went away would otherwise kill the process.
+ *
+ * Also here, because only this backend needs them: the REDIS_URL parser
+ * and the server administration slots (INFO, CONFIG SET, BGSAVE) behind
+ * LUCY_KV_CAP_ADMIN. Over 700 lines: one backend is one file (one vtable
+ * over one private struct, like curl's vtls backends).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -44,8 +50,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
 #include "kv.h"
 #include "kv_int.h"
@@ -112,7 +118,7 @@ static struct timeval tv_of(int ms)
 
 static int remaining_ms(int64_t deadline)
 {
-    int64_t r = deadline - kv_mono_ms();
+    int64_t r = deadline - lucy_mono_ms();
     return r < 1 ? 1 : (int)r;
 }
 
@@ -153,7 +159,7 @@ static void went_away(struct redis_kv *r, const struct lucy_kv_error *why)
 {
     struct conn *drop = NULL;
     pthread_mutex_lock(&r->lock);
-    int64_t now = kv_mono_ms();
+    int64_t now = lucy_mono_ms();
     if (now >= r->backoff_until_ms) {
         r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (r->backoff_ms > BACKOFF_MAX_MS)
@@ -246,7 +252,7 @@ static int acquire(struct redis_kv *r, int force, int64_t deadline, struct conn 
     *reused = 0;
     pthread_mutex_lock(&r->lock);
     for (;;) {
-        int64_t now = kv_mono_ms();
+        int64_t now = lucy_mono_ms();
         if (!force && now < r->backoff_until_ms) {
             struct lucy_kv_error e = r->down_err;
             int64_t left = r->backoff_until_ms - now;
@@ -284,8 +290,6 @@ static int acquire(struct redis_kv *r, int force, int64_t deadline, struct conn 
             *out = cn;
             return 0;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
         int left = (int)(deadline - now);
         if (left <= 0) {
             int n = r->pool_size;
@@ -295,11 +299,8 @@ static int acquire(struct redis_kv *r, int force, int64_t deadline, struct conn 
                                    "timeout; raise LUCY_REDIS_POOL_SIZE or check Redis latency",
                                    n, r->where);
         }
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&r->freed, &r->lock, &ts);
+        struct timespec until = lucy_deadline_ms(CLOCK_MONOTONIC, left);
+        pthread_cond_timedwait(&r->freed, &r->lock, &until);
     }
 }
 
@@ -329,7 +330,7 @@ static int run(struct redis_kv *r, int force, int timeout_ms, int retry_safe, in
                const int *argc, const char *const *argv[], const size_t *const argvlen[],
                redisReply **replies, const char *what, struct lucy_kv_error *err)
 {
-    int64_t deadline = kv_mono_ms() + timeout_ms;
+    int64_t deadline = lucy_mono_ms() + timeout_ms;
     for (int attempt = 0;; attempt++) {
         struct conn *cn;
         int reused;
@@ -360,7 +361,7 @@ static int run(struct redis_kv *r, int force, int timeout_ms, int retry_safe, in
         rc = conn_error(r, cn->c, saved, timeout_ms, what, err);
         release(r, cn, 1);
         if (err->kind == LUCY_KV_ERR_CONN && reused && retry_safe && attempt == 0 &&
-            kv_mono_ms() < deadline)
+            lucy_mono_ms() < deadline)
             continue;
         went_away(r, err);
         return rc;
@@ -394,6 +395,119 @@ static char *prefixed(struct redis_kv *r, const char *key)
     if (asprintf(&k, "%s%s", r->prefix, key) < 0)
         return NULL;
     return k;
+}
+
+/* ---- redis:// URLs -------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+/* Copies s[0..n) into out (outlen bytes) decoding %XX. 0 or -1. */
+static int decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (o + 1 >= outlen)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int lucy_kv_redis_url_parse(const char *url, struct lucy_kv_redis_url *out, char *err,
+                            size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    if (!url || strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen,
+                 "REDIS_URL must start with redis:// (rediss:// and unix sockets are not "
+                 "supported): redis://[[user]:password@]host[:port][/db]");
+        return LUCY_EINVAL;
+    }
+    const char *p = url + 8;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q; /* the last @: passwords may hold an unescaped one */
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        if (decode(p, (size_t)(uend - p), out->user, sizeof out->user) != 0 ||
+            (colon && decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                             sizeof out->password) != 0)) {
+            snprintf(err, errlen,
+                     "REDIS_URL has a malformed or too long user or password "
+                     "(percent-encode special characters)");
+            memset(out->password, 0, sizeof out->password);
+            return LUCY_EINVAL;
+        }
+        if (!colon && out->user[0]) {
+            /* redis://secret@host: treat a lone userinfo as the password */
+            snprintf(out->password, sizeof out->password, "%s", out->user);
+            out->user[0] = '\0';
+        }
+        p = at + 1;
+    }
+    const char *hend;
+    const char *hstart = p;
+    if (*p == '[') {
+        hstart = p + 1;
+        hend = memchr(hstart, ']', (size_t)(end - hstart));
+        if (!hend) {
+            snprintf(err, errlen, "REDIS_URL has an unterminated [IPv6] host");
+            return LUCY_EINVAL;
+        }
+        p = hend + 1;
+    } else {
+        hend = memchr(p, ':', (size_t)(end - p));
+        if (!hend)
+            hend = end;
+        p = hend;
+    }
+    size_t hl = (size_t)(hend - hstart);
+    if (hl == 0 || hl >= sizeof out->host) {
+        snprintf(err, errlen, "REDIS_URL has no host: redis://[[user]:password@]host[:port][/db]");
+        return LUCY_EINVAL;
+    }
+    memcpy(out->host, hstart, hl);
+    out->host[hl] = '\0';
+    if (p < end && *p == ':') {
+        char *e;
+        long port = strtol(p + 1, &e, 10);
+        if (e == p + 1 || e != end || port < 1 || port > 65535) {
+            snprintf(err, errlen, "REDIS_URL has a bad port: expected 1 to 65535");
+            return LUCY_EINVAL;
+        }
+        out->port = (int)port;
+    } else if (p != end) {
+        snprintf(err, errlen, "REDIS_URL has junk after the host");
+        return LUCY_EINVAL;
+    }
+    if (*end == '/' && end[1] && end[1] != '?' && end[1] != '#') {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (e == end + 1 || (*e && *e != '?' && *e != '#') || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "REDIS_URL has a bad database number after the /");
+            return LUCY_EINVAL;
+        }
+        out->db = (int)db;
+    }
+    return 0;
 }
 
 /* ---- open / close --------------------------------------------------------- */
@@ -592,7 +706,7 @@ static int ratelimit(void *st, const char *key, const struct lucy_kv_rate *rate,
     snprintf(at, sizeof at, "%lld", (long long)(rate->at_ms > 0 ? rate->at_ms * 1000 : 0));
     const char *evalsha[] = {"EVALSHA", r->gcra_sha, "1", k, t, burst, at};
     redisReply *rep;
-    int64_t deadline = kv_mono_ms() + timeout_ms;
+    int64_t deadline = lucy_mono_ms() + timeout_ms;
     int rc = run1(r, 0, timeout_ms, 0, 7, evalsha, NULL, &rep, "EVALSHA (rate limit)", err);
     if (rc && err && err->kind == LUCY_KV_ERR_SERVER && strstr(err->message, "NOSCRIPT")) {
         const char *eval[] = {"EVAL", gcra_lua, "1", k, t, burst, at};
@@ -740,6 +854,7 @@ static void describe(void *st, char *buf, size_t len)
 
 const struct lucy_kv_ops lucy_kv_redis_ops = {
     .name = "redis",
+    .caps = LUCY_KV_CAP_SHARED | LUCY_KV_CAP_ADMIN,
     .open = open_,
     .close = close_,
     .get = get,
@@ -748,7 +863,6 @@ const struct lucy_kv_ops lucy_kv_redis_ops = {
     .set_if_absent = set_if_absent,
     .del = del,
     .ratelimit = ratelimit,
-    .ratelimit_in_write = NULL, /* its state is on the server, not in the local store */
     .ping = ping,
     .persistence = persistence,
     .config_set = config_set,

@@ -9,18 +9,22 @@
  * removed in batches by `maintain`, which the kv plugin calls about once a
  * minute.
  *
- * Because its state is the local store, this backend alone also offers
- * `ratelimit_in_write`: the same GCRA step inside a caller's own store
- * write (the inbox worker's batch), committed or rolled back with it.
+ * Because its state is the local store (LUCY_KV_CAP_IN_STORE), the same
+ * GCRA step can also run inside a caller's own store write (the inbox
+ * worker's batch), committed or rolled back with it: kv_store_ratelimit(),
+ * which lucy_kv_ratelimit_in_write() calls.
  *
  * Every write waits at most timeout_ms; the job it hands the writer is on
  * the heap (kv_int.h), so a timed-out write is still safe to run later.
+ * Statements come from the store's cache (lucy_store_stmt).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../clock.h"
 #include "../error.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "kv.h"
 #include "kv_int.h"
@@ -53,13 +57,6 @@ static int store_error(struct lucy_kv_error *err, int rc, const char *what)
     return rc;
 }
 
-static int finish(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
-}
-
 /* ---- get ------------------------------------------------------------------ */
 
 struct get_arg {
@@ -74,12 +71,11 @@ static int get_fn(sqlite3 *db, void *arg)
 {
     struct get_arg *a = arg;
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT value FROM kv WHERE key = ?"
-                                " AND (expires_at_ms IS NULL OR expires_at_ms > ?)",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int rc = lucy_store_stmt(
+        db, "SELECT value FROM kv WHERE key = ? AND (expires_at_ms IS NULL OR expires_at_ms > ?)",
+        &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, a->key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->now_ms);
     rc = sqlite3_step(st);
@@ -87,10 +83,8 @@ static int get_fn(sqlite3 *db, void *arg)
         size_t n = (size_t)sqlite3_column_bytes(st, 0);
         const void *b = sqlite3_column_blob(st, 0);
         a->value = malloc(n + 1);
-        if (!a->value) {
-            sqlite3_finalize(st);
+        if (!a->value)
             return LUCY_ENOMEM;
-        }
         if (n)
             memcpy(a->value, b, n);
         a->value[n] = '\0';
@@ -98,7 +92,7 @@ static int get_fn(sqlite3 *db, void *arg)
         a->found = 1;
         rc = SQLITE_DONE;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* get_many asks for the same text again */
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
@@ -107,7 +101,7 @@ static int get(void *stp, const char *key, char **value, size_t *len, int timeou
 {
     (void)timeout_ms; /* WAL readers never wait for the writer */
     struct sqlite_kv *s = stp;
-    struct get_arg a = {key, kv_wall_ms(), NULL, 0, 0};
+    struct get_arg a = {key, lucy_wall_ms(), NULL, 0, 0};
     int rc = lucy_store_read(s->store, get_fn, &a);
     if (rc)
         return store_error(err, rc, "get");
@@ -149,7 +143,7 @@ static int get_many(void *stp, const char *const *keys, size_t n, char **values,
 {
     (void)timeout_ms;
     struct sqlite_kv *s = stp;
-    struct get_many_arg a = {keys, n, kv_wall_ms(), values, lens};
+    struct get_many_arg a = {keys, n, lucy_wall_ms(), values, lens};
     int rc = lucy_store_read(s->store, get_many_fn, &a);
     return rc ? store_error(err, rc, "get_many") : 0;
 }
@@ -159,39 +153,37 @@ static int get_many(void *stp, const char *const *keys, size_t n, char **values,
 static int set_fn(sqlite3 *db, struct kv_job *j)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(
-        db, "INSERT OR REPLACE INTO kv (key, value, expires_at_ms) VALUES (?, ?, ?)", -1, &st,
-        NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int rc = lucy_store_stmt(
+        db, "INSERT OR REPLACE INTO kv (key, value, expires_at_ms) VALUES (?, ?, ?)", &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, j->value, (int)j->len, SQLITE_STATIC);
     if (j->ttl_ms > 0)
         sqlite3_bind_int64(st, 3, j->now_ms + j->ttl_ms);
     else
         sqlite3_bind_null(st, 3);
-    return finish(st);
+    return lucy_row_step_done(st);
 }
 
 static int set_if_absent_fn(sqlite3 *db, struct kv_job *j)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "DELETE FROM kv WHERE key = ? AND expires_at_ms <= ?", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int rc = lucy_store_stmt(db, "DELETE FROM kv WHERE key = ? AND expires_at_ms <= ?", &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, j->now_ms);
-    if ((rc = finish(st)) != 0)
+    if ((rc = lucy_row_step_done(st)) != 0)
         return rc;
-    rc = sqlite3_prepare_v2(
-        db, "INSERT OR IGNORE INTO kv (key, value, expires_at_ms) VALUES (?, ?, ?)", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    rc = lucy_store_stmt(
+        db, "INSERT OR IGNORE INTO kv (key, value, expires_at_ms) VALUES (?, ?, ?)", &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, j->value, (int)j->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, j->now_ms + j->ttl_ms);
-    if ((rc = finish(st)) != 0)
+    if ((rc = lucy_row_step_done(st)) != 0)
         return rc;
     j->stored = sqlite3_changes(db) == 1;
     return 0;
@@ -200,11 +192,11 @@ static int set_if_absent_fn(sqlite3 *db, struct kv_job *j)
 static int del_fn(sqlite3 *db, struct kv_job *j)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "DELETE FROM kv WHERE key = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int rc = lucy_store_stmt(db, "DELETE FROM kv WHERE key = ?", &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, j->key, -1, SQLITE_STATIC);
-    return finish(st);
+    return lucy_row_step_done(st);
 }
 
 /* Runs fn as a job for key/value; copies `stored` out. */
@@ -248,54 +240,47 @@ static int del(void *st, const char *key, int timeout_ms, struct lucy_kv_error *
 
 /* The GCRA step on db, the writer's connection, inside whatever
  * transaction it is in (a job's group commit, or a caller's own write
- * through lucy_kv_ratelimit_in_write). */
-static int gcra_step(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
-                     struct lucy_kv_rate_result *out)
+ * through lucy_kv_ratelimit_in_write). Two cached statements: it runs once
+ * per WhatsApp message, so preparing them each time would cost more than
+ * running them. */
+int kv_store_ratelimit(sqlite3 *db, const char *key, const struct lucy_kv_rate *rate,
+                       struct lucy_kv_rate_result *out)
 {
-    int64_t now_us = rate->at_ms > 0 ? rate->at_ms * 1000 : kv_wall_us();
+    int64_t now_us = (rate->at_ms > 0 ? rate->at_ms : lucy_wall_ms()) * 1000;
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT tat_us FROM kv_ratelimit WHERE key = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int rc = lucy_store_stmt(db, "SELECT tat_us FROM kv_ratelimit WHERE key = ?", &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int64_t tat = 0;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         tat = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return lucy_store_err(rc);
     int64_t new_tat = kv_gcra(tat, now_us, rate, out);
     if (!out->allowed)
         return 0;
-    rc = sqlite3_prepare_v2(db,
-                            "INSERT OR REPLACE INTO kv_ratelimit (key, tat_us, expires_at_ms)"
-                            " VALUES (?, ?, ?)",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    rc = lucy_store_stmt(
+        db, "INSERT OR REPLACE INTO kv_ratelimit (key, tat_us, expires_at_ms) VALUES (?, ?, ?)",
+        &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, new_tat);
     /* kept until the TAT has passed by the wall clock (at_ms may lag) */
     int64_t expires_ms = new_tat / 1000 + 1;
-    if (expires_ms < kv_wall_ms() + 1000)
-        expires_ms = kv_wall_ms() + 1000;
+    int64_t now_ms = lucy_wall_ms();
+    if (expires_ms < now_ms + 1000)
+        expires_ms = now_ms + 1000;
     sqlite3_bind_int64(st, 3, expires_ms);
-    return finish(st);
+    return lucy_row_step_done(st);
 }
 
 static int ratelimit_fn(sqlite3 *db, struct kv_job *j)
 {
-    return gcra_step(db, j->key, &j->rate, &j->result);
-}
-
-static int ratelimit_in_write(void *stp, sqlite3 *db, const char *key,
-                              const struct lucy_kv_rate *rate, struct lucy_kv_rate_result *out,
-                              struct lucy_kv_error *err)
-{
-    (void)stp;
-    int rc = gcra_step(db, key, rate, out);
-    return rc ? store_error(err, rc, "ratelimit") : 0;
+    return kv_store_ratelimit(db, j->key, &j->rate, &j->result);
 }
 
 static int ratelimit(void *stp, const char *key, const struct lucy_kv_rate *rate,
@@ -320,8 +305,12 @@ static int ratelimit(void *stp, const char *key, const struct lucy_kv_rate *rate
 static int ping_fn(sqlite3 *db, void *arg)
 {
     (void)arg;
-    return sqlite3_exec(db, "SELECT 1 FROM kv LIMIT 1", NULL, NULL, NULL) == SQLITE_OK ? 0
-                                                                                       : LUCY_EIO;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, "SELECT 1 FROM kv LIMIT 1", &st);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : LUCY_EIO;
 }
 
 static int ping(void *stp, int force, int timeout_ms, struct lucy_kv_error *err)
@@ -341,11 +330,11 @@ static int purge_fn(sqlite3 *db, struct kv_job *j)
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL);
-        if (rc != SQLITE_OK)
-            return lucy_store_err(rc);
+        int rc = lucy_store_stmt(db, sql[i], &st);
+        if (rc)
+            return rc;
         sqlite3_bind_int64(st, 1, j->now_ms);
-        if ((rc = finish(st)) != 0)
+        if ((rc = lucy_row_step_done(st)) != 0)
             return rc;
         j->count += sqlite3_changes(db);
     }
@@ -376,6 +365,7 @@ static void describe(void *stp, char *buf, size_t len)
 
 const struct lucy_kv_ops lucy_kv_sqlite_ops = {
     .name = "sqlite",
+    .caps = LUCY_KV_CAP_IN_STORE,
     .open = open_,
     .close = close_,
     .get = get,
@@ -384,7 +374,6 @@ const struct lucy_kv_ops lucy_kv_sqlite_ops = {
     .set_if_absent = set_if_absent,
     .del = del,
     .ratelimit = ratelimit,
-    .ratelimit_in_write = ratelimit_in_write,
     .ping = ping,
     .persistence = NULL, /* no such thing: the store has its own check */
     .config_set = NULL,

@@ -391,8 +391,8 @@ static void test_ratelimit_in_write(void **state)
     struct lucy_kv *kv;
     struct lucy_kv_error e;
     assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
-    assert_true(lucy_kv_can_ratelimit_in_write(kv)); /* the embedded backend */
-    int64_t t0 = wall_ms() - 3600 * 1000;            /* a backlog an hour old */
+    assert_true(lucy_kv_caps(kv) & LUCY_KV_CAP_IN_STORE); /* the embedded backend */
+    int64_t t0 = wall_ms() - 3600 * 1000;                 /* a backlog an hour old */
 
     /* 3 per 60 s: a burst of 3 conforms, the 4th does not; one more
      * conforms 20 s later (the emission interval); after a long pause the
@@ -446,7 +446,7 @@ static void test_ratelimit_in_write_unsupported(void **state)
     struct lucy_kv *kv;
     struct lucy_kv_error e;
     assert_int_equal(lucy_kv_open(&o, &kv, &e), 0);
-    assert_false(lucy_kv_can_ratelimit_in_write(kv));
+    assert_false(lucy_kv_caps(kv) & LUCY_KV_CAP_IN_STORE);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     struct lucy_kv_rate rate = {3, 60000, 3, 0};
@@ -457,6 +457,74 @@ static void test_ratelimit_in_write_unsupported(void **state)
     assert_false(r.allowed);
     sqlite3_close(db);
     lucy_kv_close(kv);
+}
+
+/* ---- the one title rule (document.c) ------------------------------------- */
+
+struct titles {
+    const char *step; /* SQL run first (contact changes) */
+    char title[64];   /* out: the indexed title of m1 */
+    char text[64];    /* out: its text */
+};
+
+static int titles_write(sqlite3 *db, void *arg)
+{
+    struct titles *t = arg;
+    if (sqlite3_exec(db, t->step, NULL, NULL, NULL) != SQLITE_OK)
+        return LUCY_ECORRUPT;
+    int rc = lucy_wa_index_message(db, "m1", "hello");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT title, text FROM documents WHERE id = 'm1'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return LUCY_ECORRUPT;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(t->title, sizeof t->title, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(t->text, sizeof t->text, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void test_message_title(void **state)
+{
+    (void)state;
+    char dir[64], err[256];
+    make_temp_dir(dir, sizeof dir);
+    struct lucy_store *store;
+    assert_int_equal(lucy_store_open(dir, &store, err, sizeof err), 0);
+    /* no contact row: the sender's id; then the profile name; then the
+     * user's alias, which wins; clearing it goes back to the profile */
+    static const struct {
+        const char *step, *want;
+    } rows[] = {
+        {"INSERT INTO wa_inbox_bodies VALUES (1, x'00', 0, x'00');"
+         "INSERT INTO wa_messages (wamid, body_id, sender, type, known_type, timestamp_s, raw, "
+         "received_at_ms) VALUES ('m1', 1, '4915', 'text', 1, 1700000000, '{}', 0)",
+         "4915"},
+        {"INSERT INTO wa_contacts (id, profile_name, first_seen_ms, updated_at_ms) "
+         "VALUES ('4915', 'Alex', 0, 0)",
+         "Alex"},
+        {"UPDATE wa_contacts SET user_alias = 'Alex (plumber)'", "Alex (plumber)"},
+        {"UPDATE wa_contacts SET user_alias = NULL", "Alex"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct titles t = {.step = rows[i].step};
+        assert_int_equal(lucy_store_write(store, titles_write, &t, 0), 0);
+        assert_string_equal(t.title, rows[i].want);
+        assert_string_equal(t.text, "hello");
+    }
+    assert_string_equal(lucy_wa_voice_note_text(1), "voice note");
+    assert_string_equal(lucy_wa_voice_note_text(0), "voice note (not downloaded)");
+    char *text = lucy_wa_transcript_text("");
+    assert_string_equal(text, "voice note (no speech)");
+    free(text);
+    text = lucy_wa_transcript_text("call me");
+    assert_string_equal(text, "voice note: call me");
+    free(text);
+    lucy_store_close(store);
+    remove_dir(dir);
 }
 
 /* ---- aliases shared through the kv ---------------------------------------- */
@@ -602,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_status_rank),
         cmocka_unit_test(test_ratelimit_in_write),
         cmocka_unit_test(test_ratelimit_in_write_unsupported),
+        cmocka_unit_test(test_message_title),
         cmocka_unit_test(test_alias_pick),
         cmocka_unit_test(test_alias_value),
         cmocka_unit_test(test_migration_drops_wa_rate_limit),

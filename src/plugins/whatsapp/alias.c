@@ -22,12 +22,8 @@
  * two PUTs for one contact on two instances closer together than their
  * clock skew may resolve in the wrong order.
  *
- * Titles in the search index. A message's document is titled with its
- * sender's name at the time it was indexed (worker.c). When the name
- * changes - an alias PUT, or the inbox worker copying a newer shared alias
- * into the local row - lucy_wa_contact_retitle() re-queues every indexed
- * message of that contact with the new title, inside the same store write
- * as the change, so search hits follow the alias.
+ * Titles in the search index follow the local row: document.c owns that
+ * rule (lucy_wa_contact_title, lucy_wa_contact_retitle).
  *
  * Thread-safe: no state of its own.
  */
@@ -37,9 +33,7 @@
 #include <string.h>
 
 #include "../../error.h"
-#include "../../index/index.h"
 #include "../../kv/kv.h"
-#include "../../store/store.h"
 #include "whatsapp.h"
 
 static const char alias_prefix[] = "wa:user_alias:";
@@ -176,133 +170,5 @@ int lucy_wa_alias_publish(struct lucy_kv *kv, const char *id, const char *alias,
         return LUCY_ENOMEM;
     int rc = lucy_kv_set_or_queue(kv, key, value, strlen(value), NULL, 0, NULL);
     free(value);
-    return rc;
-}
-
-/* ---- titles in the search index ------------------------------------------ */
-
-/* One indexed message document, copied out before it is re-queued (the
- * select must be finished before lucy_outbox_put changes `documents`). */
-struct titled_doc {
-    char *id; /* wamid */
-    int segment;
-    char *contact; /* may be NULL */
-    char *text;
-    int64_t time_s;
-    int64_t t0_ms, t1_ms;
-};
-
-static void titled_docs_free(struct titled_doc *docs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(docs[i].id), free(docs[i].contact), free(docs[i].text);
-    free(docs);
-}
-
-/* The contact's title as the worker gives it (worker.c put_doc): the local
- * user alias, else the profile name, else the id. malloc'd into *title. */
-static int contact_title(sqlite3 *db, const char *id, char **title)
-{
-    *title = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT coalesce(user_alias, profile_name) FROM wa_contacts "
-                                "WHERE id = ?1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    const char *name = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-    int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
-    if (!err && !(*title = strdup(name ? name : id)))
-        err = LUCY_ENOMEM;
-    sqlite3_finalize(st);
-    return err;
-}
-
-/* The live whatsapp documents of id's messages whose title is not title. */
-static int docs_to_retitle(sqlite3 *db, const char *id, const char *title, struct titled_doc **out,
-                           size_t *n_out)
-{
-    *out = NULL;
-    *n_out = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        "SELECT d.id, d.segment, d.contact, d.text, d.time_s, d.t0_ms, d.t1_ms "
-        "FROM wa_messages m JOIN documents d ON d.source = 'whatsapp' AND d.id = m.wamid "
-        "WHERE m.sender = ?1 AND d.deleted = 0 AND d.title IS NOT ?2",
-        -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, title, -1, SQLITE_STATIC);
-    struct titled_doc *docs = NULL;
-    size_t n = 0, cap = 0;
-    int err = 0;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct titled_doc *grown = realloc(docs, ncap * sizeof *docs);
-            if (!grown) {
-                err = LUCY_ENOMEM;
-                break;
-            }
-            docs = grown, cap = ncap;
-        }
-        struct titled_doc *d = &docs[n];
-        const char *contact = (const char *)sqlite3_column_text(st, 2);
-        d->id = strdup((const char *)sqlite3_column_text(st, 0));
-        d->segment = sqlite3_column_int(st, 1);
-        d->contact = contact ? strdup(contact) : NULL;
-        d->text = strdup((const char *)sqlite3_column_text(st, 3));
-        d->time_s = sqlite3_column_int64(st, 4);
-        d->t0_ms = sqlite3_column_int64(st, 5);
-        d->t1_ms = sqlite3_column_int64(st, 6);
-        n++;
-        if (!d->id || !d->text || (contact && !d->contact))
-            err = LUCY_ENOMEM;
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = lucy_store_err(rc);
-    sqlite3_finalize(st);
-    if (err) {
-        titled_docs_free(docs, n);
-        return err;
-    }
-    *out = docs;
-    *n_out = n;
-    return 0;
-}
-
-int lucy_wa_contact_retitle(sqlite3 *db, const char *id, int64_t *requeued)
-{
-    if (requeued)
-        *requeued = 0;
-    char *title = NULL;
-    struct titled_doc *docs = NULL;
-    size_t n = 0;
-    int rc = contact_title(db, id, &title);
-    if (rc == 0)
-        rc = docs_to_retitle(db, id, title, &docs, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct lucy_doc doc = {
-            .source = "whatsapp",
-            .id = docs[i].id,
-            .segment = docs[i].segment,
-            .contact = docs[i].contact,
-            .title = title,
-            .text = docs[i].text,
-            .time_s = docs[i].time_s,
-            .t0_ms = docs[i].t0_ms,
-            .t1_ms = docs[i].t1_ms,
-        };
-        rc = lucy_outbox_put(db, &doc);
-    }
-    if (rc == 0 && requeued)
-        *requeued = (int64_t)n;
-    titled_docs_free(docs, n);
-    free(title);
     return rc;
 }

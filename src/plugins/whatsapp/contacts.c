@@ -41,11 +41,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../clock.h"
 #include "../../error.h"
 #include "../../http/http.h"
 #include "../../kv/kv.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../store/row.h"
 #include "../../store/store.h"
 #include "whatsapp.h"
 
@@ -55,8 +57,8 @@
 #define ALIAS_MAX_BYTES 256
 #define ID_MAX_BYTES    128
 
-static const char contact_columns[] = "id, wa_id, user_id, user_alias, user_alias_set_at_ms, "
-                                      "profile_name, messages, last_message_s";
+#define CONTACT_COLUMNS                                                                            \
+    "id, wa_id, user_id, user_alias, user_alias_set_at_ms, profile_name, messages, last_message_s"
 
 /* One wa_contacts row, copied out of the statement. */
 struct row {
@@ -70,30 +72,24 @@ struct row {
     long long last_message_s;
 };
 
-static char *dup_col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? strdup((const char *)s) : NULL;
-}
-
 static void row_free(struct row *r)
 {
     free(r->id), free(r->wa_id), free(r->user_id), free(r->user_alias), free(r->profile_name);
     memset(r, 0, sizeof *r);
 }
 
-/* Copies the contact_columns of st's current row. 0 or LUCY_ENOMEM. */
+/* Copies the CONTACT_COLUMNS of st's current row. 0 or LUCY_ENOMEM. */
 static int row_read(sqlite3_stmt *st, struct row *r)
 {
     memset(r, 0, sizeof *r);
-    r->id = dup_col(st, 0);
-    r->wa_id = dup_col(st, 1);
-    r->user_id = dup_col(st, 2);
-    r->user_alias = dup_col(st, 3);
+    r->id = lucy_row_dup(st, 0);
+    r->wa_id = lucy_row_dup(st, 1);
+    r->user_id = lucy_row_dup(st, 2);
+    r->user_alias = lucy_row_dup(st, 3);
     r->alias_known =
         sqlite3_column_type(st, 3) != SQLITE_NULL || sqlite3_column_type(st, 4) != SQLITE_NULL;
     r->alias_set_at_ms = sqlite3_column_int64(st, 4);
-    r->profile_name = dup_col(st, 5);
+    r->profile_name = lucy_row_dup(st, 5);
     r->messages = sqlite3_column_int64(st, 6);
     r->has_last = sqlite3_column_type(st, 7) != SQLITE_NULL;
     r->last_message_s = sqlite3_column_int64(st, 7);
@@ -137,11 +133,10 @@ static json_t *contact_json(const struct row *r, const struct lucy_wa_shared_nam
 
 /* The shared names of n contacts, or NULL when the kv did not answer
  * (then the local store alone decides). Free with shared_free. */
-static struct lucy_wa_shared_names *shared_get(const char *const *ids, size_t n)
+static struct lucy_wa_shared_names *shared_get(struct lucy_wa *wa, const char *const *ids, size_t n)
 {
-    struct lucy_wa *wa = lucy_wa_state();
     struct lucy_wa_shared_names *s = calloc(n ? n : 1, sizeof *s);
-    if (s && wa && lucy_wa_shared_names_get(wa->kv, ids, n, 1, s, 0) == 0)
+    if (s && lucy_wa_shared_names_get(wa->kv, ids, n, 1, s, 0) == 0)
         return s;
     free(s);
     return NULL;
@@ -163,18 +158,16 @@ struct list {
     int more; /* out: there are rows after these */
 };
 
+static const char sql_list[] = "SELECT " CONTACT_COLUMNS " FROM wa_contacts "
+                               "WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2";
+
 static int read_list(sqlite3 *db, void *arg)
 {
     struct list *l = arg;
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT %s FROM wa_contacts WHERE ?1 IS NULL OR id > ?1 "
-             "ORDER BY id LIMIT ?2",
-             contact_columns);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_list, &st);
+    if (rc)
+        return rc;
     if (l->cursor)
         sqlite3_bind_text(st, 1, l->cursor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, l->limit + 1);
@@ -187,7 +180,6 @@ static int read_list(sqlite3 *db, void *arg)
         err = row_read(st, &l->rows[l->n]);
         l->n += err == 0;
     }
-    sqlite3_finalize(st);
     if (err)
         return err;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
@@ -231,7 +223,7 @@ static void list_contacts(struct lucy_http_request *req, struct lucy_http_respon
     const char **ids = calloc((size_t)l.n + 1, sizeof *ids);
     for (int i = 0; ids && i < l.n; i++)
         ids[i] = l.rows[i].id;
-    struct lucy_wa_shared_names *shared = ids ? shared_get(ids, (size_t)l.n) : NULL;
+    struct lucy_wa_shared_names *shared = ids ? shared_get(req->arg, ids, (size_t)l.n) : NULL;
     json_t *items = json_array();
     for (int i = 0; i < l.n; i++)
         json_array_append_new(items, contact_json(&l.rows[i], shared ? &shared[i] : NULL));
@@ -252,32 +244,29 @@ struct one {
     json_t *recent; /* out: recent_messages */
 };
 
+static const char sql_one[] = "SELECT " CONTACT_COLUMNS " FROM wa_contacts WHERE id = ?1";
+static const char sql_recent[] =
+    "SELECT m.wamid, m.type, m.text, m.timestamp_s, m.rate_limited, m.state, x.state, "
+    "x.error_type, x.transcript FROM wa_messages m LEFT JOIN wa_media x ON x.wamid = m.wamid "
+    "WHERE m.sender = ?1 ORDER BY m.timestamp_s DESC, m.seq DESC LIMIT ?2";
+
 static int read_one(sqlite3 *db, void *arg)
 {
     struct one *o = arg;
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s FROM wa_contacts WHERE id = ?1", contact_columns);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_one, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     int err = rc == SQLITE_ROW ? row_read(st, &o->row) : 0;
-    sqlite3_finalize(st);
     if (err)
         return err;
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT m.wamid, m.type, m.text, m.timestamp_s, m.rate_limited, "
-                            "m.state, x.state, x.error_type, x.transcript "
-                            "FROM wa_messages m LEFT JOIN wa_media x ON x.wamid = m.wamid "
-                            "WHERE m.sender = ?1 ORDER BY m.timestamp_s DESC, m.seq DESC "
-                            "LIMIT ?2",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    rc = lucy_store_stmt(db, sql_recent, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, RECENT_MESSAGES);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -295,7 +284,6 @@ static int read_one(sqlite3 *db, void *arg)
                                           str_or_null(col[8])));
         json_array_append_new(o->recent, m);
     }
-    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
@@ -310,7 +298,7 @@ static void reply_contact(struct lucy_http_request *req, struct lucy_http_respon
         lucy_http_reply_err(resp, rc, "cannot read the contact from the store; retry later");
         return;
     }
-    struct lucy_wa_shared_names *shared = shared_get(&id, 1);
+    struct lucy_wa_shared_names *shared = shared_get(req->arg, &id, 1);
     int local = o.row.id != NULL;
     /* only other instances have seen it: what the kv shares, if anything */
     int elsewhere = !local && shared && (shared->alias.alias || shared->profile_name);
@@ -379,35 +367,32 @@ struct put {
  * keyed by id, with id as its wa_id or user_id, when create is set - and
  * re-titles the contact's indexed messages in the same transaction.
  * LUCY_ENOTFOUND when there is no row and create is 0. */
+static const char sql_alias_upsert[] =
+    "INSERT INTO wa_contacts (id, wa_id, user_id, user_alias, user_alias_set_at_ms, "
+    "first_seen_ms, updated_at_ms) VALUES (?1, ?4, ?5, ?2, ?3, ?3, ?3) "
+    "ON CONFLICT (id) DO UPDATE SET user_alias = excluded.user_alias, "
+    "user_alias_set_at_ms = excluded.user_alias_set_at_ms, updated_at_ms = excluded.updated_at_ms";
+static const char sql_alias_update[] =
+    "UPDATE wa_contacts SET user_alias = ?2, "
+    "user_alias_set_at_ms = ?3, updated_at_ms = ?3 WHERE id = ?1";
+
 static int write_alias(sqlite3 *db, void *arg)
 {
     struct put *p = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        p->create
-            ? "INSERT INTO wa_contacts (id, wa_id, user_id, user_alias, user_alias_set_at_ms, "
-              "first_seen_ms, updated_at_ms) VALUES (?1, ?4, ?5, ?2, ?3, ?3, ?3) "
-              "ON CONFLICT (id) DO UPDATE SET user_alias = excluded.user_alias, "
-              "user_alias_set_at_ms = excluded.user_alias_set_at_ms, "
-              "updated_at_ms = excluded.updated_at_ms"
-            : "UPDATE wa_contacts SET user_alias = ?2, user_alias_set_at_ms = ?3, "
-              "updated_at_ms = ?3 WHERE id = ?1",
-        -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
-        if (p->alias)
-            sqlite3_bind_text(st, 2, p->alias, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, p->set_at_ms);
-        if (p->create && p->kind == ID_WA_ID)
-            sqlite3_bind_text(st, 4, p->id, -1, SQLITE_STATIC);
-        if (p->create && p->kind == ID_USER_ID)
-            sqlite3_bind_text(st, 5, p->id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, p->create ? sql_alias_upsert : sql_alias_update, &st);
+    if (rc)
+        return rc;
+    lucy_row_bind_text(st, 1, p->id);
+    lucy_row_bind_text(st, 2, p->alias);
+    sqlite3_bind_int64(st, 3, p->set_at_ms);
+    if (p->create)
+        lucy_row_bind_text(st, 4, p->kind == ID_WA_ID ? p->id : NULL);
+    if (p->create)
+        lucy_row_bind_text(st, 5, p->kind == ID_USER_ID ? p->id : NULL);
+    rc = lucy_row_step_done(st);
+    if (rc)
+        return rc;
     if (sqlite3_changes(db) == 0)
         return LUCY_ENOTFOUND;
     return lucy_wa_contact_retitle(db, p->id, &p->retitled);
@@ -415,9 +400,9 @@ static int write_alias(sqlite3 *db, void *arg)
 
 /* 1 when the kv shares a name for id (another instance has seen it), as
  * GET /contacts/{id} decides; 0 when not or when the kv does not answer. */
-static int known_elsewhere(const char *id)
+static int known_elsewhere(struct lucy_wa *wa, const char *id)
 {
-    struct lucy_wa_shared_names *shared = shared_get(&id, 1);
+    struct lucy_wa_shared_names *shared = shared_get(wa, &id, 1);
     int known = shared && (shared->alias.alias || shared->profile_name);
     shared_free(shared, 1);
     return known;
@@ -453,13 +438,13 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
                               ALIAS_MAX_BYTES);
         return;
     }
-    struct put p = {.id = id, .alias = a && *a ? a : NULL, .set_at_ms = lucy_wa_now_ms()};
+    struct put p = {.id = id, .alias = a && *a ? a : NULL, .set_at_ms = lucy_wall_ms()};
     p.kind = id_kind(id);
     p.create = p.alias && p.kind != ID_INVALID;
     /* the local row first: it is the truth, and what this instance shows
      * even while the kv refuses */
     int rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
-    if (rc == LUCY_ENOTFOUND && !p.alias && p.kind != ID_INVALID && known_elsewhere(id)) {
+    if (rc == LUCY_ENOTFOUND && !p.alias && p.kind != ID_INVALID && known_elsewhere(req->arg, id)) {
         p.create = 1;
         rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
     }
@@ -489,8 +474,8 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
     if (p.retitled > 0)
         lucy_log(LUCY_LOG_DEBUG, "contact alias set; search titles re-queued", "{s:I}", "documents",
                  (json_int_t)p.retitled);
-    struct lucy_wa *wa = lucy_wa_state();
-    if (wa && wa->kv) {
+    struct lucy_wa *wa = req->arg;
+    if (wa->kv) {
         /* then the copy for the other instances; refused (Redis down, MISCONF):
          * queued in the local store and replayed */
         int qrc = lucy_wa_alias_publish(wa->kv, id, p.alias, p.set_at_ms);

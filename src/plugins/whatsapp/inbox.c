@@ -26,39 +26,24 @@
  * exactly one inserts and the other counts a duplicate, whichever batch
  * they land in. A duplicate is acknowledged (it is on disk) and not
  * processed again.
+ *
+ * The handlers reach the plugin's state (struct lucy_wa) as req->arg; the
+ * only call out of this file is the kick that wakes the inbox worker.
  */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../../clock.h"
 #include "../../error.h"
 #include "../../http/http.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../store/row.h"
 #include "../../store/store.h"
 #include "whatsapp.h"
-
-static struct lucy_wa *state;
-
-struct lucy_wa *lucy_wa_state(void)
-{
-    return state;
-}
-
-void lucy_wa_set_state(struct lucy_wa *wa)
-{
-    state = wa;
-}
-
-int64_t lucy_wa_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *const reject_names[LUCY_WA_REJECT_COUNT] = {
     [LUCY_WA_REJECT_SIGNATURE_MISSING] = "signature_missing",
@@ -102,14 +87,6 @@ static const char sql_message[] =
 static const char sql_status[] =
     "INSERT INTO wa_statuses (id, status, body_id, recipient_id, timestamp_s, raw, "
     "received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id, status) DO NOTHING";
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
 
 /* Steps a bound INSERT; returns 0 and adds 1 to *inserted or *dup. */
 static int step_insert(sqlite3 *db, sqlite3_stmt *st, int *inserted, int *dup)
@@ -171,28 +148,28 @@ static int ingest_write(sqlite3 *db, void *arg)
         rc = lucy_store_stmt(db, sql_status, &sts);
     for (size_t i = 0; rc == 0 && i < p->n_messages; i++) {
         const struct lucy_wa_message *m = &p->messages[i];
-        bind_text(msg, 1, m->wamid);
+        lucy_row_bind_text(msg, 1, m->wamid);
         sqlite3_bind_int64(msg, 2, body_id);
-        bind_text(msg, 3, m->sender);
-        bind_text(msg, 4, m->wa_id);
-        bind_text(msg, 5, m->user_id);
-        bind_text(msg, 6, m->phone_number_id);
-        bind_text(msg, 7, m->type);
+        lucy_row_bind_text(msg, 3, m->sender);
+        lucy_row_bind_text(msg, 4, m->wa_id);
+        lucy_row_bind_text(msg, 5, m->user_id);
+        lucy_row_bind_text(msg, 6, m->phone_number_id);
+        lucy_row_bind_text(msg, 7, m->type);
         sqlite3_bind_int(msg, 8, m->known_type);
         sqlite3_bind_int64(msg, 9, m->timestamp_s);
-        bind_text(msg, 10, m->profile_name);
-        bind_text(msg, 11, m->raw);
+        lucy_row_bind_text(msg, 10, m->profile_name);
+        lucy_row_bind_text(msg, 11, m->raw);
         sqlite3_bind_int64(msg, 12, in->now_ms);
         rc = step_insert(db, msg, &in->new_items, &in->duplicates);
     }
     for (size_t i = 0; rc == 0 && i < p->n_statuses; i++) {
         const struct lucy_wa_status *s = &p->statuses[i];
-        bind_text(sts, 1, s->id);
-        bind_text(sts, 2, s->status);
+        lucy_row_bind_text(sts, 1, s->id);
+        lucy_row_bind_text(sts, 2, s->status);
         sqlite3_bind_int64(sts, 3, body_id);
-        bind_text(sts, 4, s->recipient_id);
+        lucy_row_bind_text(sts, 4, s->recipient_id);
         sqlite3_bind_int64(sts, 5, s->timestamp_s);
-        bind_text(sts, 6, s->raw);
+        lucy_row_bind_text(sts, 6, s->raw);
         sqlite3_bind_int64(sts, 7, in->now_ms);
         rc = step_insert(db, sts, &in->new_items, &in->duplicates);
     }
@@ -300,8 +277,9 @@ static void ingest_reply(struct lucy_http_request *req, struct lucy_http_respons
         count(&wa->bodies, 1);
         count(&wa->accepted, (unsigned long long)job->in.new_items);
         count(&wa->duplicates, (unsigned long long)job->in.duplicates);
-        if (job->in.new_items && wa->worker)
-            lucy_wa_worker_kick(wa->worker);
+        struct lucy_wa_worker *worker = __atomic_load_n(&wa->worker, __ATOMIC_ACQUIRE);
+        if (job->in.new_items && worker)
+            lucy_wa_worker_kick(worker);
         lucy_http_reply_json(resp, 200,
                              json_pack("{s:s,s:I,s:I}", "status", "accepted", "messages",
                                        (json_int_t)n_items, "duplicates",
@@ -312,7 +290,7 @@ static void ingest_reply(struct lucy_http_request *req, struct lucy_http_respons
 
 static void post_webhook(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    struct lucy_wa *wa = lucy_wa_state();
+    struct lucy_wa *wa = req->arg;
     if (check_signature(wa, req, resp) != 0)
         return;
     struct ingest_job *job = calloc(1, sizeof *job);
@@ -338,7 +316,7 @@ static void post_webhook(struct lucy_http_request *req, struct lucy_http_respons
     /* the raw body is bound as is (SQLITE_STATIC): it lives in the request
      * until the deferred reply is finished */
     job->in = (struct ingest){
-        .p = &job->p, .body = req->body, .body_len = req->body_len, .now_ms = lucy_wa_now_ms()};
+        .p = &job->p, .body = req->body, .body_len = req->body_len, .now_ms = lucy_wall_ms()};
     unsigned int md_len = 0;
     if (!EVP_Digest(req->body, req->body_len, job->in.sha256, &md_len, EVP_sha256(), NULL)) {
         lucy_wa_payload_free(&job->p);

@@ -27,28 +27,35 @@
  * Anything else (network, 5xx, disk critical, ASR engine unavailable) stays
  * pending with backoff (30 s doubling to 1 h). No secret and no media URL is
  * ever logged.
+ *
+ * HTTP goes through src/http/client.h: Meta's JSON into the reply buffer
+ * (64 KiB cap), the audio streamed into the temp file by a sink that
+ * hashes as it writes (64 MiB cap); 10 s to connect, 300 s per call, up
+ * to 3 redirects, http(s) only. This file calls only document.c (the
+ * voice note's text and its search document); the inbox worker calls in.
  */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../../asr/asr.h"
+#include "../../clock.h"
 #include "../../disk/disk.h"
 #include "../../error.h"
+#include "../../http/client.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../store/row.h"
 #include "../../store/store.h"
+#include "../../thread.h"
 #include "whatsapp.h"
 
 #define RETRY_BASE_MS   (30 * 1000)
@@ -57,54 +64,45 @@
 #define MAX_MEDIA_BYTES (64ll * 1024 * 1024) /* Meta: audio up to 16 MB */
 #define MAX_META_BYTES  (64 * 1024)
 #define POLL_MS         5000
+#define STORE_RETRY_MS  2000
+#define CONNECT_MS      (10 * 1000)
+#define TRANSFER_MS     (300 * 1000)
 
 struct lucy_wa_media {
-    struct lucy_ctx *ctx;
-    char media_dir[1100]; /* DATA_DIR/media */
-    pthread_t thread;
-    pthread_mutex_t lock; /* guards kicked, stopping, stats */
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC */
-    int kicked;
-    int stopping;
-    struct lucy_wa_media_stats stats;
+    struct lucy_thread thread;            /* "wa-media" */
+    struct lucy_ctx *ctx;                 /* the daemon (not owned) */
+    char media_dir[1100];                 /* DATA_DIR/media */
+    struct lucy_wa_media_stats stats;     /* __atomic counters: read by /metrics */
     const struct lucy_asr_engine *engine; /* opened lazily; thread-owned */
     void *asr;                            /* engine state */
 };
 
 /* ---- enqueue (inbox worker, inside its store write) ----------------------- */
 
+static const char sql_enqueue[] =
+    "INSERT INTO wa_media (wamid, media_id, mime_type, sha256, state, error_type, "
+    "created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+    "ON CONFLICT (wamid) DO NOTHING";
+
 int lucy_wa_media_enqueue(sqlite3 *db, const char *wamid, json_t *msg, int have_token,
                           const char **text)
 {
     json_t *audio = json_object_get(msg, "audio");
     const char *media_id = json_string_value(json_object_get(audio, "id"));
-    *text = have_token && media_id ? "voice note" : "voice note (not downloaded)";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        "INSERT INTO wa_media (wamid, media_id, mime_type, sha256, state, error_type, "
-        "created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
-        "ON CONFLICT (wamid) DO NOTHING",
-        -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        int64_t now = lucy_wa_now_ms();
-        sqlite3_bind_text(st, 1, wamid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, media_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, json_string_value(json_object_get(audio, "mime_type")), -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, json_string_value(json_object_get(audio, "sha256")), -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, have_token && media_id ? "pending" : "not_downloaded", -1,
-                          SQLITE_STATIC);
-        if (!media_id)
-            sqlite3_bind_text(st, 6, "no_media_id", -1, SQLITE_STATIC);
-        else if (!have_token)
-            sqlite3_bind_text(st, 6, "not_configured", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, now);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    int downloadable = have_token && media_id;
+    *text = lucy_wa_voice_note_text(downloadable);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_enqueue, &st);
+    if (rc)
+        return rc;
+    lucy_row_bind_text(st, 1, wamid);
+    lucy_row_bind_text(st, 2, media_id);
+    lucy_row_bind_text(st, 3, json_string_value(json_object_get(audio, "mime_type")));
+    lucy_row_bind_text(st, 4, json_string_value(json_object_get(audio, "sha256")));
+    lucy_row_bind_text(st, 5, downloadable ? "pending" : "not_downloaded");
+    lucy_row_bind_text(st, 6, !media_id ? "no_media_id" : !have_token ? "not_configured" : NULL);
+    sqlite3_bind_int64(st, 7, lucy_wall_ms());
+    return lucy_row_step_done(st);
 }
 
 /* ---- one due row ---------------------------------------------------------- */
@@ -121,37 +119,30 @@ struct job {
     int64_t now_ms;
 };
 
-static void copy_col(sqlite3_stmt *st, int i, char *out, size_t len)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    snprintf(out, len, "%s", s ? (const char *)s : "");
-}
+static const char sql_due[] =
+    "SELECT wamid, media_id, mime_type, sha256, state, attempts, path FROM wa_media "
+    "WHERE state IN ('pending','downloaded') AND next_attempt_ms <= ?1 "
+    "ORDER BY next_attempt_ms, created_at_ms LIMIT 1";
 
 static int read_due(sqlite3 *db, void *arg)
 {
     struct job *j = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT wamid, media_id, mime_type, sha256, state, attempts, path "
-                                "FROM wa_media WHERE state IN ('pending','downloaded') AND "
-                                "next_attempt_ms <= ?1 ORDER BY next_attempt_ms, created_at_ms "
-                                "LIMIT 1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_due, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, j->now_ms);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         j->found = 1;
-        copy_col(st, 0, j->wamid, sizeof j->wamid);
-        copy_col(st, 1, j->media_id, sizeof j->media_id);
-        copy_col(st, 2, j->mime_type, sizeof j->mime_type);
-        copy_col(st, 3, j->sha256_hint, sizeof j->sha256_hint);
-        copy_col(st, 4, j->state, sizeof j->state);
+        lucy_row_copy(st, 0, j->wamid, sizeof j->wamid);
+        lucy_row_copy(st, 1, j->media_id, sizeof j->media_id);
+        lucy_row_copy(st, 2, j->mime_type, sizeof j->mime_type);
+        lucy_row_copy(st, 3, j->sha256_hint, sizeof j->sha256_hint);
+        lucy_row_copy(st, 4, j->state, sizeof j->state);
         j->attempts = sqlite3_column_int(st, 5);
-        copy_col(st, 6, j->path, sizeof j->path);
+        lucy_row_copy(st, 6, j->path, sizeof j->path);
     }
-    sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
@@ -176,6 +167,12 @@ static int64_t backoff_ms(int attempts)
     return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
 }
 
+static const char sql_outcome[] =
+    "UPDATE wa_media SET state = ?1, attempts = ?2, next_attempt_ms = ?3, error_type = ?4, "
+    "last_error = ?5, path = coalesce(?6, path), size_bytes = coalesce(?7, size_bytes), "
+    "transcript = coalesce(?8, transcript), engine = coalesce(?9, engine), "
+    "updated_at_ms = ?10 WHERE wamid = ?11";
+
 static int write_outcome(sqlite3 *db, void *arg)
 {
     struct outcome *o = arg;
@@ -188,44 +185,31 @@ static int write_outcome(sqlite3 *db, void *arg)
         state = attempts >= MAX_ATTEMPTS ? "failed" : j->state;
         next_ms = j->now_ms + backoff_ms(attempts - 1);
     }
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        "UPDATE wa_media SET state = ?1, attempts = ?2, next_attempt_ms = ?3, error_type = ?4, "
-        "last_error = ?5, path = coalesce(?6, path), size_bytes = coalesce(?7, size_bytes), "
-        "transcript = coalesce(?8, transcript), engine = coalesce(?9, engine), "
-        "updated_at_ms = ?10 WHERE wamid = ?11",
-        -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, attempts);
-        sqlite3_bind_int64(st, 3, next_ms);
-        sqlite3_bind_text(st, 4, o->error_type, -1, SQLITE_STATIC);
-        if (o->error_type)
-            sqlite3_bind_text(st, 5, o->error, -1, SQLITE_STATIC);
-        if (o->path[0])
-            sqlite3_bind_text(st, 6, o->path, -1, SQLITE_STATIC);
-        if (o->size_bytes)
-            sqlite3_bind_int64(st, 7, o->size_bytes);
-        sqlite3_bind_text(st, 8, o->transcript, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, o->engine, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 10, lucy_wa_now_ms());
-        sqlite3_bind_text(st, 11, j->wamid, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
-    if (o->transcript) {
-        char *text = NULL;
-        if (asprintf(&text, "voice note%s%s", *o->transcript ? ": " : " (no speech)",
-                     o->transcript) < 0)
-            return LUCY_ENOMEM;
-        rc = lucy_wa_index_message(db, j->wamid, text);
-        free(text);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_outcome, &st);
+    if (rc)
         return rc;
-    }
-    return 0;
+    lucy_row_bind_text(st, 1, state);
+    sqlite3_bind_int(st, 2, attempts);
+    sqlite3_bind_int64(st, 3, next_ms);
+    lucy_row_bind_text(st, 4, o->error_type);
+    lucy_row_bind_text(st, 5, o->error_type ? o->error : NULL);
+    lucy_row_bind_text(st, 6, o->path[0] ? o->path : NULL);
+    if (o->size_bytes)
+        sqlite3_bind_int64(st, 7, o->size_bytes);
+    lucy_row_bind_text(st, 8, o->transcript);
+    lucy_row_bind_text(st, 9, o->engine);
+    sqlite3_bind_int64(st, 10, lucy_wall_ms());
+    lucy_row_bind_text(st, 11, j->wamid);
+    rc = lucy_row_step_done(st);
+    if (rc || !o->transcript)
+        return rc;
+    char *text = lucy_wa_transcript_text(o->transcript);
+    if (!text)
+        return LUCY_ENOMEM;
+    rc = lucy_wa_index_message(db, j->wamid, text);
+    free(text);
+    return rc;
 }
 
 static void fail(struct outcome *o, const char *type, int retry, const char *fmt, ...)
@@ -241,93 +225,54 @@ static void fail(struct outcome *o, const char *type, int retry, const char *fmt
     o->state = "failed";
 }
 
-/* ---- HTTP with libcurl ---------------------------------------------------- */
+/* ---- HTTP ---------------------------------------------------------------- */
 
-struct sink {
-    char *buf; /* small bodies (Meta's JSON) */
-    size_t len;
-    size_t cap;
-    int fd;            /* or a file */
+/* The voice note on its way to the temp file: written and hashed as the
+ * bytes arrive, never more than MAX_MEDIA_BYTES. */
+struct media_file {
+    int fd;            /* the temp file */
     EVP_MD_CTX *sha;   /* hashing what goes to fd */
     long long written; /* bytes to fd */
     int write_error;   /* errno of a failed write */
 };
 
-static size_t on_data(char *data, size_t size, size_t n, void *arg)
+static int media_sink(void *arg, const char *data, size_t len)
 {
-    struct sink *s = arg;
-    size_t len = size * n;
-    if (s->fd >= 0) {
-        if (s->written + (long long)len > MAX_MEDIA_BYTES)
-            return 0;
-        for (size_t off = 0; off < len;) {
-            ssize_t w = write(s->fd, data + off, len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                s->write_error = w < 0 ? errno : EIO;
-                return 0;
-            }
-            off += (size_t)w;
+    struct media_file *f = arg;
+    if (f->written + (long long)len > MAX_MEDIA_BYTES)
+        return -1;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(f->fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            f->write_error = w < 0 ? errno : EIO;
+            return -1;
         }
-        EVP_DigestUpdate(s->sha, data, len);
-        s->written += (long long)len;
-        return len;
+        off += (size_t)w;
     }
-    if (s->len + len + 1 > MAX_META_BYTES)
-        return 0;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4096;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        char *b = realloc(s->buf, cap);
-        if (!b)
-            return 0;
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, len);
-    s->len += len;
-    s->buf[s->len] = '\0';
-    return len;
+    EVP_DigestUpdate(f->sha, data, len);
+    f->written += (long long)len;
+    return 0;
 }
 
-/* GET url with the bearer token into sink. Returns the HTTP status, or -1
- * with curl's reason in err. */
-static long http_get(const char *url, const char *token, struct sink *sink, char *err,
-                     size_t errlen)
+/* GET url with the bearer token: into call->reply, or into file when it
+ * is not NULL. Returns the HTTP status, or -1 with the reason in
+ * call->error. Free call with lucy_http_call_free(). */
+static long graph_get(const char *url, const char *token, struct media_file *file,
+                      struct lucy_http_call *call)
 {
-    CURL *c = curl_easy_init();
-    if (!c) {
-        snprintf(err, errlen, "cannot create an HTTP client");
-        return -1;
-    }
-    char auth[1024];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    struct curl_slist *headers = curl_slist_append(NULL, auth);
-    char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "lucy/" LUCY_VERSION);
-    CURLcode rc = curl_easy_perform(c);
-    long status = -1;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    else
-        snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    return status;
+    *call = (struct lucy_http_call){
+        .url = url,
+        .bearer = token,
+        .timeout_ms = TRANSFER_MS,
+        .connect_timeout_ms = CONNECT_MS,
+        .follow_redirects = 1,
+        .reply_cap = MAX_META_BYTES,
+        .sink = file ? media_sink : NULL,
+        .sink_arg = file,
+    };
+    return lucy_http_client_perform(NULL, call) == 0 ? call->status : -1;
 }
 
 /* Maps an HTTP status from Meta onto the outcome. Returns 1 if it failed. */
@@ -392,14 +337,17 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
 {
     const struct lucy_config *cfg = m->ctx->cfg;
     struct job *j = o->job;
-    char url[2048], cerr[256] = "";
+    char url[2048];
     snprintf(url, sizeof url, "%s/%s", cfg->whatsapp_graph_url, j->media_id);
-    struct sink meta = {.fd = -1};
-    long status = http_get(url, cfg->whatsapp_access_token, &meta, cerr, sizeof cerr);
-    json_t *info = status == 200 && meta.buf ? json_loads(meta.buf, 0, NULL) : NULL;
-    free(meta.buf);
-    if (http_failed(o, status, "media lookup", cerr))
+    struct lucy_http_call call;
+    long status = graph_get(url, cfg->whatsapp_access_token, NULL, &call);
+    json_t *info = status == 200 && call.reply ? json_loads(call.reply, 0, NULL) : NULL;
+    int failed = http_failed(o, status, "media lookup", call.error);
+    lucy_http_call_free(&call);
+    if (failed) {
+        json_decref(info);
         return;
+    }
     const char *media_url = json_string_value(json_object_get(info, "url"));
     const char *sha = json_string_value(json_object_get(info, "sha256"));
     json_int_t size = json_integer_value(json_object_get(info, "file_size"));
@@ -419,7 +367,7 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
     }
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s/wa-media-XXXXXX", m->ctx->tmp_dir);
-    struct sink file = {.fd = mkostemp(tmp, O_CLOEXEC), .sha = EVP_MD_CTX_new()};
+    struct media_file file = {.fd = mkostemp(tmp, O_CLOEXEC), .sha = EVP_MD_CTX_new()};
     if (file.fd < 0 || !file.sha || !EVP_DigestInit_ex(file.sha, EVP_sha256(), NULL)) {
         fail(o, "io_error", 1, "cannot create a temp file in %s: %s", m->ctx->tmp_dir,
              strerror(errno));
@@ -428,7 +376,7 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
         EVP_MD_CTX_free(file.sha);
         return;
     }
-    status = http_get(url, cfg->whatsapp_access_token, &file, cerr, sizeof cerr);
+    status = graph_get(url, cfg->whatsapp_access_token, &file, &call);
     unsigned char digest[32];
     unsigned int dlen = 0;
     EVP_DigestFinal_ex(file.sha, digest, &dlen);
@@ -437,7 +385,7 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
     if (file.write_error) {
         fail(o, file.write_error == ENOSPC ? "disk_full" : "io_error", 1,
              "writing the voice note failed: %s; will retry", strerror(file.write_error));
-    } else if (http_failed(o, status, "media download", cerr)) {
+    } else if (http_failed(o, status, "media download", call.error)) {
         /* outcome set */
     } else if (expected[0] && !sha256_matches(expected, digest)) {
         fail(o, "sha256_mismatch", 0,
@@ -461,6 +409,7 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
             o->size_bytes = file.written;
         }
     }
+    lucy_http_call_free(&call);
     close(file.fd);
     if (!keep)
         unlink(tmp);
@@ -517,7 +466,7 @@ static void transcribe(struct lucy_wa_media *m, struct outcome *o, struct lucy_t
 static int media_once(struct lucy_wa_media *m)
 {
     const struct lucy_config *cfg = m->ctx->cfg;
-    struct job j = {.now_ms = lucy_wa_now_ms()};
+    struct job j = {.now_ms = lucy_wall_ms()};
     int rc = lucy_store_read(m->ctx->store, read_due, &j);
     if (rc || !j.found)
         return rc;
@@ -547,52 +496,32 @@ static int media_once(struct lucy_wa_media *m)
     rc = lucy_store_write(m->ctx->store, write_outcome, &o, 0);
     if (rc && o.path[0] && strcmp(j.state, "pending") == 0)
         unlink(o.path); /* not recorded: download again next time */
-    pthread_mutex_lock(&m->lock);
+    unsigned long long *counter = NULL;
     if (rc == 0 && o.transcript)
-        m->stats.transcribed++;
+        counter = &m->stats.transcribed;
     else if (rc == 0 && o.error_type && (!o.retry || j.attempts + 1 >= MAX_ATTEMPTS))
-        m->stats.failed++;
+        counter = &m->stats.failed;
     else if (rc == 0 && o.retry)
-        m->stats.retries++;
-    pthread_mutex_unlock(&m->lock);
+        counter = &m->stats.retries;
+    if (counter)
+        __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
     lucy_transcript_free(&t);
     return rc ? rc : 1;
 }
 
-static int nap(struct lucy_wa_media *m, int64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L)
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&m->lock);
-    while (!m->kicked && !m->stopping)
-        if (pthread_cond_timedwait(&m->cond, &m->lock, &until) == ETIMEDOUT)
-            break;
-    m->kicked = 0;
-    int stopping = m->stopping;
-    pthread_mutex_unlock(&m->lock);
-    return stopping;
-}
-
-static void *media_main(void *arg)
+static void media_main(void *arg)
 {
     struct lucy_wa_media *m = arg;
-    pthread_setname_np(pthread_self(), "wa-media");
     for (;;) {
         int rc = media_once(m);
         if (rc < 0)
             lucy_log(LUCY_LOG_WARNING, "voice note worker cannot use the store; retrying", "{s:s}",
                      "error", lucy_strerror(rc));
-        if (rc == 1 ? __atomic_load_n(&m->stopping, __ATOMIC_RELAXED)
-                    : nap(m, rc < 0 ? 2000 : POLL_MS))
+        if (lucy_thread_nap(&m->thread, rc == 1 ? 0 : rc < 0 ? STORE_RETRY_MS : POLL_MS))
             break;
     }
     if (m->engine)
         lucy_asr_close(m->engine, m->asr);
-    return NULL;
 }
 
 struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx)
@@ -605,15 +534,8 @@ struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx)
     if (mkdir(m->media_dir, 0700) != 0 && errno != EEXIST)
         lucy_log(LUCY_LOG_WARNING, "cannot create the media dir; voice notes will retry",
                  "{s:s,s:s}", "dir", m->media_dir, "error", strerror(errno));
-    pthread_mutex_init(&m->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&m->thread, NULL, media_main, m) != 0) {
-        pthread_mutex_destroy(&m->lock);
-        pthread_cond_destroy(&m->cond);
+    m->thread = (struct lucy_thread){.name = "wa-media", .main = media_main, .arg = m};
+    if (lucy_thread_start(&m->thread) != 0) {
         free(m);
         return NULL;
     }
@@ -622,29 +544,20 @@ struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx)
 
 void lucy_wa_media_kick(struct lucy_wa_media *m)
 {
-    pthread_mutex_lock(&m->lock);
-    m->kicked = 1;
-    pthread_cond_signal(&m->cond);
-    pthread_mutex_unlock(&m->lock);
+    lucy_thread_kick(&m->thread);
 }
 
 void lucy_wa_media_stop(struct lucy_wa_media *m)
 {
     if (!m)
         return;
-    pthread_mutex_lock(&m->lock);
-    m->stopping = 1;
-    pthread_cond_signal(&m->cond);
-    pthread_mutex_unlock(&m->lock);
-    pthread_join(m->thread, NULL);
-    pthread_mutex_destroy(&m->lock);
-    pthread_cond_destroy(&m->cond);
+    lucy_thread_stop(&m->thread);
     free(m);
 }
 
 void lucy_wa_media_stats(struct lucy_wa_media *m, struct lucy_wa_media_stats *out)
 {
-    pthread_mutex_lock(&m->lock);
-    *out = m->stats;
-    pthread_mutex_unlock(&m->lock);
+    out->transcribed = __atomic_load_n(&m->stats.transcribed, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&m->stats.failed, __ATOMIC_RELAXED);
+    out->retries = __atomic_load_n(&m->stats.retries, __ATOMIC_RELAXED);
 }

@@ -3,22 +3,23 @@
  *
  * init   routes (webhook: no bearer token, 3 MiB bodies; contacts: token),
  *        the `whatsapp:inbox` health check, /metrics lines, the start-up
- *        warning when unsigned webhooks are accepted, and a reference to
- *        the daemon's kv (src/kv) for the contacts' shared names.
+ *        warning when unsigned webhooks are accepted. The routes get the
+ *        plugin state (struct lucy_wa) as their arg; the daemon's kv
+ *        (ctx->kv, opened by the kv plugin, which starts first) is
+ *        borrowed for the contacts' shared names and the worker.
  * start  the media thread ("wa-media"), then the inbox worker
  *        ("inbox-worker"), which hands voice notes to it.
  * stop   joins both (HTTP has stopped by then: every 200 sent is durable,
  *        and whatever is pending is picked up at the next start).
- * free   drops the kv reference.
+ * free   frees the state.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../../clock.h"
 #include "../../error.h"
 #include "../../health/health.h"
 #include "../../http/http.h"
-#include "../../kv/kv.h"
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../store/store.h"
@@ -35,21 +36,22 @@ struct backlog {
     int64_t oldest_ms;                                 /* received_at_ms, 0 = none */
 };
 
+static const char sql_backlog[] =
+    "SELECT (SELECT count(*) FROM wa_messages WHERE state = 'pending'),"
+    " (SELECT count(*) FROM wa_statuses WHERE state = 'pending'),"
+    " (SELECT count(*) FROM wa_media WHERE state IN ('pending','downloaded')),"
+    " (SELECT count(*) FROM wa_media WHERE state = 'failed'),"
+    " min(coalesce((SELECT min(received_at_ms) FROM wa_messages WHERE state = 'pending'), 9e18),"
+    " coalesce((SELECT min(received_at_ms) FROM wa_statuses WHERE state = 'pending'), 9e18))";
+
 static int read_backlog(sqlite3 *db, void *arg)
 {
     struct backlog *b = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        "SELECT (SELECT count(*) FROM wa_messages WHERE state = 'pending'),"
-        " (SELECT count(*) FROM wa_statuses WHERE state = 'pending'),"
-        " (SELECT count(*) FROM wa_media WHERE state IN ('pending','downloaded')),"
-        " (SELECT count(*) FROM wa_media WHERE state = 'failed'),"
-        " min(coalesce((SELECT min(received_at_ms) FROM wa_messages WHERE state = 'pending'),"
-        " 9e18), coalesce((SELECT min(received_at_ms) FROM wa_statuses WHERE state = "
-        "'pending'), 9e18))",
-        -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_backlog, &st);
+    if (rc)
+        return rc;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         b->messages = sqlite3_column_int64(st, 0);
         b->statuses = sqlite3_column_int64(st, 1);
         b->media = sqlite3_column_int64(st, 2);
@@ -57,7 +59,6 @@ static int read_backlog(sqlite3 *db, void *arg)
         double oldest = sqlite3_column_double(st, 4);
         b->oldest_ms = oldest < 9e18 ? (int64_t)oldest : 0;
     }
-    sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
 }
 
@@ -65,7 +66,7 @@ static void check_inbox(void *arg, int timeout_ms, struct lucy_check_report *out
 {
     (void)timeout_ms;
     struct lucy_wa *wa = arg;
-    struct backlog b = {.now_ms = lucy_wa_now_ms()};
+    struct backlog b = {.now_ms = lucy_wall_ms()};
     int rc = lucy_store_read(wa->ctx->store, read_backlog, &b);
     if (rc) {
         lucy_check_add(out, "inbox", LUCY_HEALTH_WARN, 0, "items",
@@ -115,7 +116,7 @@ static void metrics(void *arg, FILE *out)
         fprintf(out, "lucy_whatsapp_inbox_rejected_total{reason=\"%s\"} %llu\n",
                 lucy_wa_reject_name((enum lucy_wa_reject)r),
                 __atomic_load_n(&wa->rejected[r], __ATOMIC_RELAXED));
-    struct backlog b = {.now_ms = lucy_wa_now_ms()};
+    struct backlog b = {.now_ms = lucy_wall_ms()};
     if (lucy_store_read(wa->ctx->store, read_backlog, &b) == 0)
         fprintf(out,
                 "# HELP lucy_whatsapp_inbox_pending Webhook items waiting for the inbox worker\n"
@@ -132,9 +133,11 @@ static void metrics(void *arg, FILE *out)
                 "lucy_whatsapp_media_pending %lld\n",
                 b.messages, b.statuses,
                 b.oldest_ms ? (double)(b.now_ms - b.oldest_ms) / 1000.0 : 0.0, b.media);
-    if (wa->worker) {
+    struct lucy_wa_worker *worker = __atomic_load_n(&wa->worker, __ATOMIC_ACQUIRE);
+    struct lucy_wa_media *media = __atomic_load_n(&wa->media, __ATOMIC_ACQUIRE);
+    if (worker) {
         struct lucy_wa_worker_stats s;
-        lucy_wa_worker_stats(wa->worker, &s);
+        lucy_wa_worker_stats(worker, &s);
         fprintf(out,
                 "# HELP lucy_whatsapp_processed_total Messages stored and queued for indexing\n"
                 "# TYPE lucy_whatsapp_processed_total counter\n"
@@ -155,9 +158,9 @@ static void metrics(void *arg, FILE *out)
                 "lucy_whatsapp_retries_total %llu\n",
                 s.processed, s.statuses, s.rate_limited, s.unknown_types, s.retries);
     }
-    if (wa->media) {
+    if (media) {
         struct lucy_wa_media_stats m;
-        lucy_wa_media_stats(wa->media, &m);
+        lucy_wa_media_stats(media, &m);
         fprintf(out,
                 "# HELP lucy_whatsapp_media_total Voice note outcomes\n"
                 "# TYPE lucy_whatsapp_media_total counter\n"
@@ -185,15 +188,9 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
     else if (!have_secret)
         lucy_log(LUCY_LOG_WARNING,
                  "WHATSAPP_APP_SECRET is not set: webhooks are refused (503) until it is", NULL);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(wa);
-        return LUCY_ENOMEM;
-    }
-    char err[512];
-    if (lucy_kv_shared_acquire(ctx, &wa->kv, err, sizeof err) != 0) {
-        wa->kv = NULL; /* contacts then answer from the local store alone */
-        lucy_log(LUCY_LOG_WARNING, "contacts run without the kv backend", "{s:s}", "error", err);
-    }
+    wa->kv = ctx->kv;
+    if (!wa->kv) /* contacts and the worker then use the local store alone */
+        lucy_log(LUCY_LOG_WARNING, "whatsapp runs without the kv backend", NULL);
     const struct lucy_check check = {
         "whatsapp:inbox", "component", "whatsapp", 0, 5000, 2000, check_inbox, wa,
     };
@@ -202,11 +199,10 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
         rc = lucy_metrics_add(ctx, metrics, wa);
     if (!rc)
         rc = lucy_http_add_routes(ctx->http, lucy_wa_webhook_routes, lucy_wa_webhook_routes_count,
-                                  NULL);
+                                  wa);
     if (!rc)
         rc = lucy_http_add_routes(ctx->http, lucy_wa_contact_routes, lucy_wa_contact_routes_count,
-                                  NULL);
-    lucy_wa_set_state(wa);
+                                  wa);
     *state = wa;
     return rc;
 }
@@ -214,32 +210,27 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
 static int wa_start(void *state)
 {
     struct lucy_wa *wa = state;
-    wa->media = lucy_wa_media_start(wa->ctx);
-    if (!wa->media)
+    struct lucy_wa_media *media = lucy_wa_media_start(wa->ctx);
+    if (!media)
         return LUCY_ENOMEM;
-    wa->worker = lucy_wa_worker_start(wa->ctx, wa->media);
-    return wa->worker ? 0 : LUCY_ENOMEM;
+    __atomic_store_n(&wa->media, media, __ATOMIC_RELEASE);
+    struct lucy_wa_worker *worker = lucy_wa_worker_start(wa->ctx, wa->kv, media);
+    __atomic_store_n(&wa->worker, worker, __ATOMIC_RELEASE);
+    return worker ? 0 : LUCY_ENOMEM;
 }
 
 static void wa_stop(void *state)
 {
     struct lucy_wa *wa = state;
-    struct lucy_wa_worker *w = wa->worker;
-    struct lucy_wa_media *m = wa->media;
-    wa->worker = NULL;
-    wa->media = NULL;
+    struct lucy_wa_worker *w = __atomic_exchange_n(&wa->worker, NULL, __ATOMIC_ACQ_REL);
+    struct lucy_wa_media *m = __atomic_exchange_n(&wa->media, NULL, __ATOMIC_ACQ_REL);
     lucy_wa_worker_stop(w);
     lucy_wa_media_stop(m);
 }
 
 static void wa_free(void *state)
 {
-    if (!state)
-        return;
-    lucy_wa_set_state(NULL);
-    lucy_kv_shared_release(((struct lucy_wa *)state)->kv);
     free(state);
-    curl_global_cleanup();
 }
 
 const struct lucy_plugin lucy_whatsapp_plugin = {

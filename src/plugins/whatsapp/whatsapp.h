@@ -11,10 +11,16 @@
  *                outbox, in order per sender, retry with backoff
  *   alias.c      contact names shared by instances through the kv:
  *                keys, value format, newest-wins merge with the local row
+ *   document.c   the one rule for a message's search document: title
+ *                (alias, else profile name, else id) and voice-note text
  *   media.c      the "wa-media" thread: Graph API download of voice notes,
  *                sha256 check, transcription through src/asr
  *   contacts.c   GET/PUT /contacts
  *   plugin.c     the struct lucy_plugin: routes, health check, metrics
+ *
+ * Calls go one way: plugin -> inbox -> worker -> media -> document, and
+ * worker, contacts -> alias, document. Handlers get struct lucy_wa as
+ * req->arg; the threads are handed what they use when they start.
  *
  * Tables (src/store/schema.c, versions 30-33 and 41): wa_inbox_bodies,
  * wa_messages (wamid UNIQUE), wa_statuses (UNIQUE(id, status)),
@@ -27,7 +33,6 @@
 #define LUCY_WHATSAPP_H
 
 #include <jansson.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,23 +123,53 @@ char *lucy_wa_message_text(json_t *msg);
  * skipped when read at once; statuses arrive in any order). */
 int lucy_wa_status_rank(const char *status);
 
-/* ---- worker.c ------------------------------------------------------------ */
+/* ---- document.c ---------------------------------------------------------- */
+
+/* The title of contact id's messages in the search index: the local
+ * row's user alias, else its profile name, else id. *title is malloc'd
+ * (caller frees). Call inside a store read or write with its db. 0,
+ * LUCY_ENOMEM or a store error. */
+int lucy_wa_contact_title(sqlite3 *db, const char *id, char **title);
 
 /* Queues (or re-queues) the search-index document of message wamid with
  * text, inside a store write: source "whatsapp", id wamid, segment 0,
- * contact = sender key, title = alias or sender, time from the payload.
- * The alias is the local row's: inside a store write there is no kv call
- * (a hung Redis must not hold the writer); the worker keeps that row in
- * step with newer aliases shared by other instances. Returns 0,
- * LUCY_ENOTFOUND (no such message) or a store error. */
+ * contact = sender key, title = lucy_wa_contact_title() of the sender,
+ * time = the payload's timestamp, else the arrival time. Returns 0,
+ * LUCY_ENOTFOUND (no such message) or a store error. Writer thread. */
 int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text);
 
+/* Inside a store write, after the local wa_contacts row of contact id
+ * changed its user alias or profile name: re-queues (lucy_outbox_put)
+ * every live search document of the contact's messages whose title is not
+ * lucy_wa_contact_title() now, keeping each document's text, so the index
+ * follows the name and commits with the change. *requeued (may be NULL) =
+ * documents re-queued. Cost: one indexed read of the contact's messages;
+ * memory for the documents it re-queues. Returns 0, LUCY_ENOMEM or a
+ * store error (then the caller's write rolls back). Writer thread. */
+int lucy_wa_contact_retitle(sqlite3 *db, const char *id, int64_t *requeued);
+
+/* The text of a voice note that has no transcript yet: "voice note" when
+ * it will be downloaded (downloadable = 1), else "voice note (not
+ * downloaded)". Static string. Pure. */
+const char *lucy_wa_voice_note_text(int downloadable);
+
+/* The text of a transcribed voice note: "voice note: <transcript>", or
+ * "voice note (no speech)" when transcript is "". malloc'd (caller frees);
+ * NULL on ENOMEM. */
+char *lucy_wa_transcript_text(const char *transcript);
+
+/* ---- worker.c ------------------------------------------------------------ */
+
+struct lucy_kv;
 struct lucy_wa_worker;
 struct lucy_wa_media;
 
-/* Starts / stops the inbox worker ("inbox-worker"). kick() wakes it after
- * a commit. */
-struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_wa_media *media);
+/* Starts the inbox worker ("inbox-worker") on ctx's store. kv (borrowed,
+ * may be NULL: local store only) and media (borrowed; kicked when voice
+ * notes are queued) must outlive it. NULL on ENOMEM. kick() wakes it after
+ * a commit (any thread); stop() joins and frees it (NULL is fine). */
+struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_kv *kv,
+                                            struct lucy_wa_media *media);
 void lucy_wa_worker_kick(struct lucy_wa_worker *w);
 void lucy_wa_worker_stop(struct lucy_wa_worker *w);
 
@@ -149,8 +184,6 @@ struct lucy_wa_worker_stats {
 void lucy_wa_worker_stats(struct lucy_wa_worker *w, struct lucy_wa_worker_stats *out);
 
 /* ---- alias.c ------------------------------------------------------------- */
-
-struct lucy_kv;
 
 /* Room for any kv key the plugin builds from an id it accepts. */
 #define LUCY_WA_KEY_MAX 320
@@ -208,30 +241,20 @@ void lucy_wa_shared_names_free(struct lucy_wa_shared_names *s, size_t n);
  * it could not even be queued. */
 int lucy_wa_alias_publish(struct lucy_kv *kv, const char *id, const char *alias, int64_t set_at_ms);
 
-/* Inside a store write, after the local wa_contacts row of contact id
- * changed its user alias or profile name: re-queues (lucy_outbox_put)
- * every live search document of the contact's messages whose title is not
- * the contact's title now - the local user alias, else the profile name,
- * else id, as the worker titles new messages - keeping each document's
- * text, so the index follows the name and commits with the change.
- * *requeued (may be NULL) = documents re-queued. Cost: one indexed read of
- * the contact's messages; memory for the documents it re-queues. Returns
- * 0, LUCY_ENOMEM or a store error (then the caller's write rolls back).
- * Runs on the store writer thread (the db it is given). */
-int lucy_wa_contact_retitle(sqlite3 *db, const char *id, int64_t *requeued);
-
 /* ---- media.c ------------------------------------------------------------- */
 
 /* Starts the media thread ("wa-media"): downloads pending voice notes from
  * the Graph API (when WHATSAPP_ACCESS_TOKEN is set) and transcribes them.
- * NULL on ENOMEM. */
+ * NULL on ENOMEM. kick() wakes it (any thread); stop() joins and frees it
+ * (NULL is fine). */
 struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx);
 void lucy_wa_media_kick(struct lucy_wa_media *m);
 void lucy_wa_media_stop(struct lucy_wa_media *m);
 
 /* Inside a store write: records the audio of message wamid (parsed object
  * msg) in wa_media, as `pending` with a token or `not_downloaded` without.
- * Sets *text to the text to index now (static string). 0 or store error. */
+ * Sets *text to the text to index now (lucy_wa_voice_note_text, static).
+ * 0 or store error. */
 int lucy_wa_media_enqueue(sqlite3 *db, const char *wamid, json_t *msg, int have_token,
                           const char **text);
 
@@ -244,6 +267,7 @@ void lucy_wa_media_stats(struct lucy_wa_media *m, struct lucy_wa_media_stats *ou
 
 /* ---- contacts.c ---------------------------------------------------------- */
 
+/* The contact routes; add them with the plugin state as arg. */
 extern const struct lucy_route lucy_wa_contact_routes[];
 extern const size_t lucy_wa_contact_routes_count;
 
@@ -260,14 +284,15 @@ enum lucy_wa_reject {
     LUCY_WA_REJECT_COUNT
 };
 
-/* Plugin state shared by the handlers (read-only after init, except the
- * atomic counters). */
+/* Plugin state, every route's arg (req->arg): read-only after init,
+ * except the atomic counters and worker/media (set by start, cleared by
+ * stop; read with __atomic loads). */
 struct lucy_wa {
     struct lucy_ctx *ctx;          /* the daemon */
     int unsigned_ok;               /* no app secret and loopback: accept unsigned */
     struct lucy_wa_worker *worker; /* NULL until start */
     struct lucy_wa_media *media;   /* NULL until start */
-    struct lucy_kv *kv;            /* shared kv reference (contacts); NULL = local only */
+    struct lucy_kv *kv;            /* ctx->kv, borrowed; NULL = local store only */
     unsigned long long accepted;   /* new messages + statuses committed */
     unsigned long long duplicates; /* already stored, acknowledged again */
     unsigned long long rejected[LUCY_WA_REJECT_COUNT]; /* by reason */
@@ -276,16 +301,8 @@ struct lucy_wa {
 
 const char *lucy_wa_reject_name(enum lucy_wa_reject r);
 
-/* The webhook routes; their handlers find the state through
- * lucy_wa_state(). */
+/* The webhook routes; add them with the plugin state as arg. */
 extern const struct lucy_route lucy_wa_webhook_routes[];
 extern const size_t lucy_wa_webhook_routes_count;
-
-/* The one running plugin state (set by plugin init, cleared by free). */
-struct lucy_wa *lucy_wa_state(void);
-void lucy_wa_set_state(struct lucy_wa *wa);
-
-/* Milliseconds since the Unix epoch. */
-int64_t lucy_wa_now_ms(void);
 
 #endif

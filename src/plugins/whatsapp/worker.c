@@ -10,7 +10,7 @@
  *             alias.c), the per-sender rate limit (over the limit: stored
  *             and flagged), voice notes handed to the media thread, the
  *             message's text, and an outbox entry for the search index
- *             (src/index) titled with the alias.
+ *             (src/index) built by document.c (title: the alias).
  *   statuses  applied to wa_outgoing by rank, so a late `delivered` never
  *             overwrites `read` (Meta does not order its webhooks).
  *
@@ -25,18 +25,19 @@
  *
  * Shared state goes through the kv interface (src/kv/kv.h) only:
  *   rate limit  LUCY_RATE_LIMIT as GCRA on key whatsapp:<sender>, judged at
- *               the message's arrival time. A kv that can take the step
- *               inside the store write (the embedded sqlite backend) does
- *               so, in the item's savepoint: it commits or rolls back with
- *               the item, never counted twice. Otherwise (Redis) the step
- *               runs before the write, and its decision is remembered per
- *               inbox item (wa_messages.seq) until the item is done, so an
- *               item retried after a failed write reuses it instead of
- *               taking the sender's limit again. Lost only if the process
- *               dies in between (the item is then counted twice).
- *   claims      a shared kv also claims each wamid for one instance
- *               (cross-instance de-duplication) and receives the profile
- *               names.
+ *               the message's arrival time. A kv whose state is the local
+ *               store (LUCY_KV_CAP_IN_STORE: the embedded backend) takes
+ *               the step inside the store write, in the item's savepoint:
+ *               it commits or rolls back with the item, never counted
+ *               twice. Otherwise (Redis) the step runs before the write,
+ *               and its decision is remembered per inbox item
+ *               (wa_messages.seq) until the item is done, so an item
+ *               retried after a failed write reuses it instead of taking
+ *               the sender's limit again. Lost only if the process dies in
+ *               between (the item is then counted twice).
+ *   claims      a shared kv (LUCY_KV_CAP_SHARED) also claims each wamid
+ *               for one instance (cross-instance de-duplication) and
+ *               receives the profile names.
  *   aliases     the shared user aliases of the batch's senders, read with
  *               one lucy_kv_get_many before the write; a newer one is
  *               copied into the local row (so it survives a kv outage).
@@ -44,20 +45,22 @@
  * claimed elsewhere", LUCY_RATE_LIMIT_ON_ERROR, and the local alias.
  *
  * Woken by lucy_wa_worker_kick() after every commit, else polls each second.
+ * Depends on media.c (voice notes are handed to it) and document.c; only
+ * inbox.c and plugin.c call in here.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../../clock.h"
 #include "../../error.h"
-#include "../../index/index.h"
 #include "../../kv/kv.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../store/row.h"
 #include "../../store/store.h"
+#include "../../thread.h"
 #include "whatsapp.h"
 
 /* Items per round, i.e. per store write. A round holds the store's single
@@ -129,17 +132,13 @@ struct decision {
 };
 
 struct lucy_wa_worker {
-    struct lucy_ctx *ctx;
-    struct lucy_wa_media *media;
-    struct lucy_kv *kv; /* shared kv (issue 5); NULL when it could not be opened */
+    struct lucy_thread thread;                /* "inbox-worker" */
+    struct lucy_ctx *ctx;                     /* the daemon (not owned) */
+    struct lucy_wa_media *media;              /* kicked after voice notes were queued */
+    struct lucy_kv *kv;                       /* the daemon's kv (not owned); NULL = none */
     struct decision decisions[DECISIONS_MAX]; /* inbox-worker thread only */
     size_t n_decisions;
-    pthread_t thread;
-    pthread_mutex_t lock; /* guards kicked, stopping, stats */
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC */
-    int kicked;
-    int stopping;
-    struct lucy_wa_worker_stats stats;
+    struct lucy_wa_worker_stats stats; /* __atomic counters: read by /metrics */
 };
 
 static int64_t backoff_ms(int attempts)
@@ -148,12 +147,6 @@ static int64_t backoff_ms(int attempts)
     for (int i = 0; i < attempts && ms < RETRY_MAX_MS; i++)
         ms *= 2;
     return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
-}
-
-static char *dup_col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? strdup((const char *)s) : NULL;
 }
 
 static void batch_clear(struct batch *b)
@@ -191,44 +184,43 @@ static const char sql_due_statuses[] =
 static int read_due(sqlite3 *db, void *arg)
 {
     struct batch *b = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql_due_messages, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_due_messages, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, b->now_ms);
     sqlite3_bind_int(st, 2, BATCH_MESSAGES);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && b->n_m < BATCH_MESSAGES) {
         struct msg_item *it = &b->m[b->n_m++];
         memset(it, 0, sizeof *it);
         it->seq = sqlite3_column_int64(st, 0);
-        it->wamid = dup_col(st, 1);
-        it->sender = dup_col(st, 2);
-        it->wa_id = dup_col(st, 3);
-        it->user_id = dup_col(st, 4);
-        it->type = dup_col(st, 5);
+        it->wamid = lucy_row_dup(st, 1);
+        it->sender = lucy_row_dup(st, 2);
+        it->wa_id = lucy_row_dup(st, 3);
+        it->user_id = lucy_row_dup(st, 4);
+        it->type = lucy_row_dup(st, 5);
         it->known_type = sqlite3_column_int(st, 6);
         it->timestamp_s = sqlite3_column_int64(st, 7);
-        it->profile_name = dup_col(st, 8);
+        it->profile_name = lucy_row_dup(st, 8);
         const char *raw = (const char *)sqlite3_column_text(st, 9);
         it->raw = raw ? json_loads(raw, JSON_ALLOW_NUL, NULL) : NULL;
         it->received_ms = sqlite3_column_int64(st, 10);
         it->attempts = sqlite3_column_int(st, 11);
     }
-    sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return lucy_store_err(rc);
-    rc = sqlite3_prepare_v2(db, sql_due_statuses, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    rc = lucy_store_stmt(db, sql_due_statuses, &st);
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, b->now_ms);
     sqlite3_bind_int(st, 2, BATCH_STATUSES);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && b->n_s < BATCH_STATUSES) {
         struct status_item *it = &b->s[b->n_s++];
         memset(it, 0, sizeof *it);
         it->seq = sqlite3_column_int64(st, 0);
-        it->id = dup_col(st, 1);
-        it->status = dup_col(st, 2);
-        it->recipient = dup_col(st, 3);
+        it->id = lucy_row_dup(st, 1);
+        it->status = lucy_row_dup(st, 2);
+        it->recipient = lucy_row_dup(st, 3);
         it->timestamp_s = sqlite3_column_int64(st, 4);
         const char *raw = (const char *)sqlite3_column_text(st, 5);
         json_t *obj = raw ? json_loads(raw, JSON_ALLOW_NUL, NULL) : NULL;
@@ -238,7 +230,6 @@ static int read_due(sqlite3 *db, void *arg)
         json_decref(obj);
         it->attempts = sqlite3_column_int(st, 6);
     }
-    sqlite3_finalize(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
 }
 
@@ -275,7 +266,7 @@ static const char *const stmt_sql[N_STMTS] = {
         "profile_name = coalesce(excluded.profile_name, profile_name), messages = messages + 1, "
         "last_message_s = max(coalesce(last_message_s, 0), excluded.last_message_s), "
         "updated_at_ms = excluded.updated_at_ms "
-        "RETURNING user_alias, user_alias_set_at_ms, profile_name",
+        "RETURNING user_alias, user_alias_set_at_ms",
     /* a newer alias another instance published becomes the local copy */
     [S_ALIAS_SYNC] = "UPDATE wa_contacts SET user_alias = ?2, user_alias_set_at_ms = ?3 "
                      "WHERE id = ?1",
@@ -325,64 +316,16 @@ static int step(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+/* Inside the item's savepoint: the contact row (profile name) and the
+ * user's alias, the newer of local and shared; a newer shared one is
+ * copied into the local row, which document.c then titles from. */
+static int apply_contact(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
 {
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int put_doc(sqlite3 *db, const char *wamid, const char *sender, const char *alias,
-                   int64_t timestamp_s, int64_t received_ms, const char *text)
-{
-    struct lucy_doc doc = {
-        .source = "whatsapp",
-        .id = wamid,
-        .segment = 0,
-        .contact = sender,
-        .title = alias ? alias : sender,
-        .text = text,
-        .time_s = timestamp_s > 0 ? timestamp_s : received_ms / 1000,
-    };
-    return lucy_outbox_put(db, &doc);
-}
-
-int lucy_wa_index_message(sqlite3 *db, const char *wamid, const char *text)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db,
-        "SELECT m.sender, m.timestamp_s, m.received_at_ms, "
-        "coalesce(c.user_alias, c.profile_name, m.profile_name) FROM wa_messages m "
-        "LEFT JOIN wa_contacts c ON c.id = m.sender WHERE m.wamid = ?1",
-        -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, wamid, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rc = put_doc(db, wamid, (const char *)sqlite3_column_text(st, 0),
-                     (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 1),
-                     sqlite3_column_int64(st, 2), text);
-    else
-        rc = rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* Inside the item's savepoint: the contact row (profile name), the user's
- * alias (the newer of local and shared; a newer shared one is copied
- * into the local row), and *title = what the index shows for the sender
- * (malloc'd or NULL = the sender's id). */
-static int apply_contact(struct batch *b, struct stmts *s, struct msg_item *it, char **title)
-{
-    *title = NULL;
     sqlite3_stmt *st = s->st[S_CONTACT];
-    bind_text(st, 1, it->sender);
-    bind_text(st, 2, it->wa_id);
-    bind_text(st, 3, it->user_id);
-    bind_text(st, 4, it->profile_name);
+    lucy_row_bind_text(st, 1, it->sender);
+    lucy_row_bind_text(st, 2, it->wa_id);
+    lucy_row_bind_text(st, 3, it->user_id);
+    lucy_row_bind_text(st, 4, it->profile_name);
     sqlite3_bind_int64(st, 5, it->timestamp_s);
     sqlite3_bind_int64(st, 6, b->now_ms);
     int rc = sqlite3_step(st);
@@ -397,35 +340,25 @@ static int apply_contact(struct batch *b, struct stmts *s, struct msg_item *it, 
         .alias = (const char *)sqlite3_column_text(st, 0),
         .set_at_ms = sqlite3_column_int64(st, 1),
     };
-    const struct lucy_wa_alias *pick = lucy_wa_alias_pick(&local, &it->shared_alias);
-    const char *profile = (const char *)sqlite3_column_text(st, 2);
-    const char *name = pick->alias ? pick->alias : profile;
-    if (name && !(*title = strdup(name)))
-        rc = LUCY_ENOMEM;
-    else
-        rc = 0;
-    int sync = pick != &local;
-    int rc2 = step(st); /* column pointers are gone from here on */
-    if (rc == 0)
-        rc = rc2;
+    int sync = lucy_wa_alias_pick(&local, &it->shared_alias) != &local;
+    rc = step(st); /* column pointers are gone from here on */
     if (rc == 0 && sync) {
         st = s->st[S_ALIAS_SYNC];
-        bind_text(st, 1, it->sender);
-        bind_text(st, 2, it->shared_alias.alias);
+        lucy_row_bind_text(st, 1, it->sender);
+        lucy_row_bind_text(st, 2, it->shared_alias.alias);
         sqlite3_bind_int64(st, 3, it->shared_alias.set_at_ms);
         rc = step(st);
         /* the sender's name changed here: its older indexed messages
-         * follow it, in this item's savepoint (alias.c) */
+         * follow it, in this item's savepoint */
         if (rc == 0)
-            rc = lucy_wa_contact_retitle(sqlite3_db_handle(st), it->sender, NULL);
+            rc = lucy_wa_contact_retitle(db, it->sender, NULL);
     }
     return rc;
 }
 
 static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
 {
-    char *title = NULL;
-    int rc = apply_contact(b, s, it, &title);
+    int rc = apply_contact(db, b, s, it);
     int allowed = 1;
     if (it->decided) {
         allowed = it->allowed;
@@ -449,7 +382,7 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
     }
     if (rc == 0) {
         sqlite3_stmt *st = s->st[S_MESSAGE_DONE];
-        bind_text(st, 1, text);
+        lucy_row_bind_text(st, 1, text);
         sqlite3_bind_int(st, 2, !allowed);
         sqlite3_bind_int64(st, 3, b->now_ms);
         sqlite3_bind_int64(st, 4, it->seq);
@@ -457,8 +390,7 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
     }
     /* processed (indexed) by the instance that claimed it; stored here too */
     if (rc == 0 && text && *text && !it->elsewhere)
-        rc = put_doc(db, it->wamid, it->sender, title, it->timestamp_s, it->received_ms, text);
-    free(title);
+        rc = lucy_wa_index_message(db, it->wamid, text);
     if (rc == 0) {
         b->done.processed++;
         b->done.rate_limited += !allowed;
@@ -470,12 +402,12 @@ static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct m
 static int apply_status(struct batch *b, struct stmts *s, struct status_item *it)
 {
     sqlite3_stmt *st = s->st[S_OUTGOING];
-    bind_text(st, 1, it->id);
-    bind_text(st, 2, it->recipient);
-    bind_text(st, 3, it->status);
+    lucy_row_bind_text(st, 1, it->id);
+    lucy_row_bind_text(st, 2, it->recipient);
+    lucy_row_bind_text(st, 3, it->status);
     sqlite3_bind_int(st, 4, lucy_wa_status_rank(it->status));
     sqlite3_bind_int64(st, 5, it->timestamp_s);
-    bind_text(st, 6, it->errors);
+    lucy_row_bind_text(st, 6, it->errors);
     sqlite3_bind_int64(st, 7, b->now_ms);
     int rc = step(st);
     if (rc == 0) {
@@ -654,13 +586,14 @@ static void kv_aliases(struct lucy_wa_worker *w, struct batch *b)
 static int round_once(struct lucy_wa_worker *w, struct batch *b)
 {
     const struct lucy_config *cfg = w->ctx->cfg;
-    b->now_ms = lucy_wa_now_ms();
+    b->now_ms = lucy_wall_ms();
     b->have_token = cfg->whatsapp_access_token && *cfg->whatsapp_access_token;
     b->rate_count = cfg->rate_limit_count;
     b->rate_period_s = cfg->rate_limit_period_s;
     b->kv = w->kv;
-    b->kv_shared = w->kv && lucy_kv_is_shared(w->kv);
-    b->rl_in_write = w->kv && lucy_kv_can_ratelimit_in_write(w->kv);
+    unsigned caps = w->kv ? lucy_kv_caps(w->kv) : 0;
+    b->kv_shared = (caps & LUCY_KV_CAP_SHARED) != 0;
+    b->rl_in_write = (caps & LUCY_KV_CAP_IN_STORE) != 0;
     b->policy_allowed =
         !(cfg->rate_limit_on_error && strcmp(cfg->rate_limit_on_error, "deny") == 0);
     int rc = lucy_store_read(w->ctx->store, read_due, b);
@@ -690,41 +623,19 @@ static int round_once(struct lucy_wa_worker *w, struct batch *b)
     batch_clear(b);
     if (rc)
         return rc;
-    pthread_mutex_lock(&w->lock);
-    w->stats.processed += b->done.processed;
-    w->stats.statuses += b->done.statuses;
-    w->stats.rate_limited += b->done.rate_limited;
-    w->stats.retries += b->done.retries;
-    w->stats.unknown_types += b->done.unknown_types;
-    pthread_mutex_unlock(&w->lock);
+    __atomic_fetch_add(&w->stats.processed, b->done.processed, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&w->stats.statuses, b->done.statuses, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&w->stats.rate_limited, b->done.rate_limited, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&w->stats.retries, b->done.retries, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&w->stats.unknown_types, b->done.unknown_types, __ATOMIC_RELAXED);
     if (b->media_queued && w->media)
         lucy_wa_media_kick(w->media);
     return handled;
 }
 
-/* Sleeps up to ms or until kicked / stopping. Returns 1 when stopping. */
-static int nap(struct lucy_wa_worker *w, int64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L)
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&w->lock);
-    while (!w->kicked && !w->stopping)
-        if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
-            break;
-    w->kicked = 0;
-    int stopping = w->stopping;
-    pthread_mutex_unlock(&w->lock);
-    return stopping;
-}
-
-static void *worker_main(void *arg)
+static void worker_main(void *arg)
 {
     struct lucy_wa_worker *w = arg;
-    pthread_setname_np(pthread_self(), "inbox-worker");
     struct batch *b = calloc(1, sizeof *b);
     int failures = 0;
     while (b) {
@@ -738,34 +649,23 @@ static void *worker_main(void *arg)
             failures = 0;
             wait_ms = n == 0 ? POLL_MS : 0;
         }
-        if (wait_ms ? nap(w, wait_ms) : __atomic_load_n(&w->stopping, __ATOMIC_RELAXED))
+        if (lucy_thread_nap(&w->thread, wait_ms))
             break;
     }
     free(b);
-    return NULL;
 }
 
-struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_wa_media *media)
+struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_kv *kv,
+                                            struct lucy_wa_media *media)
 {
     struct lucy_wa_worker *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->ctx = ctx;
+    w->kv = kv;
     w->media = media;
-    char err[512];
-    if (lucy_kv_shared_acquire(ctx, &w->kv, err, sizeof err) != 0)
-        lucy_log(LUCY_LOG_WARNING, "inbox worker runs without the kv backend", "{s:s}", "error",
-                 err);
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        lucy_kv_shared_release(w->kv);
+    w->thread = (struct lucy_thread){.name = "inbox-worker", .main = worker_main, .arg = w};
+    if (lucy_thread_start(&w->thread) != 0) {
         free(w);
         return NULL;
     }
@@ -774,30 +674,22 @@ struct lucy_wa_worker *lucy_wa_worker_start(struct lucy_ctx *ctx, struct lucy_wa
 
 void lucy_wa_worker_kick(struct lucy_wa_worker *w)
 {
-    pthread_mutex_lock(&w->lock);
-    w->kicked = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    lucy_thread_kick(&w->thread);
 }
 
 void lucy_wa_worker_stop(struct lucy_wa_worker *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stopping = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    lucy_kv_shared_release(w->kv);
+    lucy_thread_stop(&w->thread);
     free(w);
 }
 
 void lucy_wa_worker_stats(struct lucy_wa_worker *w, struct lucy_wa_worker_stats *out)
 {
-    pthread_mutex_lock(&w->lock);
-    *out = w->stats;
-    pthread_mutex_unlock(&w->lock);
+    out->processed = __atomic_load_n(&w->stats.processed, __ATOMIC_RELAXED);
+    out->statuses = __atomic_load_n(&w->stats.statuses, __ATOMIC_RELAXED);
+    out->rate_limited = __atomic_load_n(&w->stats.rate_limited, __ATOMIC_RELAXED);
+    out->retries = __atomic_load_n(&w->stats.retries, __ATOMIC_RELAXED);
+    out->unknown_types = __atomic_load_n(&w->stats.unknown_types, __ATOMIC_RELAXED);
 }
