@@ -46,6 +46,7 @@
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../store/store.h"
+#include "../../thread.h"
 #include "jobs.h"
 #include "scan_int.h"
 
@@ -718,7 +719,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
  * scanner is shutting down. */
 static int must_stop(struct scan *sc)
 {
-    if (!sc->store_rc && (sc->ctx->stopping || (sc->opt && sc->opt->cancel && *sc->opt->cancel)))
+    if (!sc->store_rc &&
+        (sc->ctx->stopping || (sc->opt && sc->opt->stop && lucy_thread_stopping(sc->opt->stop))))
         sc->store_rc = LUCY_ESHUTDOWN;
     return sc->store_rc;
 }
