@@ -20,7 +20,7 @@
 #include "../../lucy.h"
 #include "jobs.h"
 #include "plugin.h"
-#include "scan.h"
+#include "scan_int.h"
 
 #define CHECK_INTERVAL_MS 2000
 #define CHECK_TIMEOUT_MS  1000
@@ -109,16 +109,13 @@ static void metrics(void *arg, FILE *out)
     struct lucy_recordings *r = arg;
     json_t *s = r->scanner ? lucy_scanner_last_summary(r->scanner) : NULL;
     if (s) {
-        static const char *const outcomes[] = {
-            "new",         "changed", "unchanged",         "locked",   "placeholder", "ignored",
-            "changing",    "corrupt", "permission_denied", "io_error", "unsupported", "missing",
-            "unavailable",
-        };
         fprintf(out, "# HELP lucy_scan_files Files by outcome in the last scan.\n"
                      "# TYPE lucy_scan_files gauge\n");
-        for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
-            fprintf(out, "lucy_scan_files{outcome=\"%s\"} %lld\n", outcomes[i],
-                    (long long)summary_int(s, outcomes[i]));
+        for (int i = 0; i < LUCY_SCAN_N_OUTCOMES; i++) {
+            const char *outcome = lucy_scan_outcome_name((enum lucy_scan_outcome)i);
+            fprintf(out, "lucy_scan_files{outcome=\"%s\"} %lld\n", outcome,
+                    (long long)summary_int(s, outcome));
+        }
         fprintf(out, "# TYPE lucy_scan_errors gauge\n");
         const char *name;
         json_t *v;
