@@ -64,7 +64,7 @@ struct worker {
     struct lucy_thread thread;            /* "asr-worker" */
     const struct lucy_asr_engine *engine; /* selected engine, NULL until opened */
     void *engine_state;                   /* this worker's instance */
-    int64_t next_open_s;                  /* when to retry a failed open */
+    int64_t next_open_s;                  /* when to retry a failed open (monotonic s) */
 };
 
 struct lucy_jobs_pool {
