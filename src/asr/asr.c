@@ -10,8 +10,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../clock.h"
 #include "../error.h"
 #include "../log.h"
 #include "asr.h"
@@ -89,13 +89,6 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen)
 {
@@ -104,9 +97,9 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
         err[0] = '\0';
     if (!e || !e->transcribe || !pcm)
         return LUCY_EINVAL;
-    double t0 = now_s();
+    double t0 = (double)lucy_mono_ms() / 1e3;
     int rc = e->transcribe(state, pcm, out, err, errlen);
-    double wall_s = now_s() - t0;
+    double wall_s = (double)lucy_mono_ms() / 1e3 - t0;
     if (rc) {
         lucy_transcript_free(out);
         if (errlen && !err[0])

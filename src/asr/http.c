@@ -11,8 +11,9 @@
  * `end` in seconds, `text`) are parsed with jansson. An answer with text
  * but no segments becomes one segment over the whole audio.
  *
- * Every call has a connect timeout and a total timeout that grows with the
- * audio's length, and gives up on a stalled transfer. A non-200 answer is
+ * Every call goes through lucy_http_client_perform() (http/client.h) with
+ * a connect timeout, a total timeout that grows with the audio's length, a
+ * stall limit and a cap on the answer's size. A non-200 answer is
  * LUCY_EUNAVAIL with the server's own message (OpenAI's
  * {"error":{"message"}}, or `message`/`detail`, or the start of the body).
  * One CURL handle per engine instance, so connections are reused.
@@ -27,6 +28,7 @@
 #include <libavutil/channel_layout.h>
 
 #include "../error.h"
+#include "../http/client.h"
 #include "../log.h"
 #include "engines.h"
 
@@ -37,38 +39,13 @@
 #define MAX_TIMEOUT_S       3600.0
 #define STALL_BYTES_PER_S   1L /* below this for STALL_S: the server hung */
 #define STALL_S             300L
-#define MAX_RESPONSE_BYTES  (16L * 1024 * 1024)
+#define MAX_RESPONSE_BYTES  (16u * 1024 * 1024)
 
 struct http_state {
-    CURL *curl;
-    char *url;
-    char *model;
+    CURL *curl;  /* this instance's handle: its connections are reused */
+    char *url;   /* LUCY_ASR_URL */
+    char *model; /* the `model` field sent */
 };
-
-/* Response body collected by the write callback. */
-struct body {
-    char *data;
-    size_t len;
-    int too_big;
-};
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-    size_t n = size * nmemb;
-    if (b->len + n > (size_t)MAX_RESPONSE_BYTES) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->len += n;
-    p[b->len] = '\0';
-    b->data = p;
-    return n;
-}
 
 static void http_close(void *state)
 {
@@ -176,12 +153,12 @@ out:
 
 /* The server's message from an error body: OpenAI's error.message, a
  * top-level message/detail/error string, or the body's first line. */
-static void server_message(const struct body *b, char *msg, size_t msglen)
+static void server_message(const struct lucy_http_call *b, char *msg, size_t msglen)
 {
     msg[0] = '\0';
-    if (!b->data || !b->len)
+    if (!b->reply || !b->reply_len)
         return;
-    json_t *root = json_loadb(b->data, b->len, 0, NULL);
+    json_t *root = json_loadb(b->reply, b->reply_len, 0, NULL);
     if (root) {
         json_t *e = json_object_get(root, "error");
         const char *text = NULL;
@@ -199,18 +176,18 @@ static void server_message(const struct body *b, char *msg, size_t msglen)
         if (msg[0])
             return;
     }
-    size_t n = strcspn(b->data, "\r\n");
+    size_t n = strcspn(b->reply, "\r\n");
     if (n > 200)
         n = 200;
-    snprintf(msg, msglen, "%.*s", (int)n, b->data);
+    snprintf(msg, msglen, "%.*s", (int)n, b->reply);
 }
 
 /* segments[].start/end (seconds) and text -> out. */
-static int parse_answer(const struct body *b, const struct lucy_pcm *pcm,
+static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(b->data ? b->data : "", b->len, 0, &jerr);
+    json_t *root = json_loadb(b->reply ? b->reply : "", b->reply_len, 0, &jerr);
     if (!json_is_object(root)) {
         snprintf(err, errlen, "the ASR server's answer is not a JSON object (%s)", jerr.text);
         json_decref(root);
@@ -258,7 +235,6 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
         return rc;
     }
 
-    struct body body = {0};
     curl_mime *mime = curl_mime_init(s->curl);
     curl_mimepart *part = curl_mime_addpart(mime);
     curl_mime_name(part, "file");
@@ -275,46 +251,38 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
     double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;
     if (timeout_s > MAX_TIMEOUT_S)
         timeout_s = MAX_TIMEOUT_S;
-    CURL *c = s->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, s->url);
-    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000.0));
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, STALL_BYTES_PER_S);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_S);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "lucy/" LUCY_VERSION);
-    CURLcode res = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+    struct lucy_http_call call = {
+        .url = s->url, /* POST: the mime body */
+        .mime = mime,
+        .timeout_ms = (long)(timeout_s * 1000.0),
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .stall_bytes_per_s = STALL_BYTES_PER_S,
+        .stall_s = STALL_S,
+        .reply_cap = MAX_RESPONSE_BYTES,
+    };
+    rc = lucy_http_client_perform(s->curl, &call);
     curl_mime_free(mime);
     av_free(wav);
 
-    if (res != CURLE_OK) {
-        if (body.too_big)
-            snprintf(err, errlen, "the ASR server at %s answered more than %ld bytes", s->url,
+    if (rc) {
+        if (call.too_big)
+            snprintf(err, errlen, "the ASR server at %s answered more than %u bytes", s->url,
                      MAX_RESPONSE_BYTES);
         else
-            snprintf(err, errlen, "cannot reach the ASR server at %s: %s", s->url,
-                     curl_easy_strerror(res));
-        rc = res == CURLE_OPERATION_TIMEDOUT ? LUCY_ETIMEDOUT : LUCY_EUNAVAIL;
-    } else if (status != 200) {
+            snprintf(err, errlen, "cannot reach the ASR server at %s: %s", s->url, call.error);
+    } else if (call.status != 200) {
         char msg[512];
-        server_message(&body, msg, sizeof msg);
-        snprintf(err, errlen, "the ASR server at %s answered HTTP %ld: %s", s->url, status,
+        server_message(&call, msg, sizeof msg);
+        snprintf(err, errlen, "the ASR server at %s answered HTTP %ld: %s", s->url, call.status,
                  msg[0] ? msg : "(no message)");
         rc = LUCY_EUNAVAIL;
     } else {
-        rc = parse_answer(&body, pcm, out, err, errlen);
+        rc = parse_answer(&call, pcm, out, err, errlen);
     }
     if (rc)
         lucy_log(LUCY_LOG_DEBUG, "asr http request failed", "{s:s,s:i}", "url", s->url, "status",
-                 (int)status);
-    free(body.data);
+                 (int)call.status);
+    lucy_http_call_free(&call);
     return rc;
 }
 

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../clock.h"
 #include "../config.h"
 #include "../error.h"
 #include "../log.h"
@@ -124,8 +124,7 @@ static int hash_files(const char **files, int n)
     struct lucy_scan_hasher *h = lucy_scan_hasher_new();
     int rc = h ? LUCY_EXIT_OK : LUCY_EXIT_FAILED;
     uint64_t total = 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0_ms = lucy_mono_ms();
     for (int i = 0; h && i < n; i++) {
         char hex[65];
         uint64_t bytes;
@@ -141,9 +140,8 @@ static int hash_files(const char **files, int n)
         if (fd >= 0)
             close(fd);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     lucy_log(LUCY_LOG_DEBUG, "hashed", "{s:i,s:I,s:f}", "files", n, "bytes", (json_int_t)total,
-             "duration_ms", (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+             "duration_ms", (double)(lucy_mono_ms() - t0_ms));
     lucy_scan_hasher_free(h);
     return fflush(stdout) == 0 ? rc : LUCY_EXIT_FAILED;
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "plugins/call_recordings/worker.c"
+#include "store/store.h"
 
 static char dir[] = "/tmp/lucy-jobs-test-XXXXXX";
 static struct lucy_store *store;
@@ -34,6 +35,7 @@ static int add_recordings(sqlite3 *db, void *arg)
 static int setup(void **state)
 {
     (void)state;
+    memcpy(dir + sizeof dir - 7, "XXXXXX", 6); /* mkdtemp filled it in for the last test */
     assert_non_null(mkdtemp(dir));
     char err[256];
     assert_int_equal(lucy_store_open(dir, &store, err, sizeof err), 0);
@@ -83,7 +85,7 @@ static void test_enqueue_once_per_recording(void **state)
     struct lucy_job j;
     assert_int_equal(lucy_jobs_request(store, rec_a, &j), 0);
     assert_int_equal(j.id, a1.job_id);
-    assert_string_equal(j.status, "queued");
+    assert_int_equal(j.status, LUCY_JOB_QUEUED);
 
     /* A second active job for one recording is refused by the index. */
     assert_int_equal(lucy_store_write(store, set_status,
@@ -100,58 +102,124 @@ static void test_enqueue_once_per_recording(void **state)
     assert_int_equal(a3.job_id, a1.job_id);
     assert_int_equal(lucy_jobs_request(store, rec_a, &j), 0);
     assert_true(j.id > b.job_id);
-    assert_string_equal(j.status, "queued");
+    assert_int_equal(j.status, LUCY_JOB_QUEUED);
 
     assert_int_equal(lucy_jobs_request(store, "cccc", &j), LUCY_ENOTFOUND);
     assert_int_equal(lucy_jobs_get(store, 424242, &j), LUCY_ENOTFOUND);
 
-    long long counts[LUCY_JOBS_N_STATUSES];
+    long long counts[LUCY_JOB_N_STATUSES];
     assert_int_equal(lucy_jobs_counts(store, counts), 0);
-    assert_int_equal(counts[0], 1); /* the new request */
-    assert_int_equal(counts[4], 2); /* done */
+    assert_int_equal(counts[LUCY_JOB_QUEUED], 1); /* the new request */
+    assert_int_equal(counts[LUCY_JOB_DONE], 2);
+}
+
+/* The worker's transitions, all through jobs.c: claim, finish with a
+ * backoff, due retries, blocked on a critical disk, requeue at start. */
+static void test_state_machine(void **state)
+{
+    (void)state;
+    struct enq a = {rec_a, 0};
+    assert_int_equal(lucy_store_write(store, enqueue_write, &a, 0), 0);
+    struct lucy_job j, got;
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    assert_int_equal(j.id, a.job_id);
+    assert_int_equal(j.status, LUCY_JOB_RUNNING);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(lucy_jobs_claim(store, &got), 0);
+    assert_int_equal(got.id, 0); /* nothing else queued */
+
+    struct lucy_job_outcome o = {.status = LUCY_JOB_RETRY_WAIT, .error_type = "file_locked"};
+    snprintf(o.error, sizeof o.error, "locked");
+    int64_t next = 0;
+    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, NULL, 0, &next), 0);
+    assert_true(next > 0);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_RETRY_WAIT);
+    assert_string_equal(got.error_type, "file_locked");
+    assert_int_equal(got.next_retry_at_s, next);
+    long long locked = 0;
+    assert_int_equal(lucy_jobs_count_locked(store, &locked), 0);
+    assert_int_equal(locked, 1);
+
+    int changed = -1;
+    assert_int_equal(lucy_jobs_housekeep(store, 0, &changed), 0);
+    assert_int_equal(changed, 0); /* not due yet */
+    assert_int_equal(lucy_store_write(store, set_status, "UPDATE jobs SET next_retry_at_s = 1", 0),
+                     0);
+    assert_int_equal(lucy_jobs_housekeep(store, 0, &changed), 0);
+    assert_int_equal(changed, 1);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_QUEUED);
+
+    assert_int_equal(lucy_jobs_housekeep(store, 1, &changed), 0);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_BLOCKED);
+    assert_string_equal(got.error_type, "disk_critical");
+    assert_int_equal(lucy_jobs_housekeep(store, 0, &changed), 0);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_QUEUED);
+    assert_string_equal(got.error_type, "");
+
+    int queued = 0;
+    assert_int_equal(lucy_jobs_any_queued(store, &queued), 0);
+    assert_true(queued);
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    assert_int_equal(j.attempts, 2);
+    assert_int_equal(lucy_jobs_requeue_running(store), 0);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_QUEUED);
+
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    o = (struct lucy_job_outcome){.status = LUCY_JOB_FAILED, .error_type = "corrupt"};
+    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, NULL, 0, &next), 0);
+    assert_int_equal(next, 0);
+    assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
+    assert_int_equal(got.status, LUCY_JOB_FAILED);
+    enum lucy_job_status st;
+    assert_int_equal(lucy_job_status_parse("no_speech", &st), 0);
+    assert_int_equal(st, LUCY_JOB_NO_SPEECH);
+    assert_string_equal(lucy_job_status_name(LUCY_JOB_RETRY_WAIT), "retry_wait");
+    assert_int_equal(lucy_job_status_parse("none", &st), LUCY_EINVAL);
 }
 
 static void test_backoff_doubles_to_one_hour(void **state)
 {
     (void)state;
-    assert_int_equal(backoff_s(30, 1), 30);
-    assert_int_equal(backoff_s(30, 2), 60);
-    assert_int_equal(backoff_s(30, 3), 120);
-    assert_int_equal(backoff_s(30, 7), 1920);
-    assert_int_equal(backoff_s(30, 8), 3600);
-    assert_int_equal(backoff_s(30, 1000), 3600);
-    assert_int_equal(backoff_s(1, 3), 4);
+    assert_int_equal(lucy_jobs_backoff_s(30, 1), 30);
+    assert_int_equal(lucy_jobs_backoff_s(30, 2), 60);
+    assert_int_equal(lucy_jobs_backoff_s(30, 3), 120);
+    assert_int_equal(lucy_jobs_backoff_s(30, 7), 1920);
+    assert_int_equal(lucy_jobs_backoff_s(30, 8), 3600);
+    assert_int_equal(lucy_jobs_backoff_s(30, 1000), 3600);
+    assert_int_equal(lucy_jobs_backoff_s(1, 3), 4);
 }
 
 static void test_failure_classification(void **state)
 {
     (void)state;
-    struct outcome o;
+    struct lucy_job_outcome o;
     outcome_from_source(&o, LUCY_ELOCKED, 9, "open x: Resource deadlock avoided");
-    assert_string_equal(o.status, "retry_wait");
+    assert_int_equal(o.status, LUCY_JOB_RETRY_WAIT);
     assert_string_equal(o.error_type, "file_locked");
-    assert_true(o.retry);
     assert_non_null(strstr(o.error, "synced"));
 
     outcome_from_source(&o, LUCY_EIO, 1, "read");
-    assert_string_equal(o.status, "retry_wait");
+    assert_int_equal(o.status, LUCY_JOB_RETRY_WAIT);
     outcome_from_source(&o, LUCY_EIO, IO_RETRY_ATTEMPTS, "read");
-    assert_string_equal(o.status, "failed");
-    assert_false(o.retry);
+    assert_int_equal(o.status, LUCY_JOB_FAILED);
 
     outcome_from_source(&o, LUCY_ECORRUPT, 1, "moov atom not found");
-    assert_string_equal(o.status, "failed");
+    assert_int_equal(o.status, LUCY_JOB_FAILED);
     assert_string_equal(o.error_type, "corrupt");
     assert_non_null(strstr(o.error, "moov atom not found"));
 
     outcome_from_source(&o, LUCY_ENOSPC, 1, NULL);
-    assert_string_equal(o.status, "blocked");
-    assert_false(o.retry);
+    assert_int_equal(o.status, LUCY_JOB_BLOCKED);
 
     outcome_from_engine(&o, LUCY_EUNAVAIL, "connection refused");
-    assert_string_equal(o.status, "retry_wait");
+    assert_int_equal(o.status, LUCY_JOB_RETRY_WAIT);
     outcome_from_engine(&o, LUCY_EINVAL, "bad model");
-    assert_string_equal(o.status, "failed");
+    assert_int_equal(o.status, LUCY_JOB_FAILED);
     assert_string_equal(o.error_type, "asr_failed");
 }
 
@@ -175,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_once_per_recording, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
         cmocka_unit_test(test_backoff_doubles_to_one_hour),
         cmocka_unit_test(test_failure_classification),
         cmocka_unit_test(test_creation_time),

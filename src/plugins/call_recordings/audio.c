@@ -38,6 +38,7 @@
 #include "../../lucy.h"
 #include "../../store/store.h"
 #include "plugin.h"
+#include "scan_int.h"
 
 #define MAX_PATHS 8
 
@@ -162,17 +163,17 @@ struct audio_arg {
 static int audio_read(sqlite3 *db, void *arg)
 {
     struct audio_arg *a = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT r.format, r.size, p.path, p.size, p.mtime_ns"
-                                " FROM recordings r LEFT JOIN recording_paths p"
-                                " ON p.recording_id = r.id WHERE r.id = ?1"
-                                " ORDER BY p.presence = 'present' DESC, p.display_path",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT r.format, r.size, p.path, p.size, p.mtime_ns"
+                              " FROM recordings r LEFT JOIN recording_paths p"
+                              " ON p.recording_id = r.id WHERE r.id = ?1"
+                              " ORDER BY p.presence = 'present' DESC, p.display_path",
+                              &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    int found = 0, err = 0;
+    int found = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct audio_row *r = a->row;
         if (!found) {
@@ -196,7 +197,6 @@ static int audio_read(sqlite3 *db, void *arg)
         r->paths[r->n_paths].mtime_ns = sqlite3_column_int64(st, 4);
         r->n_paths++;
     }
-    sqlite3_finalize(st);
     if (err)
         return err;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -208,11 +208,6 @@ static void audio_row_free(struct audio_row *r)
 {
     for (int i = 0; i < r->n_paths; i++)
         free(r->paths[i].path);
-}
-
-static int lock_errno(int e)
-{
-    return e == EDEADLK || e == EAGAIN || e == EWOULDBLOCK || e == EBUSY || e == ETXTBSY;
 }
 
 /* What opening the paths found, when none could be served. */
@@ -232,9 +227,10 @@ static int open_recording(const struct audio_row *r, uint64_t probe_offset, stru
         int fd = open(r->paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
             int e = errno;
-            o->locked |= lock_errno(e);
+            o->locked |= lucy_scan_is_lock_errno(e);
             o->denied |= e == EACCES || e == EPERM;
-            o->io |= !lock_errno(e) && e != ENOENT && e != ENOTDIR && e != EACCES && e != EPERM;
+            o->io |= !lucy_scan_is_lock_errno(e) && e != ENOENT && e != ENOTDIR && e != EACCES &&
+                     e != EPERM;
             continue;
         }
         struct stat st;
@@ -247,8 +243,8 @@ static int open_recording(const struct audio_row *r, uint64_t probe_offset, stru
         char byte;
         if (r->size > 0 && pread(fd, &byte, 1, (off_t)probe_offset) < 0) {
             int e = errno;
-            o->locked |= lock_errno(e);
-            o->io |= !lock_errno(e);
+            o->locked |= lucy_scan_is_lock_errno(e);
+            o->io |= !lucy_scan_is_lock_errno(e);
             close(fd);
             continue;
         }
@@ -291,11 +287,12 @@ static int valid_id(const char *s)
 
 void lucy_recordings_audio(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
+    struct lucy_recordings *plugin = req->arg;
     const char *id = req->params[0];
     struct audio_row row;
     memset(&row, 0, sizeof row);
     struct audio_arg a = {id, &row};
-    int rc = valid_id(id) ? lucy_store_read(req->ctx->store, audio_read, &a) : LUCY_ENOTFOUND;
+    int rc = valid_id(id) ? lucy_store_read(plugin->ctx->store, audio_read, &a) : LUCY_ENOTFOUND;
     if (rc == LUCY_ENOTFOUND) {
         lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
                               "no recording with id %.80s: ids are the hex SHA-256 of the "

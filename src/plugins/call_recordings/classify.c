@@ -98,6 +98,11 @@ enum lucy_scan_outcome lucy_scan_errno_outcome(int errnum)
     return LUCY_SCAN_IO_ERROR;
 }
 
+int lucy_scan_is_lock_errno(int errnum)
+{
+    return lucy_scan_errno_outcome(errnum) == LUCY_SCAN_LOCKED;
+}
+
 /* Names sync clients and downloaders give files that are not (yet) the
  * real thing: macOS AppleDouble resource forks (`._x`), temporary and
  * partial downloads (`.crdownload` is Chrome's, listed with the others),

@@ -1,7 +1,6 @@
 /*
- * jobs.c - the transcription job table (DESIGN §7), migration 21.
- *
- * A job row moves through these states:
+ * jobs.c - the transcription job table and its state machine (DESIGN §7),
+ * migration 21; the one file that writes `jobs` (see jobs.h).
  *
  *   queued ──► running ──► done | no_speech | failed
  *                 │
@@ -14,7 +13,10 @@
  * index keeps at most one active job per recording, so a repeated request
  * can never start a second transcription. Every change is one statement
  * inside a lucy_store_write() function, so the single store writer thread
- * serialises them: taking a job (queued -> running) is atomic.
+ * serialises them: claiming a job (queued -> running) is atomic.
+ *
+ * The SQL names the statuses literally (the column holds the names); C
+ * code uses enum lucy_job_status and job_statuses[] maps between them.
  */
 #include "jobs.h"
 
@@ -22,106 +24,136 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../clock.h"
 #include "../../error.h"
+#include "../../store/row.h"
 #include "../../store/store.h"
+#include "transcript.h"
 
-int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
-{
-    static const char *const find_sql =
-        "SELECT id FROM jobs WHERE recording_id = ?1 ORDER BY"
-        " status IN ('queued','running','retry_wait','blocked') DESC, id DESC LIMIT 1";
-    static const char *const insert_sql =
-        "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s)"
-        " VALUES (?1, 'queued', ?2, ?2)";
-    if (db == NULL || recording_id == NULL || recording_id[0] == '\0')
-        return LUCY_EINVAL;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, find_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (job_id != NULL)
-            *job_id = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return 0;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
-    rc = sqlite3_prepare_v2(db, insert_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
-    if (job_id != NULL)
-        *job_id = sqlite3_last_insert_rowid(db);
-    return 0;
-}
+#define RETRY_MAX_S 3600 /* backoff cap (DESIGN §7: doubling to 1 h) */
 
-const char *const lucy_jobs_statuses[LUCY_JOBS_N_STATUSES] = {
-    "queued", "running", "retry_wait", "blocked", "done", "no_speech", "failed",
+/* ---- statuses --------------------------------------------------------------- */
+
+static const char *const job_statuses[LUCY_JOB_N_STATUSES] = {
+    [LUCY_JOB_QUEUED] = "queued",
+    [LUCY_JOB_RUNNING] = "running",
+    [LUCY_JOB_RETRY_WAIT] = "retry_wait",
+    [LUCY_JOB_BLOCKED] = "blocked",
+    [LUCY_JOB_DONE] = "done",
+    [LUCY_JOB_NO_SPEECH] = "no_speech",
+    [LUCY_JOB_FAILED] = "failed",
 };
 
-int lucy_jobs_active(const char *status)
+const char *lucy_job_status_name(enum lucy_job_status s)
 {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(status, lucy_jobs_statuses[i]) == 0)
-            return 1;
-    return 0;
+    return (unsigned)s < LUCY_JOB_N_STATUSES ? job_statuses[s] : "unknown";
 }
 
-static const char job_columns[] = "id, recording_id, status, attempts, coalesce(error_type, ''),"
-                                  " coalesce(error, ''), coalesce(next_retry_at_s, 0),"
-                                  " created_at_s, updated_at_s";
-
-static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
+int lucy_job_status_parse(const char *name, enum lucy_job_status *out)
 {
-    const unsigned char *s = sqlite3_column_text(st, col);
-    snprintf(dst, size, "%s", s ? (const char *)s : "");
+    for (int i = 0; name && i < LUCY_JOB_N_STATUSES; i++)
+        if (strcmp(name, job_statuses[i]) == 0) {
+            *out = (enum lucy_job_status)i;
+            return 0;
+        }
+    return LUCY_EINVAL;
 }
 
-/* Fills out from a row selected with job_columns. */
+int lucy_job_status_active(enum lucy_job_status s)
+{
+    return s == LUCY_JOB_QUEUED || s == LUCY_JOB_RUNNING || s == LUCY_JOB_RETRY_WAIT ||
+           s == LUCY_JOB_BLOCKED;
+}
+
+int lucy_job_status_pending(enum lucy_job_status s)
+{
+    return s == LUCY_JOB_QUEUED || s == LUCY_JOB_RUNNING;
+}
+
+static int64_t now_s(void)
+{
+    return lucy_wall_ms() / 1000;
+}
+
+/* ---- rows ------------------------------------------------------------------- */
+
+#define JOB_COLUMNS                                                                                \
+    "SELECT id, recording_id, status, attempts, coalesce(error_type, ''), coalesce(error, ''),"    \
+    " coalesce(next_retry_at_s, 0), created_at_s, updated_at_s FROM jobs"
+
+#define INSERT_QUEUED                                                                              \
+    "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s)"                          \
+    " VALUES (?1, 'queued', ?2, ?2)"
+
+/* Fills out from a row selected with JOB_COLUMNS. The column's CHECK
+ * allows only known names; anything else would read as failed. */
 static void job_from_row(sqlite3_stmt *st, struct lucy_job *out)
 {
     memset(out, 0, sizeof *out);
     out->id = sqlite3_column_int64(st, 0);
-    copy_col(out->recording_id, sizeof out->recording_id, st, 1);
-    copy_col(out->status, sizeof out->status, st, 2);
+    lucy_row_copy(st, 1, out->recording_id, sizeof out->recording_id);
+    if (lucy_job_status_parse((const char *)sqlite3_column_text(st, 2), &out->status) != 0)
+        out->status = LUCY_JOB_FAILED;
     out->attempts = sqlite3_column_int(st, 3);
-    copy_col(out->error_type, sizeof out->error_type, st, 4);
-    copy_col(out->error, sizeof out->error, st, 5);
+    lucy_row_copy(st, 4, out->error_type, sizeof out->error_type);
+    lucy_row_copy(st, 5, out->error, sizeof out->error);
     out->next_retry_at_s = sqlite3_column_int64(st, 6);
     out->created_at_s = sqlite3_column_int64(st, 7);
     out->updated_at_s = sqlite3_column_int64(st, 8);
 }
 
-/* Runs "SELECT job_columns FROM jobs WHERE <where>" bound with one
- * parameter (an id or a recording id) and returns the first row. */
-static int select_job(sqlite3 *db, const char *where, long long id, const char *text,
-                      struct lucy_job *out)
+/* Steps st (a JOB_COLUMNS query, bound) once: 0 and *out, LUCY_ENOTFOUND,
+ * or a store error. */
+static int first_job(sqlite3_stmt *st, struct lucy_job *out)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE %s", job_columns, where);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    if (text)
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
-    if (err == 0)
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         job_from_row(st, out);
-    sqlite3_finalize(st);
-    return err;
+        return 0;
+    }
+    return rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
+}
+
+int lucy_jobs_load(sqlite3 *db, long long id, struct lucy_job *out)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, JOB_COLUMNS " WHERE id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, id);
+    return first_job(st, out);
+}
+
+int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
+{
+    if (db == NULL || recording_id == NULL || recording_id[0] == '\0')
+        return LUCY_EINVAL;
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT id FROM jobs WHERE recording_id = ?1 ORDER BY"
+                              " status IN ('queued','running','retry_wait','blocked') DESC,"
+                              " id DESC LIMIT 1",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (job_id != NULL)
+            *job_id = sqlite3_column_int64(st, 0);
+        return 0;
+    }
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    if ((err = lucy_store_stmt(db, INSERT_QUEUED, &st)) != 0)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_s());
+    if ((err = lucy_row_step_done(st)) != 0)
+        return err;
+    if (job_id != NULL)
+        *job_id = sqlite3_last_insert_rowid(db);
+    return 0;
 }
 
 struct get_arg {
@@ -132,7 +164,7 @@ struct get_arg {
 static int get_read(sqlite3 *db, void *arg)
 {
     struct get_arg *a = arg;
-    return select_job(db, "id = ?1", a->id, NULL, a->out);
+    return lucy_jobs_load(db, a->id, a->out);
 }
 
 int lucy_jobs_get(struct lucy_store *store, long long id, struct lucy_job *out)
@@ -149,36 +181,33 @@ struct request_arg {
 static int request_write(sqlite3 *db, void *arg)
 {
     struct request_arg *a = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM recordings WHERE id = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, "SELECT 1 FROM recordings WHERE id = ?1", &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         return LUCY_ENOTFOUND;
     if (rc != SQLITE_ROW)
         return lucy_store_err(rc);
-    int err = select_job(db,
-                         "recording_id = ?1 AND status IN ('queued','running','retry_wait',"
-                         "'blocked')",
-                         0, a->recording_id, a->out);
+    err = lucy_store_stmt(db,
+                          JOB_COLUMNS " WHERE recording_id = ?1 AND status IN"
+                                      " ('queued','running','retry_wait','blocked')",
+                          &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
+    err = first_job(st, a->out);
     if (err != LUCY_ENOTFOUND)
         return err;
-    rc = sqlite3_prepare_v2(db,
-                            "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s)"
-                            " VALUES (?1, 'queued', ?2, ?2)",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    if ((err = lucy_store_stmt(db, INSERT_QUEUED, &st)) != 0)
+        return err;
     sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
-    return select_job(db, "id = ?1", sqlite3_last_insert_rowid(db), NULL, a->out);
+    sqlite3_bind_int64(st, 2, now_s());
+    if ((err = lucy_row_step_done(st)) != 0)
+        return err;
+    return lucy_jobs_load(db, sqlite3_last_insert_rowid(db), a->out);
 }
 
 int lucy_jobs_request(struct lucy_store *store, const char *recording_id, struct lucy_job *out)
@@ -204,15 +233,16 @@ static json_t *iso_time(int64_t t)
 json_t *lucy_jobs_json(const struct lucy_job *job)
 {
     json_t *o = json_pack("{s:I,s:s,s:s,s:i}", "job_id", (json_int_t)job->id, "recording_id",
-                          job->recording_id, "status", job->status, "attempts", job->attempts);
+                          job->recording_id, "status", lucy_job_status_name(job->status),
+                          "attempts", job->attempts);
     if (!o)
         return NULL;
     json_object_set_new(o, "error_type",
                         job->error_type[0] ? json_string(job->error_type) : json_null());
     json_object_set_new(o, "message", job->error[0] ? json_string(job->error) : json_null());
     json_object_set_new(o, "next_retry_at", iso_time(job->next_retry_at_s));
-    if (strcmp(job->status, "retry_wait") == 0 && job->next_retry_at_s > 0) {
-        int64_t left = job->next_retry_at_s - (int64_t)time(NULL);
+    if (job->status == LUCY_JOB_RETRY_WAIT && job->next_retry_at_s > 0) {
+        int64_t left = job->next_retry_at_s - now_s();
         json_object_set_new(o, "retry_after_s", json_integer(left > 1 ? left : 1));
     }
     json_object_set_new(o, "created_at", iso_time(job->created_at_s));
@@ -223,46 +253,254 @@ json_t *lucy_jobs_json(const struct lucy_job *job)
 static int counts_read(sqlite3 *db, void *arg)
 {
     long long *counts = arg;
-    sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(db, "SELECT status, count(*) FROM jobs GROUP BY status", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, "SELECT status, count(*) FROM jobs GROUP BY status", &st);
+    if (err)
+        return err;
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        for (int i = 0; s && i < LUCY_JOBS_N_STATUSES; i++)
-            if (strcmp(s, lucy_jobs_statuses[i]) == 0)
-                counts[i] = sqlite3_column_int64(st, 1);
+        enum lucy_job_status s;
+        if (lucy_job_status_parse((const char *)sqlite3_column_text(st, 0), &s) == 0)
+            counts[s] = sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
-int lucy_jobs_counts(struct lucy_store *store, long long counts[LUCY_JOBS_N_STATUSES])
+int lucy_jobs_counts(struct lucy_store *store, long long counts[LUCY_JOB_N_STATUSES])
 {
-    memset(counts, 0, sizeof(long long) * LUCY_JOBS_N_STATUSES);
+    memset(counts, 0, sizeof(long long) * LUCY_JOB_N_STATUSES);
     return lucy_store_read(store, counts_read, counts);
+}
+
+/* One integer from a query without parameters. */
+static int read_int64(sqlite3 *db, const char *sql, long long *out)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, sql, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return lucy_store_err(rc);
+    *out = sqlite3_column_int64(st, 0);
+    return 0;
 }
 
 static int locked_read(sqlite3 *db, void *arg)
 {
-    long long *out = arg;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT count(*) FROM jobs WHERE status = 'retry_wait'"
-                                " AND error_type = 'file_locked'",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
+    return read_int64(db,
+                      "SELECT count(*) FROM jobs WHERE status = 'retry_wait'"
+                      " AND error_type = 'file_locked'",
+                      arg);
 }
 
 int lucy_jobs_count_locked(struct lucy_store *store, long long *out)
 {
     *out = 0;
     return lucy_store_read(store, locked_read, out);
+}
+
+/* ---- the state machine -------------------------------------------------------- */
+
+/* Runs sql with ?1 = the current time (Unix s) and ?2 = flag. */
+static int exec_now(sqlite3 *db, const char *sql, int64_t now, int flag)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, sql, &st);
+    if (err)
+        return err;
+    if (sqlite3_bind_parameter_count(st) >= 1)
+        sqlite3_bind_int64(st, 1, now);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int(st, 2, flag);
+    return lucy_row_step_done(st);
+}
+
+static int requeue_write(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    return exec_now(db,
+                    "UPDATE jobs SET status = 'queued', updated_at_s = ?1"
+                    " WHERE status = 'running'",
+                    now_s(), 0);
+}
+
+int lucy_jobs_requeue_running(struct lucy_store *store)
+{
+    return lucy_store_write(store, requeue_write, NULL, 0);
+}
+
+struct housekeeping {
+    int64_t now_s; /* wall clock */
+    int critical;  /* disk critical now */
+    int changed;   /* out: rows to change */
+};
+
+static int housekeeping_needed(sqlite3 *db, void *arg)
+{
+    struct housekeeping *h = arg;
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(
+        db,
+        "SELECT count(*) FROM jobs WHERE (status = 'retry_wait' AND next_retry_at_s <= ?1)"
+        " OR (status = 'blocked' AND ?2 = 0) OR (status = 'queued' AND ?2 = 1)",
+        &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, h->now_s);
+    sqlite3_bind_int(st, 2, h->critical);
+    int rc = sqlite3_step(st);
+    h->changed = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    return rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
+}
+
+static int housekeeping_write(sqlite3 *db, void *arg)
+{
+    struct housekeeping *h = arg;
+    int err = exec_now(db,
+                       "UPDATE jobs SET status = 'queued', updated_at_s = ?1"
+                       " WHERE status = 'retry_wait' AND next_retry_at_s <= ?1",
+                       h->now_s, 0);
+    if (err == 0 && !h->critical)
+        err = exec_now(db,
+                       "UPDATE jobs SET status = 'queued', error_type = NULL, error = NULL,"
+                       " updated_at_s = ?1 WHERE status = 'blocked'",
+                       h->now_s, 0);
+    if (err == 0 && h->critical)
+        err = exec_now(db,
+                       "UPDATE jobs SET status = 'blocked', error_type = 'disk_critical',"
+                       " error = 'the disk is critical: transcription is paused and resumes"
+                       " by itself when space is freed', updated_at_s = ?1"
+                       " WHERE status = 'queued'",
+                       h->now_s, 0);
+    return err;
+}
+
+int lucy_jobs_housekeep(struct lucy_store *store, int disk_critical, int *changed)
+{
+    struct housekeeping h = {.now_s = now_s(), .critical = disk_critical};
+    *changed = 0;
+    int err = lucy_store_read(store, housekeeping_needed, &h);
+    if (err == 0 && h.changed > 0)
+        err = lucy_store_write(store, housekeeping_write, &h, 0);
+    if (err == 0)
+        *changed = h.changed;
+    return err;
+}
+
+static int any_queued_read(sqlite3 *db, void *arg)
+{
+    long long n = 0;
+    int err = read_int64(db, "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued')", &n);
+    *(int *)arg = (int)n;
+    return err;
+}
+
+int lucy_jobs_any_queued(struct lucy_store *store, int *out)
+{
+    *out = 0;
+    return lucy_store_read(store, any_queued_read, out);
+}
+
+static int claim_write(sqlite3 *db, void *arg)
+{
+    struct lucy_job *job = arg;
+    sqlite3_stmt *st;
+    memset(job, 0, sizeof *job);
+    int err = lucy_store_stmt(db,
+                              "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
+                              " updated_at_s = ?1 WHERE id = (SELECT id FROM jobs"
+                              " WHERE status = 'queued' ORDER BY id LIMIT 1)"
+                              " RETURNING id, recording_id, attempts",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, now_s());
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        job->id = sqlite3_column_int64(st, 0);
+        lucy_row_copy(st, 1, job->recording_id, sizeof job->recording_id);
+        job->attempts = sqlite3_column_int(st, 2);
+        job->status = LUCY_JOB_RUNNING;
+        rc = sqlite3_step(st);
+    }
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+int lucy_jobs_claim(struct lucy_store *store, struct lucy_job *out)
+{
+    return lucy_store_write(store, claim_write, out, 0);
+}
+
+int64_t lucy_jobs_backoff_s(int base_s, int attempts)
+{
+    int64_t d = base_s;
+    for (int i = 1; i < attempts && d < RETRY_MAX_S; i++)
+        d *= 2;
+    return d < RETRY_MAX_S ? d : RETRY_MAX_S;
+}
+
+struct finish {
+    const struct lucy_job *job;       /* as claimed */
+    const struct lucy_job_outcome *o; /* new state */
+    int64_t now_s, next_retry_at_s;   /* wall clock; retry time or 0 */
+    const struct lucy_transcript *t;  /* done / no_speech: what to store */
+    const char *title;                /* for the index documents */
+    int64_t time_s;                   /* ditto */
+};
+
+static int finish_write(sqlite3 *db, void *arg)
+{
+    const struct finish *f = arg;
+    if (f->t) {
+        struct lucy_transcript_meta m = {
+            .recording_id = f->job->recording_id,
+            .job_id = f->job->id,
+            .title = f->title,
+            .time_s = f->time_s,
+            .now_s = f->now_s,
+        };
+        int err = lucy_transcript_put(db, f->t, &m);
+        if (err)
+            return err;
+    }
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "UPDATE jobs SET status = ?2, error_type = ?3, error = ?4,"
+                              " next_retry_at_s = ?5, updated_at_s = ?6 WHERE id = ?1",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, f->job->id);
+    sqlite3_bind_text(st, 2, lucy_job_status_name(f->o->status), -1, SQLITE_STATIC);
+    if (f->o->error_type) {
+        sqlite3_bind_text(st, 3, f->o->error_type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, f->o->error, -1, SQLITE_STATIC);
+    }
+    if (f->next_retry_at_s > 0)
+        sqlite3_bind_int64(st, 5, f->next_retry_at_s);
+    sqlite3_bind_int64(st, 6, f->now_s);
+    return lucy_row_step_done(st);
+}
+
+int lucy_jobs_finish(struct lucy_store *store, const struct lucy_job *job,
+                     const struct lucy_job_outcome *o, int retry_base_s,
+                     const struct lucy_transcript *t, const char *title, int64_t time_s,
+                     int64_t *next_retry_at_s)
+{
+    int64_t now = now_s();
+    struct finish f = {
+        .job = job,
+        .o = o,
+        .now_s = now,
+        .next_retry_at_s = o->status == LUCY_JOB_RETRY_WAIT
+                               ? now + lucy_jobs_backoff_s(retry_base_s, job->attempts)
+                               : 0,
+        .t = t,
+        .title = title,
+        .time_s = time_s,
+    };
+    if (next_retry_at_s)
+        *next_retry_at_s = f.next_retry_at_s;
+    return lucy_store_write(store, finish_write, &f, 0);
 }

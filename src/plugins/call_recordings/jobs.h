@@ -1,14 +1,15 @@
 /*
- * jobs.h - transcription jobs (DESIGN §7), stored in table `jobs`
- * (migration 21 in store/schema.c), and the worker pool that runs them.
+ * jobs.h - transcription jobs (DESIGN §7): the job table `jobs`
+ * (migration 21 in store/schema.c) and its state machine, owned by jobs.c;
+ * and the worker pool that runs them (worker.c).
  *
  * One job per recording at a time; a worker pool of LUCY_ASR_WORKERS
- * threads ("asr-worker") takes queued jobs, decodes the recording (with
+ * threads ("asr-worker") claims queued jobs, decodes the recording (with
  * the read-first-block check and copy-before-transcribe for locked files),
- * runs the ASR engine, stores the transcript and its segments and queues
- * them for the search index (lucy_outbox_put) in one store write.
+ * runs the ASR engine, and finishes the job: its new state, and on success
+ * the transcript (transcript.h), in one store write.
  *
- * Job states (column `status`):
+ * Job states (enum lucy_job_status; column `status` holds the names):
  *   queued      waiting for a worker
  *   running     a worker has it
  *   retry_wait  failed for a reason that passes (file locked by a sync
@@ -23,6 +24,11 @@
  * The first four are "active": at most one per recording (a partial
  * UNIQUE index), so a repeated request never starts a second
  * transcription.
+ *
+ * Every change is one store write; the single store writer thread
+ * serialises them, so claiming a job (queued -> running) is atomic and two
+ * workers never take the same job. No other file has SQL on `jobs` except
+ * read-only joins (recording.c: a recording's latest status).
  */
 #ifndef LUCY_JOBS_H
 #define LUCY_JOBS_H
@@ -33,6 +39,34 @@
 
 struct lucy_ctx;
 struct lucy_store;
+struct lucy_transcript;
+
+/* A job's state, in the order of the column's CHECK list; the first four
+ * are active. */
+enum lucy_job_status {
+    LUCY_JOB_QUEUED,
+    LUCY_JOB_RUNNING,
+    LUCY_JOB_RETRY_WAIT,
+    LUCY_JOB_BLOCKED,
+    LUCY_JOB_DONE,
+    LUCY_JOB_NO_SPEECH,
+    LUCY_JOB_FAILED,
+    LUCY_JOB_N_STATUSES
+};
+
+/* The stored and API name of a status ("retry_wait"); "unknown" when out
+ * of range. Static string. Thread-safe. */
+const char *lucy_job_status_name(enum lucy_job_status s);
+
+/* The status named name. 0 and *out, or LUCY_EINVAL for a name that is
+ * not a job status. Thread-safe. */
+int lucy_job_status_parse(const char *name, enum lucy_job_status *out);
+
+/* 1 when s is queued, running, retry_wait or blocked. */
+int lucy_job_status_active(enum lucy_job_status s);
+
+/* 1 when s is queued or running: the job has not ended or paused yet. */
+int lucy_job_status_pending(enum lucy_job_status s);
 
 /* Queues a transcription of recording_id (hex SHA-256, the recording's
  * id) unless the recording already has a job: an active one (queued,
@@ -47,22 +81,22 @@ int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id);
 
 /* One row of `jobs`. Times are Unix seconds; 0 = not set. */
 struct lucy_job {
-    long long id;            /* job id */
-    char recording_id[72];   /* hex SHA-256 of the recording's content */
-    char status[16];         /* see the state list above */
-    int attempts;            /* how many times a worker took it */
-    char error_type[32];     /* "file_locked", "corrupt", ... or "" */
-    char error[512];         /* what went wrong and what to do, or "" */
-    int64_t next_retry_at_s; /* retry_wait: when it is queued again */
-    int64_t created_at_s;    /* when it was queued */
-    int64_t updated_at_s;    /* last change */
+    long long id;                /* job id */
+    char recording_id[72];       /* hex SHA-256 of the recording's content */
+    enum lucy_job_status status; /* see the state list above */
+    int attempts;                /* how many times a worker took it */
+    char error_type[32];         /* "file_locked", "corrupt", ... or "" */
+    char error[512];             /* what went wrong and what to do, or "" */
+    int64_t next_retry_at_s;     /* retry_wait: when it is queued again */
+    int64_t created_at_s;        /* when it was queued */
+    int64_t updated_at_s;        /* last change */
 };
-
-/* 1 when status is queued, running, retry_wait or blocked. */
-int lucy_jobs_active(const char *status);
 
 /* Reads job id. 0, LUCY_ENOTFOUND, or a store error. Thread-safe. */
 int lucy_jobs_get(struct lucy_store *store, long long id, struct lucy_job *out);
+
+/* lucy_jobs_get() inside a store read or write function, on its db. */
+int lucy_jobs_load(sqlite3 *db, long long id, struct lucy_job *out);
 
 /* For POST /recordings/{id}/transcribe: returns the recording's active job
  * if it has one, else queues a new one. 0 and *out; LUCY_ENOTFOUND when no
@@ -76,13 +110,56 @@ int lucy_jobs_request(struct lucy_store *store, const char *recording_id, struct
  * created_at, updated_at. */
 json_t *lucy_jobs_json(const struct lucy_job *job);
 
-/* Number of jobs per status, in the order of lucy_jobs_statuses[]. */
-extern const char *const lucy_jobs_statuses[];
-#define LUCY_JOBS_N_STATUSES 7
-int lucy_jobs_counts(struct lucy_store *store, long long counts[LUCY_JOBS_N_STATUSES]);
+/* Number of jobs per status, indexed by enum lucy_job_status. */
+int lucy_jobs_counts(struct lucy_store *store, long long counts[LUCY_JOB_N_STATUSES]);
 
 /* Count of retry_wait jobs whose error_type is file_locked. */
 int lucy_jobs_count_locked(struct lucy_store *store, long long *out);
+
+/* ---- the state machine, for the worker pool -------------------------------- */
+
+/* Jobs a crashed run left running go back to queued. 0 or a store error
+ * (LUCY_ENOSPC on a full disk: retry later). Thread-safe. */
+int lucy_jobs_requeue_running(struct lucy_store *store);
+
+/* The periodic transitions: retry_wait jobs whose time has come -> queued;
+ * with disk_critical, queued -> blocked; without, blocked -> queued. Reads
+ * first and writes (one group commit) only when a row has to change, so an
+ * idle pool does not fsync every second. 0 and *changed (rows that had to
+ * change), or a store error. Thread-safe. */
+int lucy_jobs_housekeep(struct lucy_store *store, int disk_critical, int *changed);
+
+/* 1 in *out when some job is queued. 0 or a store error. Thread-safe. */
+int lucy_jobs_any_queued(struct lucy_store *store, int *out);
+
+/* Claims the oldest queued job: queued -> running, attempts + 1, in one
+ * store write. 0 and *out (out->id 0 = none was queued), or a store error.
+ * Thread-safe; two callers never get the same job. */
+int lucy_jobs_claim(struct lucy_store *store, struct lucy_job *out);
+
+/* Backoff before retry number attempts (1-based): base_s * 2^(attempts-1)
+ * seconds, capped at one hour. Pure. */
+int64_t lucy_jobs_backoff_s(int base_s, int attempts);
+
+/* How a run of a job ended. */
+struct lucy_job_outcome {
+    enum lucy_job_status status; /* RETRY_WAIT, BLOCKED, DONE, NO_SPEECH or FAILED */
+    const char *error_type;      /* static; NULL on success */
+    char error[512];             /* what happened and what to do ("" on success) */
+};
+
+/* Finishes a claimed job (job: as lucy_jobs_claim() gave it) with outcome
+ * o, in ONE store write: with t (DONE / NO_SPEECH), the transcript, its
+ * segments and their index documents (transcript.h; title and time_s for
+ * the documents), then the job's new state. A RETRY_WAIT job is due again
+ * after lucy_jobs_backoff_s(retry_base_s, job->attempts); *next_retry_at_s
+ * (may be NULL) gets that time (Unix s) or 0. Returns 0 or a store error
+ * (LUCY_ENOSPC: nothing was written). Thread-safe; t and title are the
+ * caller's. */
+int lucy_jobs_finish(struct lucy_store *store, const struct lucy_job *job,
+                     const struct lucy_job_outcome *o, int retry_base_s,
+                     const struct lucy_transcript *t, const char *title, int64_t time_s,
+                     int64_t *next_retry_at_s);
 
 /* ---- the worker pool (worker.c) ----------------------------------------- */
 

@@ -20,7 +20,7 @@
 #include "../../lucy.h"
 #include "jobs.h"
 #include "plugin.h"
-#include "scan.h"
+#include "scan_int.h"
 
 #define CHECK_INTERVAL_MS 2000
 #define CHECK_TIMEOUT_MS  1000
@@ -69,14 +69,17 @@ static void check_jobs(void *arg, int timeout_ms, struct lucy_check_report *out)
 {
     (void)timeout_ms;
     struct lucy_recordings *r = arg;
-    long long counts[LUCY_JOBS_N_STATUSES], locked = 0;
+    long long counts[LUCY_JOB_N_STATUSES], locked = 0;
     if (lucy_jobs_counts(r->ctx->store, counts) != 0 ||
         lucy_jobs_count_locked(r->ctx->store, &locked) != 0) {
         lucy_check_add(out, "queue", LUCY_HEALTH_WARN, 0, "jobs",
                        "cannot read the job queue from the store; see store:writable");
         return;
     }
-    long long active = counts[0] + counts[1] + counts[2] + counts[3], blocked = counts[3];
+    long long active = 0, blocked = counts[LUCY_JOB_BLOCKED];
+    for (int i = 0; i < LUCY_JOB_N_STATUSES; i++)
+        if (lucy_job_status_active((enum lucy_job_status)i))
+            active += counts[i];
     struct lucy_jobs_stats st;
     lucy_jobs_pool_stats(r->pool, &st);
     if (blocked > 0)
@@ -106,16 +109,13 @@ static void metrics(void *arg, FILE *out)
     struct lucy_recordings *r = arg;
     json_t *s = r->scanner ? lucy_scanner_last_summary(r->scanner) : NULL;
     if (s) {
-        static const char *const outcomes[] = {
-            "new",         "changed", "unchanged",         "locked",   "placeholder", "ignored",
-            "changing",    "corrupt", "permission_denied", "io_error", "unsupported", "missing",
-            "unavailable",
-        };
         fprintf(out, "# HELP lucy_scan_files Files by outcome in the last scan.\n"
                      "# TYPE lucy_scan_files gauge\n");
-        for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
-            fprintf(out, "lucy_scan_files{outcome=\"%s\"} %lld\n", outcomes[i],
-                    (long long)summary_int(s, outcomes[i]));
+        for (int i = 0; i < LUCY_SCAN_N_OUTCOMES; i++) {
+            const char *outcome = lucy_scan_outcome_name((enum lucy_scan_outcome)i);
+            fprintf(out, "lucy_scan_files{outcome=\"%s\"} %lld\n", outcome,
+                    (long long)summary_int(s, outcome));
+        }
         fprintf(out, "# TYPE lucy_scan_errors gauge\n");
         const char *name;
         json_t *v;
@@ -131,11 +131,12 @@ static void metrics(void *arg, FILE *out)
                 (long long)summary_int(s, "files_seen"));
         json_decref(s);
     }
-    long long counts[LUCY_JOBS_N_STATUSES];
+    long long counts[LUCY_JOB_N_STATUSES];
     if (lucy_jobs_counts(r->ctx->store, counts) == 0) {
         fprintf(out, "# HELP lucy_jobs Transcription jobs by status.\n# TYPE lucy_jobs gauge\n");
-        for (int i = 0; i < LUCY_JOBS_N_STATUSES; i++)
-            fprintf(out, "lucy_jobs{status=\"%s\"} %lld\n", lucy_jobs_statuses[i], counts[i]);
+        for (int i = 0; i < LUCY_JOB_N_STATUSES; i++)
+            fprintf(out, "lucy_jobs{status=\"%s\"} %lld\n",
+                    lucy_job_status_name((enum lucy_job_status)i), counts[i]);
     }
     struct lucy_jobs_stats st;
     lucy_jobs_pool_stats(r->pool, &st);

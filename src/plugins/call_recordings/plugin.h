@@ -19,8 +19,8 @@ struct lucy_jobs_pool;
 
 extern const struct lucy_plugin lucy_call_recordings_plugin;
 
-/* The plugin's state: one per process (the routes find it through
- * lucy_recordings_routes_register()). */
+/* The plugin's state: one per process; the route handlers get it as
+ * req->arg (lucy_recordings_routes_register()). */
 struct lucy_recordings {
     struct lucy_ctx *ctx;         /* daemon context (not owned) */
     struct lucy_scanner *scanner; /* NULL without LUCY_RECORDINGS_DIRS */
@@ -38,7 +38,8 @@ struct lucy_http_request;
 struct lucy_http_response;
 
 /* GET /recordings/{id}/audio (audio.c): the recording's file by id, with
- * HTTP range requests; 423 while a sync client holds it. Thread-safe. */
+ * HTTP range requests; 423 while a sync client holds it. req->arg is the
+ * plugin's struct lucy_recordings. Thread-safe. */
 void lucy_recordings_audio(struct lucy_http_request *req, struct lucy_http_response *resp);
 
 #endif

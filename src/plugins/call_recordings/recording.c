@@ -2,8 +2,9 @@
  * recording.c - recordings as the worker and the API read them back.
  *
  * The scanner owns `recordings` and `recording_paths` (migration 20); this
- * file only reads them, together with the job tables of migration 21. All
- * the SQL that depends on the scanner's column names is in this file.
+ * file only reads them. All the SQL that depends on the scanner's column
+ * names is in this file; the latest job and the transcript of a recording
+ * come from their owners (jobs.c, transcript.c).
  *
  * transcript_status is the status of the recording's latest job ("none"
  * when it never had one), so a re-transcription in progress shows as
@@ -20,6 +21,7 @@
 #include "../../error.h"
 #include "../../store/store.h"
 #include "jobs.h"
+#include "transcript.h"
 
 /* ---- time tags ------------------------------------------------------------ */
 
@@ -79,35 +81,30 @@ static int info_read(sqlite3 *db, void *arg)
 {
     struct info_arg *a = arg;
     struct lucy_recording_info *info = a->out;
-    sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(db,
-                           "SELECT mtime_ns / 1000000000, json_extract(tags, '$.creation_time')"
-                           " FROM recordings WHERE id = ?1",
-                           -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT mtime_ns / 1000000000, json_extract(tags, '$.creation_time')"
+                              " FROM recordings WHERE id = ?1",
+                              &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
-    }
     int64_t t = 0;
     info->time_s = sqlite3_column_int64(st, 0);
     const char *created = (const char *)sqlite3_column_text(st, 1);
     if (created && lucy_recording_parse_time(created, &t) == 0)
         info->time_s = t;
-    sqlite3_finalize(st);
 
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT path, display_path FROM recording_paths WHERE recording_id = ?1"
-                            " ORDER BY presence = 'present' DESC, display_path",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    err = lucy_store_stmt(db,
+                          "SELECT path, display_path FROM recording_paths WHERE recording_id = ?1"
+                          " ORDER BY presence = 'present' DESC, display_path",
+                          &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    int err = 0;
     while (info->n_paths < LUCY_RECORDING_MAX_PATHS && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const void *path = sqlite3_column_blob(st, 0);
         int len = sqlite3_column_bytes(st, 0);
@@ -117,8 +114,7 @@ static int info_read(sqlite3 *db, void *arg)
         if (!p || !d) {
             free(p);
             free(d);
-            err = LUCY_ENOMEM;
-            break;
+            return LUCY_ENOMEM;
         }
         memcpy(p, path, (size_t)len);
         p[len] = '\0';
@@ -126,9 +122,6 @@ static int info_read(sqlite3 *db, void *arg)
         info->paths[info->n_paths].display = d;
         info->n_paths++;
     }
-    sqlite3_finalize(st);
-    if (err)
-        return err;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return lucy_store_err(rc);
     if (info->n_paths > 0)
@@ -158,14 +151,15 @@ void lucy_recording_info_free(struct lucy_recording_info *info)
 
 /* ---- API view --------------------------------------------------------------- */
 
-/* The columns of one recording in the API, after `id`. */
-static const char recording_select[] =
-    "SELECT r.id, r.size, r.mtime_ns, r.duration_s, r.codec, r.sample_rate, r.channels,"
-    " r.bit_rate, r.tags, r.scan_status,"
-    " coalesce((SELECT j.status FROM jobs j WHERE j.recording_id = r.id"
-    "  ORDER BY j.id DESC LIMIT 1), 'none') AS transcript_status,"
-    " (SELECT j.id FROM jobs j WHERE j.recording_id = r.id ORDER BY j.id DESC LIMIT 1)"
-    " FROM recordings r";
+/* The columns of one recording in the API. transcript_status is the
+ * latest job's status (a read-only join on jobs.c's table). */
+#define RECORDING_SELECT                                                                           \
+    "SELECT r.id, r.size, r.mtime_ns, r.duration_s, r.codec, r.sample_rate, r.channels,"           \
+    " r.bit_rate, r.tags, r.scan_status,"                                                          \
+    " coalesce((SELECT j.status FROM jobs j WHERE j.recording_id = r.id"                           \
+    "  ORDER BY j.id DESC LIMIT 1), 'none') AS transcript_status,"                                 \
+    " (SELECT j.id FROM jobs j WHERE j.recording_id = r.id ORDER BY j.id DESC LIMIT 1)"            \
+    " FROM recordings r"
 
 static json_t *text_or_null(sqlite3_stmt *st, int col)
 {
@@ -176,24 +170,24 @@ static json_t *text_or_null(sqlite3_stmt *st, int col)
 static json_t *paths_json(sqlite3 *db, const char *id, int *err)
 {
     json_t *arr = json_array();
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT display_path, presence FROM recording_paths"
-                                " WHERE recording_id = ?1 ORDER BY display_path",
-                                -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(arr, json_pack("{s:o,s:o}", "path", text_or_null(st, 0),
-                                                 "presence", text_or_null(st, 1)));
-    }
-    sqlite3_finalize(st);
+    sqlite3_stmt *st;
+    *err = lucy_store_stmt(db,
+                           "SELECT display_path, presence FROM recording_paths"
+                           " WHERE recording_id = ?1 ORDER BY display_path",
+                           &st);
+    if (*err)
+        return arr;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_pack("{s:o,s:o}", "path", text_or_null(st, 0), "presence",
+                                             text_or_null(st, 1)));
     *err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
     return arr;
 }
 
-/* A recording row (recording_select) as JSON; full adds paths, the
- * transcript and the latest job. */
+/* A recording row (RECORDING_SELECT) as JSON; full adds the transcript
+ * and the latest job. */
 static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
 {
     *err = 0;
@@ -221,80 +215,18 @@ static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
         return o;
 
     /* The latest job, for the UI (status, next retry). */
-    if (sqlite3_column_type(st, 11) != SQLITE_NULL) {
-        struct lucy_job job;
-        sqlite3_stmt *js = NULL;
-        int rc = sqlite3_prepare_v2(db,
-                                    "SELECT id, recording_id, status, attempts,"
-                                    " coalesce(error_type, ''), coalesce(error, ''),"
-                                    " coalesce(next_retry_at_s, 0), created_at_s, updated_at_s"
-                                    " FROM jobs WHERE id = ?1",
-                                    -1, &js, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(js, 1, sqlite3_column_int64(st, 11));
-            if (sqlite3_step(js) == SQLITE_ROW) {
-                memset(&job, 0, sizeof job);
-                job.id = sqlite3_column_int64(js, 0);
-                snprintf(job.recording_id, sizeof job.recording_id, "%s",
-                         (const char *)sqlite3_column_text(js, 1));
-                snprintf(job.status, sizeof job.status, "%s",
-                         (const char *)sqlite3_column_text(js, 2));
-                job.attempts = sqlite3_column_int(js, 3);
-                snprintf(job.error_type, sizeof job.error_type, "%s",
-                         (const char *)sqlite3_column_text(js, 4));
-                snprintf(job.error, sizeof job.error, "%s",
-                         (const char *)sqlite3_column_text(js, 5));
-                job.next_retry_at_s = sqlite3_column_int64(js, 6);
-                job.created_at_s = sqlite3_column_int64(js, 7);
-                job.updated_at_s = sqlite3_column_int64(js, 8);
-                json_t *jj = lucy_jobs_json(&job);
-                json_object_set_new(o, "job", jj);
-                json_object_set(o, "next_retry_at", json_object_get(jj, "next_retry_at"));
-            }
-        }
-        sqlite3_finalize(js);
+    struct lucy_job job;
+    if (sqlite3_column_type(st, 11) != SQLITE_NULL &&
+        lucy_jobs_load(db, sqlite3_column_int64(st, 11), &job) == 0) {
+        json_t *jj = lucy_jobs_json(&job);
+        json_object_set_new(o, "job", jj);
+        json_object_set(o, "next_retry_at", json_object_get(jj, "next_retry_at"));
     }
 
-    /* The transcript and its segments. */
-    sqlite3_stmt *ts = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT text, engine, model, language, duration_s, rtf"
-                                " FROM transcripts WHERE recording_id = ?1",
-                                -1, &ts, NULL);
-    if (rc != SQLITE_OK) {
-        *err = lucy_store_err(rc);
-        return o;
-    }
-    sqlite3_bind_text(ts, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(ts);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(ts);
-        json_object_set_new(o, "transcript", json_null());
-        *err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
-        return o;
-    }
-    json_t *t = json_pack("{s:o,s:o,s:o,s:o,s:f,s:f}", "text", text_or_null(ts, 0), "engine",
-                          text_or_null(ts, 1), "model", text_or_null(ts, 2), "language",
-                          text_or_null(ts, 3), "duration_s", sqlite3_column_double(ts, 4), "rtf",
-                          sqlite3_column_double(ts, 5));
-    sqlite3_finalize(ts);
-    json_t *segs = json_array();
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT t0_ms, t1_ms, text FROM segments WHERE recording_id = ?1"
-                            " ORDER BY idx",
-                            -1, &ts, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(ts, 1, id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(ts)) == SQLITE_ROW)
-            json_array_append_new(segs, json_pack("{s:I,s:I,s:o}", "t0_ms",
-                                                  (json_int_t)sqlite3_column_int64(ts, 0), "t1_ms",
-                                                  (json_int_t)sqlite3_column_int64(ts, 1), "text",
-                                                  text_or_null(ts, 2)));
-    }
-    sqlite3_finalize(ts);
-    json_object_set_new(t, "segments", segs);
-    json_object_set_new(o, "transcript", t);
-    *err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    json_t *t = NULL;
+    *err = lucy_transcript_json(db, id, &t);
+    if (t)
+        json_object_set_new(o, "transcript", t);
     return o;
 }
 
@@ -306,15 +238,13 @@ struct one_arg {
 static int one_read(sqlite3 *db, void *arg)
 {
     struct one_arg *a = arg;
-    char sql[1024];
-    snprintf(sql, sizeof sql, "%s WHERE r.id = ?1", recording_select);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, RECORDING_SELECT " WHERE r.id = ?1", &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
+    int rc = sqlite3_step(st);
+    err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
     if (err == 0) {
         *a->out = row_json(db, st, 1, &err);
         if (err) {
@@ -322,7 +252,6 @@ static int one_read(sqlite3 *db, void *arg)
             *a->out = NULL;
         }
     }
-    sqlite3_finalize(st);
     return err;
 }
 
@@ -342,22 +271,21 @@ struct list_arg {
 static int list_read(sqlite3 *db, void *arg)
 {
     struct list_arg *a = arg;
-    char sql[1400];
+    sqlite3_stmt *st;
     /* ?2 status filter on either status; ?1 cursor (exclusive). */
-    snprintf(sql, sizeof sql,
-             "SELECT * FROM (%s WHERE r.id > ?1) WHERE ?2 IS NULL OR scan_status = ?2"
-             " OR transcript_status = ?2 ORDER BY id LIMIT ?3",
-             recording_select);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return lucy_store_err(rc);
+    int err = lucy_store_stmt(db,
+                              "SELECT * FROM (" RECORDING_SELECT " WHERE r.id > ?1)"
+                              " WHERE ?2 IS NULL OR scan_status = ?2"
+                              " OR transcript_status = ?2 ORDER BY id LIMIT ?3",
+                              &st);
+    if (err)
+        return err;
     sqlite3_bind_text(st, 1, a->cursor ? a->cursor : "", -1, SQLITE_STATIC);
     if (a->status)
         sqlite3_bind_text(st, 2, a->status, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, a->limit + 1); /* one more: is there a next page? */
     json_t *list = json_array();
-    int err = 0, n = 0;
+    int n = 0, rc;
     json_t *next = json_null();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == a->limit) {
@@ -373,7 +301,6 @@ static int list_read(sqlite3 *db, void *arg)
     }
     if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = lucy_store_err(rc);
-    sqlite3_finalize(st);
     if (err) {
         json_decref(list);
         json_decref(next);

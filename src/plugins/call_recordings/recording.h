@@ -1,8 +1,8 @@
 /*
  * recording.h - reading recordings back from the store for the worker and
  * the routes: tables `recordings` and `recording_paths` (migration 20,
- * written by the scanner) joined with `jobs`, `transcripts` and `segments`
- * (migration 21).
+ * written by the scanner), with each recording's latest job (jobs.h) and
+ * its transcript (transcript.h).
  */
 #ifndef LUCY_RECORDING_H
 #define LUCY_RECORDING_H

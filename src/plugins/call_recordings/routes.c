@@ -22,6 +22,9 @@
  * and retries by itself. ?wait=1 blocks until the job ends, at most
  * WAIT_MAX_S, and only in up to half of the HTTP threads at a time (the
  * rest answer 202 at once) so waiting clients cannot starve the pool.
+ *
+ * Every handler reaches the plugin's state as req->arg (the struct
+ * lucy_recordings given to lucy_http_add_routes()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,13 +42,11 @@
 #include "jobs.h"
 #include "plugin.h"
 #include "recording.h"
-#include "scan.h"
+#include "scan_int.h"
 
 #define WAIT_MAX_S         120 /* ?wait=1 bound */
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX     500
-
-static struct lucy_recordings *plugin; /* set once at start-up */
 
 /* A recording id is 64 lowercase hex digits (SHA-256). */
 static int valid_id(const char *s)
@@ -72,6 +73,7 @@ static void reply_no_recording(struct lucy_http_response *resp, const char *id)
  * status (jobs.h) or "none" when it never had a job. */
 static const char *const scan_statuses[] = {"ok", "missing", "unavailable"};
 #define N_SCAN_STATUSES (sizeof scan_statuses / sizeof scan_statuses[0])
+#define NO_TRANSCRIPT   "none" /* transcript_status of a recording without a job */
 
 /* The i-th accepted status, NULL past the last. */
 static const char *accepted_status(size_t i)
@@ -79,9 +81,9 @@ static const char *accepted_status(size_t i)
     if (i < N_SCAN_STATUSES)
         return scan_statuses[i];
     i -= N_SCAN_STATUSES;
-    if (i < LUCY_JOBS_N_STATUSES)
-        return lucy_jobs_statuses[i];
-    return i == LUCY_JOBS_N_STATUSES ? "none" : NULL;
+    if (i < LUCY_JOB_N_STATUSES)
+        return lucy_job_status_name((enum lucy_job_status)i);
+    return i == LUCY_JOB_N_STATUSES ? NO_TRANSCRIPT : NULL;
 }
 
 static int status_known(const char *status)
@@ -171,7 +173,7 @@ static void get_recording(struct lucy_http_request *req, struct lucy_http_respon
 
 static void scan_now(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    (void)req;
+    struct lucy_recordings *plugin = req->arg;
     if (!plugin->scanner) {
         lucy_http_reply_error(resp, LUCY_HTTP_NOT_CONFIGURED, 60,
                               "no folders to scan: set LUCY_RECORDINGS_DIRS (or --recordings "
@@ -227,7 +229,7 @@ static void reply_job_error(struct lucy_http_response *resp, const struct lucy_j
     json_t *body =
         json_pack("{s:s,s:s}", "error_type", lucy_http_error_name(type), "message", message);
     json_object_set_new(body, "job_id", json_integer(job->id));
-    json_object_set_new(body, "status", json_string(job->status));
+    json_object_set_new(body, "status", json_string(lucy_job_status_name(job->status)));
     json_object_set_new(body, "job", lucy_jobs_json(job));
     int status = lucy_http_error_status(type);
     if (status == 423 || status == 429 || status == 503 || status == 507) {
@@ -268,8 +270,7 @@ static int all_paths_locked(struct lucy_store *store, const char *id)
             other++;
             break;
         }
-        if (errno == EDEADLK || errno == EAGAIN || errno == EWOULDBLOCK || errno == EBUSY ||
-            errno == ETXTBSY)
+        if (lucy_scan_is_lock_errno(errno))
             locked++;
     }
     lucy_recording_info_free(&info);
@@ -297,7 +298,7 @@ static int wait_wanted(struct lucy_http_request *req)
 }
 
 /* Takes a waiter slot; 0 when all are in use. */
-static int waiter_enter(void)
+static int waiter_enter(struct lucy_recordings *plugin)
 {
     pthread_mutex_lock(&plugin->mu);
     int ok = plugin->waiters < plugin->max_waiters;
@@ -307,7 +308,7 @@ static int waiter_enter(void)
     return ok;
 }
 
-static void waiter_leave(void)
+static void waiter_leave(struct lucy_recordings *plugin)
 {
     pthread_mutex_lock(&plugin->mu);
     plugin->waiters--;
@@ -327,7 +328,7 @@ static void reply_accepted(struct lucy_http_response *resp, const struct lucy_jo
 static void reply_finished(struct lucy_http_request *req, struct lucy_http_response *resp,
                            const struct lucy_job *job)
 {
-    if (strcmp(job->status, "done") == 0 || strcmp(job->status, "no_speech") == 0) {
+    if (job->status == LUCY_JOB_DONE || job->status == LUCY_JOB_NO_SPEECH) {
         json_t *rec = NULL;
         int rc = lucy_recording_json(req->ctx->store, job->recording_id, &rec);
         if (rc) {
@@ -357,6 +358,7 @@ static void reply_finished(struct lucy_http_request *req, struct lucy_http_respo
 
 static void transcribe(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
+    struct lucy_recordings *plugin = req->arg;
     const char *id = req->params[0];
     if (!valid_id(id)) {
         reply_no_recording(resp, id);
@@ -382,11 +384,11 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
     }
     lucy_jobs_pool_wake(plugin->pool);
 
-    if (strcmp(job.status, "retry_wait") == 0 && strcmp(job.error_type, "file_locked") == 0) {
+    if (job.status == LUCY_JOB_RETRY_WAIT && strcmp(job.error_type, "file_locked") == 0) {
         reply_locked(resp, &job, retry_after_of(&job, 30));
         return;
     }
-    if (strcmp(job.status, "queued") == 0 && all_paths_locked(req->ctx->store, id)) {
+    if (job.status == LUCY_JOB_QUEUED && all_paths_locked(req->ctx->store, id)) {
         reply_locked(resp, &job, req->ctx->cfg->job_retry_base_s);
         return;
     }
@@ -394,18 +396,18 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
         reply_accepted(resp, &job, NULL);
         return;
     }
-    if (!waiter_enter()) {
+    if (!waiter_enter(plugin)) {
         reply_accepted(resp, &job,
                        "too many requests are waiting already; poll GET /jobs/{id} instead");
         return;
     }
     rc = lucy_jobs_pool_wait(plugin->pool, job.id, WAIT_MAX_S * 1000, &job);
-    waiter_leave();
+    waiter_leave(plugin);
     if (rc == LUCY_ETIMEDOUT)
         reply_accepted(resp, &job, "still running after the wait limit; poll GET /jobs/{id}");
     else if (rc)
         lucy_http_reply_err(resp, rc, "cannot read the job; poll GET /jobs/{id}");
-    else if (strcmp(job.status, "queued") == 0 || strcmp(job.status, "running") == 0)
+    else if (lucy_job_status_pending(job.status))
         reply_accepted(resp, &job, NULL);
     else
         reply_finished(req, resp, &job);
@@ -444,6 +446,5 @@ static const struct lucy_route routes[] = {
 
 int lucy_recordings_routes_register(struct lucy_recordings *r)
 {
-    plugin = r;
-    return lucy_http_add_routes(r->ctx->http, routes, sizeof routes / sizeof routes[0], NULL);
+    return lucy_http_add_routes(r->ctx->http, routes, sizeof routes / sizeof routes[0], r);
 }

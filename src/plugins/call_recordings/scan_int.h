@@ -6,7 +6,9 @@
  *   walk.c      the directory walk (openat/fstatat, byte-exact names)
  *   probe.c     content probing and metadata with libavformat on an open fd
  *   hash.c      streamed SHA-256 (OpenSSL EVP) on an open fd
- *   scan.c      one scan: per-file pipeline, store writes, the summary
+ *   scan_store.c the scanner's tables: known paths, batched result writes,
+ *               roots, the kept summary
+ *   scan.c      one scan: per-file pipeline, per-root passes, the summary
  *   scanner.c   the "scanner" thread: periodic and inotify-triggered scans
  */
 #ifndef LUCY_SCAN_INT_H
@@ -54,6 +56,11 @@ const char *lucy_scan_errno_name(int errnum);
  * (vanished between listing and opening) -> MISSING, ELOOP -> IGNORED,
  * anything else -> IO_ERROR. Thread-safe. */
 enum lucy_scan_outcome lucy_scan_errno_outcome(int errnum);
+
+/* 1 when errnum says a sync client holds the file (EDEADLK, EAGAIN, EBUSY,
+ * ETXTBSY): the one rule the scanner, the worker's temp copy and the
+ * audio route all follow. Thread-safe. */
+int lucy_scan_is_lock_errno(int errnum);
 
 /* 1 when a file name is a sync or partial-download artefact that is never
  * read: `._*`, `*.tmp`, `*.partial`, `*.download`, `.dropbox*`, `~*`
@@ -160,7 +167,114 @@ void lucy_scan_hasher_free(struct lucy_scan_hasher *h);
 int lucy_scan_hash_fd(struct lucy_scan_hasher *h, int fd, char hex[65], uint64_t *bytes,
                       int *errnum);
 
+/* ---- scan_store.c ---------------------------------------------------- */
+
+struct lucy_store;
+
+/* What a path holds (recording_paths.status). */
+enum lucy_scan_path_status {
+    LUCY_SCAN_PATH_RECORDING,         /* audio: recording_id is its content */
+    LUCY_SCAN_PATH_CORRUPT,           /* audio container that does not decode */
+    LUCY_SCAN_PATH_UNSUPPORTED,       /* not audio */
+    LUCY_SCAN_PATH_LOCKED,            /* a sync client held it at the last look */
+    LUCY_SCAN_PATH_PERMISSION_DENIED, /* EACCES, EPERM */
+    LUCY_SCAN_PATH_IO_ERROR,          /* any other read error */
+    LUCY_SCAN_PATH_N_STATUSES
+};
+
+/* The stored name of a path status ("permission_denied"). Static string. */
+const char *lucy_scan_path_status_name(enum lucy_scan_path_status s);
+
+/* Whether a known path was there at the last look (recording_paths.presence). */
+enum lucy_scan_presence {
+    LUCY_SCAN_PRESENCE_PRESENT,     /* found */
+    LUCY_SCAN_PRESENCE_MISSING,     /* gone from a root that is there */
+    LUCY_SCAN_PRESENCE_UNAVAILABLE, /* its root vanished or emptied */
+    LUCY_SCAN_N_PRESENCES
+};
+
+/* One stored path below a root, as the last scan left it. */
+struct lucy_scan_known {
+    char *path;                        /* bytes, NUL-terminated (names never hold NUL) */
+    size_t path_len;                   /* strlen(path) */
+    int64_t size;                      /* bytes, as last stored */
+    int64_t mtime_ns;                  /* ns since the epoch */
+    int64_t inode;                     /* st_ino */
+    enum lucy_scan_path_status status; /* what it held */
+    enum lucy_scan_presence presence;  /* whether it was there */
+    char recording_id[65];             /* "" when the path holds no recording */
+    char errno_name[24];               /* of the last failure */
+    int attempts;                      /* consecutive failures with this status */
+    int64_t next_retry_s;              /* locked: not before this (automatic scans) */
+    int seen;                          /* found by this scan's walk */
+};
+
+/* The known paths of one root, found by their bytes. */
+struct lucy_scan_known_map {
+    struct lucy_scan_known *rows; /* n rows */
+    size_t n, cap;
+    size_t *slots; /* open addressing: index + 1, 0 = empty; nslots a power of two */
+    size_t nslots;
+};
+
+/* Loads every stored path below root (whichever root it was stored
+ * under: roots may nest) into *map (zeroed first by the caller). One store
+ * read. 0, LUCY_EINVAL (root too long), LUCY_ENOMEM or a store error;
+ * free with lucy_scan_known_free() on every path. */
+int lucy_scan_known_load(struct lucy_store *store, const char *root,
+                         struct lucy_scan_known_map *map);
+struct lucy_scan_known *lucy_scan_known_find(const struct lucy_scan_known_map *m, const char *path,
+                                             size_t len);
+void lucy_scan_known_free(struct lucy_scan_known_map *m);
+
+/* A pending write of one scan. */
+enum lucy_scan_item_kind {
+    LUCY_SCAN_ITEM_RESULT,  /* a file was examined: upsert its path (and recording) */
+    LUCY_SCAN_ITEM_PRESENT, /* an unchanged file is back: presence = present */
+    LUCY_SCAN_ITEM_MISSING, /* a known file is gone: presence = missing */
+};
+
+struct lucy_scan_item {
+    enum lucy_scan_item_kind kind;
+    char *path; /* bytes (owned) */
+    size_t path_len;
+    char *display; /* UTF-8 display form (owned; RESULT only) */
+    int64_t size, mtime_ns, inode;
+    enum lucy_scan_path_status status; /* stored status */
+    char recording_id[65];             /* content id when status is RECORDING */
+    char old_recording_id[65];         /* the path's previous recording, to re-rate */
+    int keep_recording;                /* failures: the path keeps its recording_id */
+    struct lucy_scan_probe probe;      /* metadata for a recording (tags owned) */
+    char *last_error;                  /* owned; NULL = none */
+    const char *errno_name;            /* static; NULL = none */
+    int attempts;                      /* consecutive failures */
+    int64_t next_retry_s;              /* locked: retry not before */
+};
+
+/* Frees what an item owns and zeroes it. */
+void lucy_scan_item_clear(struct lucy_scan_item *it);
+
+/* Writes n items of root in ONE store write (a group commit): paths,
+ * recordings new to the store with their transcription jobs
+ * (lucy_jobs_enqueue), presences, and the scan_status of every recording
+ * they touch. now_s stamps the rows. 0 or a store error (nothing of the
+ * batch is kept). The items stay the caller's. */
+int lucy_scan_items_write(struct lucy_store *store, const char *root, int64_t now_s,
+                          const struct lucy_scan_item *items, size_t n);
+
+/* Records a walked root in scan_roots; when !available (vanished or
+ * emptied) its present paths become unavailable and their recordings are
+ * re-rated - never deleted. One store write. 0 or a store error. */
+int lucy_scan_root_write(struct lucy_store *store, const char *root, const char *display,
+                         int available, uint64_t files_seen, int64_t now_s);
+
+/* meta[LUCY_SCAN_SUMMARY_META_KEY] = text (the summary JSON). One store
+ * write. 0 or a store error. */
+int lucy_scan_summary_keep(struct lucy_store *store, const char *text);
+
 /* ---- scan.c ---------------------------------------------------------- */
+
+struct lucy_thread;
 
 /* How one scan behaves beyond the configuration. */
 struct lucy_scan_options {
@@ -168,7 +282,7 @@ struct lucy_scan_options {
     /* Called for every directory entered, e.g. to add inotify watches. */
     void (*on_dir)(void *arg, const char *path, int depth);
     void *arg;
-    const volatile int *cancel; /* non-zero stops the scan between files; may be NULL */
+    struct lucy_thread *stop; /* stops the scan between files once stopping; may be NULL */
 };
 
 /* lucy_scan_run() with options (NULL = defaults: retry every locked file

@@ -16,10 +16,12 @@
  * the per-user watch limit (fs.inotify.max_user_watches), not a full disk:
  * it is logged once and periodic scans carry on.
  *
- * Threads: the scanner thread runs the periodic/inotify scans; HTTP
- * threads call lucy_scanner_scan_now(). scan_lock serialises scans; lock
- * guards the last summary and the flags. The wake pipe interrupts poll()
- * for stop.
+ * Threads: the scanner thread (a struct lucy_thread, thread.h) runs the
+ * periodic/inotify scans; HTTP threads call lucy_scanner_scan_now().
+ * scan_lock serialises scans; lock guards the last summary. The thread
+ * waits in poll() on the inotify descriptor, so a stop first writes a byte
+ * to the wake pipe: poll() returns, and the thread naps until the stop
+ * itself (lucy_thread_stop) arrives.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,9 +35,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../clock.h"
 #include "../../error.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../thread.h"
 #include "scan_int.h"
 
 #define DEBOUNCE_MS     2000  /* quiet time after the last event */
@@ -46,24 +50,15 @@
 
 struct lucy_scanner {
     struct lucy_ctx *ctx;      /* configuration and store */
-    pthread_t thread;          /* "scanner" */
-    int started;               /* thread running */
+    struct lucy_thread thread; /* "scanner" */
     pthread_mutex_t scan_lock; /* one scan at a time */
     pthread_mutex_t lock;      /* guards last */
     json_t *last;              /* last summary + failed, finished_at_s; NULL before */
-    int wake[2];               /* pipe: a byte = re-check `stopping` */
-    volatile int stopping;     /* set by lucy_scanner_stop(); read by scans */
+    int wake[2];               /* pipe: a byte = a stop is coming */
     int inotify_fd;            /* -1 when inotify is unavailable */
     int watch_full;            /* ENOSPC seen in the current scan */
     int watch_full_logged;     /* the ENOSPC WARNING was written */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct lucy_scanner *lucy_scanner_new(struct lucy_ctx *ctx)
 {
@@ -124,7 +119,7 @@ static int scan(struct lucy_scanner *s, int honor_backoff, struct lucy_scan_summ
         .honor_backoff = honor_backoff,
         .on_dir = add_watch,
         .arg = s,
-        .cancel = &s->stopping,
+        .stop = &s->thread,
     };
     pthread_mutex_lock(&s->scan_lock);
     s->watch_full = 0;
@@ -153,14 +148,14 @@ static int drain_events(int fd)
     }
 }
 
-static void *run(void *arg)
+static void run(void *arg)
 {
     struct lucy_scanner *s = arg;
     const struct lucy_config *cfg = s->ctx->cfg;
-    int64_t next_scan_ms = now_ms(); /* the first scan runs at once */
+    int64_t next_scan_ms = lucy_mono_ms(); /* the first scan runs at once */
     int64_t first_event_ms = 0, last_event_ms = 0;
-    while (!s->stopping) {
-        int64_t now = now_ms();
+    while (!lucy_thread_stopping(&s->thread)) {
+        int64_t now = lucy_mono_ms();
         int64_t due = next_scan_ms;
         if (first_event_ms) {
             int64_t quiet = last_event_ms + DEBOUNCE_MS, latest = first_event_ms + DEBOUNCE_MAX_MS;
@@ -172,9 +167,9 @@ static void *run(void *arg)
             struct lucy_scan_summary sum;
             int rc = scan(s, 1, &sum);
             first_event_ms = last_event_ms = 0;
-            next_scan_ms = now_ms() + (int64_t)cfg->scan_interval_s * 1000;
+            next_scan_ms = lucy_mono_ms() + (int64_t)cfg->scan_interval_s * 1000;
             if (rc == 0 && sum.changing > 0) { /* come back once they settle */
-                int64_t settle_ms = now_ms() + ((int64_t)cfg->scan_settle_s + 1) * 1000;
+                int64_t settle_ms = lucy_mono_ms() + ((int64_t)cfg->scan_settle_s + 1) * 1000;
                 if (settle_ms < next_scan_ms)
                     next_scan_ms = settle_ms;
             }
@@ -186,18 +181,17 @@ static void *run(void *arg)
         int n = poll(fds, s->inotify_fd >= 0 ? 2 : 1, wait > 60000 ? 60000 : (int)wait);
         if (n <= 0)
             continue;
-        if (fds[0].revents) {
-            char b[16];
-            while (read(s->wake[0], b, sizeof b) > 0)
+        if (fds[0].revents) { /* only lucy_scanner_stop() writes it: the stop follows */
+            while (!lucy_thread_nap(&s->thread, 1000))
                 ;
+            break;
         }
         if (s->inotify_fd >= 0 && fds[1].revents && drain_events(s->inotify_fd)) {
-            last_event_ms = now_ms();
+            last_event_ms = lucy_mono_ms();
             if (!first_event_ms)
                 first_event_ms = last_event_ms;
         }
     }
-    return NULL;
 }
 
 int lucy_scanner_start(struct lucy_scanner *s)
@@ -212,16 +206,14 @@ int lucy_scanner_start(struct lucy_scanner *s)
     if (s->inotify_fd < 0)
         lucy_log(LUCY_LOG_WARNING, "inotify unavailable; periodic scans only", "{s:s,s:i}", "errno",
                  lucy_scan_errno_name(errno), "scan_interval_s", s->ctx->cfg->scan_interval_s);
+    /* Signals belong to the main thread: the scanner starts with all blocked. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&s->thread, NULL, run, s);
+    s->thread = (struct lucy_thread){.name = "scanner", .main = run, .arg = s};
+    int rc = lucy_thread_start(&s->thread);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return LUCY_ENOMEM;
-    pthread_setname_np(s->thread, "scanner");
-    s->started = 1;
-    return 0;
+    return rc;
 }
 
 int lucy_scanner_scan_now(struct lucy_scanner *s, struct lucy_scan_summary *out)
@@ -244,14 +236,12 @@ json_t *lucy_scanner_last_summary(struct lucy_scanner *s)
 
 void lucy_scanner_stop(struct lucy_scanner *s)
 {
-    if (!s || !s->started)
+    if (!s)
         return;
-    s->stopping = 1;
     if (write(s->wake[1], "x", 1) < 0) {
         /* the pipe is full: the thread is awake already */
     }
-    pthread_join(s->thread, NULL);
-    s->started = 0;
+    lucy_thread_stop(&s->thread);
 }
 
 void lucy_scanner_free(struct lucy_scanner *s)

@@ -1,0 +1,51 @@
+/*
+ * transcript.h - a recording's stored transcript: tables `transcripts`
+ * (one row per recording: text, engine, model, language, duration, rtf)
+ * and `segments` (one row per segment, in time order), migration 21.
+ *
+ * transcript.c is the one file that writes and reads these two tables.
+ * The worker stores a transcript through lucy_jobs_finish() (jobs.c), in
+ * the same write as the job's new state; the API reads it back through
+ * lucy_recording_json() (recording.c). Storing also queues the search
+ * index documents of the segments (lucy_outbox_put, index.h), so a
+ * transcript is never stored without them.
+ */
+#ifndef LUCY_TRANSCRIPT_H
+#define LUCY_TRANSCRIPT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct lucy_transcript;
+
+/* 1 when t holds speech (at least one segment and a non-empty text): the
+ * job is done; else no_speech. The one rule both the worker and the store
+ * follow. Pure. */
+int lucy_transcript_is_speech(const struct lucy_transcript *t);
+
+/* What is stored with a transcript besides the engine's result. */
+struct lucy_transcript_meta {
+    const char *recording_id; /* hex SHA-256 of the recording */
+    long long job_id;         /* the job that made it */
+    const char *title;        /* display file name, for search hits */
+    int64_t time_s;           /* the recording's time (Unix s), for search */
+    int64_t now_s;            /* created_at_s (Unix s) */
+};
+
+/* Replaces the recording's transcript with t: the transcripts row, and
+ * when t is speech its segments and one index document per non-empty
+ * segment (documents of an earlier transcript are dropped first). Call
+ * inside a lucy_store_write() function with its db. 0 or a LUCY_E* code
+ * (the caller's transaction is rolled back on error). */
+int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
+                        const struct lucy_transcript_meta *m);
+
+/* The recording's transcript as the "transcript" object of GET
+ * /recordings/{id}: text, engine, model, language, duration_s, rtf and
+ * segments [{t0_ms, t1_ms, text}], or JSON null when it has none. Call
+ * inside a lucy_store_read() function with its db. 0 and *out (new
+ * reference), or a store error (*out NULL). */
+int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out);
+
+#endif
