@@ -28,6 +28,7 @@
 #include "../config.h"
 #include "../error.h"
 #include "../index/index.h"
+#include "../plugins/call_recordings/jobs.h"
 #include "../plugins/call_recordings/scan.h"
 #include "../store/store.h"
 #include "doctor.h"
@@ -240,10 +241,7 @@ void lucy_doctor_check_outbox(struct lucy_doctor *d, struct lucy_doctor_result *
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-/* The statuses of migration 21, in the order the summary names them. */
-static const char *const job_statuses[] = {"queued", "running",   "retry_wait", "blocked",
-                                           "done",   "no_speech", "failed"};
-#define N_JOB_STATUSES (sizeof job_statuses / sizeof job_statuses[0])
+#define N_JOB_STATUSES LUCY_JOB_N_STATUSES /* jobs.h owns the statuses and their names */
 
 struct job_counts {
     long long by_status[N_JOB_STATUSES];
@@ -259,8 +257,8 @@ static int read_jobs(sqlite3 *db, void *arg)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(st, 0);
-        for (size_t i = 0; s && i < N_JOB_STATUSES; i++)
-            if (strcmp(s, job_statuses[i]) == 0)
+        for (int i = 0; s && i < N_JOB_STATUSES; i++)
+            if (strcmp(s, lucy_job_status_name((enum lucy_job_status)i)) == 0)
                 c->by_status[i] = sqlite3_column_int64(st, 1);
     }
     if (rc != SQLITE_DONE)
@@ -285,17 +283,18 @@ void lucy_doctor_check_jobs(struct lucy_doctor *d, struct lucy_doctor_result *r)
     json_t *by = json_object();
     char line[512] = "";
     size_t used = 0;
-    for (size_t i = 0; i < N_JOB_STATUSES; i++) {
-        json_object_set_new(by, job_statuses[i], json_integer(c.by_status[i]));
+    for (int i = 0; i < N_JOB_STATUSES; i++) {
+        const char *name = lucy_job_status_name((enum lucy_job_status)i);
+        json_object_set_new(by, name, json_integer(c.by_status[i]));
         used += (size_t)snprintf(line + used, used < sizeof line ? sizeof line - used : 0,
-                                 "%s%s %lld", i ? ", " : "", job_statuses[i], c.by_status[i]);
+                                 "%s%s %lld", i ? ", " : "", name, c.by_status[i]);
     }
     json_object_set_new(r->details, "by_status", by);
     json_object_set_new(r->details, "waiting_for_locked_file", json_integer(c.file_locked));
     lucy_doctor_say(r, "%s", line);
     if (c.file_locked)
         lucy_doctor_say(r, "%lld job(s) wait for a file a sync client holds", c.file_locked);
-    long long blocked = c.by_status[3];
+    long long blocked = c.by_status[LUCY_JOB_BLOCKED];
     if (blocked > 0) {
         lucy_doctor_say(r, "%lld job(s) blocked by a critical disk", blocked);
         lucy_doctor_raise(r, LUCY_DOCTOR_WARN, LUCY_REMEDY_JOBS_BLOCKED);
