@@ -77,3 +77,67 @@ def test_connection_flood_from_one_address_does_not_starve_liveness(start_lucy):
         for s in held:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# ---- transport errors (issue "Part I loose ends"): what lucy answers itself
+# and what libmicrohttpd answers before any lucy code runs (docs/decisions.md)
+
+import json
+import socket as _socket
+
+
+def _raw(port, request, timeout=5):
+    s = _socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(request)
+        out = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (ConnectionResetError, _socket.timeout):
+                break
+            if not d:
+                break
+            out += d
+        return out
+    finally:
+        s.close()
+
+
+def _status_and_body(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+def test_ten_kb_url_and_64_kb_of_headers_get_lucys_json(start_lucy):
+    lucy = start_lucy()
+    status, _, body = _status_and_body(_raw(lucy.port, b"GET /nosuch/" + b"a" * 10240 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert status == 404 and json.loads(body)["error_type"] == "not_found"
+    headers = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"b" * 1000) for i in range(64))
+    status, _, body = _status_and_body(_raw(lucy.port, b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + headers + b"Connection: close\r\n\r\n"))
+    assert status == 200 and json.loads(body)["status"] == "pass"
+
+
+def test_query_with_a_thousand_parameters_is_answered(start_lucy):
+    lucy = start_lucy()
+    q = "&".join("p%d=v" % i for i in range(1000))
+    r = lucy.get("/search?q=x&" + q)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"GET /health/live HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    (b"POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n", 431),
+    (b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+], ids=["http2", "bad-content-length", "200kb-header", "200kb-url"])
+def test_what_libmicrohttpd_refuses_itself_is_refused_and_closed(start_lucy, request_bytes, status):
+    """Requests libmicrohttpd 0.9.75 refuses before calling lucy get its own
+    short HTML error (no API lets lucy replace the body); they are refused
+    with the right status, the connection is closed, and lucy keeps
+    serving. docs/decisions.md lists them."""
+    lucy = start_lucy()
+    got, head, _ = _status_and_body(_raw(lucy.port, request_bytes))
+    assert got == status, head
+    assert b"Connection: close" in head
+    assert lucy.get("/health/live").status_code == 200
