@@ -122,14 +122,17 @@ async function renderList(main, query, stale) {
   const filterSel = el("select", { id: "rec-filter" });
   const list = el("ul", { class: "cards two", id: "recordings", "aria-label": "Recordings" });
   const summary = el("p", { class: "muted", id: "rec-summary", role: "status" });
+  // the last "Scan now" result stays until the next scan: the list's own
+  // refresh rewrites `summary` and must not wipe it
+  const scanResult = el("p", { class: "muted", id: "rec-scan-result", role: "status" });
   clear(main,
     el("h1", null, "Recordings"),
     el("div", { class: "controls" },
       el("div", null, el("label", { for: "rec-sort" }, "Sort"), sortSel),
       el("div", null, el("label", { for: "rec-filter" }, "Show"), filterSel),
       el("div", null, el("button", { type: "button", class: "secondary", id: "rec-scan",
-        onclick: (ev) => scanNow(ev.target, summary, refresh) }, "Scan now"))),
-    summary, list);
+        onclick: (ev) => scanNow(ev.target, scanResult, refresh) }, "Scan now"))),
+    scanResult, summary, list);
 
   let recs = [];
   const draw = () => {
@@ -171,16 +174,16 @@ async function renderList(main, query, stale) {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
-async function scanNow(button, summary, refresh) {
+async function scanNow(button, result, refresh) {
   button.disabled = true;
-  summary.textContent = "Scanning...";
+  result.textContent = "Scanning...";
   try {
     const s = (await api("/recordings/scan", { method: "POST" })).body;
-    summary.textContent = `Scan done: ${s.files_seen} files seen, ${s.new} new, ${s.changed} changed, ` +
-      `${s.locked} locked, ${s.corrupt} corrupt.`;
+    result.textContent = `Scan done at ${clock(new Date())}: ${s.files_seen} files seen, ${s.new} new, ` +
+      `${s.changed} changed, ${s.locked} locked, ${s.corrupt} corrupt.`;
     await refresh();
   } catch (e) {
-    summary.textContent = "The scan could not run: " + e.message;
+    result.textContent = "The scan could not run: " + e.message;
   } finally {
     setTimeout(() => { button.disabled = false; }, 3000);
   }

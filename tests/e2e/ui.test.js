@@ -127,6 +127,14 @@ async function mainCases(page) {
     await shot(page, "recordings");
   });
 
+  await test("the Scan now result stays on screen after the list refreshes", async () => {
+    await page.click("#rec-scan");
+    await page.locator("#rec-scan-result", { hasText: "Scan done" }).waitFor();
+    await page.waitForTimeout(1500); // the list has refreshed meanwhile
+    assert.match(await page.locator("#rec-scan-result").textContent(), /Scan done at .*files seen/);
+    assert.match(await page.locator("#rec-summary").textContent(), /recordings shown/);
+  });
+
   await test("a transcript opens and clicking a segment seeks the player", async () => {
     await page.locator(`#recordings li[data-id="${forward.id}"] a.title`).click();
     await page.waitForURL(/#\/recordings\/[0-9a-f]{64}$/);
