@@ -62,6 +62,8 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_DISK_INTERVAL_MS", NULL, "2000", 100, 600000, disk_interval_ms,
             "how often free space is measured"),
     INT_OPT("LUCY_HTTP_THREADS", NULL, "8", 1, 256, http_threads, "HTTP server threads"),
+    INT_OPT("LUCY_STORE_CHECK_INTERVAL_S", NULL, "3600", 0, 604800, store_check_interval_s,
+            "PRAGMA quick_check of the store every this many seconds; 0 = only at start"),
     INT_OPT("LUCY_HTTP_REQUEST_TIMEOUT_S", NULL, "30", 1, 3600, http_request_timeout_s,
             "a request's headers and body must arrive within this many seconds"),
     {"LUCY_ASR_ENGINE", NULL, LUCY_OPT_ENUM, "auto", 0, 0, asr_engines, 0, 0, OFF(asr_engine),

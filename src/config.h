@@ -35,6 +35,8 @@ struct lucy_config {
     int disk_interval_ms;        /* LUCY_DISK_INTERVAL_MS: how often disk is measured */
     int http_threads;            /* LUCY_HTTP_THREADS: libmicrohttpd pool size */
     int http_request_timeout_s;  /* LUCY_HTTP_REQUEST_TIMEOUT_S: whole request must arrive */
+    int store_check_interval_s;  /* LUCY_STORE_CHECK_INTERVAL_S: quick_check period; 0 = start only
+                                  */
     char *asr_engine;            /* LUCY_ASR_ENGINE */
     char *whisper_model;         /* LUCY_WHISPER_MODEL */
     char *asr_url;               /* LUCY_ASR_URL */

@@ -114,12 +114,11 @@ static void check_store(void *arg, int timeout_ms, struct lucy_check_report *out
 }
 
 /* ---- store:integrity -------------------------------------------------------
- * Every STORE_CHECK_EVERY_MS a PRAGMA quick_check (a full read of the
- * file, on a read connection: it never blocks the writer), and on every
- * run what the store itself met since (a corrupt page found by any
- * statement). Critical: a damaged store fails readiness with the remedy. */
-
-#define STORE_CHECK_EVERY_MS (60 * 60 * 1000)
+ * At start and every LUCY_STORE_CHECK_INTERVAL_S (1 h) a PRAGMA
+ * quick_check (a full read of the file, on a read connection: it never
+ * blocks the writer), and on every run what the store itself met since (a
+ * corrupt page found by any statement). Critical: a damaged store fails
+ * readiness with the remedy. */
 
 static void check_integrity(void *arg, int timeout_ms, struct lucy_check_report *out)
 {
@@ -127,8 +126,10 @@ static void check_integrity(void *arg, int timeout_ms, struct lucy_check_report 
     struct lucy_store *s = ctx->store;
     char detail[300] = "";
     int64_t last = lucy_store_checked_at_ms(s);
+    int64_t every_ms = (int64_t)ctx->cfg->store_check_interval_s * 1000;
     int rc = 0;
-    if (!lucy_store_damaged(s, NULL, 0) && lucy_wall_ms() - last >= STORE_CHECK_EVERY_MS)
+    if (!lucy_store_damaged(s, NULL, 0) &&
+        (last == 0 || (every_ms > 0 && lucy_wall_ms() - last >= every_ms)))
         rc = lucy_store_quick_check(s, timeout_ms, detail, sizeof detail);
     const char *path = lucy_store_path(s);
     double age_s = lucy_store_checked_at_ms(s)
