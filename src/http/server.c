@@ -10,6 +10,8 @@
  * A handler's reply is a malloc'd body, or an open file (resp->fd, set by
  * lucy_http_reply_fd) that libmicrohttpd sends from an offset and closes.
  * Replies carry "Cache-Control: no-store" unless the handler set its own.
+ * The defences against hostile clients (request deadline, body budget,
+ * draining refused bodies) are in guard.c.
  *
  * Counters for /metrics (requests by method, route and status) are a small
  * table under a mutex; an unknown path is counted as route "unmatched" so a
@@ -27,21 +29,6 @@
  * violation. From then on (a keep-alive client may still send requests)
  * lucy_http_defer() suspends nothing: the pool thread waits for
  * lucy_http_resume() itself and replies, as a synchronous handler would.
- *
- * Hostile clients (DESIGN §11). libmicrohttpd's connection timeout is an
- * IDLE timeout: a client sending a byte every few seconds never hits it.
- * So every connection also has a record (MHD_OPTION_NOTIFY_CONNECTION) with
- * the time its current request started; the "http-reaper" thread shuts
- * down the socket of any connection still receiving a request after
- * request_timeout_s (libmicrohttpd then sees EOF and closes it; the record
- * is removed in the CLOSED notification, which runs before libmicrohttpd
- * closes the descriptor, under the same lock: the reaper never touches a
- * reused descriptor). Bodies are held in memory until the handler runs
- * (the webhook's signature covers the raw bytes), so all bodies in flight
- * share one budget, BODY_BUDGET_BYTES: past it a request is answered 503
- * with Retry-After instead of buffering more, and large bodies are
- * mmap'ed (a fixed M_MMAP_THRESHOLD) so their memory goes back to the
- * system when they are freed.
  */
 #define _GNU_SOURCE
 #include <microhttpd.h>
@@ -55,84 +42,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <malloc.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../clock.h"
 #include "../error.h"
 #include "../log.h"
-#include "../thread.h"
 #include "../utf8.h"
 #include "http.h"
-
-#define MAX_COUNTS           256
-#define BODY_BUDGET_BYTES    ((size_t)64 * 1024 * 1024) /* bodies in memory, all connections */
-#define MMAP_THRESHOLD_BYTES (128 * 1024)               /* larger blocks: mmap, freed to the OS */
-#define REAPER_TICK_MS       500
-#define CONNECTION_LIMIT     4096 /* all addresses; needs as many descriptors */
-#define PER_IP_LIMIT         128  /* one address */
-#define DRAIN_MAX_BYTES      ((uint64_t)64 * 1024 * 1024) /* read (and drop) a refused body up to this \
-                                                           */
-
-/* One accepted connection, for the request deadline (see the header). */
-struct conn_rec {
-    struct conn_rec *prev, *next; /* in lucy_http.conns */
-    int fd;                       /* its socket (libmicrohttpd's) */
-    int receiving;                /* a request is arriving: the deadline applies */
-    int cut;                      /* the reaper shut it down */
-    int64_t started_mono_ms;      /* when the current request started */
-};
-
-struct count {
-    char method[8];           /* request method */
-    char route[96];           /* pattern, or "unmatched" */
-    int status;               /* HTTP status sent */
-    unsigned long long count; /* how many */
-};
-
-struct lucy_http {
-    struct lucy_ctx *ctx;       /* handed to handlers */
-    char *token;                /* LUCY_API_TOKEN or NULL */
-    int threads;                /* pool size */
-    struct lucy_route *routes;  /* the table (copied rows) */
-    size_t n_routes, cap;       /* used / allocated */
-    struct MHD_Daemon *daemon;  /* running server */
-    pthread_mutex_t count_lock; /* guards counts */
-    struct count counts[MAX_COUNTS];
-    int n_counts;
-    pthread_mutex_t defer_lock; /* guards n_deferred, stopping, conn_state.resumed */
-    pthread_cond_t defer_idle;  /* broadcast when n_deferred drops to 0 */
-    pthread_cond_t resumed;     /* broadcast when a blocking deferred reply is resumed */
-    int n_deferred;             /* suspended connections with a deferred reply */
-    int stopping;               /* lucy_http_stop() runs: defer without suspending */
-    pthread_mutex_t conns_lock; /* guards conns and every conn_rec */
-    struct conn_rec *conns;     /* open connections */
-    struct lucy_thread reaper;  /* "http-reaper": enforces request_timeout_ms */
-    int64_t request_timeout_ms; /* whole request must arrive within this */
-    size_t body_bytes;          /* bodies held now, all connections (atomic) */
-    size_t body_peak;           /* most held since the last malloc_trim (atomic) */
-};
-
-struct conn_state {
-    struct lucy_http_request req;    /* what handlers see */
-    const struct lucy_route *route;  /* matched row, NULL when answered early */
-    char *body;                      /* accumulated body */
-    size_t body_len, body_cap;       /* bytes used / allocated */
-    size_t limit;                    /* route's body limit */
-    int too_large;                   /* body exceeded the limit */
-    int over_budget;                 /* all bodies together exceeded BODY_BUDGET_BYTES */
-    struct lucy_http_response early; /* an error decided before the body came (draining) */
-    const char *early_label;         /* its route label for the counters */
-    int answered;                    /* a reply was queued early */
-    struct lucy_http *h;             /* the server */
-    lucy_http_finish_fn finish;      /* deferred reply: builds it after resume */
-    void *finish_arg;                /* its argument */
-    int deferred;                    /* finish not run yet */
-    int blocking;                    /* deferred without suspension (server stopping) */
-    int resumed;                     /* blocking: lucy_http_resume() was called */
-};
+#include "server_int.h"
 
 /* The request is the first member: a handler's req leads back to its state. */
 static struct conn_state *state_of(struct lucy_http_request *req)
@@ -250,20 +168,6 @@ static enum MHD_Result check_utf8_arg(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* 1 when the request announces a body of at most DRAIN_MAX_BYTES (or a
- * chunked one) that the client is still to send. */
-static int body_follows(struct MHD_Connection *conn)
-{
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-    if (te && strcasestr(te, "chunked"))
-        return 1;
-    if (!cl)
-        return 0;
-    unsigned long long n = strtoull(cl, NULL, 10);
-    return n > 0 && n <= DRAIN_MAX_BYTES;
-}
-
 /* First call for a request: resolve the route and answer early if we can.
  * Returns 1 when a reply was queued. */
 static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const char *url,
@@ -313,7 +217,7 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
             return 0;
         }
     }
-    if (body_follows(conn)) {
+    if (lucy_http_guard_body_follows(conn)) {
         /* Read the body before answering: a client still sending when the
          * reply comes and the connection closes sees a broken pipe, not
          * the error (Python's http.client does). The deadline bounds it. */
@@ -371,129 +275,6 @@ void lucy_http_resume(struct lucy_http_deferred *d)
     pthread_mutex_unlock(&cs->h->defer_lock);
 }
 
-/* ---- request deadline and body budget --------------------------------------- */
-
-static void release_body(struct conn_state *cs);
-
-/* Marks whether conn is receiving a request (the deadline applies), and
- * since when. */
-static void set_receiving(struct MHD_Connection *conn, struct lucy_http *h, int receiving,
-                          int64_t since_mono_ms)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct conn_rec *rec = ci ? ci->socket_context : NULL;
-    if (!rec)
-        return;
-    pthread_mutex_lock(&h->conns_lock);
-    rec->receiving = receiving;
-    if (receiving)
-        rec->started_mono_ms = since_mono_ms;
-    pthread_mutex_unlock(&h->conns_lock);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    struct lucy_http *h = cls;
-    struct conn_rec *rec = *socket_context;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!ci || !(rec = calloc(1, sizeof *rec)))
-            return; /* no deadline for this one connection; the idle timeout still applies */
-        rec->fd = ci->connect_fd;
-        rec->receiving = 1;
-        rec->started_mono_ms = lucy_mono_ms();
-        pthread_mutex_lock(&h->conns_lock);
-        rec->next = h->conns;
-        if (h->conns)
-            h->conns->prev = rec;
-        h->conns = rec;
-        pthread_mutex_unlock(&h->conns_lock);
-        *socket_context = rec;
-    } else if (rec) { /* CLOSED: before libmicrohttpd closes rec->fd */
-        pthread_mutex_lock(&h->conns_lock);
-        if (rec->prev)
-            rec->prev->next = rec->next;
-        else
-            h->conns = rec->next;
-        if (rec->next)
-            rec->next->prev = rec->prev;
-        pthread_mutex_unlock(&h->conns_lock);
-        free(rec);
-        *socket_context = NULL;
-    }
-}
-
-/* The "http-reaper" thread: closes connections whose request is late, and
- * gives freed body memory back to the system after a busy spell. */
-static void reaper_main(void *arg)
-{
-    struct lucy_http *h = arg;
-    do {
-        int64_t now = lucy_mono_ms();
-        int cut = 0;
-        pthread_mutex_lock(&h->conns_lock);
-        for (struct conn_rec *r = h->conns; r; r = r->next)
-            if (r->receiving && !r->cut && now - r->started_mono_ms > h->request_timeout_ms) {
-                shutdown(r->fd, SHUT_RDWR);
-                r->cut = 1;
-                cut++;
-            }
-        pthread_mutex_unlock(&h->conns_lock);
-        if (cut)
-            lucy_log(LUCY_LOG_INFO, "closed connections whose request did not arrive in time",
-                     "{s:i,s:I}", "connections", cut, "request_timeout_s",
-                     (json_int_t)(h->request_timeout_ms / 1000));
-        if (__atomic_load_n(&h->body_bytes, __ATOMIC_RELAXED) == 0 &&
-            __atomic_exchange_n(&h->body_peak, 0, __ATOMIC_RELAXED) > (size_t)16 * 1024 * 1024)
-            malloc_trim(0);
-    } while (!lucy_thread_nap(&h->reaper, REAPER_TICK_MS));
-}
-
-/* Grows cs->body to hold at least want bytes, charging the budget shared by
- * all connections. Returns 0, or 1 when the budget is spent (cs->over_budget
- * set, body dropped: the request is answered 503), or -1 out of memory. */
-static int grow_body(struct conn_state *cs, size_t want)
-{
-    size_t cap = cs->body_cap ? cs->body_cap : 4096;
-    while (cap < want)
-        cap *= 2;
-    if (cap > cs->limit + 1 && want <= cs->limit + 1)
-        cap = cs->limit + 1; /* never more than the route accepts */
-    size_t extra = cap - cs->body_cap;
-    size_t held = __atomic_add_fetch(&cs->h->body_bytes, extra, __ATOMIC_RELAXED);
-    if (held > BODY_BUDGET_BYTES) {
-        __atomic_sub_fetch(&cs->h->body_bytes, extra, __ATOMIC_RELAXED);
-        cs->over_budget = 1;
-        release_body(cs);
-        return 1;
-    }
-    size_t peak = __atomic_load_n(&cs->h->body_peak, __ATOMIC_RELAXED);
-    while (held > peak && !__atomic_compare_exchange_n(&cs->h->body_peak, &peak, held, 0,
-                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-    char *b = realloc(cs->body, cap);
-    if (!b) {
-        __atomic_sub_fetch(&cs->h->body_bytes, extra, __ATOMIC_RELAXED);
-        return -1;
-    }
-    cs->body = b;
-    cs->body_cap = cap;
-    return 0;
-}
-
-/* Frees cs->body and gives its bytes back to the budget. */
-static void release_body(struct conn_state *cs)
-{
-    if (cs->body_cap)
-        __atomic_sub_fetch(&cs->h->body_bytes, cs->body_cap, __ATOMIC_RELAXED);
-    free(cs->body);
-    cs->body = NULL;
-    cs->body_len = cs->body_cap = 0;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -519,10 +300,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         if (cs->body_len + n > cs->limit) {
             cs->too_large = 1;
-            release_body(cs);
+            lucy_http_guard_release_body(cs);
             return MHD_YES;
         }
-        if (cs->body_len + n + 1 > cs->body_cap && grow_body(cs, cs->body_len + n + 1) != 0)
+        if (cs->body_len + n + 1 > cs->body_cap &&
+            lucy_http_guard_grow_body(cs, cs->body_len + n + 1) != 0)
             return MHD_NO;
         memcpy(cs->body + cs->body_len, upload_data, n);
         cs->body_len += n;
@@ -537,7 +319,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->early.body) { /* the refused body has been read: now the error */
         struct lucy_http_response resp = cs->early;
         cs->early.body = NULL;
-        set_receiving(conn, h, 0, 0);
+        lucy_http_guard_receiving(h, conn, 0, 0);
         return send_reply(h, conn, method, cs->early_label, &resp);
     }
     if (cs->answered)
@@ -545,7 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs->answered = 1;
 
     struct lucy_http_response resp = {.fd = -1};
-    set_receiving(conn, h, 0, 0); /* the whole request is here */
+    lucy_http_guard_receiving(h, conn, 0, 0); /* the whole request is here */
     if (cs->too_large) {
         lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
                               "request body is over this endpoint's limit of %zu bytes", cs->limit);
@@ -600,10 +382,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     for (int i = 0; i < cs->req.n_params; i++)
         free(cs->req.params[i]);
     free(cs->early.body);
-    release_body(cs);
+    lucy_http_guard_release_body(cs);
     free(cs);
     *con_cls = NULL;
-    set_receiving(conn, cls, 1, lucy_mono_ms()); /* a kept-alive connection's next request */
+    lucy_http_guard_receiving(cls, conn, 1,
+                              lucy_mono_ms()); /* a kept-alive connection's next request */
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -672,30 +455,21 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
                      MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* Limits (DESIGN §11): CONNECTION_LIMIT connections in all but at most
-     * PER_IP_LIMIT from one address, so slow or hostile clients (slowloris,
+    /* Limits (DESIGN §11): 4096 connections in all (guard.c) but at most
+     * 128 from one address, so slow or hostile clients (slowloris,
      * from several addresses) cannot take every slot and starve the health
      * checks of a container runtime, which come from another address; idle
      * connections are dropped after 15 s and late requests after
      * request_timeout_s (the reaper); 64 KiB per connection for headers and
      * the URL. The descriptor limit is raised to fit the connections. */
-    unsigned limit = CONNECTION_LIMIT;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)CONNECTION_LIMIT + 256) {
-        rlim_t want = (rlim_t)CONNECTION_LIMIT + 256;
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)CONNECTION_LIMIT + 256)
-            limit = rl.rlim_cur > 512 ? (unsigned)rl.rlim_cur - 256 : 256;
-    }
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES); /* fixed: freed bodies leave the heap */
+    unsigned limit = lucy_http_guard_prepare();
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->threads, MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        15u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)131072, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, h, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 128u, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)131072, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, lucy_http_guard_on_connection, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
         snprintf(err, errlen,
@@ -706,8 +480,7 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *bound_port = info ? info->port : port;
-    h->reaper = (struct lucy_thread){.name = "http-reaper", .main = reaper_main, .arg = h};
-    if (lucy_thread_start(&h->reaper) != 0) {
+    if (lucy_http_guard_start(h) != 0) {
         MHD_stop_daemon(h->daemon);
         h->daemon = NULL;
         snprintf(err, errlen, "cannot start a thread; the system is out of resources");
@@ -728,7 +501,7 @@ void lucy_http_stop(struct lucy_http *h)
     while (h->n_deferred > 0)
         pthread_cond_wait(&h->defer_idle, &h->defer_lock);
     pthread_mutex_unlock(&h->defer_lock);
-    lucy_thread_stop(&h->reaper);
+    lucy_http_guard_stop(h);
     MHD_stop_daemon(h->daemon);
     h->daemon = NULL;
 }
