@@ -1,8 +1,14 @@
 /*
  * schema.c - the store's migrations, oldest first. Forward-only: never edit
  * a released row; add a new one. Each later issue appends its tables here.
+ * lucy_store_migrate() at the end runs them (store_int.h).
  */
+#include <stdio.h>
+
+#include "../error.h"
+#include "../log.h"
 #include "store.h"
+#include "store_int.h"
 
 const struct lucy_migration lucy_migrations[] = {
     {1, "core",
@@ -269,3 +275,50 @@ const struct lucy_migration lucy_migrations[] = {
      "UPDATE wa_contacts SET user_id = id WHERE wa_id IS NULL AND user_id IS NULL;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
+
+/* ---- the runner ---------------------------------------------------------- */
+
+int lucy_store_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int rc = lucy_store_exec(
+        db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
+        return lucy_store_err(rc);
+    }
+    int current = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version),0) FROM schema_version", -1, &st,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            current = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; i < lucy_migrations_count; i++) {
+        const struct lucy_migration *m = &lucy_migrations[i];
+        if (m->version <= current)
+            continue;
+        char record[256];
+        snprintf(record, sizeof record,
+                 "INSERT INTO schema_version VALUES (%d, '%s', "
+                 "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+                 m->version, m->name);
+        rc = lucy_store_exec(db, "BEGIN IMMEDIATE");
+        if (rc == SQLITE_OK)
+            rc = lucy_store_exec(db, m->sql);
+        if (rc == SQLITE_OK)
+            rc = lucy_store_exec(db, record);
+        if (rc == SQLITE_OK)
+            rc = lucy_store_exec(db, "COMMIT");
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d (%s) failed: %s", m->version, m->name,
+                     sqlite3_errmsg(db));
+            lucy_store_exec(db, "ROLLBACK");
+            return lucy_store_err(rc);
+        }
+        lucy_log(LUCY_LOG_INFO, "store migrated", "{s:i,s:s}", "version", m->version, "name",
+                 m->name);
+    }
+    return 0;
+}

@@ -26,21 +26,8 @@
  * ahead and the background work runs in bounded slices (it still shares
  * their fsync), and never starves.
  *
- * Statement cache: every connection the store hands out (the writer's and
- * each pooled reader) is a struct conn that keeps the statements prepared
- * through lucy_store_stmt() (SQLITE_PREPARE_PERSISTENT), keyed by SQL
- * text. A thread-local pointer names the connection the current write or
- * read function runs on; statements it used are reset after the function
- * returns (so no read snapshot or savepoint is left open) and finalized
- * when the connection closes (the writer reopens after I/O errors). The
- * writer's own BEGIN/SAVEPOINT/RELEASE/COMMIT use the same cache: parsing
- * SQL costs more than running these.
- *
- * The writer connection keeps temporary data in memory (temp_store=MEMORY):
- * the savepoints' sub-journal (the original of every page a write changes,
- * for ROLLBACK TO) would otherwise spill to a temp file in /var/tmp past
- * 64 KiB, costing a write per page on every batch. It holds at most one
- * batch's pages and is no part of durability (the WAL is).
+ * Connections and their statement cache: conn.c. Running the migrations:
+ * schema.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,10 +43,10 @@
 #include "../log.h"
 #include "integrity.h"
 #include "store.h"
+#include "store_int.h"
 
 #define BATCH_MAX           512
 #define READ_POOL_MAX       8
-#define STMT_CACHE_MAX      128  /* per connection; fixed SQL only (see store.h) */
 #define NORMAL_MAX_WAIT_MS  50   /* a background write waits at most this long behind foreground */
 #define MARKER_INTERVAL_MS  2000 /* the commit-count marker is rewritten at most this often */
 #define STORE_LISTENERS_MAX 8    /* lucy_store_listen() registrations */
@@ -78,22 +65,6 @@ struct write_req {
 
 struct queue {
     struct write_req *head, *tail; /* FIFO */
-};
-
-/* One prepared statement of a connection's cache. */
-struct cached_stmt {
-    const char *key; /* the caller's pointer last seen for this text (a hint only) */
-    char *sql;       /* owned copy of the text: the real key */
-    sqlite3_stmt *st;
-    int used; /* handed out since the last reset_used() */
-};
-
-/* A connection handed to write and read functions, with its statements. */
-struct conn {
-    sqlite3 *db;
-    unsigned *events; /* the writer's: events raised by the current write (lucy_store_notify) */
-    struct cached_stmt stmts[STMT_CACHE_MAX];
-    int n_stmts;
 };
 
 struct lucy_store {
@@ -128,9 +99,6 @@ struct lucy_store {
     char damaged_detail[300]; /* SQLite's words for it (guarded by lock) */
 };
 
-/* The connection the calling thread's current write/read function runs on. */
-static __thread struct conn *current_conn;
-
 int lucy_store_err(int rc)
 {
     switch (rc & 0xff) {
@@ -157,171 +125,6 @@ int lucy_store_err(int rc)
     }
 }
 
-static int exec(sqlite3 *db, const char *sql)
-{
-    return sqlite3_exec(db, sql, NULL, NULL, NULL);
-}
-
-/* ---- connections and their statement caches ------------------------------ */
-
-static int open_conn(const char *path, int readonly, struct conn **out)
-{
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return SQLITE_NOMEM;
-    int rc = sqlite3_open_v2(
-        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(c->db, 5000);
-    /* Keep the -wal and -shm files when the last connection closes: a
-     * clean stop must not leave lucy unable to start again on a disk that
-     * filled up meanwhile (recreating them needs space; reads and /health
-     * must work without any). SQLITE_FCNTL_PERSIST_WAL, sqlite3.h. */
-    int persist = 1;
-    if (rc == SQLITE_OK)
-        sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-    if (rc == SQLITE_OK && !readonly)
-        rc = exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                         "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
-    if (rc == SQLITE_OK && readonly)
-        rc = exec(c->db, "PRAGMA query_only=1; PRAGMA foreign_keys=ON;");
-    if (rc != SQLITE_OK) {
-        sqlite3_close(c->db);
-        free(c);
-        return rc;
-    }
-    *out = c;
-    return SQLITE_OK;
-}
-
-/* Finalizes the cached statements, then closes the connection. */
-static void close_conn(struct conn *c)
-{
-    if (!c)
-        return;
-    for (int i = 0; i < c->n_stmts; i++) {
-        sqlite3_finalize(c->stmts[i].st);
-        free(c->stmts[i].sql);
-    }
-    sqlite3_close(c->db);
-    free(c);
-}
-
-/* Resets every statement handed out since the last call (a SELECT left on
- * a row would keep its read snapshot; a half-run write would block
- * RELEASE/COMMIT). */
-static void reset_used(struct conn *c)
-{
-    for (int i = 0; i < c->n_stmts; i++)
-        if (c->stmts[i].used) {
-            sqlite3_reset(c->stmts[i].st);
-            c->stmts[i].used = 0;
-        }
-}
-
-/* The cached statement for sql on c, prepared on first use. */
-static int conn_stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
-{
-    struct cached_stmt *hit = NULL;
-    for (int i = 0; i < c->n_stmts && !hit; i++) /* usual case: the caller's static text */
-        if (c->stmts[i].key == sql && strcmp(c->stmts[i].sql, sql) == 0)
-            hit = &c->stmts[i];
-    for (int i = 0; i < c->n_stmts && !hit; i++)
-        if (strcmp(c->stmts[i].sql, sql) == 0)
-            hit = &c->stmts[i];
-    if (hit) {
-        hit->key = sql;
-        sqlite3_reset(hit->st);
-        sqlite3_clear_bindings(hit->st);
-    } else {
-        if (c->n_stmts == STMT_CACHE_MAX) {
-            lucy_log(LUCY_LOG_ERROR, "store statement cache full; this is a bug in lucy", "{s:i}",
-                     "statements", c->n_stmts);
-            return LUCY_ENOMEM;
-        }
-        sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-        if (rc != SQLITE_OK)
-            return lucy_store_err(rc);
-        char *copy = strdup(sql);
-        if (!copy) {
-            sqlite3_finalize(st);
-            return LUCY_ENOMEM;
-        }
-        hit = &c->stmts[c->n_stmts++];
-        *hit = (struct cached_stmt){.key = sql, .sql = copy, .st = st};
-    }
-    hit->used = 1;
-    *out = hit->st;
-    return 0;
-}
-
-int lucy_store_stmt(sqlite3 *db, const char *sql, sqlite3_stmt **out)
-{
-    struct conn *c = current_conn;
-    *out = NULL;
-    if (!c || c->db != db || !sql)
-        return LUCY_EINVAL;
-    return conn_stmt(c, sql, out);
-}
-
-/* Runs one cached statement without parameters to its end (BEGIN, COMMIT,
- * SAVEPOINT ...). Returns the SQLite result code. */
-static int run(struct conn *c, const char *sql)
-{
-    sqlite3_stmt *st;
-    int err = conn_stmt(c, sql, &st);
-    if (err) /* cannot prepare or cache: let sqlite3_exec say why */
-        return exec(c->db, sql);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-static int migrate(sqlite3 *db, char *err, size_t errlen)
-{
-    int rc = exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                      "name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)");
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
-        return lucy_store_err(rc);
-    }
-    int current = 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version),0) FROM schema_version", -1, &st,
-                           NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            current = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-    }
-    for (int i = 0; i < lucy_migrations_count; i++) {
-        const struct lucy_migration *m = &lucy_migrations[i];
-        if (m->version <= current)
-            continue;
-        char record[256];
-        snprintf(record, sizeof record,
-                 "INSERT INTO schema_version VALUES (%d, '%s', "
-                 "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
-                 m->version, m->name);
-        rc = exec(db, "BEGIN IMMEDIATE");
-        if (rc == SQLITE_OK)
-            rc = exec(db, m->sql);
-        if (rc == SQLITE_OK)
-            rc = exec(db, record);
-        if (rc == SQLITE_OK)
-            rc = exec(db, "COMMIT");
-        if (rc != SQLITE_OK) {
-            snprintf(err, errlen, "migration %d (%s) failed: %s", m->version, m->name,
-                     sqlite3_errmsg(db));
-            exec(db, "ROLLBACK");
-            return lucy_store_err(rc);
-        }
-        lucy_log(LUCY_LOG_INFO, "store migrated", "{s:i,s:s}", "version", m->version, "name",
-                 m->name);
-    }
-    return 0;
-}
-
 /* ---- the writer ------------------------------------------------------------ */
 
 /* Marks every request of the batch that has not failed yet with rc. */
@@ -334,7 +137,7 @@ static void fail_pending(struct write_req *batch, struct write_req *until, int r
 
 static int begin(struct lucy_store *s)
 {
-    int rc = run(s->writer_conn, "BEGIN IMMEDIATE");
+    int rc = lucy_store_conn_run(s->writer_conn, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
         s->writer_broken = 1;
     return rc;
@@ -380,8 +183,9 @@ void lucy_store_unlisten(struct lucy_store *s, lucy_store_event_fn fn, void *arg
 
 void lucy_store_notify(sqlite3 *db, unsigned events)
 {
-    if (current_conn && current_conn->db == db && current_conn->events)
-        *current_conn->events |= events;
+    if (lucy_store_current_conn && lucy_store_current_conn->db == db &&
+        lucy_store_current_conn->events)
+        *lucy_store_current_conn->events |= events;
 }
 
 /* Writes the commit count to the marker if it moved (writer thread). */
@@ -398,9 +202,9 @@ static void marker_flush(struct lucy_store *s)
 static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
 {
     if (s->writer_broken || !s->writer_conn) {
-        close_conn(s->writer_conn); /* its statements belong to the old connection */
+        lucy_store_conn_close(s->writer_conn); /* its statements belong to the old connection */
         s->writer_conn = NULL;
-        int rc = open_conn(s->path, 0, &s->writer_conn);
+        int rc = lucy_store_conn_open(s->path, 0, &s->writer_conn);
         if (rc != SQLITE_OK) {
             fail_pending(batch, NULL, lucy_store_err(rc));
             return 0;
@@ -414,10 +218,10 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         fail_pending(batch, NULL, lucy_store_err(rc));
         return 0;
     }
-    current_conn = c;
+    lucy_store_current_conn = c;
     struct write_req *txn_start = batch; /* first request of the open transaction */
     for (struct write_req *r = batch; r; r = r->next) {
-        rc = run(c, "SAVEPOINT w");
+        rc = lucy_store_conn_run(c, "SAVEPOINT w");
         if (rc != SQLITE_OK) {
             r->rc = lucy_store_err(rc);
             continue;
@@ -426,7 +230,7 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         c->events = &s->events;
         r->rc = r->fn(db, r->arg);
         c->events = NULL;
-        reset_used(c);
+        lucy_store_conn_reset(c);
         if (sqlite3_get_autocommit(db)) {
             /* SQLite rolled the whole transaction back: nothing since
              * txn_start is on disk. Fail those and start again. */
@@ -435,28 +239,28 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
             s->batch_events = 0;
             if (begin(s) != SQLITE_OK) {
                 fail_pending(r->next, NULL, why);
-                current_conn = NULL;
+                lucy_store_current_conn = NULL;
                 return 0;
             }
             txn_start = r->next;
             continue;
         }
         if (r->rc != 0)
-            run(c, "ROLLBACK TO w");
+            lucy_store_conn_run(c, "ROLLBACK TO w");
         else
             s->batch_events |= s->events; /* a rolled-back write raised nothing */
-        run(c, "RELEASE w");
+        lucy_store_conn_run(c, "RELEASE w");
     }
     long long generation = 0;
     rc = lucy_store_generation_bump(db, &generation);
-    current_conn = NULL;
+    lucy_store_current_conn = NULL;
     if (rc != SQLITE_OK && sqlite3_get_autocommit(db)) { /* the bump's failure rolled back all */
         fail_pending(txn_start, NULL, lucy_store_err(rc));
         return 0;
     }
     if (rc != SQLITE_OK)
         generation = 0; /* not counted: the marker stays a lower bound */
-    rc = run(c, "COMMIT");
+    rc = lucy_store_conn_run(c, "COMMIT");
     if (rc != SQLITE_OK) {
         int why = lucy_store_err(rc);
         /* keep COMMIT's own reason: the ROLLBACK below replaces errmsg */
@@ -464,7 +268,7 @@ static int run_batch(struct lucy_store *s, struct write_req *batch, int n)
         snprintf(reason, sizeof reason, "%.150s (%s)", sqlite3_errmsg(db), lucy_strerror(why));
         fail_pending(txn_start, NULL, why);
         s->batch_events = 0;
-        run(c, "ROLLBACK");
+        lucy_store_conn_run(c, "ROLLBACK");
         s->writer_broken = why == LUCY_EIO;
         lucy_log(LUCY_LOG_ERROR, "store commit failed", "{s:s,s:i}", "error", reason, "writes", n);
         return 0;
@@ -588,17 +392,17 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
         return LUCY_ENOMEM;
     }
     snprintf(s->path, sizeof s->path, "%s/lucy.db", data_dir);
-    int rc = open_conn(s->path, 0, &s->writer_conn);
+    int rc = lucy_store_conn_open(s->path, 0, &s->writer_conn);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open store %s: %s", s->path, sqlite3_errstr(rc));
         free(s);
         return lucy_store_err(rc);
     }
-    rc = migrate(s->writer_conn->db, err, errlen);
+    rc = lucy_store_migrate(s->writer_conn->db, err, errlen);
     if (rc == 0)
         rc = lucy_store_marker_verify(s->writer_conn->db, s->path, &s->generation, err, errlen);
     if (rc != 0) {
-        close_conn(s->writer_conn);
+        lucy_store_conn_close(s->writer_conn);
         free(s);
         return rc;
     }
@@ -615,7 +419,7 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
     pthread_condattr_destroy(&ca);
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         snprintf(err, errlen, "cannot start the store writer thread");
-        close_conn(s->writer_conn);
+        lucy_store_conn_close(s->writer_conn);
         free(s);
         return LUCY_ENOMEM;
     }
@@ -633,9 +437,9 @@ void lucy_store_close(struct lucy_store *s)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer, NULL);
     marker_flush(s);
-    close_conn(s->writer_conn);
+    lucy_store_conn_close(s->writer_conn);
     for (int i = 0; i < s->pool_n; i++)
-        close_conn(s->pool[i]);
+        lucy_store_conn_close(s->pool[i]);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->work);
@@ -713,20 +517,20 @@ int lucy_store_read(struct lucy_store *s, lucy_store_read_fn fn, void *arg)
     if (s->pool_n > 0)
         c = s->pool[--s->pool_n];
     pthread_mutex_unlock(&s->pool_lock);
-    if (!c && open_conn(s->path, 1, &c) != SQLITE_OK)
+    if (!c && lucy_store_conn_open(s->path, 1, &c) != SQLITE_OK)
         return LUCY_EIO;
-    struct conn *outer = current_conn; /* a read inside a write function */
-    current_conn = c;
+    struct conn *outer = lucy_store_current_conn; /* a read inside a write function */
+    lucy_store_current_conn = c;
     int rc = fn(c->db, arg);
-    reset_used(c);
-    current_conn = outer;
+    lucy_store_conn_reset(c);
+    lucy_store_current_conn = outer;
     pthread_mutex_lock(&s->pool_lock);
     if (s->pool_n < READ_POOL_MAX) {
         s->pool[s->pool_n++] = c;
         c = NULL;
     }
     pthread_mutex_unlock(&s->pool_lock);
-    close_conn(c);
+    lucy_store_conn_close(c);
     if (rc == LUCY_EDBCORRUPT)
         lucy_store_mark_damaged(s, "a read met a corrupt page");
     return rc;
