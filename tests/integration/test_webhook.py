@@ -304,6 +304,38 @@ def test_same_wamid_twice_in_sequence(lucy):
     assert lucy.get("/contacts/15550002222").json()["messages"] == 1
 
 
+def test_wamids_differing_after_a_nul_are_refused(lucy):
+    """wamid.X\u0000A and wamid.X\u0000B would be one key once bound to
+    SQLite (it stops at the NUL): ids with control characters are a 400
+    naming the field, and nothing of the delivery is stored."""
+    for wamid in ("wamid.X\u0000A", "wamid.X\u0000B"):
+        body = message_body(wamid)
+        assert b"wamid.X\\u0000" in body  # JSON-escaped, signed like any body
+        r = post(lucy, body)
+        assert r.status_code == 400, r.text
+        err = r.json()
+        assert err["error_type"] == "bad_request"
+        assert "messages[0].id (the wamid)" in err["message"], err
+        assert "control character U+0000" in err["message"], err
+    # every other id too: the sender, a contact's wa_id, a status id
+    for body, field in [(message_body("wamid.C1", extra={"from": "1555\u00007777"}), "messages[0].from"),
+                        (message_body("wamid.C2", sender="1555\n"), "contacts[0].wa_id")]:
+        r = post(lucy, body)
+        assert r.status_code == 400 and field in r.json()["message"], r.text
+    status = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
+        "statuses": [{"id": "wamid.OUT\u0000A", "status": "read", "timestamp": "1",
+                      "recipient_id": "15550002222"}]}}]}]}).encode()
+    r = post(lucy, status)
+    assert r.status_code == 400 and "statuses[0].id" in r.json()["message"], r.text
+    for table in ("wa_inbox_bodies", "wa_messages", "wa_statuses"):
+        assert db_query(lucy.data_dir, "SELECT count(*) FROM " + table)[0][0] == 0, table
+    assert 'lucy_whatsapp_inbox_rejected_total{reason="bad_request"} 5' in lucy.get("/metrics").text
+    # the same ids without the NUL are two ordinary messages
+    for wamid in ("wamid.XA", "wamid.XB"):
+        r = post(lucy, message_body(wamid))
+        assert r.status_code == 200 and r.json()["duplicates"] == 0, r.text
+
+
 def test_same_wamid_concurrently(lucy):
     for round_ in range(3):
         wamid = "wamid.RACE%d" % round_

@@ -310,7 +310,7 @@ static void post_webhook(struct lucy_http_request *req, struct lucy_http_respons
         }
         reject(wa, LUCY_WA_REJECT_BAD_REQUEST);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "%.200s; send the webhook body exactly as Meta posts it", err);
+                              "%.300s; send the webhook body exactly as Meta posts it", err);
         return;
     }
     /* the raw body is bound as is (SQLITE_STATIC): it lives in the request
