@@ -150,7 +150,7 @@ def test_signature_right_wrong_missing(lucy):
 
     r = post(lucy, body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "accepted", "messages": 1, "duplicates": 0}
+    assert r.json() == {"status": "accepted", "messages": 1, "statuses": 0, "duplicates": 0}
     metrics = lucy.get("/metrics").text
     assert 'lucy_whatsapp_inbox_rejected_total{reason="signature_invalid"} 3' in metrics
     assert 'lucy_whatsapp_inbox_rejected_total{reason="signature_missing"} 2' in metrics
@@ -249,6 +249,25 @@ def test_every_fixture_parsed_and_searchable(lucy):
     assert lucy.get("/health").json()["checks"]["whatsapp:inbox"][0]["status"] == "pass"
 
 
+def test_statuses_are_counted_apart_from_messages(lucy):
+    """A status-only webhook (delivery reports of the owner's messages) has
+    no messages: the reply counts statuses on their own."""
+    body = fixture_bytes("status_read.json")
+    r = post(lucy, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 2, "duplicates": 0}
+    r = post(lucy, body)
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 2, "duplicates": 2}
+    # one body with both: each counted in its own field
+    mixed = json.loads(message_body("wamid.MIXED1"))
+    mixed["entry"][0]["changes"][0]["value"]["statuses"] = [
+        {"id": "wamid.OUT0003", "status": "sent", "timestamp": "1764461300", "recipient_id": "15550002222"}]
+    r = post(lucy, json.dumps(mixed).encode())
+    assert r.json() == {"status": "accepted", "messages": 1, "statuses": 1, "duplicates": 0}, r.text
+    wait_drained(lucy)
+    assert lucy.get("/contacts").json()["contacts"][0]["messages"] == 1
+
+
 def test_late_delivered_never_overwrites_read(lucy):
     def status_body(status, ts):
         return json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
@@ -257,7 +276,7 @@ def test_late_delivered_never_overwrites_read(lucy):
     for status, ts in [("sent", 1), ("read", 3), ("delivered", 2), ("read", 3)]:
         r = post(lucy, status_body(status, ts))
         assert r.status_code == 200
-    assert r.json() == {"status": "accepted", "messages": 1, "duplicates": 1}
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 1, "duplicates": 1}
     wait_drained(lucy)
     assert db_query(lucy.data_dir, "SELECT status FROM wa_outgoing WHERE wamid='wamid.OUTX'") == [("read",)]
     assert db_query(lucy.data_dir, "SELECT count(*) FROM wa_statuses WHERE id='wamid.OUTX'")[0][0] == 3
