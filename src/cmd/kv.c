@@ -5,7 +5,8 @@
  * processes with the same REDIS_URL share keys and rate limits.
  *
  *   lucy kv ping                     round trip; typed error and remedy
- *   lucy kv persistence              INFO persistence as lucy reads it (a
+ *   lucy kv persistence              INFO persistence and memory as lucy
+ *                                    reads them, with the OOM write probe (a
  *                                    Redis check; on the embedded sqlite
  *                                    backend it says so and exits 0:
  *                                    {"backend","applies":false,"message"})
@@ -114,13 +115,20 @@ static int do_persistence(struct lucy_kv *kv, const struct lucy_config *cfg,
     struct lucy_kv_error e;
     if (lucy_kv_persistence(kv, &p, 0, &e))
         return fail("persistence", &e);
-    print(json_pack("{s:b,s:b,s:I,s:b,s:b,s:b,s:i,s:b,s:s}", "rdb_last_bgsave_ok",
-                    p.rdb_last_bgsave_ok, "rdb_bgsave_in_progress", p.rdb_bgsave_in_progress,
-                    "rdb_changes_since_last_save", (json_int_t)p.rdb_changes_since_last_save,
-                    "aof_enabled", p.aof_enabled, "aof_last_write_ok", p.aof_last_write_ok,
-                    "loading", p.loading, "stop_writes_on_bgsave_error",
-                    p.stop_writes_on_bgsave_error, "misconf", p.misconf, "misconf_message",
-                    p.misconf_message));
+    json_t *doc =
+        json_pack("{s:b,s:b,s:I,s:b,s:b,s:b,s:i,s:b,s:s}", "rdb_last_bgsave_ok",
+                  p.rdb_last_bgsave_ok, "rdb_bgsave_in_progress", p.rdb_bgsave_in_progress,
+                  "rdb_changes_since_last_save", (json_int_t)p.rdb_changes_since_last_save,
+                  "aof_enabled", p.aof_enabled, "aof_last_write_ok", p.aof_last_write_ok, "loading",
+                  p.loading, "stop_writes_on_bgsave_error", p.stop_writes_on_bgsave_error,
+                  "misconf", p.misconf, "misconf_message", p.misconf_message);
+    /* memory: -OOM refuses writes as surely as MISCONF, and PING still answers */
+    json_object_update_new(doc, json_pack("{s:I,s:I,s:s,s:b,s:s}", "used_memory_bytes",
+                                          (json_int_t)p.used_memory_bytes, "maxmemory_bytes",
+                                          (json_int_t)p.maxmemory_bytes, "maxmemory_policy",
+                                          p.maxmemory_policy, "oom", p.oom, "oom_message",
+                                          p.oom_message));
+    print(doc);
     return 0;
 }
 

@@ -15,9 +15,11 @@
  *                            save points: writes still accepted)
  *   loading                  warn
  *   otherwise                ok
- * and, on top, warn when used memory is at MEMORY_WARN_PCT of maxmemory
- * while the policy cannot evict every key (noeviction, volatile-*): the
- * next write may get -OOM.
+ * and, on top, by lucy_kv_memory_level() (the same rule as the daemon's
+ * redis:memory check): critical while Redis refuses writes with -OOM (the
+ * write probe of lucy_kv_persistence), warn when used memory is at
+ * LUCY_KV_MEMORY_WARN_PCT of maxmemory while the policy cannot evict
+ * every key (noeviction, volatile-*): the next write may get -OOM.
  *
  * The fix is the kv plugin's auto-heal (src/kv/plugin.c) done once from
  * the command line with the same kv calls: CONFIG SET
@@ -46,7 +48,6 @@
 #define DOCTOR_MARK_TTL_MS (7LL * 24 * 3600 * 1000)
 #define BGSAVE_WAIT_MS     15000 /* how long the fix waits for a BGSAVE */
 #define BGSAVE_POLL_MS     100
-#define MEMORY_WARN_PCT    90 /* used_memory / maxmemory */
 
 static void sleep_ms(int ms)
 {
@@ -105,21 +106,25 @@ static void check_memory(const struct lucy_kv_persistence *p, struct lucy_doctor
                             ? lucy_doctor_size_json((uint64_t)p->maxmemory_bytes)
                             : json_null());
     json_object_set_new(r->details, "maxmemory_policy", json_string(p->maxmemory_policy));
-    if (p->used_memory_bytes < 0)
-        return;
-    char used[32], max[32] = "no limit";
-    lucy_doctor_human((uint64_t)p->used_memory_bytes, used, sizeof used);
-    if (p->maxmemory_bytes > 0)
-        lucy_doctor_human((uint64_t)p->maxmemory_bytes, max, sizeof max);
-    double pct = p->maxmemory_bytes > 0
-                     ? 100.0 * (double)p->used_memory_bytes / (double)p->maxmemory_bytes
-                     : 0.0;
-    lucy_doctor_say(r, "memory %s of maxmemory %s (%.0f%%), maxmemory-policy %s", used, max, pct,
-                    p->maxmemory_policy[0] ? p->maxmemory_policy : "unknown");
-    int can_refuse = strcmp(p->maxmemory_policy, "noeviction") == 0 ||
-                     strncmp(p->maxmemory_policy, "volatile-", 9) == 0;
-    if (p->maxmemory_bytes > 0 && pct >= MEMORY_WARN_PCT && can_refuse)
+    json_object_set_new(r->details, "oom", json_boolean(p->oom));
+    json_object_set_new(r->details, "oom_message",
+                        p->oom ? json_string(p->oom_message) : json_null());
+    double pct;
+    enum lucy_kv_memory level = lucy_kv_memory_level(p, &pct);
+    if (p->used_memory_bytes >= 0) {
+        char used[32], max[32] = "no limit";
+        lucy_doctor_human((uint64_t)p->used_memory_bytes, used, sizeof used);
+        if (p->maxmemory_bytes > 0)
+            lucy_doctor_human((uint64_t)p->maxmemory_bytes, max, sizeof max);
+        lucy_doctor_say(r, "memory %s of maxmemory %s (%.0f%%), maxmemory-policy %s", used, max,
+                        pct, p->maxmemory_policy[0] ? p->maxmemory_policy : "unknown");
+    }
+    if (level == LUCY_KV_MEMORY_FULL) {
+        lucy_doctor_say(r, "Redis refuses writes for memory: %.250s", p->oom_message);
+        lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL, LUCY_REMEDY_REDIS_MEMORY);
+    } else if (level == LUCY_KV_MEMORY_NEAR) {
         lucy_doctor_raise(r, LUCY_DOCTOR_WARN, LUCY_REMEDY_REDIS_MEMORY);
+    }
 }
 
 void lucy_doctor_check_redis(struct lucy_doctor *d, struct lucy_doctor_result *r)
@@ -176,7 +181,10 @@ void lucy_doctor_check_redis(struct lucy_doctor *d, struct lucy_doctor_result *r
     lucy_doctor_say(r,
                     "Redis at %s: %s; rdb_last_bgsave_status:%s, aof_last_write_status:%s, "
                     "%lld changes not saved, stop-writes-on-bgsave-error %s",
-                    where, p.misconf ? "refuses writes (MISCONF)" : "accepts writes",
+                    where,
+                    p.misconf ? "refuses writes (MISCONF)"
+                    : p.oom   ? "refuses writes (OOM)"
+                              : "accepts writes",
                     ok_err(p.rdb_last_bgsave_ok), ok_err(p.aof_last_write_ok),
                     p.rdb_changes_since_last_save, swbe);
     int aof_failing = p.aof_enabled && !p.aof_last_write_ok;

@@ -96,10 +96,12 @@ static const char *const remedies[LUCY_REMEDY_COUNT] = {
         "fail: free space in Redis's dir, `redis-cli BGSAVE`, then `redis-cli CONFIG SET "
         "stop-writes-on-bgsave-error yes` (auto-heal restores yes by itself).",
     [LUCY_REMEDY_REDIS_MEMORY] =
-        "Redis is close to its maxmemory and will refuse writes with OOM when no key can be "
-        "evicted: raise maxmemory (`redis-cli CONFIG SET maxmemory ...` and in its config "
-        "file), or choose a policy that can evict any key (allkeys-lru); lucy's keys can be "
-        "rebuilt.",
+        "Redis is at or close to its maxmemory and refuses writes with OOM when no key can be "
+        "evicted (maxmemory-policy noeviction, or volatile-* with no key left to expire): raise "
+        "maxmemory (`redis-cli CONFIG SET maxmemory ...` and in its config file), or choose a "
+        "policy that can evict any key (`redis-cli CONFIG SET maxmemory-policy allkeys-lru`); "
+        "lucy's keys can be rebuilt. Refused alias writes wait in lucy's kv_pending and are "
+        "replayed once Redis takes writes.",
     [LUCY_REMEDY_QDRANT_UNREACHABLE] =
         "Start Qdrant or fix QDRANT_URL (`curl \"$QDRANT_URL/readyz\"`); meanwhile /search "
         "answers from the local copy and documents wait in the outbox.",

@@ -63,8 +63,10 @@ static const struct {
                             "the Redis ACL user in REDIS_URL may not run this command: grant it "
                             "(ACL SETUSER) or use another user"},
     [LUCY_KV_ERR_OOM] = {"oom", "OOM", LUCY_EUNAVAIL,
-                         "Redis reached maxmemory and refuses writes: raise maxmemory, set an "
-                         "eviction policy (maxmemory-policy allkeys-lru) or free memory"},
+                         "Redis is at maxmemory and refuses writes (OOM): raise maxmemory "
+                         "(`CONFIG SET maxmemory 256mb`, and in redis.conf) or choose an evicting "
+                         "policy (`CONFIG SET maxmemory-policy allkeys-lru`; lucy's keys can be "
+                         "rebuilt); docs/operations.md (Redis)"},
     [LUCY_KV_ERR_BUSY] = {"busy", "BUSY", LUCY_EUNAVAIL,
                           "Redis is busy running a long script: wait, or `SCRIPT KILL`"},
     [LUCY_KV_ERR_CONN] = {"connection", NULL, LUCY_EUNAVAIL,
@@ -468,6 +470,22 @@ int lucy_kv_persistence(struct lucy_kv *kv, struct lucy_kv_persistence *out, int
     if (rc && unreachable(err->kind))
         kv_account(kv, LUCY_KV_OP_PING, rc, err);
     return rc;
+}
+
+enum lucy_kv_memory lucy_kv_memory_level(const struct lucy_kv_persistence *p, double *used_pct)
+{
+    double pct = p->maxmemory_bytes > 0 && p->used_memory_bytes >= 0
+                     ? 100.0 * (double)p->used_memory_bytes / (double)p->maxmemory_bytes
+                     : 0.0;
+    if (used_pct)
+        *used_pct = pct;
+    if (p->oom)
+        return LUCY_KV_MEMORY_FULL;
+    /* allkeys-* can always make room; noeviction never, volatile-* only
+     * while keys with a TTL are left */
+    int may_refuse = strcmp(p->maxmemory_policy, "noeviction") == 0 ||
+                     strncmp(p->maxmemory_policy, "volatile-", 9) == 0;
+    return may_refuse && pct >= LUCY_KV_MEMORY_WARN_PCT ? LUCY_KV_MEMORY_NEAR : LUCY_KV_MEMORY_OK;
 }
 
 int lucy_kv_config_set(struct lucy_kv *kv, const char *name, const char *value, int timeout_ms,

@@ -52,7 +52,8 @@ struct lucy_plugin;
 
 /* The kv plugin (plugin.c): opens the daemon's kv into ctx->kv (closed by
  * its free, after every later plugin's), registers kv:backend,
- * redis:ping, redis:persistence, /metrics lines and the replay tick. */
+ * redis:ping, redis:persistence, redis:memory, /metrics lines and the
+ * replay tick. */
 extern const struct lucy_plugin lucy_kv_plugin;
 
 /* Why a call failed, by the kind of trouble (not by the call). The order
@@ -142,7 +143,24 @@ struct lucy_kv_persistence {
     long long used_memory_bytes;           /* INFO memory used_memory; -1 unknown */
     long long maxmemory_bytes;             /* maxmemory; 0 = no limit; -1 unknown */
     char maxmemory_policy[32];             /* maxmemory_policy; "" unknown */
+    int oom;                               /* the write probe got -OOM: writes refused */
+    char oom_message[256];                 /* that answer */
 };
+
+/* How close a Redis is to refusing writes for memory (INFO memory and the
+ * write probe of struct lucy_kv_persistence). */
+enum lucy_kv_memory {
+    LUCY_KV_MEMORY_OK,   /* no maxmemory, room left, or a policy that can evict any key */
+    LUCY_KV_MEMORY_NEAR, /* >= LUCY_KV_MEMORY_WARN_PCT of maxmemory and a policy that
+                            may find nothing to evict (noeviction, volatile-*) */
+    LUCY_KV_MEMORY_FULL, /* writes are refused now (-OOM) */
+};
+#define LUCY_KV_MEMORY_WARN_PCT 90
+
+/* The memory level of p, and (when used_pct is not NULL) used_memory in
+ * percent of maxmemory (0 when there is no limit or it is unknown). The
+ * one rule for the redis:memory check and `lucy doctor`. Pure. */
+enum lucy_kv_memory lucy_kv_memory_level(const struct lucy_kv_persistence *p, double *used_pct);
 
 /* Options for lucy_kv_open(), usually from the configuration. */
 struct lucy_kv_options {
@@ -206,7 +224,10 @@ struct lucy_kv_ops {
      * (the prober's probe). */
     int (*ping)(void *st, int force, int timeout_ms, struct lucy_kv_error *err);
     /* INFO persistence + INFO memory + CONFIG GET stop-writes-on-bgsave-error
-     * + PING. This and the next two: LUCY_KV_CAP_ADMIN backends only. */
+     * + PING + a write probe (SET of an absent key with XX: Redis refuses
+     * it with -OOM exactly when it refuses writes for memory, and
+     * otherwise changes nothing). This and the next two:
+     * LUCY_KV_CAP_ADMIN backends only. */
     int (*persistence)(void *st, struct lucy_kv_persistence *out, int timeout_ms,
                        struct lucy_kv_error *err);
     /* CONFIG SET name value (auto-heal). */

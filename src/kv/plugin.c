@@ -14,6 +14,11 @@
  *                     aof_last_write_status, rdb_changes_since_last_save),
  *                     CONFIG GET stop-writes-on-bgsave-error, and the state
  *                     of auto-heal
+ *   redis:memory      INFO memory and a write probe: fail while Redis
+ *                     refuses writes with -OOM (maxmemory reached and a
+ *                     policy that finds nothing to evict), warn when it is
+ *                     close to that. PING still answers then, so neither
+ *                     redis:ping nor redis:persistence would notice
  * Checks run on the prober thread with the Redis timeout, so a hung Redis
  * delays only the prober, never /health (which renders the cache).
  *
@@ -266,6 +271,61 @@ static void check_persistence(void *arg, int timeout_ms, struct lucy_check_repor
     }
 }
 
+/* ---- redis:memory --------------------------------------------------------- */
+
+static void check_memory(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    struct kv_plugin *p = arg;
+    char where[300];
+    lucy_kv_describe(p->kv, where, sizeof where);
+    struct lucy_kv_persistence ps;
+    struct lucy_kv_error e;
+    if (lucy_kv_persistence(p->kv, &ps, timeout_ms, &e) != 0) {
+        struct lucy_check_item *it =
+            lucy_check_add(out, where, LUCY_HEALTH_FAIL, 0, "%",
+                           "cannot read INFO memory (%s): %.200s. What to do: %s",
+                           lucy_kv_err_kind_name(e.kind), e.message, lucy_kv_err_remedy(e.kind));
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text, "error: redis %s",
+                     lucy_kv_err_kind_name(e.kind));
+        return;
+    }
+    double pct;
+    enum lucy_kv_memory level = lucy_kv_memory_level(&ps, &pct);
+    const char *policy = ps.maxmemory_policy[0] ? ps.maxmemory_policy : "unknown";
+    char limit[96] = "no maxmemory";
+    if (ps.maxmemory_bytes > 0)
+        snprintf(limit, sizeof limit, "%lld of maxmemory %lld bytes used (%.0f%%)",
+                 ps.used_memory_bytes, ps.maxmemory_bytes, pct);
+    struct lucy_check_item *it;
+    if (level == LUCY_KV_MEMORY_FULL) {
+        /* what else follows is in docs/operations.md (Redis): output
+         * holds 511 bytes, and the remedy comes first */
+        struct lucy_kv_stats s;
+        lucy_kv_stats(p->kv, &s);
+        it = lucy_check_add(out, where, LUCY_HEALTH_FAIL, pct, "%",
+                            "Redis refuses writes (OOM): %s, policy %s. %lld kv write(s) wait "
+                            "locally for replay; rate limits follow LUCY_RATE_LIMIT_ON_ERROR=%s. "
+                            "What to do: %s",
+                            limit, policy, s.pending < 0 ? 0LL : s.pending,
+                            lucy_kv_rate_limit_denies(p->kv) ? "deny" : "allow",
+                            lucy_kv_err_remedy(LUCY_KV_ERR_OOM));
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text,
+                     "error: redis out of memory (OOM), writes refused");
+    } else if (level == LUCY_KV_MEMORY_NEAR) {
+        it = lucy_check_add(out, where, LUCY_HEALTH_WARN, pct, "%",
+                            "Redis is close to refusing writes: %s and maxmemory-policy %s may "
+                            "find nothing to evict. What to do: %s",
+                            limit, policy, lucy_kv_err_remedy(LUCY_KV_ERR_OOM));
+        if (it)
+            snprintf(it->dependency_text, sizeof it->dependency_text,
+                     "warning: redis close to maxmemory");
+    } else {
+        lucy_check_add(out, where, LUCY_HEALTH_PASS, pct, "%", "%s, policy %s", limit, policy);
+    }
+}
+
 /* ---- tick ----------------------------------------------------------------- */
 
 static void tick(void *arg)
@@ -353,8 +413,10 @@ static int init(struct lucy_ctx *ctx, void **state)
         {"kv:backend", "component", "kv", 0, 2000, 1000, check_backend, p},
         {"redis:ping", "datastore", "redis", 0, 1000, p->timeout_ms, check_ping, p},
         {"redis:persistence", "datastore", "redis", 0, 2000, p->timeout_ms, check_persistence, p},
+        {"redis:memory", "datastore", "redis", 0, 2000, p->timeout_ms, check_memory, p},
     };
-    for (size_t i = 0; i < (admin ? 3u : 1u); i++)
+    size_t n_checks = admin ? sizeof checks / sizeof checks[0] : 1u;
+    for (size_t i = 0; i < n_checks; i++)
         if (lucy_health_register(ctx->health, &checks[i]))
             return LUCY_ENOMEM;
     lucy_health_on_tick(ctx->health, tick, p);

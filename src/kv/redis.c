@@ -771,10 +771,18 @@ static int persistence(void *st, struct lucy_kv_persistence *out, int timeout_ms
     static const char *cfg[] = {"CONFIG", "GET", "stop-writes-on-bgsave-error"};
     static const char *png[] = {"PING"};
     static const char *mem[] = {"INFO", "memory"};
-    const char *const *av[4] = {info, cfg, png, mem};
-    int ac[4] = {2, 3, 1, 2};
-    redisReply *rep[4] = {NULL, NULL, NULL, NULL};
-    int rc = run(r, 0, timeout_ms, 1, 4, ac, av, NULL, rep, "INFO persistence", err);
+    /* SET is refused with -OOM before Redis looks at the key (and before
+     * -MISCONF), so SET XX of a key that never exists probes "would a
+     * write be taken" without writing anything */
+    char *probe_key = prefixed(r, "probe:oom");
+    if (!probe_key)
+        return lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+    const char *probe[] = {"SET", probe_key, "", "XX"};
+    const char *const *av[5] = {info, cfg, png, mem, probe};
+    int ac[5] = {2, 3, 1, 2, 4};
+    redisReply *rep[5] = {NULL, NULL, NULL, NULL, NULL};
+    int rc = run(r, 0, timeout_ms, 1, 5, ac, av, NULL, rep, "INFO persistence", err);
+    free(probe_key);
     if (rc)
         return rc;
     if (rep[0]->type == REDIS_REPLY_ERROR) {
@@ -817,8 +825,13 @@ static int persistence(void *st, struct lucy_kv_persistence *out, int timeout_ms
             out->maxmemory_bytes = atoll(v);
         if (info_field(m, "maxmemory_policy", v, sizeof v))
             snprintf(out->maxmemory_policy, sizeof out->maxmemory_policy, "%.31s", v);
+        if (rep[4]->type == REDIS_REPLY_ERROR &&
+            lucy_kv_err_kind_of_reply(rep[4]->str) == LUCY_KV_ERR_OOM) {
+            out->oom = 1;
+            snprintf(out->oom_message, sizeof out->oom_message, "%s", rep[4]->str);
+        }
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         freeReplyObject(rep[i]);
     return rc;
 }

@@ -543,3 +543,113 @@ def test_retried_message_takes_the_rate_limit_once(start_lucy, redis_server, bac
     # four attempts at the first message took ONE of the two: the second
     # message is within the limit, the third is over it
     assert flags == {first: 0, rest[0]: 0, rest[1]: 1}, flags
+
+
+# ---- OOM: maxmemory reached with noeviction -------------------------------------
+
+def doctor_json(data_dir, env):
+    """(exit code, document) of `lucy doctor --json` with the daemon's config."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("LUCY_", "REDIS_", "WHATSAPP_"))}
+    e.update(SAN_ENV)
+    e.update(env)
+    e.update({"LUCY_DATA_DIR": data_dir, "LUCY_DISK_WARN_MB": "0", "LUCY_DISK_WARN_PCT": "0",
+              "LUCY_DISK_CRITICAL_MB": "0", "LUCY_DISK_CRITICAL_PCT": "0", "LUCY_DISK_RESERVE_MB": "1"})
+    p = subprocess.run([LUCY_BIN, "doctor", "--json"], env=e, capture_output=True, timeout=90)
+    assert p.returncode in (0, 1), p.stderr.decode()[-3000:]
+    return p.returncode, json.loads(p.stdout)
+
+
+def metric(lucy, prefix):
+    for line in lucy.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return None
+
+
+OOM_REMEDY_WORDS = ["raise maxmemory", "maxmemory-policy allkeys-lru"]
+
+
+@needs_wa_on_kv
+def test_oom_is_named_and_refused_writes_are_replayed(start_lucy, redis_server):
+    """Redis with maxmemory 1mb and noeviction, filled up: PING still answers
+    and reads work, but every write gets -OOM. It must not be invisible:
+    redis:memory fails (readiness when redis is required), lucy doctor is
+    critical with the redis_memory remedy, alias and profile-name writes
+    wait in kv_pending and land once Redis takes writes, and the rate
+    limiter's decisions come from LUCY_RATE_LIMIT_ON_ERROR (counted)."""
+    r = redis_server(extra=["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"])
+    env = dict(WA_ENV, **FAST, REDIS_URL=r.url, LUCY_RATE_LIMIT="2/min")
+    a = start_lucy(env=env)  # rate limits on error: allow (the default)
+    b = start_lucy(env=dict(env, LUCY_READY_REQUIRES="redis", LUCY_RATE_LIMIT_ON_ERROR="deny"))
+    known = "15550007301"
+    assert wa_post(a, wa_body("wamid.KV-OOM-0", sender=known, name="Before Oom")).status_code == 200
+    a.wait_for(lambda: stored(a, ["wamid.KV-OOM-0"]) == {"wamid.KV-OOM-0": "done"}, what="processed")
+    assert r.cli("GET", "lucy:wa:profile_name:" + known) == "Before Oom"
+    a.wait_for(lambda: status_of(health(a), "redis:memory") == "pass", what="redis:memory pass")
+    assert b.get("/health").status_code == 200
+
+    # filled up, then the limit of the incident: 1mb, noeviction
+    r.cli("EVAL", "for i=1,3000 do redis.call('SET', 'filler:'..i, string.rep('x', 1000)) end "
+                  "return 1", "0")
+    assert r.cli("CONFIG", "SET", "maxmemory", "1mb") == "OK"
+    out = r.cli("SET", "probe", "1")
+    assert out.startswith("OOM"), out
+    assert r.cli("PING") == "PONG"
+
+    def oom_seen(lucy):
+        doc = health(lucy)
+        return doc if status_of(doc, "redis:memory") in ("warn", "fail") and \
+            "OOM" in main_item(doc, "redis:memory").get("output", "") else None
+    doc = a.wait_for(lambda: oom_seen(a), what="OOM in /health")
+    assert doc["status"] == "warn" and a.get("/health").status_code == 200  # redis not required
+    out = main_item(doc, "redis:memory")["output"]
+    assert "refuses writes (OOM)" in out and "noeviction" in out, out
+    for words in OOM_REMEDY_WORDS + ["LUCY_RATE_LIMIT_ON_ERROR=allow", "docs/operations.md"]:
+        assert words in out, (words, out)
+    assert "OOM" in doc["dependencies"]["redis"], doc["dependencies"]
+    b.wait_for(lambda: b.get("/health").status_code == 503, what="readiness 503 when redis is required")
+    assert status_of(health(b), "redis:memory") == "fail"
+    assert "LUCY_RATE_LIMIT_ON_ERROR=deny" in main_item(health(b), "redis:memory")["output"]
+
+    # lucy doctor names it
+    rc, rep = doctor_json(a.data_dir, env)
+    red = [c for c in rep["checks"] if c["name"] == "redis"][0]
+    assert rc == 1 and red["status"] == "critical", red
+    assert red["details"]["oom"] is True and red["details"]["oom_message"].startswith("OOM"), red
+    assert "refuses writes (OOM)" in red["summary"], red
+    for words in OOM_REMEDY_WORDS + ["kv_pending"]:
+        assert words in red["remedy"], (words, red["remedy"])
+
+    # refused writes wait locally: an alias PUT, a new sender's profile name
+    put = a.put("/contacts/" + known, json={"alias": "Named During Oom"})
+    assert put.status_code == 200 and put.json()["alias"] == "Named During Oom", put.text
+    fresh = "15550007302"
+    assert wa_post(a, wa_body("wamid.KV-OOM-1", sender=fresh, name="Profile During Oom")).status_code == 200
+    a.wait_for(lambda: stored(a, ["wamid.KV-OOM-1"]) == {"wamid.KV-OOM-1": "done"}, what="processed")
+    keys = {k for (k,) in db(a, "SELECT key FROM kv_pending")}
+    assert {"wa:user_alias:" + known, "wa:profile_name:" + fresh} <= keys, keys
+    assert r.cli("GET", "lucy:wa:profile_name:" + fresh) == ""  # (nil): not written
+
+    # the rate limiter cannot record a step: the on-error policy decides
+    # every message (allow: none flagged; deny: all flagged), and says so
+    for lucy, sender in ((a, "15550007303"), (b, "15550007304")):
+        wamids = ["wamid.KV-OOM-RL-%s-%d" % (sender, i) for i in range(4)]
+        for w in wamids:
+            assert wa_post(lucy, wa_body(w, sender=sender)).status_code == 200
+        lucy.wait_for(lambda: set(stored(lucy, wamids).values()) == {"done"}, what="processed")
+    flagged = lambda lucy, s: db(lucy, "SELECT sum(rate_limited) FROM wa_messages WHERE sender = ?", (s,))[0][0]
+    assert flagged(a, "15550007303") == 0 and flagged(b, "15550007304") == 4
+    assert metric(a, 'lucy_kv_rate_limit_policy_total{mode="allow"}') >= 4
+    assert metric(a, 'lucy_kv_errors_total{backend="redis",kind="oom"}') >= 1
+    refused = [l for l in a.log_lines() if l.get("msg") == "kv backend refused a command"]
+    assert refused and refused[0]["kind"] == "oom" and "raise maxmemory" in refused[0]["remedy"], refused
+
+    # the operator's remedy: room again, everything pending lands
+    assert r.cli("CONFIG", "SET", "maxmemory", "64mb") == "OK"  # or maxmemory-policy allkeys-lru
+    a.wait_for(lambda: db(a, "SELECT count(*) FROM kv_pending") == [(0,)], timeout=30,
+               what="pending kv writes replayed")
+    assert json.loads(r.cli("GET", "lucy:wa:user_alias:" + known))["alias"] == "Named During Oom"
+    assert r.cli("GET", "lucy:wa:profile_name:" + fresh) == "Profile During Oom"
+    a.wait_for(lambda: status_of(health(a), "redis:memory") == "pass", what="redis:memory pass")
+    b.wait_for(lambda: b.get("/health").status_code == 200, what="ready again")
+    assert contact(b, known)["alias"] == "Named During Oom"

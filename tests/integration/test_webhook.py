@@ -150,7 +150,7 @@ def test_signature_right_wrong_missing(lucy):
 
     r = post(lucy, body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "accepted", "messages": 1, "duplicates": 0}
+    assert r.json() == {"status": "accepted", "messages": 1, "statuses": 0, "duplicates": 0}
     metrics = lucy.get("/metrics").text
     assert 'lucy_whatsapp_inbox_rejected_total{reason="signature_invalid"} 3' in metrics
     assert 'lucy_whatsapp_inbox_rejected_total{reason="signature_missing"} 2' in metrics
@@ -249,6 +249,25 @@ def test_every_fixture_parsed_and_searchable(lucy):
     assert lucy.get("/health").json()["checks"]["whatsapp:inbox"][0]["status"] == "pass"
 
 
+def test_statuses_are_counted_apart_from_messages(lucy):
+    """A status-only webhook (delivery reports of the owner's messages) has
+    no messages: the reply counts statuses on their own."""
+    body = fixture_bytes("status_read.json")
+    r = post(lucy, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 2, "duplicates": 0}
+    r = post(lucy, body)
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 2, "duplicates": 2}
+    # one body with both: each counted in its own field
+    mixed = json.loads(message_body("wamid.MIXED1"))
+    mixed["entry"][0]["changes"][0]["value"]["statuses"] = [
+        {"id": "wamid.OUT0003", "status": "sent", "timestamp": "1764461300", "recipient_id": "15550002222"}]
+    r = post(lucy, json.dumps(mixed).encode())
+    assert r.json() == {"status": "accepted", "messages": 1, "statuses": 1, "duplicates": 0}, r.text
+    wait_drained(lucy)
+    assert lucy.get("/contacts").json()["contacts"][0]["messages"] == 1
+
+
 def test_late_delivered_never_overwrites_read(lucy):
     def status_body(status, ts):
         return json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
@@ -257,7 +276,7 @@ def test_late_delivered_never_overwrites_read(lucy):
     for status, ts in [("sent", 1), ("read", 3), ("delivered", 2), ("read", 3)]:
         r = post(lucy, status_body(status, ts))
         assert r.status_code == 200
-    assert r.json() == {"status": "accepted", "messages": 1, "duplicates": 1}
+    assert r.json() == {"status": "accepted", "messages": 0, "statuses": 1, "duplicates": 1}
     wait_drained(lucy)
     assert db_query(lucy.data_dir, "SELECT status FROM wa_outgoing WHERE wamid='wamid.OUTX'") == [("read",)]
     assert db_query(lucy.data_dir, "SELECT count(*) FROM wa_statuses WHERE id='wamid.OUTX'")[0][0] == 3
@@ -302,6 +321,38 @@ def test_same_wamid_twice_in_sequence(lucy):
                                    "AND id='wamid.TEXT0001'")[0][0] == 1
     assert len(search(lucy, "invoice")) == 1
     assert lucy.get("/contacts/15550002222").json()["messages"] == 1
+
+
+def test_wamids_differing_after_a_nul_are_refused(lucy):
+    """wamid.X\u0000A and wamid.X\u0000B would be one key once bound to
+    SQLite (it stops at the NUL): ids with control characters are a 400
+    naming the field, and nothing of the delivery is stored."""
+    for wamid in ("wamid.X\u0000A", "wamid.X\u0000B"):
+        body = message_body(wamid)
+        assert b"wamid.X\\u0000" in body  # JSON-escaped, signed like any body
+        r = post(lucy, body)
+        assert r.status_code == 400, r.text
+        err = r.json()
+        assert err["error_type"] == "bad_request"
+        assert "messages[0].id (the wamid)" in err["message"], err
+        assert "control character U+0000" in err["message"], err
+    # every other id too: the sender, a contact's wa_id, a status id
+    for body, field in [(message_body("wamid.C1", extra={"from": "1555\u00007777"}), "messages[0].from"),
+                        (message_body("wamid.C2", sender="1555\n"), "contacts[0].wa_id")]:
+        r = post(lucy, body)
+        assert r.status_code == 400 and field in r.json()["message"], r.text
+    status = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
+        "statuses": [{"id": "wamid.OUT\u0000A", "status": "read", "timestamp": "1",
+                      "recipient_id": "15550002222"}]}}]}]}).encode()
+    r = post(lucy, status)
+    assert r.status_code == 400 and "statuses[0].id" in r.json()["message"], r.text
+    for table in ("wa_inbox_bodies", "wa_messages", "wa_statuses"):
+        assert db_query(lucy.data_dir, "SELECT count(*) FROM " + table)[0][0] == 0, table
+    assert 'lucy_whatsapp_inbox_rejected_total{reason="bad_request"} 5' in lucy.get("/metrics").text
+    # the same ids without the NUL are two ordinary messages
+    for wamid in ("wamid.XA", "wamid.XB"):
+        r = post(lucy, message_body(wamid))
+        assert r.status_code == 200 and r.json()["duplicates"] == 0, r.text
 
 
 def test_same_wamid_concurrently(lucy):
@@ -377,48 +428,33 @@ def test_contacts_query_parameters_checked(lucy):
 
 
 def test_put_alias_of_unknown_contacts(lucy):
-    # Clearing the alias of a contact nobody has seen: 404, nothing created.
-    r = lucy.put("/contacts/999", json={"alias": None})
-    assert r.status_code == 404 and r.json()["error_type"] == "not_found", r.text
-    assert "PUT {\"alias\": \"name\"}" in r.json()["message"]
-    assert lucy.put("/contacts/999", json={"alias": ""}).status_code == 404
-    assert lucy.get("/contacts/999").status_code == 404
+    """A contact comes to exist through a webhook from its number; a PUT
+    for an id nobody has seen is a 404 and creates nothing, whatever the
+    body and whatever the id looks like."""
+    for cid in ("999", "4915112345678", "US.777", "+4915112345678", "49 151", "a;b"):
+        for alias in (None, "", "Dentist"):
+            r = lucy.put("/contacts/" + urllib.parse.quote(cid, safe=""), json={"alias": alias})
+            assert r.status_code == 404, (cid, alias, r.text)
+            err = r.json()
+            assert err["error_type"] == "not_found", err
+            assert "webhook from that number" in err["message"], err
+        assert lucy.get("/contacts/" + urllib.parse.quote(cid, safe="")).status_code == 404
     assert lucy.get("/contacts").json()["contacts"] == []
-    # Naming a number before it writes: the contact is keyed by it, as its wa_id.
-    r = lucy.put("/contacts/4915112345678", json={"alias": "Dentist"})
-    assert r.status_code == 200, r.text
-    c = r.json()
-    assert (c["id"], c["wa_id"], c["user_id"]) == ("4915112345678", "4915112345678", None)
-    assert (c["alias"], c["alias_source"], c["messages"]) == ("Dentist", "user", 0)
-    # A business-scoped user id (usernames) becomes the user_id.
-    c = lucy.put("/contacts/US.777", json={"alias": "Handle"}).json()
-    assert (c["id"], c["wa_id"], c["user_id"], c["alias"]) == ("US.777", None, "US.777", "Handle")
-    # An id that is neither cannot name a new contact.
-    for bad in ("+4915112345678", "49 151", "a/b"):
-        r = lucy.put("/contacts/" + urllib.parse.quote(bad, safe=""), json={"alias": "x"})
-        assert r.status_code in (400, 404), (bad, r.text)
-        if r.status_code == 400:
-            assert r.json()["error_type"] == "bad_request" and "digits only" in r.json()["message"]
-    listed = {c["id"]: c for c in lucy.get("/contacts").json()["contacts"]}
-    assert set(listed) == {"4915112345678", "US.777"}
-    rows = db_query(lucy.data_dir, "SELECT id, wa_id, user_id FROM wa_contacts ORDER BY id")
-    assert rows == [("4915112345678", "4915112345678", None), ("US.777", None, "US.777")]
-    # The number writes: same contact, the user's name stays, the profile name is kept.
+    assert db_query(lucy.data_dir, "SELECT count(*) FROM wa_contacts")[0][0] == 0
+    # once the number writes, it is a contact and takes an alias
     body = message_body("wamid.PRENAMED", sender="4915112345678", text="appointment tomorrow",
                         name="Dr. Smith")
     assert post(lucy, body).status_code == 200
     wait_drained(lucy)
-    c = lucy.get("/contacts/4915112345678").json()
+    c = lucy.put("/contacts/4915112345678", json={"alias": "Dentist"}).json()
     assert (c["alias"], c["profile_name"], c["messages"], c["wa_id"]) == \
         ("Dentist", "Dr. Smith", 1, "4915112345678")
-    hit = wait_search(lucy, "appointment", "wamid.PRENAMED")[0]
-    assert hit["title"] == "Dentist"
-    # Clearing the alias of a known contact goes back to the profile name.
+    lucy.wait_for(lambda: [h for h in search(lucy, "appointment") if h["title"] == "Dentist"],
+                  what="hit titled with the alias")
+    # clearing the alias of a known contact goes back to the profile name
     c = lucy.put("/contacts/4915112345678", json={"alias": None}).json()
     assert (c["alias"], c["alias_source"]) == ("Dr. Smith", "profile")
-    # ... or to nothing when it never wrote; the contact stays (it was named).
-    c = lucy.put("/contacts/US.777", json={"alias": None}).json()
-    assert (c["alias"], c["alias_source"], c["user_id"]) == (None, None, "US.777")
+    assert [c["id"] for c in lucy.get("/contacts").json()["contacts"]] == ["4915112345678"]
 
 
 def test_alias_put_retitles_search_hits(lucy):

@@ -690,6 +690,65 @@ static void test_redis_persistence_info(void **state)
     assert_non_null(strstr(where, "127.0.0.1:"));
 }
 
+/* -OOM: the write probe sees it (PING does not), nothing is written, and
+ * the memory level says FULL; it goes with the limit. */
+static void test_redis_persistence_oom_probe(void **state)
+{
+    (void)state;
+    struct backend *b = redis_only();
+    struct lucy_kv_persistence p;
+    struct lucy_kv_error e;
+    assert_int_equal(lucy_kv_config_set(b->kv, "maxmemory", "1", 0, &e), 0);
+    int rc = lucy_kv_persistence(b->kv, &p, 0, &e);
+    int ping = lucy_kv_ping(b->kv, 1, 0, &e);
+    int set = lucy_kv_set(b->kv, "oom-probe-test", "v", 1, 0, 0, &e);
+    enum lucy_kv_err_kind set_kind = e.kind;
+    assert_int_equal(lucy_kv_config_set(b->kv, "maxmemory", "0", 0, &e), 0);
+    assert_int_equal(rc, 0);
+    assert_true(p.oom);
+    assert_non_null(strstr(p.oom_message, "OOM"));
+    assert_int_equal(lucy_kv_memory_level(&p, NULL), LUCY_KV_MEMORY_FULL);
+    assert_int_equal(ping, 0);
+    assert_int_not_equal(set, 0);
+    assert_int_equal(set_kind, LUCY_KV_ERR_OOM);
+    assert_int_equal(lucy_kv_persistence(b->kv, &p, 0, &e), 0);
+    assert_false(p.oom);
+    assert_int_equal(lucy_kv_memory_level(&p, NULL), LUCY_KV_MEMORY_OK);
+    char *v = NULL;
+    size_t len;
+    assert_int_equal(lucy_kv_get(b->kv, "probe:oom", &v, &len, 0, &e), LUCY_ENOTFOUND);
+}
+
+/* The one rule for redis:memory and `lucy doctor`. */
+static void test_memory_level(void **state)
+{
+    (void)state;
+    static const struct {
+        long long used, max;
+        const char *policy;
+        int oom;
+        enum lucy_kv_memory want;
+    } rows[] = {
+        {100, 0, "noeviction", 0, LUCY_KV_MEMORY_OK},      /* no limit */
+        {89, 100, "noeviction", 0, LUCY_KV_MEMORY_OK},     /* room left */
+        {90, 100, "noeviction", 0, LUCY_KV_MEMORY_NEAR},   /* at the warn line */
+        {95, 100, "volatile-lru", 0, LUCY_KV_MEMORY_NEAR}, /* may find no TTL key */
+        {150, 100, "allkeys-lru", 0, LUCY_KV_MEMORY_OK},   /* can always evict */
+        {10, 100, "allkeys-lru", 1, LUCY_KV_MEMORY_FULL},  /* the probe decides */
+        {-1, -1, "", 1, LUCY_KV_MEMORY_FULL},              /* INFO unknown, refused */
+        {-1, 100, "noeviction", 0, LUCY_KV_MEMORY_OK},     /* used unknown */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct lucy_kv_persistence p = {
+            .used_memory_bytes = rows[i].used, .maxmemory_bytes = rows[i].max, .oom = rows[i].oom};
+        snprintf(p.maxmemory_policy, sizeof p.maxmemory_policy, "%s", rows[i].policy);
+        double pct = -1;
+        if (lucy_kv_memory_level(&p, &pct) != rows[i].want)
+            fail_msg("row %zu: level %d, want %d", i, lucy_kv_memory_level(&p, NULL), rows[i].want);
+        assert_true(pct >= 0);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2) */
@@ -711,6 +770,8 @@ int main(void)
     const struct CMUnitTest redis_tests[] = {
         CONFORMANCE(redis_be),
         cmocka_unit_test(test_redis_persistence_info),
+        cmocka_unit_test(test_redis_persistence_oom_probe),
+        cmocka_unit_test(test_memory_level),
         cmocka_unit_test(test_redis_down_fails_fast),
         cmocka_unit_test(test_redis_auth_errors),
         cmocka_unit_test(test_redis_hung_then_replay),

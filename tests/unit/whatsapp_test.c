@@ -309,6 +309,54 @@ static void test_payload_malformed(void **state)
     lucy_wa_payload_free(&p);
 }
 
+/* Ids that differ only after a NUL would be one key once bound to SQLite:
+ * every id with a control character is refused, naming its field. */
+static void test_payload_control_characters_in_ids(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *field; /* expected in the reason */
+    } cases[] = {
+        {"{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"id\":\"wamid.X\\u0000A\","
+         "\"from\":\"1555\",\"type\":\"text\"}]}}]}]}",
+         "entry[0].changes[0].value.messages[0].id (the wamid)"},
+        {"{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"id\":\"wamid.ok\"},{\"id\":"
+         "\"wamid.Y\",\"from\":\"1555\\n\"}]}}]}]}",
+         "messages[1].from (the sender's wa_id)"},
+        {"{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"id\":\"w\",\"from_user_id\":"
+         "\"US.1\\u001f\"}]}}]}]}",
+         "messages[0].from_user_id"},
+        {"{\"entry\":[{},{\"changes\":[{},{\"value\":{\"statuses\":[{\"id\":\"wamid.S\\u0000B\","
+         "\"status\":\"read\"}]}}]}]}",
+         "entry[1].changes[1].value.statuses[0].id"},
+        {"{\"entry\":[{\"changes\":[{\"value\":{\"statuses\":[{\"id\":\"wamid.S\",\"status\":"
+         "\"read\\u0000x\"}]}}]}]}",
+         "statuses[0].status"},
+        {"{\"entry\":[{\"changes\":[{\"value\":{\"contacts\":[{\"wa_id\":\"1555\\u007f\"}],"
+         "\"messages\":[]}}]}]}",
+         "contacts[0].wa_id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct lucy_wa_payload p;
+        char err[512] = "";
+        assert_int_equal(
+            lucy_wa_payload_parse(cases[i].body, strlen(cases[i].body), &p, err, sizeof err),
+            LUCY_EINVAL);
+        if (!strstr(err, cases[i].field) || !strstr(err, "control character"))
+            fail_msg("case %zu: reason \"%s\" does not name %s", i, err, cases[i].field);
+        lucy_wa_payload_free(&p);
+    }
+    /* a NUL in a message's text is not an id: accepted */
+    const char *text = "{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"id\":\"wamid.T\","
+                       "\"type\":\"text\",\"text\":{\"body\":\"a\\u0000b\"}}]}}]}]}";
+    struct lucy_wa_payload p;
+    char err[256];
+    assert_int_equal(lucy_wa_payload_parse(text, strlen(text), &p, err, sizeof err), 0);
+    assert_int_equal(p.n_messages, 1);
+    lucy_wa_payload_free(&p);
+}
+
 /* ---- status ranking ------------------------------------------------------- */
 
 static void test_status_rank(void **state)
@@ -667,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_payload_batch_and_unicode),
         cmocka_unit_test(test_payload_other_types),
         cmocka_unit_test(test_payload_malformed),
+        cmocka_unit_test(test_payload_control_characters_in_ids),
         cmocka_unit_test(test_status_rank),
         cmocka_unit_test(test_ratelimit_in_write),
         cmocka_unit_test(test_ratelimit_in_write_unsupported),

@@ -27,12 +27,12 @@
  * "rate_limited","state"}], voice notes with "media":{"state","error_type",
  * "transcript"}. PUT takes {"alias": "..."} (null or "" clears it),
  * stores it locally and publishes it through the kv (queued and replayed
- * when the kv refuses). Setting an alias for a contact lucy has not seen
- * creates it keyed by that id, as its wa_id when the id is all digits
- * (a user may name a number before it first writes), else as its user_id;
- * clearing the alias of a contact no instance has seen is a 404. In the
- * same store write, the contact's indexed messages are re-queued with the
- * new title (lucy_wa_contact_retitle), so search hits follow the alias.
+ * when the kv refuses). A contact comes to exist only through a webhook
+ * from that number (or username), on this instance or, through the kv, on
+ * another: PUT of an id no instance has seen is a 404 and creates nothing
+ * (GET /contacts/{id} decides the same way). In the same store write, the
+ * contact's indexed messages are re-queued with the new title
+ * (lucy_wa_contact_retitle), so search hits follow the alias.
  *
  * Query parameters: an empty one is the same as leaving it out; a limit
  * outside 1..1000 or a cursor longer than an id is a 400.
@@ -326,12 +326,13 @@ static void get_contact(struct lucy_http_request *req, struct lucy_http_response
 
 /* ---- PUT /contacts/{id} --------------------------------------------------- */
 
-/* What a contact id is, for a PUT that creates the contact. Meta's wa_id
- * is the phone number in international format, digits only (no "+", no
- * spaces); a business-scoped user id (usernames, DESIGN §8) is letters,
- * digits and punctuation such as "US.13491208655302741918". */
+/* What a contact id is, for a PUT that creates the local row of a contact
+ * another instance has seen. Meta's wa_id is the phone number in
+ * international format, digits only (no "+", no spaces); a
+ * business-scoped user id (usernames, DESIGN §8) is letters, digits and
+ * punctuation such as "US.13491208655302741918". */
 enum id_kind {
-    ID_INVALID, /* neither: a new contact cannot be keyed by it */
+    ID_INVALID, /* neither: no row is created for it */
     ID_WA_ID,   /* all digits: stored as the contact's wa_id */
     ID_USER_ID, /* stored as the contact's user_id */
 };
@@ -411,11 +412,11 @@ static int known_elsewhere(struct lucy_wa *wa, const char *id)
 /* PUT /contacts/{id} {"alias": "..." | null | ""}:
  *   a contact this instance has: the alias is set (or cleared: back to the
  *     profile name);
- *   a contact it has not seen, with an alias: created, keyed by id, with id
- *     as its wa_id (all digits) or user_id (else) - a user may name a
- *     number before it first writes; an id that is neither is a 400;
- *   clearing the alias of a contact no instance has seen: 404 (nothing to
- *     clear; nothing is created); one only the kv knows: created here too.
+ *   a contact only the kv knows (another instance has seen it): its local
+ *     row is created, keyed by id, with id as its wa_id (all digits) or
+ *     user_id (else), and the alias set;
+ *   a contact no instance has seen: 404, nothing created - contacts come
+ *     from webhooks, so a PUT cannot invent an empty one.
  * The contact's indexed messages are re-titled in the same write. */
 static void put_contact(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
@@ -440,29 +441,21 @@ static void put_contact(struct lucy_http_request *req, struct lucy_http_response
     }
     struct put p = {.id = id, .alias = a && *a ? a : NULL, .set_at_ms = lucy_wall_ms()};
     p.kind = id_kind(id);
-    p.create = p.alias && p.kind != ID_INVALID;
     /* the local row first: it is the truth, and what this instance shows
      * even while the kv refuses */
     int rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
-    if (rc == LUCY_ENOTFOUND && !p.alias && p.kind != ID_INVALID && known_elsewhere(req->arg, id)) {
+    if (rc == LUCY_ENOTFOUND && p.kind != ID_INVALID && known_elsewhere(req->arg, id)) {
         p.create = 1;
         rc = lucy_store_write(req->ctx->store, write_alias, &p, 0);
     }
-    int clearing = !p.alias;
     if (rc) /* p.alias points into body: kept until the publish below */
         json_decref(body);
-    if (rc == LUCY_ENOTFOUND && !clearing) {
-        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "no contact %.200s, and it cannot name a new one: use the contact's "
-                              "wa_id (the phone number in international format, digits only, no "
-                              "+ or spaces, e.g. 4915112345678) or its business-scoped user id",
-                              id);
-        return;
-    }
     if (rc == LUCY_ENOTFOUND) {
         lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
-                              "no contact %.200s, so there is no alias to clear; to name a number "
-                              "before it writes, PUT {\"alias\": \"name\"}",
+                              "no contact %.200s: a contact comes to exist when a webhook from "
+                              "that number (its wa_id, e.g. 4915112345678) or username reaches "
+                              "lucy; set its alias after it has written. GET /contacts lists the "
+                              "contacts lucy knows",
                               id);
         return;
     }

@@ -15,8 +15,10 @@
  *      reply is deferred (lucy_http_defer), so the pool thread serves other
  *      deliveries while this one waits, and many deliveries share one
  *      group commit. The store calls back only after the fsync.
- *   4. only then 200 {"status":"accepted","messages":N,"duplicates":D}:
- *      N items (messages + statuses) in the body, D of them already stored.
+ *   4. only then 200 {"status":"accepted","messages":N,"statuses":S,
+ *      "duplicates":D}: N messages and S statuses (delivery reports of
+ *      the owner's outgoing messages, not messages) in the body, D of the
+ *      N + S already stored.
  *      If the write failed: 507 disk_full (LUCY_ENOSPC) or 503
  *      dependency_unavailable, both with Retry-After. Meta retries anything
  *      but 200 for days, so a refused delivery costs nothing.
@@ -269,7 +271,7 @@ static void ingest_reply(struct lucy_http_request *req, struct lucy_http_respons
     (void)req;
     struct ingest_job *job = arg;
     struct lucy_wa *wa = job->wa;
-    size_t n_items = job->p.n_messages + job->p.n_statuses;
+    size_t n_messages = job->p.n_messages, n_statuses = job->p.n_statuses;
     lucy_wa_payload_free(&job->p);
     if (job->rc) {
         reply_not_stored(wa, resp, job->rc);
@@ -281,9 +283,9 @@ static void ingest_reply(struct lucy_http_request *req, struct lucy_http_respons
         if (job->in.new_items && worker)
             lucy_wa_worker_kick(worker);
         lucy_http_reply_json(resp, 200,
-                             json_pack("{s:s,s:I,s:I}", "status", "accepted", "messages",
-                                       (json_int_t)n_items, "duplicates",
-                                       (json_int_t)job->in.duplicates));
+                             json_pack("{s:s,s:I,s:I,s:I}", "status", "accepted", "messages",
+                                       (json_int_t)n_messages, "statuses", (json_int_t)n_statuses,
+                                       "duplicates", (json_int_t)job->in.duplicates));
     }
     free(job);
 }
@@ -310,7 +312,7 @@ static void post_webhook(struct lucy_http_request *req, struct lucy_http_respons
         }
         reject(wa, LUCY_WA_REJECT_BAD_REQUEST);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "%.200s; send the webhook body exactly as Meta posts it", err);
+                              "%.300s; send the webhook body exactly as Meta posts it", err);
         return;
     }
     /* the raw body is bound as is (SQLITE_STATIC): it lives in the request

@@ -22,6 +22,14 @@
  * Usernames (2026): a sender may come with a business-scoped `user_id`
  * (`from_user_id` on the message, `user_id` in contacts[]) and no `wa_id`;
  * the contact key is then the user id.
+ *
+ * Ids are keys: wamids de-duplicate deliveries, wa_ids and user ids name
+ * contacts, a status's id and value are its key. The body is parsed with
+ * JSON_ALLOW_NUL (a text may hold "\u0000"), but SQLite binds and
+ * strcmp() stop at the first NUL, so "wamid.X\u0000A" and "wamid.X\u0000B"
+ * would be one message. An id with a NUL or any other control character
+ * is therefore refused: the whole body is a 400 naming the field (id_ok),
+ * nothing is stored. Meta never sends such ids.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -236,7 +244,38 @@ static int grow(void **array, size_t *cap, size_t need, size_t elem)
 struct parse {
     struct lucy_wa_payload *p;
     size_t cap_messages, cap_statuses;
+    size_t entry, change; /* where the walk is, for error messages */
+    char *err;            /* the caller's reason buffer */
+    size_t errlen;
 };
+
+/* Checks that obj[key], when it is a string, can serve as an id: no NUL
+ * (jansson keeps it, SQLite and strcmp would cut the id there) and no
+ * other control character (U+0000..U+001F, U+007F). 0, or LUCY_EINVAL
+ * with the field's path and what was wrong in ps->err. what says what
+ * the field is ("the wamid"). */
+static int id_ok(struct parse *ps, json_t *obj, const char *array, size_t index, const char *key,
+                 const char *what)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v))
+        return 0;
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+    size_t n = json_string_length(v);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= 0x20 && s[i] != 0x7f)
+            continue;
+        char where[96] = "";
+        if (array)
+            snprintf(where, sizeof where, ".%s[%zu]", array, index);
+        snprintf(ps->err, ps->errlen,
+                 "entry[%zu].changes[%zu].value%s.%s (%s) contains the control character "
+                 "U+%04X at byte %zu; ids may not contain control characters",
+                 ps->entry, ps->change, where, key, what, s[i], i);
+        return LUCY_EINVAL;
+    }
+    return 0;
+}
 
 /* The profile name contacts[] gives for a wa_id or user id, or NULL. */
 static const char *profile_name(json_t *contacts, const char *wa_id, const char *user_id)
@@ -257,9 +296,16 @@ static const char *profile_name(json_t *contacts, const char *wa_id, const char 
     return NULL;
 }
 
-static int add_message(struct parse *ps, json_t *m, json_t *value)
+static int add_message(struct parse *ps, json_t *m, size_t index, json_t *value)
 {
     struct lucy_wa_payload *p = ps->p;
+    int rc = id_ok(ps, m, "messages", index, "id", "the wamid");
+    if (rc == 0)
+        rc = id_ok(ps, m, "messages", index, "from", "the sender's wa_id");
+    if (rc == 0)
+        rc = id_ok(ps, m, "messages", index, "from_user_id", "the sender's user_id");
+    if (rc)
+        return rc;
     const char *wamid = str(m, "id");
     if (!json_is_object(m) || !wamid) {
         p->n_malformed++;
@@ -288,9 +334,22 @@ static int add_message(struct parse *ps, json_t *m, json_t *value)
     return 0;
 }
 
-static int add_status(struct parse *ps, json_t *s)
+static int add_status(struct parse *ps, json_t *s, size_t index)
 {
     struct lucy_wa_payload *p = ps->p;
+    static const struct {
+        const char *key, *what;
+    } ids[] = {
+        {"id", "the status id, an outgoing wamid"},
+        {"status", "the status"},
+        {"recipient_id", "the recipient's wa_id"},
+        {"recipient_user_id", "the recipient's user_id"},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        int rc = id_ok(ps, s, "statuses", index, ids[i].key, ids[i].what);
+        if (rc)
+            return rc;
+    }
     const char *id = str(s, "id"), *status = str(s, "status");
     if (!json_is_object(s) || !id || !status) {
         p->n_malformed++;
@@ -315,19 +374,26 @@ static int walk_value(struct parse *ps, json_t *value)
 {
     size_t i;
     json_t *x;
+    int rc = id_ok(ps, json_object_get(value, "metadata"), NULL, 0, "phone_number_id",
+                   "the business phone number id");
+    json_array_foreach(json_object_get(value, "contacts"), i, x)
+    {
+        if (rc == 0)
+            rc = id_ok(ps, x, "contacts", i, "wa_id", "a contact's wa_id");
+        if (rc == 0)
+            rc = id_ok(ps, x, "contacts", i, "user_id", "a contact's user_id");
+    }
     json_array_foreach(json_object_get(value, "messages"), i, x)
     {
-        int rc = add_message(ps, x, value);
-        if (rc)
-            return rc;
+        if (rc == 0)
+            rc = add_message(ps, x, i, value);
     }
     json_array_foreach(json_object_get(value, "statuses"), i, x)
     {
-        int rc = add_status(ps, x);
-        if (rc)
-            return rc;
+        if (rc == 0)
+            rc = add_status(ps, x, i);
     }
-    return 0;
+    return rc;
 }
 
 int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *out, char *err,
@@ -348,7 +414,7 @@ int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *
                  "{\"object\":\"whatsapp_business_account\",\"entry\":[...]}");
         return LUCY_EINVAL;
     }
-    struct parse ps = {.p = out};
+    struct parse ps = {.p = out, .err = err, .errlen = errlen};
     size_t i, j;
     json_t *entry, *change;
     json_array_foreach(entries, i, entry)
@@ -358,11 +424,13 @@ int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *
             json_t *value = json_object_get(change, "value");
             if (!json_is_object(value))
                 continue;
+            ps.entry = i;
+            ps.change = j;
             int rc = walk_value(&ps, value);
-            if (rc) {
+            if (rc == LUCY_ENOMEM)
                 snprintf(err, errlen, "out of memory parsing the body");
+            if (rc)
                 return rc;
-            }
         }
     }
     return 0;

@@ -100,8 +100,10 @@ struct lucy_wa_payload {
  * messages[], statuses[] and contacts[] (profile names are attached to the
  * messages of their wa_id / user_id). Returns 0 and fills out (free with
  * lucy_wa_payload_free, also after an error); LUCY_EINVAL with a reason in
- * err when the body is not JSON or not an object with an `entry` array;
- * LUCY_ENOMEM. Thread-safe (no shared state). */
+ * err when the body is not JSON, not an object with an `entry` array, or
+ * an id (wamid, wa_id, user_id, a status's id or value, phone_number_id)
+ * holds a NUL or another control character (the reason names the field's
+ * path); LUCY_ENOMEM. Thread-safe (no shared state). */
 int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *out, char *err,
                           size_t errlen);
 void lucy_wa_payload_free(struct lucy_wa_payload *p);
