@@ -8,8 +8,9 @@
  * counts), so a new backend only implements its slots. They also own the
  * local-copy policy of a remote backend (ops->local_copy, e.g. Qdrant):
  * the sqlite FTS5 index is kept beside it, written first, cleared with
- * it, reported as local_count, and answers searches while the remote
- * backend fails (`degraded`); the backend never touches it.
+ * it, reported as local_count, and answers searches (`degraded`, with
+ * `degraded_reason`) while the remote backend fails or lags behind the
+ * outbox; the backend never touches it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -47,6 +48,10 @@ int lucy_index_known_source(const char *source)
 
 /* Searches skip a failing local_copy backend this long after it failed. */
 #define FALLBACK_HOLD_MS 5000
+/* An outbox row the backend has not refused yet is normal latency for
+ * this long (the indexer takes new rows within ~200 ms; a big ingest takes
+ * a few batches); older, the backend's answer would miss it. */
+#define BACKLOG_GRACE_MS 5000
 
 struct lucy_index {
     const struct lucy_index_ops *ops; /* which backend */
@@ -184,6 +189,47 @@ static int search_one(struct lucy_index *ix, const struct lucy_search_query *q,
     return rc;
 }
 
+struct lag_arg {
+    int64_t queued_before_ms;   /* wall clock cutoff for a stale row */
+    struct lucy_outbox_lag lag; /* out */
+};
+
+static int read_lag(sqlite3 *db, void *arg)
+{
+    struct lag_arg *a = arg;
+    return lucy_outbox_lag(db, a->queued_before_ms, &a->lag);
+}
+
+/* 1 when ix's outbox holds rows the remote backend has not taken (so its
+ * answer would miss documents the local copy has), with the user's
+ * reason in why. A store that cannot be read says nothing (0): the search
+ * itself will meet the trouble. */
+static int remote_lags(struct lucy_index *ix, char *why, size_t whylen)
+{
+    struct lag_arg a = {.queued_before_ms = lucy_wall_ms() - BACKLOG_GRACE_MS};
+    if (lucy_store_read(ix->store, read_lag, &a) != 0)
+        return 0;
+    const char *name = ix->ops->name, *e = a.lag.error;
+    if (a.lag.refused)
+        snprintf(why, whylen,
+                 "%s has not taken every document yet (it refused: %.200s); answered from the "
+                 "local SQLite copy, which has them; see pending_count in /rag/stats",
+                 name, e);
+    else if (a.lag.stale)
+        snprintf(why, whylen,
+                 "%s has not taken every document yet (some have waited more than %d s); "
+                 "answered from the local SQLite copy; see pending_count in /rag/stats",
+                 name, BACKLOG_GRACE_MS / 1000);
+    else if (a.lag.failed)
+        snprintf(why, whylen,
+                 "%s rejected some documents (%.200s); answered from the local SQLite copy, which "
+                 "has them; fix the cause and run `lucy reindex`",
+                 name, e);
+    else
+        return 0;
+    return 1;
+}
+
 int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
                       struct lucy_search_result *out)
 {
@@ -191,9 +237,12 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
         return LUCY_EINVAL;
     char why[320];
+    char reason[sizeof out->degraded_reason];
     if (!ix->local)
         return search_one(ix, q, out, why, sizeof why);
-    if (lucy_mono_ms() >= __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
+    if (remote_lags(ix, reason, sizeof reason)) {
+        /* the copy is the complete answer: the remote is not asked */
+    } else if (lucy_mono_ms() >= __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
         int rc = search_one(ix, q, out, why, sizeof why);
         if (rc == 0 || rc == LUCY_ENOMEM)
             return rc;
@@ -204,10 +253,20 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
                  "search index backend failed a search; answering from the "
                  "local SQLite index",
                  "{s:s,s:s}", "backend", ix->ops->name, "error", why);
+        snprintf(reason, sizeof reason,
+                 "%s failed the search (%.250s); answered from the local SQLite copy", ix->ops->name,
+                 why);
+    } else {
+        snprintf(reason, sizeof reason,
+                 "%s failed a search less than %d s ago; answered from the local SQLite copy; "
+                 "see /rag/stats",
+                 ix->ops->name, FALLBACK_HOLD_MS / 1000);
     }
     int rc = search_one(ix->local, q, out, why, sizeof why);
-    if (rc == 0)
+    if (rc == 0) {
         out->degraded = 1;
+        snprintf(out->degraded_reason, sizeof out->degraded_reason, "%s", reason);
+    }
     return rc;
 }
 

@@ -404,8 +404,8 @@ def test_upserts_refused_for_a_while_lose_nothing(start_lucy, qdrant):
     s = stats(lucy)
     assert s["pending_count"] == 50  # grows while Qdrant refuses
     assert s["status"] == "yellow" and WAL_MSG in s["status_reason"]
-    body = search(lucy, q="zqxforward")  # search keeps answering from Qdrant
-    assert body["backend"] == "qdrant" and not body["degraded"] and top(body) == ("rec-zqx1", 1)
+    body = search(lucy, q="zqxforward")  # the local copy answers: Qdrant misses documents
+    assert body["backend"] == "sqlite" and body["degraded"] and top(body) == ("rec-zqx1", 1)
     lucy.wait_for(lambda: len(ops(q, "upsert", 500)) >= 3 or None, what="upserts retried")
 
     q.fault(kind="clear")
@@ -417,6 +417,41 @@ def test_upserts_refused_for_a_while_lose_nothing(start_lucy, qdrant):
     warned = log_msgs(lucy, "search index backend failed; documents stay queued", "warning")
     assert len(warned) == 1 and WAL_MSG in warned[0]["error"], warned
     assert log_msgs(lucy, "search index backend recovered", "info")
+
+
+@needs_double
+def test_search_while_upserts_refused_is_complete_and_says_degraded(start_lucy, qdrant):
+    """Qdrant answers queries but refuses upserts (WAL full): its answer
+    would miss the newest documents, so /search answers from the local
+    copy, which has them, and says so; once the outbox drains, Qdrant
+    answers again and the reply is not degraded."""
+    q = qdrant()
+    lucy = start_lucy(env=qdrant_env(q))
+    feed(lucy.data_dir, DOCS)
+    drained(lucy)
+    body = search(lucy, q="zqxforward")
+    assert body["backend"] == "qdrant" and body["degraded"] is False
+    assert body["degraded_reason"] == ""
+    q.fault(kind="wal_full", ops=["upsert"])  # until cleared
+    feed(lucy.data_dir, [{"source": "whatsapp", "id": "wamid.walfull", "contact": "4915550001",
+                          "text": "zqxwalnote written while Qdrant refuses", "time": T_MSG}])
+    lucy.wait_for(lambda: ops(q, "upsert", 500) or None, what="upsert refused")
+    body = lucy.wait_for(lambda: (lambda b: b if b["hits"] else None)(
+        search(lucy, q="zqxwalnote")), timeout=10, what="the new document found")
+    asked = len(ops(q, "query"))
+    assert ids(body) == [("wamid.walfull", 0)]
+    assert body["degraded"] is True and body["backend"] == "sqlite"
+    assert "qdrant" in body["degraded_reason"] and WAL_MSG in body["degraded_reason"]
+    # the older documents too: the local copy has everything
+    body = search(lucy, q="zqxforward")
+    assert body["degraded"] is True and ids(body) == [("rec-zqx1", 1), ("wamid.zqx1", 0)]
+    assert len(ops(q, "query")) == asked  # Qdrant is not asked while it lags
+
+    q.fault(kind="clear")
+    drained(lucy, timeout=60)
+    body = search(lucy, q="zqxwalnote")
+    assert body["backend"] == "qdrant" and body["degraded"] is False
+    assert body["degraded_reason"] == "" and ids(body) == [("wamid.walfull", 0)]
 
 
 @needs_double

@@ -95,7 +95,7 @@ def test_new_documents_become_searchable_with_marked_snippets(indexed):
     body = search(indexed, q="zqxforward")
     assert body["query"] == "zqxforward"
     assert body["backend"] == "sqlite"
-    assert body["degraded"] is False
+    assert body["degraded"] is False and body["degraded_reason"] == ""
     assert len(res) == 2
     # two mentions in the recording segment beat one in the message
     top = body["hits"][0]
