@@ -192,11 +192,12 @@ struct lucy_index_ops {
      * local_copy backend then answers from the copy). */
     int (*search)(void *state, const struct lucy_search_query *q, struct lucy_search_result *out,
                   char *err, size_t errlen);
-    /* Adds the backend's own /rag/stats fields to out: collection,
-     * points_count, indexed_count, segments_count, disk_bytes,
-     * payload_indexes {ensured:[], pending:[]}, and optionally its
-     * verdict: "status" (yellow|red) with "status_reason", set once (the
-     * wrapper appends lucy's own reasons). 0 or LUCY_E*. */
+    /* Adds the backend's own /rag/stats fields to out (the `storage`
+     * object): collection, points_count, indexed_count, segments_count,
+     * disk_bytes, payload_indexes {ensured:[], pending:[]}, and optionally
+     * its verdict: "status" (yellow|red) with "status_reason", set once
+     * (the wrapper moves it to the top-level status and appends lucy's own
+     * reasons). 0 or LUCY_E*. */
     int (*stats)(void *state, json_t *out);
     /* Removes every document from the backend (lucy reindex). 0 or LUCY_E*. */
     int (*clear)(void *state, char *err, size_t errlen);
@@ -267,10 +268,16 @@ int lucy_index_optimize(struct lucy_index *ix);
 /* register_checks NULL = no checks of its own (0). */
 int lucy_index_register_checks(struct lucy_index *ix, struct lucy_health *h);
 
-/* The whole /rag/stats document (new reference in *out): backend fields
- * from ops->stats plus pending_count / failed_count (outbox), sources
- * (live documents per source; call_recording and whatsapp always
- * present), status green|yellow|red and status_reason. 0 or LUCY_E*. */
+/* The whole /rag/stats document (new reference in *out), in the user's
+ * terms first: backend, status green|yellow|red and status_reason;
+ * recordings, audio_hours (sum of durations, 2 decimals),
+ * transcript_segments, messages, people (WhatsApp contacts); sources
+ * (searchable documents per source; call_recording and whatsapp always
+ * present); pending_count / failed_count (outbox); then `storage`, the
+ * index's internals (ops->stats fields and local_count). The storage
+ * fields are also repeated at the top level, deprecated, for one release.
+ * Reads the recordings, segments, wa_messages and wa_contacts tables
+ * (counts only). 0 or LUCY_E*. */
 int lucy_index_stats(struct lucy_index *ix, json_t **out);
 
 /* ---- query helpers (index.c), pure ------------------------------------- */

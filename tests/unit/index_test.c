@@ -674,6 +674,16 @@ static void test_stats_and_requeue(void **state)
     drain();
     assert_int_equal(lucy_index_stats(ix, &s), 0);
     assert_int_equal(json_integer_value(json_object_get(s, "pending_count")), 0);
+    /* the user's data (none here: documents only), then the index's storage */
+    static const char *const user_keys[] = {"recordings", "transcript_segments", "messages",
+                                            "people"};
+    for (size_t i = 0; i < sizeof user_keys / sizeof user_keys[0]; i++)
+        assert_int_equal(json_integer_value(json_object_get(s, user_keys[i])), 0);
+    assert_true(json_is_real(json_object_get(s, "audio_hours")));
+    json_t *storage = json_object_get(s, "storage");
+    assert_int_equal(json_integer_value(json_object_get(storage, "points_count")), 3);
+    assert_null(json_object_get(storage, "status")); /* the verdict is top-level only */
+    /* deprecated top-level copies, same values */
     assert_int_equal(json_integer_value(json_object_get(s, "points_count")), 3);
     assert_int_equal(json_integer_value(json_object_get(s, "indexed_count")), 3);
     assert_true(json_integer_value(json_object_get(s, "segments_count")) >= 1);
