@@ -524,6 +524,35 @@ def test_hung_qdrant_costs_one_timeout(start_lucy, qdrant):
 
 
 @needs_double
+@pytest.mark.parametrize("code,body", [
+    (200, None),                                     # JSON cut off mid-way
+    (200, '{"result": 5, "status": "ok"}'),          # valid JSON, wrong shape
+    (200, '{"result": {"points": [{"id": null, "score": "x"}]}}'),
+    (200, ""),
+    (502, "<html><body>Bad Gateway</body></html>"),  # a proxy in front of Qdrant
+    (503, '{"status": {"error": "Service unavailable"}}'),
+])
+def test_search_never_500_when_qdrant_answers_garbage(start_lucy, qdrant, code, body):
+    q = qdrant()
+    lucy = start_lucy(env=qdrant_env(q))
+    feed(lucy.data_dir, DOCS)
+    drained(lucy)
+    assert not search(lucy, q="zqxforward")["degraded"]
+    fault = {"kind": "garbage", "count": 1, "ops": ["query"], "code": code}
+    if body is not None:
+        fault["body"] = body
+    q.fault(**fault)
+    asked = len(ops(q, "query"))
+    r = lucy.get("/search", params={"q": "zqxforward"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["degraded"] is True and body["backend"] == "sqlite", body
+    assert ids(body) == [("rec-zqx1", 1), ("wamid.zqx1", 0)]
+    assert "qdrant failed the search" in body["degraded_reason"]
+    assert len(ops(q, "query")) == asked + 1  # lucy got the mangled answer
+
+
+@needs_double
 def test_rejected_documents_are_marked_failed_with_qdrants_message(start_lucy, qdrant):
     q = qdrant(allow_violations=True)
     # a collection made by something else, with `text` as a dense vector:
