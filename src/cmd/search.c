@@ -3,7 +3,8 @@
  * [--to T] [--limit N] [--json]`: searches the configured index without a
  * server: the embedded FTS5 index in DATA_DIR/lucy.db, or Qdrant when
  * QDRANT_URL is set (falling back to the local FTS5 copy, "degraded",
- * when Qdrant does not answer); safe while `lucy serve` runs (SQLite WAL
+ * when Qdrant does not answer or has not taken every document yet; the
+ * reason goes to stderr); safe while `lucy serve` runs (SQLite WAL
  * readers never block the daemon).
  *
  * Also holds lucy_cmd_open_index(), shared by `lucy stats` and
@@ -209,14 +210,17 @@ int lucy_cmd_search(int argc, char **argv)
         json_t *hits = json_array();
         for (size_t i = 0; i < r.n; i++)
             json_array_append_new(hits, lucy_search_hit_json(&r.hits[i]));
-        json_t *doc = json_pack("{s:s,s:s,s:b,s:i,s:o}", "query", query, "backend", r.backend,
-                                "degraded", r.degraded, "count", (int)r.n, "hits", hits);
+        json_t *doc = json_pack("{s:s,s:s,s:b,s:s,s:i,s:o}", "query", query, "backend", r.backend,
+                                "degraded", r.degraded, "degraded_reason", r.degraded_reason,
+                                "count", (int)r.n, "hits", hits);
         char *text = json_dumps(doc, JSON_INDENT(2));
         printf("%s\n", text ? text : "{}");
         free(text);
         json_decref(doc);
         rc = LUCY_EXIT_OK;
     } else {
+        if (r.degraded) /* stderr: the hits on stdout stay the same shape */
+            fprintf(stderr, "degraded: %s\n", r.degraded_reason);
         print_hits(query, &r);
         rc = LUCY_EXIT_OK;
     }

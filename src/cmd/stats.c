@@ -1,7 +1,11 @@
 /*
  * stats.c - `lucy stats [--json]`: the /rag/stats document of the
  * configured index backend, read from the local store without a server.
- * Text output: one "key: value" line per field (objects as compact JSON).
+ * --json prints it as /rag/stats does. Text output: one "key: value" line
+ * per field in the document's order (what the user has first: recordings,
+ * audio_hours, transcript_segments, messages, people), an object's fields
+ * as "object.key: value" (deeper values as compact JSON), without the
+ * deprecated top-level copies of the storage fields.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +16,33 @@
 #include "../index/index.h"
 #include "../store/store.h"
 #include "cmd.h"
+
+/* Prints "prefix.key: value" (or "key: value" without prefix). */
+static void print_field(const char *prefix, const char *key, json_t *v)
+{
+    char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    printf("%s%s%s: %s\n", prefix ? prefix : "", prefix ? "." : "", key,
+           text ? text : json_string_value(v));
+    free(text);
+}
+
+static void print_text(json_t *stats)
+{
+    json_t *storage = json_object_get(stats, "storage");
+    const char *key, *sub;
+    json_t *v, *sv;
+    json_object_foreach(stats, key, v)
+    {
+        json_t *same = json_object_get(storage, key);
+        if (same && json_equal(same, v)) /* a deprecated copy of storage.<key> */
+            continue;
+        if (!json_is_object(v)) {
+            print_field(NULL, key, v);
+            continue;
+        }
+        json_object_foreach(v, sub, sv) print_field(key, sub, sv);
+    }
+}
 
 int lucy_cmd_stats(int argc, char **argv)
 {
@@ -35,14 +66,7 @@ int lucy_cmd_stats(int argc, char **argv)
         printf("%s\n", text ? text : "{}");
         free(text);
     } else {
-        const char *key;
-        json_t *v;
-        json_object_foreach(stats, key, v)
-        {
-            char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            printf("%s: %s\n", key, text ? text : json_string_value(v));
-            free(text);
-        }
+        print_text(stats);
     }
     json_decref(stats);
     lucy_index_close(ix);

@@ -65,18 +65,19 @@ void lucy_doctor_check_qdrant(struct lucy_doctor *d, struct lucy_doctor_result *
         lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL, LUCY_REMEDY_STORE_UNREADABLE);
         return;
     }
-    int reachable = json_is_true(json_object_get(s, "reachable"));
-    const char *qstatus = json_string_value(json_object_get(s, "qdrant_status"));
-    json_t *pi = json_object_get(s, "payload_indexes");
+    json_t *storage = json_object_get(s, "storage"); /* the backend's own fields */
+    int reachable = json_is_true(json_object_get(storage, "reachable"));
+    const char *qstatus = json_string_value(json_object_get(storage, "qdrant_status"));
+    json_t *pi = json_object_get(storage, "payload_indexes");
     json_t *pending = json_object_get(pi, "pending");
-    json_t *points = json_object_get(s, "points_count");
-    json_t *disk = json_object_get(s, "disk_bytes");
+    json_t *points = json_object_get(storage, "points_count");
+    json_t *disk = json_object_get(storage, "disk_bytes");
     const char *reason = json_string_value(json_object_get(s, "status_reason"));
 
     json_object_set_new(r->details, "reachable", json_boolean(reachable));
     json_object_set_new(r->details, "collection_status",
                         qstatus ? json_string(qstatus) : json_null());
-    json_t *optimizer = json_object_get(s, "optimizer_status");
+    json_t *optimizer = json_object_get(storage, "optimizer_status");
     json_object_set_new(r->details, "optimizer_status",
                         optimizer ? json_incref(optimizer) : json_null());
     json_object_set_new(r->details, "points",

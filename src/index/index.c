@@ -8,8 +8,9 @@
  * counts), so a new backend only implements its slots. They also own the
  * local-copy policy of a remote backend (ops->local_copy, e.g. Qdrant):
  * the sqlite FTS5 index is kept beside it, written first, cleared with
- * it, reported as local_count, and answers searches while the remote
- * backend fails (`degraded`); the backend never touches it.
+ * it, reported as local_count, and answers searches (`degraded`, with
+ * `degraded_reason`) while the remote backend fails or lags behind the
+ * outbox; the backend never touches it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -47,6 +48,10 @@ int lucy_index_known_source(const char *source)
 
 /* Searches skip a failing local_copy backend this long after it failed. */
 #define FALLBACK_HOLD_MS 5000
+/* An outbox row the backend has not refused yet is normal latency for
+ * this long (the indexer takes new rows within ~200 ms; a big ingest takes
+ * a few batches); older, the backend's answer would miss it. */
+#define BACKLOG_GRACE_MS 5000
 
 struct lucy_index {
     const struct lucy_index_ops *ops; /* which backend */
@@ -184,6 +189,47 @@ static int search_one(struct lucy_index *ix, const struct lucy_search_query *q,
     return rc;
 }
 
+struct lag_arg {
+    int64_t queued_before_ms;   /* wall clock cutoff for a stale row */
+    struct lucy_outbox_lag lag; /* out */
+};
+
+static int read_lag(sqlite3 *db, void *arg)
+{
+    struct lag_arg *a = arg;
+    return lucy_outbox_lag(db, a->queued_before_ms, &a->lag);
+}
+
+/* 1 when ix's outbox holds rows the remote backend has not taken (so its
+ * answer would miss documents the local copy has), with the user's
+ * reason in why. A store that cannot be read says nothing (0): the search
+ * itself will meet the trouble. */
+static int remote_lags(struct lucy_index *ix, char *why, size_t whylen)
+{
+    struct lag_arg a = {.queued_before_ms = lucy_wall_ms() - BACKLOG_GRACE_MS};
+    if (lucy_store_read(ix->store, read_lag, &a) != 0)
+        return 0;
+    const char *name = ix->ops->name, *e = a.lag.error;
+    if (a.lag.refused)
+        snprintf(why, whylen,
+                 "%s has not taken every document yet (it refused: %.200s); answered from the "
+                 "local SQLite copy, which has them; see pending_count in /rag/stats",
+                 name, e);
+    else if (a.lag.stale)
+        snprintf(why, whylen,
+                 "%s has not taken every document yet (some have waited more than %d s); "
+                 "answered from the local SQLite copy; see pending_count in /rag/stats",
+                 name, BACKLOG_GRACE_MS / 1000);
+    else if (a.lag.failed)
+        snprintf(why, whylen,
+                 "%s rejected some documents (%.200s); answered from the local SQLite copy, which "
+                 "has them; fix the cause and run `lucy reindex`",
+                 name, e);
+    else
+        return 0;
+    return 1;
+}
+
 int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
                       struct lucy_search_result *out)
 {
@@ -191,9 +237,12 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
         return LUCY_EINVAL;
     char why[320];
+    char reason[sizeof out->degraded_reason];
     if (!ix->local)
         return search_one(ix, q, out, why, sizeof why);
-    if (lucy_mono_ms() >= __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
+    if (remote_lags(ix, reason, sizeof reason)) {
+        /* the copy is the complete answer: the remote is not asked */
+    } else if (lucy_mono_ms() >= __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
         int rc = search_one(ix, q, out, why, sizeof why);
         if (rc == 0 || rc == LUCY_ENOMEM)
             return rc;
@@ -204,10 +253,20 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
                  "search index backend failed a search; answering from the "
                  "local SQLite index",
                  "{s:s,s:s}", "backend", ix->ops->name, "error", why);
+        snprintf(reason, sizeof reason,
+                 "%s failed the search (%.250s); answered from the local SQLite copy",
+                 ix->ops->name, why);
+    } else {
+        snprintf(reason, sizeof reason,
+                 "%s failed a search less than %d s ago; answered from the local SQLite copy; "
+                 "see /rag/stats",
+                 ix->ops->name, FALLBACK_HOLD_MS / 1000);
     }
     int rc = search_one(ix->local, q, out, why, sizeof why);
-    if (rc == 0)
+    if (rc == 0) {
         out->degraded = 1;
+        snprintf(out->degraded_reason, sizeof out->degraded_reason, "%s", reason);
+    }
     return rc;
 }
 
@@ -260,9 +319,25 @@ json_t *lucy_search_hit_json(const struct lucy_search_hit *h)
 
 /* ---- /rag/stats ------------------------------------------------------------ */
 
+/* What the user has, in their words: counted on the owners' tables (read
+ * only; a table with no rows counts 0). Recordings are every distinct
+ * audio content lucy knows (also those whose file went missing: their
+ * transcripts stay); audio is the sum of the probed durations. People
+ * are the WhatsApp contacts for now (wa_contacts). */
+static const char user_counts_sql[] = "SELECT (SELECT count(*) FROM recordings),"
+                                      " (SELECT coalesce(sum(duration_s), 0) FROM recordings),"
+                                      " (SELECT count(*) FROM segments),"
+                                      " (SELECT count(*) FROM wa_messages),"
+                                      " (SELECT count(*) FROM wa_contacts)";
+
 struct local_stats {
     struct lucy_outbox_stats outbox; /* pending / failed */
     json_t *sources;                 /* {source: live documents} */
+    int64_t recordings;              /* recordings rows */
+    double audio_s;                  /* sum of their durations, seconds */
+    int64_t transcript_segments;     /* segments rows */
+    int64_t messages;                /* wa_messages rows */
+    int64_t people;                  /* wa_contacts rows */
 };
 
 static int read_local_stats(sqlite3 *db, void *arg)
@@ -272,6 +347,15 @@ static int read_local_stats(sqlite3 *db, void *arg)
     if (rc)
         return rc;
     sqlite3_stmt *st;
+    if ((rc = lucy_store_stmt(db, user_counts_sql, &st)))
+        return rc;
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+        return lucy_store_err(rc);
+    ls->recordings = sqlite3_column_int64(st, 0);
+    ls->audio_s = sqlite3_column_double(st, 1);
+    ls->transcript_segments = sqlite3_column_int64(st, 2);
+    ls->messages = sqlite3_column_int64(st, 3);
+    ls->people = sqlite3_column_int64(st, 4);
     rc = lucy_store_stmt(db,
                          "SELECT source, count(*) FROM documents WHERE deleted = 0"
                          " GROUP BY source ORDER BY source",
@@ -308,6 +392,44 @@ static void degrade(json_t *out, const char *status, const char *reason)
     json_object_set_new(out, "status_reason", json_string(buf));
 }
 
+/* The `storage` object: the backend's own fields (ops->stats) and the
+ * local copy's size; the backend's verdict, if it gave one, moves to o's
+ * status. */
+static json_t *storage_stats(struct lucy_index *ix, json_t *o)
+{
+    json_t *storage = json_object();
+    if (!storage)
+        return NULL;
+    if (ix->local && ix->local->ops->stats) {
+        json_t *local = json_object();
+        if (local && ix->local->ops->stats(ix->local->state, local) == 0)
+            json_object_set(storage, "local_count", json_object_get(local, "points_count"));
+        json_decref(local);
+    }
+    if (ix->ops->stats) {
+        int brc = ix->ops->stats(ix->state, storage);
+        if (brc) {
+            char why[256];
+            snprintf(why, sizeof why, "backend %s did not answer its stats: %s", ix->ops->name,
+                     lucy_strerror(brc));
+            degrade(o, "red", why);
+        }
+    }
+    const char *verdict = json_string_value(json_object_get(storage, "status"));
+    const char *reason = json_string_value(json_object_get(storage, "status_reason"));
+    if (verdict)
+        degrade(o, verdict, reason ? reason : "the backend reports a problem");
+    json_object_del(storage, "status");
+    json_object_del(storage, "status_reason");
+    return storage;
+}
+
+/* Rounds to 2 decimals, so 1.5 h prints as 1.5, not 1.4999999999999998. */
+static double round2(double v)
+{
+    return (double)(int64_t)(v * 100.0 + 0.5) / 100.0;
+}
+
 int lucy_index_stats(struct lucy_index *ix, json_t **out)
 {
     *out = NULL;
@@ -318,36 +440,42 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out)
         json_decref(ls.sources);
         return LUCY_ENOMEM;
     }
+    /* insertion order is the order of the reply (and of `lucy stats`) */
     json_object_set_new(o, "backend", json_string(ix->ops->name));
     json_object_set_new(o, "status", json_string("green"));
-    if (ix->local && ix->local->ops->stats) {
-        json_t *local = json_object();
-        if (local && ix->local->ops->stats(ix->local->state, local) == 0)
-            json_object_set_new(o, "local_count",
-                                json_incref(json_object_get(local, "points_count")));
-        json_decref(local);
-    }
-    if (ix->ops->stats) {
-        int brc = ix->ops->stats(ix->state, o);
-        if (brc) {
-            char why[256];
-            snprintf(why, sizeof why, "backend %s did not answer its stats: %s", ix->ops->name,
-                     lucy_strerror(brc));
-            degrade(o, "red", why);
-        }
-    }
+    json_object_set_new(o, "status_reason", json_string(""));
     int rc = lucy_store_read(ix->store, read_local_stats, &ls);
     if (rc) {
         json_decref(o);
         json_decref(ls.sources);
         return rc;
     }
+    json_object_set_new(o, "recordings", json_integer(ls.recordings));
+    json_object_set_new(o, "audio_hours", json_real(round2(ls.audio_s / 3600.0)));
+    json_object_set_new(o, "transcript_segments", json_integer(ls.transcript_segments));
+    json_object_set_new(o, "messages", json_integer(ls.messages));
+    json_object_set_new(o, "people", json_integer(ls.people));
     for (int i = 0; known_sources[i]; i++)
         if (!json_object_get(ls.sources, known_sources[i]))
             json_object_set_new(ls.sources, known_sources[i], json_integer(0));
+    json_object_set_new(o, "sources", ls.sources);
     json_object_set_new(o, "pending_count", json_integer(ls.outbox.pending));
     json_object_set_new(o, "failed_count", json_integer(ls.outbox.failed));
-    json_object_set_new(o, "sources", ls.sources);
+    json_t *storage = storage_stats(ix, o);
+    if (!storage) {
+        json_decref(o);
+        return LUCY_ENOMEM;
+    }
+    json_object_set_new(o, "storage", storage);
+    /* Deprecated: the storage fields used to be top-level; kept there for
+     * one release (README), same values. */
+    const char *key;
+    json_t *v;
+    json_object_foreach(storage, key, v)
+    {
+        if (!json_object_get(o, key))
+            json_object_set(o, key, v);
+    }
 
     char why[512];
     if (ls.outbox.pending > 0) {
@@ -367,12 +495,11 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out)
                  (long long)ls.outbox.failed, ls.outbox.first_error);
         degrade(o, "yellow", why);
     }
-    json_t *pi = json_object_get(o, "payload_indexes");
+    json_t *pi = json_object_get(storage, "payload_indexes");
     json_t *pending = pi ? json_object_get(pi, "pending") : NULL;
     if (json_array_size(pending) > 0)
-        degrade(o, "yellow", "payload indexes are still being created (see payload_indexes)");
-    if (!json_object_get(o, "status_reason"))
-        json_object_set_new(o, "status_reason", json_string(""));
+        degrade(o, "yellow",
+                "payload indexes are still being created (see storage.payload_indexes)");
     *out = o;
     return 0;
 }

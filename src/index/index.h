@@ -67,6 +67,21 @@ struct lucy_outbox_stats {
 /* Reads the outbox counts on db (any connection). 0 or LUCY_E*. */
 int lucy_outbox_stats(sqlite3 *db, struct lucy_outbox_stats *out);
 
+/* What the outbox holds that the backend has not taken: for /search, to
+ * tell whether a remote backend's answer would miss documents. */
+struct lucy_outbox_lag {
+    int refused;     /* a pending row failed at least once (the backend refused it) */
+    int stale;       /* a pending row was queued at or before the cutoff */
+    int failed;      /* a row was given up on (permanent errors) */
+    char error[256]; /* last_error of a failed or refused row; "" = none */
+};
+
+/* Fills *out (zeroed first) for the rows of db's outbox; a pending row is
+ * stale when queued_at_ms <= queued_before_ms (wall clock). Stops at the
+ * first row of each kind, so it costs little even behind a long backlog.
+ * Call inside a store read or write function. 0 or LUCY_E*. */
+int lucy_outbox_lag(sqlite3 *db, int64_t queued_before_ms, struct lucy_outbox_lag *out);
+
 /* Queues a put for every live document and drops tombstoned ones with
  * their pending deletes (after the backend was emptied: lucy reindex).
  * Call inside a lucy_store_write() function. *queued = documents queued.
@@ -132,6 +147,7 @@ struct lucy_search_result {
     size_t n;                     /* how many */
     const char *backend;          /* static name of the backend that answered */
     int degraded;                 /* 1 = answered by a fallback backend */
+    char degraded_reason[384];    /* why, for the user; "" when not degraded */
 };
 
 /* Frees the hits and zeroes r. Safe on a zeroed struct. */
@@ -176,11 +192,12 @@ struct lucy_index_ops {
      * local_copy backend then answers from the copy). */
     int (*search)(void *state, const struct lucy_search_query *q, struct lucy_search_result *out,
                   char *err, size_t errlen);
-    /* Adds the backend's own /rag/stats fields to out: collection,
-     * points_count, indexed_count, segments_count, disk_bytes,
-     * payload_indexes {ensured:[], pending:[]}, and optionally its
-     * verdict: "status" (yellow|red) with "status_reason", set once (the
-     * wrapper appends lucy's own reasons). 0 or LUCY_E*. */
+    /* Adds the backend's own /rag/stats fields to out (the `storage`
+     * object): collection, points_count, indexed_count, segments_count,
+     * disk_bytes, payload_indexes {ensured:[], pending:[]}, and optionally
+     * its verdict: "status" (yellow|red) with "status_reason", set once
+     * (the wrapper moves it to the top-level status and appends lucy's own
+     * reasons). 0 or LUCY_E*. */
     int (*stats)(void *state, json_t *out);
     /* Removes every document from the backend (lucy reindex). 0 or LUCY_E*. */
     int (*clear)(void *state, char *err, size_t errlen);
@@ -229,10 +246,16 @@ struct lucy_store *lucy_index_store(const struct lucy_index *ix);
  * delete and clear go to the copy first (its failure fails the whole
  * batch); ensure, optimize and register_checks concern the backend only.
  * lucy_index_search of a local_copy backend answers from the copy with
- * backend "sqlite" and degraded = 1 when the backend fails (not for
- * LUCY_ENOMEM), and for FALLBACK_HOLD_MS (index.c) after a failure skips
- * the backend, so an outage costs one timeout, not one per request; a
- * backend write that succeeds ends the hold early. Thread-safe. */
+ * backend "sqlite", degraded = 1 and degraded_reason set:
+ *  - while the outbox holds rows the backend has not taken: one it
+ *    refused (failed at least once, or given up on), or one queued more
+ *    than BACKLOG_GRACE_MS (index.c) ago; the backend's answer would miss
+ *    them, the copy has them (it is written first);
+ *  - when the backend fails the search (not for LUCY_ENOMEM), and for
+ *    FALLBACK_HOLD_MS (index.c) after such a failure, so an outage costs
+ *    one timeout, not one per request; a backend write that succeeds ends
+ *    the hold early.
+ * Thread-safe. */
 int lucy_index_ensure(struct lucy_index *ix, char *err, size_t errlen);
 int lucy_index_upsert_batch(struct lucy_index *ix, struct lucy_index_item *items, size_t n,
                             char *err, size_t errlen);
@@ -245,10 +268,16 @@ int lucy_index_optimize(struct lucy_index *ix);
 /* register_checks NULL = no checks of its own (0). */
 int lucy_index_register_checks(struct lucy_index *ix, struct lucy_health *h);
 
-/* The whole /rag/stats document (new reference in *out): backend fields
- * from ops->stats plus pending_count / failed_count (outbox), sources
- * (live documents per source; call_recording and whatsapp always
- * present), status green|yellow|red and status_reason. 0 or LUCY_E*. */
+/* The whole /rag/stats document (new reference in *out), in the user's
+ * terms first: backend, status green|yellow|red and status_reason;
+ * recordings, audio_hours (sum of durations, 2 decimals),
+ * transcript_segments, messages, people (WhatsApp contacts); sources
+ * (searchable documents per source; call_recording and whatsapp always
+ * present); pending_count / failed_count (outbox); then `storage`, the
+ * index's internals (ops->stats fields and local_count). The storage
+ * fields are also repeated at the top level, deprecated, for one release.
+ * Reads the recordings, segments, wa_messages and wa_contacts tables
+ * (counts only). 0 or LUCY_E*. */
 int lucy_index_stats(struct lucy_index *ix, json_t **out);
 
 /* ---- query helpers (index.c), pure ------------------------------------- */

@@ -8,7 +8,9 @@
  * rows with their documents, lucy_outbox_settle() acknowledges, fails or
  * reschedules each one, lucy_outbox_all_due() ends every backoff;
  * lucy_outbox_doc_get() lets a backend complete its hits from the
- * canonical copy. No other file writes these tables.
+ * canonical copy; lucy_outbox_stats() and lucy_outbox_lag() read the
+ * backlog for /rag/stats, the health check and /search. No other file
+ * writes these tables.
  *
  * Tables (migration 10 in store/schema.c):
  *   documents  the canonical local copy, one row per (source, id, segment);
@@ -183,6 +185,33 @@ int lucy_outbox_stats(sqlite3 *db, struct lucy_outbox_stats *out)
     out->oldest_pending_ms = sqlite3_column_int64(st, 2);
     out->retrying = sqlite3_column_int64(st, 3);
     lucy_row_copy(st, 4, out->first_error, sizeof out->first_error);
+    return 0;
+}
+
+int lucy_outbox_lag(sqlite3 *db, int64_t queued_before_ms, struct lucy_outbox_lag *out)
+{
+    /* EXISTS and LIMIT 1 without ORDER BY stop at the first match: /search
+     * runs this on every request of a local_copy backend. */
+    static const char sql[] =
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE failed = 0 AND attempts > 0),"
+        " EXISTS (SELECT 1 FROM outbox WHERE failed = 0 AND queued_at_ms <= ?1),"
+        " EXISTS (SELECT 1 FROM outbox WHERE failed = 1),"
+        " coalesce((SELECT last_error FROM outbox WHERE failed = 1 LIMIT 1),"
+        "  (SELECT last_error FROM outbox WHERE failed = 0 AND attempts > 0"
+        "   AND last_error IS NOT NULL LIMIT 1), '')";
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, sql, &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, queued_before_ms);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return lucy_store_err(rc);
+    out->refused = sqlite3_column_int(st, 0);
+    out->stale = sqlite3_column_int(st, 1);
+    out->failed = sqlite3_column_int(st, 2);
+    lucy_row_copy(st, 3, out->error, sizeof out->error);
     return 0;
 }
 

@@ -139,8 +139,9 @@ static void get_search(struct lucy_http_request *req, struct lucy_http_response 
     json_t *hits = json_array();
     for (size_t i = 0; hits && i < r.n; i++)
         json_array_append_new(hits, lucy_search_hit_json(&r.hits[i]));
-    json_t *body = json_pack("{s:s,s:s,s:b,s:i,s:o*}", "query", q.q, "backend", r.backend,
-                             "degraded", r.degraded, "count", (int)r.n, "hits", hits);
+    json_t *body = json_pack("{s:s,s:s,s:b,s:s,s:i,s:o*}", "query", q.q, "backend", r.backend,
+                             "degraded", r.degraded, "degraded_reason", r.degraded_reason, "count",
+                             (int)r.n, "hits", hits);
     lucy_search_result_free(&r);
     if (!body) {
         lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0, "out of memory building the reply");

@@ -719,6 +719,24 @@ static int fill_hits(struct qdrant_index *s, const json_t *points, const struct 
 }
 
 /* Runs q on Qdrant. LUCY_E* (with why in err) when Qdrant failed. */
+/* 1 when a query answer's result.points is what Qdrant sends: an array of
+ * objects with a numeric score. A 2xx whose body is cut off, not JSON or
+ * of another shape (a broken proxy) is no answer: treating it as "no hits"
+ * would hide every document without saying so. */
+static int points_valid(const json_t *points)
+{
+    if (!json_is_array(points))
+        return 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(points, i, p)
+    {
+        if (!json_is_object(p) || !json_is_number(json_object_get(p, "score")))
+            return 0;
+    }
+    return 1;
+}
+
 static int qdrant_search(void *state, const struct lucy_search_query *q,
                          struct lucy_search_result *out, char *err, size_t errlen)
 {
@@ -743,8 +761,14 @@ static int qdrant_search(void *state, const struct lucy_search_query *q,
     snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
     int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
     json_decref(body);
-    if (rc == 0) {
-        json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
+    json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
+    if (rc == 0 && !points_valid(points)) {
+        rc = LUCY_EUNAVAIL;
+        snprintf(err, errlen,
+                 "Qdrant answered HTTP %ld without a valid result.points list (%s); is a "
+                 "proxy in the way?",
+                 r.status, r.json ? "unexpected shape" : "not JSON");
+    } else if (rc == 0) {
         rc = fill_hits(s, points, &v, q->limit, out);
         if (rc)
             snprintf(err, errlen, "cannot build the hits: %s", lucy_strerror(rc));

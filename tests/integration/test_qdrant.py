@@ -223,19 +223,22 @@ def test_delete_and_update(indexed):
 def test_rag_stats(indexed):
     s = stats(indexed)
     assert s["backend"] == indexed.backend
-    assert s["collection"]
-    assert s["points_count"] >= len(DOCS) and s["indexed_count"] >= len(DOCS)
-    assert s["segments_count"] >= 1
+    assert s["storage"]["collection"]
+    assert s["storage"]["points_count"] >= len(DOCS)
+    assert s["storage"]["indexed_count"] >= len(DOCS)
+    assert s["storage"]["segments_count"] >= 1
     assert s["pending_count"] == 0 and s["failed_count"] == 0
     assert s["status"] == "green", s
-    assert s["payload_indexes"]["pending"] == []
+    assert s["storage"]["payload_indexes"]["pending"] == []
     assert s["sources"] == {"call_recording": 2, "whatsapp": 2}
     if indexed.backend == "qdrant":
-        assert sorted(s["payload_indexes"]["ensured"]) == INDEXES
-        assert s["collection"] == indexed.qdrant.collection
-        assert s["local_count"] == len(DOCS)
-        assert set(s["payload_schema"]) == set(INDEXES)
-        assert "disk_bytes" in s  # null: GET /collections/{c} does not report sizes
+        assert sorted(s["storage"]["payload_indexes"]["ensured"]) == INDEXES
+        assert s["storage"]["collection"] == indexed.qdrant.collection
+        assert s["storage"]["local_count"] == len(DOCS)
+        assert set(s["storage"]["payload_schema"]) == set(INDEXES)
+        assert "disk_bytes" in s["storage"]  # null: GET /collections/{c} does not report sizes
+    # deprecated, kept for one release: the storage fields at the top level too
+    assert {k: s[k] for k in s["storage"]} == s["storage"]
 
 
 def test_backends_agree(start_lucy, qdrant):
@@ -281,7 +284,7 @@ def test_commands_use_qdrant(start_lucy, qdrant):
     assert body["backend"] == "qdrant" and top(body) == ("rec-zqx1", 1)
     r = lucy_cmd(lucy, "stats", "--json", env=env)
     assert r.returncode == 0, r.stderr.decode()
-    assert json.loads(r.stdout)["points_count"] == len(DOCS)
+    assert json.loads(r.stdout)["storage"]["points_count"] == len(DOCS)
 
     # reindex: the collection is dropped, created again and refilled
     r = lucy_cmd(lucy, "reindex", "--json", env=env)
@@ -290,7 +293,8 @@ def test_commands_use_qdrant(start_lucy, qdrant):
     assert rep["ok"] is True and rep["backend"] == "qdrant" and rep["queued"] == len(DOCS)
     drained(lucy)
     s = stats(lucy)
-    assert s["points_count"] == len(DOCS) and s["payload_indexes"]["pending"] == []
+    st = s["storage"]
+    assert st["points_count"] == len(DOCS) and st["payload_indexes"]["pending"] == []
     assert top(search(lucy, q="zqxforward")) == ("rec-zqx1", 1)
     if not REAL_QDRANT:
         assert len(ops(q, "delete_collection", 200)) == 1
@@ -369,8 +373,8 @@ def test_index_creation_refused_then_created_without_restart(start_lucy, qdrant)
     body = search(lucy, q="zqxforward")
     assert body["backend"] == "qdrant" and top(body) == ("rec-zqx1", 1)
     s = stats(lucy)
-    assert sorted(s["payload_indexes"]["pending"]) == INDEXES
-    assert all(WAL_MSG in e for e in s["payload_indexes"]["errors"].values())
+    assert sorted(s["storage"]["payload_indexes"]["pending"]) == INDEXES
+    assert all(WAL_MSG in e for e in s["storage"]["payload_indexes"]["errors"].values())
     assert s["status"] == "yellow"
     c = lucy.wait_for(lambda: checks(lucy)["qdrant:indexes"][0]["status"] == "warn"
                       and checks(lucy), what="qdrant:indexes warns")
@@ -378,9 +382,10 @@ def test_index_creation_refused_then_created_without_restart(start_lucy, qdrant)
     assert lucy.get("/health").status_code == 200
 
     q.fault(kind="clear")
-    lucy.wait_for(lambda: stats(lucy)["payload_indexes"]["pending"] == [] or None, timeout=40,
+    lucy.wait_for(lambda: stats(lucy)["storage"]["payload_indexes"]["pending"] == [] or None,
+                  timeout=40,
                   what="indexes created after the fault cleared")
-    assert sorted(stats(lucy)["payload_indexes"]["ensured"]) == INDEXES
+    assert sorted(stats(lucy)["storage"]["payload_indexes"]["ensured"]) == INDEXES
     lucy.wait_for(lambda: checks(lucy)["qdrant:indexes"][0]["status"] == "pass" or None,
                   what="qdrant:indexes passes")
     assert stats(lucy)["status"] == "green"
@@ -404,19 +409,54 @@ def test_upserts_refused_for_a_while_lose_nothing(start_lucy, qdrant):
     s = stats(lucy)
     assert s["pending_count"] == 50  # grows while Qdrant refuses
     assert s["status"] == "yellow" and WAL_MSG in s["status_reason"]
-    body = search(lucy, q="zqxforward")  # search keeps answering from Qdrant
-    assert body["backend"] == "qdrant" and not body["degraded"] and top(body) == ("rec-zqx1", 1)
+    body = search(lucy, q="zqxforward")  # the local copy answers: Qdrant misses documents
+    assert body["backend"] == "sqlite" and body["degraded"] and top(body) == ("rec-zqx1", 1)
     lucy.wait_for(lambda: len(ops(q, "upsert", 500)) >= 3 or None, what="upserts retried")
 
     q.fault(kind="clear")
     drained(lucy, timeout=60)
     s = stats(lucy)
     assert s["pending_count"] == 0 and s["failed_count"] == 0
-    assert s["points_count"] == len(DOCS) + 50
+    assert s["storage"]["points_count"] == len(DOCS) + 50
     assert len(search(lucy, q="zqxqueued", limit="100")["hits"]) == 50
     warned = log_msgs(lucy, "search index backend failed; documents stay queued", "warning")
     assert len(warned) == 1 and WAL_MSG in warned[0]["error"], warned
     assert log_msgs(lucy, "search index backend recovered", "info")
+
+
+@needs_double
+def test_search_while_upserts_refused_is_complete_and_says_degraded(start_lucy, qdrant):
+    """Qdrant answers queries but refuses upserts (WAL full): its answer
+    would miss the newest documents, so /search answers from the local
+    copy, which has them, and says so; once the outbox drains, Qdrant
+    answers again and the reply is not degraded."""
+    q = qdrant()
+    lucy = start_lucy(env=qdrant_env(q))
+    feed(lucy.data_dir, DOCS)
+    drained(lucy)
+    body = search(lucy, q="zqxforward")
+    assert body["backend"] == "qdrant" and body["degraded"] is False
+    assert body["degraded_reason"] == ""
+    q.fault(kind="wal_full", ops=["upsert"])  # until cleared
+    feed(lucy.data_dir, [{"source": "whatsapp", "id": "wamid.walfull", "contact": "4915550001",
+                          "text": "zqxwalnote written while Qdrant refuses", "time": T_MSG}])
+    lucy.wait_for(lambda: ops(q, "upsert", 500) or None, what="upsert refused")
+    body = lucy.wait_for(lambda: (lambda b: b if b["hits"] else None)(
+        search(lucy, q="zqxwalnote")), timeout=10, what="the new document found")
+    asked = len(ops(q, "query"))
+    assert ids(body) == [("wamid.walfull", 0)]
+    assert body["degraded"] is True and body["backend"] == "sqlite"
+    assert "qdrant" in body["degraded_reason"] and WAL_MSG in body["degraded_reason"]
+    # the older documents too: the local copy has everything
+    body = search(lucy, q="zqxforward")
+    assert body["degraded"] is True and ids(body) == [("rec-zqx1", 1), ("wamid.zqx1", 0)]
+    assert len(ops(q, "query")) == asked  # Qdrant is not asked while it lags
+
+    q.fault(kind="clear")
+    drained(lucy, timeout=60)
+    body = search(lucy, q="zqxwalnote")
+    assert body["backend"] == "qdrant" and body["degraded"] is False
+    assert body["degraded_reason"] == "" and ids(body) == [("wamid.walfull", 0)]
 
 
 @needs_double
@@ -442,7 +482,7 @@ def test_qdrant_down_degrades_to_sqlite_and_recovers(start_lucy, qdrant):
     assert h.status_code == 200 and h.json()["status"] == "warn"
     assert h.json()["dependencies"]["qdrant"] != "ok"
     s = stats(lucy)
-    assert s["status"] == "red" and s["pending_count"] == 1 and s["reachable"] is False
+    assert s["status"] == "red" and s["pending_count"] == 1 and s["storage"]["reachable"] is False
 
     q.restart()
     drained(lucy, timeout=60)
@@ -484,6 +524,35 @@ def test_hung_qdrant_costs_one_timeout(start_lucy, qdrant):
 
 
 @needs_double
+@pytest.mark.parametrize("code,body", [
+    (200, None),                                     # JSON cut off mid-way
+    (200, '{"result": 5, "status": "ok"}'),          # valid JSON, wrong shape
+    (200, '{"result": {"points": [{"id": null, "score": "x"}]}}'),
+    (200, ""),
+    (502, "<html><body>Bad Gateway</body></html>"),  # a proxy in front of Qdrant
+    (503, '{"status": {"error": "Service unavailable"}}'),
+])
+def test_search_never_500_when_qdrant_answers_garbage(start_lucy, qdrant, code, body):
+    q = qdrant()
+    lucy = start_lucy(env=qdrant_env(q))
+    feed(lucy.data_dir, DOCS)
+    drained(lucy)
+    assert not search(lucy, q="zqxforward")["degraded"]
+    fault = {"kind": "garbage", "count": 1, "ops": ["query"], "code": code}
+    if body is not None:
+        fault["body"] = body
+    q.fault(**fault)
+    asked = len(ops(q, "query"))
+    r = lucy.get("/search", params={"q": "zqxforward"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["degraded"] is True and body["backend"] == "sqlite", body
+    assert ids(body) == [("rec-zqx1", 1), ("wamid.zqx1", 0)]
+    assert "qdrant failed the search" in body["degraded_reason"]
+    assert len(ops(q, "query")) == asked + 1  # lucy got the mangled answer
+
+
+@needs_double
 def test_rejected_documents_are_marked_failed_with_qdrants_message(start_lucy, qdrant):
     q = qdrant(allow_violations=True)
     # a collection made by something else, with `text` as a dense vector:
@@ -501,7 +570,7 @@ def test_rejected_documents_are_marked_failed_with_qdrants_message(start_lucy, q
                                   if i["componentId"] == "outbox:failed"], what="outbox:failed")
     assert "Conversion between sparse and regular vectors failed" in item[0]["output"]
     assert "without the sparse vector `text`" in \
-        stats(lucy)["payload_indexes"]["collection_error"]
+        stats(lucy)["storage"]["payload_indexes"]["collection_error"]
     n = len(ops(q, "upsert"))
     time.sleep(2.5)
     assert len(ops(q, "upsert")) == n  # never retried blindly

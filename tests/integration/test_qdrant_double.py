@@ -585,6 +585,26 @@ def test_hang_delays_the_next_calls(qdrant_double):
     api.call("GET", "/readyz", timeout=5)
 
 
+def test_garbage_fault_mangles_the_next_answers(qdrant_double):
+    q = qdrant_double()
+    api = Api(q)
+    api.result("PUT", "/collections/" + COLL, IDF_COLLECTION)
+    q.fault(kind="garbage", count=1, ops=["upsert"])
+    r = api.call("PUT", P + "?wait=true", {"points": [GOOD_POINT]})  # applied, answer cut off
+    assert r.text == qd.GARBAGE_BODY and r.headers["Content-Type"] == "application/json"
+    with pytest.raises(ValueError):
+        r.json()
+    assert api.result("POST", P + "/count", {}) == {"count": 1}
+    q.fault(kind="garbage", count=2, code=502, body="<html>Bad Gateway</html>")
+    for _ in range(2):
+        assert api.call("GET", "/collections", expect=502).text == "<html>Bad Gateway</html>"
+    assert api.result("GET", "/collections") == {"collections": [{"name": COLL}]}
+    for bad in ({"kind": "garbage", "code": 99}, {"kind": "garbage", "body": 5},
+                {"kind": "garbage", "ops": ["explode"]}):
+        with pytest.raises(ValueError):
+            q.fault(**bad)
+
+
 def test_status_fault_colours_the_collection(qdrant_double):
     q = qdrant_double()
     api = Api(q)

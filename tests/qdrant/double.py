@@ -73,6 +73,8 @@ Control endpoints (no api-key needed), for tests:
                                   {"kind": "hang", "count": N, "seconds": S, "ops": [...]}
                                   {"kind": "status", "value": "red", "collection": C}
                                   {"kind": "readyz", "code": 503}
+                                  {"kind": "garbage", "count": N, "ops": [...],
+                                   "code": 200, "body": "..."}
                                   {"kind": "clear"}
   GET    /__double__/fault        the faults in force
   GET    /__double__/violations   [{method, path, op, kind, status, error, body}]
@@ -112,6 +114,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC_PATH = os.path.join(HERE, "openapi.json")
 QDRANT_VERSION = "1.19.0"
 
+# What the garbage fault answers by default: JSON cut off mid-way, as from
+# a proxy that dropped the connection's tail.
+GARBAGE_BODY = '{"result":{"points":[{"id":"3f9c3e20-0b4d-527a-bfa2-11e224d5b6b1","score":'
 WAL_FULL_ERROR = ("Service internal error: No space left on device: "
                   "WAL buffer size exceeds available disk space")
 AUTH_MISSING = "Must provide an API key or an Authorization bearer token"
@@ -734,7 +739,8 @@ class Double:
         kind = cmd["kind"]
         allowed = {"wal_full": {"kind", "count", "ops"}, "hang": {"kind", "count", "seconds", "ops"},
                    "status": {"kind", "value", "collection", "optimizer_error"},
-                   "readyz": {"kind", "code"}, "clear": {"kind"}}
+                   "readyz": {"kind", "code"}, "clear": {"kind"},
+                   "garbage": {"kind", "count", "ops", "code", "body"}}
         if kind not in allowed:
             raise ValueError("unknown fault kind %r (one of %s)" % (kind, sorted(allowed)))
         extra = set(cmd) - allowed[kind]
@@ -770,6 +776,14 @@ class Double:
                 if cmd.get("code") not in (200, 503):
                     raise ValueError("readyz code must be 200 or 503")
                 self.faults["readyz"] = {"code": cmd["code"]}
+            elif kind == "garbage":
+                code, body = cmd.get("code", 200), cmd.get("body", GARBAGE_BODY)
+                if not _is_int(None, code) or not 200 <= code <= 599:
+                    raise ValueError("garbage code must be an HTTP status 200..599")
+                if not isinstance(body, str):
+                    raise ValueError("garbage body must be a string")
+                self.faults["garbage"] = {"remaining": count, "code": code, "body": body,
+                                          "ops": sorted(ops) if ops is not None else None}
 
     def take_fault(self, kind, op):
         """Consume one use of a counted fault if it applies to op; return it or None."""
@@ -1383,6 +1397,9 @@ class Handler(BaseHTTPRequestHandler):
             payload = json.dumps({"status": {"error": "Qdrant test double crashed: %r" % e}, "time": 0.0})
             violation = {"method": method, "path": self.path, "op": op_name, "kind": "double_bug",
                          "status": 500, "error": repr(e), "body": body}
+        garbage = d.take_fault("garbage", op_name)
+        if garbage:  # served (and applied) as usual, then the answer is replaced
+            status, payload, ctype = garbage["code"], garbage["body"], "application/json"
         d.record({"method": method, "path": self.path, "op": op_name, "status": status,
                   "ms": round((time.monotonic() - t0) * 1000, 3), "body": body}, violation)
         self._send(status, payload, ctype)

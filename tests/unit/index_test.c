@@ -456,6 +456,95 @@ static void test_permanent_failure_marks_failed(void **state)
 
 /* ---- search -------------------------------------------------------------- */
 
+/* A remote backend with a local copy that answers every search with no
+ * hits: whatever /search finds came from the copy. */
+static int remote_searches;
+
+static int empty_search(void *state, const struct lucy_search_query *q,
+                        struct lucy_search_result *out, char *err, size_t errlen)
+{
+    (void)state, (void)q, (void)out, (void)err, (void)errlen;
+    remote_searches++;
+    return 0;
+}
+
+static const struct lucy_index_ops lagging_ops = {.name = "remote",
+                                                  .local_copy = 1,
+                                                  .upsert_batch = failing_upsert,
+                                                  .delete = failing_delete,
+                                                  .search = empty_search};
+
+static int write_sql(sqlite3 *db, void *arg)
+{
+    return lucy_row_exec(db, arg);
+}
+
+/* Searches fx for "invoice": 1 when degraded; the reason must contain
+ * want (NULL: no reason) and the hits come from where they should. */
+static int search_invoice(struct lucy_index *fx, const char *want)
+{
+    struct lucy_search_query q = query("invoice");
+    struct lucy_search_result r;
+    assert_int_equal(lucy_index_search(fx, &q, &r), 0);
+    int degraded = r.degraded;
+    if (want) {
+        assert_non_null(strstr(r.degraded_reason, want));
+        assert_string_equal(r.backend, "sqlite");
+        assert_int_equal(r.n, 1);
+    } else {
+        assert_string_equal(r.degraded_reason, "");
+        assert_string_equal(r.backend, "remote");
+    }
+    lucy_search_result_free(&r);
+    return degraded;
+}
+
+static void test_lagging_remote_answers_from_local_copy(void **state)
+{
+    (void)state;
+    struct lucy_index *fx;
+    struct lucy_indexer *fw;
+    char err[256];
+    assert_int_equal(lucy_index_open_backend(&lagging_ops, NULL, store, &fx, err, sizeof err), 0);
+    assert_int_equal(lucy_indexer_new(fx, NULL, &fw), 0);
+    struct lucy_indexer_counts c = {0};
+
+    /* just queued: normal latency, the remote answers */
+    put_docs(&doc_a, 1);
+    remote_searches = 0;
+    assert_false(search_invoice(fx, NULL));
+    assert_int_equal(remote_searches, 1);
+    /* the remote refused it: the copy (written first) answers, remote not asked */
+    fail_mode = 1;
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), LUCY_EUNAVAIL);
+    assert_true(search_invoice(fx, "remote has not taken every document yet (it refused: "
+                                   "backend down)"));
+    assert_int_equal(remote_searches, 1);
+    /* taken at last: the remote answers again */
+    fail_mode = 0;
+    assert_int_equal(
+        lucy_store_write(store, write_sql, "UPDATE outbox SET next_attempt_at_ms = 0", 0), 0);
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM outbox"), 0);
+    assert_false(search_invoice(fx, NULL));
+    /* a backlog older than BACKLOG_GRACE_MS, never tried */
+    const struct lucy_doc other = {.source = "whatsapp", .id = "wamid.B", .text = "hi"};
+    put_docs(&other, 1);
+    assert_false(search_invoice(fx, NULL));
+    assert_int_equal(lucy_store_write(store, write_sql,
+                                      "UPDATE outbox SET queued_at_ms = queued_at_ms - 6000", 0),
+                     0);
+    assert_true(search_invoice(fx, "some have waited more than 5 s"));
+    /* rejected for good: the copy answers until the document changes or a reindex */
+    fail_mode = 2;
+    assert_int_equal(lucy_indexer_drain(fw, 0, &c), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE failed = 1"), 1);
+    assert_true(search_invoice(fx, "remote rejected some documents (400 bad payload 0)"));
+    fail_mode = 0;
+    lucy_indexer_free(fw);
+    lucy_index_close(fx);
+}
+
 static void test_ranking_filters_snippets(void **state)
 {
     (void)state;
@@ -585,6 +674,16 @@ static void test_stats_and_requeue(void **state)
     drain();
     assert_int_equal(lucy_index_stats(ix, &s), 0);
     assert_int_equal(json_integer_value(json_object_get(s, "pending_count")), 0);
+    /* the user's data (none here: documents only), then the index's storage */
+    static const char *const user_keys[] = {"recordings", "transcript_segments", "messages",
+                                            "people"};
+    for (size_t i = 0; i < sizeof user_keys / sizeof user_keys[0]; i++)
+        assert_int_equal(json_integer_value(json_object_get(s, user_keys[i])), 0);
+    assert_true(json_is_real(json_object_get(s, "audio_hours")));
+    json_t *storage = json_object_get(s, "storage");
+    assert_int_equal(json_integer_value(json_object_get(storage, "points_count")), 3);
+    assert_null(json_object_get(storage, "status")); /* the verdict is top-level only */
+    /* deprecated top-level copies, same values */
     assert_int_equal(json_integer_value(json_object_get(s, "points_count")), 3);
     assert_int_equal(json_integer_value(json_object_get(s, "indexed_count")), 3);
     assert_true(json_integer_value(json_object_get(s, "segments_count")) >= 1);
@@ -623,6 +722,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_during_indexing_is_not_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failure_backs_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_failure_marks_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lagging_remote_answers_from_local_copy, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ranking_filters_snippets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_requeue, setup, teardown),
     };
