@@ -2,9 +2,9 @@
  * guard.c - the HTTP server's defences against hostile clients (DESIGN §11).
  *
  * libmicrohttpd's connection timeout is an IDLE timeout: a client sending a
- * byte every few seconds never hits it. So every connection also has a record (MHD_OPTION_NOTIFY_CONNECTION) with
- * the time its current request started; the "http-reaper" thread shuts
- * down the socket of any connection still receiving a request after
+ * byte every few seconds never hits it. So every connection also has a
+ * record (MHD_OPTION_NOTIFY_CONNECTION) with the time its current request started; the
+ * "http-reaper" thread shuts down the socket of any connection still receiving a request after
  * request_timeout_s (libmicrohttpd then sees EOF and closes it; the record
  * is removed in the CLOSED notification, which runs before libmicrohttpd
  * closes the descriptor, under the same lock: the reaper never touches a
@@ -186,6 +186,38 @@ void lucy_http_guard_release_body(struct conn_state *cs)
     free(cs->body);
     cs->body = NULL;
     cs->body_len = cs->body_cap = 0;
+}
+
+static struct conn_rec *rec_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+size_t lucy_http_guard_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    struct lucy_http *h = cls;
+    size_t n = MHD_http_unescape(s);
+    struct conn_rec *rec = memchr(s, '\0', n) ? rec_of(conn) : NULL;
+    if (rec) {
+        pthread_mutex_lock(&h->conns_lock);
+        rec->escaped_nul = 1;
+        pthread_mutex_unlock(&h->conns_lock);
+    }
+    return n;
+}
+
+int lucy_http_guard_take_escaped_nul(struct lucy_http *h, struct MHD_Connection *conn)
+{
+    struct conn_rec *rec = rec_of(conn);
+    if (!rec)
+        return 0;
+    pthread_mutex_lock(&h->conns_lock);
+    int nul = rec->escaped_nul;
+    rec->escaped_nul = 0;
+    pthread_mutex_unlock(&h->conns_lock);
+    return nul;
 }
 
 int lucy_http_guard_start(struct lucy_http *h)

@@ -181,6 +181,14 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
      * or echoes them. */
     int bad_query = 0;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_utf8_arg, &bad_query);
+    if (lucy_http_guard_take_escaped_nul(h, conn)) {
+        lucy_http_reply_error(&resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "the URL holds an escaped NUL byte (%%00); ids and queries are text "
+                              "without NUL");
+        cs->answered = 1;
+        *result = send_reply(h, conn, method, label, &resp);
+        return 1;
+    }
     if (!lucy_utf8_valid(url, strlen(url)) || bad_query) {
         lucy_http_reply_error(&resp, LUCY_HTTP_BAD_REQUEST, 0,
                               "the %s is not valid UTF-8 after percent-decoding; send text",
@@ -469,7 +477,8 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, 128u, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)131072, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, lucy_http_guard_on_connection, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, lucy_http_guard_unescape, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
         snprintf(err, errlen,

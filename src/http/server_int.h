@@ -22,6 +22,7 @@ struct conn_rec {
     int fd;                       /* its socket (libmicrohttpd's) */
     int receiving;                /* a request is arriving: the deadline applies */
     int cut;                      /* the reaper shut it down */
+    int escaped_nul;              /* the current request's URL held %00 */
     int64_t started_mono_ms;      /* when the current request started */
 };
 
@@ -104,6 +105,14 @@ int lucy_http_guard_grow_body(struct conn_state *cs, size_t want);
 
 /* Frees cs->body and gives its bytes back to the budget. */
 void lucy_http_guard_release_body(struct conn_state *cs);
+
+/* MHD_OPTION_UNESCAPE_CALLBACK (cls = the server): percent-decodes s in
+ * place like libmicrohttpd and remembers when it decoded a NUL (%00),
+ * which would cut a C string (an id) short. Returns the decoded length. */
+size_t lucy_http_guard_unescape(void *cls, struct MHD_Connection *conn, char *s);
+
+/* 1 when the current request's path or query decoded a NUL; clears it. */
+int lucy_http_guard_take_escaped_nul(struct lucy_http *h, struct MHD_Connection *conn);
 
 /* Starts / stops the "http-reaper" thread (0 or LUCY_ENOMEM). */
 int lucy_http_guard_start(struct lucy_http *h);

@@ -141,3 +141,15 @@ def test_what_libmicrohttpd_refuses_itself_is_refused_and_closed(start_lucy, req
     assert got == status, head
     assert b"Connection: close" in head
     assert lucy.get("/health/live").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/contacts/15551234567%00x", "/recordings/ab%00cd",
+                                  "/search?q=a%00b", "/jobs/1%00"])
+def test_escaped_nul_in_the_url_is_400(start_lucy, path):
+    """%00 would cut an id short (PUT /contacts/4915...%00x acted on
+    contact 4915...): refused before any handler."""
+    lucy = start_lucy()
+    r = lucy.request("PUT" if path.startswith("/contacts") else "GET", path, json={"alias": "x"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error_type"] == "bad_request" and "%00" in r.json()["message"]
+    assert lucy.get("/contacts").json()["contacts"] == []
