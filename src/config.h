@@ -58,6 +58,8 @@ struct lucy_config {
     char *qdrant_api_key;        /* QDRANT_API_KEY (secret): sent as the api-key header */
     char *qdrant_collection;     /* QDRANT_COLLECTION */
     int qdrant_timeout_ms;       /* LUCY_QDRANT_TIMEOUT_MS: connect + whole-call timeout */
+    char *default_region;        /* LUCY_DEFAULT_REGION: ISO 3166 alpha-2, upper case; NULL = none */
+    char *call_name_patterns;    /* LUCY_CALL_NAME_PATTERNS: ';'-separated file-name templates */
 };
 
 enum lucy_opt_type {
@@ -67,7 +69,9 @@ enum lucy_opt_type {
     LUCY_OPT_ENUM,   /* one of choices */
     LUCY_OPT_LISTEN, /* host:port */
     LUCY_OPT_RATE,   /* N/second|minute|hour (also s, sec, min, h) */
-    LUCY_OPT_URL     /* absolute URL with a host; choices = accepted schemes */
+    LUCY_OPT_URL,    /* absolute URL with a host; choices = accepted schemes */
+    LUCY_OPT_REGION, /* ISO 3166 alpha-2 region libphonenumber knows; stored upper-case */
+    LUCY_OPT_CALL_PATTERNS /* file-name templates (lucy_call_patterns_parse) */
 };
 
 struct lucy_option {
