@@ -329,10 +329,14 @@ static int parse_call_patterns(struct lucy_config *cfg, const struct lucy_option
 typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
                            size_t);
 static const type_parser type_parsers[] = {
-    [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
-    [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
-    [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
-    [LUCY_OPT_URL] = parse_url,       [LUCY_OPT_REGION] = parse_region,
+    [LUCY_OPT_STRING] = parse_string,
+    [LUCY_OPT_INT] = parse_int,
+    [LUCY_OPT_BOOL] = parse_bool,
+    [LUCY_OPT_ENUM] = parse_enum,
+    [LUCY_OPT_LISTEN] = parse_listen,
+    [LUCY_OPT_RATE] = parse_rate,
+    [LUCY_OPT_URL] = parse_url,
+    [LUCY_OPT_REGION] = parse_region,
     [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
 };
 
