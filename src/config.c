@@ -17,6 +17,8 @@
 
 #include "config.h"
 #include "error.h"
+#include "people/phone.h"
+#include "plugins/call_recordings/callmeta.h"
 
 /* clang-format off */
 #define OFF(field) offsetof(struct lucy_config, field)
@@ -104,6 +106,11 @@ const struct lucy_option lucy_options[] = {
             "Qdrant collection of the search index"),
     INT_OPT("LUCY_QDRANT_TIMEOUT_MS", NULL, "3000", 50, 600000, qdrant_timeout_ms,
             "timeout of every Qdrant call (connect included), ms"),
+    {"LUCY_DEFAULT_REGION", NULL, LUCY_OPT_REGION, NULL, 0, 0, NULL, 0, 0, OFF(default_region),
+     "ISO 3166 alpha-2 region (GB, DE, US) that national phone numbers are read in"},
+    {"LUCY_CALL_NAME_PATTERNS", NULL, LUCY_OPT_CALL_PATTERNS, NULL, 0, 0, NULL, 0, 0,
+     OFF(call_name_patterns),
+     "';'-separated call recording file-name templates, tried before the built-in ones"},
 };
 const size_t lucy_options_count = sizeof lucy_options / sizeof lucy_options[0];
 
@@ -288,13 +295,51 @@ static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, con
     return LUCY_EINVAL;
 }
 
+/* Two letters, upper-cased, that libphonenumber has metadata for ("UK" is
+ * not one: the ISO code is GB). Empty = unset. */
+static int parse_region(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                        char *err, size_t errlen)
+{
+    if (!*v)
+        return parse_string(cfg, opt, v, err, errlen);
+    char up[3] = {0};
+    for (size_t i = 0; i < 2 && v[i]; i++)
+        up[i] = (v[i] >= 'a' && v[i] <= 'z') ? (char)(v[i] - 'a' + 'A') : v[i];
+    if (strlen(v) == 2 && lucy_phone_region_known(up))
+        return parse_string(cfg, opt, up, err, errlen);
+    snprintf(err, errlen,
+             "invalid %s='%.40s': expected an ISO 3166 alpha-2 region that libphonenumber knows, "
+             "such as GB (the United Kingdom), DE or US",
+             opt->name, v);
+    return LUCY_EINVAL;
+}
+
+/* Templates checked by the call-metadata parser itself, so what start-up
+ * accepts is exactly what the scanner can use. */
+static int parse_call_patterns(struct lucy_config *cfg, const struct lucy_option *opt,
+                               const char *v, char *err, size_t errlen)
+{
+    struct lucy_call_patterns patterns;
+    char why[300];
+    if (lucy_call_patterns_parse(v, &patterns, why, sizeof why) != 0) {
+        snprintf(err, errlen, "invalid %s: %s", opt->name, why);
+        return LUCY_EINVAL;
+    }
+    return parse_string(cfg, opt, v, err, errlen);
+}
+
 typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
                            size_t);
 static const type_parser type_parsers[] = {
-    [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
-    [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
-    [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
+    [LUCY_OPT_STRING] = parse_string,
+    [LUCY_OPT_INT] = parse_int,
+    [LUCY_OPT_BOOL] = parse_bool,
+    [LUCY_OPT_ENUM] = parse_enum,
+    [LUCY_OPT_LISTEN] = parse_listen,
+    [LUCY_OPT_RATE] = parse_rate,
     [LUCY_OPT_URL] = parse_url,
+    [LUCY_OPT_REGION] = parse_region,
+    [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
 };
 
 /* ---- public -------------------------------------------------------------- */

@@ -60,16 +60,20 @@ struct lucy_config {
     char *qdrant_api_key;        /* QDRANT_API_KEY (secret): sent as the api-key header */
     char *qdrant_collection;     /* QDRANT_COLLECTION */
     int qdrant_timeout_ms;       /* LUCY_QDRANT_TIMEOUT_MS: connect + whole-call timeout */
+    char *default_region;        /* LUCY_DEFAULT_REGION (ISO 3166 alpha-2); NULL = none */
+    char *call_name_patterns;    /* LUCY_CALL_NAME_PATTERNS: ';'-separated templates */
 };
 
 enum lucy_opt_type {
-    LUCY_OPT_STRING, /* any text (may be empty) */
-    LUCY_OPT_INT,    /* decimal integer within [min, max] */
-    LUCY_OPT_BOOL,   /* 0/1, true/false, yes/no, on/off */
-    LUCY_OPT_ENUM,   /* one of choices */
-    LUCY_OPT_LISTEN, /* host:port */
-    LUCY_OPT_RATE,   /* N/second|minute|hour (also s, sec, min, h) */
-    LUCY_OPT_URL     /* absolute URL with a host; choices = accepted schemes */
+    LUCY_OPT_STRING,       /* any text (may be empty) */
+    LUCY_OPT_INT,          /* decimal integer within [min, max] */
+    LUCY_OPT_BOOL,         /* 0/1, true/false, yes/no, on/off */
+    LUCY_OPT_ENUM,         /* one of choices */
+    LUCY_OPT_LISTEN,       /* host:port */
+    LUCY_OPT_RATE,         /* N/second|minute|hour (also s, sec, min, h) */
+    LUCY_OPT_URL,          /* absolute URL with a host; choices = accepted schemes */
+    LUCY_OPT_REGION,       /* ISO 3166 alpha-2 region libphonenumber knows; stored upper-case */
+    LUCY_OPT_CALL_PATTERNS /* file-name templates (lucy_call_patterns_parse) */
 };
 
 struct lucy_option {

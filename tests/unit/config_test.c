@@ -92,6 +92,34 @@ static void invalid_values_name_the_option(void **state)
     check_invalid("QDRANT_URL", "ftp://host", "https://");
     check_invalid("WHATSAPP_GRAPH_URL", "graph.facebook.com", "https://");
     check_invalid("REDIS_URL", "http://localhost:6379", "redis://");
+    check_invalid("LUCY_DEFAULT_REGION", "UK", "GB (the United Kingdom)");
+    check_invalid("LUCY_DEFAULT_REGION", "GBR", "ISO 3166 alpha-2");
+    check_invalid("LUCY_DEFAULT_REGION", "1A", "ISO 3166 alpha-2");
+    check_invalid("LUCY_CALL_NAME_PATTERNS", "{name}_{date};{caller}",
+                  "template 2: '{caller}': unknown field {caller}");
+    check_invalid("LUCY_CALL_NAME_PATTERNS", "{date:%H%M}", "a date needs a year");
+}
+
+/* LUCY_DEFAULT_REGION is stored upper-case; empty means unset. A valid
+ * LUCY_CALL_NAME_PATTERNS is kept as written. */
+static void people_options(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    setenv("LUCY_DEFAULT_REGION", "gb", 1);
+    setenv("LUCY_CALL_NAME_PATTERNS", "{name} - {date:%Y-%m-%d %H-%M};", 1);
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg.default_region, "GB");
+    assert_string_equal(cfg.call_name_patterns, "{name} - {date:%Y-%m-%d %H-%M};");
+    lucy_config_free(&cfg);
+    setenv("LUCY_DEFAULT_REGION", "", 1);
+    unsetenv("LUCY_CALL_NAME_PATTERNS");
+    assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+    assert_null(cfg.default_region);
+    assert_null(cfg.call_name_patterns);
+    unsetenv("LUCY_DEFAULT_REGION");
+    lucy_config_free(&cfg);
 }
 
 static void secret_url_not_echoed(void **state)
@@ -167,6 +195,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(precedence_env_file_flags),
         cmocka_unit_test(invalid_values_name_the_option),
+        cmocka_unit_test(people_options),
         cmocka_unit_test(unknown_key_in_file),
         cmocka_unit_test(secret_url_not_echoed),
         cmocka_unit_test(thresholds_must_be_ordered),
