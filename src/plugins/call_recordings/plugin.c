@@ -82,7 +82,13 @@ static void check_jobs(void *arg, int timeout_ms, struct lucy_check_report *out)
             active += counts[i];
     struct lucy_jobs_stats st;
     lucy_jobs_pool_stats(r->pool, &st);
-    if (blocked > 0)
+    if (st.unstored_jobs > 0)
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
+                       "%d finished transcription jobs cannot be stored (%s: disk full or not "
+                       "writable?); they stay running and lucy retries storing them by itself. "
+                       "Free space in LUCY_DATA_DIR (see disk:free and store:writable)",
+                       st.unstored_jobs, st.store_error);
+    else if (blocked > 0)
         lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
                        "%lld transcription jobs are blocked because the disk is critical; they "
                        "resume by themselves when space is freed (see disk:free)",
