@@ -273,7 +273,44 @@ def test_follow_symlinks_with_loops(tmp_path):
     s, _ = scan(tmp_path / "d1", d, timeout=60)
     assert (s["files_seen"], s["new"]) == (1, 1)  # directory symlinks not followed
     s, _ = scan(tmp_path / "d2", d, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
-    assert (s["files_seen"], s["new"]) == (2, 2), s  # each directory entered once
+    # Each directory entered once; "linked" leads outside the root: skipped.
+    assert (s["files_seen"], s["new"], s["ignored"]) == (1, 1, 1), s
+
+
+def test_follow_symlinks_never_leaves_the_roots(tmp_path):
+    """LUCY_FOLLOW_SYMLINKS=1 with a symlink to / and one to a sibling
+    folder holding real audio: neither is read (each counted as ignored,
+    with a log line); a symlink to a subfolder inside the root is followed
+    and its file scanned once. A second root is inside too."""
+    d = tmp_path / "rec"
+    (d / "inner").mkdir(parents=True)
+    copy_fixture("goforward.m4a", str(d / "inner" / "x.m4a"))
+    os.symlink("/", str(d / "system"))
+    sibling = tmp_path / "sibling"
+    sibling.mkdir()
+    copy_fixture("librivox-0880.m4a", str(sibling / "y.m4a"))
+    os.symlink(str(sibling), str(d / "outside"))
+    os.symlink(str(sibling / "y.m4a"), str(d / "outside-file.m4a"))
+    os.symlink("inner", str(d / "alias"))
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    copy_fixture("cards-001.ogg", str(other_root / "z.ogg"))
+    os.symlink(str(other_root), str(d / "to-other-root"))
+
+    s, logs = scan(tmp_path / "d1", d, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
+    assert (s["files_seen"], s["new"], s["ignored"]) == (1, 1, 4), s
+    skipped = [l for l in logs if l.get("msg", "").startswith("symlink leads outside")]
+    assert {os.path.basename(l["path"]) for l in skipped} == {
+        "system", "outside", "outside-file.m4a", "to-other-root"}, logs
+    assert "LUCY_RECORDINGS_DIRS" in skipped[0]["hint"]
+    paths = [r[0] for r in db(tmp_path / "d1").execute("SELECT path FROM recording_paths")]
+    assert len(paths) == 1 and paths[0].endswith(b"x.m4a"), paths
+
+    # With both roots configured, the link into the other root stays inside.
+    # (z.ogg is seen through the link and in its own root: one recording.)
+    s, _ = scan(tmp_path / "d2", d, other_root, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
+    assert (s["files_seen"], s["ignored"]) == (3, 3), s
+    assert db(tmp_path / "d2").execute("SELECT count(*) FROM recordings").fetchone()[0] == 2
 
 
 def test_settle_time_and_file_growing_during_read(tmp_path):

@@ -68,13 +68,15 @@ struct scan {
     struct lucy_scan_hasher *hasher;          /* reused SHA-256 buffer */
     struct lucy_scan_item items[BATCH_ITEMS]; /* pending writes */
     size_t n_items;
-    int64_t batch_started_ms;    /* monotonic time of the oldest item */
-    int store_rc;                /* first failed write: the scan stops */
-    int64_t now_s;               /* scan start, Unix seconds */
-    int64_t now_ns;              /* scan start, CLOCK_REALTIME ns */
-    json_t *locked_examples;     /* display paths, at most LOCKED_EXAMPLES */
-    uint64_t newly_locked;       /* paths that became locked this scan */
-    int lock_lines, error_lines; /* per-file WARNINGs written */
+    int64_t batch_started_ms;           /* monotonic time of the oldest item */
+    int store_rc;                       /* first failed write: the scan stops */
+    int64_t now_s;                      /* scan start, Unix seconds */
+    int64_t now_ns;                     /* scan start, CLOCK_REALTIME ns */
+    json_t *locked_examples;            /* display paths, at most LOCKED_EXAMPLES */
+    uint64_t newly_locked;              /* paths that became locked this scan */
+    int lock_lines, error_lines;        /* per-file WARNINGs written */
+    struct lucy_scan_root_id *root_ids; /* every configured root that exists */
+    size_t n_root_ids;
 };
 
 static int flush(struct scan *sc)
@@ -431,6 +433,23 @@ static void on_error(void *arg, const char *path, int errnum, int is_dir)
     free(display);
 }
 
+/* A symlink leading outside every configured root: counted as ignored and
+ * never read, so a link to "/" cannot turn the system into recordings. */
+static void on_outside(void *arg, const char *path, int is_dir)
+{
+    struct scan *sc = arg;
+    count(sc, LUCY_SCAN_IGNORED);
+    if (sc->error_lines++ >= ERROR_LINES)
+        return;
+    char *display = lucy_scan_display_name(path, strlen(path));
+    lucy_log(LUCY_LOG_WARNING, "symlink leads outside the recordings folders; skipped",
+             "{s:s,s:s,s:s}", "path", display ? display : "", "kind", is_dir ? "folder" : "file",
+             "hint",
+             "only files below LUCY_RECORDINGS_DIRS are scanned: add the target's folder to "
+             "LUCY_RECORDINGS_DIRS if it holds recordings");
+    free(display);
+}
+
 /* ---- per root -------------------------------------------------------- */
 
 static int under_bad_dir(const struct scan *sc, const struct lucy_scan_known *k)
@@ -451,8 +470,9 @@ static void scan_root(struct scan *sc, const char *root)
         sc->store_rc = rc;
         goto out;
     }
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error};
-    int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, &ops, sc, NULL);
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
+    int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, sc->root_ids, sc->n_root_ids,
+                                 &ops, sc, NULL);
     if (sc->store_rc == LUCY_ESHUTDOWN) { /* keep what was learnt; mark nothing missing */
         sc->store_rc = 0;
         flush(sc);
@@ -523,6 +543,33 @@ static char *absolute_root(const char *dir, size_t len)
     return out;
 }
 
+/* Fills sc->root_ids with the identity of every configured root that can
+ * be stat'ed (a root that is a symlink: its target). 0 or LUCY_ENOMEM. */
+static int root_ids_load(struct scan *sc, const char *dirs)
+{
+    for (const char *p = dirs ? dirs : ""; *p;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char *root = len ? absolute_root(p, len) : NULL;
+        if (len && !root)
+            return LUCY_ENOMEM;
+        struct stat st;
+        if (root && stat(root, &st) == 0 && S_ISDIR(st.st_mode)) {
+            struct lucy_scan_root_id *ids =
+                realloc(sc->root_ids, (sc->n_root_ids + 1) * sizeof *ids);
+            if (!ids) {
+                free(root);
+                return LUCY_ENOMEM;
+            }
+            sc->root_ids = ids;
+            sc->root_ids[sc->n_root_ids++] = (struct lucy_scan_root_id){st.st_dev, st.st_ino};
+        }
+        free(root);
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
 /* ---- the scan -------------------------------------------------------- */
 
 /* Leaves the finished scan's summary in meta for `lucy doctor`. A failure
@@ -570,7 +617,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     int64_t t0_ms = lucy_mono_ms(), wall_ms = lucy_wall_ms();
     sc->now_s = wall_ms / 1000;
     sc->now_ns = wall_ms * 1000000;
-    int rc = sc->hasher && sc->locked_examples ? 0 : LUCY_ENOMEM;
+    int rc = sc->hasher && sc->locked_examples ? root_ids_load(sc, dirs) : LUCY_ENOMEM;
 
     for (const char *p = dirs ? dirs : ""; rc == 0 && *p;) {
         const char *end = strchr(p, ':');
@@ -612,6 +659,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     json_decref(js);
     json_decref(sc->locked_examples);
     lucy_scan_hasher_free(sc->hasher);
+    free(sc->root_ids);
     free(sc);
     return rc;
 }

@@ -105,18 +105,30 @@ struct lucy_scan_walk_ops {
      * symlink that could not be resolved; errnum is its errno. Files
      * below it are unknown, not missing. May be NULL. */
     void (*on_error)(void *arg, const char *path, int errnum, int is_dir);
+    /* A symlink (to a directory when is_dir) that resolves outside every
+     * configured root: skipped, never read. May be NULL. */
+    void (*on_outside)(void *arg, const char *path, int is_dir);
+};
+
+/* A configured root's identity: the directory it resolves to. */
+struct lucy_scan_root_id {
+    dev_t dev; /* st_dev */
+    ino_t ino; /* st_ino */
 };
 
 /* Walks root depth-first with openat()/fstatat(): names are used as bytes,
  * never decoded. Directory symlinks are followed only with
- * follow_symlinks; every directory's (st_dev, st_ino) is remembered so
+ * follow_symlinks, and any symlink only when it resolves inside root or
+ * one of roots[0..n_roots) (the other configured roots; may be NULL/0),
+ * else on_outside is called; every directory's (st_dev, st_ino) is remembered so
  * none is entered twice (loops end), and nothing deeper than
  * LUCY_SCAN_MAX_DEPTH is entered. Returns 0, a positive errno when the
  * root itself cannot be opened as a directory, or the non-zero value of an
  * on_file callback. *n_files (may be NULL) counts on_file calls. Not
  * thread-safe per call; separate walks may run in parallel. */
-int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_walk_ops *ops,
-                   void *arg, uint64_t *n_files);
+int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_root_id *roots,
+                   size_t n_roots, const struct lucy_scan_walk_ops *ops, void *arg,
+                   uint64_t *n_files);
 
 /* ---- probe.c --------------------------------------------------------- */
 
