@@ -260,6 +260,59 @@ def test_changed_and_fixed_files(tmp_path):
                        " jobs ORDER BY id LIMIT 1)").fetchone() == ("missing",)
 
 
+def test_rewritten_in_place_with_mtime_restored_is_changed(tmp_path):
+    """Same size, same inode, mtime put back with os.utime: only the ctime
+    tells; the rescan reads the file and gives it its new id."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    data = tmp_path / "data"
+    f = str(d / "call.wav")
+    copy_fixture("cards-002-8k.wav", f)
+    age(f)
+    s, _ = scan(data, d)
+    assert s["new"] == 1, s
+    before = os.stat(f)
+    old_id = db(data).execute("SELECT recording_id FROM recording_paths").fetchone()[0]
+    time.sleep(0.02)  # a distinct ctime even on coarse clocks
+    with open(f, "r+b") as fh:  # in place: same inode, same size
+        fh.seek(before.st_size - 200)
+        fh.write(bytes(b ^ 0x55 for b in fh.read(100)))
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(f)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    s, _ = scan(data, d)
+    assert (s["changed"], s["unchanged"]) == (1, 0), s
+    new_id = db(data).execute("SELECT recording_id FROM recording_paths").fetchone()[0]
+    assert new_id != old_id
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["bytes_hashed"]) == (1, 0), s  # ctime stored: not read again
+
+
+def test_data_dir_from_before_the_ctime_column_opens(tmp_path):
+    """A store without recording_paths.ctime_ns (the previous release):
+    migration 43 adds it, nothing is lost, each file is read once more and
+    then known by its ctime."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    data = tmp_path / "data"
+    copy_fixture("goforward.m4a", str(d / "a.m4a"))
+    copy_fixture("cards-001.ogg", str(d / "b.ogg"))
+    s, _ = scan(data, d)
+    assert s["new"] == 2
+    con = db(data)
+    ids = sorted(r[0] for r in con.execute("SELECT id FROM recordings"))
+    with con:
+        con.execute("ALTER TABLE recording_paths DROP COLUMN ctime_ns")
+        con.execute("DELETE FROM schema_version WHERE version = 43")
+    con.close()
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["new"], s["changed"]) == (2, 0, 0), s
+    assert sorted(r[0] for r in db(data).execute("SELECT id FROM recordings")) == ids
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["bytes_hashed"]) == (2, 0), s
+
+
 def test_follow_symlinks_with_loops(tmp_path):
     d = tmp_path / "rec"
     (d / "a" / "b").mkdir(parents=True)

@@ -9,7 +9,7 @@
  *
  * Per file, cheapest test first:
  *   name/stat rules (classify.c)          -> ignored, placeholder
- *   same (size, mtime_ns, inode) as stored
+ *   same (size, mtime_ns, ctime_ns, inode) as stored
  *     and a final status                  -> unchanged, nothing read
  *   modified within LUCY_SCAN_SETTLE_S    -> changing, nothing read
  *   locked before and not yet due         -> locked (automatic scans only)
@@ -162,7 +162,7 @@ static void note_locked(struct scan *sc, const char *path, size_t len)
     free(d);
 }
 
-/* Statuses after which an unchanged file (same size, mtime and inode) is
+/* Statuses after which an unchanged file (same size, mtime, ctime, inode) is
  * not read again, and the outcome it is counted under: a known recording
  * is `unchanged`; a known corrupt or unsupported file keeps its outcome in
  * every scan summary, so /health, the doctor and the UI keep showing it
@@ -190,7 +190,7 @@ static int is_final(enum lucy_scan_path_status status, enum lucy_scan_outcome *o
 static int same_stat(const struct lucy_scan_known *k, const struct stat *st)
 {
     return k->size == (int64_t)st->st_size && k->mtime_ns == lucy_scan_mtime_ns(st) &&
-           k->inode == (int64_t)st->st_ino;
+           k->ctime_ns == lucy_scan_ctime_ns(st) && k->inode == (int64_t)st->st_ino;
 }
 
 static struct lucy_scan_item *result_item(struct scan *sc, const char *path, size_t len,
@@ -208,6 +208,7 @@ static struct lucy_scan_item *result_item(struct scan *sc, const char *path, siz
     it->size = (int64_t)st->st_size;
     it->mtime_ns = lucy_scan_mtime_ns(st);
     it->inode = (int64_t)st->st_ino;
+    it->ctime_ns = lucy_scan_ctime_ns(st);
     it->status = status;
     if (k)
         memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);

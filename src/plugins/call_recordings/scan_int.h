@@ -27,7 +27,7 @@
 enum lucy_scan_outcome {
     LUCY_SCAN_NEW,               /* a recording at a path that had none */
     LUCY_SCAN_CHANGED,           /* the path now holds different content */
-    LUCY_SCAN_UNCHANGED,         /* same (size, mtime_ns, inode), or same hash */
+    LUCY_SCAN_UNCHANGED,         /* same (size, mtime_ns, ctime_ns, inode), or same hash */
     LUCY_SCAN_LOCKED,            /* EDEADLK, EAGAIN, EBUSY, ETXTBSY */
     LUCY_SCAN_PLACEHOLDER,       /* cloud placeholder: st_blocks == 0, size > 0 */
     LUCY_SCAN_IGNORED,           /* sync artefact or zero-length */
@@ -79,6 +79,11 @@ int lucy_scan_is_settling(const struct stat *st, int64_t now_ns, int settle_s);
 
 /* st_mtim as nanoseconds since the epoch. */
 int64_t lucy_scan_mtime_ns(const struct stat *st);
+
+/* st_ctim as nanoseconds since the epoch: unlike the mtime, no program can
+ * set it back, so a file rewritten in place with its mtime restored still
+ * shows a new ctime. */
+int64_t lucy_scan_ctime_ns(const struct stat *st);
 
 /* The display form of a byte path: valid UTF-8 is copied; each maximal
  * subpart of an ill-formed sequence (Unicode §3.9) and each NUL byte
@@ -212,6 +217,7 @@ struct lucy_scan_known {
     int64_t size;                      /* bytes, as last stored */
     int64_t mtime_ns;                  /* ns since the epoch */
     int64_t inode;                     /* st_ino */
+    int64_t ctime_ns;                  /* st_ctim, ns (0: stored before migration 43) */
     enum lucy_scan_path_status status; /* what it held */
     enum lucy_scan_presence presence;  /* whether it was there */
     char recording_id[65];             /* "" when the path holds no recording */
@@ -251,7 +257,7 @@ struct lucy_scan_item {
     char *path; /* bytes (owned) */
     size_t path_len;
     char *display; /* UTF-8 display form (owned; RESULT only) */
-    int64_t size, mtime_ns, inode;
+    int64_t size, mtime_ns, inode, ctime_ns;
     enum lucy_scan_path_status status; /* stored status */
     char recording_id[65];             /* content id when status is RECORDING */
     char old_recording_id[65];         /* the path's previous recording, to re-rate */
