@@ -474,6 +474,31 @@ def test_other_errors_by_errno_name(tmp_path, locked_folder):
     assert s["errors_by_errno"] == {"EACCES": 1, "EIO": 1, "EBUSY": 1}
 
 
+def test_mistyped_recordings_folder_warns_readiness(start_lucy, tmp_path):
+    """A folder in LUCY_RECORDINGS_DIRS that does not exist: the scanner
+    check warns naming it and saying what to do (not just a log line);
+    once the folder is there and scanned, the check passes."""
+    good = tmp_path / "rec"
+    good.mkdir()
+    copy_fixture("goforward.m4a", str(good / "a.m4a"))
+    typo = tmp_path / "recordigns"
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": "%s:%s" % (good, typo),
+                           "LUCY_SCAN_SETTLE_S": "0", "LUCY_SCAN_INTERVAL_S": "3600"})
+
+    def scan_check():
+        return lucy.get("/health").json()["checks"]["call_recordings:scan"][0]
+    check = lucy.wait_for(lambda: (lambda c: c["status"] == "warn" and c)(scan_check()),
+                          timeout=15, what="the scan check warns")
+    assert str(typo) in check["output"], check
+    assert "ENOENT" in check["output"] and "LUCY_RECORDINGS_DIRS" in check["output"], check
+    assert lucy.get("/health").status_code == 200  # a warning, not a failure
+
+    typo.mkdir()
+    copy_fixture("cards-001.ogg", str(typo / "b.ogg"))
+    assert lucy.post("/recordings/scan").status_code == 200
+    lucy.wait_for(lambda: scan_check()["status"] == "pass", timeout=15, what="the check passes")
+
+
 def test_serve_scans_at_start_and_on_change(start_lucy, tmp_path):
     d = tmp_path / "rec"
     d.mkdir()

@@ -490,6 +490,9 @@ static void scan_root(struct scan *sc, const char *root)
     for (size_t i = 0; i < sc->map.n; i++)
         if (sc->map.rows[i].presence != LUCY_SCAN_PRESENCE_MISSING)
             known_present++;
+    if (walk_rc > 0) /* mistyped or unmounted: /health names it */
+        json_object_set_new(sc->sum->missing_roots, display ? display : "",
+                            json_string(lucy_scan_errno_name(walk_rc)));
     if (walk_rc > 0 || (sc->root_files == 0 && known_present > 0)) {
         /* Vanished (unmounted volume) or emptied (stopped sync client):
          * its recordings become unavailable, never deleted. */
@@ -499,7 +502,8 @@ static void scan_root(struct scan *sc, const char *root)
                  display ? display : "", "reason",
                  walk_rc > 0 ? lucy_scan_errno_name(walk_rc) : "empty", "paths",
                  (json_int_t)known_present, "hint",
-                 "check that the volume is mounted and the sync client runs; nothing is deleted");
+                 "check LUCY_RECORDINGS_DIRS for a typo, that the volume is mounted and the sync "
+                 "client runs; nothing is deleted");
     } else {
         for (size_t i = 0; i < sc->map.n; i++) {
             struct lucy_scan_known *k = &sc->map.rows[i];
@@ -582,10 +586,7 @@ static void keep_summary(struct lucy_ctx *ctx, const json_t *js, const struct lu
     json_t *j = js ? json_deep_copy(js) : NULL;
     if (!j)
         return;
-    json_object_set_new(j, "failed", json_boolean(s->failed));
-    json_object_set_new(j, "finished_at_s", json_integer(s->finished_at_s));
-    if (s->failed)
-        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    lucy_scan_summary_extend(j, s, rc);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     int wrc = text ? lucy_scan_summary_keep(ctx->store, text) : LUCY_ENOMEM;
@@ -599,13 +600,24 @@ static void summary_init(struct lucy_scan_summary *s)
 {
     memset(s, 0, sizeof *s);
     s->errors_by_errno = json_object();
+    s->missing_roots = json_object();
+}
+
+void lucy_scan_summary_extend(json_t *j, const struct lucy_scan_summary *s, int rc)
+{
+    json_object_set_new(j, "failed", json_boolean(s->failed));
+    json_object_set_new(j, "finished_at_s", json_integer(s->finished_at_s));
+    if (s->failed)
+        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    if (json_object_size(s->missing_roots))
+        json_object_set(j, "missing_roots", s->missing_roots);
 }
 
 int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy_scan_options *opt,
                        struct lucy_scan_summary *out)
 {
     summary_init(out);
-    if (!out->errors_by_errno)
+    if (!out->errors_by_errno || !out->missing_roots)
         return LUCY_ENOMEM;
     struct scan *sc = calloc(1, sizeof *sc);
     if (!sc)
@@ -689,4 +701,6 @@ void lucy_scan_summary_free(struct lucy_scan_summary *s)
 {
     json_decref(s->errors_by_errno);
     s->errors_by_errno = NULL;
+    json_decref(s->missing_roots);
+    s->missing_roots = NULL;
 }

@@ -113,10 +113,7 @@ static void keep(struct lucy_scanner *s, const struct lucy_scan_summary *sum, in
     json_t *j = lucy_scan_summary_json(sum);
     if (!j)
         return;
-    json_object_set_new(j, "failed", json_boolean(sum->failed));
-    json_object_set_new(j, "finished_at_s", json_integer(sum->finished_at_s));
-    if (sum->failed)
-        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    lucy_scan_summary_extend(j, sum, rc);
     pthread_mutex_lock(&s->lock);
     json_decref(s->last);
     s->last = j;
