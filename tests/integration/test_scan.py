@@ -424,6 +424,28 @@ def locked_folder(tmp_path):
     return d
 
 
+def test_one_locked_file_is_warned_once(tmp_path):
+    """`lucy scan` with one locked file (tests/faults/lockshim.c): one
+    warning line about it, not its own line plus the per-scan summary line
+    naming the same file."""
+    if not os.path.exists(SHIM):
+        pytest.skip("lock shim not built: %s" % SHIM)
+    d = tmp_path / "rec"
+    d.mkdir()
+    copy_fixture("goforward.m4a", str(d / "a.m4a"))
+    ctl = tmp_path / "locks"
+    write_control(ctl, ["open EDEADLK %s" % (d / "a.m4a")])
+    s, logs = scan(tmp_path / "data", d, env={"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)})
+    assert s["locked"] == 1
+    warnings = [l for l in logs if l.get("level") == "warning"]
+    assert len(warnings) == 1 and warnings[0]["msg"] == "recording file locked", warnings
+    # The next scan: the file has no line of its own any more (not newly
+    # locked), so the per-scan line reports it - once.
+    s, logs = scan(tmp_path / "data", d, env={"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)})
+    warnings = [l for l in logs if l.get("level") == "warning"]
+    assert [l["msg"] for l in warnings] == ["recording files locked"], warnings
+
+
 def test_300_locked_files(tmp_path, locked_folder):
     ctl = tmp_path / "locks"
     env = {"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)}

@@ -26,9 +26,10 @@
  * Locked files: a WARNING the first time a path becomes locked (at most
  * FIRST_LOCK_LINES per scan; the log's own repeat suppression bounds it
  * further), then one WARNING per scan with the count and a few example
- * paths. Retries back off from LOCK_RETRY_BASE_S doubling to
- * LOCK_RETRY_MAX_S; only automatic scans honour the backoff, an explicit
- * scan (`lucy scan`, POST /recordings/scan) tries every locked file.
+ * paths - only when some locked file has no line of its own in this scan,
+ * so `lucy scan` never prints the same lock twice. Retries back off from LOCK_RETRY_BASE_S doubling
+ * to LOCK_RETRY_MAX_S; only automatic scans honour the backoff, an explicit scan (`lucy scan`, POST
+ * /recordings/scan) tries every locked file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -663,7 +664,9 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
         lucy_log(LUCY_LOG_INFO, "scan finished", "O", js);
     if (rc != LUCY_ESHUTDOWN)
         keep_summary(ctx, js, out, rc);
-    if (out->locked)
+    uint64_t lines =
+        (uint64_t)(sc->lock_lines < FIRST_LOCK_LINES ? sc->lock_lines : FIRST_LOCK_LINES);
+    if (out->locked > lines)
         lucy_log(LUCY_LOG_WARNING, "recording files locked", "{s:I,s:I,s:O,s:O,s:s}", "count",
                  (json_int_t)out->locked, "newly_locked", (json_int_t)sc->newly_locked, "examples",
                  sc->locked_examples, "errors_by_errno", out->errors_by_errno, "hint",
