@@ -6,6 +6,7 @@ import subprocess
 import time
 
 from conftest import BUILD_DIR, fill, needs_root
+from test_scan import tiny_wavs
 
 MIB = 1024 * 1024
 
@@ -134,19 +135,6 @@ def test_starts_on_a_full_disk_after_a_clean_stop(start_lucy, tmpfs):
     lucy.wait_for(lambda: lucy.get("/health").status_code == 503, what="critical, no reserve")
     os.unlink(filler)
     lucy.wait_for(lambda: lucy.get("/health").status_code == 200, timeout=30, what="recovery")
-
-
-def tiny_wavs(folder, n):
-    """n distinct 0.1 s 8 kHz WAVs (1.6 KB each), made with the stdlib."""
-    import struct
-    import wave
-    os.makedirs(folder, exist_ok=True)
-    for i in range(n):
-        with wave.open(os.path.join(folder, "call-%05d.wav" % i), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(8000)
-            w.writeframes(struct.pack("<%dh" % 800, *[(i * 7 + k * 13) % 2000 - 1000 for k in range(800)]))
 
 
 def stored_paths(data):

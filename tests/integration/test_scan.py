@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, FIXTURES, LUCY_BIN, SAN_ENV
+from conftest import BUILD_DIR, FIXTURES, LUCY_BIN, SAN_ENV, needs_root
 
 AUDIO = os.path.join(FIXTURES, "audio")
 SHIM = os.path.join(BUILD_DIR, "tests", "faults", "liblockshim.so")
@@ -57,6 +57,21 @@ def scan(data_dir, *dirs, env=None, timeout=120):
         except ValueError:
             logs.append({"raw": line})
     return summary, logs
+
+
+def tiny_wavs(folder, n):
+    """n distinct 0.1 s 8 kHz WAVs (1.6 KB each) named call-NNNNN.wav,
+    made with the stdlib; the same n gives the same bytes every time."""
+    import struct
+    import wave
+    os.makedirs(str(folder), exist_ok=True)
+    for i in range(n):
+        with wave.open(os.path.join(str(folder), "call-%05d.wav" % i), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(struct.pack("<800h", *[(i * 7 + k * 13) % 2000 - 1000 for k in range(800)]))
+        age(os.path.join(str(folder), "call-%05d.wav" % i))
 
 
 def db(data_dir):
@@ -616,3 +631,53 @@ def test_nested_roots_share_what_is_known(tmp_path):
     assert s["new"] == 1
     s, _ = scan(data, d)  # the parent: the file below is known already
     assert (s["new"], s["unchanged"], s["bytes_hashed"]) == (1, 1, 2399), s
+
+
+@needs_root
+def test_recordings_mount_dies_mid_scan(start_lucy, tmpfs):
+    """The tmpfs holding the recordings is lazily unmounted (umount -l)
+    while the start-up scan works through 8,000 new files: lucy does not
+    crash, the scan ends, /health stays 200; the next scan finds the folder
+    empty and marks the recordings unavailable (nothing deleted); mounting
+    the volume back makes them available again."""
+    n = 8000  # about half a second of scanning: time to unmount in the middle
+    rec = tmpfs("64m", name="recordings")
+    tiny_wavs(rec, n)
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": rec, "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_SCAN_INTERVAL_S": "3600", "LUCY_ASR_ENGINE": "http",
+                           "LUCY_ASR_URL": "http://127.0.0.1:9/v1/audio/transcriptions"})
+
+    def stored():
+        con = db(lucy.data_dir)
+        try:
+            return con.execute("SELECT count(*) FROM recording_paths").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+        finally:
+            con.close()
+    lucy.wait_for(lambda: 0 < stored() < n, timeout=30, interval=0.02, what="the scan under way")
+    subprocess.run(["umount", "-l", rec], check=True)
+    lucy.wait_for(lambda: [l for l in lucy.log_lines() if l.get("msg") in ("scan finished", "scan failed")],
+                  timeout=60, what="the interrupted scan ends")
+    assert lucy.proc.poll() is None
+    assert lucy.get("/health").status_code == 200
+    known = stored()
+    assert known > 0
+
+    r = lucy.post("/recordings/scan")
+    assert r.status_code == 200, r.text
+    assert r.json()["unavailable"] == known, r.json()
+    assert stored() == known  # nothing deleted
+    page = lucy.get("/recordings", params={"status": "unavailable", "limit": 500}).json()
+    assert len(page["recordings"]) == 500
+    assert lucy.get("/recordings", params={"status": "ok"}).json()["recordings"] == []
+    assert lucy.get("/health").status_code == 200
+
+    # The volume comes back with the same files.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", rec], check=True)
+    tiny_wavs(rec, n)
+    r = lucy.post("/recordings/scan", timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["unavailable"] == 0 and r.json()["files_seen"] == n, r.json()
+    assert lucy.get("/recordings", params={"status": "unavailable"}).json()["recordings"] == []
+    assert lucy.get("/health").status_code == 200
