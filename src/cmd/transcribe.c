@@ -162,11 +162,9 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_cmd_error("%s", err);
         goto out;
     }
-    if (pcm.truncated)
-        fprintf(stderr,
-                "lucy: warning: %s decodes to %.1f s but its container says %.1f s; the file "
-                "looks truncated\n",
-                file, pcm.duration_s, pcm.source_duration_s);
+    /* A truncated or over-long file: the decoder has logged its WARNING
+     * (path, decoded and container seconds); saying it again here printed
+     * every such warning twice. */
     if (lucy_asr_open(engine, &aopt, &state, err, sizeof err) != 0) {
         lucy_cmd_error("%s", err);
         goto out;

@@ -161,6 +161,25 @@ def test_undecodable_file_is_one_line_exit_1(tmp_path, content):
     assert len(err.splitlines()) == 1 and "not decodable audio" in err, err
 
 
+def test_truncated_file_warns_once(tmp_path):
+    """A cut-off recording (the container says 7.1 s, 4.2 s decode): one
+    warning line on stderr, not the decoder's log line plus the command's
+    own line as before."""
+    whole, cut = str(tmp_path / "whole.m4a"), str(tmp_path / "cut.m4a")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i",
+                    os.path.join(AUDIO, "librivox-0870.m4a"), "-c", "copy", "-movflags",
+                    "+faststart", whole], check=True, timeout=60)
+    with open(whole, "rb") as f:
+        data = f.read()
+    with open(cut, "wb") as f:
+        f.write(data[:len(data) * 6 // 10])
+    run = lucy_transcribe(cut, "--json")
+    assert run.returncode == 0, run.stderr.decode()
+    lines = [l for l in run.stderr.decode().splitlines() if "cut.m4a" in l]
+    assert len(lines) == 1 and "truncated" in lines[0], lines
+    assert json.loads(lines[0])["level"] == "warning"
+
+
 def test_usage_errors_exit_2():
     assert lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--engine", "nope").returncode == 2
     assert subprocess.run([LUCY_BIN, "transcribe"], capture_output=True,

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 from conftest import BUILD_DIR, fill, needs_root
+from test_scan import tiny_wavs
 
 MIB = 1024 * 1024
 
@@ -134,3 +135,52 @@ def test_starts_on_a_full_disk_after_a_clean_stop(start_lucy, tmpfs):
     lucy.wait_for(lambda: lucy.get("/health").status_code == 503, what="critical, no reserve")
     os.unlink(filler)
     lucy.wait_for(lambda: lucy.get("/health").status_code == 200, timeout=30, what="recovery")
+
+
+def stored_paths(data):
+    import sqlite3
+    con = sqlite3.connect(os.path.join(data, "lucy.db"), timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM recording_paths").fetchone()[0]
+    finally:
+        con.close()
+
+
+@needs_root
+def test_scan_failed_on_full_disk_is_retried_when_space_returns(start_lucy, tmpfs, tmp_path):
+    """Many new files arrive while the data dir's tmpfs is full: the scan's
+    store writes fail part-way. Once the filler is removed the scanner scans
+    again by itself - no manual rescan, no waiting for LUCY_SCAN_INTERVAL_S
+    (an hour here) - and every file is stored."""
+    n = 1500
+    mnt = tmpfs("16m")
+    data = os.path.join(mnt, "data")
+    rec = str(tmp_path / "recordings")
+    os.makedirs(rec)
+    env = {
+        "LUCY_RECORDINGS_DIRS": rec, "LUCY_SCAN_SETTLE_S": "0", "LUCY_SCAN_INTERVAL_S": "3600",
+        "LUCY_DISK_RESERVE_MB": "0", "LUCY_DISK_CRITICAL_MB": "1", "LUCY_DISK_WARN_MB": "2",
+        "LUCY_DISK_INTERVAL_MS": "100", "LUCY_ASR_ENGINE": "http",
+        "LUCY_ASR_URL": "http://127.0.0.1:9/v1/audio/transcriptions"}
+    lucy = start_lucy(data_dir=data, env=env)  # creates the store
+    assert lucy.stop() == 0
+    # The files arrive while lucy is down and the disk is nearly full: the
+    # start-up scan fails part-way, and no inotify event comes after it.
+    tiny_wavs(rec, n)
+    filler = fill(mnt, leave_bytes=256 * 1024)
+    lucy = start_lucy(data_dir=data, env=env)
+    lucy.wait_for(lambda: [l for l in lucy.log_lines() if l.get("msg") == "scan failed"],
+                  timeout=30, what="the start-up scan failed on the full disk")
+    assert stored_paths(data) < n
+    check = lucy.wait_for(
+        lambda: (lambda c: c["status"] == "warn" and c)(lucy.get("/health").json()["checks"]["call_recordings:scan"][0]),
+        timeout=10, what="scan check warns")
+    assert "failed" in check["output"], check
+
+    time.sleep(3)  # several disk polls and retry looks while still critical
+    assert stored_paths(data) < n
+    os.unlink(filler)
+    lucy.wait_for(lambda: stored_paths(data) == n, timeout=60, interval=0.5,
+                  what="every file stored without a manual rescan")
+    lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["call_recordings:scan"][0]["status"] == "pass",
+                  timeout=30, what="scan check passes again")

@@ -7,6 +7,8 @@ The shortest fixtures are used where accuracy is not the point.
 """
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -407,3 +409,60 @@ def test_scan_on_unwritable_store_fails_then_recovers(start_lucy, tmp_path):
     os.unlink(marker)
     lucy.wait_for(lambda: lucy.post("/recordings/scan").status_code == 200 and recordings(lucy),
                   timeout=30, what="the file recorded once the store is writable")
+
+
+@pytest.fixture
+def gated_asr(tmp_path):
+    """An OpenAI-compatible ASR server (asr_server.py) whose decoder waits
+    while the gate file exists: jobs stay `running` until the test opens
+    it. Yields (url, gate path)."""
+    gate = str(tmp_path / "asr-gate")
+    open(gate, "w").close()
+    decoder = str(tmp_path / "gated-decoder")
+    with open(decoder, "w") as f:
+        f.write("#!/bin/sh\nwhile [ -e '%s' ]; do sleep 0.05; done\nexec pocketsphinx_continuous \"$@\"\n" % gate)
+    os.chmod(decoder, 0o755)
+    server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "asr_server.py")
+    proc = subprocess.Popen([sys.executable, server, "--decoder", decoder], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening "), line
+    yield "http://127.0.0.1:%d/v1/audio/transcriptions" % int(line.split()[1]), gate
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_result_that_cannot_be_stored_is_retried_without_restart(start_lucy, tmp_path, gated_asr):
+    """Two workers finish their jobs while every store write fails with
+    ENOSPC (tests/crash/iofail.c): the result and the `blocked` fallback
+    both fail. The workers keep the outcome and retry; call_recordings:jobs
+    warns meanwhile; once the store is writable both jobs end with no
+    restart (the old code left them `running` for good)."""
+    url, gate = gated_asr
+    d = recordings_dir(tmp_path, ["goforward.m4a", "cards-003-stereo.m4a"])
+    data = str(tmp_path / "data")
+    marker = str(tmp_path / "iofail-marker")
+    lucy = start(start_lucy, d, data_dir=data, env={
+        "LUCY_ASR_ENGINE": "http", "LUCY_ASR_URL": url, "LUCY_ASR_WORKERS": "2",
+        "LD_PRELOAD": IOFAIL, "LUCY_IOFAIL_DIR": data, "LUCY_IOFAIL_MARKER": marker,
+        "LUCY_DISK_RESERVE_MB": "0"})
+    recs = lucy.wait_for(lambda: (lambda rs: len(rs) == 2 and all(r["transcript_status"] == "running" for r in rs) and rs)(recordings(lucy)),
+                         timeout=30, what="both jobs running")
+    job_ids = [lucy.get("/recordings/" + r["id"]).json()["job"]["job_id"] for r in recs]
+
+    with open(marker, "w") as f:
+        f.write("ENOSPC")
+    os.unlink(gate)
+    lucy.wait_for(lambda: len([l for l in lucy.log_lines() if "cannot record a transcription result" in l.get("msg", "")]) >= 2,
+                  timeout=60, what="both results refused by the store")
+    check = lucy.wait_for(
+        lambda: (lambda c: c["status"] == "warn" and c)(lucy.get("/health").json()["checks"]["call_recordings:jobs"][0]),
+        timeout=10, what="jobs check warns")
+    assert "cannot be stored" in check["output"] and "retries" in check["output"], check
+    time.sleep(2)  # a few failed retries
+
+    os.unlink(marker)
+    for j in job_ids:
+        assert wait_job(lucy, j, DONE, timeout=30)["status"] in DONE
+    assert 'lucy_jobs{status="running"} 0' in lucy.get("/metrics").text
+    lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["call_recordings:jobs"][0]["status"] == "pass",
+                  timeout=10, what="jobs check passes again")

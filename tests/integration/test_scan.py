@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, FIXTURES, LUCY_BIN, SAN_ENV
+from conftest import BUILD_DIR, FIXTURES, LUCY_BIN, SAN_ENV, needs_root
 
 AUDIO = os.path.join(FIXTURES, "audio")
 SHIM = os.path.join(BUILD_DIR, "tests", "faults", "liblockshim.so")
@@ -57,6 +57,21 @@ def scan(data_dir, *dirs, env=None, timeout=120):
         except ValueError:
             logs.append({"raw": line})
     return summary, logs
+
+
+def tiny_wavs(folder, n):
+    """n distinct 0.1 s 8 kHz WAVs (1.6 KB each) named call-NNNNN.wav,
+    made with the stdlib; the same n gives the same bytes every time."""
+    import struct
+    import wave
+    os.makedirs(str(folder), exist_ok=True)
+    for i in range(n):
+        with wave.open(os.path.join(str(folder), "call-%05d.wav" % i), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(struct.pack("<800h", *[(i * 7 + k * 13) % 2000 - 1000 for k in range(800)]))
+        age(os.path.join(str(folder), "call-%05d.wav" % i))
 
 
 def db(data_dir):
@@ -260,6 +275,59 @@ def test_changed_and_fixed_files(tmp_path):
                        " jobs ORDER BY id LIMIT 1)").fetchone() == ("missing",)
 
 
+def test_rewritten_in_place_with_mtime_restored_is_changed(tmp_path):
+    """Same size, same inode, mtime put back with os.utime: only the ctime
+    tells; the rescan reads the file and gives it its new id."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    data = tmp_path / "data"
+    f = str(d / "call.wav")
+    copy_fixture("cards-002-8k.wav", f)
+    age(f)
+    s, _ = scan(data, d)
+    assert s["new"] == 1, s
+    before = os.stat(f)
+    old_id = db(data).execute("SELECT recording_id FROM recording_paths").fetchone()[0]
+    time.sleep(0.02)  # a distinct ctime even on coarse clocks
+    with open(f, "r+b") as fh:  # in place: same inode, same size
+        fh.seek(before.st_size - 200)
+        fh.write(bytes(b ^ 0x55 for b in fh.read(100)))
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(f)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    s, _ = scan(data, d)
+    assert (s["changed"], s["unchanged"]) == (1, 0), s
+    new_id = db(data).execute("SELECT recording_id FROM recording_paths").fetchone()[0]
+    assert new_id != old_id
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["bytes_hashed"]) == (1, 0), s  # ctime stored: not read again
+
+
+def test_data_dir_from_before_the_ctime_column_opens(tmp_path):
+    """A store without recording_paths.ctime_ns (the previous release):
+    migration 43 adds it, nothing is lost, each file is read once more and
+    then known by its ctime."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    data = tmp_path / "data"
+    copy_fixture("goforward.m4a", str(d / "a.m4a"))
+    copy_fixture("cards-001.ogg", str(d / "b.ogg"))
+    s, _ = scan(data, d)
+    assert s["new"] == 2
+    con = db(data)
+    ids = sorted(r[0] for r in con.execute("SELECT id FROM recordings"))
+    with con:
+        con.execute("ALTER TABLE recording_paths DROP COLUMN ctime_ns")
+        con.execute("DELETE FROM schema_version WHERE version = 43")
+    con.close()
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["new"], s["changed"]) == (2, 0, 0), s
+    assert sorted(r[0] for r in db(data).execute("SELECT id FROM recordings")) == ids
+    s, _ = scan(data, d)
+    assert (s["unchanged"], s["bytes_hashed"]) == (2, 0), s
+
+
 def test_follow_symlinks_with_loops(tmp_path):
     d = tmp_path / "rec"
     (d / "a" / "b").mkdir(parents=True)
@@ -273,7 +341,44 @@ def test_follow_symlinks_with_loops(tmp_path):
     s, _ = scan(tmp_path / "d1", d, timeout=60)
     assert (s["files_seen"], s["new"]) == (1, 1)  # directory symlinks not followed
     s, _ = scan(tmp_path / "d2", d, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
-    assert (s["files_seen"], s["new"]) == (2, 2), s  # each directory entered once
+    # Each directory entered once; "linked" leads outside the root: skipped.
+    assert (s["files_seen"], s["new"], s["ignored"]) == (1, 1, 1), s
+
+
+def test_follow_symlinks_never_leaves_the_roots(tmp_path):
+    """LUCY_FOLLOW_SYMLINKS=1 with a symlink to / and one to a sibling
+    folder holding real audio: neither is read (each counted as ignored,
+    with a log line); a symlink to a subfolder inside the root is followed
+    and its file scanned once. A second root is inside too."""
+    d = tmp_path / "rec"
+    (d / "inner").mkdir(parents=True)
+    copy_fixture("goforward.m4a", str(d / "inner" / "x.m4a"))
+    os.symlink("/", str(d / "system"))
+    sibling = tmp_path / "sibling"
+    sibling.mkdir()
+    copy_fixture("librivox-0880.m4a", str(sibling / "y.m4a"))
+    os.symlink(str(sibling), str(d / "outside"))
+    os.symlink(str(sibling / "y.m4a"), str(d / "outside-file.m4a"))
+    os.symlink("inner", str(d / "alias"))
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    copy_fixture("cards-001.ogg", str(other_root / "z.ogg"))
+    os.symlink(str(other_root), str(d / "to-other-root"))
+
+    s, logs = scan(tmp_path / "d1", d, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
+    assert (s["files_seen"], s["new"], s["ignored"]) == (1, 1, 4), s
+    skipped = [l for l in logs if l.get("msg", "").startswith("symlink leads outside")]
+    assert {os.path.basename(l["path"]) for l in skipped} == {
+        "system", "outside", "outside-file.m4a", "to-other-root"}, logs
+    assert "LUCY_RECORDINGS_DIRS" in skipped[0]["hint"]
+    paths = [r[0] for r in db(tmp_path / "d1").execute("SELECT path FROM recording_paths")]
+    assert len(paths) == 1 and paths[0].endswith(b"x.m4a"), paths
+
+    # With both roots configured, the link into the other root stays inside.
+    # (z.ogg is seen through the link and in its own root: one recording.)
+    s, _ = scan(tmp_path / "d2", d, other_root, env={"LUCY_FOLLOW_SYMLINKS": "1"}, timeout=60)
+    assert (s["files_seen"], s["ignored"]) == (3, 3), s
+    assert db(tmp_path / "d2").execute("SELECT count(*) FROM recordings").fetchone()[0] == 2
 
 
 def test_settle_time_and_file_growing_during_read(tmp_path):
@@ -334,6 +439,28 @@ def locked_folder(tmp_path):
     return d
 
 
+def test_one_locked_file_is_warned_once(tmp_path):
+    """`lucy scan` with one locked file (tests/faults/lockshim.c): one
+    warning line about it, not its own line plus the per-scan summary line
+    naming the same file."""
+    if not os.path.exists(SHIM):
+        pytest.skip("lock shim not built: %s" % SHIM)
+    d = tmp_path / "rec"
+    d.mkdir()
+    copy_fixture("goforward.m4a", str(d / "a.m4a"))
+    ctl = tmp_path / "locks"
+    write_control(ctl, ["open EDEADLK %s" % (d / "a.m4a")])
+    s, logs = scan(tmp_path / "data", d, env={"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)})
+    assert s["locked"] == 1
+    warnings = [l for l in logs if l.get("level") == "warning"]
+    assert len(warnings) == 1 and warnings[0]["msg"] == "recording file locked", warnings
+    # The next scan: the file has no line of its own any more (not newly
+    # locked), so the per-scan line reports it - once.
+    s, logs = scan(tmp_path / "data", d, env={"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)})
+    warnings = [l for l in logs if l.get("level") == "warning"]
+    assert [l["msg"] for l in warnings] == ["recording files locked"], warnings
+
+
 def test_300_locked_files(tmp_path, locked_folder):
     ctl = tmp_path / "locks"
     env = {"LD_PRELOAD": SHIM, "LOCKSHIM_FILE": str(ctl)}
@@ -382,6 +509,31 @@ def test_other_errors_by_errno_name(tmp_path, locked_folder):
     s, _ = scan(tmp_path / "data", locked_folder, env=env)
     assert (s["permission_denied"], s["io_error"], s["locked"], s["new"]) == (1, 1, 1, 297), s
     assert s["errors_by_errno"] == {"EACCES": 1, "EIO": 1, "EBUSY": 1}
+
+
+def test_mistyped_recordings_folder_warns_readiness(start_lucy, tmp_path):
+    """A folder in LUCY_RECORDINGS_DIRS that does not exist: the scanner
+    check warns naming it and saying what to do (not just a log line);
+    once the folder is there and scanned, the check passes."""
+    good = tmp_path / "rec"
+    good.mkdir()
+    copy_fixture("goforward.m4a", str(good / "a.m4a"))
+    typo = tmp_path / "recordigns"
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": "%s:%s" % (good, typo),
+                           "LUCY_SCAN_SETTLE_S": "0", "LUCY_SCAN_INTERVAL_S": "3600"})
+
+    def scan_check():
+        return lucy.get("/health").json()["checks"]["call_recordings:scan"][0]
+    check = lucy.wait_for(lambda: (lambda c: c["status"] == "warn" and c)(scan_check()),
+                          timeout=15, what="the scan check warns")
+    assert str(typo) in check["output"], check
+    assert "ENOENT" in check["output"] and "LUCY_RECORDINGS_DIRS" in check["output"], check
+    assert lucy.get("/health").status_code == 200  # a warning, not a failure
+
+    typo.mkdir()
+    copy_fixture("cards-001.ogg", str(typo / "b.ogg"))
+    assert lucy.post("/recordings/scan").status_code == 200
+    lucy.wait_for(lambda: scan_check()["status"] == "pass", timeout=15, what="the check passes")
 
 
 def test_serve_scans_at_start_and_on_change(start_lucy, tmp_path):
@@ -479,3 +631,53 @@ def test_nested_roots_share_what_is_known(tmp_path):
     assert s["new"] == 1
     s, _ = scan(data, d)  # the parent: the file below is known already
     assert (s["new"], s["unchanged"], s["bytes_hashed"]) == (1, 1, 2399), s
+
+
+@needs_root
+def test_recordings_mount_dies_mid_scan(start_lucy, tmpfs):
+    """The tmpfs holding the recordings is lazily unmounted (umount -l)
+    while the start-up scan works through 8,000 new files: lucy does not
+    crash, the scan ends, /health stays 200; the next scan finds the folder
+    empty and marks the recordings unavailable (nothing deleted); mounting
+    the volume back makes them available again."""
+    n = 8000  # about half a second of scanning: time to unmount in the middle
+    rec = tmpfs("64m", name="recordings")
+    tiny_wavs(rec, n)
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": rec, "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_SCAN_INTERVAL_S": "3600", "LUCY_ASR_ENGINE": "http",
+                           "LUCY_ASR_URL": "http://127.0.0.1:9/v1/audio/transcriptions"})
+
+    def stored():
+        con = db(lucy.data_dir)
+        try:
+            return con.execute("SELECT count(*) FROM recording_paths").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+        finally:
+            con.close()
+    lucy.wait_for(lambda: 0 < stored() < n, timeout=30, interval=0.02, what="the scan under way")
+    subprocess.run(["umount", "-l", rec], check=True)
+    lucy.wait_for(lambda: [l for l in lucy.log_lines() if l.get("msg") in ("scan finished", "scan failed")],
+                  timeout=60, what="the interrupted scan ends")
+    assert lucy.proc.poll() is None
+    assert lucy.get("/health").status_code == 200
+    known = stored()
+    assert known > 0
+
+    r = lucy.post("/recordings/scan")
+    assert r.status_code == 200, r.text
+    assert r.json()["unavailable"] == known, r.json()
+    assert stored() == known  # nothing deleted
+    page = lucy.get("/recordings", params={"status": "unavailable", "limit": 500}).json()
+    assert len(page["recordings"]) == 500
+    assert lucy.get("/recordings", params={"status": "ok"}).json()["recordings"] == []
+    assert lucy.get("/health").status_code == 200
+
+    # The volume comes back with the same files.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", rec], check=True)
+    tiny_wavs(rec, n)
+    r = lucy.post("/recordings/scan", timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["unavailable"] == 0 and r.json()["files_seen"] == n, r.json()
+    assert lucy.get("/recordings", params={"status": "unavailable"}).json()["recordings"] == []
+    assert lucy.get("/health").status_code == 200

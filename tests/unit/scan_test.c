@@ -139,7 +139,7 @@ static void test_display_name(void **state)
  * dangling symlink and a file symlink: the walk ends and sees each file
  * once without following, the loop once more with following. */
 struct walk_seen {
-    int files, dirs, errors;
+    int files, dirs, errors, outside;
     char names[16][256];
 };
 
@@ -172,6 +172,13 @@ static void on_error(void *arg, const char *path, int errnum, int is_dir)
     ((struct walk_seen *)arg)->errors++;
 }
 
+static void on_outside(void *arg, const char *path, int is_dir)
+{
+    (void)path;
+    (void)is_dir;
+    ((struct walk_seen *)arg)->outside++;
+}
+
 static void test_walk(void **state)
 {
     (void)state;
@@ -192,21 +199,34 @@ static void test_walk(void **state)
     snprintf(q, sizeof q, "%s/link.m4a", dir);
     assert_int_equal(symlink("sub/a\xE9.m4a", q), 0);
 
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error};
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
     struct walk_seen w = {0};
     uint64_t n = 0;
-    assert_int_equal(lucy_scan_walk(dir, 0, &ops, &w, &n), 0);
+    assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, &n), 0);
     assert_int_equal(w.files, 2); /* the file and the file symlink */
     assert_int_equal(n, 2);
     assert_int_equal(w.dirs, 2);   /* root and sub; the loop is not followed */
     assert_int_equal(w.errors, 1); /* the dangling symlink */
 
     struct walk_seen f = {0};
-    assert_int_equal(lucy_scan_walk(dir, 1, &ops, &f, NULL), 0);
+    assert_int_equal(lucy_scan_walk(dir, 1, NULL, 0, &ops, &f, NULL), 0);
     assert_int_equal(f.files, 2); /* following: the loop leads to the root, seen already */
     assert_int_equal(f.dirs, 2);
 
-    assert_int_equal(lucy_scan_walk("/nonexistent/lucy-scan-test", 0, &ops, &w, NULL), ENOENT);
+    /* Symlinks leading outside the root are skipped, whether followed or
+     * not: "/" and a file in another folder. */
+    snprintf(q, sizeof q, "%s/sys", dir);
+    assert_int_equal(symlink("/", q), 0);
+    snprintf(q, sizeof q, "%s/passwd.m4a", dir);
+    assert_int_equal(symlink("/etc/passwd", q), 0);
+    struct walk_seen o = {0};
+    assert_int_equal(lucy_scan_walk(dir, 1, NULL, 0, &ops, &o, NULL), 0);
+    assert_int_equal(o.files, 2);
+    assert_int_equal(o.dirs, 2);
+    assert_int_equal(o.outside, 2);
+
+    assert_int_equal(lucy_scan_walk("/nonexistent/lucy-scan-test", 0, NULL, 0, &ops, &w, NULL),
+                     ENOENT);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

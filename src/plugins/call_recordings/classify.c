@@ -148,6 +148,11 @@ int64_t lucy_scan_mtime_ns(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
+int64_t lucy_scan_ctime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
 int lucy_scan_is_settling(const struct stat *st, int64_t now_ns, int settle_s)
 {
     if (settle_s <= 0)

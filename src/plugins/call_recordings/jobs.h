@@ -11,7 +11,8 @@
  *
  * Job states (enum lucy_job_status; column `status` holds the names):
  *   queued      waiting for a worker
- *   running     a worker has it
+ *   running     a worker has it (also while the worker retries storing
+ *               an outcome the store refused: disk full, I/O error)
  *   retry_wait  failed for a reason that passes (file locked by a sync
  *               client, file missing, engine unavailable); queued again at
  *               next_retry_at_s (backoff LUCY_JOB_RETRY_BASE_S doubling to
@@ -172,6 +173,8 @@ struct lucy_jobs_stats {
     double last_rtf;                /* real-time factor of the last transcript */
     unsigned long long temp_copies; /* temp copies made for locked files */
     char engine_error[256];         /* why the engine cannot be opened, or "" */
+    int unstored_jobs;              /* finished jobs the store refused: kept, retried */
+    char store_error[64];           /* the store's error for them, or "" */
 };
 
 /* Creates the pool for ctx (LUCY_ASR_WORKERS workers, engine from the ASR

@@ -46,6 +46,18 @@ static void check_scan(void *arg, int timeout_ms, struct lucy_check_report *out)
         lucy_check_add(out, "scanner", LUCY_HEALTH_PASS, 0, "files", NULL);
         return;
     }
+    json_t *missing = json_object_get(s, "missing_roots");
+    if (json_object_size(missing)) {
+        const char *root = json_object_iter_key(json_object_iter(missing));
+        json_t *err = json_object_iter_value(json_object_iter(missing));
+        lucy_check_add(out, "scanner", LUCY_HEALTH_WARN, (double)json_object_size(missing),
+                       "folders",
+                       "the recordings folder %s cannot be opened (%s): check LUCY_RECORDINGS_DIRS "
+                       "for a typo, or mount the volume; lucy scans again by itself",
+                       root, json_string_value(err) ? json_string_value(err) : "error");
+        json_decref(s);
+        return;
+    }
     json_int_t locked = summary_int(s, "locked");
     json_int_t seen = summary_int(s, "files_seen");
     int failed = json_is_true(json_object_get(s, "failed"));
@@ -82,7 +94,13 @@ static void check_jobs(void *arg, int timeout_ms, struct lucy_check_report *out)
             active += counts[i];
     struct lucy_jobs_stats st;
     lucy_jobs_pool_stats(r->pool, &st);
-    if (blocked > 0)
+    if (st.unstored_jobs > 0)
+        lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
+                       "%d finished transcription jobs cannot be stored (%s: disk full or not "
+                       "writable?); they stay running and lucy retries storing them by itself. "
+                       "Free space in LUCY_DATA_DIR (see disk:free and store:writable)",
+                       st.unstored_jobs, st.store_error);
+    else if (blocked > 0)
         lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
                        "%lld transcription jobs are blocked because the disk is critical; they "
                        "resume by themselves when space is freed (see disk:free)",

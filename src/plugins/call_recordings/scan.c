@@ -9,7 +9,7 @@
  *
  * Per file, cheapest test first:
  *   name/stat rules (classify.c)          -> ignored, placeholder
- *   same (size, mtime_ns, inode) as stored
+ *   same (size, mtime_ns, ctime_ns, inode) as stored
  *     and a final status                  -> unchanged, nothing read
  *   modified within LUCY_SCAN_SETTLE_S    -> changing, nothing read
  *   locked before and not yet due         -> locked (automatic scans only)
@@ -26,9 +26,10 @@
  * Locked files: a WARNING the first time a path becomes locked (at most
  * FIRST_LOCK_LINES per scan; the log's own repeat suppression bounds it
  * further), then one WARNING per scan with the count and a few example
- * paths. Retries back off from LOCK_RETRY_BASE_S doubling to
- * LOCK_RETRY_MAX_S; only automatic scans honour the backoff, an explicit
- * scan (`lucy scan`, POST /recordings/scan) tries every locked file.
+ * paths - only when some locked file has no line of its own in this scan,
+ * so `lucy scan` never prints the same lock twice. Retries back off from LOCK_RETRY_BASE_S doubling
+ * to LOCK_RETRY_MAX_S; only automatic scans honour the backoff, an explicit scan (`lucy scan`, POST
+ * /recordings/scan) tries every locked file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,13 +69,15 @@ struct scan {
     struct lucy_scan_hasher *hasher;          /* reused SHA-256 buffer */
     struct lucy_scan_item items[BATCH_ITEMS]; /* pending writes */
     size_t n_items;
-    int64_t batch_started_ms;    /* monotonic time of the oldest item */
-    int store_rc;                /* first failed write: the scan stops */
-    int64_t now_s;               /* scan start, Unix seconds */
-    int64_t now_ns;              /* scan start, CLOCK_REALTIME ns */
-    json_t *locked_examples;     /* display paths, at most LOCKED_EXAMPLES */
-    uint64_t newly_locked;       /* paths that became locked this scan */
-    int lock_lines, error_lines; /* per-file WARNINGs written */
+    int64_t batch_started_ms;           /* monotonic time of the oldest item */
+    int store_rc;                       /* first failed write: the scan stops */
+    int64_t now_s;                      /* scan start, Unix seconds */
+    int64_t now_ns;                     /* scan start, CLOCK_REALTIME ns */
+    json_t *locked_examples;            /* display paths, at most LOCKED_EXAMPLES */
+    uint64_t newly_locked;              /* paths that became locked this scan */
+    int lock_lines, error_lines;        /* per-file WARNINGs written */
+    struct lucy_scan_root_id *root_ids; /* every configured root that exists */
+    size_t n_root_ids;
 };
 
 static int flush(struct scan *sc)
@@ -160,7 +163,7 @@ static void note_locked(struct scan *sc, const char *path, size_t len)
     free(d);
 }
 
-/* Statuses after which an unchanged file (same size, mtime and inode) is
+/* Statuses after which an unchanged file (same size, mtime, ctime, inode) is
  * not read again, and the outcome it is counted under: a known recording
  * is `unchanged`; a known corrupt or unsupported file keeps its outcome in
  * every scan summary, so /health, the doctor and the UI keep showing it
@@ -188,7 +191,7 @@ static int is_final(enum lucy_scan_path_status status, enum lucy_scan_outcome *o
 static int same_stat(const struct lucy_scan_known *k, const struct stat *st)
 {
     return k->size == (int64_t)st->st_size && k->mtime_ns == lucy_scan_mtime_ns(st) &&
-           k->inode == (int64_t)st->st_ino;
+           k->ctime_ns == lucy_scan_ctime_ns(st) && k->inode == (int64_t)st->st_ino;
 }
 
 static struct lucy_scan_item *result_item(struct scan *sc, const char *path, size_t len,
@@ -206,6 +209,7 @@ static struct lucy_scan_item *result_item(struct scan *sc, const char *path, siz
     it->size = (int64_t)st->st_size;
     it->mtime_ns = lucy_scan_mtime_ns(st);
     it->inode = (int64_t)st->st_ino;
+    it->ctime_ns = lucy_scan_ctime_ns(st);
     it->status = status;
     if (k)
         memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
@@ -431,6 +435,23 @@ static void on_error(void *arg, const char *path, int errnum, int is_dir)
     free(display);
 }
 
+/* A symlink leading outside every configured root: counted as ignored and
+ * never read, so a link to "/" cannot turn the system into recordings. */
+static void on_outside(void *arg, const char *path, int is_dir)
+{
+    struct scan *sc = arg;
+    count(sc, LUCY_SCAN_IGNORED);
+    if (sc->error_lines++ >= ERROR_LINES)
+        return;
+    char *display = lucy_scan_display_name(path, strlen(path));
+    lucy_log(LUCY_LOG_WARNING, "symlink leads outside the recordings folders; skipped",
+             "{s:s,s:s,s:s}", "path", display ? display : "", "kind", is_dir ? "folder" : "file",
+             "hint",
+             "only files below LUCY_RECORDINGS_DIRS are scanned: add the target's folder to "
+             "LUCY_RECORDINGS_DIRS if it holds recordings");
+    free(display);
+}
+
 /* ---- per root -------------------------------------------------------- */
 
 static int under_bad_dir(const struct scan *sc, const struct lucy_scan_known *k)
@@ -451,8 +472,9 @@ static void scan_root(struct scan *sc, const char *root)
         sc->store_rc = rc;
         goto out;
     }
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error};
-    int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, &ops, sc, NULL);
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
+    int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, sc->root_ids, sc->n_root_ids,
+                                 &ops, sc, NULL);
     if (sc->store_rc == LUCY_ESHUTDOWN) { /* keep what was learnt; mark nothing missing */
         sc->store_rc = 0;
         flush(sc);
@@ -469,6 +491,9 @@ static void scan_root(struct scan *sc, const char *root)
     for (size_t i = 0; i < sc->map.n; i++)
         if (sc->map.rows[i].presence != LUCY_SCAN_PRESENCE_MISSING)
             known_present++;
+    if (walk_rc > 0) /* mistyped or unmounted: /health names it */
+        json_object_set_new(sc->sum->missing_roots, display ? display : "",
+                            json_string(lucy_scan_errno_name(walk_rc)));
     if (walk_rc > 0 || (sc->root_files == 0 && known_present > 0)) {
         /* Vanished (unmounted volume) or emptied (stopped sync client):
          * its recordings become unavailable, never deleted. */
@@ -478,7 +503,8 @@ static void scan_root(struct scan *sc, const char *root)
                  display ? display : "", "reason",
                  walk_rc > 0 ? lucy_scan_errno_name(walk_rc) : "empty", "paths",
                  (json_int_t)known_present, "hint",
-                 "check that the volume is mounted and the sync client runs; nothing is deleted");
+                 "check LUCY_RECORDINGS_DIRS for a typo, that the volume is mounted and the sync "
+                 "client runs; nothing is deleted");
     } else {
         for (size_t i = 0; i < sc->map.n; i++) {
             struct lucy_scan_known *k = &sc->map.rows[i];
@@ -523,6 +549,33 @@ static char *absolute_root(const char *dir, size_t len)
     return out;
 }
 
+/* Fills sc->root_ids with the identity of every configured root that can
+ * be stat'ed (a root that is a symlink: its target). 0 or LUCY_ENOMEM. */
+static int root_ids_load(struct scan *sc, const char *dirs)
+{
+    for (const char *p = dirs ? dirs : ""; *p;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char *root = len ? absolute_root(p, len) : NULL;
+        if (len && !root)
+            return LUCY_ENOMEM;
+        struct stat st;
+        if (root && stat(root, &st) == 0 && S_ISDIR(st.st_mode)) {
+            struct lucy_scan_root_id *ids =
+                realloc(sc->root_ids, (sc->n_root_ids + 1) * sizeof *ids);
+            if (!ids) {
+                free(root);
+                return LUCY_ENOMEM;
+            }
+            sc->root_ids = ids;
+            sc->root_ids[sc->n_root_ids++] = (struct lucy_scan_root_id){st.st_dev, st.st_ino};
+        }
+        free(root);
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
 /* ---- the scan -------------------------------------------------------- */
 
 /* Leaves the finished scan's summary in meta for `lucy doctor`. A failure
@@ -534,10 +587,7 @@ static void keep_summary(struct lucy_ctx *ctx, const json_t *js, const struct lu
     json_t *j = js ? json_deep_copy(js) : NULL;
     if (!j)
         return;
-    json_object_set_new(j, "failed", json_boolean(s->failed));
-    json_object_set_new(j, "finished_at_s", json_integer(s->finished_at_s));
-    if (s->failed)
-        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    lucy_scan_summary_extend(j, s, rc);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     int wrc = text ? lucy_scan_summary_keep(ctx->store, text) : LUCY_ENOMEM;
@@ -551,13 +601,24 @@ static void summary_init(struct lucy_scan_summary *s)
 {
     memset(s, 0, sizeof *s);
     s->errors_by_errno = json_object();
+    s->missing_roots = json_object();
+}
+
+void lucy_scan_summary_extend(json_t *j, const struct lucy_scan_summary *s, int rc)
+{
+    json_object_set_new(j, "failed", json_boolean(s->failed));
+    json_object_set_new(j, "finished_at_s", json_integer(s->finished_at_s));
+    if (s->failed)
+        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    if (json_object_size(s->missing_roots))
+        json_object_set(j, "missing_roots", s->missing_roots);
 }
 
 int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy_scan_options *opt,
                        struct lucy_scan_summary *out)
 {
     summary_init(out);
-    if (!out->errors_by_errno)
+    if (!out->errors_by_errno || !out->missing_roots)
         return LUCY_ENOMEM;
     struct scan *sc = calloc(1, sizeof *sc);
     if (!sc)
@@ -570,7 +631,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     int64_t t0_ms = lucy_mono_ms(), wall_ms = lucy_wall_ms();
     sc->now_s = wall_ms / 1000;
     sc->now_ns = wall_ms * 1000000;
-    int rc = sc->hasher && sc->locked_examples ? 0 : LUCY_ENOMEM;
+    int rc = sc->hasher && sc->locked_examples ? root_ids_load(sc, dirs) : LUCY_ENOMEM;
 
     for (const char *p = dirs ? dirs : ""; rc == 0 && *p;) {
         const char *end = strchr(p, ':');
@@ -603,7 +664,9 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
         lucy_log(LUCY_LOG_INFO, "scan finished", "O", js);
     if (rc != LUCY_ESHUTDOWN)
         keep_summary(ctx, js, out, rc);
-    if (out->locked)
+    uint64_t lines =
+        (uint64_t)(sc->lock_lines < FIRST_LOCK_LINES ? sc->lock_lines : FIRST_LOCK_LINES);
+    if (out->locked > lines)
         lucy_log(LUCY_LOG_WARNING, "recording files locked", "{s:I,s:I,s:O,s:O,s:s}", "count",
                  (json_int_t)out->locked, "newly_locked", (json_int_t)sc->newly_locked, "examples",
                  sc->locked_examples, "errors_by_errno", out->errors_by_errno, "hint",
@@ -612,6 +675,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     json_decref(js);
     json_decref(sc->locked_examples);
     lucy_scan_hasher_free(sc->hasher);
+    free(sc->root_ids);
     free(sc);
     return rc;
 }
@@ -640,4 +704,6 @@ void lucy_scan_summary_free(struct lucy_scan_summary *s)
 {
     json_decref(s->errors_by_errno);
     s->errors_by_errno = NULL;
+    json_decref(s->missing_roots);
+    s->missing_roots = NULL;
 }

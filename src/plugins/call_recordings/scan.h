@@ -27,6 +27,8 @@ struct lucy_scan_summary {
     uint64_t bytes_hashed;
     int64_t duration_ms;
     json_t *errors_by_errno; /* {"EDEADLK": 312, ...}; owned by the summary */
+    json_t *missing_roots;   /* {"root": "ENOENT"}: configured folders that could not be
+                                opened (mistyped, unmounted); owned by the summary */
     int failed;              /* the scan itself failed (e.g. store not writable) */
     int64_t finished_at_s;   /* Unix time the scan ended */
 };
@@ -63,6 +65,12 @@ int lucy_scan_run(struct lucy_ctx *ctx, const char *dirs, struct lucy_scan_summa
  * a store that cannot be written (disk full) keeps the previous one. */
 #define LUCY_SCAN_SUMMARY_META_KEY "call_recordings.last_scan"
 
+/* Adds what lucy_scan_summary_json() leaves out to j, the kept form of a
+ * summary: "failed", "finished_at_s", "error" (lucy_strerror(rc)) when
+ * failed, "missing_roots" when any. The one rule for what the scanner
+ * keeps for /health and what `meta` keeps for `lucy doctor`. */
+void lucy_scan_summary_extend(json_t *j, const struct lucy_scan_summary *s, int rc);
+
 /* The summary as the JSON object of DESIGN §6, keys in that order (new
  * reference; NULL on allocation failure). */
 json_t *lucy_scan_summary_json(const struct lucy_scan_summary *s);
@@ -83,8 +91,9 @@ int lucy_scanner_start(struct lucy_scanner *s);
 int lucy_scanner_scan_now(struct lucy_scanner *s, struct lucy_scan_summary *out);
 /* The last finished scan (thread or scan_now), for /health and /metrics:
  * the DESIGN §6 summary object plus "failed" (bool: the scan could not
- * complete - store not writable), "finished_at_s" (Unix time) and, when
- * failed, "error" (text). A new reference the caller decrefs; NULL before
+ * complete - store not writable), "finished_at_s" (Unix time), when
+ * failed "error" (text), and when a configured folder could not be opened
+ * "missing_roots" ({"root": "ENOENT"}). A new reference the caller decrefs; NULL before
  * the first scan has finished. Thread-safe, never blocks on a scan. */
 json_t *lucy_scanner_last_summary(struct lucy_scanner *s);
 /* stop: makes a running scan end at the next file and joins the thread

@@ -27,7 +27,7 @@
 enum lucy_scan_outcome {
     LUCY_SCAN_NEW,               /* a recording at a path that had none */
     LUCY_SCAN_CHANGED,           /* the path now holds different content */
-    LUCY_SCAN_UNCHANGED,         /* same (size, mtime_ns, inode), or same hash */
+    LUCY_SCAN_UNCHANGED,         /* same (size, mtime_ns, ctime_ns, inode), or same hash */
     LUCY_SCAN_LOCKED,            /* EDEADLK, EAGAIN, EBUSY, ETXTBSY */
     LUCY_SCAN_PLACEHOLDER,       /* cloud placeholder: st_blocks == 0, size > 0 */
     LUCY_SCAN_IGNORED,           /* sync artefact or zero-length */
@@ -80,6 +80,11 @@ int lucy_scan_is_settling(const struct stat *st, int64_t now_ns, int settle_s);
 /* st_mtim as nanoseconds since the epoch. */
 int64_t lucy_scan_mtime_ns(const struct stat *st);
 
+/* st_ctim as nanoseconds since the epoch: unlike the mtime, no program can
+ * set it back, so a file rewritten in place with its mtime restored still
+ * shows a new ctime. */
+int64_t lucy_scan_ctime_ns(const struct stat *st);
+
 /* The display form of a byte path: valid UTF-8 is copied; each maximal
  * subpart of an ill-formed sequence (Unicode §3.9) and each NUL byte
  * becomes one U+FFFD, as Python's errors="replace" and browsers do.
@@ -105,18 +110,30 @@ struct lucy_scan_walk_ops {
      * symlink that could not be resolved; errnum is its errno. Files
      * below it are unknown, not missing. May be NULL. */
     void (*on_error)(void *arg, const char *path, int errnum, int is_dir);
+    /* A symlink (to a directory when is_dir) that resolves outside every
+     * configured root: skipped, never read. May be NULL. */
+    void (*on_outside)(void *arg, const char *path, int is_dir);
+};
+
+/* A configured root's identity: the directory it resolves to. */
+struct lucy_scan_root_id {
+    dev_t dev; /* st_dev */
+    ino_t ino; /* st_ino */
 };
 
 /* Walks root depth-first with openat()/fstatat(): names are used as bytes,
  * never decoded. Directory symlinks are followed only with
- * follow_symlinks; every directory's (st_dev, st_ino) is remembered so
+ * follow_symlinks, and any symlink only when it resolves inside root or
+ * one of roots[0..n_roots) (the other configured roots; may be NULL/0),
+ * else on_outside is called; every directory's (st_dev, st_ino) is remembered so
  * none is entered twice (loops end), and nothing deeper than
  * LUCY_SCAN_MAX_DEPTH is entered. Returns 0, a positive errno when the
  * root itself cannot be opened as a directory, or the non-zero value of an
  * on_file callback. *n_files (may be NULL) counts on_file calls. Not
  * thread-safe per call; separate walks may run in parallel. */
-int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_walk_ops *ops,
-                   void *arg, uint64_t *n_files);
+int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_root_id *roots,
+                   size_t n_roots, const struct lucy_scan_walk_ops *ops, void *arg,
+                   uint64_t *n_files);
 
 /* ---- probe.c --------------------------------------------------------- */
 
@@ -200,6 +217,7 @@ struct lucy_scan_known {
     int64_t size;                      /* bytes, as last stored */
     int64_t mtime_ns;                  /* ns since the epoch */
     int64_t inode;                     /* st_ino */
+    int64_t ctime_ns;                  /* st_ctim, ns (0: stored before migration 43) */
     enum lucy_scan_path_status status; /* what it held */
     enum lucy_scan_presence presence;  /* whether it was there */
     char recording_id[65];             /* "" when the path holds no recording */
@@ -239,7 +257,7 @@ struct lucy_scan_item {
     char *path; /* bytes (owned) */
     size_t path_len;
     char *display; /* UTF-8 display form (owned; RESULT only) */
-    int64_t size, mtime_ns, inode;
+    int64_t size, mtime_ns, inode, ctime_ns;
     enum lucy_scan_path_status status; /* stored status */
     char recording_id[65];             /* content id when status is RECORDING */
     char old_recording_id[65];         /* the path's previous recording, to re-rate */

@@ -151,7 +151,7 @@ static int load_known(sqlite3 *db, void *argp)
     int err = lucy_store_stmt(db,
                               "SELECT path, size, mtime_ns, inode, status, presence,"
                               " coalesce(recording_id, ''), coalesce(errno_name, ''), attempts,"
-                              " coalesce(next_retry_s, 0) FROM recording_paths"
+                              " coalesce(next_retry_s, 0), ctime_ns FROM recording_paths"
                               " WHERE path >= ?1 AND path < ?2",
                               &st);
     if (err)
@@ -188,6 +188,7 @@ static int load_known(sqlite3 *db, void *argp)
         lucy_row_copy(st, 7, k->errno_name, sizeof k->errno_name);
         k->attempts = sqlite3_column_int(st, 8);
         k->next_retry_s = sqlite3_column_int64(st, 9);
+        k->ctime_ns = sqlite3_column_int64(st, 10);
         m->n++;
     }
     return rc == SQLITE_DONE ? known_index(m) : lucy_store_err(rc);
@@ -283,14 +284,15 @@ static int upsert_path(sqlite3 *db, const struct lucy_scan_item *it, const char 
         db,
         "INSERT INTO recording_paths (path, display_path, root, recording_id, size, mtime_ns,"
         " inode, status, presence, last_error, errno_name, locked_since_s, attempts,"
-        " next_retry_s, first_seen_s, updated_at_s)"
+        " next_retry_s, first_seen_s, updated_at_s, ctime_ns)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'present', ?9, ?10,"
-        "  CASE WHEN ?8 = 'locked' THEN ?13 END, ?11, ?12, ?13, ?13)"
+        "  CASE WHEN ?8 = 'locked' THEN ?13 END, ?11, ?12, ?13, ?13, ?15)"
         " ON CONFLICT (path) DO UPDATE SET display_path = excluded.display_path,"
         " root = excluded.root,"
         " recording_id = CASE WHEN ?14 THEN recording_paths.recording_id"
         "  ELSE excluded.recording_id END,"
         " size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,"
+        " ctime_ns = excluded.ctime_ns,"
         " status = excluded.status, presence = 'present', last_error = excluded.last_error,"
         " errno_name = excluded.errno_name,"
         " locked_since_s = CASE WHEN excluded.status != 'locked' THEN NULL"
@@ -319,6 +321,7 @@ static int upsert_path(sqlite3 *db, const struct lucy_scan_item *it, const char 
         sqlite3_bind_int64(st, 12, it->next_retry_s);
     sqlite3_bind_int64(st, 13, now_s);
     sqlite3_bind_int(st, 14, it->keep_recording);
+    sqlite3_bind_int64(st, 15, it->ctime_ns);
     return lucy_row_step_done(st);
 }
 

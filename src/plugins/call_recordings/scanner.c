@@ -11,6 +11,12 @@
  * files still `changing` schedules another one just after the settle time,
  * so a finished call is picked up without waiting for the interval.
  *
+ * A scan that failed (its store writes refused: disk full, I/O error) is
+ * retried by itself, without waiting for the interval: after
+ * RETRY_FIRST_MS doubling to RETRY_MAX_MS, and never while the disk guard
+ * says critical - then the thread looks again every DISK_RECHECK_MS, so
+ * the retry starts about a second after space returns.
+ *
  * inotify is an optimisation, never a requirement: on a network or FUSE
  * mount it may report nothing, and ENOSPC from inotify_add_watch() means
  * the per-user watch limit (fs.inotify.max_user_watches), not a full disk:
@@ -36,6 +42,7 @@
 #include <unistd.h>
 
 #include "../../clock.h"
+#include "../../disk/disk.h"
 #include "../../error.h"
 #include "../../log.h"
 #include "../../lucy.h"
@@ -44,6 +51,9 @@
 
 #define DEBOUNCE_MS     2000  /* quiet time after the last event */
 #define DEBOUNCE_MAX_MS 10000 /* scan at the latest this long after the first */
+#define RETRY_FIRST_MS  2000  /* first retry of a failed scan */
+#define RETRY_MAX_MS    60000 /* retries back off up to this */
+#define DISK_RECHECK_MS 1000  /* a due retry waits this long while the disk is critical */
 #define WATCH_MASK                                                                                 \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |            \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)
@@ -54,6 +64,7 @@ struct lucy_scanner {
     pthread_mutex_t scan_lock; /* one scan at a time */
     pthread_mutex_t lock;      /* guards last */
     json_t *last;              /* last summary + failed, finished_at_s; NULL before */
+    int last_failed;           /* the last scan failed (guarded by lock): retry it */
     int wake[2];               /* pipe: a byte = a stop is coming */
     int inotify_fd;            /* -1 when inotify is unavailable */
     int watch_full;            /* ENOSPC seen in the current scan */
@@ -102,14 +113,37 @@ static void keep(struct lucy_scanner *s, const struct lucy_scan_summary *sum, in
     json_t *j = lucy_scan_summary_json(sum);
     if (!j)
         return;
-    json_object_set_new(j, "failed", json_boolean(sum->failed));
-    json_object_set_new(j, "finished_at_s", json_integer(sum->finished_at_s));
-    if (sum->failed)
-        json_object_set_new(j, "error", json_string(lucy_strerror(rc)));
+    lucy_scan_summary_extend(j, sum, rc);
     pthread_mutex_lock(&s->lock);
     json_decref(s->last);
     s->last = j;
+    s->last_failed = sum->failed;
     pthread_mutex_unlock(&s->lock);
+}
+
+static int last_failed(struct lucy_scanner *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int failed = s->last_failed;
+    pthread_mutex_unlock(&s->lock);
+    return failed;
+}
+
+/* When the retry of a failed scan (by this thread or an HTTP caller) is
+ * due: *retry_ms is set on the first look after the failure; a due retry
+ * is put off while the disk is critical. 0 when no scan failed. */
+static int64_t retry_due(struct lucy_scanner *s, int64_t now, int64_t *retry_ms, int64_t *delay_ms)
+{
+    if (!last_failed(s)) {
+        *retry_ms = 0;
+        *delay_ms = RETRY_FIRST_MS;
+        return 0;
+    }
+    if (!*retry_ms)
+        *retry_ms = now + *delay_ms;
+    if (now >= *retry_ms && s->ctx->disk && lucy_disk_critical(s->ctx->disk))
+        *retry_ms = now + DISK_RECHECK_MS;
+    return *retry_ms;
 }
 
 /* One scan under scan_lock; honor_backoff for automatic scans. */
@@ -154,9 +188,13 @@ static void run(void *arg)
     const struct lucy_config *cfg = s->ctx->cfg;
     int64_t next_scan_ms = lucy_mono_ms(); /* the first scan runs at once */
     int64_t first_event_ms = 0, last_event_ms = 0;
+    int64_t retry_ms = 0, retry_delay_ms = RETRY_FIRST_MS;
     while (!lucy_thread_stopping(&s->thread)) {
         int64_t now = lucy_mono_ms();
         int64_t due = next_scan_ms;
+        int64_t retry = retry_due(s, now, &retry_ms, &retry_delay_ms);
+        if (retry && retry < due)
+            due = retry;
         if (first_event_ms) {
             int64_t quiet = last_event_ms + DEBOUNCE_MS, latest = first_event_ms + DEBOUNCE_MAX_MS;
             int64_t ev_due = quiet < latest ? quiet : latest;
@@ -168,6 +206,14 @@ static void run(void *arg)
             int rc = scan(s, 1, &sum);
             first_event_ms = last_event_ms = 0;
             next_scan_ms = lucy_mono_ms() + (int64_t)cfg->scan_interval_s * 1000;
+            if (rc != 0 && rc != LUCY_ESHUTDOWN) {
+                retry_ms = lucy_mono_ms() + retry_delay_ms;
+                lucy_log(LUCY_LOG_INFO, "scan will be retried", "{s:I,s:s}", "retry_in_ms",
+                         (json_int_t)retry_delay_ms, "when",
+                         "the disk is no longer critical and the store takes writes");
+                retry_delay_ms =
+                    retry_delay_ms * 2 < RETRY_MAX_MS ? retry_delay_ms * 2 : RETRY_MAX_MS;
+            }
             if (rc == 0 && sum.changing > 0) { /* come back once they settle */
                 int64_t settle_ms = lucy_mono_ms() + ((int64_t)cfg->scan_settle_s + 1) * 1000;
                 if (settle_ms < next_scan_ms)

@@ -13,11 +13,19 @@
  * entered is remembered by (st_dev, st_ino), so no directory is walked
  * twice - a symlink loop, or a bind mount of a parent, ends there - and
  * nothing deeper than LUCY_SCAN_MAX_DEPTH is entered.
+ *
+ * Staying inside: a symlink (to a file or a directory) is followed only
+ * when what it resolves to lies below one of the configured roots. The
+ * test climbs from the resolved directory with openat(fd, "..") and
+ * compares each level's (st_dev, st_ino) with the roots' own, so it needs
+ * no string resolution of the path and holds across mounts; a symlink to
+ * "/" or to a sibling folder is reported through on_outside and skipped.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,13 +79,16 @@ static int dir_set_add(struct dir_set *s, dev_t dev, ino_t ino)
 }
 
 struct walker {
-    const struct lucy_scan_walk_ops *ops; /* callbacks */
-    void *arg;                            /* their argument */
-    int follow_symlinks;                  /* enter directory symlinks */
-    char *path;                           /* current path, NUL-terminated */
-    size_t len, cap;                      /* its length and allocation */
-    struct dir_set seen;                  /* directories entered */
-    uint64_t n_files;                     /* on_file calls */
+    const struct lucy_scan_walk_ops *ops;  /* callbacks */
+    void *arg;                             /* their argument */
+    int follow_symlinks;                   /* enter directory symlinks */
+    char *path;                            /* current path, NUL-terminated */
+    size_t len, cap;                       /* its length and allocation */
+    struct dir_set seen;                   /* directories entered */
+    const struct lucy_scan_root_id *roots; /* where symlinks may lead */
+    size_t n_roots;                        /* entries in roots */
+    struct lucy_scan_root_id self;         /* this walk's own root */
+    uint64_t n_files;                      /* on_file calls */
 };
 
 /* Appends "/name" to w->path. 0 or -1 (out of memory). */
@@ -106,6 +117,66 @@ static void report(struct walker *w, int errnum, int is_dir)
 
 static int walk_dir(struct walker *w, int fd, int depth);
 
+#define MAX_CLIMB 4096 /* ".." steps before giving up: deeper than any real tree */
+
+static int is_root(const struct walker *w, const struct stat *st)
+{
+    if (st->st_dev == w->self.dev && st->st_ino == w->self.ino)
+        return 1;
+    for (size_t i = 0; i < w->n_roots; i++)
+        if (st->st_dev == w->roots[i].dev && st->st_ino == w->roots[i].ino)
+            return 1;
+    return 0;
+}
+
+/* 1 when the directory open on dirfd is a configured root or lies below
+ * one: climbs ".." until a root or "/" (whose ".." is itself). */
+static int inside_roots(const struct walker *w, int dirfd)
+{
+    int fd = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int inside = 0;
+    for (int up = 0; fd >= 0 && up < MAX_CLIMB; up++) {
+        struct stat st, parent;
+        if (fstat(fd, &st) != 0)
+            break;
+        if (is_root(w, &st)) {
+            inside = 1;
+            break;
+        }
+        int pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        close(fd);
+        fd = pfd;
+        if (fd < 0 || fstat(fd, &parent) != 0 ||
+            (parent.st_dev == st.st_dev && parent.st_ino == st.st_ino))
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    return inside;
+}
+
+/* 1 when the file symlink at w->path resolves to a file inside the roots:
+ * its target's directory, found with realpath(), passes inside_roots(). */
+static int file_link_inside(const struct walker *w)
+{
+    char *real = realpath(w->path, NULL);
+    if (!real)
+        return 0;
+    int fd = open(dirname(real), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    free(real);
+    if (fd < 0)
+        return 0;
+    int inside = inside_roots(w, fd);
+    close(fd);
+    return inside;
+}
+
+static void report_outside(struct walker *w, int is_dir)
+{
+    if (w->ops->on_outside)
+        w->ops->on_outside(w->arg, w->path, is_dir);
+}
+
 /* Enters the directory `name` of parent (a symlink to one if via_link). */
 static int enter_dir(struct walker *w, int parent, const char *name, int via_link, int depth)
 {
@@ -123,6 +194,11 @@ static int enter_dir(struct walker *w, int parent, const char *name, int via_lin
     struct stat st;
     if (fstat(fd, &st) != 0) {
         report(w, errno, 1);
+        close(fd);
+        return 0;
+    }
+    if (via_link && !inside_roots(w, fd)) {
+        report_outside(w, 1);
         close(fd);
         return 0;
     }
@@ -179,7 +255,9 @@ static int walk_dir(struct walker *w, int fd, int depth)
                     st.st_mode = 0;
                 }
             }
-            if (S_ISREG(st.st_mode)) {
+            if (S_ISREG(st.st_mode) && is_link && !file_link_inside(w)) {
+                report_outside(w, 0);
+            } else if (S_ISREG(st.st_mode)) {
                 w->n_files++;
                 rc = w->ops->on_file(w->arg, dirfd(d), name, w->path, w->len, &st);
             } else if (S_ISDIR(st.st_mode) && (!is_link || w->follow_symlinks)) {
@@ -197,10 +275,15 @@ static int walk_dir(struct walker *w, int fd, int depth)
     return rc;
 }
 
-int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_walk_ops *ops,
-                   void *arg, uint64_t *n_files)
+int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan_root_id *roots,
+                   size_t n_roots, const struct lucy_scan_walk_ops *ops, void *arg,
+                   uint64_t *n_files)
 {
-    struct walker w = {.ops = ops, .arg = arg, .follow_symlinks = follow_symlinks};
+    struct walker w = {.ops = ops,
+                       .arg = arg,
+                       .follow_symlinks = follow_symlinks,
+                       .roots = roots,
+                       .n_roots = n_roots};
     if (n_files)
         *n_files = 0;
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -212,6 +295,7 @@ int lucy_scan_walk(const char *root, int follow_symlinks, const struct lucy_scan
         close(fd);
         return err;
     }
+    w.self = (struct lucy_scan_root_id){st.st_dev, st.st_ino};
     /* The root without trailing slashes ("/" becomes "", so that its
      * entries are "/name"). */
     w.len = strlen(root);

@@ -53,11 +53,13 @@
 #include "scan_int.h"
 #include "transcript.h"
 
-#define IDLE_WAIT_MS      1000 /* how often an idle worker looks for due retries */
-#define ENGINE_REOPEN_S   60   /* how often a failed engine open is retried */
-#define FIRST_BLOCK_BYTES 4096 /* the read-first-block check */
-#define COPY_CHUNK_BYTES  (256 * 1024)
-#define IO_RETRY_ATTEMPTS 5 /* an I/O error that persists this long fails the job */
+#define IDLE_WAIT_MS         1000 /* how often an idle worker looks for due retries */
+#define ENGINE_REOPEN_S      60   /* how often a failed engine open is retried */
+#define FIRST_BLOCK_BYTES    4096 /* the read-first-block check */
+#define COPY_CHUNK_BYTES     (256 * 1024)
+#define IO_RETRY_ATTEMPTS    5     /* an I/O error that persists this long fails the job */
+#define STORE_RETRY_FIRST_MS 500   /* first wait before storing an outcome again */
+#define STORE_RETRY_MAX_MS   10000 /* the wait doubles up to this */
 
 struct worker {
     struct lucy_jobs_pool *pool;          /* owner */
@@ -355,6 +357,8 @@ static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recordin
 
 /* ---- one job ---------------------------------------------------------------- */
 
+static int worker_stopping(struct worker *w);
+
 static void publish(struct lucy_jobs_pool *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -389,6 +393,65 @@ static int ensure_engine(struct worker *w)
                  ENGINE_REOPEN_S);
     else
         lucy_log(LUCY_LOG_INFO, "speech recognition engine ready", "{s:s}", "engine", e->name);
+    return rc;
+}
+
+/* One try at storing a job's outcome: the outcome itself, or when the
+ * transcript does not fit (ENOSPC) the job blocked (it is redone when the
+ * disk recovers). Updates *o to what was stored. */
+static int store_outcome_once(struct lucy_jobs_pool *p, const struct lucy_job *job,
+                              struct lucy_job_outcome *o, const struct lucy_transcript *t,
+                              const struct lucy_recording_info *info, int64_t *next_retry_at_s)
+{
+    int rc = lucy_jobs_finish(p->ctx->store, job, o, p->retry_base_s, t, info->title, info->time_s,
+                              next_retry_at_s);
+    if (rc != LUCY_ENOSPC || !t)
+        return rc;
+    struct lucy_job_outcome blocked = {0};
+    outcome_from_source(&blocked, LUCY_ENOSPC, job->attempts, "storing the transcript");
+    rc = lucy_jobs_finish(p->ctx->store, job, &blocked, p->retry_base_s, NULL, NULL, 0,
+                          next_retry_at_s);
+    if (rc == 0)
+        *o = blocked;
+    return rc;
+}
+
+/* Stores a job's outcome, retrying with backoff (STORE_RETRY_FIRST_MS
+ * doubling to STORE_RETRY_MAX_MS) while the store cannot take it (disk
+ * full, I/O error): the outcome is kept in memory meanwhile, the pool
+ * counts the job in stats.unstored_jobs (call_recordings:jobs warns), and
+ * the job stays `running`, so nothing needs a restart once the store is
+ * writable again. Returns 0, or the last store error when the worker is
+ * asked to stop first. */
+static int store_outcome(struct worker *w, const struct lucy_job *job, struct lucy_job_outcome *o,
+                         const struct lucy_transcript *t, const struct lucy_recording_info *info,
+                         int64_t *next_retry_at_s)
+{
+    struct lucy_jobs_pool *p = w->pool;
+    int rc = store_outcome_once(p, job, o, t, info, next_retry_at_s);
+    if (rc == 0)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    p->stats.unstored_jobs++;
+    snprintf(p->stats.store_error, sizeof p->stats.store_error, "%s", lucy_strerror(rc));
+    pthread_mutex_unlock(&p->mu);
+    lucy_log(LUCY_LOG_ERROR, "cannot record a transcription result; retrying", "{s:I,s:s}",
+             "job_id", (json_int_t)job->id, "error", lucy_strerror(rc));
+    int64_t wait_ms = STORE_RETRY_FIRST_MS;
+    while (rc != 0 && !worker_stopping(w)) {
+        if (lucy_thread_nap(&w->thread, wait_ms))
+            break;
+        wait_ms = wait_ms * 2 < STORE_RETRY_MAX_MS ? wait_ms * 2 : STORE_RETRY_MAX_MS;
+        rc = store_outcome_once(p, job, o, t, info, next_retry_at_s);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.unstored_jobs--;
+    if (p->stats.unstored_jobs == 0)
+        p->stats.store_error[0] = '\0';
+    pthread_mutex_unlock(&p->mu);
+    if (rc == 0)
+        lucy_log(LUCY_LOG_INFO, "transcription result stored after a retry", "{s:I}", "job_id",
+                 (json_int_t)job->id);
     return rc;
 }
 
@@ -433,17 +496,14 @@ static void run_job(struct worker *w, const struct lucy_job *job)
 
 finish:;
     int64_t next_retry_at_s = 0;
-    rc = lucy_jobs_finish(ctx->store, job, &o, p->retry_base_s, have_transcript ? &t : NULL,
-                          info.title, info.time_s, &next_retry_at_s);
-    if (rc == LUCY_ENOSPC && have_transcript) {
-        /* No room for the transcript: block; it is redone on recovery. */
-        outcome_from_source(&o, LUCY_ENOSPC, job->attempts, "storing the transcript");
-        rc =
-            lucy_jobs_finish(ctx->store, job, &o, p->retry_base_s, NULL, NULL, 0, &next_retry_at_s);
+    rc = store_outcome(w, job, &o, have_transcript ? &t : NULL, &info, &next_retry_at_s);
+    if (rc) {
+        /* Only a stop ends the retries: the job stays running and the next
+         * start puts it back in the queue. */
+        lucy_log(LUCY_LOG_WARNING, "transcription result not stored before the stop", "{s:I,s:s}",
+                 "job_id", (json_int_t)job->id, "error", lucy_strerror(rc));
+        goto out;
     }
-    if (rc)
-        lucy_log(LUCY_LOG_ERROR, "cannot record a transcription result", "{s:I,s:s}", "job_id",
-                 (json_int_t)job->id, "error", lucy_strerror(rc));
     if (o.error_type)
         lucy_log(o.status == LUCY_JOB_FAILED ? LUCY_LOG_WARNING : LUCY_LOG_INFO,
                  "transcription not done", "{s:I,s:s,s:s,s:s,s:i,s:I}", "job_id",
@@ -455,6 +515,7 @@ finish:;
                  (json_int_t)job->id, "recording_id", job->recording_id, "status",
                  lucy_job_status_name(o.status), "segments", (int)t.n_segments, "audio_s",
                  t.audio_s, "rtf", t.rtf, "engine", t.engine);
+out:
     lucy_transcript_free(&t);
     lucy_pcm_free(&pcm);
     lucy_recording_info_free(&info);
