@@ -281,6 +281,32 @@ const struct lucy_migration lucy_migrations[] = {
      * are applied. */
     {43, "recording_paths_ctime",
      "ALTER TABLE recording_paths ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"},
+    /* 44: what a call recording says about itself (DESIGN §12), one row per
+     * recording, written by the scanner (call_recordings/scan_store.c) from
+     * callmeta.c: started_at (UTC ms; utc_offset_min NULL = offset unknown),
+     * direction in|out|conference (NULL = unknown), the number as found and
+     * as E.164 (NULL = not normalised: the person link is by number_e164),
+     * the names a recorder gave, each field's source (JSON object field ->
+     * sidecar|file_name|tags|mtime), warnings (JSON array), the title. */
+    {44, "recording_calls",
+     "CREATE TABLE recording_calls ("
+     " recording_id TEXT PRIMARY KEY REFERENCES recordings(id) ON DELETE CASCADE,"
+     " started_at_ms INTEGER,"
+     " utc_offset_min INTEGER,"
+     " direction TEXT CHECK (direction IN ('in','out','conference')),"
+     " number_raw TEXT,"
+     " number_e164 TEXT,"
+     " sim_slot INTEGER,"
+     " contact_name TEXT,"
+     " caller_name TEXT,"
+     " call_log_name TEXT,"
+     " file_name_name TEXT,"
+     " sources TEXT NOT NULL DEFAULT '{}',"
+     " warnings TEXT NOT NULL DEFAULT '[]',"
+     " title TEXT,"
+     " updated_at_ms INTEGER NOT NULL);"
+     "CREATE INDEX recording_calls_started ON recording_calls (started_at_ms);"
+     "CREATE INDEX recording_calls_number ON recording_calls (number_e164);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 
