@@ -40,6 +40,12 @@ static const struct {
     {"doctor", lucy_cmd_doctor, "[--json] [--fix]",
      "check disk, store, backlogs, Redis, Qdrant and the scanner; say what to do (exit 1 when "
      "something needs attention); --fix applies the safe fixes"},
+    {"backup", lucy_cmd_backup, "DEST [--json]",
+     "an online, checked copy of the store into DEST (a folder: lucy-<UTC time>.db; or a file) "
+     "while lucy serve keeps serving"},
+    {"restore", lucy_cmd_restore, "SRC [--json]",
+     "put a backup in place of the store (refused while lucy serve runs; the old database is "
+     "moved aside, not deleted)"},
     {"version", lucy_cmd_version, "", "print the version"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
