@@ -120,6 +120,9 @@ static int checked_copy(const char *src_path, const char *tmp, char *err, size_t
         rc = sqlite_fail(dst, rc);
         goto out;
     }
+    /* the temp file is fsynced once at the end and renamed only when
+     * checked: no journal and no syncs while it is written */
+    sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
     if ((rc = copy_pages(src, dst, err, errlen)) != 0)
         goto out;
     /* a file on its own: no -wal beside it to lose in a copy or a move */
