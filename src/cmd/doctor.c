@@ -41,6 +41,7 @@ static const struct lucy_doctor_check checks[] = {
     {"reserve", lucy_doctor_check_reserve, lucy_doctor_fix_reserve},
     {"temp_copies", lucy_doctor_check_temp, lucy_doctor_fix_temp},
     {"store", lucy_doctor_check_store, NULL},
+    {"backup", lucy_doctor_check_backup, NULL},
     {"inbox", lucy_doctor_check_inbox, NULL},
     {"outbox", lucy_doctor_check_outbox, NULL},
     {"jobs", lucy_doctor_check_jobs, NULL},

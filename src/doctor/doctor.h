@@ -57,6 +57,7 @@ enum lucy_doctor_remedy {
     LUCY_REMEDY_STORE_MISSING,
     LUCY_REMEDY_STORE_UNREADABLE,
     LUCY_REMEDY_STORE_DAMAGED,
+    LUCY_REMEDY_BACKUP_LATE,
     LUCY_REMEDY_INBOX_BACKLOG,
     LUCY_REMEDY_OUTBOX_BACKLOG,
     LUCY_REMEDY_OUTBOX_FAILED,
@@ -158,6 +159,8 @@ void lucy_doctor_fix_temp(struct lucy_doctor *d, const struct lucy_doctor_result
                           struct lucy_doctor_fix *out);
 
 void lucy_doctor_check_store(struct lucy_doctor *d, struct lucy_doctor_result *r);
+/* The newest backup in LUCY_BACKUP_DIR and its age (store.c). */
+void lucy_doctor_check_backup(struct lucy_doctor *d, struct lucy_doctor_result *r);
 void lucy_doctor_check_inbox(struct lucy_doctor *d, struct lucy_doctor_result *r);
 void lucy_doctor_check_outbox(struct lucy_doctor *d, struct lucy_doctor_result *r);
 void lucy_doctor_check_jobs(struct lucy_doctor *d, struct lucy_doctor_result *r);

@@ -49,6 +49,10 @@ static const char *const remedies[LUCY_REMEDY_COUNT] = {
         "The database is damaged (a corrupt page, or its file or -wal was lost or replaced): "
         "stop lucy, keep a copy of the data dir as it is, and restore the last good backup "
         "(see \"A damaged store\"). Until then lucy's readiness fails.",
+    [LUCY_REMEDY_BACKUP_LATE] =
+        "Scheduled backups are late or missing: look for \"scheduled backup skipped or failed\" "
+        "in lucy's log (usually too little free space in LUCY_BACKUP_DIR), free space there, or "
+        "run `lucy backup DIR` by hand.",
     [LUCY_REMEDY_INBOX_BACKLOG] =
         "The messages are safe on disk and retried with backoff: the cause is usually Redis or "
         "the search index (see those checks) or a stopped `lucy serve`; the backlog drains by "

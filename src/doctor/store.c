@@ -30,6 +30,7 @@
 #include "../index/index.h"
 #include "../plugins/call_recordings/jobs.h"
 #include "../plugins/call_recordings/scan.h"
+#include "../store/backups.h"
 #include "../store/store.h"
 #include "doctor.h"
 
@@ -125,6 +126,35 @@ void lucy_doctor_check_store(struct lucy_doctor *d, struct lucy_doctor_result *r
     }
     lucy_doctor_say(r, "%.1000s is readable (schema version %lld)%s", d->db_path, version,
                     rc == 0 ? "; PRAGMA quick_check: ok" : "; the integrity check did not finish");
+}
+
+/* ---- backup ---------------------------------------------------------------- */
+
+void lucy_doctor_check_backup(struct lucy_doctor *d, struct lucy_doctor_result *r)
+{
+    const char *dir = d->cfg->backup_dir;
+    if (!dir || !*dir) {
+        json_object_set_new(r->details, "scheduled", json_false());
+        lucy_doctor_say(r, "scheduled backups are off (LUCY_BACKUP_DIR unset); `lucy backup DIR` "
+                           "makes one by hand");
+        return;
+    }
+    char path[1100] = "";
+    int64_t at = lucy_backups_newest(dir, path, sizeof path);
+    double age_h = at ? (double)(lucy_wall_ms() - at) / 3600000.0 : -1;
+    json_object_set_new(r->details, "scheduled", json_true());
+    json_object_set_new(r->details, "dir", json_string(dir));
+    json_object_set_new(r->details, "last_good", at ? json_string(path) : json_null());
+    json_object_set_new(r->details, "age_h", at ? json_real(age_h) : json_null());
+    if (!at) {
+        lucy_doctor_say(r, "no backup in %.900s yet", dir);
+        lucy_doctor_raise(r, LUCY_DOCTOR_WARN, LUCY_REMEDY_BACKUP_LATE);
+        return;
+    }
+    lucy_doctor_say(r, "last good backup: %.900s, %.1f h old (every %d h)", path, age_h,
+                    d->cfg->backup_interval_h);
+    if (age_h > 2.0 * d->cfg->backup_interval_h)
+        lucy_doctor_raise(r, LUCY_DOCTOR_WARN, LUCY_REMEDY_BACKUP_LATE);
 }
 
 /* ---- inbox ----------------------------------------------------------------- */

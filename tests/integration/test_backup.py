@@ -226,3 +226,47 @@ def test_kill9_during_a_backup_leaves_the_previous_good_backup(start_lucy, tmp_p
     assert killed > 0
     final = hashlib.sha256(open(dest, "rb").read()).hexdigest()
     assert final == good or len(wamids(dest)) == 100
+
+
+# ---- scheduled backups ----------------------------------------------------------
+
+def _backups(d):
+    return sorted(p for p in os.listdir(d) if p.startswith("lucy-") and p.endswith(".db"))
+
+
+def test_scheduled_backup_at_start_keeps_the_newest_and_doctor_names_it(start_lucy, tmp_path):
+    dest = tmp_path / "scheduled"
+    dest.mkdir()
+    old = ["lucy-2020010%dT000000Z.db" % i for i in range(1, 6)]
+    for name in old:  # five old backups, older than the interval
+        (dest / name).write_bytes(b"old")
+        os.utime(dest / name, (time.time() - 30 * 86400, time.time() - 30 * 86400))
+    lucy = start_lucy(env={"LUCY_BACKUP_DIR": str(dest), "LUCY_BACKUP_INTERVAL_H": "24",
+                           "LUCY_BACKUP_KEEP": "3"})
+    lucy.wait_for(lambda: len(_backups(dest)) == 3 and _backups(dest)[-1] not in old,
+                  what="a new backup and the two newest old ones kept")
+    assert _backups(dest)[:2] == old[3:]  # the oldest three were removed
+    assert len(wamids(str(dest / _backups(dest)[-1]))) == 0  # a sound, checked copy
+    lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["backup:age"][0]["status"] == "pass",
+                  what="backup:age passes once the new backup is there")
+    r = lucy_cmd(["doctor", "--json"], lucy.data_dir, env={"LUCY_BACKUP_DIR": str(dest)})
+    backup = [c for c in json.loads(r.stdout)["checks"] if c["name"] == "backup"][0]
+    assert backup["details"]["last_good"].endswith(_backups(dest)[-1]), backup
+
+
+@needs_root
+def test_scheduled_backup_without_room_warns_and_retries_by_itself(start_lucy, tmpfs):
+    mnt = tmpfs("4m")
+    hog = os.path.join(mnt, "hog")
+    with open(hog, "wb") as f:
+        f.write(b"\0" * (3 * 1024 * 1024 + 900 * 1024))
+    lucy = start_lucy(env={"LUCY_BACKUP_DIR": mnt})
+    check = lucy.wait_for(lambda: (lambda c: c if c and c[0]["status"] == "warn" else None)(
+        lucy.get("/health").json()["checks"].get("backup:age")), what="backup:age warns")[0]
+    assert "not enough room" in check["output"], check
+    assert lucy.get("/health").status_code == 200  # a warning, not a failure
+    assert _backups(mnt) == [] and [p for p in os.listdir(mnt) if p != "hog"] == []
+    os.unlink(hog)
+    lucy.wait_for(lambda: len(_backups(mnt)) == 1, timeout=30, what="the retried backup")
+    lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["backup:age"][0]["status"] == "pass",
+                  what="backup:age passes")
