@@ -22,7 +22,8 @@
 #include "integrity.h"
 #include "store.h"
 
-#define BUSY_RETRIES 50 /* x 100 ms: a writer holding the database briefly */
+#define BUSY_RETRIES 50   /* x 100 ms: a writer holding the database briefly */
+#define STEP_PAGES   4096 /* pages per backup step (16 MiB at 4 KiB): flushed after each */
 
 /* "20261204T211530Z" for now. */
 static void utc_stamp(char *buf, size_t len)
@@ -79,20 +80,27 @@ static int integrity_ok(sqlite3 *db, char *detail, size_t len)
 }
 
 /* Copies every page of src's main database into dst's (the online backup
- * API: one consistent snapshot; in WAL mode the daemon keeps writing). */
-static int copy_pages(sqlite3 *src, sqlite3 *dst, char *err, size_t errlen)
+ * API: one consistent snapshot; in WAL mode the daemon keeps writing), in
+ * steps of STEP_PAGES, flushing what was written after each step through
+ * sync_fd (a descriptor of dst's file; -1 = none): a 1 GB copy written
+ * unsynced and fsynced at the end queues a gigabyte in front of the
+ * daemon's own 1 ms fsyncs, and every webhook waits behind it. */
+static int copy_pages(sqlite3 *src, sqlite3 *dst, int sync_fd, char *err, size_t errlen)
 {
     sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
     if (!b) {
         snprintf(err, errlen, "cannot start the copy: %s", sqlite3_errmsg(dst));
         return sqlite_fail(dst, sqlite3_errcode(dst));
     }
-    int rc;
-    for (int tries = 0;; tries++) {
-        rc = sqlite3_backup_step(b, -1);
-        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= BUSY_RETRIES)
+    int rc, busy = 0;
+    while ((rc = sqlite3_backup_step(b, STEP_PAGES)) == SQLITE_OK || rc == SQLITE_BUSY ||
+           rc == SQLITE_LOCKED) {
+        if (rc != SQLITE_OK && ++busy > BUSY_RETRIES)
             break;
-        sqlite3_sleep(100);
+        if (rc != SQLITE_OK)
+            sqlite3_sleep(100);
+        else if (sync_fd >= 0)
+            fdatasync(sync_fd);
     }
     sqlite3_backup_finish(b);
     if (rc == SQLITE_DONE)
@@ -123,7 +131,11 @@ static int checked_copy(const char *src_path, const char *tmp, char *err, size_t
     /* the temp file is fsynced once at the end and renamed only when
      * checked: no journal and no syncs while it is written */
     sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
-    if ((rc = copy_pages(src, dst, err, errlen)) != 0)
+    int sync_fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    rc = copy_pages(src, dst, sync_fd, err, errlen);
+    if (sync_fd >= 0)
+        close(sync_fd);
+    if (rc)
         goto out;
     /* a file on its own: no -wal beside it to lose in a copy or a move */
     int jrc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);

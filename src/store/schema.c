@@ -289,7 +289,7 @@ const struct lucy_migration lucy_migrations[] = {
      * the names a recorder gave, each field's source (JSON object field ->
      * sidecar|file_name|tags|mtime), warnings (JSON array), the title. */
     {44, "recording_calls",
-     "CREATE TABLE recording_calls ("
+     "CREATE TABLE IF NOT EXISTS recording_calls ("
      " recording_id TEXT PRIMARY KEY REFERENCES recordings(id) ON DELETE CASCADE,"
      " started_at_ms INTEGER,"
      " utc_offset_min INTEGER,"
@@ -305,8 +305,8 @@ const struct lucy_migration lucy_migrations[] = {
      " warnings TEXT NOT NULL DEFAULT '[]',"
      " title TEXT,"
      " updated_at_ms INTEGER NOT NULL);"
-     "CREATE INDEX recording_calls_started ON recording_calls (started_at_ms);"
-     "CREATE INDEX recording_calls_number ON recording_calls (number_e164);"},
+     "CREATE INDEX IF NOT EXISTS recording_calls_started ON recording_calls (started_at_ms);"
+     "CREATE INDEX IF NOT EXISTS recording_calls_number ON recording_calls (number_e164);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 
