@@ -5,12 +5,18 @@
 
 #include "../index/index.h"
 #include "../kv/kv.h"
+#include "../people/people.h"
 #include "../web/web.h"
 #include "call_recordings/plugin.h"
 #include "plugin.h"
 #include "whatsapp/whatsapp.h"
 
 const struct lucy_plugin *const lucy_plugins[] = {
-    &lucy_kv_plugin,       &lucy_index_plugin, &lucy_call_recordings_plugin,
-    &lucy_whatsapp_plugin, &lucy_web_plugin,   NULL,
+    &lucy_kv_plugin,
+    &lucy_index_plugin,
+    &lucy_people_plugin,
+    &lucy_call_recordings_plugin,
+    &lucy_whatsapp_plugin,
+    &lucy_web_plugin,
+    NULL,
 };
