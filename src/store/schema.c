@@ -314,12 +314,13 @@ const struct lucy_migration lucy_migrations[] = {
      * AUTOINCREMENT: an undone merge gives a person its id back, so no id
      * may be reused. No foreign keys: a merge re-points rows before it
      * deletes the person. Times are Unix ms. WhatsApp contacts become
-     * persons in the inbox worker's first write (it owns wa_contacts). */
+     * persons in the inbox worker's first write (it owns wa_contacts).
+     * IF NOT EXISTS: tests that rewind schema_version re-run it. */
     {45, "people",
-     "CREATE TABLE people ("
+     "CREATE TABLE IF NOT EXISTS people ("
      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
      " created_at_ms INTEGER NOT NULL);"
-     "CREATE TABLE people_identifiers ("
+     "CREATE TABLE IF NOT EXISTS people_identifiers ("
      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
      " person INTEGER NOT NULL,"
      " kind TEXT NOT NULL CHECK (kind IN ('phone','wa_id','user_id')),"
@@ -327,8 +328,8 @@ const struct lucy_migration lucy_migrations[] = {
      " source TEXT NOT NULL,"
      " first_seen_ms INTEGER NOT NULL,"
      " UNIQUE (kind, value));"
-     "CREATE INDEX people_identifiers_by_person ON people_identifiers (person);"
-     "CREATE TABLE people_names ("
+     "CREATE INDEX IF NOT EXISTS people_identifiers_by_person ON people_identifiers (person);"
+     "CREATE TABLE IF NOT EXISTS people_names ("
      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
      " person INTEGER NOT NULL,"
      " identifier INTEGER,"
@@ -337,9 +338,9 @@ const struct lucy_migration lucy_migrations[] = {
      "  'caller_name','profile_name','file_name')),"
      " first_seen_ms INTEGER NOT NULL,"
      " last_seen_ms INTEGER NOT NULL);"
-     "CREATE INDEX people_names_by_person ON people_names (person, source);"
-     "CREATE INDEX people_names_by_identifier ON people_names (identifier);"
-     "CREATE TABLE people_journal ("
+     "CREATE INDEX IF NOT EXISTS people_names_by_person ON people_names (person, source);"
+     "CREATE INDEX IF NOT EXISTS people_names_by_identifier ON people_names (identifier);"
+     "CREATE TABLE IF NOT EXISTS people_journal ("
      " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
      " at_ms INTEGER NOT NULL,"
      " op TEXT NOT NULL CHECK (op IN ('merge','split','alias')),"
@@ -348,8 +349,8 @@ const struct lucy_migration lucy_migrations[] = {
      " other INTEGER,"
      " data TEXT NOT NULL,"
      " undone_at_ms INTEGER);"
-     "CREATE INDEX people_journal_by_person ON people_journal (person);"
-     "CREATE INDEX people_journal_by_other ON people_journal (other);"},
+     "CREATE INDEX IF NOT EXISTS people_journal_by_person ON people_journal (person);"
+     "CREATE INDEX IF NOT EXISTS people_journal_by_other ON people_journal (other);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 
