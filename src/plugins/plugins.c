@@ -5,6 +5,7 @@
 
 #include "../index/index.h"
 #include "../kv/kv.h"
+#include "../people/people.h"
 #include "../store/backups.h"
 #include "../web/web.h"
 #include "call_recordings/plugin.h"
@@ -12,11 +13,6 @@
 #include "whatsapp/whatsapp.h"
 
 const struct lucy_plugin *const lucy_plugins[] = {
-    &lucy_kv_plugin,
-    &lucy_index_plugin,
-    &lucy_call_recordings_plugin,
-    &lucy_whatsapp_plugin,
-    &lucy_web_plugin,
-    &lucy_backups_plugin,
-    NULL,
+    &lucy_kv_plugin,       &lucy_index_plugin, &lucy_people_plugin,  &lucy_call_recordings_plugin,
+    &lucy_whatsapp_plugin, &lucy_web_plugin,   &lucy_backups_plugin, NULL,
 };

@@ -307,6 +307,50 @@ const struct lucy_migration lucy_migrations[] = {
      " updated_at_ms INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS recording_calls_started ON recording_calls (started_at_ms);"
      "CREATE INDEX IF NOT EXISTS recording_calls_number ON recording_calls (number_e164);"},
+    /* 45: people (src/people/, DESIGN §12): persons, their identifiers
+     * (phone = E.164, wa_id, user_id; one person per (kind, value)), every
+     * name seen with its source and the identifier it came with, and the
+     * journal of merges, splits and aliases with what undoes them exactly.
+     * AUTOINCREMENT: an undone merge gives a person its id back, so no id
+     * may be reused. No foreign keys: a merge re-points rows before it
+     * deletes the person. Times are Unix ms. WhatsApp contacts become
+     * persons in the inbox worker's first write (it owns wa_contacts).
+     * IF NOT EXISTS: tests that rewind schema_version re-run it. */
+    {45, "people",
+     "CREATE TABLE IF NOT EXISTS people ("
+     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " created_at_ms INTEGER NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS people_identifiers ("
+     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " person INTEGER NOT NULL,"
+     " kind TEXT NOT NULL CHECK (kind IN ('phone','wa_id','user_id')),"
+     " value TEXT NOT NULL,"
+     " source TEXT NOT NULL,"
+     " first_seen_ms INTEGER NOT NULL,"
+     " UNIQUE (kind, value));"
+     "CREATE INDEX IF NOT EXISTS people_identifiers_by_person ON people_identifiers (person);"
+     "CREATE TABLE IF NOT EXISTS people_names ("
+     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " person INTEGER NOT NULL,"
+     " identifier INTEGER,"
+     " name TEXT NOT NULL,"
+     " source TEXT NOT NULL CHECK (source IN ('alias','contact_name','call_log_name',"
+     "  'caller_name','profile_name','file_name')),"
+     " first_seen_ms INTEGER NOT NULL,"
+     " last_seen_ms INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS people_names_by_person ON people_names (person, source);"
+     "CREATE INDEX IF NOT EXISTS people_names_by_identifier ON people_names (identifier);"
+     "CREATE TABLE IF NOT EXISTS people_journal ("
+     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " at_ms INTEGER NOT NULL,"
+     " op TEXT NOT NULL CHECK (op IN ('merge','split','alias')),"
+     " auto INTEGER NOT NULL DEFAULT 0,"
+     " person INTEGER NOT NULL,"
+     " other INTEGER,"
+     " data TEXT NOT NULL,"
+     " undone_at_ms INTEGER);"
+     "CREATE INDEX IF NOT EXISTS people_journal_by_person ON people_journal (person);"
+     "CREATE INDEX IF NOT EXISTS people_journal_by_other ON people_journal (other);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

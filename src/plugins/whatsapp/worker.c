@@ -58,6 +58,7 @@
 #include "../../kv/kv.h"
 #include "../../log.h"
 #include "../../lucy.h"
+#include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "../../thread.h"
@@ -356,9 +357,24 @@ static int apply_contact(sqlite3 *db, struct batch *b, struct stmts *s, struct m
     return rc;
 }
 
+/* Inside the item's savepoint: the sender as a person (src/people), by its
+ * wa_id (which also links it to the phone it spells) or else its user_id,
+ * with its profile name. An id people refuses (LUCY_EINVAL: not a wa_id's
+ * digits) costs the message nothing: it is stored without a person. */
+static int observe_sender(sqlite3 *db, const struct msg_item *it)
+{
+    const char *kind = it->wa_id ? "wa_id" : "user_id";
+    const char *value = it->wa_id ? it->wa_id : it->user_id;
+    int rc =
+        value ? lucy_people_observe(db, kind, value, it->profile_name, "profile_name", NULL) : 0;
+    return rc == LUCY_EINVAL ? 0 : rc;
+}
+
 static int apply_message(sqlite3 *db, struct batch *b, struct stmts *s, struct msg_item *it)
 {
     int rc = apply_contact(db, b, s, it);
+    if (rc == 0)
+        rc = observe_sender(db, it);
     int allowed = 1;
     if (it->decided) {
         allowed = it->allowed;
@@ -633,13 +649,72 @@ static int round_once(struct lucy_wa_worker *w, struct batch *b)
     return handled;
 }
 
+/* ---- contacts of older releases become persons --------------------------- */
+
+/* Every contact whose wa_id (else user_id) no person holds yet: contacts
+ * stored before people existed (schema 45), or created by PUT /contacts
+ * for a contact only another instance had seen. Each becomes a person with
+ * its profile name and the user's alias. Idempotent: a contact already a
+ * person is not selected again. */
+static const char sql_unmigrated[] =
+    "SELECT coalesce(wa_id, user_id), CASE WHEN wa_id IS NULL THEN 'user_id' ELSE 'wa_id' END,"
+    " profile_name, user_alias, wa_id IS NOT NULL AND user_id IS NOT NULL, user_id "
+    "FROM wa_contacts c WHERE coalesce(wa_id, user_id) IS NOT NULL AND NOT EXISTS ("
+    " SELECT 1 FROM people_identifiers i WHERE i.value = coalesce(c.wa_id, c.user_id)"
+    " AND i.kind = CASE WHEN c.wa_id IS NULL THEN 'user_id' ELSE 'wa_id' END) LIMIT 500";
+
+static int contacts_to_people(sqlite3 *db, void *arg)
+{
+    int *left = arg;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_unmigrated, &st);
+    if (rc)
+        return rc;
+    int seen = 0, made = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *value = (const char *)sqlite3_column_text(st, 0);
+        const char *kind = (const char *)sqlite3_column_text(st, 1);
+        const char *alias = (const char *)sqlite3_column_text(st, 3);
+        int64_t person = 0;
+        seen++;
+        rc = lucy_people_observe(db, kind, value, (const char *)sqlite3_column_text(st, 2),
+                                 "profile_name", &person);
+        if (rc == 0 && sqlite3_column_int(st, 4)) /* both ids: the user_id too */
+            rc = lucy_people_observe(db, "user_id", (const char *)sqlite3_column_text(st, 5), NULL,
+                                     NULL, NULL);
+        if (rc == 0 && alias && *alias)
+            rc = lucy_people_set_alias(db, person, alias, lucy_wall_ms(), NULL);
+        made += rc == 0;
+        if (rc == LUCY_EINVAL) /* not an id people takes: it stays a contact only */
+            rc = 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = lucy_store_err(step);
+    *left = seen == 500 && made > 0; /* a page of refused ids would come back forever */
+    return rc;
+}
+
+/* 0 when every contact is a person, else a store error (retried later). */
+static int migrate_contacts(struct lucy_wa_worker *w)
+{
+    int left = 1, rc = 0;
+    while (rc == 0 && left)
+        rc = lucy_store_write(w->ctx->store, contacts_to_people, &left, 0);
+    return rc;
+}
+
 static void worker_main(void *arg)
 {
     struct lucy_wa_worker *w = arg;
     struct batch *b = calloc(1, sizeof *b);
-    int failures = 0;
+    int failures = 0, migrated = 0;
     while (b) {
-        int n = round_once(w, b);
+        /* before the first round: older contacts are persons before new
+         * messages add names to them */
+        int n = migrated ? 0 : migrate_contacts(w);
+        migrated |= n == 0;
+        if (n == 0)
+            n = round_once(w, b);
         int64_t wait_ms = 0;
         if (n < 0) {
             lucy_log(LUCY_LOG_WARNING, "inbox worker cannot use the store; retrying", "{s:s,s:i}",

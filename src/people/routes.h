@@ -1,0 +1,23 @@
+/*
+ * routes.h - the /people routes (routes.c) and the state they get as
+ * req->arg, which plugin.c owns.
+ */
+#ifndef LUCY_PEOPLE_ROUTES_H
+#define LUCY_PEOPLE_ROUTES_H
+
+#include <stddef.h>
+
+#include "../http/http.h"
+
+struct lucy_kv;
+
+/* Every /people route's req->arg: read-only after the plugin's init. */
+struct lucy_people_routes {
+    struct lucy_kv *kv; /* ctx->kv, borrowed: where aliases are shared; NULL = none */
+};
+
+/* The route rows; plugin.c adds them with its struct lucy_people_routes. */
+extern const struct lucy_route lucy_people_route_table[];
+extern const size_t lucy_people_route_count;
+
+#endif
