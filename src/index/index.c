@@ -323,12 +323,12 @@ json_t *lucy_search_hit_json(const struct lucy_search_hit *h)
  * only; a table with no rows counts 0). Recordings are every distinct
  * audio content lucy knows (also those whose file went missing: their
  * transcripts stay); audio is the sum of the probed durations. People
- * are the WhatsApp contacts for now (wa_contacts). */
+ * are the persons of src/people/. */
 static const char user_counts_sql[] = "SELECT (SELECT count(*) FROM recordings),"
                                       " (SELECT coalesce(sum(duration_s), 0) FROM recordings),"
                                       " (SELECT count(*) FROM segments),"
                                       " (SELECT count(*) FROM wa_messages),"
-                                      " (SELECT count(*) FROM wa_contacts)";
+                                      " (SELECT count(*) FROM people)";
 
 struct local_stats {
     struct lucy_outbox_stats outbox; /* pending / failed */
@@ -337,7 +337,7 @@ struct local_stats {
     double audio_s;                  /* sum of their durations, seconds */
     int64_t transcript_segments;     /* segments rows */
     int64_t messages;                /* wa_messages rows */
-    int64_t people;                  /* wa_contacts rows */
+    int64_t people;                  /* persons (src/people/) */
 };
 
 static int read_local_stats(sqlite3 *db, void *arg)
