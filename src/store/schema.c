@@ -307,6 +307,17 @@ const struct lucy_migration lucy_migrations[] = {
      " updated_at_ms INTEGER NOT NULL);"
      "CREATE INDEX recording_calls_started ON recording_calls (started_at_ms);"
      "CREATE INDEX recording_calls_number ON recording_calls (number_e164);"},
+    /* 45: what 44 could not hold (scan_store.c writes them): tag_name (a
+     * name from the title/artist tags), started_at_local (1: the source
+     * gave wall-clock time with no zone, started_at_ms is it read as UTC),
+     * path (the primary path the call was read from) and sidecar_ctime_ns
+     * (its sidecar's ctime then; NULL = none, -1 = unreadable), so the
+     * scanner reads a recording again when its sidecar appears or changes. */
+    {45, "recording_calls_source",
+     "ALTER TABLE recording_calls ADD COLUMN tag_name TEXT;"
+     "ALTER TABLE recording_calls ADD COLUMN started_at_local INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE recording_calls ADD COLUMN path BLOB;"
+     "ALTER TABLE recording_calls ADD COLUMN sidecar_ctime_ns INTEGER;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

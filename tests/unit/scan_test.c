@@ -199,7 +199,7 @@ static void test_walk(void **state)
     snprintf(q, sizeof q, "%s/link.m4a", dir);
     assert_int_equal(symlink("sub/a\xE9.m4a", q), 0);
 
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside, NULL};
     struct walk_seen w = {0};
     uint64_t n = 0;
     assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, &n), 0);
