@@ -132,7 +132,11 @@ def test_recordings_scanned_transcribed_and_searchable(start_lucy, tmp_path):
     hits = lucy.wait_for(hit, timeout=20, what="search hit for 'forward'")
     assert hits[0]["source"] == "call_recording"
     assert hits[0]["t1_ms"] > hits[0]["t0_ms"] >= 0
-    assert hits[0]["title"] == "goforward.m4a"
+    # Segments carry no title (DESIGN §12: names are not copied into every
+    # segment); the recording's title is the call's, from the API.
+    assert hits[0]["title"] is None
+    assert rec["title"].startswith("Call with unknown caller")
+    assert lucy.get("/search", params={"q": "goforward"}).json()["hits"] == []
 
     m = lucy.get("/metrics").text
     assert 'lucy_jobs{status="done"} 2' in m

@@ -24,7 +24,7 @@ AUDIO = os.path.join(FIXTURES, "audio")
 SHIM = os.path.join(BUILD_DIR, "tests", "faults", "liblockshim.so")
 SUMMARY_KEYS = ["files_seen", "new", "changed", "unchanged", "locked", "placeholder", "ignored",
                 "changing", "corrupt", "permission_denied", "io_error", "unsupported", "missing",
-                "unavailable", "bytes_hashed", "duration_ms", "errors_by_errno"]
+                "unavailable", "orphan_sidecars", "bytes_hashed", "duration_ms", "errors_by_errno"]
 RECORDINGS = ["goforward.m4a", "librivox-0870.m4a", "librivox-0880.m4a", "librivox-0890.m4a",
               "cards-001.ogg", "cards-002-8k.wav", "cards-003-stereo.m4a"]
 HOUR_AGO = time.time() - 3600
