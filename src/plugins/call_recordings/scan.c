@@ -405,18 +405,18 @@ static void read_call(struct scan *sc, int dirfd, const char *name, const struct
 }
 
 /* 1 when an unchanged recording path has to be read again for its call
- * (see the file comment): no call yet, the call's path is gone, this path
- * is a better one than a sync/backup copy the call came from, or this is
- * the call's path and its sidecar changed. */
+ * (see the file comment): this is the call's path and its sidecar changed;
+ * or the recording has no call yet, the call's path is gone (missing from
+ * a root that is there; an unavailable root may come back as it was), or
+ * this path is a better one than the sync/backup copy the call came from. */
 static int call_stale(int dirfd, const char *name, const struct lucy_scan_known *k)
 {
     if (k->status != LUCY_SCAN_PATH_RECORDING)
         return 0;
-    if (!k->has_call || !k->call_path_present)
-        return 1;
-    if (!k->is_call_path)
-        return k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len);
-    return sidecar_signature(dirfd, name) != k->sidecar_ctime_ns;
+    if (k->has_call && k->is_call_path)
+        return sidecar_signature(dirfd, name) != k->sidecar_ctime_ns;
+    return !k->has_call || !k->call_path_alive ||
+           (k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len));
 }
 
 /* Opens, probes, hashes and re-checks one file with a single descriptor. */

@@ -259,7 +259,7 @@ struct lucy_scan_known {
      * (scan.c call_stale()); meaningful when status is RECORDING. */
     int has_call;             /* the recording has a call row */
     int is_call_path;         /* the call was read from this path */
-    int call_path_present;    /* the call's path is present */
+    int call_path_alive;      /* the call's path is known and not missing */
     int call_path_secondary;  /* the call's path is a sync/backup copy */
     int64_t sidecar_ctime_ns; /* is_call_path: the sidecar's ctime when read;
                                  0 = there was none, -1 = it could not be read */

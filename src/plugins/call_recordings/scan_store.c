@@ -157,18 +157,19 @@ static int load_known(sqlite3 *db, void *argp)
     struct load_arg *arg = argp;
     struct lucy_scan_known_map *m = arg->map;
     sqlite3_stmt *st;
-    int err = lucy_store_stmt(db,
-                              "SELECT p.path, p.size, p.mtime_ns, p.inode, p.status, p.presence,"
-                              " coalesce(p.recording_id, ''), coalesce(p.errno_name, ''),"
-                              " p.attempts,"
-                              " coalesce(p.next_retry_s, 0), p.ctime_ns,"
-                              " c.recording_id IS NOT NULL, c.path = p.path,"
-                              " cp.presence = 'present', cp.path, coalesce(c.sidecar_ctime_ns, 0)"
-                              " FROM recording_paths p"
-                              " LEFT JOIN recording_calls c ON c.recording_id = p.recording_id"
-                              " LEFT JOIN recording_paths cp ON cp.path = c.path"
-                              " WHERE p.path >= ?1 AND p.path < ?2",
-                              &st);
+    int err = lucy_store_stmt(
+        db,
+        "SELECT p.path, p.size, p.mtime_ns, p.inode, p.status, p.presence,"
+        " coalesce(p.recording_id, ''), coalesce(p.errno_name, ''),"
+        " p.attempts,"
+        " coalesce(p.next_retry_s, 0), p.ctime_ns,"
+        " c.recording_id IS NOT NULL, c.path = p.path,"
+        " coalesce(cp.presence != 'missing', 0), cp.path, coalesce(c.sidecar_ctime_ns, 0)"
+        " FROM recording_paths p"
+        " LEFT JOIN recording_calls c ON c.recording_id = p.recording_id"
+        " LEFT JOIN recording_paths cp ON cp.path = c.path"
+        " WHERE p.path >= ?1 AND p.path < ?2",
+        &st);
     if (err)
         return err;
     bind_range(st, 1, arg->range);
@@ -206,7 +207,7 @@ static int load_known(sqlite3 *db, void *argp)
         k->ctime_ns = sqlite3_column_int64(st, 10);
         k->has_call = sqlite3_column_int(st, 11);
         k->is_call_path = sqlite3_column_int(st, 12);
-        k->call_path_present = sqlite3_column_int(st, 13);
+        k->call_path_alive = sqlite3_column_int(st, 13);
         k->call_path_secondary = sqlite3_column_type(st, 14) != SQLITE_NULL &&
                                  lucy_scan_path_is_secondary(sqlite3_column_blob(st, 14),
                                                              (size_t)sqlite3_column_bytes(st, 14));
