@@ -193,13 +193,21 @@ def test_sidecar_after_its_audio_updates_the_call(start_lucy, tmp_path):
     lucy.wait_for(lambda: len(calls(lucy)) == 1, what="1 recording")
     c = calls(lucy)[BCR_NAME]["call"]
     assert c["direction"] == "out" and c["sources"]["direction"] == "file_name"
+    # Transcribed and indexed at the name's date first.
+    def hit_time():
+        hits = lucy.get("/search", params={"q": "forward"}).json()["hits"]
+        return hits and hits[0]["time"]
+    assert lucy.wait_for(hit_time, timeout=60, what="indexed") == 1681523821  # 21:57:01-04:00
 
-    sidecar(audio, bcr_doc())
+    sidecar(audio, bcr_doc(timestamp_unix_ms=1681523000000, timestamp=None))
     summary = scan(lucy)
     assert summary["files_seen"] == 1 and summary["unchanged"] == 1
     c = calls(lucy)[BCR_NAME]["call"]
     assert c["direction"] == "in" and c["sources"]["direction"] == "sidecar"
     assert c["number"]["e164"] == "+14155550123" and c["title"].startswith("Call with John Doe")
+    assert c["started_at_ms"] == 1681523000000 and c["sources"]["started_at"] == "sidecar"
+    # The segments' documents follow the call's new date.
+    lucy.wait_for(lambda: hit_time() == 1681523000, timeout=20, what="re-dated")
 
     # Changed again, then gone: the call follows.
     time.sleep(0.01)

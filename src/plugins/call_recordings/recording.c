@@ -216,7 +216,7 @@ static json_t *iso_call_time(int64_t ms, int offset_min, int offset_known, int l
     struct tm tm;
     if (!gmtime_r(&secs, &tm))
         return json_null();
-    char buf[64], zone[24] = "Z", ms_text[16] = "";
+    char buf[128], zone[24] = "Z", ms_text[16] = "";
     if (frac)
         snprintf(ms_text, sizeof ms_text, ".%03d", frac);
     if (local)
