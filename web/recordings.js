@@ -63,16 +63,31 @@ const FILTER_LABELS = {
   corrupt: "Corrupt", failed: "Failed", missing: "File missing",
 };
 
-// The recording's own time: its creation_time tag, else the file's mtime.
+// When the call took place: the call's started_at (lucy picked it from the
+// recorder's sidecar, the file name, the tags or the mtime: call.sources),
+// else, for a recording whose call is not read yet, its tags or mtime. A
+// local wall-clock time (no zone) is read as the browser's local time.
 function recordedAt(rec) {
   const tags = rec.tags || {};
-  return toDate(tags.creation_time) || toDate(tags.date) || toDate(rec.mtime);
+  const call = rec.call || {};
+  return toDate(call.started_at) || toDate(tags.creation_time) || toDate(tags.date) || toDate(rec.mtime);
 }
 
+// lucy's title: "Call with John Doe · in · 14 Apr 2023 21:57" (the call's
+// person or number, direction, date), else the primary file's name.
 function title(rec) {
-  const tags = rec.tags || {};
-  return tags.title || basename(rec.paths && rec.paths[0] && rec.paths[0].path) || rec.id.slice(0, 12);
+  return rec.title || basename(rec.paths && rec.paths[0] && rec.paths[0].path) || rec.id.slice(0, 12);
 }
+
+// Who the call was with: a name the recorder gave, else the number.
+function who(rec) {
+  const call = rec.call || {};
+  if (call.names && call.names.length) return call.names[0].name;
+  if (call.number) return call.number.e164 || call.number.raw;
+  return null;
+}
+
+const DIRECTION_WORDS = { in: "incoming", out: "outgoing", conference: "conference" };
 
 const SORTS = {
   newest: { label: "Newest first", cmp: (a, b) => (recordedAt(b) || 0) - (recordedAt(a) || 0) },
@@ -104,10 +119,13 @@ async function loadAll() {
 
 function listItem(rec) {
   const at = recordedAt(rec);
+  const call = rec.call || {};
   const scan = SCAN_WORDS[rec.scan_status];
   return el("li", { class: "card", "data-id": rec.id, "data-status": rec.state.key },
     el("a", { class: "title", href: "#/recordings/" + rec.id }, title(rec)),
     el("div", { class: "meta" },
+      who(rec) ? el("span", { "data-role": "who" }, who(rec)) : null,
+      call.direction ? el("span", { class: "badge", "data-role": "direction" }, DIRECTION_WORDS[call.direction] || call.direction) : null,
       el("span", null, el("span", { class: "visually-hidden" }, "Recorded "), at ? dateTime(at) : "unknown date"),
       el("span", null, duration(rec.duration_s))),
     el("p", { class: "status-text" },

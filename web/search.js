@@ -54,6 +54,14 @@ export async function render(main, parts, query, stale) {
   if (source) p.set("source", source);
   try {
     const r = await get("/search?" + p.toString());
+    // A recording's segments carry no title (DESIGN §12): show the
+    // recording's own (the call's: who, direction, date).
+    const ids = [...new Set(r.hits.filter((h) => h.source === "call_recording" && !h.title).map((h) => h.id))];
+    const titles = {};
+    await Promise.all(ids.map(async (id) => {
+      try { titles[id] = (await get("/recordings/" + encodeURIComponent(id))).title; } catch (e) { /* id stays */ }
+    }));
+    for (const h of r.hits) if (!h.title) h.title = titles[h.id] || (h.source === "call_recording" ? "Call recording" : "");
     if (stale()) return;
     clear(results,
       el("p", { class: "muted", id: "search-count" }, `${r.count} result${r.count === 1 ? "" : "s"} for "${q}".`),

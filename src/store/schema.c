@@ -287,7 +287,13 @@ const struct lucy_migration lucy_migrations[] = {
      * direction in|out|conference (NULL = unknown), the number as found and
      * as E.164 (NULL = not normalised: the person link is by number_e164),
      * the names a recorder gave, each field's source (JSON object field ->
-     * sidecar|file_name|tags|mtime), warnings (JSON array), the title. */
+     * sidecar|file_name|tags|mtime), warnings (JSON array), the title;
+     * tag_name (a name from the title/artist tags), started_at_local (1:
+     * the source gave wall-clock time with no zone, started_at_ms is it
+     * read as UTC), path (the primary path the call was read from) and
+     * sidecar_ctime_ns (its sidecar's ctime then; NULL = none, -1 =
+     * unreadable), so the scanner reads a recording again when its sidecar
+     * appears or changes. */
     {44, "recording_calls",
      "CREATE TABLE IF NOT EXISTS recording_calls ("
      " recording_id TEXT PRIMARY KEY REFERENCES recordings(id) ON DELETE CASCADE,"
@@ -304,6 +310,10 @@ const struct lucy_migration lucy_migrations[] = {
      " sources TEXT NOT NULL DEFAULT '{}',"
      " warnings TEXT NOT NULL DEFAULT '[]',"
      " title TEXT,"
+     " tag_name TEXT,"
+     " started_at_local INTEGER NOT NULL DEFAULT 0,"
+     " path BLOB,"
+     " sidecar_ctime_ns INTEGER,"
      " updated_at_ms INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS recording_calls_started ON recording_calls (started_at_ms);"
      "CREATE INDEX IF NOT EXISTS recording_calls_number ON recording_calls (number_e164);"},

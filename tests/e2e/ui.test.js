@@ -119,7 +119,15 @@ async function mainCases(page) {
     const first = page.locator(`#recordings li[data-id="${forward.id}"]`);
     assert.match(await first.locator(".meta").textContent(), /0:03/, "duration 2.8 s shows as 0:03");
     await page.selectOption("#rec-sort", "name");
-    assert.equal(await page.locator("#recordings li a.title").first().textContent(), "cards-001.ogg");
+    const byTitle = recs.map((r) => r.title).sort((a, b) => a.localeCompare(b));
+    assert.equal(await page.locator("#recordings li a.title").first().textContent(), byTitle[0]);
+    // The recorder-named sample: its call's person and direction (samples/README.md).
+    const call = recs.find((r) => r.call && r.call.direction);
+    assert.ok(call, "a sample with a call direction");
+    const card = page.locator(`#recordings li[data-id="${call.id}"]`);
+    assert.equal(await card.locator("a.title").textContent(), call.title);
+    assert.equal(await card.locator('[data-role="direction"]').textContent(), "incoming");
+    assert.equal(await card.locator('[data-role="who"]').textContent(), call.call.names[0].name);
     await page.selectOption("#rec-filter", "done");
     assert.equal(await page.locator("#recordings li").count(), recs.length);
     await page.selectOption("#rec-sort", "newest");

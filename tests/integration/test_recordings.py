@@ -118,7 +118,10 @@ def test_recordings_scanned_transcribed_and_searchable(start_lucy, tmp_path):
     assert len(p1["recordings"]) == 1 and p1["next_cursor"]
     p2 = lucy.get("/recordings", params={"limit": 1, "cursor": p1["next_cursor"]}).json()
     assert len(p2["recordings"]) == 1 and p2["next_cursor"] is None
-    assert p1["recordings"][0]["id"] < p2["recordings"][0]["id"]
+    # Newest call first (the default sort): same started_at, then by id.
+    a, b = p1["recordings"][0], p2["recordings"][0]
+    assert a["id"] != b["id"]
+    assert (a["call"]["started_at_ms"], a["id"]) > (b["call"]["started_at_ms"], b["id"])
     assert len(recordings(lucy, status="done")) == 2
     assert recordings(lucy, status="failed") == []
     assert lucy.get("/recordings", params={"limit": 0}).json()["error_type"] == "bad_request"
@@ -132,7 +135,11 @@ def test_recordings_scanned_transcribed_and_searchable(start_lucy, tmp_path):
     hits = lucy.wait_for(hit, timeout=20, what="search hit for 'forward'")
     assert hits[0]["source"] == "call_recording"
     assert hits[0]["t1_ms"] > hits[0]["t0_ms"] >= 0
-    assert hits[0]["title"] == "goforward.m4a"
+    # Segments carry no title (DESIGN §12: names are not copied into every
+    # segment); the recording's title is the call's, from the API.
+    assert hits[0]["title"] is None
+    assert rec["title"].startswith("Call with unknown caller")
+    assert lucy.get("/search", params={"q": "goforward"}).json()["hits"] == []
 
     m = lucy.get("/metrics").text
     assert 'lucy_jobs{status="done"} 2' in m

@@ -80,7 +80,7 @@ def test_ui_in_chromium(start_lucy, tmp_path, tmpfs, playwright):
     if not os.path.exists(LOCKSHIM):
         pytest.fail("lock shim not built: " + LOCKSHIM)
     rec_dir = samples_dir(tmp_path)
-    n_audio = len(os.listdir(rec_dir))
+    n_audio = len([n for n in os.listdir(rec_dir) if not n.endswith(".json")])  # sidecars are not recordings
     control = str(tmp_path / "locks")
     open(control, "w").close()
     env = {

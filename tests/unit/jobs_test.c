@@ -131,7 +131,7 @@ static void test_state_machine(void **state)
     struct lucy_job_outcome o = {.status = LUCY_JOB_RETRY_WAIT, .error_type = "file_locked"};
     snprintf(o.error, sizeof o.error, "locked");
     int64_t next = 0;
-    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, NULL, 0, &next), 0);
+    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, 0, &next), 0);
     assert_true(next > 0);
     assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
     assert_int_equal(got.status, LUCY_JOB_RETRY_WAIT);
@@ -171,7 +171,7 @@ static void test_state_machine(void **state)
 
     assert_int_equal(lucy_jobs_claim(store, &j), 0);
     o = (struct lucy_job_outcome){.status = LUCY_JOB_FAILED, .error_type = "corrupt"};
-    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, NULL, 0, &next), 0);
+    assert_int_equal(lucy_jobs_finish(store, &j, &o, 30, NULL, 0, &next), 0);
     assert_int_equal(next, 0);
     assert_int_equal(lucy_jobs_get(store, j.id, &got), 0);
     assert_int_equal(got.status, LUCY_JOB_FAILED);

@@ -199,7 +199,7 @@ static void test_walk(void **state)
     snprintf(q, sizeof q, "%s/link.m4a", dir);
     assert_int_equal(symlink("sub/a\xE9.m4a", q), 0);
 
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside, NULL};
     struct walk_seen w = {0};
     uint64_t n = 0;
     assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, &n), 0);
@@ -227,6 +227,97 @@ static void test_walk(void **state)
 
     assert_int_equal(lucy_scan_walk("/nonexistent/lucy-scan-test", 0, NULL, 0, &ops, &w, NULL),
                      ENOENT);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Sync folders (DESIGN §16) and backups: skipped or never primary. */
+static void test_sync_folders_and_primary(void **state)
+{
+    (void)state;
+    static const char *const sync[] = {".dropbox.cache", ".dropbox", ".sync",       ".stfolder",
+                                       "@eaDir",         ".Trash",   ".Trash-1000", "$RECYCLE.BIN"};
+    for (size_t i = 0; i < sizeof sync / sizeof *sync; i++)
+        assert_int_equal(lucy_scan_is_sync_folder(sync[i]), 1);
+    static const char *const plain[] = {"calls", "Backup", ".syncthing", "dropbox", "eaDir"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        assert_int_equal(lucy_scan_is_sync_folder(plain[i]), 0);
+
+    static const char *const secondary[] = {"/r/.dropbox.cache/x.m4a", "/r/Backup/x.m4a",
+                                            "/r/a/Backups/b/x.m4a", "/r/@eaDir/x.m4a"};
+    for (size_t i = 0; i < sizeof secondary / sizeof *secondary; i++)
+        assert_int_equal(lucy_scan_path_is_secondary(secondary[i], strlen(secondary[i])), 1);
+    static const char *const primary[] = {"/r/calls/x.m4a", "/r/Backup.m4a", "/r/MyBackup/x.m4a"};
+    for (size_t i = 0; i < sizeof primary / sizeof *primary; i++)
+        assert_int_equal(lucy_scan_path_is_secondary(primary[i], strlen(primary[i])), 0);
+
+    /* present, then outside backups, then oldest seen, then bytes */
+    const char *live = "/r/calls/b.m4a", *backup = "/r/Backup/a.m4a";
+    assert_true(
+        lucy_scan_primary_better(live, strlen(live), 1, 200, backup, strlen(backup), 1, 100));
+    assert_false(
+        lucy_scan_primary_better(backup, strlen(backup), 1, 100, live, strlen(live), 1, 200));
+    assert_true(
+        lucy_scan_primary_better(backup, strlen(backup), 1, 100, live, strlen(live), 0, 50));
+    const char *a = "/r/a.m4a", *b = "/r/b.m4a";
+    assert_true(lucy_scan_primary_better(b, strlen(b), 1, 100, a, strlen(a), 1, 200));
+    assert_true(lucy_scan_primary_better(a, strlen(a), 1, 100, b, strlen(b), 1, 100));
+    assert_false(lucy_scan_primary_better(b, strlen(b), 1, 100, a, strlen(a), 1, 100));
+}
+
+static int on_file_count(void *arg, int dirfd, const char *name, const char *path, size_t len,
+                         const struct stat *st)
+{
+    (void)dirfd, (void)name, (void)path, (void)len, (void)st;
+    ((struct walk_seen *)arg)->files++;
+    return 0;
+}
+
+static void on_sync_folder(void *arg, const char *path)
+{
+    assert_non_null(strstr(path, ".dropbox.cache"));
+    ((struct walk_seen *)arg)->outside++;
+}
+
+/* The walk does not enter sync folders; sidecars are named by their audio. */
+static void test_walk_skips_sync_folders_and_sidecars(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/lucy-scan-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[512];
+    snprintf(p, sizeof p, "%s/.dropbox.cache", dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    static const char *const files[] = {
+        ".dropbox.cache/x.m4a", "call.m4a", "call.json", "gone.json", "LOUD.M4A", "LOUD.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        int fd = open(p, O_CREAT | O_WRONLY, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    static const struct lucy_scan_walk_ops ops = {on_file_count, NULL, NULL, NULL, on_sync_folder};
+    struct walk_seen w = {0};
+    assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, NULL), 0);
+    assert_int_equal(w.files, 5);   /* not the one in .dropbox.cache */
+    assert_int_equal(w.outside, 1); /* the sync folder, once */
+
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    assert_int_equal(lucy_scan_is_sidecar_name("call.json"), 1);
+    assert_int_equal(lucy_scan_is_sidecar_name("call.m4a"), 0);
+    assert_int_equal(lucy_scan_is_sidecar_name(".json"), 0);
+    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "call.json"), 1);
+    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "LOUD.json"), 1);
+    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "gone.json"), 0);
+    close(dfd);
+    char side[64];
+    assert_int_equal(lucy_scan_sidecar_name("20230414_215701.088-0400_in.m4a", side, sizeof side),
+                     0);
+    assert_string_equal(side, "20230414_215701.088-0400_in.json");
+    assert_int_equal(lucy_scan_sidecar_name("x.m4a", side, 6), -1);
+
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -295,10 +386,16 @@ static void test_probe_not_audio(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_outcome_names),  cmocka_unit_test(test_errno_table),
-        cmocka_unit_test(test_sync_artefacts), cmocka_unit_test(test_classify_stat),
-        cmocka_unit_test(test_display_name),   cmocka_unit_test(test_walk),
-        cmocka_unit_test(test_hash),           cmocka_unit_test(test_probe_not_audio),
+        cmocka_unit_test(test_outcome_names),
+        cmocka_unit_test(test_errno_table),
+        cmocka_unit_test(test_sync_artefacts),
+        cmocka_unit_test(test_classify_stat),
+        cmocka_unit_test(test_display_name),
+        cmocka_unit_test(test_walk),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_probe_not_audio),
+        cmocka_unit_test(test_sync_folders_and_primary),
+        cmocka_unit_test(test_walk_skips_sync_folders_and_sidecars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

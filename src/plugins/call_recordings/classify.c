@@ -8,9 +8,13 @@
  * errno_table[], never the number.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../utf8.h"
 #include "scan_int.h"
@@ -127,6 +131,101 @@ int lucy_scan_is_sync_artefact(const char *name)
                                sync_artefacts[i].text, len) == 0)
             return 1;
     }
+    return 0;
+}
+
+/* Folders sync clients, NAS indexers and trash cans keep copies or state
+ * in (DESIGN §16): never walked, and a path through one is never a
+ * recording's primary path. Rows: the exact name, or a prefix. */
+static const struct {
+    const char *text; /* the bytes to match */
+    size_t len;       /* their count */
+    int prefix;       /* 1: any name starting with text */
+} sync_folders[] = {
+    {".dropbox", 8, 1},      /* .dropbox.cache, .dropbox.attr: Dropbox */
+    {".sync", 5, 0},         /* Resilio Sync's archive and state */
+    {".stfolder", 9, 0},     /* Syncthing's marker folder */
+    {".stversions", 11, 0},  /* Syncthing's old versions */
+    {"@eaDir", 6, 0},        /* Synology's thumbnail/index folder */
+    {".Trash", 6, 1},        /* .Trash, .Trashes, .Trash-1000 */
+    {"$RECYCLE.BIN", 12, 0}, /* Windows' recycle bin */
+};
+
+int lucy_scan_is_sync_folder(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof sync_folders / sizeof sync_folders[0]; i++)
+        if ((sync_folders[i].prefix ? n >= sync_folders[i].len : n == sync_folders[i].len) &&
+            memcmp(name, sync_folders[i].text, sync_folders[i].len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Folder names that hold second copies by convention: a phone backup, an
+ * exported archive. A copy there is the same call, not its home. */
+static const char *const backup_folders[] = {"Backup", "Backups", "backup", "backups"};
+
+int lucy_scan_path_is_secondary(const char *path, size_t len)
+{
+    for (size_t start = 0; start < len;) {
+        const char *slash = memchr(path + start, '/', len - start);
+        size_t end = slash ? (size_t)(slash - path) : len;
+        char name[256];
+        size_t n = end - start;
+        if (slash && n > 0 && n < sizeof name) { /* folders only, not the file */
+            memcpy(name, path + start, n);
+            name[n] = '\0';
+            if (lucy_scan_is_sync_folder(name))
+                return 1;
+            for (size_t i = 0; i < sizeof backup_folders / sizeof *backup_folders; i++)
+                if (strcmp(name, backup_folders[i]) == 0)
+                    return 1;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
+/* Audio extensions a recorder's sidecar may sit beside (BCR: oga, m4a,
+ * flac, wav, amr; other recorders: the rest). Tried lower and upper case. */
+static const char *const sidecar_audio_exts[] = {"m4a", "oga", "ogg", "opus", "flac", "wav",
+                                                 "amr", "mp3", "3gp", "aac",  "mp4",  "webm"};
+
+int lucy_scan_is_sidecar_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && strcmp(name + n - 5, ".json") == 0;
+}
+
+int lucy_scan_sidecar_has_audio(int dirfd, const char *name)
+{
+    size_t n = strlen(name);
+    char buf[NAME_MAX + 16];
+    if (!lucy_scan_is_sidecar_name(name) || n - 5 + 8 > sizeof buf)
+        return 0;
+    memcpy(buf, name, n - 5);
+    for (size_t i = 0; i < sizeof sidecar_audio_exts / sizeof *sidecar_audio_exts; i++)
+        for (int upper = 0; upper < 2; upper++) {
+            char *p = buf + n - 5;
+            *p++ = '.';
+            for (const char *e = sidecar_audio_exts[i]; *e; e++)
+                *p++ = upper ? (char)toupper((unsigned char)*e) : *e;
+            *p = '\0';
+            struct stat st;
+            if (fstatat(dirfd, buf, &st, 0) == 0 && S_ISREG(st.st_mode))
+                return 1;
+        }
+    return 0;
+}
+
+int lucy_scan_sidecar_name(const char *audio, char *out, size_t outlen)
+{
+    const char *dot = strrchr(audio, '.');
+    size_t stem = dot && dot != audio ? (size_t)(dot - audio) : strlen(audio);
+    if (stem + 6 > outlen)
+        return -1;
+    memcpy(out, audio, stem);
+    memcpy(out + stem, ".json", 6);
     return 0;
 }
 

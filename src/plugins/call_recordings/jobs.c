@@ -445,8 +445,7 @@ struct finish {
     const struct lucy_job_outcome *o; /* new state */
     int64_t now_s, next_retry_at_s;   /* wall clock; retry time or 0 */
     const struct lucy_transcript *t;  /* done / no_speech: what to store */
-    const char *title;                /* for the index documents */
-    int64_t time_s;                   /* ditto */
+    int64_t time_s;                   /* the call's date, for the index documents */
 };
 
 static int finish_write(sqlite3 *db, void *arg)
@@ -456,7 +455,6 @@ static int finish_write(sqlite3 *db, void *arg)
         struct lucy_transcript_meta m = {
             .recording_id = f->job->recording_id,
             .job_id = f->job->id,
-            .title = f->title,
             .time_s = f->time_s,
             .now_s = f->now_s,
         };
@@ -485,8 +483,7 @@ static int finish_write(sqlite3 *db, void *arg)
 
 int lucy_jobs_finish(struct lucy_store *store, const struct lucy_job *job,
                      const struct lucy_job_outcome *o, int retry_base_s,
-                     const struct lucy_transcript *t, const char *title, int64_t time_s,
-                     int64_t *next_retry_at_s)
+                     const struct lucy_transcript *t, int64_t time_s, int64_t *next_retry_at_s)
 {
     int64_t now = now_s();
     struct finish f = {
@@ -497,7 +494,6 @@ int lucy_jobs_finish(struct lucy_store *store, const struct lucy_job *job,
                                ? now + lucy_jobs_backoff_s(retry_base_s, job->attempts)
                                : 0,
         .t = t,
-        .title = title,
         .time_s = time_s,
     };
     if (next_retry_at_s)

@@ -151,16 +151,14 @@ struct lucy_job_outcome {
 
 /* Finishes a claimed job (job: as lucy_jobs_claim() gave it) with outcome
  * o, in ONE store write: with t (DONE / NO_SPEECH), the transcript, its
- * segments and their index documents (transcript.h; title and time_s for
- * the documents), then the job's new state. A RETRY_WAIT job is due again
+ * segments and their index documents (transcript.h; time_s, the call's
+ * date in Unix s, for the documents), then the job's new state. A RETRY_WAIT job is due again
  * after lucy_jobs_backoff_s(retry_base_s, job->attempts); *next_retry_at_s
  * (may be NULL) gets that time (Unix s) or 0. Returns 0 or a store error
- * (LUCY_ENOSPC: nothing was written). Thread-safe; t and title are the
- * caller's. */
+ * (LUCY_ENOSPC: nothing was written). Thread-safe; t is the caller's. */
 int lucy_jobs_finish(struct lucy_store *store, const struct lucy_job *job,
                      const struct lucy_job_outcome *o, int retry_base_s,
-                     const struct lucy_transcript *t, const char *title, int64_t time_s,
-                     int64_t *next_retry_at_s);
+                     const struct lucy_transcript *t, int64_t time_s, int64_t *next_retry_at_s);
 
 /* ---- the worker pool (worker.c) ----------------------------------------- */
 

@@ -8,6 +8,7 @@
 #define LUCY_RECORDING_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct lucy_store;
@@ -21,11 +22,10 @@ struct lucy_recording_info {
         char *display;                 /* its display form (UTF-8, U+FFFD for invalid bytes) */
     } paths[LUCY_RECORDING_MAX_PATHS]; /* readable ones first */
     int n_paths;                       /* used entries */
-    char title[256];                   /* display file name, for search hits */
-    int64_t time_s;                    /* creation_time tag, else mtime (Unix s) */
+    int64_t time_s; /* the call's started_at, else creation_time tag, else mtime (Unix s) */
 };
 
-/* Loads recording id's paths (present ones first), title and time. 0,
+/* Loads recording id's paths (present ones first) and time. 0,
  * LUCY_ENOTFOUND, LUCY_ENOMEM or a store error. Free with
  * lucy_recording_info_free() on every path (safe on a zeroed struct).
  * Thread-safe. */
@@ -33,15 +33,35 @@ int lucy_recording_info_load(struct lucy_store *store, const char *id,
                              struct lucy_recording_info *out);
 void lucy_recording_info_free(struct lucy_recording_info *info);
 
-/* GET /recordings/{id}: the DESIGN §5 document (new reference) in *out.
+/* GET /recordings/{id}: the DESIGN §5 document plus "title" (the call's),
+ * "call" (DESIGN §12: started_at, offset_known, local_time, direction,
+ * number {e164, raw}, sim_slot, names [{name, kind, source}], person,
+ * sources, warnings, title; null before the scanner read it) and paths
+ * with the primary one first (new reference) in *out.
  * 0, LUCY_ENOTFOUND or a store error. Thread-safe. */
 int lucy_recording_json(struct lucy_store *store, const char *id, json_t **out);
 
-/* GET /recordings: up to limit recordings with id > cursor (NULL = from the
- * start), ordered by id, optionally only those whose scan status or
- * transcript status equals status. *out = {"recordings":[...],
- * "next_cursor": id or null}. 0 or a store error. Thread-safe. */
-int lucy_recording_list(struct lucy_store *store, const char *status, int limit, const char *cursor,
+/* What GET /recordings asks for (routes.c checks it first). */
+struct lucy_recording_query {
+    const char *status;     /* scan or transcript status; NULL = any */
+    const char *sort;       /* a lucy_recording_sort_name(); NULL = "-started_at" */
+    const char *cursor;     /* the previous page's next_cursor (an id); NULL = first page */
+    int limit;              /* rows per page, 1..500 */
+    int has_from, has_to;   /* bounds given */
+    int64_t from_ms, to_ms; /* on the call's started_at (else the mtime), UTC ms, inclusive */
+};
+
+/* The i-th accepted ?sort= value ("-started_at" first: the default; then
+ * "started_at", "-duration", "duration"), NULL past the last. Static. */
+const char *lucy_recording_sort_name(size_t i);
+
+/* GET /recordings: a page of q->limit recordings in q->sort order after
+ * q->cursor's row, only those whose scan status or transcript status
+ * equals q->status and whose started_at lies in [from_ms, to_ms].
+ * *out = {"recordings":[...], "next_cursor": id or null}. Each row has
+ * "title" and "call" (as GET /recordings/{id}). 0 or a store error.
+ * Thread-safe. */
+int lucy_recording_list(struct lucy_store *store, const struct lucy_recording_query *q,
                         json_t **out);
 
 /* Parses an ISO 8601 date-time as found in creation_time tags

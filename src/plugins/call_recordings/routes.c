@@ -1,11 +1,15 @@
 /*
  * routes.c - the call_recordings HTTP API (DESIGN §5 Recordings):
  *
- *   GET  /recordings?status=&limit=&cursor=   list, cursor pagination by id
- *                                             (an unknown status, a limit out
- *                                             of 1..500 or a cursor that is not
- *                                             an id: 400 naming what is valid;
- *                                             an empty one = left out)
+ *   GET  /recordings?status=&limit=&cursor=&sort=&from=&to=
+ *                                             list, newest call first by default
+ *                                             (sort=-started_at|started_at|
+ *                                             -duration|duration), from/to on the
+ *                                             call's started_at, keyset cursor
+ *                                             (an unknown status or sort, a limit
+ *                                             out of 1..500, a cursor that is not
+ *                                             an id, a bad date: 400 naming what is
+ *                                             valid; an empty one = left out)
  *   GET  /recordings/{id}                     one recording with transcript
  *   POST /recordings/scan                     scan now, the scan summary
  *   POST /recordings/{id}/transcribe[?wait=1] 202 {"job_id","status"}
@@ -38,6 +42,7 @@
 
 #include "../../error.h"
 #include "../../http/http.h"
+#include "../../index/index.h"
 #include "../../lucy.h"
 #include "jobs.h"
 #include "plugin.h"
@@ -109,6 +114,54 @@ static void status_list(char *buf, size_t len)
     }
 }
 
+/* ?sort=, ?from=, ?to= into q; 0, or -1 with a 400 sent. */
+static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_response *resp,
+                               struct lucy_recording_query *q)
+{
+    const char *sort = lucy_http_query(req, "sort");
+    if (sort && *sort) {
+        const char *name;
+        size_t i = 0;
+        while ((name = lucy_recording_sort_name(i)) && strcmp(name, sort) != 0)
+            i++;
+        if (!name) {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "unknown sort \"%.40s\": use -started_at (newest call first, "
+                                  "the default), started_at, -duration or duration",
+                                  sort);
+            return -1;
+        }
+        q->sort = name;
+    }
+    static const char *const bounds[] = {"from", "to"};
+    for (int end = 0; end < 2; end++) {
+        const char *v = lucy_http_query(req, bounds[end]);
+        int64_t s;
+        if (!v || !*v)
+            continue;
+        if (lucy_index_parse_time(v, end, &s) != 0) {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "%s must be Unix seconds or an ISO 8601 date or date-time "
+                                  "(2024-05-31, 2024-05-31T14:00:00+02:00), not \"%.40s\"",
+                                  bounds[end], v);
+            return -1;
+        }
+        if (end) {
+            q->has_to = 1;
+            q->to_ms = s * 1000 + 999;
+        } else {
+            q->has_from = 1;
+            q->from_ms = s * 1000;
+        }
+    }
+    if (q->has_from && q->has_to && q->from_ms > q->to_ms) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "from is after to: swap them, or leave one out");
+        return -1;
+    }
+    return 0;
+}
+
 static void list_recordings(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *status = lucy_http_query(req, "status");
@@ -144,9 +197,15 @@ static void list_recordings(struct lucy_http_request *req, struct lucy_http_resp
                               status, accepted);
         return;
     }
+    struct lucy_recording_query q = {
+        .status = status && *status ? status : NULL,
+        .cursor = cursor && *cursor ? cursor : NULL,
+        .limit = limit,
+    };
+    if (list_sort_and_dates(req, resp, &q) != 0)
+        return;
     json_t *out = NULL;
-    int rc = lucy_recording_list(req->ctx->store, status && *status ? status : NULL, limit,
-                                 cursor && *cursor ? cursor : NULL, &out);
+    int rc = lucy_recording_list(req->ctx->store, &q, &out);
     if (rc) {
         lucy_http_reply_err(resp, rc, "cannot read the recordings from the store; retry");
         return;

@@ -17,6 +17,17 @@
  *   audio, fstat again: size or mtime moved -> changing, nothing stored;
  *   a failed open/read                    -> by errno name (classify.c)
  *
+ * Call metadata (DESIGN §12): a recording's file is read together with
+ * its recorder's sidecar NAME.json (bounded by LUCY_CALL_SIDECAR_MAX), its
+ * tags and its mtime by lucy_call_meta_read(); the item carries the result
+ * and scan_store.c keeps it for the recording's primary path. A sidecar is
+ * part of its recording: never a file of its own in the summary; one with
+ * no audio beside it counts as orphan_sidecars and is logged. An
+ * unchanged recording is read again (call_stale()) when its call's
+ * sidecar appeared, changed or went (its ctime differs from the one
+ * stored), when it has no call yet (stored before schema 45), or when a
+ * better path than the call's appeared (primary path rule).
+ *
  * Store: the rows are scan_store.c's. Results are queued here and written
  * BATCH_ITEMS at a time with lucy_scan_items_write() (one group commit
  * each, a recording together with its transcription job). Unchanged files
@@ -56,6 +67,7 @@
 #define LOCKED_EXAMPLES   5    /* example paths in the per-scan WARNING */
 #define FIRST_LOCK_LINES  5    /* "file locked" WARNINGs per scan at most */
 #define ERROR_LINES       5    /* other per-file WARNINGs per scan at most */
+#define CALL_TAGS_MAX     32   /* container tags handed to lucy_call_meta_read() */
 
 struct scan {
     struct lucy_ctx *ctx;                /* store and configuration */
@@ -78,6 +90,9 @@ struct scan {
     int lock_lines, error_lines;        /* per-file WARNINGs written */
     struct lucy_scan_root_id *root_ids; /* every configured root that exists */
     size_t n_root_ids;
+    struct lucy_call_patterns patterns;             /* LUCY_CALL_NAME_PATTERNS when opt has none */
+    const struct lucy_call_patterns *call_patterns; /* the ones in use */
+    int orphan_lines;                               /* orphan-sidecar INFO lines written */
 };
 
 static int flush(struct scan *sc)
@@ -267,6 +282,143 @@ static void file_failed(struct scan *sc, const char *path, size_t len, const str
     }
 }
 
+/* ---- call metadata -------------------------------------------------- */
+
+/* Appends a warning of the scanner's own (the sidecar could not be read)
+ * to the ones lucy_call_meta_read() left. */
+static void call_warn(struct lucy_call_meta *m, const char *what, const char *detail)
+{
+    if (m->warning_count == LUCY_CALL_WARNINGS_MAX) {
+        m->warnings_dropped++;
+        return;
+    }
+    snprintf(m->warnings[m->warning_count++], LUCY_CALL_WARNING_SIZE, "sidecar: %s: %s", what,
+             detail);
+}
+
+/* The ctime of audio file name's sidecar in dirfd: 0 when there is none,
+ * -1 when it cannot be looked at. The call's change test. */
+static int64_t sidecar_signature(int dirfd, const char *name)
+{
+    char sidecar[NAME_MAX + 8];
+    struct stat st;
+    if (lucy_scan_sidecar_name(name, sidecar, sizeof sidecar) != 0)
+        return 0;
+    if (fstatat(dirfd, sidecar, &st, 0) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    return S_ISREG(st.st_mode) ? lucy_scan_ctime_ns(&st) : 0;
+}
+
+/* Reads audio file name's sidecar (dirfd) into *buf and *len (malloc'd, the
+ * caller frees; NULL = none). A sidecar over LUCY_CALL_SIDECAR_MAX is not
+ * read: *len is its size and *buf a 1-byte stand-in, so that
+ * lucy_call_meta_read() refuses it with its own warning. Returns the
+ * sidecar's signature (sidecar_signature()); failures are warnings in m. */
+static int64_t sidecar_read(int dirfd, const char *name, char **buf, size_t *len,
+                            struct lucy_call_meta *m)
+{
+    char sidecar[NAME_MAX + 8];
+    *buf = NULL;
+    *len = 0;
+    if (lucy_scan_sidecar_name(name, sidecar, sizeof sidecar) != 0)
+        return 0;
+    int fd = openat(dirfd, sidecar, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        call_warn(m, "cannot open", lucy_scan_errno_name(errno));
+        return -1;
+    }
+    struct stat st;
+    int64_t sig = -1;
+    if (fstat(fd, &st) != 0) {
+        call_warn(m, "cannot stat", lucy_scan_errno_name(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        sig = 0; /* a folder named NAME.json: no sidecar */
+    } else if (st.st_size > LUCY_CALL_SIDECAR_MAX) {
+        *buf = malloc(1);
+        *len = (size_t)st.st_size;
+        sig = lucy_scan_ctime_ns(&st);
+    } else if ((*buf = malloc((size_t)st.st_size + 1))) {
+        size_t got = 0;
+        ssize_t n = 1;
+        while (got < (size_t)st.st_size &&
+               (n = pread(fd, *buf + got, (size_t)st.st_size - got, (off_t)got)) > 0)
+            got += (size_t)n;
+        if (n < 0) {
+            call_warn(m, "cannot read", lucy_scan_errno_name(errno));
+            free(*buf);
+            *buf = NULL;
+        } else {
+            *len = got;
+            sig = lucy_scan_ctime_ns(&st);
+        }
+    }
+    close(fd);
+    return sig;
+}
+
+/* The call metadata of the audio file name (in dirfd; st its fstat), from
+ * its sidecar, name, tags and mtime, into it->call. Out of memory leaves
+ * it->call NULL: the recording is stored without a call this time. */
+static void read_call(struct scan *sc, int dirfd, const char *name, const struct stat *st,
+                      struct lucy_scan_item *it)
+{
+    struct lucy_call_meta *m = malloc(sizeof *m);
+    struct lucy_call_meta io_warnings;
+    if (!m)
+        return;
+    memset(&io_warnings, 0, sizeof io_warnings);
+    char *side = NULL;
+    size_t side_len = 0;
+    it->sidecar_ctime_ns = sidecar_read(dirfd, name, &side, &side_len, &io_warnings);
+
+    struct lucy_call_tag tags[CALL_TAGS_MAX];
+    size_t n_tags = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(it->probe.tags, key, v)
+    {
+        if (n_tags < CALL_TAGS_MAX && json_is_string(v))
+            tags[n_tags++] = (struct lucy_call_tag){key, json_string_value(v)};
+    }
+    struct lucy_call_input in = {
+        .file_name = name,
+        .sidecar = side,
+        .sidecar_len = side_len,
+        .tags = tags,
+        .tag_count = n_tags,
+        .mtime_ms = lucy_scan_mtime_ns(st) / 1000000,
+        .now_ms = lucy_wall_ms(),
+        .default_region = sc->ctx->cfg->default_region,
+        .patterns = sc->call_patterns,
+    };
+    lucy_call_meta_read(&in, m);
+    free(side);
+    for (int i = 0; i < io_warnings.warning_count; i++)
+        if (m->warning_count < LUCY_CALL_WARNINGS_MAX)
+            memcpy(m->warnings[m->warning_count++], io_warnings.warnings[i],
+                   LUCY_CALL_WARNING_SIZE);
+        else
+            m->warnings_dropped++;
+    it->call = m;
+}
+
+/* 1 when an unchanged recording path has to be read again for its call
+ * (see the file comment): this is the call's path and its sidecar changed;
+ * or the recording has no call yet, the call's path is gone (missing from
+ * a root that is there; an unavailable root may come back as it was), or
+ * this path is a better one than the sync/backup copy the call came from. */
+static int call_stale(int dirfd, const char *name, const struct lucy_scan_known *k)
+{
+    if (k->status != LUCY_SCAN_PATH_RECORDING)
+        return 0;
+    if (k->has_call && k->is_call_path)
+        return sidecar_signature(dirfd, name) != k->sidecar_ctime_ns;
+    return !k->has_call || !k->call_path_alive ||
+           (k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len));
+}
+
 /* Opens, probes, hashes and re-checks one file with a single descriptor. */
 static void examine(struct scan *sc, int dirfd, const char *name, const char *path, size_t len,
                     const struct stat *walk_st, struct lucy_scan_known *k)
@@ -338,9 +490,10 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
         return;
     }
     it->probe = probe; /* takes the tags */
-    if (res == LUCY_SCAN_PROBE_AUDIO)
+    if (res == LUCY_SCAN_PROBE_AUDIO) {
         memcpy(it->recording_id, hex, sizeof hex);
-    else if (probe.reason[0])
+        read_call(sc, dirfd, name, &before, it);
+    } else if (probe.reason[0])
         it->last_error = strdup(probe.reason);
     if (o == LUCY_SCAN_CORRUPT && !(k && k->status == LUCY_SCAN_PATH_CORRUPT) &&
         sc->error_lines++ < ERROR_LINES)
@@ -361,12 +514,37 @@ static int must_stop(struct scan *sc)
     return sc->store_rc;
 }
 
+/* A recorder's sidecar found by the walk: read with its audio file, never
+ * a file of its own. One with no audio beside it is counted and logged
+ * (a few lines per scan): its recording was moved or deleted. */
+static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const char *path, size_t len)
+{
+    struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
+    if (k)
+        k->seen = 1; /* a row from before sidecars were known: not "missing" */
+    if (lucy_scan_sidecar_has_audio(dirfd, name))
+        return;
+    sc->sum->orphan_sidecars++;
+    if (sc->orphan_lines++ >= ERROR_LINES)
+        return;
+    char *display = lucy_scan_display_name(path, len);
+    lucy_log(LUCY_LOG_INFO, "call sidecar without its recording", "{s:s,s:s}", "path",
+             display ? display : "", "hint",
+             "NAME.json describes the call recorded in NAME.<ext> beside it; that file is "
+             "missing (moved or deleted): move the sidecar with it, or delete it");
+    free(display);
+}
+
 static int on_file(void *arg, int dirfd, const char *name, const char *path, size_t len,
                    const struct stat *st)
 {
     struct scan *sc = arg;
     if (must_stop(sc))
         return sc->store_rc;
+    if (lucy_scan_is_sidecar_name(name)) {
+        sidecar_seen(sc, dirfd, name, path, len);
+        return 0;
+    }
     sc->sum->files_seen++;
     sc->root_files++;
     struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
@@ -375,7 +553,7 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
     enum lucy_scan_outcome o;
     if (lucy_scan_classify_stat(name, st, &o)) {
         count(sc, o);
-    } else if (k && same_stat(k, st) && is_final(k->status, &o)) {
+    } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(dirfd, name, k)) {
         count(sc, o); /* unchanged, or still corrupt / unsupported */
         if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
             struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
@@ -452,6 +630,16 @@ static void on_outside(void *arg, const char *path, int is_dir)
     free(display);
 }
 
+/* A sync folder the walk did not enter: counted as ignored, once. */
+static void on_sync_folder(void *arg, const char *path)
+{
+    struct scan *sc = arg;
+    count(sc, LUCY_SCAN_IGNORED);
+    char *display = lucy_scan_display_name(path, strlen(path));
+    lucy_log(LUCY_LOG_DEBUG, "sync folder skipped", "{s:s}", "path", display ? display : "");
+    free(display);
+}
+
 /* ---- per root -------------------------------------------------------- */
 
 static int under_bad_dir(const struct scan *sc, const struct lucy_scan_known *k)
@@ -472,7 +660,8 @@ static void scan_root(struct scan *sc, const char *root)
         sc->store_rc = rc;
         goto out;
     }
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside};
+    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside,
+                                                  on_sync_folder};
     int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, sc->root_ids, sc->n_root_ids,
                                  &ops, sc, NULL);
     if (sc->store_rc == LUCY_ESHUTDOWN) { /* keep what was learnt; mark nothing missing */
@@ -632,6 +821,10 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     sc->now_s = wall_ms / 1000;
     sc->now_ns = wall_ms * 1000000;
     int rc = sc->hasher && sc->locked_examples ? root_ids_load(sc, dirs) : LUCY_ENOMEM;
+    sc->call_patterns = opt && opt->patterns ? opt->patterns : &sc->patterns;
+    if (!(opt && opt->patterns) &&
+        lucy_call_patterns_parse(ctx->cfg->call_name_patterns, &sc->patterns, NULL, 0) != 0)
+        memset(&sc->patterns, 0, sizeof sc->patterns); /* the config check refused it already */
 
     for (const char *p = dirs ? dirs : ""; rc == 0 && *p;) {
         const char *end = strchr(p, ':');
@@ -688,7 +881,7 @@ int lucy_scan_run(struct lucy_ctx *ctx, const char *dirs, struct lucy_scan_summa
 json_t *lucy_scan_summary_json(const struct lucy_scan_summary *s)
 {
     json_t *errors = s->errors_by_errno ? json_deep_copy(s->errors_by_errno) : json_object();
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
                      "files_seen", (json_int_t)s->files_seen, "new", (json_int_t)s->new_, "changed",
                      (json_int_t)s->changed, "unchanged", (json_int_t)s->unchanged, "locked",
                      (json_int_t)s->locked, "placeholder", (json_int_t)s->placeholder, "ignored",
@@ -696,8 +889,9 @@ json_t *lucy_scan_summary_json(const struct lucy_scan_summary *s)
                      (json_int_t)s->corrupt, "permission_denied", (json_int_t)s->permission_denied,
                      "io_error", (json_int_t)s->io_error, "unsupported", (json_int_t)s->unsupported,
                      "missing", (json_int_t)s->missing, "unavailable", (json_int_t)s->unavailable,
-                     "bytes_hashed", (json_int_t)s->bytes_hashed, "duration_ms",
-                     (json_int_t)s->duration_ms, "errors_by_errno", errors);
+                     "orphan_sidecars", (json_int_t)s->orphan_sidecars, "bytes_hashed",
+                     (json_int_t)s->bytes_hashed, "duration_ms", (json_int_t)s->duration_ms,
+                     "errors_by_errno", errors);
 }
 
 void lucy_scan_summary_free(struct lucy_scan_summary *s)

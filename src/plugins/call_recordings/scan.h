@@ -24,6 +24,7 @@ struct lucy_ctx;
 struct lucy_scan_summary {
     uint64_t files_seen, new_, changed, unchanged, locked, placeholder, ignored, changing, corrupt,
         permission_denied, io_error, unsupported, missing, unavailable;
+    uint64_t orphan_sidecars; /* NAME.json sidecars with no audio beside them (not files_seen) */
     uint64_t bytes_hashed;
     int64_t duration_ms;
     json_t *errors_by_errno; /* {"EDEADLK": 312, ...}; owned by the summary */
@@ -40,10 +41,14 @@ struct lucy_scan_summary {
  * out->failed = 1 and the counts are those reached so far; LUCY_ESHUTDOWN
  * when lucy is stopping). Per-file errors never fail a scan.
  *
- * Counting: files_seen = regular files found; each gets exactly one of new,
+ * Counting: files_seen = regular files found, except recorders' sidecars
+ * (NAME.json: part of the recording beside them, read with it; one with no
+ * audio beside it counts as orphan_sidecars instead); each gets exactly one of new,
  * changed, unchanged, locked, placeholder, ignored, changing, corrupt,
  * permission_denied, io_error, unsupported (a file that vanished between
- * listing and opening counts as missing). unchanged = a known recording
+ * listing and opening counts as missing); a sync folder the walk skipped
+ * whole (`.dropbox.cache`, `@eaDir`, ...) counts once under ignored.
+ * unchanged = a known recording
  * whose size, mtime and inode are the same, not read again; a known
  * corrupt or unsupported file that is unchanged is not read again either
  * but counts as corrupt / unsupported in EVERY scan (not as unchanged), so

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "callmeta.h"
 #include "scan.h"
 
 /* ---- classify.c ------------------------------------------------------ */
@@ -67,6 +68,32 @@ int lucy_scan_is_lock_errno(int errnum);
  * (DESIGN §6). name is the last path component, as bytes. Thread-safe. */
 int lucy_scan_is_sync_artefact(const char *name);
 
+/* 1 when a folder name is a sync client's cache or state, a NAS index or
+ * a trash can (`.dropbox*`, `.sync`, `.stfolder`, `.stversions`, `@eaDir`,
+ * `.Trash*`, `$RECYCLE.BIN`; DESIGN §16): the walk skips such folders
+ * whole (counted `ignored`). name is the last component. Thread-safe. */
+int lucy_scan_is_sync_folder(const char *name);
+
+/* 1 when a path (len bytes) goes through a sync folder (above) or a folder
+ * named Backup/Backups (any of its folders, not the file name): a copy
+ * there is never a recording's primary path while another exists.
+ * Thread-safe. */
+int lucy_scan_path_is_secondary(const char *path, size_t len);
+
+/* 1 when name ends in ".json": a recorder's sidecar (BCR writes NAME.json
+ * beside NAME.<ext>), never a recording of its own. Thread-safe. */
+int lucy_scan_is_sidecar_name(const char *name);
+
+/* 1 when the sidecar name (in the directory open on dirfd) has its audio
+ * beside it: NAME.<ext> for an audio extension of the table in
+ * classify.c, lower or upper case. A few fstatat() calls. */
+int lucy_scan_sidecar_has_audio(int dirfd, const char *name);
+
+/* The sidecar name of an audio file name: its last extension replaced by
+ * ".json" (NAME.m4a -> NAME.json). 0, or -1 when out (outlen bytes) is too
+ * small. */
+int lucy_scan_sidecar_name(const char *audio, char *out, size_t outlen);
+
 /* Classifies a regular file from its name and stat alone: returns 1 and
  * sets *out to IGNORED (sync artefact or size 0) or PLACEHOLDER
  * (st_blocks == 0 && st_size > 0: a cloud file not downloaded), or 0 when
@@ -113,6 +140,9 @@ struct lucy_scan_walk_ops {
     /* A symlink (to a directory when is_dir) that resolves outside every
      * configured root: skipped, never read. May be NULL. */
     void (*on_outside)(void *arg, const char *path, int is_dir);
+    /* A sync folder (lucy_scan_is_sync_folder()) that was not entered.
+     * May be NULL. */
+    void (*on_sync_folder)(void *arg, const char *path);
 };
 
 /* A configured root's identity: the directory it resolves to. */
@@ -225,6 +255,14 @@ struct lucy_scan_known {
     int attempts;                      /* consecutive failures with this status */
     int64_t next_retry_s;              /* locked: not before this (automatic scans) */
     int seen;                          /* found by this scan's walk */
+    /* The recording's call (recording_calls), for the call's change test
+     * (scan.c call_stale()); meaningful when status is RECORDING. */
+    int has_call;             /* the recording has a call row */
+    int is_call_path;         /* the call was read from this path */
+    int call_path_alive;      /* the call's path is known and not missing */
+    int call_path_secondary;  /* the call's path is a sync/backup copy */
+    int64_t sidecar_ctime_ns; /* is_call_path: the sidecar's ctime when read;
+                                 0 = there was none, -1 = it could not be read */
 };
 
 /* The known paths of one root, found by their bytes. */
@@ -267,6 +305,9 @@ struct lucy_scan_item {
     const char *errno_name;            /* static; NULL = none */
     int attempts;                      /* consecutive failures */
     int64_t next_retry_s;              /* locked: retry not before */
+    struct lucy_call_meta *call;       /* a recording's call metadata (owned; NULL = none) */
+    int64_t sidecar_ctime_ns;          /* the sidecar read for call: its ctime; 0 = none,
+                                          -1 = unreadable */
 };
 
 /* Frees what an item owns and zeroes it. */
@@ -274,8 +315,12 @@ void lucy_scan_item_clear(struct lucy_scan_item *it);
 
 /* Writes n items of root in ONE store write (a group commit): paths,
  * recordings new to the store with their transcription jobs
- * (lucy_jobs_enqueue), presences, and the scan_status of every recording
- * they touch. now_s stamps the rows. 0 or a store error (nothing of the
+ * (lucy_jobs_enqueue), presences, the scan_status of every recording
+ * they touch, and the call (recording_calls) of each item that carries
+ * one when its path is the recording's primary path
+ * (lucy_scan_primary_better()) or the recording has no call yet; a call
+ * whose started_at changed re-dates the recording's search documents
+ * (lucy_transcript_redate). now_s stamps the rows. 0 or a store error (nothing of the
  * batch is kept). The items stay the caller's. */
 int lucy_scan_items_write(struct lucy_store *store, const char *root, int64_t now_s,
                           const struct lucy_scan_item *items, size_t n);
@@ -285,6 +330,14 @@ int lucy_scan_items_write(struct lucy_store *store, const char *root, int64_t no
  * re-rated - never deleted. One store write. 0 or a store error. */
 int lucy_scan_root_write(struct lucy_store *store, const char *root, const char *display,
                          int available, uint64_t files_seen, int64_t now_s);
+
+/* The primary-path rule (DESIGN §12): among a recording's paths the
+ * primary one - shown, and the one its call is read from - is a present
+ * one, then one outside sync folders and backups
+ * (lucy_scan_path_is_secondary()), then the oldest seen, then the lowest
+ * bytes. 1 when path a (present_a, first_seen_a Unix s) comes before b. */
+int lucy_scan_primary_better(const char *a, size_t a_len, int present_a, int64_t first_seen_a,
+                             const char *b, size_t b_len, int present_b, int64_t first_seen_b);
 
 /* meta[LUCY_SCAN_SUMMARY_META_KEY] = text (the summary JSON). One store
  * write. 0 or a store error. */
@@ -301,6 +354,9 @@ struct lucy_scan_options {
     void (*on_dir)(void *arg, const char *path, int depth);
     void *arg;
     struct lucy_thread *stop; /* stops the scan between files once stopping; may be NULL */
+    /* LUCY_CALL_NAME_PATTERNS parsed once by the plugin; NULL = parse
+     * ctx->cfg's for this scan. */
+    const struct lucy_call_patterns *patterns;
 };
 
 /* lucy_scan_run() with options (NULL = defaults: retry every locked file

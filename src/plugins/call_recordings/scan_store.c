@@ -12,6 +12,13 @@
  * the presence of its paths: ok when one is present, else unavailable when
  * one's root is gone, else missing.
  *
+ * It also writes `recording_calls` (migration 44): the call of a
+ * recording is read by the scanner from one of its paths (scan.c) and
+ * stored here when that path is the recording's primary one
+ * (lucy_scan_primary_better(), the one rule) or the recording has no call
+ * yet; its title is lucy_call_title()'s. When a call's started_at changes,
+ * the recording's search documents get the new date (transcript.c).
+ *
  * The SQL names statuses and presences literally (the columns hold the
  * names and their CHECK lists them); C code uses the enums of scan_int.h.
  */
@@ -21,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../clock.h"
 #include "../../error.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "jobs.h"
 #include "scan_int.h"
+#include "transcript.h"
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -148,12 +157,19 @@ static int load_known(sqlite3 *db, void *argp)
     struct load_arg *arg = argp;
     struct lucy_scan_known_map *m = arg->map;
     sqlite3_stmt *st;
-    int err = lucy_store_stmt(db,
-                              "SELECT path, size, mtime_ns, inode, status, presence,"
-                              " coalesce(recording_id, ''), coalesce(errno_name, ''), attempts,"
-                              " coalesce(next_retry_s, 0), ctime_ns FROM recording_paths"
-                              " WHERE path >= ?1 AND path < ?2",
-                              &st);
+    int err = lucy_store_stmt(
+        db,
+        "SELECT p.path, p.size, p.mtime_ns, p.inode, p.status, p.presence,"
+        " coalesce(p.recording_id, ''), coalesce(p.errno_name, ''),"
+        " p.attempts,"
+        " coalesce(p.next_retry_s, 0), p.ctime_ns,"
+        " c.recording_id IS NOT NULL, c.path = p.path,"
+        " coalesce(cp.presence != 'missing', 0), cp.path, coalesce(c.sidecar_ctime_ns, 0)"
+        " FROM recording_paths p"
+        " LEFT JOIN recording_calls c ON c.recording_id = p.recording_id"
+        " LEFT JOIN recording_paths cp ON cp.path = c.path"
+        " WHERE p.path >= ?1 AND p.path < ?2",
+        &st);
     if (err)
         return err;
     bind_range(st, 1, arg->range);
@@ -189,6 +205,13 @@ static int load_known(sqlite3 *db, void *argp)
         k->attempts = sqlite3_column_int(st, 8);
         k->next_retry_s = sqlite3_column_int64(st, 9);
         k->ctime_ns = sqlite3_column_int64(st, 10);
+        k->has_call = sqlite3_column_int(st, 11);
+        k->is_call_path = sqlite3_column_int(st, 12);
+        k->call_path_alive = sqlite3_column_int(st, 13);
+        k->call_path_secondary = sqlite3_column_type(st, 14) != SQLITE_NULL &&
+                                 lucy_scan_path_is_secondary(sqlite3_column_blob(st, 14),
+                                                             (size_t)sqlite3_column_bytes(st, 14));
+        k->sidecar_ctime_ns = sqlite3_column_int64(st, 15);
         m->n++;
     }
     return rc == SQLITE_DONE ? known_index(m) : lucy_store_err(rc);
@@ -210,6 +233,7 @@ void lucy_scan_item_clear(struct lucy_scan_item *it)
     free(it->path);
     free(it->display);
     free(it->last_error);
+    free(it->call);
     lucy_scan_probe_clear(&it->probe);
     memset(it, 0, sizeof *it);
 }
@@ -339,6 +363,185 @@ static int set_presence(sqlite3 *db, const struct lucy_scan_item *it,
     return lucy_row_step_done(st);
 }
 
+/* ---- the call ------------------------------------------------------------ */
+
+int lucy_scan_primary_better(const char *a, size_t a_len, int present_a, int64_t first_seen_a,
+                             const char *b, size_t b_len, int present_b, int64_t first_seen_b)
+{
+    if (present_a != present_b)
+        return present_a;
+    int sec_a = lucy_scan_path_is_secondary(a, a_len),
+        sec_b = lucy_scan_path_is_secondary(b, b_len);
+    if (sec_a != sec_b)
+        return !sec_a;
+    if (first_seen_a != first_seen_b)
+        return first_seen_a < first_seen_b;
+    size_t n = a_len < b_len ? a_len : b_len;
+    int c = memcmp(a, b, n);
+    return c ? c < 0 : a_len < b_len;
+}
+
+/* 1 when it's path is the primary path of its recording (its path row is
+ * already written), else 0; or a negative store error. */
+static int is_primary(sqlite3 *db, const struct lucy_scan_item *it)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT path, presence = 'present', first_seen_s FROM recording_paths"
+                              " WHERE recording_id = ?1",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, it->recording_id, -1, SQLITE_STATIC);
+    int rc, mine_present = 1;
+    int64_t mine_first = INT64_MAX;
+    /* This path's own row first, then every other against it. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((size_t)sqlite3_column_bytes(st, 0) == it->path_len &&
+            memcmp(sqlite3_column_blob(st, 0), it->path, it->path_len) == 0) {
+            mine_present = sqlite3_column_int(st, 1);
+            mine_first = sqlite3_column_int64(st, 2);
+        }
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    sqlite3_reset(st);
+    int primary = 1;
+    while (primary && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (n == it->path_len && memcmp(p, it->path, n) == 0)
+            continue;
+        primary =
+            !lucy_scan_primary_better(p, n, sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2),
+                                      it->path, it->path_len, mine_present, mine_first);
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return lucy_store_err(rc);
+    sqlite3_reset(st);
+    return primary;
+}
+
+/* The call's fields as the JSON kept in `sources` (field -> source). */
+static const struct {
+    enum lucy_call_field field;
+    const char *name; /* the API's name of the field */
+} call_fields[] = {
+    {LUCY_CALL_STARTED_AT, "started_at"},
+    {LUCY_CALL_DIRECTION, "direction"},
+    {LUCY_CALL_NUMBER, "number"},
+    {LUCY_CALL_SIM_SLOT, "sim_slot"},
+    {LUCY_CALL_CONTACT_NAME, "contact_name"},
+    {LUCY_CALL_CALLER_NAME, "caller_name"},
+    {LUCY_CALL_CALL_LOG_NAME, "call_log_name"},
+    {LUCY_CALL_FILE_NAME_NAME, "file_name"},
+    {LUCY_CALL_TAG_NAME, "tag_name"},
+};
+
+static char *sources_json(const struct lucy_call_meta *m)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < sizeof call_fields / sizeof *call_fields; i++) {
+        const char *src = lucy_call_source_name(m->source[call_fields[i].field]);
+        if (src)
+            json_object_set_new(o, call_fields[i].name, json_string(src));
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static char *warnings_json(const struct lucy_call_meta *m)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < m->warning_count; i++)
+        json_array_append_new(a, json_string(m->warnings[i]));
+    if (m->warnings_dropped)
+        json_array_append_new(a, json_sprintf("and %d more warnings", m->warnings_dropped));
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
+{
+    if (s && s[0])
+        sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+/* Writes it->call as its recording's call when it comes from the primary
+ * path (or the recording has none yet); re-dates the search documents
+ * when started_at moved. */
+static int write_call(sqlite3 *db, const struct lucy_scan_item *it)
+{
+    const struct lucy_call_meta *m = it->call;
+    int primary = is_primary(db, it);
+    if (primary < 0)
+        return primary;
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(
+        db, "SELECT started_at_ms FROM recording_calls WHERE recording_id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, it->recording_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int had = rc == SQLITE_ROW;
+    int64_t old_started = had ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    if (!primary && had)
+        return 0;
+
+    char title[256];
+    lucy_call_title(m, title, sizeof title);
+    char *sources = sources_json(m), *warnings = warnings_json(m);
+    err = lucy_store_stmt(
+        db,
+        "INSERT OR REPLACE INTO recording_calls (recording_id, started_at_ms, utc_offset_min,"
+        " direction, number_raw, number_e164, sim_slot, contact_name, caller_name, call_log_name,"
+        " file_name_name, sources, warnings, title, updated_at_ms, tag_name, started_at_local,"
+        " path, sidecar_ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+        " ?14, ?15, ?16, ?17, ?18, ?19)",
+        &st);
+    if (err || !sources || !warnings) {
+        free(sources);
+        free(warnings);
+        return err ? err : LUCY_ENOMEM;
+    }
+    int known = m->source[LUCY_CALL_STARTED_AT] != LUCY_CALL_SRC_NONE;
+    sqlite3_bind_text(st, 1, it->recording_id, -1, SQLITE_STATIC);
+    if (known)
+        sqlite3_bind_int64(st, 2, m->started_at_ms);
+    if (known && m->utc_offset_known)
+        sqlite3_bind_int(st, 3, m->utc_offset_min);
+    bind_text_or_null(st, 4, lucy_call_direction_name(m->direction));
+    bind_text_or_null(st, 5, m->number_raw);
+    bind_text_or_null(st, 6, m->number_e164);
+    if (m->sim_slot)
+        sqlite3_bind_int(st, 7, m->sim_slot);
+    bind_text_or_null(st, 8, m->contact_name);
+    bind_text_or_null(st, 9, m->caller_name);
+    bind_text_or_null(st, 10, m->call_log_name);
+    bind_text_or_null(st, 11, m->file_name);
+    sqlite3_bind_text(st, 12, sources, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, warnings, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 14, title, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 15, lucy_wall_ms());
+    bind_text_or_null(st, 16, m->tag_name);
+    sqlite3_bind_int(st, 17, known && m->started_at_local_only);
+    sqlite3_bind_blob(st, 18, it->path, (int)it->path_len, SQLITE_STATIC);
+    if (it->sidecar_ctime_ns)
+        sqlite3_bind_int64(st, 19, it->sidecar_ctime_ns);
+    err = lucy_row_step_done(st);
+    free(sources);
+    free(warnings);
+    if (err == 0 && had && known && old_started != m->started_at_ms)
+        err = lucy_transcript_redate(db, it->recording_id, m->started_at_ms / 1000);
+    return err;
+}
+
 static int write_item(sqlite3 *db, const struct lucy_scan_item *it, const char *root, int64_t now_s)
 {
     int rc = 0;
@@ -352,6 +555,8 @@ static int write_item(sqlite3 *db, const struct lucy_scan_item *it, const char *
             rc = rate_recording(db, it->old_recording_id, now_s);
         if (rc == 0 && !it->keep_recording)
             rc = rate_recording(db, it->recording_id, now_s);
+        if (rc == 0 && it->call && it->recording_id[0] && !it->keep_recording)
+            rc = write_call(db, it);
         return rc;
     case LUCY_SCAN_ITEM_PRESENT:
     case LUCY_SCAN_ITEM_MISSING:

@@ -59,16 +59,17 @@
      IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)
 
 struct lucy_scanner {
-    struct lucy_ctx *ctx;      /* configuration and store */
-    struct lucy_thread thread; /* "scanner" */
-    pthread_mutex_t scan_lock; /* one scan at a time */
-    pthread_mutex_t lock;      /* guards last */
-    json_t *last;              /* last summary + failed, finished_at_s; NULL before */
-    int last_failed;           /* the last scan failed (guarded by lock): retry it */
-    int wake[2];               /* pipe: a byte = a stop is coming */
-    int inotify_fd;            /* -1 when inotify is unavailable */
-    int watch_full;            /* ENOSPC seen in the current scan */
-    int watch_full_logged;     /* the ENOSPC WARNING was written */
+    struct lucy_ctx *ctx;               /* configuration and store */
+    struct lucy_thread thread;          /* "scanner" */
+    pthread_mutex_t scan_lock;          /* one scan at a time */
+    pthread_mutex_t lock;               /* guards last */
+    json_t *last;                       /* last summary + failed, finished_at_s; NULL before */
+    int last_failed;                    /* the last scan failed (guarded by lock): retry it */
+    int wake[2];                        /* pipe: a byte = a stop is coming */
+    int inotify_fd;                     /* -1 when inotify is unavailable */
+    int watch_full;                     /* ENOSPC seen in the current scan */
+    int watch_full_logged;              /* the ENOSPC WARNING was written */
+    struct lucy_call_patterns patterns; /* LUCY_CALL_NAME_PATTERNS, parsed once at start */
 };
 
 struct lucy_scanner *lucy_scanner_new(struct lucy_ctx *ctx)
@@ -79,6 +80,9 @@ struct lucy_scanner *lucy_scanner_new(struct lucy_ctx *ctx)
     s->ctx = ctx;
     s->inotify_fd = -1;
     s->wake[0] = s->wake[1] = -1;
+    /* The config check refused malformed patterns at start-up already. */
+    if (lucy_call_patterns_parse(ctx->cfg->call_name_patterns, &s->patterns, NULL, 0) != 0)
+        memset(&s->patterns, 0, sizeof s->patterns);
     pthread_mutex_init(&s->scan_lock, NULL);
     pthread_mutex_init(&s->lock, NULL);
     if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -154,6 +158,7 @@ static int scan(struct lucy_scanner *s, int honor_backoff, struct lucy_scan_summ
         .on_dir = add_watch,
         .arg = s,
         .stop = &s->thread,
+        .patterns = &s->patterns,
     };
     pthread_mutex_lock(&s->scan_lock);
     s->watch_full = 0;

@@ -7,6 +7,12 @@
  * re-transcription with fewer segments leaves nothing stale in search.
  * A no_speech transcript keeps its transcripts row (engine, duration) but
  * has no segments and no documents.
+ *
+ * A segment's document carries no title: the call's title (who, when) is
+ * the recording's, shown by the API, and the index searches titles, so a
+ * title in every segment would make one name match every segment of every
+ * call with that person (DESIGN §12: names are searchable through the
+ * person, not copied into every segment).
  */
 #include "transcript.h"
 
@@ -22,6 +28,22 @@
 int lucy_transcript_is_speech(const struct lucy_transcript *t)
 {
     return t->n_segments > 0 && t->text && t->text[0];
+}
+
+/* A segment's search document: no title (see the file comment). */
+static int put_document(sqlite3 *db, const char *recording_id, int idx, const char *text,
+                        int64_t time_s, int64_t t0_ms, int64_t t1_ms)
+{
+    struct lucy_doc doc = {
+        .source = DOC_SOURCE,
+        .id = recording_id,
+        .segment = idx,
+        .text = text,
+        .time_s = time_s,
+        .t0_ms = t0_ms,
+        .t1_ms = t1_ms,
+    };
+    return lucy_outbox_put(db, &doc);
 }
 
 /* The segments of a speech transcript, each with its index document. */
@@ -46,17 +68,8 @@ static int put_segments(sqlite3 *db, const struct lucy_transcript *t,
             return err;
         if (!s->text || !*s->text)
             continue;
-        struct lucy_doc doc = {
-            .source = DOC_SOURCE,
-            .id = m->recording_id,
-            .segment = (int)i,
-            .title = m->title,
-            .text = s->text,
-            .time_s = m->time_s,
-            .t0_ms = s->t0_ms,
-            .t1_ms = s->t1_ms,
-        };
-        if ((err = lucy_outbox_put(db, &doc)) != 0)
+        if ((err = put_document(db, m->recording_id, (int)i, s->text, m->time_s, s->t0_ms,
+                                s->t1_ms)) != 0)
             return err;
     }
     return 0;
@@ -95,6 +108,31 @@ int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     return lucy_transcript_is_speech(t) ? put_segments(db, t, m) : 0;
+}
+
+int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT idx, t0_ms, t1_ms, text FROM segments WHERE recording_id = ?1"
+                              " AND text != '' ORDER BY idx",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* lucy_outbox_put uses other statements; this one stays stepping. */
+        err = put_document(db, recording_id, sqlite3_column_int(st, 0),
+                           (const char *)sqlite3_column_text(st, 3), time_s,
+                           sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+        if (err) {
+            sqlite3_reset(st);
+            return err;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
 static json_t *text_or_null(sqlite3_stmt *st, int col)

@@ -28,8 +28,7 @@ int lucy_transcript_is_speech(const struct lucy_transcript *t);
 struct lucy_transcript_meta {
     const char *recording_id; /* hex SHA-256 of the recording */
     long long job_id;         /* the job that made it */
-    const char *title;        /* display file name, for search hits */
-    int64_t time_s;           /* the recording's time (Unix s), for search */
+    int64_t time_s;           /* the call's started_at (Unix s), for search */
     int64_t now_s;            /* created_at_s (Unix s) */
 };
 
@@ -40,6 +39,12 @@ struct lucy_transcript_meta {
  * (the caller's transaction is rolled back on error). */
 int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
                         const struct lucy_transcript_meta *m);
+
+/* Gives every search document of the recording's stored segments the
+ * date time_s (Unix s): the call's started_at changed (its sidecar arrived
+ * after the transcript). Re-puts the documents; nothing else changes. Call
+ * inside a lucy_store_write() function. 0 or a LUCY_E* code. */
+int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s);
 
 /* The recording's transcript as the "transcript" object of GET
  * /recordings/{id}: text, engine, model, language, duration_s, rtf and

@@ -20,6 +20,10 @@
  * compares each level's (st_dev, st_ino) with the roots' own, so it needs
  * no string resolution of the path and holds across mounts; a symlink to
  * "/" or to a sibling folder is reported through on_outside and skipped.
+ *
+ * Sync folders (`.dropbox.cache`, `.stfolder`, `@eaDir`, `.Trash*`, ...:
+ * lucy_scan_is_sync_folder()) are not entered: on_sync_folder reports
+ * them, so a sync client's copies never become recordings or paths.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -214,6 +218,14 @@ static int enter_dir(struct walker *w, int parent, const char *name, int via_lin
     return walk_dir(w, fd, depth);
 }
 
+/* A sync client's cache, a NAS index, a trash can (classify.c): copies
+ * and state, never recordings of their own; not entered at all. */
+static void skip_sync_folder(struct walker *w)
+{
+    if (w->ops->on_sync_folder)
+        w->ops->on_sync_folder(w->arg, w->path);
+}
+
 /* Walks the directory open on fd (taken over: closed here). */
 static int walk_dir(struct walker *w, int fd, int depth)
 {
@@ -242,7 +254,9 @@ static int walk_dir(struct walker *w, int fd, int depth)
         }
         struct stat st;
         int is_link = 0;
-        if (e->d_type == DT_DIR) {
+        if (e->d_type == DT_DIR && lucy_scan_is_sync_folder(name)) {
+            skip_sync_folder(w);
+        } else if (e->d_type == DT_DIR) {
             rc = enter_dir(w, dirfd(d), name, 0, depth + 1);
         } else if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT)
@@ -260,6 +274,8 @@ static int walk_dir(struct walker *w, int fd, int depth)
             } else if (S_ISREG(st.st_mode)) {
                 w->n_files++;
                 rc = w->ops->on_file(w->arg, dirfd(d), name, w->path, w->len, &st);
+            } else if (S_ISDIR(st.st_mode) && lucy_scan_is_sync_folder(name)) {
+                skip_sync_folder(w);
             } else if (S_ISDIR(st.st_mode) && (!is_link || w->follow_symlinks)) {
                 rc = enter_dir(w, dirfd(d), name, is_link, depth + 1);
             }

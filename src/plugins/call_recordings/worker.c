@@ -403,14 +403,13 @@ static int store_outcome_once(struct lucy_jobs_pool *p, const struct lucy_job *j
                               struct lucy_job_outcome *o, const struct lucy_transcript *t,
                               const struct lucy_recording_info *info, int64_t *next_retry_at_s)
 {
-    int rc = lucy_jobs_finish(p->ctx->store, job, o, p->retry_base_s, t, info->title, info->time_s,
-                              next_retry_at_s);
+    int rc =
+        lucy_jobs_finish(p->ctx->store, job, o, p->retry_base_s, t, info->time_s, next_retry_at_s);
     if (rc != LUCY_ENOSPC || !t)
         return rc;
     struct lucy_job_outcome blocked = {0};
     outcome_from_source(&blocked, LUCY_ENOSPC, job->attempts, "storing the transcript");
-    rc = lucy_jobs_finish(p->ctx->store, job, &blocked, p->retry_base_s, NULL, NULL, 0,
-                          next_retry_at_s);
+    rc = lucy_jobs_finish(p->ctx->store, job, &blocked, p->retry_base_s, NULL, 0, next_retry_at_s);
     if (rc == 0)
         *o = blocked;
     return rc;
