@@ -289,3 +289,42 @@ def test_alias_reaches_other_instances_through_redis(start_lucy, redis_server):
     assert lucy.put("/contacts/" + ALEX, json={"alias": "Alex via contacts"}).status_code == 200
     assert json.loads(r.cli("GET", "lucy:wa:user_alias:" + ALEX))["alias"] == "Alex via contacts"
     assert other.get("/contacts/" + ALEX).json()["alias"] == "Alex via contacts"
+
+
+def test_a_recorded_call_and_a_webhook_from_one_number_are_one_person(start_lucy, tmp_path):
+    """DESIGN §12's example end to end: a call named after +1 415-555-0123
+    (scanned for real) and a WhatsApp message from wa_id 14155550123 are one
+    person; the recording names the person; the timeline interleaves them."""
+    from conftest import FIXTURES
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    call = rec / "+14155550123_20240301-101500_incoming.m4a"
+    shutil.copyfile(os.path.join(FIXTURES, "audio", "goforward.m4a"), str(call))
+    old = 1700000000
+    os.utime(str(call), (old, old))
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(rec), "LUCY_SCAN_SETTLE_S": "0"})
+    recs = lucy.wait_for(lambda: lucy.get("/recordings").json()["recordings"] or None,
+                         what="the call scanned")
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "2"},
+            "contacts": [{"profile": {"name": "John Smith"}, "wa_id": "14155550123"}],
+            "messages": [{"from": "14155550123", "id": "wamid.ONEPERSON1", "timestamp": "1709300000",
+                          "type": "text", "text": {"body": "about the invoice"}}]}}]}]})
+    r = lucy.post("/webhook/whatsapp", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    people = lucy.wait_for(lambda: (lambda ps: ps if any(
+        {i["kind"] for i in p.get("identifiers", [])} >= {"phone", "wa_id"} for p in ps) else None)(
+        [lucy.get("/people/%d" % p["id"]).json() for p in lucy.get("/people").json()["people"]]),
+        what="one person with the phone and the wa_id")
+    person = [p for p in people if {i["kind"] for i in p["identifiers"]} >= {"phone", "wa_id"}][0]
+    assert len([p for p in people if any(i["value"] == "+14155550123" for i in p["identifiers"])]) == 1
+    assert person["name"] == "John Smith"
+    rec_doc = lucy.get("/recordings/" + recs[0]["id"]).json()
+    assert rec_doc["call"]["number"]["e164"] == "+14155550123"
+    assert rec_doc["call"]["direction"] == "in"
+    assert rec_doc["call"]["person"] == {"id": person["id"], "name": "John Smith"}
+    items = lucy.get("/people/%d/timeline" % person["id"]).json()["items"]
+    assert [i["kind"] for i in items] == ["message", "call"], items  # newest first
+    assert items[0]["time"] == 1709300000 and items[1]["time"] < items[0]["time"]

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "../../error.h"
+#include "../../people/people.h"
 #include "../../store/store.h"
 #include "jobs.h"
 #include "scan_int.h"
@@ -252,7 +253,22 @@ static json_t *json_column(sqlite3_stmt *st, int col, json_t *fallback)
 
 /* The "call" object of a recording row, or null when the scanner has not
  * read its call yet (a recording stored before schema 44, until its next
- * scan). person stays null until people are linked by number_e164. */
+ * scan). Its person is filled by link_person(). */
+/* call.person: {id, name} of the person holding the call's number
+ * (src/people/, linked by E.164), or null. */
+static void link_person(sqlite3 *db, json_t *call)
+{
+    const char *e164 = json_string_value(json_object_get(json_object_get(call, "number"), "e164"));
+    int64_t id;
+    json_t *p = NULL;
+    if (!e164 || lucy_people_find(db, "phone", e164, &id) != 0 || lucy_people_json(db, id, 0, &p))
+        return;
+    json_object_set_new(call, "person",
+                        json_pack("{s:I,s:O}", "id", (json_int_t)id, "name",
+                                  json_object_get(p, "name") ?: json_null()));
+    json_decref(p);
+}
+
 static json_t *call_json(sqlite3_stmt *st)
 {
     if (!sqlite3_column_int(st, COL_HAS_CALL))
@@ -383,6 +399,7 @@ static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
     json_object_set_new(o, "scan_status", text_or_null(st, 9));
     json_object_set_new(o, "transcript_status", text_or_null(st, 10));
     json_t *call = call_json(st);
+    link_person(db, call);
     char *primary = NULL;
     json_object_set_new(o, "paths", paths_json(db, id, &primary, err));
     /* The title is the call's (lucy_call_title, stored by the scanner);

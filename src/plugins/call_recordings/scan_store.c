@@ -24,12 +24,14 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../clock.h"
 #include "../../error.h"
+#include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "jobs.h"
@@ -470,6 +472,39 @@ static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
         sqlite3_bind_null(st, idx);
 }
 
+/* The call's number is a person's phone (src/people/): observed with every
+ * name the recorder gave, each with its source, so a WhatsApp sender with
+ * the same number (wa_id) and this call end up one person. A number
+ * libphonenumber could not normalise links nobody (its warning says why). */
+static int observe_person(sqlite3 *db, const struct lucy_call_meta *m)
+{
+    if (!m->number_e164[0])
+        return 0;
+    static const struct {
+        size_t offset;
+        const char *source;
+    } names[] = {
+        {offsetof(struct lucy_call_meta, contact_name), "contact_name"},
+        {offsetof(struct lucy_call_meta, caller_name), "caller_name"},
+        {offsetof(struct lucy_call_meta, call_log_name), "call_log_name"},
+        {offsetof(struct lucy_call_meta, file_name), "file_name"},
+    };
+    int observed = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *name = (const char *)m + names[i].offset;
+        if (!name[0])
+            continue;
+        int err = lucy_people_observe(db, "phone", m->number_e164, name, names[i].source, NULL);
+        if (err && err != LUCY_EINVAL)
+            return err;
+        observed = 1;
+    }
+    if (observed)
+        return 0;
+    int err = lucy_people_observe(db, "phone", m->number_e164, NULL, NULL, NULL);
+    return err == LUCY_EINVAL ? 0 : err;
+}
+
 /* Writes it->call as its recording's call when it comes from the primary
  * path (or the recording has none yet); re-dates the search documents
  * when started_at moved. */
@@ -537,6 +572,8 @@ static int write_call(sqlite3 *db, const struct lucy_scan_item *it)
     err = lucy_row_step_done(st);
     free(sources);
     free(warnings);
+    if (err == 0)
+        err = observe_person(db, m);
     if (err == 0 && had && known && old_started != m->started_at_ms)
         err = lucy_transcript_redate(db, it->recording_id, m->started_at_ms / 1000);
     return err;
