@@ -112,7 +112,7 @@ def test_each_recorder_convention(start_lucy, tmp_path):
     assert {"name": "John Doe", "kind": "contact_name", "source": "sidecar"} in c["names"]
     assert c["sources"]["started_at"] == "sidecar" and c["sources"]["direction"] == "sidecar"
     assert c["sources"]["number"] == "sidecar" and c["sources"]["sim_slot"] == "sidecar"
-    assert c["person"] is None and c["warnings"] == []
+    assert c["person"]["name"] == "John Doe" and c["warnings"] == []  # linked by the number
     assert recs[BCR_NAME]["title"] == c["title"] == "Call with John Doe · in · 14 Apr 2023 21:57"
     # The sidecar is part of its recording, not a file of its own.
     summary = scan(lucy)
