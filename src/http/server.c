@@ -311,9 +311,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             lucy_http_guard_release_body(cs);
             return MHD_YES;
         }
-        if (cs->body_len + n + 1 > cs->body_cap &&
-            lucy_http_guard_grow_body(cs, cs->body_len + n + 1) != 0)
-            return MHD_NO;
+        if (cs->body_len + n + 1 > cs->body_cap) {
+            int grown = lucy_http_guard_grow_body(cs, cs->body_len + n + 1);
+            if (grown < 0)
+                return MHD_NO; /* out of memory */
+            if (grown > 0)
+                return MHD_YES; /* over the budget: the rest is read and dropped, then 503 */
+        }
         memcpy(cs->body + cs->body_len, upload_data, n);
         cs->body_len += n;
         cs->body[cs->body_len] = '\0';

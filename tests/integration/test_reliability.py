@@ -440,3 +440,87 @@ def test_twenty_kill9s_with_a_full_disk_in_between_lose_no_acknowledged_message(
     assert len(acked) > 100, len(acked)
     missing = acked - _stored_wamids(data)
     assert not missing, "acknowledged but lost: %r" % sorted(missing)[:10]
+
+
+def test_over_the_body_budget_is_a_json_503_with_retry_after(start_lucy):
+    """All bodies in memory share 64 MiB: 24 unfinished 3 MiB webhook bodies
+    spend it, and a complete one after them is answered 503
+    dependency_unavailable with Retry-After (not a dropped connection)."""
+    import http.client
+    lucy = start_lucy()
+    held = []
+    try:
+        for _ in range(24):
+            s = _connect_from("127.0.0.1", lucy.port,
+                              b"POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 3145728\r\n\r\n")
+            s.sendall(b"{" * (3145728 - 1))  # all but the last byte
+            held.append(s)
+        c = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=30)
+        c.request("POST", "/webhook/whatsapp", body=b"{" * 3145728,
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 503, (r.status, body)
+        assert body["error_type"] == "dependency_unavailable" and body["retry_after_s"] > 0
+        assert r.getheader("Retry-After")
+    finally:
+        for s in held:
+            s.close()
+    assert lucy.get("/health/live").status_code == 200
+
+
+# ---- the audio route serves only the file the scanner saw ------------------------
+
+def _scanned_recording(start_lucy, tmp_path):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    src = os.path.join(FIXTURES, "audio", "goforward.m4a")
+    dst = rec / "goforward.m4a"
+    with open(src, "rb") as f, open(str(dst), "wb") as g:
+        g.write(f.read())
+    os.utime(str(dst), (1700000000, 1700000000))
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(rec), "LUCY_SCAN_SETTLE_S": "0"})
+    recs = lucy.wait_for(lambda: lucy.get("/recordings").json()["recordings"] or None, what="scan")
+    assert lucy.get("/recordings/%s/audio" % recs[0]["id"]).status_code == 200
+    return lucy, dst, recs[0]["id"]
+
+
+def test_a_link_swapped_in_for_a_recording_is_not_followed_outside(start_lucy, tmp_path):
+    """Same size and mtime as the scanned file (anyone can read those with
+    stat) but another file: the route compares the inode too."""
+    lucy, dst, rid = _scanned_recording(start_lucy, tmp_path)
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_bytes(b"S" * os.path.getsize(str(dst)))
+    st = os.stat(str(dst))
+    os.utime(str(secret), ns=(st.st_atime_ns, st.st_mtime_ns))
+    link = str(dst) + ".tmp"
+    os.symlink(str(secret), link)
+    os.replace(link, str(dst))
+    r = lucy.get("/recordings/%s/audio" % rid)
+    assert r.status_code in (404, 409), r.status_code
+    assert b"SSSS" not in r.content
+    assert r.json()["error_type"] in ("not_found", "conflict")
+
+
+def test_a_fifo_in_a_recordings_place_does_not_hold_the_http_threads(start_lucy, tmp_path):
+    lucy, dst, rid = _scanned_recording(start_lucy, tmp_path)
+    os.unlink(str(dst))
+    os.mkfifo(str(dst))
+    results = []
+
+    def get():
+        try:
+            results.append(requests.get(lucy.url + "/recordings/%s/audio" % rid, timeout=10).status_code)
+        except requests.RequestException as e:
+            results.append(repr(e))
+    threads = [threading.Thread(target=get) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    assert lucy.get("/health/live", timeout=3).status_code == 200
+    assert time.time() - t0 < 1
+    for t in threads:
+        t.join()
+    assert all(s in (404, 409) for s in results), results

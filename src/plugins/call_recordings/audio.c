@@ -4,7 +4,7 @@
  *
  * The file is found by recording id, never by a client-supplied path: the
  * id's paths come from the store (recording_paths, present ones first), and
- * a path is used only while its size and mtime are still those the scanner
+ * a path is used only while its size, mtime and inode are still those the scanner
  * hashed, so the bytes served are the recording's content. The body is
  * sent from the open descriptor (lucy_http_reply_fd: sendfile, no copy in
  * memory), so an hour-long call costs no heap.
@@ -151,6 +151,8 @@ struct audio_row {
     struct {
         char *path;       /* bytes for open(), NUL-terminated */
         int64_t mtime_ns; /* as the scanner saw it */
+        uint64_t inode;   /* as the scanner saw it: a path swapped for a link to
+                           * another file (outside the roots) is not served */
         uint64_t size;    /* as the scanner saw it */
     } paths[MAX_PATHS];
 };
@@ -165,7 +167,7 @@ static int audio_read(sqlite3 *db, void *arg)
     struct audio_arg *a = arg;
     sqlite3_stmt *st;
     int err = lucy_store_stmt(db,
-                              "SELECT r.format, r.size, p.path, p.size, p.mtime_ns"
+                              "SELECT r.format, r.size, p.path, p.size, p.mtime_ns, p.inode"
                               " FROM recordings r LEFT JOIN recording_paths p"
                               " ON p.recording_id = r.id WHERE r.id = ?1"
                               " ORDER BY p.presence = 'present' DESC, p.display_path",
@@ -195,6 +197,7 @@ static int audio_read(sqlite3 *db, void *arg)
         r->paths[r->n_paths].path = path;
         r->paths[r->n_paths].size = (uint64_t)sqlite3_column_int64(st, 3);
         r->paths[r->n_paths].mtime_ns = sqlite3_column_int64(st, 4);
+        r->paths[r->n_paths].inode = (uint64_t)sqlite3_column_int64(st, 5);
         r->n_paths++;
     }
     if (err)
@@ -224,7 +227,9 @@ struct open_outcome {
 static int open_recording(const struct audio_row *r, uint64_t probe_offset, struct open_outcome *o)
 {
     for (int i = 0; i < r->n_paths; i++) {
-        int fd = open(r->paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO put in the file's place must not hold an HTTP
+         * thread (and so liveness) until someone writes to it */
+        int fd = open(r->paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
             int e = errno;
             o->locked |= lucy_scan_is_lock_errno(e);
@@ -235,7 +240,8 @@ static int open_recording(const struct audio_row *r, uint64_t probe_offset, stru
         }
         struct stat st;
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != r->size ||
-            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != r->paths[i].mtime_ns) {
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != r->paths[i].mtime_ns ||
+            (uint64_t)st.st_ino != r->paths[i].inode) {
             o->changed = 1;
             close(fd);
             continue;

@@ -323,7 +323,7 @@ static int all_paths_locked(struct lucy_store *store, const char *id)
         return 0;
     int locked = 0, other = 0;
     for (int i = 0; i < info.n_paths; i++) {
-        int fd = open(info.paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        int fd = open(info.paths[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd >= 0) {
             close(fd);
             other++;

@@ -191,7 +191,8 @@ static int temp_copy(struct lucy_jobs_pool *p, const char *path, const char *dis
         snprintf(err, errlen, "disk critical, no temp copy of %s", display);
         return LUCY_ENOSPC;
     }
-    src = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    src = open(path,
+               O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not hold a worker */
     if (src < 0) {
         rc = lucy_err_from_errno(errno);
         snprintf(err, errlen, "open %s for a temp copy: %s", display, strerror(errno));
@@ -275,7 +276,7 @@ static int open_source(struct lucy_jobs_pool *p, const char *path, const char *d
                        int *copied, char *err, size_t errlen)
 {
     *copied = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* see temp_copy */
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "open %s: %s (%s)", display, strerror(e),
