@@ -396,10 +396,33 @@ static int walk_value(struct parse *ps, json_t *value)
     return rc;
 }
 
+/* At most this many JSON values (counted roughly: commas, objects and
+ * arrays, in strings too) in one body. Meta posts at most 1,000 updates
+ * (FACTS.md), a few dozen values each; parsed, every value costs jansson
+ * ~100-200 bytes, so a 3 MiB body of `{},{},...` would otherwise take
+ * ~250 MB per request (found by the fault-injection review). */
+#define MAX_JSON_VALUES 200000
+
+/* A rough upper bound of the values in body (see MAX_JSON_VALUES). */
+static size_t json_values_bound(const char *body, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += body[i] == ',' || body[i] == '{' || body[i] == '[';
+    return n;
+}
+
 int lucy_wa_payload_parse(const char *body, size_t len, struct lucy_wa_payload *out, char *err,
                           size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    if (json_values_bound(body, len) > MAX_JSON_VALUES) {
+        snprintf(err, errlen,
+                 "the body holds more than %d JSON values; Meta posts at most 1,000 updates at "
+                 "once",
+                 MAX_JSON_VALUES);
+        return LUCY_EINVAL;
+    }
     json_error_t jerr;
     out->root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
     if (!out->root) {
