@@ -255,6 +255,9 @@ int lucy_backup_restore(const char *src, const char *db_path, struct lucy_backup
     if (rc == SQLITE_OK)
         rc = integrity_ok(db, detail, sizeof detail) == 0 ? SQLITE_OK : SQLITE_CORRUPT;
     long long generation = rc == SQLITE_OK ? lucy_store_generation_read(db) : 0;
+    char store_id[LUCY_STORE_ID_SIZE] = "";
+    if (rc == SQLITE_OK)
+        lucy_store_id_read(db, store_id);
     sqlite3_stmt *st = NULL;
     int is_lucy = rc == SQLITE_OK &&
                   sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st,
@@ -296,7 +299,7 @@ int lucy_backup_restore(const char *src, const char *db_path, struct lucy_backup
     snprintf(dir, sizeof dir, "%s", db_path);
     sync_path(dirname(dir));
     /* the restored database is older than the marker on purpose */
-    lucy_store_marker_write(db_path, generation);
+    lucy_store_marker_write(db_path, generation, store_id);
     snprintf(out->path, sizeof out->path, "%s", src);
     if (access(aside, F_OK) == 0)
         snprintf(out->moved_aside, sizeof out->moved_aside, "%s", aside);

@@ -55,7 +55,32 @@ static void marker_path(const char *db_path, char *out, size_t len)
     snprintf(out, len, "%s.generation", db_path);
 }
 
-void lucy_store_marker_write(const char *db_path, long long generation)
+void lucy_store_id_read(sqlite3 *db, char id[LUCY_STORE_ID_SIZE])
+{
+    sqlite3_stmt *st;
+    id[0] = '\0';
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'store_id'", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(id, LUCY_STORE_ID_SIZE, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+/* Gives db a new random id (32 hex digits). 0 or the SQLite result. */
+static int store_id_make(sqlite3 *db, char id[LUCY_STORE_ID_SIZE])
+{
+    unsigned char r[16];
+    sqlite3_randomness(sizeof r, r);
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(id + 2 * i, 3, "%02x", r[i]);
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta (key, value) VALUES ('store_id', '%s')",
+             id);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+void lucy_store_marker_write(const char *db_path, long long generation, const char *store_id)
 {
     char path[1100], tmp[1120];
     marker_path(db_path, path, sizeof path);
@@ -63,36 +88,49 @@ void lucy_store_marker_write(const char *db_path, long long generation)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    char line[96];
-    int n = snprintf(line, sizeof line, "%lld %lld\n", generation, (long long)lucy_wall_ms());
+    char line[128];
+    int n = snprintf(line, sizeof line, "%lld %lld %s\n", generation, (long long)lucy_wall_ms(),
+                     store_id && *store_id ? store_id : "-");
     int ok = write(fd, line, (size_t)n) == n;
     ok &= close(fd) == 0;
     if (!ok || rename(tmp, path) != 0)
         unlink(tmp);
 }
 
-int lucy_store_marker_verify(sqlite3 *db, const char *db_path, long long *generation, char *err,
-                             size_t errlen)
+int lucy_store_marker_verify(sqlite3 *db, const char *db_path, long long *generation,
+                             char id[LUCY_STORE_ID_SIZE], char *err, size_t errlen)
 {
     *generation = lucy_store_generation_read(db);
+    lucy_store_id_read(db, id);
     char path[1100];
     marker_path(db_path, path, sizeof path);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0; /* a new data dir, or one from before the marker */
     long long marked = 0, at_ms = 0;
-    int n = fscanf(f, "%lld %lld", &marked, &at_ms);
-    fclose(f);
-    if (n < 1 || marked <= *generation)
-        return 0;
-    snprintf(err, errlen,
-             "%s holds fewer commits (%lld) than it had (%lld, per %s): the database or its "
-             "-wal file was lost, truncated or replaced, and starting would silently drop "
-             "data. Put the missing files back or restore the last backup "
-             "(docs/operations.md, \"A damaged store\"); to accept the loss and go on with "
-             "what the database holds, delete %s",
-             db_path, *generation, marked, path, path);
-    return LUCY_EDBCORRUPT;
+    char marked_id[LUCY_STORE_ID_SIZE + 8] = "";
+    FILE *f = fopen(path, "re");
+    int n = f ? fscanf(f, "%lld %lld %40s", &marked, &at_ms, marked_id) : 0;
+    if (f)
+        fclose(f);
+    if (n < 3 || strcmp(marked_id, "-") == 0)
+        marked_id[0] = '\0'; /* no marker, or one from before store ids */
+    const char *why = NULL;
+    if (n >= 1 && marked > *generation)
+        why = "holds fewer commits than it had";
+    else if (marked_id[0] && strcmp(marked_id, id) != 0)
+        why = "is not the database this data dir held (another store id)";
+    if (why) {
+        snprintf(err, errlen,
+                 "%s %s (%lld commits, store id %s; %s says %lld, %s): the database or its -wal "
+                 "file was lost, truncated or replaced, and starting would silently drop data. "
+                 "Put the missing files back or restore the last backup (lucy restore; "
+                 "docs/operations.md, \"A damaged store\"); to accept the loss and go on with "
+                 "what the database holds, delete %s",
+                 db_path, why, *generation, id[0] ? id : "none", path, marked,
+                 marked_id[0] ? marked_id : "no id", path);
+        return LUCY_EDBCORRUPT;
+    }
+    if (!id[0] && store_id_make(db, id) != SQLITE_OK)
+        id[0] = '\0'; /* a read-only or full disk: the marker stays id-less for now */
+    return 0;
 }
 
 /* ---- quick_check ------------------------------------------------------------- */

@@ -68,25 +68,26 @@ struct queue {
 };
 
 struct lucy_store {
-    char path[1024];                  /* DATA_DIR/lucy.db */
-    struct conn *writer_conn;         /* owned by the writer thread; NULL = reopen */
-    int writer_broken;                /* reopen before the next batch */
-    pthread_t writer;                 /* the group-commit thread */
-    pthread_mutex_t lock;             /* guards queues, stopping, done flags */
-    pthread_cond_t work;              /* signalled when a request is queued */
-    pthread_cond_t finished;          /* broadcast after every batch */
-    struct queue urgent;              /* lucy_store_write_async() requests */
-    struct queue normal;              /* lucy_store_write() requests */
-    int stopping;                     /* close requested */
-    pthread_mutex_t pool_lock;        /* guards the read pool */
-    struct conn *pool[READ_POOL_MAX]; /* idle read connections */
-    int pool_n;                       /* how many are idle */
-    unsigned long long batches;       /* committed batches (stats) */
-    unsigned long long writes;        /* committed writes (stats) */
-    long long generation;             /* commits counted in meta (writer thread) */
-    long long marker_generation;      /* the count last written to the marker (writer thread) */
-    unsigned events;                  /* raised by the current write (writer thread) */
-    unsigned batch_events;            /* raised by the writes kept in this batch (writer thread) */
+    char path[1024];                   /* DATA_DIR/lucy.db */
+    struct conn *writer_conn;          /* owned by the writer thread; NULL = reopen */
+    int writer_broken;                 /* reopen before the next batch */
+    pthread_t writer;                  /* the group-commit thread */
+    pthread_mutex_t lock;              /* guards queues, stopping, done flags */
+    pthread_cond_t work;               /* signalled when a request is queued */
+    pthread_cond_t finished;           /* broadcast after every batch */
+    struct queue urgent;               /* lucy_store_write_async() requests */
+    struct queue normal;               /* lucy_store_write() requests */
+    int stopping;                      /* close requested */
+    pthread_mutex_t pool_lock;         /* guards the read pool */
+    struct conn *pool[READ_POOL_MAX];  /* idle read connections */
+    int pool_n;                        /* how many are idle */
+    unsigned long long batches;        /* committed batches (stats) */
+    unsigned long long writes;         /* committed writes (stats) */
+    long long generation;              /* commits counted in meta (writer thread) */
+    char store_id[LUCY_STORE_ID_SIZE]; /* the database's own id (integrity.h) */
+    long long marker_generation;       /* the count last written to the marker (writer thread) */
+    unsigned events;                   /* raised by the current write (writer thread) */
+    unsigned batch_events;             /* raised by the writes kept in this batch (writer thread) */
     struct {
         unsigned events;
         lucy_store_event_fn fn;
@@ -192,7 +193,7 @@ void lucy_store_notify(sqlite3 *db, unsigned events)
 static void marker_flush(struct lucy_store *s)
 {
     if (s->generation > s->marker_generation) {
-        lucy_store_marker_write(s->path, s->generation);
+        lucy_store_marker_write(s->path, s->generation, s->store_id);
         s->marker_generation = s->generation;
     }
     s->marker_mono_ms = lucy_mono_ms();
@@ -400,13 +401,14 @@ int lucy_store_open(const char *data_dir, struct lucy_store **out, char *err, si
     }
     rc = lucy_store_migrate(s->writer_conn->db, err, errlen);
     if (rc == 0)
-        rc = lucy_store_marker_verify(s->writer_conn->db, s->path, &s->generation, err, errlen);
+        rc = lucy_store_marker_verify(s->writer_conn->db, s->path, &s->generation, s->store_id, err,
+                                      errlen);
     if (rc != 0) {
         lucy_store_conn_close(s->writer_conn);
         free(s);
         return rc;
     }
-    lucy_store_marker_write(s->path, s->generation);
+    lucy_store_marker_write(s->path, s->generation, s->store_id);
     s->marker_generation = s->generation;
     s->marker_mono_ms = lucy_mono_ms();
     pthread_mutex_init(&s->lock, NULL);

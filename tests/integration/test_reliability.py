@@ -555,3 +555,31 @@ def test_a_body_of_a_million_tiny_json_values_is_refused_before_parsing(start_lu
     assert all(r.status_code == 400 and r.json()["error_type"] == "bad_request" for r in results)
     assert "JSON values" in results[0].json()["message"]
     assert peak - idle < 256, (idle, peak)
+
+
+def test_a_database_swapped_for_another_store_with_more_commits_is_refused(start_lucy):
+    """Found by the fault-injection review: the marker held only a commit
+    count, so another store's database with more commits was accepted."""
+    a = start_lucy()
+    for i in range(5):
+        assert a.post("/webhook/whatsapp", data=_text_webhook(i),
+                      headers={"Content-Type": "application/json"}).status_code == 200
+    b = start_lucy()
+    for i in range(100, 160):
+        assert b.post("/webhook/whatsapp", data=_text_webhook(i),
+                      headers={"Content-Type": "application/json"}).status_code == 200
+    time.sleep(2.5)
+    data_a, data_b = a.data_dir, b.data_dir
+    assert a.stop() == 0 and b.stop() == 0
+    for suffix in ("", "-wal", "-shm"):
+        src = os.path.join(data_b, "lucy.db" + suffix)
+        dst = os.path.join(data_a, "lucy.db" + suffix)
+        if os.path.exists(dst):
+            os.unlink(dst)
+        if os.path.exists(src):
+            with open(src, "rb") as f, open(dst, "wb") as g:
+                g.write(f.read())
+    r = run_lucy(["serve", "--listen", "127.0.0.1:0", "--data", data_a],
+                 env={"LUCY_DISK_RESERVE_MB": "0"})
+    assert r.returncode == 1, r
+    assert "not the database this data dir held" in r.stderr.decode()
