@@ -3,7 +3,7 @@
 // identifiers, names, alias, timeline, and the journaled edits (merge,
 // split, alias) with undo from History.
 //
-//   #/people?q=                        list, searched, paged with "Load more"
+//   #/people?q=&limit=                 list, searched, paged with "Load more"
 //   #/people/{id}?from=&to=&limit=     one person; from/to filter the
 //                                      timeline (dates), limit its page size
 import { api, get } from "./api.js";
@@ -73,6 +73,7 @@ function personRow(p) {
 
 async function renderList(main, query, stale) {
   const q = (query.get("q") || "").trim();
+  const pageSize = Math.min(LIST_PAGE, Math.max(1, Number(query.get("limit")) || LIST_PAGE));
   const input = el("input", { type: "search", id: "people-q", name: "q", value: q,
     placeholder: "a name or a number", autocomplete: "off" });
   const form = el("form", { class: "controls", id: "people-form", role: "search" },
@@ -94,7 +95,7 @@ async function renderList(main, query, stale) {
     more.disabled = true;
     clear(problem);
     try {
-      const page = await get("/people?limit=" + LIST_PAGE + (q ? "&q=" + encodeURIComponent(q) : "") +
+      const page = await get("/people?limit=" + pageSize + (q ? "&q=" + encodeURIComponent(q) : "") +
         (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
       if (stale()) return;
       list.append(...page.people.map(personRow));
@@ -285,10 +286,10 @@ async function renderPerson(main, id, query, stale, flash) {
         undo.disabled = true;
         err.hidden = true;
         try {
-          const r = await api("/people/history/" + encodeURIComponent(h.seq) + "/undo", { method: "POST" });
+          await api("/people/history/" + encodeURIComponent(h.seq) + "/undo", { method: "POST" });
           if (h.op === "split" && h.person !== id) {
             // this page is the split-off person, gone now: show the one it went back to
-            location.hash = "#" + personPath(r.body.person ? r.body.person.id : h.person);
+            location.hash = "#" + personPath(h.person);
             return;
           }
           const msg = h.op === "merge" && h.person === id
@@ -326,7 +327,7 @@ async function renderPerson(main, id, query, stale, flash) {
     const s = q.toString();
     location.hash = "#" + personPath(id) + (s ? "?" + s : "");
   });
-  const timeline = el("ol", { class: "cards", id: "timeline", "aria-label": "Timeline" });
+  const timeline = el("ol", { class: "cards", id: "timeline", "aria-label": "Timeline", "data-from": from, "data-to": to });
   const timelineSummary = el("p", { class: "muted", id: "timeline-summary", role: "status" });
   const timelineProblem = el("div", { role: "alert" });
   const more = el("button", { type: "button", class: "secondary", id: "timeline-more", hidden: true }, "Load more");
