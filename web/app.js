@@ -27,6 +27,9 @@ async function route() {
   const view = views[name];
   const main = document.getElementById("view");
   if (cleanup) { try { cleanup(); } catch (e) { /* the old view is gone anyway */ } }
+  // A question the old view asked (confirmDialog) is moot on another page: Cancel.
+  const asking = document.getElementById("confirm-dialog");
+  if (asking) asking.close();
   cleanup = null;
   const mine = ++generation;
   for (const a of document.querySelectorAll("nav a[data-view]"))

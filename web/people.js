@@ -145,13 +145,13 @@ function timelineItem(t) {
 }
 
 // "Merged person 2 into this one" - what a History entry did, in words.
-function historyWords(h, id) {
+function historyWords(h, pid) {
   const other = h.other !== null && h.other !== undefined ? h.other : null;
   const link = (n) => el("a", { href: "#" + personPath(n) }, "person " + n);
   if (h.op === "merge")
-    return h.person === id ? ["Merged ", link(other), " into this person"] : ["Merged into ", link(h.person)];
+    return h.person === pid ? ["Merged ", link(other), " into this person"] : ["Merged into ", link(h.person)];
   if (h.op === "split")
-    return h.person === id ? ["Split ", link(other), " off this person"] : ["Split off ", link(h.person)];
+    return h.person === pid ? ["Split ", link(other), " off this person"] : ["Split off ", link(h.person)];
   if (h.op === "alias") return ["Set the alias"];
   return [h.op];
 }
@@ -162,6 +162,8 @@ async function renderPerson(main, id, query, stale, flash) {
   const pageSize = Math.min(500, Math.max(1, Number(query.get("limit")) || TIMELINE_PAGE));
   const [p, hist] = await Promise.all([get(personPath(id)), get(personPath(id) + "/history")]);
   if (stale()) return;
+  const pid = p.id; // the number, where the URL gave text
+
   const redraw = (msg) => renderPerson(main, id, query, stale, msg).catch((e) => {
     if (!stale()) clear(main, el("h1", null, "People"), note(e.message, "bad", "alert"));
   });
@@ -240,11 +242,15 @@ async function renderPerson(main, id, query, stale, flash) {
     el("div", { class: "grow" }, el("label", { for: "merge-q" }, "Find the other person"), mergeQ),
     el("div", null, el("button", { type: "submit" }, "Find")));
   const mergeOpen = el("button", { type: "button", class: "secondary", id: "merge-open", "aria-expanded": "false" }, "Merge with...");
+  let asked = 0; // only the latest search's answer is drawn
   const findOthers = async () => {
     clear(mergeProblem);
+    const mine = ++asked;
     try {
       const v = mergeQ.value.trim();
       const page = await get("/people?limit=20" + (v ? "&q=" + encodeURIComponent(v) : ""));
+      if (mine !== asked) return;
+      mergeResults.dataset.q = v;
       const others = page.people.filter((o) => o.id !== p.id);
       clear(mergeResults, others.length ? others.map((o) => {
         const b = el("button", { type: "button", "data-role": "merge" }, "Merge");
@@ -287,12 +293,12 @@ async function renderPerson(main, id, query, stale, flash) {
         err.hidden = true;
         try {
           await api("/people/history/" + encodeURIComponent(h.seq) + "/undo", { method: "POST" });
-          if (h.op === "split" && h.person !== id) {
+          if (h.op === "split" && h.person !== pid) {
             // this page is the split-off person, gone now: show the one it went back to
             location.hash = "#" + personPath(h.person);
             return;
           }
-          const msg = h.op === "merge" && h.person === id
+          const msg = h.op === "merge" && h.person === pid
             ? ["Undone: ", el("a", { href: "#" + personPath(h.other), id: "undo-back" }, "person " + h.other), " is back."]
             : ["Undone."];
           await redraw(note(msg, "ok"));
@@ -303,7 +309,7 @@ async function renderPerson(main, id, query, stale, flash) {
         }
       });
       return el("li", { class: "card", "data-seq": h.seq, "data-op": h.op },
-        el("div", { class: "row" }, el("span", null, historyWords(h, id)), undo),
+        el("div", { class: "row" }, el("span", null, historyWords(h, pid)), undo),
         el("div", { class: "meta" },
           el("span", null, msDate(h.at_ms)),
           h.auto ? el("span", { class: "badge" }, "automatic link") : null,

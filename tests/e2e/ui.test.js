@@ -85,6 +85,7 @@ async function test(name, fn) {
 }
 
 async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky header lands mid-picture
   await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
 }
 
@@ -285,7 +286,7 @@ async function mainCases(page) {
     const dayBefore = day(all[all.length - 1].time - 86400);
     await page.fill("#timeline-to", dayBefore);
     await page.click('#timeline-range button[type="submit"]');
-    await page.locator(`#timeline[data-to="${dayBefore}"]`).waitFor();
+    await page.locator(`#timeline[data-to="${dayBefore}"]`).waitFor({ state: "attached" });
     await page.locator("#timeline-summary", { hasText: "No calls or messages in these dates." }).waitFor();
     const newest = day(all[0].time);
     await page.fill("#timeline-from", newest);
@@ -311,7 +312,7 @@ async function mainCases(page) {
     await page.click("#merge-open");
     await page.fill("#merge-q", "Robin");
     await page.press("#merge-q", "Enter");
-    const pick = page.locator(`#merge-results li[data-id="${robin.id}"]`);
+    const pick = page.locator(`#merge-results[data-q="Robin"] li[data-id="${robin.id}"]`);
     await pick.waitFor();
     assert.equal(await page.locator("#merge-results li").count(), 1);
     await pick.locator('[data-role="merge"]').click();
