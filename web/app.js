@@ -1,7 +1,8 @@
-// app.js - the UI's entry point: a hash router over four views.
+// app.js - the UI's entry point: a hash router over five views.
 //
 //   #/recordings            list          #/recordings/{id}?t=ms  transcript
 //   #/messages              contacts      #/messages/{id}?m=wamid messages
+//   #/people?q=             persons       #/people/{id}?from=&to= one person
 //   #/search?q=&source=     search        #/status                health
 //
 // Each view module exports render(container, parts, query) and may return
@@ -10,11 +11,12 @@ import { ApiError } from "./api.js";
 import { clear, el, note, parseHash } from "./format.js";
 import * as recordings from "./recordings.js";
 import * as messages from "./messages.js";
+import * as people from "./people.js";
 import * as search from "./search.js";
 import * as status from "./status.js";
 
-const views = { recordings, messages, search, status };
-const titles = { recordings: "Recordings", messages: "Messages", search: "Search", status: "Status" };
+const views = { recordings, messages, people, search, status };
+const titles = { recordings: "Recordings", messages: "Messages", people: "People", search: "Search", status: "Status" };
 
 let cleanup = null;
 let generation = 0;
@@ -25,6 +27,9 @@ async function route() {
   const view = views[name];
   const main = document.getElementById("view");
   if (cleanup) { try { cleanup(); } catch (e) { /* the old view is gone anyway */ } }
+  // A question the old view asked (confirmDialog) is moot on another page: Cancel.
+  const asking = document.getElementById("confirm-dialog");
+  if (asking) asking.close();
   cleanup = null;
   const mine = ++generation;
   for (const a of document.querySelectorAll("nav a[data-view]"))

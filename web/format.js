@@ -119,7 +119,37 @@ export function parseHash(hash) {
   return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), query };
 }
 
-// A note box: kind "" (warning), "bad", "ok".
+// A note box: kind "" (warning), "bad", "ok". text may be a string, a node
+// or an array of both.
 export function note(text, kind = "", role = "status") {
   return el("p", { class: "note " + kind, role }, text);
+}
+
+// Asks before a change (merge, split): a modal <dialog> in the page, not
+// window.confirm(), so it looks like the rest of the UI and a test can
+// answer it like any button. Resolves true for "ok", false for Cancel/Esc.
+export function confirmDialog(text, okLabel) {
+  return new Promise((resolve) => {
+    const ok = el("button", { type: "submit", id: "confirm-ok", value: "ok" }, okLabel);
+    const cancel = el("button", { type: "submit", class: "secondary", id: "confirm-cancel", value: "cancel" }, "Cancel");
+    const dialog = el("dialog", { id: "confirm-dialog", "aria-labelledby": "confirm-text" },
+      el("form", { method: "dialog" },
+        el("p", { id: "confirm-text" }, text),
+        el("div", { class: "actions" }, cancel, ok)));
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(dialog.returnValue === "ok");
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    cancel.focus();
+  });
+}
+
+// "+14155550123" -> "+1 415-555-0123" (the North American plan, as lucy's
+// display name writes it); other numbers stay in E.164, which is unambiguous.
+export function phone(e164) {
+  const s = String(e164 || "");
+  const m = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(s);
+  return m ? `+1 ${m[1]}-${m[2]}-${m[3]}` : s;
 }

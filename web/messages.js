@@ -7,7 +7,7 @@ function name(c) {
   return c.alias || c.profile_name || c.wa_id || c.user_id || c.id;
 }
 
-const TYPE_WORDS = {
+export const TYPE_WORDS = {
   text: "", audio: "Voice note", image: "Image", video: "Video", document: "Document", sticker: "Sticker",
   location: "Location", contacts: "Contact card", reaction: "Reaction", interactive: "Reply", button: "Button",
 };
@@ -72,6 +72,22 @@ function aliasForm(contact, onSaved) {
   return form;
 }
 
+// The contact's person (docs/people.md): one search by its WhatsApp id,
+// after the page is drawn; the link appears only when that person exists,
+// and a failed look-up leaves the contact page as it is.
+async function personLink(c, where) {
+  const value = c.wa_id || c.user_id;
+  if (!value || !where) return;
+  try {
+    const page = await get("/people?limit=20&q=" + encodeURIComponent(value));
+    const p = page.people.find((x) => x.identifiers.some((i) => (i.kind === "wa_id" || i.kind === "user_id") && i.value === value));
+    if (p && where.isConnected)
+      where.append(" · ", el("a", { href: "#/people/" + encodeURIComponent(p.id), id: "contact-person" }, "person page"));
+  } catch (e) {
+    if (where.isConnected) where.append(" · ", el("span", { class: "error" }, "no person page: " + e.message));
+  }
+}
+
 async function loadContacts() {
   const out = [];
   let cursor = "";
@@ -102,7 +118,7 @@ export async function render(main, parts, query, stale) {
     const target = query.get("m");
     clear(detail,
       el("h2", { id: "contact-h" }, name(c)),
-      el("p", { class: "muted" }, c.wa_id ? "+" + c.wa_id : c.user_id || c.id),
+      el("p", { class: "muted", id: "contact-ids" }, c.wa_id ? "+" + c.wa_id : c.user_id || c.id),
       aliasForm(c, (fresh) => {
         const item = list.querySelector(`li[data-id="${CSS.escape(c.id)}"]`);
         if (item) item.replaceWith(contactItem(fresh, true));
@@ -113,6 +129,7 @@ export async function render(main, parts, query, stale) {
         c.recent_messages.map((m) => messageItem(m, target))));
     const hit = target && detail.querySelector(`[data-wamid="${CSS.escape(target)}"]`);
     if (hit) hit.scrollIntoView({ block: "center" });
+    personLink(c, detail.querySelector("#contact-ids"));
   };
   if (contact) drawContact(contact);
   else if (contacts.length) clear(detail, el("p", { class: "muted" }, "Choose a contact to see the messages."));

@@ -85,6 +85,7 @@ async function test(name, fn) {
 }
 
 async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky header lands mid-picture
   await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
 }
 
@@ -214,6 +215,175 @@ async function mainCases(page) {
     await shot(page, "messages");
   });
 
+  // ---- people (docs/people.md): the harness's WhatsApp senders are persons
+  const people = (await api("/people?limit=500")).body.people;
+  const personBy = (wa) => people.find((p) => p.identifiers.some((i) => i.kind === "wa_id" && i.value === wa));
+  const alex = personBy("15550002222"), robin = personBy("15550004444"), sam = personBy("15550003333");
+  assert.ok(alex && robin && sam && people.length >= 3, "the senders are persons: " + JSON.stringify(people));
+  const shownIdentifiers = async () =>
+    (await page.locator('#identifiers [data-role="identifier"]').allTextContents()).sort();
+  // Opens a person's page and waits for it (the old view is removed first,
+  // so nothing of it can answer for the new one).
+  const personPage = async (p, q = "") => {
+    await page.evaluate(() => document.getElementById("view") && document.getElementById("view").replaceChildren());
+    await page.goto(base + "/#/people/" + p.id + q);
+    await page.locator(`#person-h[data-id="${p.id}"]`).waitFor();
+  };
+  const loadAll = async (list, more) => {
+    while (await page.locator(more).isVisible()) {
+      const n = await page.locator(list).count();
+      await page.click(more);
+      await page.locator(list).nth(n).waitFor();
+    }
+  };
+
+  await test("the People list renders, filters and pages", async () => {
+    await page.goto(base + "/#/people?limit=2");
+    await page.locator("#people li").nth(1).waitFor();
+    assert.equal(await page.locator("#people li").count(), 2);
+    assert.equal(await page.locator("#people-more").isVisible(), true);
+    await loadAll("#people li", "#people-more");
+    assert.equal(await page.locator("#people li").count(), people.length);
+    const summary = await page.locator("#people-summary").textContent();
+    assert.match(summary, new RegExp(`^${people.length} persons shown$`));
+    assert.doesNotMatch(summary, /\d+ of \d+/);
+    const row = page.locator(`#people li[data-id="${alex.id}"]`);
+    assert.equal(await row.locator("a.title").textContent(), "Alex Example");
+    assert.match(await row.textContent(), /\+1 555-000-2222 \(phone, whatsapp\)/);
+    await row.locator('[data-role="counts"]', { hasText: /3 messages · 0 calls · last contact / }).waitFor();
+    await page.goto(base + "/#/people");
+    await page.locator("#people li").first().waitFor();
+    await shot(page, "people");
+    await page.fill("#people-q", "Robin");
+    await page.press("#people-q", "Enter");
+    await page.waitForURL(/#\/people\?q=Robin$/);
+    await page.locator("#people-summary", { hasText: "1 person shown" }).waitFor();
+    assert.deepEqual(await page.locator("#people li").evaluateAll((l) => l.map((x) => x.dataset.id)), [String(robin.id)]);
+    await page.fill("#people-q", "nobody-like-this");
+    await page.press("#people-q", "Enter");
+    await page.locator("#people-summary", { hasText: 'Nobody matches "nobody-like-this".' }).waitFor();
+    // The Messages view links a contact to its person.
+    await page.goto(base + "/#/messages/15550002222");
+    await page.locator("#contact-person").click();
+    await page.waitForURL(new RegExp(`#/people/${alex.id}$`));
+    await page.locator("#person-h", { hasText: "Alex Example" }).waitFor();
+  });
+
+  await test("a person page shows identifiers, names with sources and a paged timeline", async () => {
+    const all = (await api(`/people/${alex.id}/timeline`)).body.items;
+    assert.ok(all.length >= 3, "Alex has three messages: " + all.length);
+    await personPage(alex, "?limit=2");
+    assert.deepEqual(await shownIdentifiers(), ["+1 555-000-2222", "+1 555-000-2222"]);
+    assert.deepEqual((await page.locator("#identifiers li").evaluateAll((l) => l.map((x) => x.dataset.kind))).sort(),
+      ["phone", "wa_id"]);
+    const name = page.locator('#names li[data-source="profile_name"]');
+    assert.equal(await name.locator('[data-role="name"]').textContent(), "Alex Example");
+    assert.match(await name.textContent(), /WhatsApp profile name.*first seen .*last seen /);
+    assert.equal(await page.locator("#timeline li").count(), 2);
+    assert.equal(await page.locator("#timeline-more").isVisible(), true);
+    await loadAll("#timeline li", "#timeline-more");
+    // Every item once, newest first, as the API pages them.
+    assert.deepEqual(await page.locator("#timeline li").evaluateAll((l) => l.map((x) => x.dataset.wamid)),
+      all.map((i) => i.wamid));
+    assert.match(await page.locator("#timeline").textContent(), /Can you call me back about the invoice for March\?/);
+    assert.match(await page.locator("#timeline-summary").textContent(), /^\d+ items shown, newest first$/);
+    await shot(page, "person");
+    // The date range (dates are UTC days, as the API reads them): before
+    // the first item nothing; the newest item's day shows that day's items.
+    const day = (t) => new Date(t * 1000).toISOString().slice(0, 10);
+    const dayBefore = day(all[all.length - 1].time - 86400);
+    await page.fill("#timeline-to", dayBefore);
+    await page.click('#timeline-range button[type="submit"]');
+    await page.locator(`#timeline[data-to="${dayBefore}"]`).waitFor({ state: "attached" });
+    await page.locator("#timeline-summary", { hasText: "No calls or messages in these dates." }).waitFor();
+    const newest = day(all[0].time);
+    await page.fill("#timeline-from", newest);
+    await page.fill("#timeline-to", newest);
+    await page.click('#timeline-range button[type="submit"]');
+    await page.locator(`#timeline[data-from="${newest}"][data-to="${newest}"] li`).first().waitFor();
+    await loadAll("#timeline li", "#timeline-more");
+    assert.deepEqual(await page.locator("#timeline li").evaluateAll((l) => l.map((x) => x.dataset.wamid)),
+      all.filter((i) => day(i.time) === newest).map((i) => i.wamid));
+    // The alias, edited in place.
+    await page.fill("#person-alias", "Alex the accountant");
+    await page.click("#person-alias-save");
+    await page.locator("#person-h", { hasText: "Alex the accountant" }).waitFor();
+    await page.locator('#names li[data-source="alias"]', { hasText: "Alex the accountant" }).waitFor();
+    assert.equal((await api(`/people/${alex.id}`)).body.name, "Alex the accountant");
+  });
+
+  await test("merge two persons from the UI, then undo from History", async () => {
+    await personPage(robin);
+    const robinIds = await shownIdentifiers();
+    await personPage(alex);
+    const alexIds = await shownIdentifiers();
+    await page.click("#merge-open");
+    await page.fill("#merge-q", "Robin");
+    await page.press("#merge-q", "Enter");
+    const pick = page.locator(`#merge-results[data-q="Robin"] li[data-id="${robin.id}"]`);
+    await pick.waitFor();
+    assert.equal(await page.locator("#merge-results li").count(), 1);
+    await pick.locator('[data-role="merge"]').click();
+    await page.locator("#confirm-dialog[open]").waitFor();
+    assert.match(await page.locator("#confirm-text").textContent(), /Merge Robin Placeholder .* into Alex the accountant\?/);
+    await shot(page, "merge-confirm");
+    await page.click("#confirm-ok");
+    await page.locator("#person-note", { hasText: "Merged Robin Placeholder" }).waitFor();
+    assert.deepEqual(await shownIdentifiers(), [...alexIds, ...robinIds].sort());
+    await page.locator('#names li[data-source="profile_name"]', { hasText: "Robin Placeholder" }).waitFor();
+    const entries = page.locator("#history li");
+    assert.equal(await entries.first().getAttribute("data-op"), "merge");
+    await shot(page, "person-merged");
+    // Robin is gone until the merge is undone: the page says lucy's message.
+    expected = [{ status: 404, path: /^\/people\/\d+(\/history)?$/ }, { status: 409, path: /^\/people\/history\/\d+\/undo$/ }];
+    const gone = (await api(`/people/${robin.id}`)).body;
+    await page.goto(base + "/#/people/" + robin.id);
+    await page.locator("main .note.bad", { hasText: gone.message }).waitFor();
+    // Undoing the alias first is refused (the merge changed Alex later): lucy's 409 message shows.
+    await personPage(alex);
+    const aliasEntry = page.locator('#history li[data-op="alias"]');
+    await aliasEntry.locator('[data-role="undo"]').click();
+    await aliasEntry.locator('[data-role="undo-error"]', { hasText: /^Not undone: .*undo it first/ }).waitFor();
+    await shot(page, "history-refused");
+    await page.locator('#history li[data-op="merge"] [data-role="undo"]').click();
+    await page.locator("#undo-back").waitFor();
+    assert.deepEqual(await shownIdentifiers(), alexIds);
+    assert.equal(await page.locator('#history li[data-op="merge"] [data-role="undo"]').isDisabled(), true);
+    await page.click("#undo-back");
+    await page.waitForURL(new RegExp(`#/people/${robin.id}$`));
+    await page.locator("#person-h", { hasText: "Robin Placeholder" }).waitFor();
+    assert.deepEqual(await shownIdentifiers(), robinIds);
+    // Now the alias undoes too, and Alex is named as before.
+    await personPage(alex);
+    await page.locator('#history li[data-op="alias"] [data-role="undo"]').click();
+    await page.locator("#person-h", { hasText: "Alex Example" }).waitFor();
+  });
+
+  await test("split one identifier into a new person, then undo", async () => {
+    await personPage(sam);
+    const before = await shownIdentifiers();
+    assert.equal(before.length, 2);
+    await page.locator('#identifiers li[data-kind="phone"] [data-role="split"]').click();
+    await page.locator("#confirm-dialog[open]").waitFor();
+    await page.click("#confirm-cancel"); // Cancel changes nothing
+    await page.locator("#confirm-dialog").waitFor({ state: "detached" });
+    assert.deepEqual(await shownIdentifiers(), before);
+    await page.locator('#identifiers li[data-kind="phone"] [data-role="split"]').click();
+    await page.click("#confirm-ok");
+    await page.locator("#split-into").waitFor();
+    assert.equal(await page.locator("#identifiers li").count(), 1);
+    const fresh = /#\/people\/(\d+)$/.exec(await page.locator("#split-into").getAttribute("href"))[1];
+    await page.click("#split-into");
+    await page.locator(`#person-h[data-id="${fresh}"]`).waitFor();
+    assert.deepEqual(await page.locator("#identifiers li").evaluateAll((l) => l.map((x) => x.dataset.kind)), ["phone"]);
+    // Undo from the new person's History: it goes back into Sam.
+    await page.locator('#history li[data-op="split"] [data-role="undo"]').click();
+    await page.waitForURL(new RegExp(`#/people/${sam.id}$`));
+    await page.locator("#person-h", { hasText: "Sam Sample" }).waitFor();
+    await page.locator("#identifiers li").nth(1).waitFor();
+    assert.deepEqual(await shownIdentifiers(), before);
+  });
+
   await test("a locked recording shows the sync message and the button stays disabled", async () => {
     // A recording the browser has not played yet (a played one may come
     // from the browser's cache: its bytes never change for an id).
@@ -292,7 +462,8 @@ async function mainCases(page) {
 
   await test("usable on a phone screen", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const view of ["recordings", "search?q=invoice", "status", "recordings/" + forward.id]) {
+    for (const view of ["recordings", "search?q=invoice", "status", "recordings/" + forward.id,
+      "people", "people/" + alex.id]) {
       await page.goto(base + "/#/" + view);
       await page.locator("main h1").waitFor();
       await page.waitForTimeout(300);
@@ -302,6 +473,8 @@ async function mainCases(page) {
     await page.goto(base + "/#/recordings");
     await page.locator("#recordings li").first().waitFor();
     await shot(page, "recordings-phone");
+    await personPage(alex);
+    await shot(page, "person-phone");
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 }

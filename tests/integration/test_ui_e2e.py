@@ -125,7 +125,8 @@ def test_ui_in_chromium(start_lucy, tmp_path, tmpfs, playwright):
                   metrics)
     assert m and int(m.group(1)) > 0, [l for l in metrics.splitlines() if "audio" in l]
     for name in ("recordings", "transcript", "search-recording", "search-message", "messages",
-                 "locked", "status", "recordings-phone"):
+                 "locked", "status", "recordings-phone", "people", "person", "merge-confirm",
+                 "person-merged", "history-refused", "person-phone"):
         assert os.path.getsize(os.path.join(artefacts_dir(), name + ".png")) > 1000, name
 
 
