@@ -45,19 +45,29 @@ static void print_result(const char *what, const struct lucy_backup_result *r, i
                r->moved_aside);
 }
 
+/* The configuration and the one path argument of backup/restore: 0, or
+ * the exit code (usage printed). cfg must be freed either way. */
+static int one_path(struct lucy_config *cfg, int argc, char **argv, int *as_json, const char **path,
+                    const char *usage)
+{
+    int n_pos = 0;
+    int rc = lucy_cmd_config(cfg, argc, argv, lucy_cmd_json_flag, as_json, path, 1, &n_pos);
+    if (rc == 0 && n_pos != 1) {
+        lucy_cmd_error("usage: %s", usage);
+        rc = LUCY_EXIT_USAGE;
+    }
+    return rc;
+}
+
 int lucy_cmd_backup(int argc, char **argv)
 {
     struct lucy_config cfg;
-    int as_json = 0, n_pos = 0;
+    int as_json = 0;
     const char *pos[1] = {NULL};
-    int rc = lucy_cmd_config(&cfg, argc, argv, lucy_cmd_json_flag, &as_json, pos, 1, &n_pos);
+    int rc = one_path(&cfg, argc, argv, &as_json, pos,
+                      "lucy backup DEST [--json] (DEST: a folder or a file path)");
     if (rc)
         goto out;
-    if (n_pos != 1) {
-        lucy_cmd_error("usage: lucy backup DEST [--json] (DEST: a folder or a file path)");
-        rc = LUCY_EXIT_USAGE;
-        goto out;
-    }
     char db[1100], err[1024] = "";
     snprintf(db, sizeof db, "%.1000s/lucy.db", cfg.data_dir);
     struct lucy_backup_margin margin = {.free_pct = cfg.disk_warn_pct, .free_mb = cfg.disk_warn_mb};
@@ -105,16 +115,12 @@ static int take_daemon_lock(const char *data_dir)
 int lucy_cmd_restore(int argc, char **argv)
 {
     struct lucy_config cfg;
-    int as_json = 0, n_pos = 0;
+    int as_json = 0;
     const char *pos[1] = {NULL};
-    int rc = lucy_cmd_config(&cfg, argc, argv, lucy_cmd_json_flag, &as_json, pos, 1, &n_pos);
+    int rc = one_path(&cfg, argc, argv, &as_json, pos,
+                      "lucy restore SRC [--json] (SRC: a backup file made by lucy backup)");
     if (rc)
         goto out;
-    if (n_pos != 1) {
-        lucy_cmd_error("usage: lucy restore SRC [--json] (SRC: a backup file made by lucy backup)");
-        rc = LUCY_EXIT_USAGE;
-        goto out;
-    }
     int lock = take_daemon_lock(cfg.data_dir);
     if (lock < 0) {
         rc = LUCY_EXIT_FAILED;
