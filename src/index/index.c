@@ -296,7 +296,7 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
 
 /* A raw hit's place while grouping. */
 struct hit_key {
-    char key[192];  /* its conversation (struct lucy_search_group.key) */
+    char key[320];  /* its conversation (struct lucy_search_group.key) */
     int64_t person; /* the sender's person, 0 = none */
     size_t pos;     /* index in the raw result (= rank) */
 };
@@ -346,9 +346,9 @@ static void hit_group_key(const struct lucy_search_hit *h, int64_t person, char 
     if (person)
         snprintf(out, outlen, "whatsapp:person:%lld:%s", (long long)person, day);
     else if (h->contact)
-        snprintf(out, outlen, "whatsapp:contact:%.100s:%s", h->contact, day);
+        snprintf(out, outlen, "whatsapp:contact:%.200s:%s", h->contact, day);
     else
-        snprintf(out, outlen, "whatsapp:id:%.150s", h->id);
+        snprintf(out, outlen, "whatsapp:id:%.250s", h->id);
 }
 
 /* By conversation, then rank: each conversation's hits become a run, best
