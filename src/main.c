@@ -28,9 +28,10 @@ static const struct {
     {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--json]",
      "decode one audio file and print its transcript"},
     {"search", lucy_cmd_search,
-     "QUERY [--source call_recording|whatsapp] [--contact C] [--from T] [--to T] [--limit N] "
-     "[--json]",
-     "search the local index (no server needed); T = Unix seconds or ISO 8601"},
+     "QUERY [--source call_recording|whatsapp] [--contact C] [--person ID] [--from T] [--to T] "
+     "[--limit N] [--flat] [--json]",
+     "search the local index (no server needed), one entry per conversation (--flat: per "
+     "document); T = Unix seconds or ISO 8601"},
     {"stats", lucy_cmd_stats, "[--json]", "print what GET /rag/stats returns"},
     {"reindex", lucy_cmd_reindex, "[--json]", "rebuild the search index from the stored documents"},
     {"kv", lucy_cmd_kv,

@@ -1,9 +1,12 @@
 // search.js - the Search view: one box over recordings and messages.
-// Snippets arrive HTML-escaped with <mark> around the matched words; they
-// are turned into text nodes and <mark> elements by snippetNodes(), never
-// assigned as HTML. A recording hit opens its transcript at the matching
-// segment (#/recordings/{id}?t=t0_ms), a message hit the contact's
-// messages with that message marked.
+// /search answers one card per conversation (a recording, or a person's
+// messages on one day) with its best hits under it and a count of the
+// rest (`more`); a card's own fields are its best hit's. Snippets arrive
+// HTML-escaped with <mark> around the matched words; they are turned into
+// text nodes and <mark> elements by snippetNodes(), never assigned as HTML.
+// A recording hit opens its transcript at the matching segment
+// (#/recordings/{id}?t=t0_ms), a message hit the contact's messages with
+// that message marked.
 import { get, ApiError } from "./api.js";
 import { clear, dateTime, el, note, snippetNodes, timestamp } from "./format.js";
 
@@ -16,15 +19,31 @@ function hitLink(h) {
   return "#/messages";
 }
 
-function hitItem(h) {
+// One of a conversation's hits: where it is (segment time or message
+// time), linked, and its snippet.
+function hitLine(h) {
   const isRec = h.source === "call_recording";
-  return el("li", { class: "card", "data-source": h.source, "data-id": h.id },
-    el("a", { class: "title", href: hitLink(h) }, h.title || h.id),
-    el("div", { class: "meta" },
-      el("span", { class: "badge" }, isRec ? "Recording" : "Message"),
-      h.time ? el("span", null, dateTime(h.time)) : null,
-      isRec && h.t0_ms !== undefined ? el("span", null, "at " + timestamp(h.t0_ms)) : null),
+  const where = isRec && h.t0_ms !== undefined ? "at " + timestamp(h.t0_ms) : h.time ? dateTime(h.time) : "open";
+  return el("li", { class: "hit" },
+    el("a", { class: "at", href: hitLink(h) }, where),
     el("p", { class: "snippet" }, snippetNodes(h.snippet)));
+}
+
+// One conversation: its title (linked to its best hit), what it is, and its
+// best hits. A reply without `hits` per card (group=0) shows the card's own
+// snippet.
+function groupItem(g) {
+  const isRec = g.source === "call_recording";
+  const hits = Array.isArray(g.hits) ? g.hits : [g];
+  const total = hits.length + (g.more || 0);
+  return el("li", { class: "card", "data-source": g.source, "data-id": g.id, "data-key": g.key || "" },
+    el("a", { class: "title", href: hitLink(g) }, g.title || g.id),
+    el("div", { class: "meta" },
+      el("span", { class: "badge" }, isRec ? "Recording" : "Messages"),
+      g.time ? el("span", null, dateTime(g.time)) : null,
+      el("span", null, `${total} match${total === 1 ? "" : "es"}`)),
+    el("ol", { class: "hits" }, hits.map(hitLine)),
+    g.more ? el("p", { class: "muted more" }, `${g.more} more`) : null);
 }
 
 export async function render(main, parts, query, stale) {
@@ -50,7 +69,7 @@ export async function render(main, parts, query, stale) {
   clear(main, el("h1", null, "Search"), form, results);
   if (!q) { input.focus(); return; }
 
-  const p = new URLSearchParams({ q, limit: "50" });
+  const p = new URLSearchParams({ q, limit: "50", per_group: "3" });
   if (source) p.set("source", source);
   try {
     const r = await get("/search?" + p.toString());
@@ -64,9 +83,10 @@ export async function render(main, parts, query, stale) {
     for (const h of r.hits) if (!h.title) h.title = titles[h.id] || (h.source === "call_recording" ? "Call recording" : "");
     if (stale()) return;
     clear(results,
-      el("p", { class: "muted", id: "search-count" }, `${r.count} result${r.count === 1 ? "" : "s"} for "${q}".`),
+      el("p", { class: "muted", id: "search-count" },
+        `${r.count} conversation${r.count === 1 ? "" : "s"} for "${q}".`),
       r.degraded ? note("The search index is catching up or its backend is degraded; some recent items may be missing.") : null,
-      el("ol", { class: "cards", id: "hits" }, r.hits.map(hitItem)));
+      el("ol", { class: "cards", id: "hits" }, r.hits.map(groupItem)));
   } catch (e) {
     clear(results, note(e instanceof ApiError ? e.message : String(e), "bad", "alert"));
   }

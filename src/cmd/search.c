@@ -1,6 +1,6 @@
 /*
- * search.c - `lucy search QUERY [--source S] [--contact C] [--from T]
- * [--to T] [--limit N] [--json]`: searches the configured index without a
+ * search.c - `lucy search QUERY [--source S] [--contact C] [--person ID]
+ * [--from T] [--to T] [--limit N] [--flat] [--json]`: searches the configured index without a
  * server: the embedded FTS5 index in DATA_DIR/lucy.db, or Qdrant when
  * QDRANT_URL is set (falling back to the local FTS5 copy, "degraded",
  * when Qdrant does not answer or has not taken every document yet; the
@@ -10,8 +10,11 @@
  * Also holds lucy_cmd_open_index(), shared by `lucy stats` and
  * `lucy reindex`.
  *
- * Output: a numbered list, best first, with the snippet's marked words in
- * [brackets]; --json prints the same document as GET /search.
+ * Output: a numbered list of conversations (a recording, a person's
+ * messages on one day), best first, each with its best hits and the
+ * snippet's marked words in [brackets]; --flat lists documents one by one
+ * as before; --json prints the same document as GET /search (?group=0
+ * with --flat).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -61,8 +64,9 @@ int lucy_cmd_open_index(const struct lucy_config *cfg, int local_only, struct lu
 }
 
 struct search_flags {
-    const char *source, *contact, *from, *to, *limit; /* as given */
-    int json;                                         /* --json */
+    const char *source, *contact, *person, *from, *to, *limit; /* as given */
+    int json;                                                  /* --json */
+    int flat;                                                  /* --flat */
 };
 
 static int search_flag(const char *arg, const char *next, void *state)
@@ -74,14 +78,23 @@ static int search_flag(const char *arg, const char *next, void *state)
     } with_value[] = {
         {"--source", offsetof(struct search_flags, source)},
         {"--contact", offsetof(struct search_flags, contact)},
+        {"--person", offsetof(struct search_flags, person)},
         {"--from", offsetof(struct search_flags, from)},
         {"--to", offsetof(struct search_flags, to)},
         {"--limit", offsetof(struct search_flags, limit)},
     };
-    if (strcmp(arg, "--json") == 0) {
-        f->json = 1;
-        return 1;
-    }
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } switches[] = {
+        {"--json", offsetof(struct search_flags, json)},
+        {"--flat", offsetof(struct search_flags, flat)},
+    };
+    for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
+        if (strcmp(arg, switches[i].flag) == 0) {
+            *(int *)((char *)f + switches[i].offset) = 1;
+            return 1;
+        }
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++) {
         if (strcmp(arg, with_value[i].flag) != 0)
             continue;
@@ -120,33 +133,55 @@ static void print_offset(int64_t ms)
     printf("%lld:%02lld", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
 }
 
-static void print_hits(const char *query, const struct lucy_search_result *r)
+/* One hit: its heading line (numbered when n > 0), then snippet and key
+ * indented by indent spaces. */
+static void print_hit(const struct lucy_search_hit *h, size_t n, int indent)
 {
-    if (r->n == 0) {
+    char when[32] = "";
+    time_t t = (time_t)h->time_s;
+    struct tm tm;
+    if (h->time_s && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+    if (n)
+        printf("%zu. %s  %s", n, h->source, h->title ? h->title : h->id);
+    else
+        printf("%*s-", indent - 2, "");
+    if (n && h->contact)
+        printf("  (%s)", h->contact);
+    if (*when)
+        printf("  %s", when);
+    if (strcmp(h->source, "call_recording") == 0) {
+        printf("  at ");
+        print_offset(h->t0_ms);
+        printf("-");
+        print_offset(h->t1_ms);
+    }
+    printf("  score %.3g\n%*s", h->score, indent, "");
+    print_plain(h->snippet);
+    printf("\n%*sid %s segment %d\n", indent, "", h->id, h->segment);
+}
+
+static void print_hits(const char *query, const struct lucy_search_result *r, int grouped)
+{
+    if ((grouped ? r->n_groups : r->n) == 0) {
         printf("no matches for \"%s\"\n", query);
         return;
     }
-    for (size_t i = 0; i < r->n; i++) {
-        const struct lucy_search_hit *h = &r->hits[i];
-        char when[32] = "";
-        time_t t = (time_t)h->time_s;
-        struct tm tm;
-        if (h->time_s && gmtime_r(&t, &tm))
-            strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
-        printf("%zu. %s  %s", i + 1, h->source, h->title ? h->title : h->id);
-        if (h->contact)
-            printf("  (%s)", h->contact);
-        if (*when)
-            printf("  %s", when);
-        if (strcmp(h->source, "call_recording") == 0) {
-            printf("  at ");
-            print_offset(h->t0_ms);
-            printf("-");
-            print_offset(h->t1_ms);
-        }
-        printf("  score %.3g\n   ", h->score);
-        print_plain(h->snippet);
-        printf("\n   id %s segment %d\n", h->id, h->segment);
+    if (!grouped) {
+        for (size_t i = 0; i < r->n; i++)
+            print_hit(&r->hits[i], i + 1, 3);
+        return;
+    }
+    for (size_t g = 0; g < r->n_groups; g++) {
+        const struct lucy_search_group *gr = &r->groups[g];
+        const struct lucy_search_hit *best = &r->hits[gr->first];
+        printf("%zu. %s  %s  (%zu hit%s)\n", g + 1, best->source,
+               best->title ? best->title : best->id, gr->n + gr->more,
+               gr->n + gr->more == 1 ? "" : "s");
+        for (size_t i = 0; i < gr->n; i++)
+            print_hit(&r->hits[gr->first + i], 0, 5);
+        if (gr->more)
+            printf("   ... %zu more\n", gr->more);
     }
 }
 
@@ -196,24 +231,47 @@ int lucy_cmd_search(int argc, char **argv)
         q.limit = (int)v;
     }
 
+    int64_t person = 0;
+    if (f.person) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(f.person, &end, 10);
+        if (errno || *end || end == f.person || v < 1) {
+            lucy_cmd_error("--person takes a person's id, as `GET /people` lists them");
+            goto out_cfg;
+        }
+        person = v;
+    }
+
     struct lucy_store *store;
     struct lucy_index *ix;
     rc = lucy_cmd_open_index(&cfg, 0, &store, &ix);
     if (rc)
         goto out_cfg;
-    struct lucy_search_result r;
-    int err = lucy_index_search(ix, &q, &r);
-    if (err) {
+    char **contacts = NULL, **recordings = NULL;
+    struct lucy_search_result r = {0};
+    int err = 0;
+    if (person) {
+        err = lucy_index_person_ids(ix, person, &contacts, &q.n_contacts, &recordings,
+                                    &q.n_recordings);
+        q.restrict_ids = 1;
+        q.contacts = (const char *const *)contacts;
+        q.recordings = (const char *const *)recordings;
+    }
+    if (err == 0)
+        err = f.flat ? lucy_index_search(ix, &q, &r)
+                     : lucy_index_search_grouped(ix, &q, LUCY_SEARCH_PER_GROUP_DEFAULT, &r);
+    lucy_index_strv_free(contacts);
+    lucy_index_strv_free(recordings);
+    if (err == LUCY_ENOTFOUND && person) {
+        lucy_cmd_error("no person %lld; `GET /people` lists them", (long long)person);
+        rc = LUCY_EXIT_FAILED;
+    } else if (err) {
         lucy_cmd_error("search failed: %s", lucy_strerror(err));
         rc = LUCY_EXIT_FAILED;
     } else if (f.json) {
-        json_t *hits = json_array();
-        for (size_t i = 0; i < r.n; i++)
-            json_array_append_new(hits, lucy_search_hit_json(&r.hits[i]));
-        json_t *doc = json_pack("{s:s,s:s,s:b,s:s,s:i,s:o}", "query", query, "backend", r.backend,
-                                "degraded", r.degraded, "degraded_reason", r.degraded_reason,
-                                "count", (int)r.n, "hits", hits);
-        char *text = json_dumps(doc, JSON_INDENT(2));
+        json_t *doc = lucy_search_result_json(query, &r, !f.flat);
+        char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
         printf("%s\n", text ? text : "{}");
         free(text);
         json_decref(doc);
@@ -221,7 +279,7 @@ int lucy_cmd_search(int argc, char **argv)
     } else {
         if (r.degraded) /* stderr: the hits on stdout stay the same shape */
             fprintf(stderr, "degraded: %s\n", r.degraded_reason);
-        print_hits(query, &r);
+        print_hits(query, &r, !f.flat);
         rc = LUCY_EXIT_OK;
     }
     lucy_search_result_free(&r);

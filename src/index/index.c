@@ -23,6 +23,8 @@
 #include "../config.h"
 #include "../error.h"
 #include "../log.h"
+#include "../people/people.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
 
@@ -230,12 +232,18 @@ static int remote_lags(struct lucy_index *ix, char *why, size_t whylen)
     return 1;
 }
 
-int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
+/* lucy_index_search for limits up to LUCY_SEARCH_RAW_MAX (the grouped
+ * search asks for more raw hits than it shows). */
+static int search_raw(struct lucy_index *ix, const struct lucy_search_query *q,
                       struct lucy_search_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
+    if (!q || !q->q || q->limit < 1 || q->limit > LUCY_SEARCH_RAW_MAX)
         return LUCY_EINVAL;
+    if (q->restrict_ids && q->n_contacts == 0 && q->n_recordings == 0) {
+        out->backend = ix->ops->name; /* a person with nothing to match */
+        return 0;
+    }
     char why[320];
     char reason[sizeof out->degraded_reason];
     if (!ix->local)
@@ -270,6 +278,312 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     return rc;
 }
 
+int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
+                      struct lucy_search_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
+        return LUCY_EINVAL;
+    return search_raw(ix, q, out);
+}
+
+/* ---- grouped search ---------------------------------------------------------- */
+
+/* Raw hits asked for per group wanted: a recording usually matches in a
+ * few segments; the window grows (x4) while it is full and short of
+ * groups. */
+#define RAW_PER_GROUP 10
+
+/* A raw hit's place while grouping. */
+struct hit_key {
+    char key[320];  /* its conversation (struct lucy_search_group.key) */
+    int64_t person; /* the sender's person, 0 = none */
+    size_t pos;     /* index in the raw result (= rank) */
+};
+
+struct persons_arg {
+    const struct lucy_search_result *r; /* the raw hits */
+    int64_t *person;                    /* out: per hit, 0 = none */
+};
+
+/* The person of every WhatsApp hit's contact: its wa_id or user_id. */
+static int read_persons(sqlite3 *db, void *arg)
+{
+    struct persons_arg *a = arg;
+    static const char *const kinds[] = {"wa_id", "user_id"};
+    for (size_t i = 0; i < a->r->n; i++) {
+        const struct lucy_search_hit *h = &a->r->hits[i];
+        a->person[i] = 0;
+        if (!h->contact || strcmp(h->source, "whatsapp") != 0)
+            continue;
+        if (i > 0 && a->r->hits[i - 1].contact &&
+            strcmp(a->r->hits[i - 1].contact, h->contact) == 0 &&
+            strcmp(a->r->hits[i - 1].source, "whatsapp") == 0) {
+            a->person[i] = a->person[i - 1];
+            continue;
+        }
+        for (size_t k = 0; k < 2 && a->person[i] == 0; k++) {
+            int rc = lucy_people_find(db, kinds[k], h->contact, &a->person[i]);
+            if (rc && rc != LUCY_ENOTFOUND)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* The conversation of hit h (person: its sender's person or 0). */
+static void hit_group_key(const struct lucy_search_hit *h, int64_t person, char *out, size_t outlen)
+{
+    if (strcmp(h->source, "whatsapp") != 0) {
+        snprintf(out, outlen, "%s:%s", h->source, h->id);
+        return;
+    }
+    char day[16] = "";
+    time_t t = (time_t)h->time_s;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    if (person)
+        snprintf(out, outlen, "whatsapp:person:%lld:%s", (long long)person, day);
+    else if (h->contact)
+        snprintf(out, outlen, "whatsapp:contact:%.200s:%s", h->contact, day);
+    else
+        snprintf(out, outlen, "whatsapp:id:%.250s", h->id);
+}
+
+/* By conversation, then rank: each conversation's hits become a run, best
+ * first. */
+static int cmp_key_pos(const void *a, const void *b)
+{
+    const struct hit_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Groups of one raw result, ranked (best hit's score, then newer, then rank). */
+struct group_rank {
+    size_t start, len; /* its run in the sorted hit_key array */
+    double score;      /* its best hit's */
+    int64_t time_s;    /* ... */
+    size_t pos;        /* ... */
+};
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group_rank *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    if (x->time_s != y->time_s)
+        return x->time_s < y->time_s ? 1 : -1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Moves raw's hits into out, grouped: at most limit groups of at most
+ * per_group hits; the rest is freed. raw is left empty. */
+static int group_hits(struct lucy_search_result *raw, const struct hit_key *keys,
+                      const struct group_rank *groups, size_t n_groups, int limit, int per_group,
+                      struct lucy_search_result *out)
+{
+    size_t ng = n_groups < (size_t)limit ? n_groups : (size_t)limit;
+    out->hits = calloc(raw->n ? raw->n : 1, sizeof *out->hits);
+    out->groups = calloc(ng ? ng : 1, sizeof *out->groups);
+    if (!out->hits || !out->groups)
+        return LUCY_ENOMEM;
+    char *taken = calloc(raw->n ? raw->n : 1, 1);
+    if (!taken)
+        return LUCY_ENOMEM;
+    for (size_t g = 0; g < ng; g++) {
+        const struct group_rank *gr = &groups[g];
+        struct lucy_search_group *o = &out->groups[out->n_groups++];
+        o->key = strdup(keys[gr->start].key);
+        o->person = keys[gr->start].person;
+        o->first = out->n;
+        o->n = gr->len < (size_t)per_group ? gr->len : (size_t)per_group;
+        o->more = gr->len - o->n;
+        for (size_t i = 0; i < o->n; i++) {
+            size_t pos = keys[gr->start + i].pos;
+            out->hits[out->n++] = raw->hits[pos];
+            taken[pos] = 1;
+        }
+        if (!o->key) {
+            free(taken);
+            return LUCY_ENOMEM;
+        }
+    }
+    /* what is not shown is freed with raw; what moved must not be */
+    for (size_t i = 0; i < raw->n; i++)
+        if (taken[i])
+            memset(&raw->hits[i], 0, sizeof raw->hits[i]);
+    free(taken);
+    return 0;
+}
+
+int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_query *q,
+                              int per_group, struct lucy_search_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX || per_group < 1 ||
+        per_group > LUCY_SEARCH_PER_GROUP_MAX)
+        return LUCY_EINVAL;
+    struct lucy_search_query rq = *q;
+    rq.limit = q->limit * RAW_PER_GROUP;
+    if (rq.limit > LUCY_SEARCH_RAW_MAX)
+        rq.limit = LUCY_SEARCH_RAW_MAX;
+    struct lucy_search_result raw;
+    struct hit_key *keys = NULL;
+    struct group_rank *groups = NULL;
+    int64_t *person = NULL;
+    size_t n_groups = 0;
+    int rc;
+    for (;;) {
+        if ((rc = search_raw(ix, &rq, &raw)))
+            goto out;
+        free(keys);
+        free(groups);
+        free(person);
+        keys = calloc(raw.n ? raw.n : 1, sizeof *keys);
+        groups = calloc(raw.n ? raw.n : 1, sizeof *groups);
+        person = calloc(raw.n ? raw.n : 1, sizeof *person);
+        if (!keys || !groups || !person) {
+            rc = LUCY_ENOMEM;
+            goto out;
+        }
+        struct persons_arg pa = {&raw, person};
+        if (raw.n && (rc = lucy_store_read(ix->store, read_persons, &pa)))
+            goto out;
+        for (size_t i = 0; i < raw.n; i++) {
+            hit_group_key(&raw.hits[i], person[i], keys[i].key, sizeof keys[i].key);
+            keys[i].person = person[i];
+            keys[i].pos = i;
+        }
+        qsort(keys, raw.n, sizeof *keys, cmp_key_pos);
+        n_groups = 0;
+        for (size_t i = 0; i < raw.n; i++) {
+            if (i > 0 && strcmp(keys[i].key, keys[i - 1].key) == 0) {
+                groups[n_groups - 1].len++;
+                continue;
+            }
+            const struct lucy_search_hit *best = &raw.hits[keys[i].pos];
+            groups[n_groups++] = (struct group_rank){i, 1, best->score, best->time_s, keys[i].pos};
+        }
+        /* a full window may hide conversations further down: widen it */
+        if (n_groups >= (size_t)q->limit || raw.n < (size_t)rq.limit ||
+            rq.limit >= LUCY_SEARCH_RAW_MAX)
+            break;
+        lucy_search_result_free(&raw);
+        rq.limit = rq.limit * 4 > LUCY_SEARCH_RAW_MAX ? LUCY_SEARCH_RAW_MAX : rq.limit * 4;
+    }
+    qsort(groups, n_groups, sizeof *groups, cmp_group);
+    out->backend = raw.backend;
+    out->degraded = raw.degraded;
+    memcpy(out->degraded_reason, raw.degraded_reason, sizeof out->degraded_reason);
+    rc = group_hits(&raw, keys, groups, n_groups, q->limit, per_group, out);
+out:
+    if (rc)
+        lucy_search_result_free(out);
+    lucy_search_result_free(&raw);
+    free(keys);
+    free(groups);
+    free(person);
+    return rc;
+}
+
+/* ---- person filter --------------------------------------------------------- */
+
+struct strv {
+    char **v;    /* NULL-terminated */
+    size_t n;    /* strings in v */
+    size_t size; /* slots allocated */
+};
+
+static int strv_add(struct strv *s, const char *value)
+{
+    if (s->n + 1 >= s->size) {
+        size_t size = s->size ? s->size * 2 : 8;
+        char **v = realloc(s->v, size * sizeof *v);
+        if (!v)
+            return LUCY_ENOMEM;
+        s->v = v;
+        s->size = size;
+    }
+    if (!(s->v[s->n] = strdup(value)))
+        return LUCY_ENOMEM;
+    s->v[++s->n] = NULL;
+    return 0;
+}
+
+void lucy_index_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+struct person_arg {
+    int64_t person;                   /* asked for */
+    struct strv contacts, recordings; /* out */
+};
+
+/* The person's identifiers (people.c's own JSON: one owner of that
+ * table's SQL), then the recordings whose call number is one of its
+ * phones (recording_calls, read only). */
+static int read_person_ids(sqlite3 *db, void *arg)
+{
+    struct person_arg *a = arg;
+    json_t *p = NULL;
+    int rc = lucy_people_json(db, a->person, 0, &p);
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *ident;
+    json_array_foreach(json_object_get(p, "identifiers"), i, ident)
+    {
+        const char *kind = json_string_value(json_object_get(ident, "kind"));
+        const char *value = json_string_value(json_object_get(ident, "value"));
+        if (!kind || !value)
+            continue;
+        if (strcmp(kind, "phone") != 0) {
+            if ((rc = strv_add(&a->contacts, value)))
+                break;
+            continue;
+        }
+        sqlite3_stmt *st;
+        if ((rc = lucy_store_stmt(db,
+                                  "SELECT recording_id FROM recording_calls"
+                                  " WHERE number_e164 = ?1 ORDER BY recording_id",
+                                  &st)))
+            break;
+        lucy_row_bind_text(st, 1, value);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            if ((rc = strv_add(&a->recordings, (const char *)sqlite3_column_text(st, 0))))
+                break;
+        if (rc != SQLITE_DONE) {
+            rc = rc > 0 ? lucy_store_err(rc) : rc;
+            break;
+        }
+        rc = 0;
+    }
+    json_decref(p);
+    return rc;
+}
+
+int lucy_index_person_ids(struct lucy_index *ix, int64_t person, char ***contacts,
+                          size_t *n_contacts, char ***recordings, size_t *n_recordings)
+{
+    *contacts = *recordings = NULL;
+    *n_contacts = *n_recordings = 0;
+    struct person_arg a = {.person = person};
+    int rc = lucy_store_read(ix->store, read_person_ids, &a);
+    if (rc) {
+        lucy_index_strv_free(a.contacts.v);
+        lucy_index_strv_free(a.recordings.v);
+        return rc;
+    }
+    *contacts = a.contacts.v, *n_contacts = a.contacts.n;
+    *recordings = a.recordings.v, *n_recordings = a.recordings.n;
+    return 0;
+}
+
 int lucy_index_clear(struct lucy_index *ix, char *err, size_t errlen)
 {
     err[0] = '\0';
@@ -302,6 +616,9 @@ void lucy_search_result_free(struct lucy_search_result *r)
         free(h->snippet);
     }
     free(r->hits);
+    for (size_t i = 0; r->groups && i < r->n_groups; i++)
+        free(r->groups[i].key);
+    free(r->groups);
     memset(r, 0, sizeof *r);
 }
 
@@ -315,6 +632,49 @@ json_t *lucy_search_hit_json(const struct lucy_search_hit *h)
         json_object_set_new(o, "t1_ms", json_integer(h->t1_ms));
     }
     return o;
+}
+
+json_t *lucy_search_group_json(const struct lucy_search_result *r,
+                               const struct lucy_search_group *g)
+{
+    if (g->n == 0)
+        return NULL;
+    json_t *o = lucy_search_hit_json(&r->hits[g->first]);
+    json_t *hits = json_array();
+    if (!o || !hits) {
+        json_decref(o);
+        json_decref(hits);
+        return NULL;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        json_t *h = lucy_search_hit_json(&r->hits[g->first + i]);
+        /* who spoke is not known yet (DESIGN §13): null, not left out */
+        if (h)
+            json_object_set_new(h, "speaker", json_null());
+        json_array_append_new(hits, h);
+    }
+    json_object_set_new(o, "key", json_string(g->key));
+    json_object_set_new(o, "person", g->person ? json_integer(g->person) : json_null());
+    json_object_set_new(o, "hits", hits);
+    json_object_set_new(o, "more", json_integer((json_int_t)g->more));
+    return o;
+}
+
+json_t *lucy_search_result_json(const char *query, const struct lucy_search_result *r, int grouped)
+{
+    json_t *hits = json_array();
+    size_t n = grouped ? r->n_groups : r->n;
+    for (size_t i = 0; hits && i < n; i++) {
+        json_t *h =
+            grouped ? lucy_search_group_json(r, &r->groups[i]) : lucy_search_hit_json(&r->hits[i]);
+        if (!h || json_array_append_new(hits, h)) {
+            json_decref(hits);
+            return NULL;
+        }
+    }
+    return json_pack("{s:s,s:s,s:b,s:s,s:b,s:i,s:o*}", "query", query, "backend",
+                     r->backend ? r->backend : "", "degraded", r->degraded, "degraded_reason",
+                     r->degraded_reason, "grouped", grouped, "count", (int)n, "hits", hits);
 }
 
 /* ---- /rag/stats ------------------------------------------------------------ */

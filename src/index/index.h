@@ -123,11 +123,27 @@ struct lucy_search_query {
     const char *contact; /* exact contact, or NULL for any */
     int64_t from_s;      /* time_s >= from_s (INT64_MIN: unbounded) */
     int64_t to_s;        /* time_s <= to_s (INT64_MAX: unbounded) */
-    int limit;           /* 1..LUCY_SEARCH_LIMIT_MAX hits */
+    int limit;           /* 1..LUCY_SEARCH_LIMIT_MAX hits (groups for
+                            lucy_index_search_grouped) */
+    /* One person's documents only (lucy_index_person_ids fills these): when
+     * restrict_ids is 1 a document matches only when its contact is one of
+     * contacts[0..n_contacts) or it is a call_recording whose id is one of
+     * recordings[0..n_recordings); with both lists empty nothing matches. */
+    int restrict_ids;
+    const char *const *contacts; /* wa_id / user_id values (borrowed) */
+    size_t n_contacts;
+    const char *const *recordings; /* recording ids (borrowed) */
+    size_t n_recordings;
 };
 
 #define LUCY_SEARCH_LIMIT_DEFAULT 20
 #define LUCY_SEARCH_LIMIT_MAX     100
+/* Most raw hits lucy_index_search_grouped asks a backend for: groups come
+ * from at most this many best hits (the slots take limits up to it). */
+#define LUCY_SEARCH_RAW_MAX 2000
+/* Hits shown under one group by default (/search's per_group). */
+#define LUCY_SEARCH_PER_GROUP_DEFAULT 3
+#define LUCY_SEARCH_PER_GROUP_MAX     50
 
 /* One ranked hit; every string is malloc'd and owned by the result. */
 struct lucy_search_hit {
@@ -142,12 +158,28 @@ struct lucy_search_hit {
     int64_t t0_ms, t1_ms; /* segment offsets (recordings) */
 };
 
+/* One conversation of a grouped result: a recording, or one person's (or
+ * one sender's) WhatsApp messages on one UTC day. */
+struct lucy_search_group {
+    char *key;      /* "call_recording:<id>", "whatsapp:person:<person>:<YYYY-MM-DD>",
+                       "whatsapp:contact:<contact>:<YYYY-MM-DD>" or "whatsapp:id:<wamid>"
+                       (malloc'd) */
+    int64_t person; /* the sender's person (messages), 0 = none known */
+    size_t first;   /* its hits are hits[first .. first + n), best first */
+    size_t n;       /* hits shown (<= the per_group asked for) */
+    size_t more;    /* further hits of the conversation among the hits retrieved */
+};
+
 struct lucy_search_result {
-    struct lucy_search_hit *hits; /* n hits, best first (malloc'd) */
-    size_t n;                     /* how many */
-    const char *backend;          /* static name of the backend that answered */
-    int degraded;                 /* 1 = answered by a fallback backend */
-    char degraded_reason[384];    /* why, for the user; "" when not degraded */
+    struct lucy_search_hit *hits;     /* n hits, best first (malloc'd); grouped:
+                                         group by group, each group's best first */
+    size_t n;                         /* how many */
+    struct lucy_search_group *groups; /* grouped results only: n_groups, best
+                                         group first (malloc'd); else NULL */
+    size_t n_groups;                  /* how many */
+    const char *backend;              /* static name of the backend that answered */
+    int degraded;                     /* 1 = answered by a fallback backend */
+    char degraded_reason[384];        /* why, for the user; "" when not degraded */
 };
 
 /* Frees the hits and zeroes r. Safe on a zeroed struct. */
@@ -263,6 +295,33 @@ int lucy_index_delete(struct lucy_index *ix, struct lucy_index_item *items, size
                       size_t errlen);
 int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
                       struct lucy_search_result *out);
+/* Like lucy_index_search (same fallback and degraded rules), grouped per
+ * conversation (DESIGN §12): q->limit counts groups. A recording is one
+ * group; WhatsApp messages are grouped per sender and UTC day, the sender
+ * being the person holding the document's contact as wa_id or user_id
+ * (people_identifiers), else the contact itself; a message without contact
+ * is a group of its own. The backend is asked for q->limit * 10 raw hits
+ * (more, up to LUCY_SEARCH_RAW_MAX, while that window is full and yields
+ * too few groups); groups rank by their best hit's score, ties newest
+ * first; each keeps its per_group (1..LUCY_SEARCH_PER_GROUP_MAX) best
+ * hits, the rest counted in `more`. Fills out->groups. Thread-safe.
+ * 0, LUCY_EINVAL (bad limit or per_group) or LUCY_E* of the search. */
+int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_query *q,
+                              int per_group, struct lucy_search_result *out);
+
+/* The identifiers of person for a person filter: its wa_id and user_id
+ * values (contacts) and the ids of recordings whose call number
+ * (recording_calls.number_e164) is one of its phones. Reads
+ * people_identifiers and recording_calls on ix's store (read only).
+ * *contacts / *recordings are NULL-terminated malloc'd arrays of malloc'd
+ * strings, counts in *n_contacts / *n_recordings; free each with
+ * lucy_index_strv_free. 0, LUCY_ENOTFOUND (no such person), LUCY_ENOMEM
+ * or a store error. Thread-safe. */
+int lucy_index_person_ids(struct lucy_index *ix, int64_t person, char ***contacts,
+                          size_t *n_contacts, char ***recordings, size_t *n_recordings);
+
+/* Frees a NULL-terminated array of strings (NULL is fine). */
+void lucy_index_strv_free(char **v);
 int lucy_index_clear(struct lucy_index *ix, char *err, size_t errlen);
 int lucy_index_optimize(struct lucy_index *ix);
 /* register_checks NULL = no checks of its own (0). */
@@ -301,6 +360,20 @@ int lucy_index_known_source(const char *source);
 
 /* The hit as the /search JSON object (new reference). */
 json_t *lucy_search_hit_json(const struct lucy_search_hit *h);
+
+/* Group g of grouped result r as the /search JSON object (new reference,
+ * NULL on allocation failure): its best hit's fields (so a client of the
+ * flat list reads one hit per conversation) plus `key`, `person` (or
+ * null), `hits` (the shown hits, best first, each with `speaker` null) and
+ * `more`. */
+json_t *lucy_search_group_json(const struct lucy_search_result *r,
+                               const struct lucy_search_group *g);
+
+/* The whole /search reply (new reference, NULL on allocation failure) for
+ * query: {"query","backend","degraded","degraded_reason","grouped","count",
+ * "hits"}; grouped = 1: hits are r's groups (lucy_search_group_json) and
+ * count counts them; 0: the flat hits. Also `lucy search --json`. */
+json_t *lucy_search_result_json(const char *query, const struct lucy_search_result *r, int grouped);
 
 /* ---- consumer side of the outbox (outbox.c), for the indexer ------------ */
 

@@ -11,11 +11,16 @@
  * runs; any bad one is a 400 bad_request naming the parameter:
  *   q        required; the user's words, ANDed, never query syntax
  *   source   call_recording | whatsapp
- *   contact  exact contact (wa_id / alias)
+ *   contact  exact contact (wa_id / user_id)
+ *   person   a person's id: messages from its wa_ids / user_ids and
+ *            recordings of calls with its phones (unknown person: 404)
  *   from,to  inclusive time bounds: Unix seconds or ISO 8601
  *            (2024-05-31, 2024-05-31T14:00:00Z, ...+02:00); a date-only
  *            `to` includes that whole day (UTC)
- *   limit    1..100, default 20
+ *   limit    1..100 conversations (hits with group=0), default 20
+ *   group    1 (default): one hit per conversation with its best hits
+ *            under it (DESIGN §12); 0: the flat list of documents
+ *   per_group hits shown under a conversation, 1..50, default 3
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,16 +52,17 @@ struct index_plugin {
 
 /* ---- GET /search ------------------------------------------------------------ */
 
-static int parse_limit(const char *s, int *out)
+/* A whole number min..max into *out; NULL s leaves *out (the default). */
+static int parse_int(const char *s, long long min, long long max, int64_t *out)
 {
     if (!s)
         return 0;
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > LUCY_SEARCH_LIMIT_MAX)
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
         return LUCY_EINVAL;
-    *out = (int)v;
+    *out = v;
     return 0;
 }
 
@@ -119,16 +125,54 @@ static void get_search(struct lucy_http_request *req, struct lucy_http_response 
                               "from is later than to; swap them or leave one out");
         return;
     }
-    if (parse_limit(lucy_http_query(req, "limit"), &q.limit)) {
-        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                              "limit must be a whole number from 1 to %d (default %d)",
-                              LUCY_SEARCH_LIMIT_MAX, LUCY_SEARCH_LIMIT_DEFAULT);
-        return;
+    int64_t limit = LUCY_SEARCH_LIMIT_DEFAULT, group = 1, per_group = LUCY_SEARCH_PER_GROUP_DEFAULT,
+            person = 0;
+    const struct {
+        const char *name;
+        long long min, max;
+        int64_t *out;
+        const char *what;
+    } numbers[] = {
+        {"limit", 1, LUCY_SEARCH_LIMIT_MAX, &limit, "a whole number from 1 to 100 (default 20)"},
+        {"group", 0, 1, &group, "1 (one hit per conversation, the default) or 0 (flat list)"},
+        {"per_group", 1, LUCY_SEARCH_PER_GROUP_MAX, &per_group,
+         "a whole number from 1 to 50 (default 3)"},
+        {"person", 1, INT64_MAX, &person, "a person's id, as GET /people lists them"},
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        const char *v = lucy_http_query(req, numbers[i].name);
+        if (parse_int(v && *v ? v : NULL, numbers[i].min, numbers[i].max, numbers[i].out)) {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0, "%s must be %s", numbers[i].name,
+                                  numbers[i].what);
+            return;
+        }
+    }
+    q.limit = (int)limit;
+
+    char **contacts = NULL, **recordings = NULL;
+    int rc = 0;
+    if (person) {
+        rc = lucy_index_person_ids(p->ix, person, &contacts, &q.n_contacts, &recordings,
+                                   &q.n_recordings);
+        if (rc == LUCY_ENOTFOUND) {
+            lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                                  "no person %lld; GET /people lists them (a merged person "
+                                  "answers under the id it was merged into)",
+                                  (long long)person);
+            return;
+        }
+        q.restrict_ids = 1;
+        q.contacts = (const char *const *)contacts;
+        q.recordings = (const char *const *)recordings;
     }
 
     __atomic_add_fetch(&p->search_requests, 1, __ATOMIC_RELAXED);
     struct lucy_search_result r;
-    int rc = lucy_index_search(p->ix, &q, &r);
+    if (rc == 0)
+        rc = group ? lucy_index_search_grouped(p->ix, &q, (int)per_group, &r)
+                   : lucy_index_search(p->ix, &q, &r);
+    lucy_index_strv_free(contacts);
+    lucy_index_strv_free(recordings);
     if (rc) {
         char msg[256];
         snprintf(msg, sizeof msg, "search failed (%s); try again shortly, see /rag/stats",
@@ -136,12 +180,7 @@ static void get_search(struct lucy_http_request *req, struct lucy_http_response 
         lucy_http_reply_err(resp, rc, msg);
         return;
     }
-    json_t *hits = json_array();
-    for (size_t i = 0; hits && i < r.n; i++)
-        json_array_append_new(hits, lucy_search_hit_json(&r.hits[i]));
-    json_t *body = json_pack("{s:s,s:s,s:b,s:s,s:i,s:o*}", "query", q.q, "backend", r.backend,
-                             "degraded", r.degraded, "degraded_reason", r.degraded_reason, "count",
-                             (int)r.n, "hits", hits);
+    json_t *body = lucy_search_result_json(q.q, &r, (int)group);
     lucy_search_result_free(&r);
     if (!body) {
         lucy_http_reply_error(resp, LUCY_HTTP_INTERNAL, 0, "out of memory building the reply");

@@ -599,11 +599,32 @@ static json_t *query_filter(const struct lucy_search_query *q)
             json_object_set_new(range, "lte", json_integer(q->to_s));
         json_array_append_new(must, json_pack("{s:s,s:o}", "key", "time", "range", range));
     }
-    if (json_array_size(must) == 0) {
+    json_t *should = NULL;
+    if (q->restrict_ids) { /* a person: its contacts or its recordings */
+        const struct {
+            const char *key;
+            const char *const *v;
+            size_t n;
+        } any[] = {{"contact", q->contacts, q->n_contacts},
+                   {"recording_id", q->recordings, q->n_recordings}};
+        should = json_array();
+        for (size_t i = 0; should && i < 2; i++) {
+            json_t *values = json_array();
+            for (size_t j = 0; values && j < any[i].n; j++)
+                json_array_append_new(values, json_string(any[i].v[j]));
+            if (json_array_size(values) > 0)
+                json_array_append_new(
+                    should, json_pack("{s:s,s:{s:o}}", "key", any[i].key, "match", "any", values));
+            else
+                json_decref(values);
+        }
+    }
+    if (json_array_size(must) == 0 && json_array_size(should) == 0) {
         json_decref(must);
+        json_decref(should);
         return NULL;
     }
-    return json_pack("{s:o}", "must", must);
+    return json_pack("{s:o,s:o*}", "must", must, "should", should);
 }
 
 /* One Qdrant hit, completed from lucy's documents. */

@@ -5,7 +5,8 @@
  * store (migration 10), tokenizer `unicode61 remove_diacritics 2` (case-
  * and accent-insensitive), rowid = documents.doc_rowid. It keeps its own
  * copy of the text, so removing a row needs only the rowid even after the
- * document itself changed or was purged. Filters (source, contact, time)
+ * document itself changed or was purged. Filters (source, contact, time,
+ * a person's contacts and recordings as JSON arrays through json_each)
  * come from a join with `documents`, which also hides documents that were
  * deleted but not yet removed from the index.
  *
@@ -171,6 +172,8 @@ static const char search_sql[] =
     " WHERE documents_fts MATCH ?1 AND d.deleted = 0"
     " AND (?2 IS NULL OR d.source = ?2) AND (?3 IS NULL OR d.contact = ?3)"
     " AND d.time_s >= ?4 AND d.time_s <= ?5"
+    " AND (?10 IS NULL OR d.contact IN (SELECT value FROM json_each(?10))"
+    " OR (d.source = 'call_recording' AND d.id IN (SELECT value FROM json_each(?11))))"
     " ORDER BY rank_bm25, d.time_s DESC, d.doc_rowid LIMIT ?6";
 
 /* The snippet as HTML: escapes the text, turns \x01/\x02 into marks. */
@@ -205,8 +208,23 @@ static char *snippet_html(const char *raw)
 struct search_arg {
     const struct lucy_search_query *q; /* the request */
     const char *match;                 /* FTS5 expression */
+    char *contacts, *recordings;       /* person filter as JSON arrays, or NULL */
     struct lucy_search_result *out;    /* filled */
 };
+
+/* v[0..n) as a JSON array of strings (malloc'd), NULL on failure. */
+static char *json_strings(const char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(v[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
 
 static int read_search(sqlite3 *db, void *arg)
 {
@@ -227,6 +245,10 @@ static int read_search(sqlite3 *db, void *arg)
     sqlite3_bind_int(st, 7, SNIPPET_TOKENS);
     sqlite3_bind_double(st, 8, WEIGHT_TITLE);
     sqlite3_bind_double(st, 9, WEIGHT_TEXT);
+    if (a->contacts) {
+        sqlite3_bind_text(st, 10, a->contacts, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 11, a->recordings, -1, SQLITE_STATIC);
+    }
     struct lucy_search_result *r = a->out;
     r->hits = calloc((size_t)q->limit, sizeof *r->hits);
     int err = r->hits ? 0 : LUCY_ENOMEM;
@@ -259,9 +281,16 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
     out->backend = lucy_index_sqlite.name;
     if (!match)
         return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */
-    struct search_arg a = {q, match, out};
-    int rc = lucy_store_read(s->store, read_search, &a);
+    struct search_arg a = {q, match, NULL, NULL, out};
+    int rc = 0;
+    if (q->restrict_ids && (!(a.contacts = json_strings(q->contacts, q->n_contacts)) ||
+                            !(a.recordings = json_strings(q->recordings, q->n_recordings))))
+        rc = LUCY_ENOMEM;
+    if (rc == 0)
+        rc = lucy_store_read(s->store, read_search, &a);
     free(match);
+    free(a.contacts);
+    free(a.recordings);
     if (rc)
         snprintf(err, errlen, "cannot read the FTS index: %s", lucy_strerror(rc));
     return rc;

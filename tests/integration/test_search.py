@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from conftest import BUILD_DIR, LUCY_BIN, SAN_ENV
+from qdrant_fixture import qdrant_double  # noqa: F401 (fixture)
 
 OUTBOX_PUT = os.path.join(BUILD_DIR, "tests", "tools", "outbox_put")
 
@@ -360,3 +361,182 @@ def test_disk_full_keeps_documents_queued_then_drains(start_lucy, tmpfs):
                 if l.get("msg") == "search index backend failed; documents stay queued"]
     assert len(warnings) == 1, warnings
     assert any(l.get("msg") == "search index backend recovered" for l in lucy.log_lines())
+
+
+# ---- grouped hits: one per conversation (DESIGN §12) -------------------------
+
+DAY1 = 1717236000       # 2024-06-01T10:00:00Z
+DAY2 = DAY1 + 86400     # the next day
+
+
+def seg(rec, i, text, title="call.m4a", time=T_REC):
+    return {"source": "call_recording", "id": rec, "segment": i, "title": title, "text": text,
+            "time": time, "t0_ms": i * 1000, "t1_ms": i * 1000 + 900}
+
+
+def msg(wamid, contact, text, time):
+    return {"source": "whatsapp", "id": wamid, "contact": contact, "title": contact,
+            "text": text, "time": time}
+
+
+def test_a_recording_is_one_group_with_its_best_segments_first(start_lucy):
+    lucy = start_lucy()
+    # 30 segments of one recording match; segment i says the word (i % 4) + 1 times
+    many = [seg("rec-zqg-many", i, " ".join(["zqgword"] * (i % 4 + 1)) + " filler text here")
+            for i in range(30)]
+    feed(lucy.data_dir, many + [seg("rec-zqg-one", 0, "a single zqgword", time=T_REC + 1)])
+    drained(lucy)
+    body = search(lucy, q="zqgword")
+    assert body["grouped"] is True and body["count"] == 2
+    top, other = body["hits"]
+    assert (top["source"], top["id"], top["key"]) == \
+        ("call_recording", "rec-zqg-many", "call_recording:rec-zqg-many")
+    assert [h["segment"] % 4 for h in top["hits"]] == [3, 3, 3]  # four mentions rank first
+    scores = [h["score"] for h in top["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    assert top["more"] == 27 and top["score"] == scores[0]
+    # the group's own fields are its best hit's: a client of the flat list reads one hit
+    best = top["hits"][0]
+    assert (top["segment"], top["t0_ms"], top["t1_ms"]) == \
+        (best["segment"], best["t0_ms"], best["t1_ms"])
+    assert all(h["speaker"] is None and "<mark>zqgword</mark>" in h["snippet"]
+               for h in top["hits"])
+    assert (other["id"], other["more"], len(other["hits"])) == ("rec-zqg-one", 0, 1)
+    assert top["score"] > other["score"]
+    assert len(search(lucy, q="zqgword", per_group="10")["hits"][0]["hits"]) == 10
+    # group=0: the documents one by one, as before
+    flat = search(lucy, q="zqgword", group="0")
+    assert flat["grouped"] is False and flat["count"] == 20 and len(flat["hits"]) == 20
+    assert all("hits" not in h for h in flat["hits"])
+
+
+def test_a_name_in_the_title_does_not_flood_search(start_lucy):
+    """Segments carry their recording's title (the file name), which FTS
+    matches: without grouping, q=Sarah gave one hit per segment."""
+    lucy = start_lucy()
+    feed(lucy.data_dir, [seg("rec-zqsarah", i, "words number %d" % i,
+                             title="2024-05-31 call with Zqsarah.m4a") for i in range(25)])
+    drained(lucy)
+    body = search(lucy, q="zqsarah")
+    assert body["count"] == 1 and len(body["hits"]) == 1
+    assert body["hits"][0]["id"] == "rec-zqsarah" and body["hits"][0]["more"] == 22
+    assert len(search(lucy, q="zqsarah", group="0")["hits"]) == 20
+
+
+def test_messages_group_per_sender_and_day(start_lucy):
+    lucy = start_lucy()
+    feed(lucy.data_dir, [
+        msg("wamid.zqd1", "4915550011", "zqdday one", DAY1),
+        msg("wamid.zqd2", "4915550011", "zqdday zqdday two", DAY1 + 3600),
+        msg("wamid.zqd3", "4915550011", "zqdday next day", DAY2),
+        msg("wamid.zqd4", "4915550022", "zqdday someone else", DAY1),
+    ])
+    drained(lucy)
+    body = search(lucy, q="zqdday")
+    keys = sorted(g["key"] for g in body["hits"])
+    assert keys == ["whatsapp:contact:4915550011:2024-06-01",
+                    "whatsapp:contact:4915550011:2024-06-02",
+                    "whatsapp:contact:4915550022:2024-06-01"]
+    day1 = [g for g in body["hits"] if g["key"].endswith("4915550011:2024-06-01")][0]
+    assert [h["id"] for h in day1["hits"]] == ["wamid.zqd2", "wamid.zqd1"]  # best first
+    assert day1["id"] == "wamid.zqd2" and day1["person"] is None and day1["more"] == 0
+    assert all("t0_ms" not in h for h in day1["hits"])
+
+
+def test_limit_counts_groups(start_lucy):
+    lucy = start_lucy()
+    # one recording says the word in 40 segments, more often than the others:
+    # the first window of raw hits (limit x 10) holds only it
+    docs = [seg("rec-zql-big", i, "zqlword zqlword zqlword", time=T_REC) for i in range(40)]
+    for r in range(4):
+        docs += [seg("rec-zql-%d" % r, i, "zqlword and more words", time=T_REC + r)
+                 for i in range(5)]
+    feed(lucy.data_dir, docs)
+    drained(lucy)
+    body = search(lucy, q="zqlword", limit="3")
+    assert body["count"] == 3 and len(body["hits"]) == 3
+    assert [g["id"] for g in body["hits"]] == ["rec-zql-big", "rec-zql-3", "rec-zql-2"]  # ties: newer
+    assert [len(g["hits"]) + g["more"] for g in body["hits"]] == [40, 5, 5]
+    assert search(lucy, q="zqlword", limit="100")["count"] == 5
+    assert len(search(lucy, q="zqlword", limit="3", group="0")["hits"]) == 3
+
+
+@pytest.mark.parametrize("params,word", [
+    ({"group": "2"}, "group"), ({"group": "yes"}, "group"),
+    ({"per_group": "0"}, "per_group"), ({"per_group": "51"}, "per_group"),
+    ({"person": "abc"}, "person"), ({"person": "0"}, "person"), ({"person": "-3"}, "person"),
+    ({"person": "1x"}, "person"),
+])
+def test_bad_grouping_and_person_values(start_lucy, params, word):
+    lucy = start_lucy()
+    r = lucy.get("/search", params=dict(params, q="x"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error_type"] == "bad_request" and word in r.json()["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "qdrant"])
+def test_person_filter_on_messages_and_recordings(start_lucy, qdrant_double, backend):
+    """On both backends: grouping happens in index.c after retrieval, the
+    person filter becomes lists each backend matches (json_each, match.any)."""
+    from test_people import ALEX, add_call, person_of, post_fixture
+    env = {}
+    if backend == "qdrant":
+        env = {"QDRANT_URL": qdrant_double().url, "QDRANT_COLLECTION": "lucy_data"}
+    lucy = start_lucy(env=env)
+    post_fixture(lucy, "text.json")  # "Can you call me back about the invoice for March?"
+    p = person_of(lucy, ALEX, messages=1)
+    feed(lucy.data_dir, [
+        msg("wamid.zqp1", ALEX, "zqpword from alex", DAY1),
+        msg("wamid.zqp2", "4915550099", "zqpword from someone else", DAY1),
+        seg("rec-zqp-other", 0, "zqpword in another call"),
+        seg("rec-zqp-nonumber", 0, "zqpword in a call without number"),
+    ] + [seg("rec-zqp-alex", i, "zqpword in a call with alex, part %d" % i) for i in range(6)])
+    drained(lucy)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    add_call(data_dir, "rec-zqp-alex", "+" + ALEX, 1717171200000)
+    add_call(data_dir, "rec-zqp-other", "+15550009999", 1717171200000)
+    lucy = start_lucy(env=env, data_dir=data_dir)
+    everything = search(lucy, q="zqpword")
+    assert everything["backend"] == backend and everything["count"] == 5
+    body = search(lucy, q="zqpword", person=str(p["id"]))
+    assert body["backend"] == backend and not body["degraded"], body
+    assert sorted(g["id"] for g in body["hits"]) == ["rec-zqp-alex", "wamid.zqp1"]
+    rec = [g for g in body["hits"] if g["source"] == "call_recording"][0]
+    assert (len(rec["hits"]), rec["more"]) == (3, 3)  # six segments, one conversation
+    m = [g for g in body["hits"] if g["source"] == "whatsapp"][0]
+    assert m["person"] == p["id"] and m["key"] == "whatsapp:person:%d:2024-06-01" % p["id"]
+    assert [h["id"] for h in search(lucy, q="zqpword", person=str(p["id"]),
+                                    source="call_recording")["hits"]] == ["rec-zqp-alex"]
+    # the webhook's own message document: its contact is the sender's wa_id
+    lucy.wait_for(lambda: search(lucy, q="invoice march", person=str(p["id"]))["count"] == 1
+                  or None, what="the webhook message found through its person")
+    # contact= keeps working, and combines with person=
+    assert [g["id"] for g in search(lucy, q="zqpword", contact="4915550099")["hits"]] == \
+        ["wamid.zqp2"]
+    assert search(lucy, q="zqpword", contact="4915550099", person=str(p["id"]))["count"] == 0
+    r = lucy.get("/search", params={"q": "zqpword", "person": "424242"})
+    assert r.status_code == 404 and r.json()["error_type"] == "not_found", r.text
+    assert "person" in r.json()["message"]
+
+    assert lucy.stop() == 0
+    r = lucy_cmd(data_dir, "search", "zqpword", "--person", str(p["id"]), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert sorted(g["id"] for g in json.loads(r.stdout)["hits"]) == ["rec-zqp-alex", "wamid.zqp1"]
+    r = lucy_cmd(data_dir, "search", "zqpword", "--person", "424242")
+    assert r.returncode == 1 and b"no person 424242" in r.stderr
+    r = lucy_cmd(data_dir, "search", "zqpword", "--person", "x")
+    assert r.returncode == 2 and b"--person" in r.stderr
+
+
+def test_command_prints_conversations(start_lucy):
+    lucy = start_lucy()
+    feed(lucy.data_dir, [seg("rec-zqc", i, "zqcword %d" % i) for i in range(5)])
+    drained(lucy)
+    r = lucy_cmd(lucy.data_dir, "search", "zqcword")
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert out.startswith("1. call_recording  call.m4a  (5 hits)\n"), out
+    assert out.count("[zqcword]") == 3 and "... 2 more" in out and "\n2. " not in out
+    r = lucy_cmd(lucy.data_dir, "search", "zqcword", "--flat", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["hits"]) == 5

@@ -1,8 +1,9 @@
 /* index_test.c - the search index against a real SQLite store in a temp
  * dir: FTS5 query quoting, time bounds, outbox put/delete/upsert
  * idempotence, the seq guard against lost updates, permanent and
- * transient backend failures, bm25 ranking, filters, snippets and stats.
- * Includes indexer.c to reach its batch functions. */
+ * transient backend failures, bm25 ranking, filters, snippets, stats,
+ * grouping per conversation and the person filter. Includes indexer.c to reach its batch functions.
+ */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "index/indexer.c"
+#include "people/people.h"
 
 static char dir[64];
 static struct lucy_store *store;
@@ -655,6 +657,148 @@ static void test_ranking_filters_snippets(void **state)
     lucy_search_result_free(&r);
 }
 
+static int write_person(sqlite3 *db, void *arg)
+{
+    int64_t *person = arg;
+    int rc = lucy_people_observe(db, "wa_id", "15550002222", "Eve", "profile_name", person);
+    if (rc == 0) /* a call of Eve's number, as the scanner stores it */
+        rc = lucy_row_exec(db, "INSERT INTO recordings (id, size, mtime_ns, duration_s,"
+                               " first_seen_s, updated_at_s) VALUES ('r2', 1, 1, 1, 1, 1)");
+    if (rc == 0)
+        rc = lucy_row_exec(db, "INSERT INTO recording_calls (recording_id, number_e164,"
+                               " updated_at_ms) VALUES ('r2', '+15550002222', 1)");
+    return rc;
+}
+
+static void test_grouped_search(void **state)
+{
+    (void)state;
+    struct lucy_doc docs[16];
+    size_t n = 0;
+    /* recording r1: segment i says "plan" i % 3 + 1 times */
+    static const char *const says[] = {"plan x", "plan plan x", "plan plan plan x"};
+    for (int i = 0; i < 8; i++)
+        docs[n++] = (struct lucy_doc){.source = "call_recording",
+                                      .id = "r1",
+                                      .segment = i,
+                                      .title = "call.m4a",
+                                      .text = says[i % 3],
+                                      .time_s = 1000,
+                                      .t0_ms = i * 1000,
+                                      .t1_ms = i * 1000 + 500};
+    docs[n++] = (struct lucy_doc){.source = "call_recording",
+                                  .id = "r2",
+                                  .segment = 0,
+                                  .title = "call with eve.m4a",
+                                  .text = "the plan for eve and more words around it",
+                                  .time_s = 1000};
+    /* contact 111: two messages on 1970-01-02, one on 1970-01-03; 15550002222 = Eve's wa_id */
+    const struct {
+        const char *id, *contact;
+        int64_t time_s;
+    } msgs[] = {{"w1", "111", 86400 + 10},
+                {"w2", "111", 86400 + 20},
+                {"w3", "111", 2 * 86400 + 5},
+                {"w4", "15550002222", 86400},
+                {"w5", NULL, 86400}};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++)
+        docs[n++] = (struct lucy_doc){.source = "whatsapp",
+                                      .id = msgs[i].id,
+                                      .contact = msgs[i].contact,
+                                      .title = "someone",
+                                      .text = "a plan in a message with several more words",
+                                      .time_s = msgs[i].time_s};
+    put_docs(docs, n);
+    drain();
+    int64_t eve = 0;
+    assert_int_equal(lucy_store_write(store, write_person, &eve, 0), 0);
+    assert_true(eve > 0);
+
+    struct lucy_search_query q = query("plan");
+    struct lucy_search_result r;
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &r), 0);
+    /* r1, r2, 111's two days, Eve's day, the message without contact */
+    assert_int_equal(r.n_groups, 6);
+    const struct lucy_search_group *g = &r.groups[0];
+    assert_string_equal(g->key, "call_recording:r1");
+    assert_int_equal(g->n, 3);
+    assert_int_equal(g->more, 5);
+    /* segments 2 and 5 say it three times, then those saying it twice */
+    assert_int_equal(r.hits[g->first].segment % 3, 2);
+    assert_int_equal(r.hits[g->first + 1].segment % 3, 2);
+    assert_int_equal(r.hits[g->first + 2].segment % 3, 1);
+    assert_true(r.hits[g->first].score >= r.hits[g->first + 1].score);
+    assert_true(r.hits[g->first + 1].score >= r.hits[g->first + 2].score);
+    int seen = 0;
+    for (size_t i = 0; i < r.n_groups; i++) {
+        g = &r.groups[i];
+        if (i > 0) /* ranked by the best hit's score */
+            assert_true(r.hits[r.groups[i - 1].first].score >= r.hits[g->first].score);
+        if (strcmp(g->key, "whatsapp:contact:111:1970-01-02") == 0) {
+            seen |= 1;
+            assert_int_equal(g->n, 2);
+            assert_string_equal(r.hits[g->first].id, "w2"); /* equal scores: newer first */
+        } else if (strcmp(g->key, "whatsapp:contact:111:1970-01-03") == 0) {
+            seen |= 2;
+        } else if (strncmp(g->key, "whatsapp:person:", 16) == 0) {
+            seen |= 4;
+            assert_int_equal(g->person, eve);
+        } else if (strcmp(g->key, "whatsapp:id:w5") == 0) {
+            seen |= 8;
+        }
+    }
+    assert_int_equal(seen, 15);
+    json_t *j = lucy_search_result_json("plan", &r, 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 6);
+    json_t *first = json_array_get(json_object_get(j, "hits"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "id")), "r1");
+    assert_int_equal(json_integer_value(json_object_get(first, "more")), 5);
+    assert_int_equal(json_array_size(json_object_get(first, "hits")), 3);
+    assert_true(json_is_null(
+        json_object_get(json_array_get(json_object_get(first, "hits"), 0), "speaker")));
+    json_decref(j);
+    lucy_search_result_free(&r);
+
+    q.limit = 2; /* limit counts groups */
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 1, &r), 0);
+    assert_int_equal(r.n_groups, 2);
+    assert_int_equal(r.n, 2);
+    lucy_search_result_free(&r);
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 0, &r), LUCY_EINVAL);
+    assert_int_equal(lucy_index_search_grouped(ix, &q, LUCY_SEARCH_PER_GROUP_MAX + 1, &r),
+                     LUCY_EINVAL);
+
+    /* Eve: her wa_id's message and the call of her phone */
+    char **contacts, **recordings;
+    assert_int_equal(
+        lucy_index_person_ids(ix, eve, &contacts, &q.n_contacts, &recordings, &q.n_recordings), 0);
+    assert_int_equal(q.n_contacts, 1);
+    assert_string_equal(contacts[0], "15550002222");
+    assert_int_equal(q.n_recordings, 1);
+    assert_string_equal(recordings[0], "r2");
+    q.restrict_ids = 1;
+    q.contacts = (const char *const *)contacts;
+    q.recordings = (const char *const *)recordings;
+    q.limit = 20;
+    assert_int_equal(lucy_index_search(ix, &q, &r), 0);
+    assert_int_equal(r.n, 2);
+    int both = 0;
+    for (size_t i = 0; i < r.n; i++)
+        both |= strcmp(r.hits[i].id, "r2") == 0 ? 1 : strcmp(r.hits[i].id, "w4") == 0 ? 2 : 4;
+    assert_int_equal(both, 3);
+    lucy_search_result_free(&r);
+    q.n_contacts = q.n_recordings = 0; /* a person with nothing to match */
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &r), 0);
+    assert_int_equal(r.n_groups, 0);
+    lucy_search_result_free(&r);
+    lucy_index_strv_free(contacts);
+    lucy_index_strv_free(recordings);
+    assert_int_equal(lucy_index_person_ids(ix, eve + 100, &contacts, &q.n_contacts, &recordings,
+                                           &q.n_recordings),
+                     LUCY_ENOTFOUND);
+    assert_null(contacts);
+}
+
 static void test_stats_and_requeue(void **state)
 {
     (void)state;
@@ -725,6 +869,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lagging_remote_answers_from_local_copy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ranking_filters_snippets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grouped_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_requeue, setup, teardown),
     };
     lucy_log_set_level(LUCY_LOG_ERROR);
