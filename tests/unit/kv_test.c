@@ -422,6 +422,35 @@ static void test_gcra_burst(void **state)
     assert_true(r.allowed);
 }
 
+/* Counts the writer connection's prepared statements on kv_ratelimit. */
+static int count_ratelimit_stmts(sqlite3 *db, void *arg)
+{
+    int *n = arg;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        *n += strstr(sqlite3_sql(st), "kv_ratelimit") != NULL;
+    return 0;
+}
+
+/* The embedded limiter runs once per WhatsApp message: its two statements
+ * come from the store's statement cache (prepared once, kept), not
+ * prepared and finalized on every step (issue "Part I loose ends"). */
+static void test_gcra_uses_the_statement_cache(void **state)
+{
+    struct backend *b = backend_of(state);
+    if (strcmp(b->name, "sqlite") != 0)
+        return;
+    char key[64];
+    fresh_key(key, sizeof key, "cached");
+    struct lucy_kv_rate rate = {100, 1000, 100, 0};
+    struct lucy_kv_rate_result r;
+    struct lucy_kv_error e;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(lucy_kv_ratelimit(b->kv, key, &rate, &r, 0, &e), 0);
+    int n = 0;
+    assert_int_equal(lucy_store_write(b->store, count_ratelimit_stmts, &n, 5000), 0);
+    assert_int_equal(n, 2); /* the SELECT and the INSERT OR REPLACE, kept prepared */
+}
+
 static void test_gcra_steady(void **state)
 {
     struct backend *b = backend_of(state);
@@ -761,6 +790,7 @@ int main(void)
         cmocka_unit_test_prestate(test_claim_is_per_instance, &be),                                \
         cmocka_unit_test_prestate(test_gcra_burst, &be),                                           \
         cmocka_unit_test_prestate(test_gcra_steady, &be),                                          \
+        cmocka_unit_test_prestate(test_gcra_uses_the_statement_cache, &be),                        \
         cmocka_unit_test_prestate(test_gcra_event_time, &be)
     const struct CMUnitTest pure[] = {
         cmocka_unit_test(test_error_kinds),
