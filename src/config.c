@@ -72,6 +72,8 @@ const struct lucy_option lucy_options[] = {
             "scheduled backups kept; older lucy-*.db in LUCY_BACKUP_DIR are deleted"),
     INT_OPT("LUCY_STORE_CHECK_INTERVAL_S", NULL, "3600", 0, 604800, store_check_interval_s,
             "PRAGMA quick_check of the store every this many seconds; 0 = only at start"),
+    INT_OPT("LUCY_HTTP_BODY_BUDGET_MB", NULL, "64", 4, 4096, http_body_budget_mb,
+            "request bodies held in memory at once, all clients; past it: 503"),
     INT_OPT("LUCY_HTTP_REQUEST_TIMEOUT_S", NULL, "30", 1, 3600, http_request_timeout_s,
             "a request's headers and body must arrive within this many seconds"),
     {"LUCY_ASR_ENGINE", NULL, LUCY_OPT_ENUM, "auto", 0, 0, asr_engines, 0, 0, OFF(asr_engine),

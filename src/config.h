@@ -35,6 +35,7 @@ struct lucy_config {
     int disk_interval_ms;        /* LUCY_DISK_INTERVAL_MS: how often disk is measured */
     int http_threads;            /* LUCY_HTTP_THREADS: libmicrohttpd pool size */
     int http_request_timeout_s;  /* LUCY_HTTP_REQUEST_TIMEOUT_S: whole request must arrive */
+    int http_body_budget_mb;     /* LUCY_HTTP_BODY_BUDGET_MB: bodies held at once */
     char *backup_dir;            /* LUCY_BACKUP_DIR: scheduled backups; NULL = none */
     int backup_interval_h;       /* LUCY_BACKUP_INTERVAL_H */
     int backup_keep;             /* LUCY_BACKUP_KEEP */

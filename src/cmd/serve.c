@@ -158,6 +158,8 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
 
     ctx->health = lucy_health_new(LUCY_VERSION);
     ctx->http = lucy_http_new(ctx, cfg->api_token, cfg->http_threads, cfg->http_request_timeout_s);
+    if (ctx->http)
+        lucy_http_set_body_budget(ctx->http, (size_t)cfg->http_body_budget_mb << 20);
     if (!ctx->health || !ctx->http || lucy_core_register(ctx) != 0) {
         lucy_cmd_error("out of memory at start-up");
         goto out;

@@ -10,7 +10,7 @@
  * closes the descriptor, under the same lock: the reaper never touches a
  * reused descriptor). Bodies are held in memory until the handler runs
  * (the webhook's signature covers the raw bytes), so all bodies in flight
- * share one budget, BODY_BUDGET_BYTES: past it a request is answered 503
+ * share one budget (LUCY_HTTP_BODY_BUDGET_MB, 64): past it a request is answered 503
  * with Retry-After instead of buffering more, and large bodies are
  * mmap'ed (a fixed M_MMAP_THRESHOLD) so their memory goes back to the
  * system when they are freed.
@@ -158,7 +158,7 @@ int lucy_http_guard_grow_body(struct conn_state *cs, size_t want)
         cap = cs->limit + 1; /* never more than the route accepts */
     size_t extra = cap - cs->body_cap;
     size_t held = __atomic_add_fetch(&cs->h->body_bytes, extra, __ATOMIC_RELAXED);
-    if (held > BODY_BUDGET_BYTES) {
+    if (held > cs->h->body_budget) {
         __atomic_sub_fetch(&cs->h->body_bytes, extra, __ATOMIC_RELAXED);
         cs->over_budget = 1;
         lucy_http_guard_release_body(cs);

@@ -127,6 +127,11 @@ struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int
 /* Adds n rows (copied) before start. arg is given to each row whose own
  * arg is NULL: the adding module's state, reached by its handlers as
  * req->arg (so no module needs a singleton). 0 or LUCY_ENOMEM. */
+/* The memory all request bodies held at once may take, in bytes (default
+ * 64 MiB; LUCY_HTTP_BODY_BUDGET_MB): past it a request is answered 503
+ * with Retry-After. Before lucy_http_start(). 0 keeps the default. */
+void lucy_http_set_body_budget(struct lucy_http *h, size_t bytes);
+
 int lucy_http_add_routes(struct lucy_http *h, const struct lucy_route *routes, size_t n, void *arg);
 int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_port, char *err,
                     size_t errlen);

@@ -349,7 +349,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         lucy_http_reply_error(&resp, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5,
                               "lucy is receiving too many request bodies at once (%zu MiB in "
                               "memory); nothing was stored, send it again shortly",
-                              BODY_BUDGET_BYTES >> 20);
+                              h->body_budget >> 20);
         return send_reply(h, conn, method, cs->route->pattern, &resp);
     }
     cs->req.ctx = h->ctx;
@@ -418,6 +418,7 @@ struct lucy_http *lucy_http_new(struct lucy_ctx *ctx, const char *api_token, int
         return NULL;
     h->ctx = ctx;
     h->request_timeout_ms = (int64_t)(request_timeout_s > 0 ? request_timeout_s : 30) * 1000;
+    h->body_budget = BODY_BUDGET_BYTES;
     pthread_mutex_init(&h->conns_lock, NULL);
     h->threads = threads > 0 ? threads : 1;
     if (api_token && *api_token)
@@ -532,6 +533,12 @@ void lucy_http_free(struct lucy_http *h)
     free(h->routes);
     free(h->token);
     free(h);
+}
+
+void lucy_http_set_body_budget(struct lucy_http *h, size_t bytes)
+{
+    if (bytes > 0)
+        h->body_budget = bytes;
 }
 
 const char *lucy_http_query(struct lucy_http_request *req, const char *key)

@@ -13,8 +13,9 @@
 #include "../thread.h"
 #include "http.h"
 
-#define MAX_COUNTS        256
-#define BODY_BUDGET_BYTES ((size_t)64 * 1024 * 1024) /* bodies in memory, all connections */
+#define MAX_COUNTS 256
+#define BODY_BUDGET_BYTES                                                                          \
+    ((size_t)64 * 1024 * 1024) /* default: bodies in memory, all connections */
 
 /* One accepted connection, for the request deadline (see the header). */
 struct conn_rec {
@@ -53,6 +54,7 @@ struct lucy_http {
     struct lucy_thread reaper;  /* "http-reaper": enforces request_timeout_ms */
     int64_t request_timeout_ms; /* whole request must arrive within this */
     size_t body_bytes;          /* bodies held now, all connections (atomic) */
+    size_t body_budget;         /* most body_bytes may reach (lucy_http_set_body_budget) */
     size_t body_peak;           /* most held since the last malloc_trim (atomic) */
 };
 
@@ -63,7 +65,7 @@ struct conn_state {
     size_t body_len, body_cap;       /* bytes used / allocated */
     size_t limit;                    /* route's body limit */
     int too_large;                   /* body exceeded the limit */
-    int over_budget;                 /* all bodies together exceeded BODY_BUDGET_BYTES */
+    int over_budget;                 /* all bodies together exceeded the budget */
     struct lucy_http_response early; /* an error decided before the body came (draining) */
     const char *early_label;         /* its route label for the counters */
     int answered;                    /* a reply was queued early */
