@@ -453,11 +453,15 @@ def test_over_the_body_budget_is_a_json_503_with_retry_after(start_lucy):
                          b"POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\n"
                          b"Content-Type: application/json\r\nContent-Length: 3145728\r\n\r\n")
     try:
-        held.sendall(b"{" * (3145728 - 1))  # all but the last byte
+        held.sendall(b"{" * (3145728 - 200))  # all but the last 200 bytes
         # sendall returns once the kernel has the bytes, not once lucy read
         # them: until it has, the budget is not spent and the request is
-        # parsed and refused as 400 (nothing stored either way); ask again
+        # parsed and refused as 400 (nothing stored either way). Ask again,
+        # sending the held body one more byte each time: new bytes wake its
+        # connection (a socket whose buffered bytes were not all read at
+        # the last readiness event may otherwise wait for the next one)
         for _ in range(100):
+            held.send(b"{")
             c = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=30)
             c.request("POST", "/webhook/whatsapp", body=b"{" * 3145728,
                       headers={"Content-Type": "application/json"})
