@@ -284,6 +284,11 @@ static void metrics_http(void *arg, FILE *out)
           "# TYPE lucy_http_requests_total counter\n",
           out);
     lucy_http_foreach_count(ctx->http, one_count, out);
+    fprintf(out,
+            "# HELP lucy_http_body_bytes Request bodies held in memory now "
+            "(bounded by LUCY_HTTP_BODY_BUDGET_MB)\n"
+            "# TYPE lucy_http_body_bytes gauge\nlucy_http_body_bytes %zu\n",
+            lucy_http_body_bytes(ctx->http));
 }
 
 static void metrics_store(void *arg, FILE *out)

@@ -203,4 +203,8 @@ void lucy_http_foreach_count(struct lucy_http *h,
                                         int status, unsigned long long count),
                              void *arg);
 
+/* Bytes of request bodies held in memory now, all connections together
+ * (what LUCY_HTTP_BODY_BUDGET_MB bounds); for /metrics. Any thread. */
+size_t lucy_http_body_bytes(struct lucy_http *h);
+
 #endif

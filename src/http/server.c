@@ -91,6 +91,11 @@ void lucy_http_foreach_count(struct lucy_http *h,
     pthread_mutex_unlock(&h->count_lock);
 }
 
+size_t lucy_http_body_bytes(struct lucy_http *h)
+{
+    return __atomic_load_n(&h->body_bytes, __ATOMIC_RELAXED);
+}
+
 static enum MHD_Result send_reply(struct lucy_http *h, struct MHD_Connection *conn,
                                   const char *method, const char *route,
                                   struct lucy_http_response *resp)

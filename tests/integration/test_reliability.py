@@ -2,6 +2,7 @@
 failed on the release before its fix, with the fault produced for real."""
 import json
 import os
+import re
 import subprocess
 
 from conftest import LUCY_BIN, SAN_ENV
@@ -455,22 +456,15 @@ def test_over_the_body_budget_is_a_json_503_with_retry_after(start_lucy):
     try:
         held.sendall(b"{" * (3145728 - 200))  # all but the last 200 bytes
         # sendall returns once the kernel has the bytes, not once lucy read
-        # them: until it has, the budget is not spent and the request is
-        # parsed and refused as 400 (nothing stored either way). Ask again,
-        # sending the held body one more byte each time: new bytes wake its
-        # connection (a socket whose buffered bytes were not all read at
-        # the last readiness event may otherwise wait for the next one)
-        for _ in range(100):
-            held.send(b"{")
-            c = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=30)
-            c.request("POST", "/webhook/whatsapp", body=b"{" * 3145728,
-                      headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            body = json.loads(r.read())
-            c.close()
-            if r.status != 400:
-                break
-            time.sleep(0.2)
+        # them: wait until lucy holds them (its gauge), or a probe that is
+        # read first would spend the budget and push the held body out.
+        _wait_body_bytes(lucy, lambda held_bytes: held_bytes >= 3 * 1024 * 1024)
+        c = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=30)
+        c.request("POST", "/webhook/whatsapp", body=b"{" * 3145728,
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
         assert r.status == 503, (r.status, body)
         assert body["error_type"] == "dependency_unavailable" and body["retry_after_s"] > 0
         assert r.getheader("Retry-After")
@@ -478,6 +472,19 @@ def test_over_the_body_budget_is_a_json_503_with_retry_after(start_lucy):
     finally:
         held.close()
     assert lucy.get("/health/live").status_code == 200
+    _wait_body_bytes(lucy, lambda held_bytes: held_bytes == 0)  # given back
+
+
+def _wait_body_bytes(lucy, ok, timeout_s=60):
+    """Waits until ok(lucy_http_body_bytes from /metrics) holds."""
+    deadline = time.time() + timeout_s
+    while True:
+        text = lucy.get("/metrics").text
+        value = int(re.search(r"^lucy_http_body_bytes (\d+)$", text, re.M).group(1))
+        if ok(value):
+            return value
+        assert time.time() < deadline, "lucy_http_body_bytes stayed %d" % value
+        time.sleep(0.05)
 
 
 # ---- the audio route serves only the file the scanner saw ------------------------
