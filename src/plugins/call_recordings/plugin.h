@@ -42,4 +42,10 @@ struct lucy_http_response;
  * plugin's struct lucy_recordings. Thread-safe. */
 void lucy_recordings_audio(struct lucy_http_request *req, struct lucy_http_response *resp);
 
+/* GET /recordings/{id}/transcript.{txt,srt,vtt,json} (download.c): the
+ * transcript as a file with a Content-Disposition file name; 404 for an
+ * unknown recording, 409 while it has no transcript. Thread-safe. */
+void lucy_recordings_transcript_file(struct lucy_http_request *req,
+                                     struct lucy_http_response *resp);
+
 #endif

@@ -16,6 +16,8 @@
  *                                             (wait: 1/true/yes or 0/false/no)
  *   GET  /jobs/{id}                           a job's state
  *   GET  /recordings/{id}/audio               the file, with ranges (audio.c)
+ *   GET  /recordings/{id}/transcript.{txt,srt,vtt,json}
+ *                                             the transcript as a file (download.c)
  *
  * Every route needs the bearer token when one is configured.
  *
@@ -501,6 +503,11 @@ static const struct lucy_route routes[] = {
     {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0, NULL},
     {"GET", "/jobs/{id}", get_job, 1, 0, NULL},
     {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0, NULL}, /* audio.c */
+    /* one row per export format (export.h); download.c picks it by extension */
+    {"GET", "/recordings/{id}/transcript.txt", lucy_recordings_transcript_file, 1, 0, NULL},
+    {"GET", "/recordings/{id}/transcript.srt", lucy_recordings_transcript_file, 1, 0, NULL},
+    {"GET", "/recordings/{id}/transcript.vtt", lucy_recordings_transcript_file, 1, 0, NULL},
+    {"GET", "/recordings/{id}/transcript.json", lucy_recordings_transcript_file, 1, 0, NULL},
 };
 
 int lucy_recordings_routes_register(struct lucy_recordings *r)

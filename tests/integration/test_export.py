@@ -1,0 +1,94 @@
+"""Export (DESIGN §15, issue 15): a recording's transcript as a file
+(GET /recordings/{id}/transcript.{txt,srt,vtt,json}) read back by FFmpeg,
+and `lucy export DIR` while `lucy serve` runs.
+
+Real parts: the lucy binary, FFmpeg (ffprobe reads the subtitle files),
+pocketsphinx (makes the transcript)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+from conftest import FIXTURES, LUCY_BIN, SAN_ENV
+
+AUDIO = os.path.join(FIXTURES, "audio")
+DONE = ("done", "no_speech")
+
+
+def start(start_lucy, rec_dir, env=None):
+    e = {"LUCY_RECORDINGS_DIRS": rec_dir, "LUCY_SCAN_SETTLE_S": "0",
+         "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1"}
+    e.update(env or {})
+    return start_lucy(env=e)
+
+
+def recordings_dir(tmp_path, names):
+    d = tmp_path / "recordings"
+    d.mkdir()
+    for n in names:
+        shutil.copy(os.path.join(AUDIO, n), str(d / n))
+    return str(d)
+
+
+def wait_transcribed(lucy, n, timeout=120):
+    def ready():
+        recs = lucy.get("/recordings", params={"limit": 500}).json()["recordings"]
+        return len(recs) >= n and all(r["transcript_status"] in DONE for r in recs) and recs
+    return lucy.wait_for(ready, timeout=timeout, interval=0.2, what="%d recordings transcribed" % n)
+
+
+def ffprobe_cues(path):
+    """The number of subtitle packets (cues) ffprobe reads from path."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_packets", "-of", "json", path],
+                         check=True, capture_output=True, text=True).stdout
+    return len(json.loads(out).get("packets", []))
+
+
+def test_transcript_files_read_back_by_ffmpeg(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["librivox-0870.m4a"])
+    lucy = start(start_lucy, d)
+    rec_id = wait_transcribed(lucy, 1)[0]["id"]
+    api = lucy.get("/recordings/" + rec_id).json()["transcript"]
+    segments = api["segments"]
+    assert segments, api
+
+    for ext in ("srt", "vtt"):
+        r = lucy.get("/recordings/%s/transcript.%s" % (rec_id, ext))
+        assert r.status_code == 200, r.text
+        cd = r.headers["Content-Disposition"]
+        m = re.match(r'attachment; filename="([A-Za-z0-9_.-]+)"$', cd)
+        assert m and m.group(1).endswith(rec_id[:12] + "." + ext), cd
+        path = str(tmp_path / m.group(1))
+        with open(path, "wb") as f:
+            f.write(r.content)
+        assert ffprobe_cues(path) == len(segments), r.text
+    vtt = lucy.get("/recordings/%s/transcript.vtt" % rec_id).text
+    assert vtt.startswith("WEBVTT\n")
+    first = segments[0]
+    stamp = "%02d:%02d:%02d.%03d" % (first["t0_ms"] // 3600000, first["t0_ms"] // 60000 % 60,
+                                      first["t0_ms"] // 1000 % 60, first["t0_ms"] % 1000)
+    assert stamp + " --> " in vtt, vtt
+
+    r = lucy.get("/recordings/%s/transcript.json" % rec_id)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == api
+
+    txt = lucy.get("/recordings/%s/transcript.txt" % rec_id)
+    assert txt.headers["Content-Type"].startswith("text/plain")
+    assert [l.split("] ", 1)[1] for l in txt.text.splitlines()] == [s["text"] for s in segments]
+
+
+def test_transcript_file_errors(start_lucy, tmp_path):
+    d = recordings_dir(tmp_path, ["goforward.m4a"])
+    # no ASR worker can finish: a recording without a transcript
+    lucy = start(start_lucy, d, env={"LUCY_ASR_ENGINE": "http",
+                                     "LUCY_ASR_URL": "http://127.0.0.1:9/v1/audio/transcriptions"})
+    recs = lucy.wait_for(lambda: lucy.get("/recordings").json()["recordings"], what="scanned")
+    r = lucy.get("/recordings/%s/transcript.srt" % recs[0]["id"])
+    assert r.status_code == 409, r.text
+    assert r.json()["error_type"] == "conflict" and "transcribe" in r.json()["message"]
+    r = lucy.get("/recordings/%s/transcript.vtt" % ("0" * 64))
+    assert r.status_code == 404 and r.json()["error_type"] == "not_found"
+    r = lucy.get("/recordings/%s/transcript.doc" % recs[0]["id"])
+    assert r.status_code == 404
