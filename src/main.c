@@ -47,6 +47,9 @@ static const struct {
     {"restore", lucy_cmd_restore, "SRC [--json]",
      "put a backup in place of the store (refused while lucy serve runs; the old database is "
      "moved aside, not deleted)"},
+    {"export", lucy_cmd_export, "DIR [--person ID] [--from T] [--to T] [--json]",
+     "write one Markdown and one JSON file per conversation (a call; a person's messages on one "
+     "day) into DIR, also while lucy serve runs; T = Unix seconds or ISO 8601"},
     {"version", lucy_cmd_version, "", "print the version"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -92,3 +92,64 @@ def test_transcript_file_errors(start_lucy, tmp_path):
     assert r.status_code == 404 and r.json()["error_type"] == "not_found"
     r = lucy.get("/recordings/%s/transcript.doc" % recs[0]["id"])
     assert r.status_code == 404
+
+
+def run_export(lucy, out_dir, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUCY_")}
+    env.update(SAN_ENV)
+    env["LUCY_DATA_DIR"] = lucy.data_dir
+    return subprocess.run([LUCY_BIN, "export", out_dir, "--json", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_lucy_export_while_serving(start_lucy, tmp_path):
+    from test_webhook import BASE_ENV, message_body, post, wait_drained
+    d = recordings_dir(tmp_path, ["goforward.m4a"])
+    env = dict(BASE_ENV)
+    lucy = start(start_lucy, d, env=env)
+    rec = wait_transcribed(lucy, 1)[0]
+    day1, day2 = 1714557600, 1714557600 + 86400  # 2024-05-01 10:00 UTC, the next day
+    for wamid, sender, ts, text in [("wamid.E1", "15550001234", day1, "first on day one"),
+                                    ("wamid.E2", "15550001234", day1 + 60, "second on day one"),
+                                    ("wamid.E3", "15550001234", day2, "on day two"),
+                                    ("wamid.E4", "15550009999", day1, "someone else")]:
+        r = post(lucy, message_body(wamid, sender=sender, text=text, ts=ts, name="Ann Example"
+                                    if sender.endswith("1234") else "Bob"))
+        assert r.status_code == 200, r.text
+    wait_drained(lucy)
+
+    out = str(tmp_path / "export")
+    p = run_export(lucy, out)  # lucy serve keeps running
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["calls"] == 1 and summary["message_conversations"] == 3, summary
+    calls = sorted(os.listdir(os.path.join(out, "calls")))
+    assert len(calls) == 2 and calls[0].endswith(".json") and calls[1].endswith(".md"), calls
+    with open(os.path.join(out, "calls", calls[0])) as f:
+        assert json.load(f) == lucy.get("/recordings/" + rec["id"]).json()
+    with open(os.path.join(out, "calls", calls[1])) as f:
+        md = f.read()
+    assert md.startswith("# ") and "## Transcript" in md and rec["id"] in md
+    msgs = sorted(os.listdir(os.path.join(out, "messages")))
+    assert len(msgs) == 6, msgs
+    ann_day1 = [m for m in msgs if m.startswith("2024-05-01-Ann_Example") and m.endswith(".json")]
+    assert len(ann_day1) == 1, msgs
+    with open(os.path.join(out, "messages", ann_day1[0])) as f:
+        doc = json.load(f)
+    assert [m["wamid"] for m in doc["messages"]] == ["wamid.E1", "wamid.E2"]
+    assert doc["person"]["name"] == "Ann Example" and doc["day"] == "2024-05-01"
+    with open(os.path.join(out, "messages", ann_day1[0][:-5] + ".md")) as f:
+        md = f.read()
+    assert "# Messages with Ann Example, 2024-05-01" in md and "second on day one" in md
+
+    # --person and --from/--to narrow it; the person is Ann's
+    person = doc["person"]["id"]
+    out2 = str(tmp_path / "export2")
+    p = run_export(lucy, out2, "--person", str(person), "--from", "2024-05-02", "--to", "2024-05-02")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"dir": out2, "calls": 0, "message_conversations": 1}
+    assert sorted(os.listdir(os.path.join(out2, "messages"))) == [
+        "2024-05-02-Ann_Example.json", "2024-05-02-Ann_Example.md"]
+
+    p = run_export(lucy, out2, "--from", "yesterday")
+    assert p.returncode == 2 and "--from" in p.stderr

@@ -1,0 +1,479 @@
+/*
+ * export.c - `lucy export DIR [--person ID] [--from T] [--to T] [--json]`:
+ * the user's conversations as files to read or to feed elsewhere
+ * (DESIGN §15 Export). Works on the data dir directly, also while
+ * `lucy serve` runs (reads only, like `lucy search`).
+ *
+ * A conversation is a recording (its call), or one sender's WhatsApp
+ * messages on one UTC day (one person's, when the sender is a person).
+ * Each becomes two files, NAME.md (Markdown for people) and NAME.json
+ * (for programs):
+ *   DIR/calls/<YYYY-MM-DD_HHMM>-<title>-<id12>.{md,json}  the JSON is the
+ *       GET /recordings/{id} document (its transcript included)
+ *   DIR/messages/<YYYY-MM-DD>-<who>.{md,json}  {"day","person","sender",
+ *       "messages":[{wamid,time,type,text}]}
+ * Only recordings with a transcript are exported. --person keeps the calls
+ * with the person's phones and the messages from its WhatsApp ids (the
+ * relations GET /people/{id}/timeline uses); --from/--to bound the call's
+ * started_at (else its mtime) and the message's time. Existing files of
+ * the same name are replaced, so exporting again refreshes the folder.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../config.h"
+#include "../error.h"
+#include "../index/index.h"
+#include "../people/people.h"
+#include "../plugins/call_recordings/export.h"
+#include "../plugins/call_recordings/recording.h"
+#include "../store/row.h"
+#include "../store/store.h"
+#include "cmd.h"
+
+struct export_flags {
+    const char *person, *from, *to; /* as given */
+    int json;                       /* --json */
+};
+
+static int export_flag(const char *arg, const char *next, void *state)
+{
+    struct export_flags *f = state;
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } with_value[] = {
+        {"--person", offsetof(struct export_flags, person)},
+        {"--from", offsetof(struct export_flags, from)},
+        {"--to", offsetof(struct export_flags, to)},
+    };
+    if (strcmp(arg, "--json") == 0) {
+        f->json = 1;
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++) {
+        if (strcmp(arg, with_value[i].flag) != 0)
+            continue;
+        if (!next) {
+            lucy_cmd_error("%s needs a value; see `lucy help`", arg);
+            return -1;
+        }
+        *(const char **)((char *)f + with_value[i].offset) = next;
+        return 2;
+    }
+    return 0;
+}
+
+/* What is exported: bounds in UTC ms, the person (0 = everyone). */
+struct scope {
+    int64_t from_ms, to_ms;
+    int64_t person;
+};
+
+/* ---- reading -------------------------------------------------------------- */
+
+struct ids {
+    char (*id)[65]; /* recording ids, oldest call first */
+    size_t n, cap;
+};
+
+static const char sql_recordings[] =
+    "SELECT r.id FROM recordings r LEFT JOIN recording_calls c ON c.recording_id = r.id"
+    " WHERE EXISTS (SELECT 1 FROM transcripts t WHERE t.recording_id = r.id)"
+    " AND coalesce(c.started_at_ms, r.mtime_ns / 1000000) BETWEEN ?1 AND ?2"
+    " AND (?3 = 0 OR c.number_e164 IN (SELECT value FROM people_identifiers"
+    "  WHERE person = ?3 AND kind = 'phone'))"
+    " ORDER BY coalesce(c.started_at_ms, r.mtime_ns / 1000000), r.id";
+
+struct rec_read {
+    const struct scope *sc;
+    struct ids *out;
+};
+
+static int read_recordings(sqlite3 *db, void *arg)
+{
+    struct rec_read *a = arg;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_recordings, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->sc->from_ms);
+    sqlite3_bind_int64(st, 2, a->sc->to_ms);
+    sqlite3_bind_int64(st, 3, a->sc->person);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ids *o = a->out;
+        if (o->n == o->cap) {
+            size_t cap = o->cap ? o->cap * 2 : 64;
+            void *p = realloc(o->id, cap * sizeof *o->id);
+            if (!p) {
+                sqlite3_reset(st);
+                return LUCY_ENOMEM;
+            }
+            o->id = p;
+            o->cap = cap;
+        }
+        lucy_row_copy(st, 0, o->id[o->n++], sizeof o->id[0]);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+/* Messages in order of conversation (person or sender, day), then time. */
+static const char sql_messages[] =
+    "SELECT m.wamid, m.sender, m.timestamp_s, m.type, m.text, m.profile_name, p.person"
+    " FROM wa_messages m LEFT JOIN people_identifiers p"
+    "  ON p.kind IN ('wa_id', 'user_id') AND p.value = m.sender"
+    " WHERE m.timestamp_s * 1000 BETWEEN ?1 AND ?2 AND (?3 = 0 OR p.person = ?3)"
+    " ORDER BY coalesce(p.person, -1), m.sender, m.timestamp_s / 86400, m.timestamp_s, m.seq";
+
+/* One conversation of messages being collected. */
+struct convo {
+    json_t *doc;    /* the JSON file's object, NULL = none open */
+    char key[160];  /* person or sender, and day: a new key ends the convo */
+    char file[200]; /* base name */
+    int64_t person; /* 0 = none */
+    char who[200];  /* display name */
+};
+
+struct msg_read {
+    const struct scope *sc;
+    const char *dir; /* DIR/messages */
+    size_t written;  /* conversations */
+    int failed;      /* a file could not be written */
+};
+
+static void day_of(int64_t s, char *out, size_t len, const char *fmt)
+{
+    time_t t = (time_t)s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, fmt, &tm);
+}
+
+static int write_file(const char *dir, const char *base, const char *ext, const char *text,
+                      size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.%s", dir, base, ext);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        lucy_cmd_error("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fwrite(text, 1, len, f);
+    if (fclose(f) != 0 || n != len) {
+        lucy_cmd_error("cannot write %s: %s (is the disk full?)", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The Markdown of a messages conversation. malloc'd, *len. */
+static char *messages_md(const json_t *doc, size_t *len)
+{
+    char *buf = NULL;
+    FILE *out = open_memstream(&buf, len);
+    if (!out)
+        return NULL;
+    fprintf(out, "# Messages with %s, %s\n\n", json_string_value(json_object_get(doc, "who")),
+            json_string_value(json_object_get(doc, "day")));
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(doc, "messages"), i, m)
+    {
+        char hm[8];
+        day_of(json_integer_value(json_object_get(m, "time")), hm, sizeof hm, "%H:%M");
+        const char *text = json_string_value(json_object_get(m, "text"));
+        fprintf(out, "- **%s** ", hm);
+        if (text && *text)
+            for (const char *p = text; *p; p++) /* a line break stays inside the item */
+                if (*p == '\n')
+                    fputs("  \n  ", out);
+                else
+                    fputc(*p, out);
+        else
+            fprintf(out, "_(%s)_", json_string_value(json_object_get(m, "type")));
+        fputc('\n', out);
+    }
+    fclose(out);
+    return buf;
+}
+
+static void convo_close(struct msg_read *a, struct convo *c)
+{
+    if (!c->doc)
+        return;
+    size_t md_len = 0;
+    char *md = messages_md(c->doc, &md_len);
+    char *js = json_dumps(c->doc, JSON_INDENT(2));
+    if (!md || !js || write_file(a->dir, c->file, "md", md, md_len) != 0 ||
+        write_file(a->dir, c->file, "json", js, strlen(js)) != 0)
+        a->failed = 1;
+    else
+        a->written++;
+    free(md);
+    free(js);
+    json_decref(c->doc);
+    c->doc = NULL;
+}
+
+/* The file name part for a display name: ASCII letters and digits, '_'. */
+static void name_part(const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < len && n < 40; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+            out[n++] = *p;
+        else if (n && out[n - 1] != '_')
+            out[n++] = '_';
+    out[n] = '\0';
+}
+
+static int convo_open(sqlite3 *db, struct convo *c, sqlite3_stmt *st, const char *key)
+{
+    const char *sender = (const char *)sqlite3_column_text(st, 1);
+    const char *profile = (const char *)sqlite3_column_text(st, 5);
+    char day[16], name[64];
+    c->person = sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 6);
+    snprintf(c->who, sizeof c->who, "%s", profile && *profile ? profile : sender);
+    json_t *person = json_null();
+    if (c->person) {
+        json_t *p = NULL;
+        int rc = lucy_people_json(db, c->person, 0, &p);
+        if (rc && rc != LUCY_ENOTFOUND)
+            return rc;
+        if (p) {
+            snprintf(c->who, sizeof c->who, "%s", json_string_value(json_object_get(p, "name")));
+            person = json_pack("{s:O,s:O}", "id", json_object_get(p, "id"), "name",
+                               json_object_get(p, "name"));
+            json_decref(p);
+        }
+    }
+    day_of(sqlite3_column_int64(st, 2), day, sizeof day, "%Y-%m-%d");
+    name_part(c->who, name, sizeof name);
+    snprintf(c->file, sizeof c->file, "%s-%s", day, name[0] ? name : "unknown");
+    snprintf(c->key, sizeof c->key, "%s", key);
+    c->doc = json_pack("{s:s,s:s,s:o,s:s,s:[]}", "day", day, "who", c->who, "person", person,
+                       "sender", sender, "messages");
+    return c->doc ? 0 : LUCY_ENOMEM;
+}
+
+static int read_messages(sqlite3 *db, void *arg)
+{
+    struct msg_read *a = arg;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, sql_messages, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->sc->from_ms);
+    sqlite3_bind_int64(st, 2, a->sc->to_ms);
+    sqlite3_bind_int64(st, 3, a->sc->person);
+    struct convo c = {0};
+    while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = 0;
+        char key[160];
+        int64_t ts = sqlite3_column_int64(st, 2);
+        snprintf(key, sizeof key, "%lld/%.100s/%lld",
+                 sqlite3_column_type(st, 6) == SQLITE_NULL ? -1LL
+                                                           : (long long)sqlite3_column_int64(st, 6),
+                 sqlite3_column_text(st, 1), (long long)(ts / 86400));
+        if (c.doc && strcmp(c.key, key) != 0)
+            convo_close(a, &c);
+        if (!c.doc && (rc = convo_open(db, &c, st, key)) != 0)
+            break;
+        json_array_append_new(
+            json_object_get(c.doc, "messages"),
+            json_pack("{s:s,s:I,s:s,s:o}", "wamid", sqlite3_column_text(st, 0), "time",
+                      (json_int_t)ts, "type", sqlite3_column_text(st, 3), "text",
+                      sqlite3_column_type(st, 4) == SQLITE_NULL
+                          ? json_null()
+                          : json_string((const char *)sqlite3_column_text(st, 4))));
+    }
+    sqlite3_reset(st);
+    convo_close(a, &c);
+    return rc == SQLITE_DONE || rc == 0 ? 0 : rc < 0 ? rc : lucy_store_err(rc);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+/* The Markdown of a recording: title, facts, transcript lines. */
+static char *call_md(const json_t *rec, size_t *len)
+{
+    size_t tlen = 0;
+    char *transcript =
+        lucy_export_render(json_object_get(rec, "transcript"), LUCY_EXPORT_TXT, &tlen);
+    char *buf = NULL;
+    FILE *out = transcript ? open_memstream(&buf, len) : NULL;
+    if (!out) {
+        free(transcript);
+        return NULL;
+    }
+    const json_t *call = json_object_get(rec, "call");
+    fprintf(out, "# %s\n\n", json_string_value(json_object_get(rec, "title")));
+    const json_t *started = json_object_get(call, "started_at");
+    if (json_is_string(started))
+        fprintf(out, "- Started: %s\n", json_string_value(started));
+    const json_t *number = json_object_get(json_object_get(call, "number"), "e164");
+    if (json_is_string(number))
+        fprintf(out, "- Number: %s\n", json_string_value(number));
+    const json_t *dur = json_object_get(rec, "duration_s");
+    if (json_is_number(dur))
+        fprintf(out, "- Duration: %.0f s\n", json_number_value(dur));
+    fprintf(out, "- Recording: %s\n\n## Transcript\n\n",
+            json_string_value(json_object_get(rec, "id")));
+    for (char *line = transcript, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        fprintf(out, "%s  \n", line);
+    }
+    fclose(out);
+    free(transcript);
+    return buf;
+}
+
+static int export_call(struct lucy_store *store, const char *id, const char *dir)
+{
+    json_t *rec = NULL;
+    int rc = lucy_recording_json(store, id, &rec);
+    if (rc == LUCY_ENOTFOUND) /* forgotten since the list was read */
+        return 0;
+    if (rc) {
+        lucy_cmd_error("cannot read recording %s: %s", id, lucy_strerror(rc));
+        return -1;
+    }
+    char stamp[32] = "undated", base[160], name[128];
+    const json_t *call = json_object_get(rec, "call");
+    const char *started = json_string_value(json_object_get(call, "started_at"));
+    int64_t s;
+    if (started && lucy_index_parse_time(started, 0, &s) == 0)
+        day_of(s, stamp, sizeof stamp, "%Y-%m-%d_%H%M");
+    lucy_export_file_name(json_string_value(json_object_get(rec, "title")), id, "x", name,
+                          sizeof name);
+    name[strlen(name) - 2] = '\0'; /* without ".x": md and json follow */
+    snprintf(base, sizeof base, "%s-%s", stamp, name);
+    size_t md_len = 0;
+    char *md = call_md(rec, &md_len);
+    char *js = json_dumps(rec, JSON_INDENT(2));
+    json_decref(rec);
+    rc = (!md || !js || write_file(dir, base, "md", md, md_len) != 0 ||
+          write_file(dir, base, "json", js, strlen(js)) != 0)
+             ? -1
+             : 0;
+    free(md);
+    free(js);
+    return rc;
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    lucy_cmd_error("cannot create %s: %s", path, strerror(errno));
+    return -1;
+}
+
+static int parse_scope(const struct export_flags *f, struct scope *sc)
+{
+    sc->from_ms = INT64_MIN / 2;
+    sc->to_ms = INT64_MAX / 2;
+    const char *bounds[2] = {f->from, f->to};
+    for (int end = 0; end < 2; end++) {
+        int64_t s;
+        if (!bounds[end])
+            continue;
+        if (lucy_index_parse_time(bounds[end], end, &s) != 0) {
+            lucy_cmd_error("--%s must be Unix seconds or an ISO 8601 date or date-time "
+                           "(2024-05-31), not \"%s\"",
+                           end ? "to" : "from", bounds[end]);
+            return -1;
+        }
+        if (end)
+            sc->to_ms = s * 1000 + 999;
+        else
+            sc->from_ms = s * 1000;
+    }
+    if (f->person) {
+        char *e;
+        errno = 0;
+        sc->person = strtoll(f->person, &e, 10);
+        if (*e || errno || sc->person <= 0) {
+            lucy_cmd_error("--person must be a person's id as GET /people lists it, not \"%s\"",
+                           f->person);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int lucy_cmd_export(int argc, char **argv)
+{
+    struct lucy_config cfg;
+    struct export_flags f = {0};
+    const char *dir = NULL;
+    int n_pos = 0;
+    struct scope sc = {0};
+    int rc = lucy_cmd_config(&cfg, argc, argv, export_flag, &f, &dir, 1, &n_pos);
+    if (rc == 0 && (n_pos != 1 || parse_scope(&f, &sc) != 0)) {
+        if (n_pos != 1)
+            lucy_cmd_error("usage: lucy export DIR [--person ID] [--from T] [--to T] [--json]");
+        rc = LUCY_EXIT_USAGE;
+    }
+    if (rc)
+        goto out;
+    char calls_dir[4096], msgs_dir[4096];
+    snprintf(calls_dir, sizeof calls_dir, "%s/calls", dir);
+    snprintf(msgs_dir, sizeof msgs_dir, "%s/messages", dir);
+    if (make_dir(dir) || make_dir(calls_dir) || make_dir(msgs_dir)) {
+        rc = LUCY_EXIT_FAILED;
+        goto out;
+    }
+    struct lucy_store *store;
+    struct lucy_index *ix;
+    if ((rc = lucy_cmd_open_index(&cfg, 1, &store, &ix)) != 0)
+        goto out;
+    struct ids ids = {0};
+    struct rec_read rr = {&sc, &ids};
+    struct msg_read mr = {.sc = &sc, .dir = msgs_dir};
+    int err = lucy_store_read(store, read_recordings, &rr);
+    size_t calls = 0;
+    for (size_t i = 0; err == 0 && i < ids.n; i++) {
+        if (export_call(store, ids.id[i], calls_dir) != 0)
+            err = LUCY_EIO;
+        else
+            calls++;
+    }
+    if (err == 0)
+        err = lucy_store_read(store, read_messages, &mr);
+    if (err == 0 && mr.failed)
+        err = LUCY_EIO;
+    free(ids.id);
+    lucy_index_close(ix);
+    lucy_store_close(store);
+    if (err) {
+        lucy_cmd_error("export incomplete: %s", lucy_strerror(err));
+        rc = LUCY_EXIT_FAILED;
+    } else if (f.json) {
+        json_t *o = json_pack("{s:s,s:I,s:I}", "dir", dir, "calls", (json_int_t)calls,
+                              "message_conversations", (json_int_t)mr.written);
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    } else {
+        printf("exported %zu calls and %zu conversations of messages to %s\n", calls, mr.written,
+               dir);
+    }
+out:
+    lucy_config_free(&cfg);
+    return rc;
+}
