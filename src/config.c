@@ -70,6 +70,8 @@ const struct lucy_option lucy_options[] = {
             "hours between scheduled backups"),
     INT_OPT("LUCY_BACKUP_KEEP", NULL, "7", 1, 10000, backup_keep,
             "scheduled backups kept; older lucy-*.db in LUCY_BACKUP_DIR are deleted"),
+    INT_OPT("LUCY_RETENTION_DAYS", NULL, "0", 0, 36500, retention_days,
+            "forget calls and messages older than this many days (hourly); 0 = keep forever"),
     INT_OPT("LUCY_STORE_CHECK_INTERVAL_S", NULL, "3600", 0, 604800, store_check_interval_s,
             "PRAGMA quick_check of the store every this many seconds; 0 = only at start"),
     INT_OPT("LUCY_HTTP_BODY_BUDGET_MB", NULL, "64", 4, 4096, http_body_budget_mb,

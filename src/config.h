@@ -39,6 +39,7 @@ struct lucy_config {
     char *backup_dir;            /* LUCY_BACKUP_DIR: scheduled backups; NULL = none */
     int backup_interval_h;       /* LUCY_BACKUP_INTERVAL_H */
     int backup_keep;             /* LUCY_BACKUP_KEEP */
+    int retention_days;          /* LUCY_RETENTION_DAYS: 0 = keep forever */
     int store_check_interval_s;  /* LUCY_STORE_CHECK_INTERVAL_S: quick_check period; 0 = start only
                                   */
     char *asr_engine;            /* LUCY_ASR_ENGINE */

@@ -30,14 +30,17 @@ struct lucy_kv;
 typedef void (*lucy_metrics_fn)(void *arg, FILE *out);
 
 struct lucy_ctx {
-    const struct lucy_config *cfg; /* loaded configuration (not owned) */
-    char tmp_dir[1024];            /* DATA_DIR/tmp, 0700 */
-    struct lucy_store *store;      /* the SQLite store */
-    struct lucy_disk *disk;        /* disk guard */
-    struct lucy_health *health;    /* check registry; NULL outside `serve` */
-    struct lucy_http *http;        /* HTTP server; NULL outside `serve` */
-    struct lucy_kv *kv;            /* the daemon's kv: set by the kv plugin's init, cleared
-                                      by its free; NULL before, outside `serve`, or none */
+    const struct lucy_config *cfg;     /* loaded configuration (not owned) */
+    char tmp_dir[1024];                /* DATA_DIR/tmp, 0700 */
+    struct lucy_store *store;          /* the SQLite store */
+    struct lucy_disk *disk;            /* disk guard */
+    struct lucy_health *health;        /* check registry; NULL outside `serve` */
+    struct lucy_http *http;            /* HTTP server; NULL outside `serve` */
+    struct lucy_kv *kv;                /* the daemon's kv: set by the kv plugin's init, cleared
+                                          by its free; NULL before, outside `serve`, or none */
+    struct lucy_people_forget *forget; /* the forget registry (src/people/forget.h): set by
+                                          the people plugin's init; NULL before or outside
+                                          `serve` */
     struct {
         lucy_metrics_fn fn;
         void *arg;

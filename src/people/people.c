@@ -393,6 +393,26 @@ static const char sql_counts[] =
     "  UNION ALL SELECT max(timestamp_s) FROM wa_messages WHERE sender IN"
     "  (SELECT value FROM people_identifiers WHERE person = ?1 AND kind IN ('wa_id','user_id'))))";
 
+int lucy_people_delete(sqlite3 *db, int64_t id)
+{
+    static const char *const sql[] = {
+        "DELETE FROM people_names WHERE person = ?1",
+        "DELETE FROM people_identifiers WHERE person = ?1",
+        "DELETE FROM people_journal WHERE person = ?1 OR other = ?1",
+        "DELETE FROM people WHERE id = ?1",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st;
+        int err = lucy_store_stmt(db, sql[i], &st);
+        if (err)
+            return err;
+        sqlite3_bind_int64(st, 1, id);
+        if ((err = lucy_row_step_done(st)) != 0)
+            return err;
+    }
+    return 0;
+}
+
 int lucy_people_json(sqlite3 *db, int64_t id, int full, json_t **out)
 {
     *out = NULL;

@@ -101,6 +101,12 @@ int lucy_people_find(sqlite3 *db, const char *kind, const char *value, int64_t *
  * store error. */
 int lucy_people_json(sqlite3 *db, int64_t id, int full, json_t **out);
 
+/* Deletes person id's rows: its identifiers, names, the journal entries
+ * naming it (they hold its names) and the person. The person is being
+ * forgotten (forget.c); the items of other persons are not touched.
+ * Inside a store write. 0 or a store error. */
+int lucy_people_delete(sqlite3 *db, int64_t id);
+
 /* ---- journal.c: merges, splits, aliases, undo ----------------------------
  * Each runs inside the caller's store write and journals itself; *seq (may
  * be NULL) = the journal entry. Errors: LUCY_ENOTFOUND (no such person or

@@ -6,6 +6,8 @@
  *   GET  /people/{id}                     lucy_people_json(full)
  *   PUT  /people/{id}  {"alias": ...}     journaled; published to the kv for
  *                                         the person's WhatsApp ids
+ *   DELETE /people/{id}                   forget the person, its calls and
+ *                                         messages (forget.c)
  *   GET  /people/{id}/timeline?from=&to=&cursor=&limit=
  *                                         calls and messages, newest first
  *   GET  /people/{id}/history             the journal entries naming it
@@ -634,6 +636,7 @@ const struct lucy_route lucy_people_route_table[] = {
     {"GET", "/people", list_people, 1, 0, NULL},
     {"GET", "/people/{id}", get_person, 1, 0, NULL},
     {"PUT", "/people/{id}", put_person, 1, 64 * 1024, NULL},
+    {"DELETE", "/people/{id}", lucy_people_delete_route, 1, 0, NULL}, /* forget.c */
     {"GET", "/people/{id}/timeline", get_timeline, 1, 0, NULL},
     {"GET", "/people/{id}/history", get_history, 1, 0, NULL},
     {"POST", "/people/{id}/merge", post_merge, 1, 64 * 1024, NULL},

@@ -361,6 +361,17 @@ const struct lucy_migration lucy_migrations[] = {
      " undone_at_ms INTEGER);"
      "CREATE INDEX IF NOT EXISTS people_journal_by_person ON people_journal (person);"
      "CREATE INDEX IF NOT EXISTS people_journal_by_other ON people_journal (other);"},
+    /* 46: tombstones (src/store/tombstones.c, DESIGN §15 Forget): what the
+     * user had lucy forget, by key only (a recording's content hash, a
+     * message's wamid, a person's id), so a rescan, a restart or a webhook
+     * retry does not bring it back. forgotten_at_ms: Unix ms. */
+    {46, "tombstones",
+     "CREATE TABLE IF NOT EXISTS tombstones ("
+     " kind TEXT NOT NULL CHECK (kind IN ('recording','message','person')),"
+     " key TEXT NOT NULL,"
+     " reason TEXT NOT NULL CHECK (reason IN ('request','retention')),"
+     " forgotten_at_ms INTEGER NOT NULL,"
+     " PRIMARY KEY (kind, key)) WITHOUT ROWID;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

@@ -448,9 +448,26 @@ struct finish {
     int64_t time_s;                   /* the call's date, for the index documents */
 };
 
+/* 1 when job id still exists: a forgotten recording's jobs are deleted
+ * (lucy_jobs_forget), and its transcript must not come back with them. */
+static int job_exists(sqlite3 *db, long long id)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, "SELECT 1 FROM jobs WHERE id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
 static int finish_write(sqlite3 *db, void *arg)
 {
     const struct finish *f = arg;
+    int exists = job_exists(db, f->job->id);
+    if (exists <= 0)
+        return exists; /* forgotten while it ran: nothing to store */
     if (f->t) {
         struct lucy_transcript_meta m = {
             .recording_id = f->job->recording_id,
@@ -478,6 +495,16 @@ static int finish_write(sqlite3 *db, void *arg)
     if (f->next_retry_at_s > 0)
         sqlite3_bind_int64(st, 5, f->next_retry_at_s);
     sqlite3_bind_int64(st, 6, f->now_s);
+    return lucy_row_step_done(st);
+}
+
+int lucy_jobs_forget(sqlite3 *db, const char *recording_id)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, "DELETE FROM jobs WHERE recording_id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
     return lucy_row_step_done(st);
 }
 

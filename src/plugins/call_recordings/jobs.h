@@ -199,4 +199,10 @@ int lucy_jobs_pool_wait(struct lucy_jobs_pool *p, long long id, int timeout_ms,
 
 void lucy_jobs_pool_stats(struct lucy_jobs_pool *p, struct lucy_jobs_stats *out);
 
+/* Deletes every job of the recording (the recording is being forgotten,
+ * forget.c). A worker still running one finds its job gone when it
+ * finishes and stores nothing (lucy_jobs_finish). Call inside a
+ * lucy_store_write() function. 0 or a LUCY_E* code. */
+int lucy_jobs_forget(sqlite3 *db, const char *recording_id);
+
 #endif

@@ -195,6 +195,8 @@ static int plugin_setup(struct lucy_recordings *r)
     }
     if (ctx->http && lucy_recordings_routes_register(r) != 0)
         return LUCY_ENOMEM;
+    if (lucy_recordings_forget_register(r) != 0)
+        return LUCY_ENOMEM;
     for (size_t i = 0; ctx->health && i < sizeof checks / sizeof checks[0]; i++) {
         struct lucy_check c = checks[i];
         c.arg = r;

@@ -48,4 +48,13 @@ void lucy_recordings_audio(struct lucy_http_request *req, struct lucy_http_respo
 void lucy_recordings_transcript_file(struct lucy_http_request *req,
                                      struct lucy_http_response *resp);
 
+/* DELETE /recordings/{id} (forget.c): forgets the recording (transcript,
+ * segments, jobs, index documents, its row) and tombstones its hash; 204,
+ * also when it was forgotten before; 404 for an id never seen. */
+void lucy_recordings_delete(struct lucy_http_request *req, struct lucy_http_response *resp);
+
+/* Adds the plugin's row to the forget registry (ctx->forget; none: 0).
+ * Init only. 0 or LUCY_ENOMEM. */
+int lucy_recordings_forget_register(struct lucy_recordings *r);
+
 #endif

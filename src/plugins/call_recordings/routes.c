@@ -11,6 +11,7 @@
  *                                             an id, a bad date: 400 naming what is
  *                                             valid; an empty one = left out)
  *   GET  /recordings/{id}                     one recording with transcript
+ *   DELETE /recordings/{id}                   forget it (forget.c)
  *   POST /recordings/scan                     scan now, the scan summary
  *   POST /recordings/{id}/transcribe[?wait=1] 202 {"job_id","status"}
  *                                             (wait: 1/true/yes or 0/false/no)
@@ -500,6 +501,7 @@ static const struct lucy_route routes[] = {
     {"GET", "/recordings", list_recordings, 1, 0, NULL},
     {"POST", "/recordings/scan", scan_now, 1, 0, NULL},
     {"GET", "/recordings/{id}", get_recording, 1, 0, NULL},
+    {"DELETE", "/recordings/{id}", lucy_recordings_delete, 1, 0, NULL}, /* forget.c */
     {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0, NULL},
     {"GET", "/jobs/{id}", get_job, 1, 0, NULL},
     {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0, NULL}, /* audio.c */

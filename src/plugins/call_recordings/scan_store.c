@@ -32,6 +32,7 @@
 #include "../../clock.h"
 #include "../../error.h"
 #include "../../people/people.h"
+#include "../../store/tombstones.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "jobs.h"
@@ -584,6 +585,8 @@ static int write_item(sqlite3 *db, const struct lucy_scan_item *it, const char *
     int rc = 0;
     switch (it->kind) {
     case LUCY_SCAN_ITEM_RESULT:
+        if (it->recording_id[0] && (rc = lucy_forget_recording_tombstoned(db, it->recording_id)))
+            return rc < 0 ? rc : upsert_path(db, it, root, now_s); /* forgotten: the path only */
         if (it->recording_id[0] && !it->keep_recording)
             rc = insert_recording(db, it, now_s);
         if (rc == 0)

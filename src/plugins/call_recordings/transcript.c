@@ -135,6 +135,24 @@ int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
+int lucy_transcript_forget(sqlite3 *db, const char *recording_id)
+{
+    static const char *const sql[] = {
+        "DELETE FROM segments WHERE recording_id = ?1",
+        "DELETE FROM transcripts WHERE recording_id = ?1",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st;
+        int err = lucy_store_stmt(db, sql[i], &st);
+        if (err)
+            return err;
+        sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+        if ((err = lucy_row_step_done(st)) != 0)
+            return err;
+    }
+    return lucy_outbox_delete(db, DOC_SOURCE, recording_id);
+}
+
 static json_t *text_or_null(sqlite3_stmt *st, int col)
 {
     const char *s = (const char *)sqlite3_column_text(st, col);

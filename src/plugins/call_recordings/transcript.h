@@ -46,6 +46,12 @@ int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
  * inside a lucy_store_write() function. 0 or a LUCY_E* code. */
 int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s);
 
+/* Forgets the recording's transcript: its transcripts row, its segments
+ * and their index documents (lucy_outbox_delete: gone from SQLite search
+ * at once, from a remote index when the indexer gets to it). Call inside a
+ * lucy_store_write() function. 0 or a LUCY_E* code. */
+int lucy_transcript_forget(sqlite3 *db, const char *recording_id);
+
 /* The recording's transcript as the "transcript" object of GET
  * /recordings/{id}: text, engine, model, language, duration_s, rtf and
  * segments [{t0_ms, t1_ms, text}], or JSON null when it has none. Call

@@ -23,6 +23,10 @@
  *      dependency_unavailable, both with Retry-After. Meta retries anything
  *      but 200 for days, so a refused delivery costs nothing.
  *
+ * A wamid the user had lucy forget (tombstoned, forget.c) is acknowledged
+ * as a duplicate and not stored again; a delivery that carried nothing
+ * but forgotten messages keeps no bytes either.
+ *
  * De-duplication is the UNIQUE constraints, checked by the single store
  * writer thread: two racing deliveries of one wamid are serialised there, so
  * exactly one inserts and the other counts a duplicate, whichever batch
@@ -45,6 +49,7 @@
 #include "../../lucy.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
+#include "../../store/tombstones.h"
 #include "whatsapp.h"
 
 static const char *const reject_names[LUCY_WA_REJECT_COUNT] = {
@@ -105,7 +110,19 @@ static int step_insert(sqlite3 *db, sqlite3_stmt *st, int *inserted, int *dup)
     return 0;
 }
 
-static int body_row(sqlite3 *db, struct ingest *in, sqlite3_int64 *body_id)
+/* Deletes the body just inserted (nothing of it is kept). */
+static int drop_body(sqlite3 *db, sqlite3_int64 body_id)
+{
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, "DELETE FROM wa_inbox_bodies WHERE id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, body_id);
+    return lucy_row_step_done(st);
+}
+
+/* The body's row id; *fresh = 1 when this call inserted it. */
+static int body_row(sqlite3 *db, struct ingest *in, sqlite3_int64 *body_id, int *fresh)
 {
     sqlite3_stmt *st;
     int rc = lucy_store_stmt(db, sql_body, &st);
@@ -119,6 +136,7 @@ static int body_row(sqlite3 *db, struct ingest *in, sqlite3_int64 *body_id)
     if (src != SQLITE_DONE)
         return lucy_store_err(src);
     if (sqlite3_changes(db) > 0) {
+        *fresh = 1;
         *body_id = sqlite3_last_insert_rowid(db);
         return 0;
     }
@@ -140,7 +158,8 @@ static int ingest_write(sqlite3 *db, void *arg)
     const struct lucy_wa_payload *p = in->p;
     in->new_items = in->duplicates = 0;
     sqlite3_int64 body_id = 0;
-    int rc = body_row(db, in, &body_id);
+    int forgotten = 0, fresh_body = 0;
+    int rc = body_row(db, in, &body_id, &fresh_body);
     if (rc)
         return rc;
     sqlite3_stmt *msg = NULL, *sts = NULL;
@@ -150,6 +169,12 @@ static int ingest_write(sqlite3 *db, void *arg)
         rc = lucy_store_stmt(db, sql_status, &sts);
     for (size_t i = 0; rc == 0 && i < p->n_messages; i++) {
         const struct lucy_wa_message *m = &p->messages[i];
+        if ((rc = lucy_forget_wamid_tombstoned(db, m->wamid)) != 0) { /* forgotten (forget.c) */
+            in->duplicates += rc > 0;
+            forgotten += rc > 0;
+            rc = rc > 0 ? 0 : rc;
+            continue;
+        }
         lucy_row_bind_text(msg, 1, m->wamid);
         sqlite3_bind_int64(msg, 2, body_id);
         lucy_row_bind_text(msg, 3, m->sender);
@@ -175,6 +200,9 @@ static int ingest_write(sqlite3 *db, void *arg)
         sqlite3_bind_int64(sts, 7, in->now_ms);
         rc = step_insert(db, sts, &in->new_items, &in->duplicates);
     }
+    /* A retried delivery of forgotten messages only: keep none of its bytes */
+    if (rc == 0 && forgotten && fresh_body && in->new_items == 0)
+        rc = drop_body(db, body_id);
     return rc;
 }
 

@@ -203,6 +203,11 @@ static int wa_init(struct lucy_ctx *ctx, void **state)
     if (!rc)
         rc = lucy_http_add_routes(ctx->http, lucy_wa_contact_routes, lucy_wa_contact_routes_count,
                                   wa);
+    if (!rc)
+        rc =
+            lucy_http_add_routes(ctx->http, lucy_wa_forget_routes, lucy_wa_forget_routes_count, wa);
+    if (!rc)
+        rc = lucy_wa_forget_register(wa);
     *state = wa;
     return rc;
 }

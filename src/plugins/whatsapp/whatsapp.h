@@ -16,6 +16,8 @@
  *   media.c      the "wa-media" thread: Graph API download of voice notes,
  *                sha256 check, transcription through src/asr
  *   contacts.c   GET/PUT /contacts
+ *   forget.c     DELETE /messages/{wamid}; a person's and old messages
+ *                forgotten (the forget registry of src/people/forget.h)
  *   plugin.c     the struct lucy_plugin: routes, health check, metrics
  *
  * Calls go one way: plugin -> inbox -> worker -> media -> document, and
@@ -272,6 +274,18 @@ void lucy_wa_media_stats(struct lucy_wa_media *m, struct lucy_wa_media_stats *ou
 /* The contact routes; add them with the plugin state as arg. */
 extern const struct lucy_route lucy_wa_contact_routes[];
 extern const size_t lucy_wa_contact_routes_count;
+
+/* ---- forget.c -------------------------------------------------------------
+ * DELETE /messages/{wamid} (req->arg: struct lucy_wa) and the plugin's row
+ * of the forget registry (src/people/forget.h): a message's row, voice
+ * note, search document and raw body go; its wamid is tombstoned. */
+struct lucy_wa;
+extern const struct lucy_route lucy_wa_forget_routes[];
+extern const size_t lucy_wa_forget_routes_count;
+
+/* Adds the plugin's row to ctx->forget (none: 0). Init only. 0 or
+ * LUCY_ENOMEM. */
+int lucy_wa_forget_register(struct lucy_wa *wa);
 
 /* ---- inbox.c ------------------------------------------------------------- */
 
