@@ -120,6 +120,23 @@ export async function audioSource(id) {
   return { url, revoke: () => URL.revokeObjectURL(url) };
 }
 
+// Downloads path (a transcript file) with the token when one is set: the
+// file is fetched, then saved under the name lucy's Content-Disposition
+// gives (fallback when there is none). Throws ApiError on an error reply.
+export async function download(path, fallback) {
+  const r = await authFetch(path);
+  if (!r.ok) throw new ApiError(r.status, await bodyOf(r));
+  const m = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = m ? m[1] : fallback;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000); // the download has started by then
+}
+
 // Why the audio of a recording cannot play: lucy's JSON error for it.
 export async function audioError(id) {
   const r = await authFetch("/recordings/" + encodeURIComponent(id) + "/audio",

@@ -1,7 +1,7 @@
 // messages.js - the Messages view: WhatsApp contacts, and one contact's
 // latest messages with the alias editable in place (PUT /contacts/{id}).
 import { api, get } from "./api.js";
-import { clear, dateTime, el, note } from "./format.js";
+import { clear, confirmDialog, dateTime, el, note } from "./format.js";
 
 function name(c) {
   return c.alias || c.profile_name || c.wa_id || c.user_id || c.id;
@@ -31,6 +31,26 @@ function contactItem(c, selected) {
       c.last_message_time ? el("span", null, "last " + dateTime(c.last_message_time)) : null));
 }
 
+// Delete (forget) for one message, with a confirm; the item goes on 204.
+function deleteButton(m) {
+  const b = el("button", { type: "button", class: "danger small", "data-role": "delete",
+    "aria-label": "Delete this message" }, "Delete");
+  b.addEventListener("click", async () => {
+    if (!await confirmDialog("Forget this message? It is deleted from lucy and from search, " +
+      "and will not come back if WhatsApp sends it again.", "Delete")) return;
+    const item = b.closest("li");
+    b.disabled = true;
+    try {
+      await api("/messages/" + encodeURIComponent(m.wamid), { method: "DELETE" });
+      item.remove();
+    } catch (e) {
+      item.append(note(e.message, "bad", "alert"));
+      b.disabled = false;
+    }
+  });
+  return b;
+}
+
 function messageItem(m, target) {
   const kind = TYPE_WORDS[m.type] !== undefined ? TYPE_WORDS[m.type] : m.type;
   const media = m.media ? MEDIA_WORDS[m.media.state] || m.media.state : null;
@@ -39,7 +59,8 @@ function messageItem(m, target) {
       el("span", null, dateTime(m.time)),
       kind ? el("span", { class: "badge" }, kind) : null,
       m.rate_limited ? el("span", { class: "badge warn" }, "over the rate limit (kept)") : null,
-      m.state && m.state !== "done" ? el("span", { class: "badge warn" }, "processing: " + m.state) : null),
+      m.state && m.state !== "done" ? el("span", { class: "badge warn" }, "processing: " + m.state) : null,
+      deleteButton(m)),
     m.text ? el("p", null, m.text) : null,
     m.media && m.media.transcript ? el("p", null, el("em", null, "Transcript: "), m.media.transcript) : null,
     media && !(m.media && m.media.transcript) ? el("p", { class: "muted" }, media) : null);

@@ -366,6 +366,22 @@ async function renderPerson(main, id, query, stale, flash) {
   await loadTimeline();
   if (stale()) return;
 
+  const forget = el("button", { type: "button", class: "danger", id: "person-delete" }, "Delete");
+  const forgetProblem = el("div", { role: "alert" });
+  forget.addEventListener("click", async () => {
+    if (!await confirmDialog(`Forget ${p.name} (person ${p.id})? Every call with their numbers and ` +
+      "every message from them is deleted from lucy and from search, and will not come back. " +
+      "Your audio files are not touched. This cannot be undone.", "Delete")) return;
+    forget.disabled = true;
+    try {
+      await api(personPath(id), { method: "DELETE" });
+      location.hash = "#/people";
+    } catch (e) {
+      clear(forgetProblem, note(e.message, "bad", "alert"));
+      forget.disabled = false;
+    }
+  });
+
   document.title = p.name + " - lucy";
   clear(main,
     el("p", null, el("a", { href: "#/people" }, "All people")),
@@ -382,7 +398,10 @@ async function renderPerson(main, id, query, stale, flash) {
         el("p", { class: "muted" }, "Two entries for the same person? Merge the other one into this one."),
         mergeOpen, mergeForm, mergeProblem, mergeResults,
         el("h2", null, "History"),
-        hist.history.length ? history : el("p", { class: "muted", id: "history-empty" }, "No merges, splits or aliases yet.")),
+        hist.history.length ? history : el("p", { class: "muted", id: "history-empty" }, "No merges, splits or aliases yet."),
+        el("h2", null, "Forget"),
+        el("p", { class: "muted" }, "Delete this person with all their calls and messages."),
+        forget, forgetProblem),
       el("section", { "aria-labelledby": "timeline-h" },
         el("h2", { id: "timeline-h" }, "Calls and messages"),
         range, timelineSummary, timelineProblem, timeline, el("p", null, more))));

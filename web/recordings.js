@@ -8,8 +8,8 @@
 // the Retry-After lucy gave; the reason and the retry time are shown next
 // to it. Polling is slow (2 s on an open recording with an active job,
 // 5 s on the list while any job is active, else 30 s).
-import { api, get, audioSource, audioError } from "./api.js";
-import { basename, bytes, clear, clock, dateTime, duration, el, note, timestamp, toDate } from "./format.js";
+import { api, get, audioSource, audioError, download } from "./api.js";
+import { basename, bytes, clear, clock, confirmDialog, dateTime, duration, el, note, timestamp, toDate } from "./format.js";
 
 const ACTIVE = new Set(["queued", "running", "retry_wait", "blocked"]);
 const NEEDS_JOB = new Set(["retry_wait", "failed", "blocked"]); // words need the job's details
@@ -235,6 +235,40 @@ function transcribeState(rec, hold, lockedUntil) {
     why: again ? "" : "Not transcribed yet." };
 }
 
+// The transcript files lucy serves (GET /recordings/{id}/transcript.EXT).
+const DOWNLOADS = [["txt", "Text"], ["srt", "SRT"], ["vtt", "WebVTT"], ["json", "JSON"]];
+
+// Download buttons for the transcript, and Delete (forget) with a confirm.
+function keepAndForget(id, rec, problem) {
+  const buttons = DOWNLOADS.map(([ext, label]) => {
+    const b = el("button", { type: "button", class: "secondary", id: "download-" + ext,
+      "data-role": "download", "aria-label": `Download the transcript as ${label}` }, label);
+    b.addEventListener("click", async () => {
+      clear(problem);
+      try {
+        await download(`/recordings/${encodeURIComponent(id)}/transcript.${ext}`, `transcript.${ext}`);
+      } catch (e) {
+        clear(problem, note(e.message, "bad", "alert"));
+      }
+    });
+    return b;
+  });
+  const del = el("button", { type: "button", class: "danger", id: "rec-delete" }, "Delete");
+  del.addEventListener("click", async () => {
+    if (!await confirmDialog(`Forget "${title(rec)}"? Its transcript and search entries are deleted ` +
+      "and lucy will not pick it up again. Your audio file is not touched.", "Delete")) return;
+    del.disabled = true;
+    try {
+      await api(`/recordings/${encodeURIComponent(id)}`, { method: "DELETE" });
+      location.hash = "#/recordings";
+    } catch (e) {
+      clear(problem, note(e.message, "bad", "alert"));
+      del.disabled = false;
+    }
+  });
+  return { buttons, del };
+}
+
 async function renderRecording(main, id, query, stale) {
   let rec = await get("/recordings/" + encodeURIComponent(id));
   if (stale()) return null;
@@ -250,12 +284,16 @@ async function renderRecording(main, id, query, stale) {
     "aria-label": "Recording audio" });
   const audioNote = el("div", { id: "audio-note", "aria-live": "polite" });
   const transcriptBox = el("section", { "aria-labelledby": "transcript-h" });
+  const keepProblem = el("div", { id: "keep-problem", "aria-live": "polite" });
+  const keep = keepAndForget(id, rec, keepProblem);
+  const downloads = el("div", { class: "controls", id: "downloads", role: "group",
+    "aria-label": "Download the transcript" }, el("span", { class: "muted" }, "Download:"), keep.buttons);
   clear(main,
     el("p", null, el("a", { href: "#/recordings" }, "All recordings")),
     el("h1", { id: "rec-title" }, title(rec)),
     el("p", null, statusBadge),
-    el("div", { class: "transcribe" }, button, why),
-    audio, audioNote, facts, transcriptBox);
+    el("div", { class: "transcribe" }, button, why, keep.del),
+    audio, audioNote, facts, downloads, keepProblem, transcriptBox);
 
   // Audio: loaded directly (range requests) or through a Blob with the token.
   const showAudioError = (e) => {
@@ -290,6 +328,7 @@ async function renderRecording(main, id, query, stale) {
   const drawTranscript = () => {
     segButtons.length = 0;
     const t = rec.transcript;
+    downloads.hidden = !t; // 409 until there is a transcript
     if (!t) {
       clear(transcriptBox, el("h2", { id: "transcript-h" }, "Transcript"),
         el("p", { class: "muted" }, "No transcript yet."));

@@ -62,8 +62,8 @@ def artefacts_dir():
     return d
 
 
-def run_node(url, env, *args):
-    r = subprocess.run([NODE, os.path.join(E2E, "ui.test.js"), url] + list(args), cwd=E2E,
+def run_node(url, env, *args, script="ui.test.js"):
+    r = subprocess.run([NODE, os.path.join(E2E, script), url] + list(args), cwd=E2E,
                        env=dict(os.environ, **env), capture_output=True, text=True, timeout=300)
     print(r.stdout, r.stderr)
     return r
@@ -145,3 +145,25 @@ def test_ui_with_api_token(start_lucy, tmp_path, playwright):
     assert r.returncode == 0, "browser test failed:\n" + r.stdout[-8000:] + r.stderr[-4000:]
     assert re.search(r"^\d+ passed, 0 failed$", r.stdout, re.M), r.stdout
     assert TOKEN not in lucy.log_text()
+
+
+def test_ui_export_and_forget(start_lucy, tmp_path, playwright):
+    """tests/e2e/forget.test.js: download buttons, and Delete with a confirm
+    on a recording, a message and a person (issue 15)."""
+    rec_dir = samples_dir(tmp_path)
+    n_audio = len([n for n in os.listdir(rec_dir) if not n.endswith(".json")])
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": rec_dir, "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1",
+                           "WHATSAPP_APP_SECRET": SECRET, "LUCY_RATE_LIMIT": "1000/min"})
+    for name in ("text.json", "image_caption.json"):
+        r = post(lucy, fixture_bytes(name))
+        assert r.status_code == 200, r.text
+    wait_transcribed(lucy, n_audio)
+    lucy.wait_for(lambda: lucy.get("/search", params={"q": "invoice"}).json()["count"] >= 1,
+                  timeout=30, what="messages indexed")
+    r = run_node(lucy.url, {"E2E_ARTEFACTS": artefacts_dir()}, script="forget.test.js")
+    assert r.returncode == 0, "browser test failed:\n" + r.stdout[-8000:] + r.stderr[-4000:]
+    assert re.search(r"^4 passed, 0 failed$", r.stdout, re.M), r.stdout
+    for name in ("recording-downloads", "recording-delete-confirm", "recording-forgotten",
+                 "message-delete-confirm", "person-delete-confirm", "person-forgotten"):
+        assert os.path.getsize(os.path.join(artefacts_dir(), name + ".png")) > 1000, name

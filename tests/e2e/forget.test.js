@@ -1,0 +1,158 @@
+// forget.test.js - export and forget in the web UI (issue 15), in Debian's
+// Chromium driven by playwright-core, like ui.test.js:
+//
+//   node forget.test.js URL
+//
+// Started by tests/integration/test_ui_e2e.py::test_ui_export_and_forget
+// against a real lucy that scanned and transcribed copies of samples/ and
+// received signed WhatsApp webhooks. E2E_ARTEFACTS: folder for the
+// screenshots. Every console error and page error fails the run.
+"use strict";
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
+  "--disable-default-apps", "--disable-extensions", "--mute-audio"];
+
+const base = (process.argv[2] || "").replace(/\/$/, "");
+if (!/^http:\/\//.test(base)) {
+  console.error("usage: node forget.test.js http://127.0.0.1:PORT");
+  process.exit(2);
+}
+const artefacts = process.env.E2E_ARTEFACTS || path.join(__dirname, "..", "..", "artefacts", "e2e");
+fs.mkdirSync(artefacts, { recursive: true });
+
+const problems = [];
+function watch(page) {
+  page.on("pageerror", (err) => problems.push("page error: " + (err.stack || err.message)));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
+  });
+}
+
+const results = [];
+async function test(name, fn) {
+  const before = problems.length;
+  try {
+    await fn();
+    if (problems.length > before) throw new Error(problems.slice(before).join("\n"));
+    results.push([name, null]);
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    results.push([name, e]);
+    console.log(`FAIL ${name}\n     ${String(e.stack || e).split("\n").join("\n     ")}`);
+  }
+}
+
+async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
+}
+
+async function api(p, opts = {}) {
+  const r = await fetch(base + p, opts);
+  const type = r.headers.get("content-type") || "";
+  return { status: r.status, body: type.includes("json") ? await r.json() : await r.text() };
+}
+
+// Clicks the button, answers the confirm dialog with its OK (after a
+// screenshot when shotName is given).
+async function confirmWith(page, button, shotName) {
+  await button.click();
+  await page.locator("#confirm-dialog[open]").waitFor();
+  if (shotName) await shot(page, shotName);
+  await page.click("#confirm-ok");
+}
+
+async function cases(page) {
+  const recs = (await api("/recordings?limit=500")).body.recordings;
+  const forward = recs.find((r) => path.basename(r.paths[0].path) === "goforward.m4a");
+  assert.ok(forward, "goforward.m4a is scanned");
+  const segments = (await api("/recordings/" + forward.id)).body.transcript.segments;
+
+  await test("the transcript downloads as SRT, WebVTT, text and JSON", async () => {
+    await page.goto(`${base}/#/recordings/${forward.id}`);
+    await page.locator("#segments button").first().waitFor();
+    for (const ext of ["srt", "vtt", "txt", "json"]) {
+      const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#download-" + ext)]);
+      assert.ok(dl.suggestedFilename().endsWith(forward.id.slice(0, 12) + "." + ext), dl.suggestedFilename());
+      const file = path.join(artefacts, "transcript." + ext);
+      await dl.saveAs(file);
+      const text = fs.readFileSync(file, "utf8");
+      if (ext === "srt") assert.equal((text.match(/ --> /g) || []).length, segments.length, text);
+      if (ext === "vtt") assert.match(text, /^WEBVTT\n/);
+      if (ext === "json") assert.deepEqual(JSON.parse(text).segments, segments);
+    }
+    await shot(page, "recording-downloads");
+  });
+
+  await test("Delete on a recording asks, then forgets it", async () => {
+    await page.goto(`${base}/#/recordings/${forward.id}`);
+    await page.locator("#segments button").first().waitFor();
+    // Cancel keeps it
+    await page.click("#rec-delete");
+    await page.locator("#confirm-dialog[open]").waitFor();
+    await page.click("#confirm-cancel");
+    await page.locator("#confirm-dialog").waitFor({ state: "detached" });
+    assert.equal((await api("/recordings/" + forward.id)).status, 200);
+    await confirmWith(page, page.locator("#rec-delete"), "recording-delete-confirm");
+    await page.waitForURL(/#\/recordings$/);
+    await page.locator("#recordings li").first().waitFor();
+    assert.equal(await page.locator(`#recordings li[data-id="${forward.id}"]`).count(), 0);
+    assert.equal((await api("/recordings/" + forward.id)).status, 404);
+    await shot(page, "recording-forgotten");
+  });
+
+  await test("Delete on a message asks, then forgets it", async () => {
+    await page.goto(`${base}/#/messages/15550002222`);
+    const item = page.locator('#messages li[data-wamid="wamid.TEXT0001"]');
+    await item.waitFor();
+    await confirmWith(page, item.locator('[data-role="delete"]'), "message-delete-confirm");
+    await item.waitFor({ state: "detached" });
+    const hits = (await api("/search?group=0&q=invoice")).body.hits.map((h) => h.id);
+    assert.ok(!hits.includes("wamid.TEXT0001"), hits.join(","));
+    assert.equal((await api("/messages/wamid.TEXT0001", { method: "DELETE" })).status, 204);
+  });
+
+  await test("Delete on a person asks, then forgets them with their messages", async () => {
+    const people = (await api("/people?q=15550003333")).body.people;
+    assert.equal(people.length, 1, JSON.stringify(people));
+    const pid = people[0].id;
+    await page.goto(`${base}/#/people/${pid}`);
+    await page.locator("#person-delete").waitFor();
+    await confirmWith(page, page.locator("#person-delete"), "person-delete-confirm");
+    await page.waitForURL(/#\/people$/);
+    assert.equal((await api("/people/" + pid)).status, 404);
+    assert.equal((await api("/contacts/15550003333")).body.recent_messages.length, 0);
+    await shot(page, "person-forgotten");
+  });
+}
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-e2e-forget-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 },
+    acceptDownloads: true,
+  });
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(15000);
+    watch(page);
+    await cases(page);
+  } catch (e) {
+    results.push(["setup", e]);
+    console.log("FAIL setup: " + (e.stack || e));
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  if (problems.length) console.log("console problems:\n  " + problems.join("\n  "));
+  const failed = results.filter((r) => r[1]).length;
+  console.log(`${results.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})();
