@@ -69,7 +69,7 @@ static void put_cue_text(FILE *out, const char *text, int vtt)
         if (*p == '\n' || *p == '\r')
             fputc(' ', out);
         else if (p[0] == '-' && p[1] == '-' && p[2] == '>')
-            fputs("->", out), p += 2;
+            fputs(vtt ? "-&gt;" : "->", out), p += 2;
         else if (vtt && *p == '&')
             fputs("&amp;", out);
         else if (vtt && *p == '<')
