@@ -6,7 +6,9 @@
  * question's words wins over a first name alone; a first name alone
  * counts only when the question writes it capitalised ("John", not
  * "john" in "john deere tractor" - a guess, but the one people make).
- * Among equals the alias wins, then the name seen last.
+ * Among equals the alias wins, then the name seen last. A run of 7 to 15
+ * digits libphonenumber does not find (a fictional or new range) is tried
+ * as a phone ("+" digits) and as a wa_id.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -68,13 +70,39 @@ int lucy_ask_person_find(sqlite3 *db, const char *question, const char *region,
                      question + start);
         }
     }
+    for (const char *p = question; !out->id && *p;) { /* numbers libphonenumber holds
+                                                          invalid, as a wa_id's twin */
+        char digits[20];
+        size_t n = 0;
+        const char *s = p;
+        while (*p && strchr("+0123456789 -()", *p) && n < sizeof digits - 1) {
+            if (isdigit((unsigned char)*p))
+                digits[n++] = *p;
+            p++;
+        }
+        digits[n] = '\0';
+        if (p == s)
+            p++;
+        char phone[sizeof digits + 1];
+        snprintf(phone, sizeof phone, "+%s", digits);
+        int64_t id;
+        if (n >= 7 && n <= 15 &&
+            (lucy_people_find(db, "phone", phone, &id) == 0 ||
+             lucy_people_find(db, "wa_id", digits, &id) == 0)) {
+            out->id = id;
+            out->how = "number";
+            snprintf(out->matched, sizeof out->matched, "%.*s", (int)(p - s), s);
+        }
+    }
     char q[LUCY_ASK_QUESTION_MAX + 3];
     words(question, q, sizeof q);
-    sqlite3_stmt *st;
-    int rc = out->id ? 0 : lucy_store_stmt(db, names_sql, &st);
+    sqlite3_stmt *st = NULL;
+    int rc = out->id ? SQLITE_DONE : lucy_store_stmt(db, names_sql, &st);
+    if (rc != SQLITE_DONE && rc != 0)
+        return rc;
     int best = 0;
     int64_t best_seen = 0;
-    while (!out->id && rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 1);
         const char *source = (const char *)sqlite3_column_text(st, 2);
         int64_t seen = sqlite3_column_int64(st, 3);
@@ -102,13 +130,12 @@ int lucy_ask_person_find(sqlite3 *db, const char *question, const char *region,
         if (score > best || (score == best && seen > best_seen)) {
             best = score;
             best_seen = seen;
-            out->id = 0; /* decided after the loop */
             out->candidate = sqlite3_column_int64(st, 0);
             snprintf(out->matched, sizeof out->matched, "%.*s", (int)strlen(w) - 2, w + 1);
             out->how = source && strcmp(source, "alias") == 0 ? "alias" : "name";
         }
     }
-    if (!out->id && rc != SQLITE_DONE && rc != 0)
+    if (st && rc != SQLITE_DONE)
         return lucy_store_err(rc);
     if (!out->id)
         out->id = out->candidate;
