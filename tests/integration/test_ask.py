@@ -10,6 +10,7 @@ schema (tests/openai/schema.py). Waits poll observable state, never sleep.
 import datetime
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -354,3 +355,32 @@ def test_lucy_ask_command(asking):
     r = subprocess.run([LUCY_BIN, "ask", "x"], env=env_for(lucy.data_dir, {"LUCY_TIMEZONE": "Mars/Olympus"}),
                        capture_output=True, timeout=60)
     assert r.returncode == 2 and b"LUCY_TIMEZONE" in r.stderr
+
+
+# ---- a real OpenAI client ----------------------------------------------------------
+
+CLIENT_DIR = os.path.join(ROOT, "tests", "clients", "openai")
+NODE = shutil.which("node")
+
+
+@pytest.fixture(scope="module")
+def openai_npm():
+    """tests/clients/openai/node_modules from the lock file, installed once."""
+    if not NODE:
+        pytest.skip("node is not installed (it comes with the machine image)")
+    if not os.path.exists(os.path.join(CLIENT_DIR, "node_modules", "openai", "package.json")):
+        r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=CLIENT_DIR,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, "npm ci failed in tests/clients/openai:\n" + r.stdout + r.stderr
+    return CLIENT_DIR
+
+
+@pytest.mark.parametrize("with_llm", [True, False])
+def test_official_openai_client_reads_citations(asking, openai_npm, with_llm):
+    lucy = asking(extra={"LUCY_API_TOKEN": "tok"}, with_llm=with_llm)
+    r = subprocess.run([NODE, "client.test.js", lucy.url, "which platform 3?", REC, "tok"],
+                       cwd=openai_npm, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["plain"]["url"].endswith("/#/recordings/%s?t=4000" % REC)
+    assert out["streamed"]["llm"] == ("used" if with_llm else "not_configured")
