@@ -121,6 +121,19 @@ const struct lucy_option lucy_options[] = {
     {"LUCY_CALL_NAME_PATTERNS", NULL, LUCY_OPT_CALL_PATTERNS, NULL, 0, 0, NULL, 0, 0,
      OFF(call_name_patterns),
      "';'-separated call recording file-name templates, tried before the built-in ones"},
+    {"LUCY_LLM_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, http_schemes, 0, 0, OFF(llm_url),
+     "OpenAI-compatible base URL for answers (http://127.0.0.1:11434/v1); unset = extractive "
+     "answers"},
+    STR_OPT("LUCY_LLM_MODEL", NULL, NULL, 0, 0, llm_model,
+            "model name sent to LUCY_LLM_URL (llama3.1:8b, gpt-4o-mini); unset = \"lucy\""),
+    STR_OPT("LUCY_LLM_API_KEY", NULL, NULL, 1, 0, llm_api_key,
+            "bearer token for LUCY_LLM_URL; unset = none (local servers)"),
+    INT_OPT("LUCY_LLM_TIMEOUT_MS", NULL, "20000", 100, 600000, llm_timeout_ms,
+            "a whole LLM answer must arrive within this many ms, else the answer is extractive"),
+    INT_OPT("LUCY_LLM_CONTEXT_TOKENS", NULL, "3000", 200, 1000000, llm_context_tokens,
+            "sources given to the LLM at most, in tokens (about 4 bytes each)"),
+    STR_OPT("LUCY_TIMEZONE", NULL, NULL, 0, 0, timezone,
+            "IANA time zone (Europe/Berlin) questions' dates are read in; unset = the system's"),
 };
 const size_t lucy_options_count = sizeof lucy_options / sizeof lucy_options[0];
 

@@ -67,6 +67,12 @@ struct lucy_config {
     int qdrant_timeout_ms;       /* LUCY_QDRANT_TIMEOUT_MS: connect + whole-call timeout */
     char *default_region;        /* LUCY_DEFAULT_REGION (ISO 3166 alpha-2); NULL = none */
     char *call_name_patterns;    /* LUCY_CALL_NAME_PATTERNS: ';'-separated templates */
+    char *llm_url;               /* LUCY_LLM_URL: OpenAI-compatible base URL; NULL = none */
+    char *llm_model;             /* LUCY_LLM_MODEL; NULL = "lucy" */
+    char *llm_api_key;           /* LUCY_LLM_API_KEY (secret): bearer token */
+    int llm_timeout_ms;          /* LUCY_LLM_TIMEOUT_MS: a whole answer, connect included */
+    int llm_context_tokens;      /* LUCY_LLM_CONTEXT_TOKENS: sources' budget */
+    char *timezone;              /* LUCY_TIMEZONE: IANA name; NULL = the system's */
 };
 
 enum lucy_opt_type {

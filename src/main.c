@@ -32,6 +32,9 @@ static const struct {
      "[--limit N] [--flat] [--json]",
      "search the local index (no server needed), one entry per conversation (--flat: per "
      "document); T = Unix seconds or ISO 8601"},
+    {"ask", lucy_cmd_ask, "QUESTION [--json]",
+     "answer a question from the recordings and messages with numbered, checked sources (the "
+     "engine of GET /ask; LUCY_LLM_URL writes the answer, else the best passages)"},
     {"stats", lucy_cmd_stats, "[--json]", "print what GET /rag/stats returns"},
     {"reindex", lucy_cmd_reindex, "[--json]", "rebuild the search index from the stored documents"},
     {"kv", lucy_cmd_kv,

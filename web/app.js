@@ -4,6 +4,7 @@
 //   #/messages              contacts      #/messages/{id}?m=wamid messages
 //   #/people?q=             persons       #/people/{id}?from=&to= one person
 //   #/search?q=&source=     search        #/status                health
+//   #/ask?q=                a question, answered with playable citations
 //
 // Each view module exports render(container, parts, query) and may return
 // a cleanup function (timers, object URLs), called before the next view.
@@ -13,10 +14,11 @@ import * as recordings from "./recordings.js";
 import * as messages from "./messages.js";
 import * as people from "./people.js";
 import * as search from "./search.js";
+import * as ask from "./ask.js";
 import * as status from "./status.js";
 
-const views = { recordings, messages, people, search, status };
-const titles = { recordings: "Recordings", messages: "Messages", people: "People", search: "Search", status: "Status" };
+const views = { recordings, messages, people, search, ask, status };
+const titles = { recordings: "Recordings", messages: "Messages", people: "People", search: "Search", ask: "Ask", status: "Status" };
 
 let cleanup = null;
 let generation = 0;

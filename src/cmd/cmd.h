@@ -18,6 +18,7 @@ int lucy_cmd_version(int argc, char **argv);
 int lucy_cmd_scan(int argc, char **argv);       /* scan.c */
 int lucy_cmd_transcribe(int argc, char **argv); /* transcribe.c */
 int lucy_cmd_search(int argc, char **argv);     /* search.c */
+int lucy_cmd_ask(int argc, char **argv);        /* ask.c */
 int lucy_cmd_stats(int argc, char **argv);      /* stats.c */
 int lucy_cmd_reindex(int argc, char **argv);    /* reindex.c */
 int lucy_cmd_kv(int argc, char **argv);         /* kv.c */

@@ -868,13 +868,18 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out)
 
 char *lucy_index_fts_query(const char *q, int *err_nomem)
 {
+    return lucy_index_fts_query_op(q, 0, err_nomem);
+}
+
+char *lucy_index_fts_query_op(const char *q, int any_word, int *err_nomem)
+{
     *err_nomem = 0;
     if (!q)
         return NULL;
     size_t len = strlen(q);
-    /* Worst case: every byte a quote (doubled) plus quotes and a space per
+    /* Worst case: every byte a quote (doubled) plus quotes and " OR " per
      * word. */
-    char *out = malloc(len * 4 + 1);
+    char *out = malloc(len * 7 + 1);
     if (!out) {
         *err_nomem = 1;
         return NULL;
@@ -887,8 +892,10 @@ char *lucy_index_fts_query(const char *q, int *err_nomem)
             p++;
         if (!*p)
             break;
-        if (words++)
-            out[o++] = ' ';
+        if (words++) {
+            memcpy(out + o, any_word ? " OR " : " ", any_word ? 4 : 1);
+            o += any_word ? 4 : 1;
+        }
         out[o++] = '"';
         while (*p && !isspace(*p)) {
             if (*p == '"')

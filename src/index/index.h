@@ -119,6 +119,8 @@ struct lucy_index_item {
 /* A search request. Strings are borrowed for the call. */
 struct lucy_search_query {
     const char *q;       /* the user's words; never interpreted as syntax */
+    int any_word;        /* 1: a document matches when it holds any of q's words
+                            (ranked by BM25: questions, src/ask/); 0: all of them */
     const char *source;  /* exact source, or NULL for any */
     const char *contact; /* exact contact, or NULL for any */
     int64_t from_s;      /* time_s >= from_s (INT64_MIN: unbounded) */
@@ -346,6 +348,8 @@ int lucy_index_stats(struct lucy_index *ix, json_t **out);
  * with " doubled), words are ANDed. Returns a malloc'd string, or NULL
  * when q has no words (or on allocation failure: *err_nomem set to 1). */
 char *lucy_index_fts_query(const char *q, int *err_nomem);
+/* The same with the words ORed when any_word is 1 (any word matches). */
+char *lucy_index_fts_query_op(const char *q, int any_word, int *err_nomem);
 
 /* Parses a time bound: Unix seconds ("1700000000", may be negative) or
  * ISO 8601 "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with optional "Z"

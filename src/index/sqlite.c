@@ -277,7 +277,7 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
 {
     struct sqlite_index *s = state;
     int nomem = 0;
-    char *match = lucy_index_fts_query(q->q, &nomem);
+    char *match = lucy_index_fts_query_op(q->q, q->any_word, &nomem);
     out->backend = lucy_index_sqlite.name;
     if (!match)
         return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */

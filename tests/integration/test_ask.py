@@ -1,0 +1,386 @@
+"""Ask (DESIGN §14, docs/ask.md): the real lucy binary answers over loopback
+HTTP from fixture documents - a WhatsApp message posted to the webhook (its
+sender becomes the person "Alex Example", phone +15550002222) and a call
+recording's segments fed through the producer API with the call's number -
+with the OpenAI-compatible double (tests/openai/double.py) as the LLM. Every
+request lucy sends the double is validated against OpenAI's published
+schema, and every reply lucy gives is validated here against the same
+schema (tests/openai/schema.py). Waits poll observable state, never sleep.
+"""
+import datetime
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import LUCY_BIN
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "openai"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import schema  # noqa: E402
+from test_search import env_for, feed  # noqa: E402
+
+DOUBLE = os.path.join(ROOT, "tests", "openai", "double.py")
+PYTHON = "/usr/bin/python3"
+ALEX = "15550002222"
+REC = "rec-ask-1"
+T_CALL = 1717171200  # 2024-05-31T16:00:00Z
+TIMEOUT_MS = 1000
+
+SEGMENTS = [
+    "hello this is the station calling",
+    "the train to Leeds leaves from platform three at noon",
+    "please be there ten minutes early with the tickets",
+    "and bring the invoice for the repair",
+]
+
+
+class Double:
+    def __init__(self, tmp_path):
+        self.log = open(str(tmp_path / "openai-double.log"), "wb")
+        self.proc = subprocess.Popen([PYTHON, DOUBLE, "--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("listening on "), line
+        self.url = "http://127.0.0.1:%d" % int(line.split()[-1])
+
+    def fault(self, **f):
+        requests.post(self.url + "/__double__/fault", json=f, timeout=10).raise_for_status()
+
+    def chat_requests(self):
+        return [r for r in requests.get(self.url + "/__double__/requests", timeout=10).json()
+                if r["path"] == "/v1/chat/completions"]
+
+    def violations(self):
+        return requests.get(self.url + "/__double__/violations", timeout=10).json()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+
+@pytest.fixture
+def double(tmp_path):
+    d = Double(tmp_path)
+    yield d
+    try:
+        assert d.violations() == [], "lucy sent the LLM something OpenAI would refuse"
+    finally:
+        d.stop()
+
+
+def webhook(lucy, wamid, text, ts):
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "2"},
+        "contacts": [{"profile": {"name": "Alex Example"}, "wa_id": ALEX}],
+        "messages": [{"from": ALEX, "id": wamid, "timestamp": str(ts), "type": "text",
+                      "text": {"body": text}}]}}]}]}
+    r = lucy.post("/webhook/whatsapp", data=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def add_call(data_dir):
+    """The recording and its call (schema 44) as the scanner stores them."""
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"), timeout=30)
+    with db:
+        db.execute("INSERT INTO recordings (id, size, mtime_ns, duration_s, first_seen_s, updated_at_s)"
+                   " VALUES (?, 1000, ?, 20.0, 1, 1)", (REC, T_CALL * 10**9))
+        db.execute("INSERT INTO recording_calls (recording_id, started_at_ms, direction, number_raw,"
+                   " number_e164, title, updated_at_ms) VALUES (?, ?, 'in', ?, ?, 'Call with Alex', 1)",
+                   (REC, T_CALL * 1000, "+" + ALEX, "+" + ALEX))
+    db.close()
+    feed(data_dir, [{"source": "call_recording", "id": REC, "segment": i, "title": "call.m4a",
+                     "text": t, "time": T_CALL, "t0_ms": 4000 * i, "t1_ms": 4000 * (i + 1)}
+                    for i, t in enumerate(SEGMENTS)])
+
+
+def ready(lucy, headers):
+    """Waits until the call and the message are searchable."""
+    def both():
+        hits = lucy.get("/search", params={"q": "invoice", "group": "0"},
+                        headers=headers).json()["hits"]
+        return len({h["source"] for h in hits}) == 2 or None
+    lucy.wait_for(both, timeout=60, what="the call and the message indexed")
+
+
+@pytest.fixture
+def asking(start_lucy, double):
+    """lucy with the double as its LLM, the fixtures indexed."""
+    def start(extra=None, with_llm=True):
+        env = {"LUCY_TIMEZONE": "UTC", "LUCY_LLM_TIMEOUT_MS": str(TIMEOUT_MS)}
+        if with_llm:
+            env["LUCY_LLM_URL"] = double.url + "/v1"
+            env["LUCY_LLM_MODEL"] = "double-chat"
+        env.update(extra or {})
+        lucy = start_lucy(env=env)
+        msg_ts = int(time.time()) - 3600
+        webhook(lucy, "wamid.ASK1", "Can you send me the invoice for the boiler repair?", msg_ts)
+        add_call(lucy.data_dir)
+        token = env.get("LUCY_API_TOKEN")
+        ready(lucy, {"Authorization": "Bearer " + token} if token else {})
+        return lucy
+    return start
+
+
+def ask(lucy, q, **kw):
+    r = lucy.get("/ask", params={"q": q}, **kw)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def chat(lucy, content, stream=False, **kw):
+    return lucy.post("/v1/chat/completions", json={
+        "model": "lucy", "stream": stream, "messages": [{"role": "user", "content": content}]}, **kw)
+
+
+def last_week_utc():
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    monday = today - datetime.timedelta(days=today.weekday() + 7)
+    return ("%sT00:00:00+00:00" % monday.isoformat(),
+            "%sT23:59:59+00:00" % (monday + datetime.timedelta(days=6)).isoformat())
+
+
+# ---- understanding -----------------------------------------------------------
+
+def test_person_and_time_phrase_become_filters(asking):
+    lucy = asking(with_llm=False)
+    alex = lucy.get("/people", params={"q": ALEX}).json()["people"][0]
+    before = last_week_utc()
+    body = ask(lucy, "What did Alex say about the invoice last week?")
+    after = last_week_utc()
+    f = body["retrieval"]["filters"]
+    assert f["person"]["id"] == alex["id"] and f["person"]["name"] == "Alex Example"
+    assert f["person"]["matched"].lower() == "alex"
+    assert f["time_phrase"] == "last week"
+    assert (f["from"], f["to"]) in (before, after)
+    assert body["retrieval"]["words"] == "invoice"
+    # by number too; "yesterday" is a day
+    body = ask(lucy, "calls with +1 555 000 2222 yesterday")
+    assert body["retrieval"]["filters"]["person"]["id"] == alex["id"]
+    assert body["retrieval"]["filters"]["person"]["by"] == "number"
+    assert body["retrieval"]["filters"]["time_phrase"] == "yesterday"
+    # the person filter keeps out what others said: nobody called Zed exists
+    body = ask(lucy, "what about the invoice")
+    assert body["retrieval"]["filters"]["person"] is None
+
+
+def test_latest_call_with_a_person(asking):
+    lucy = asking(with_llm=False)
+    body = ask(lucy, "the latest call with Alex")
+    assert body["retrieval"]["filters"]["latest"] is True
+    assert body["retrieval"]["filters"]["source"] == "call_recording"
+    assert [c["id"] for c in body["citations"]] == [REC]
+    assert body["citations"][0]["person"]["name"] == "Alex Example"
+
+
+# ---- extractive answers --------------------------------------------------------
+
+def test_extractive_answer_cites_the_right_segment(asking):
+    lucy = asking(with_llm=False)
+    body = ask(lucy, "which platform 3?")  # "3" finds "three", any word matches
+    assert body["retrieval"]["llm"] == "not_configured"
+    c = body["citations"][0]
+    assert (c["source"], c["id"], c["segment"], c["t0_ms"], c["t1_ms"]) == \
+        ("call_recording", REC, 1, 4000, 8000)
+    assert c["verified"] is True and "platform three" in c["quote"]
+    assert c["url"].endswith("/#/recordings/%s?t=4000" % REC)
+    assert c["time"] == "2024-05-31T16:00:00+00:00"
+    assert "[1]" in body["answer"] and "platform three" in body["answer"]
+    assert body["verified"] is True
+
+
+def test_nothing_found_is_still_an_answer(asking):
+    lucy = asking(with_llm=False)
+    body = ask(lucy, "zqxnothing zqxanywhere")
+    assert body["citations"] == [] and "nothing" in body["answer"]
+
+
+# ---- the LLM, and verification ---------------------------------------------------
+
+def test_llm_answer_is_verified_and_in_openai_shape(asking, double):
+    lucy = asking()
+    r = chat(lucy, "which platform 3 does the train leave from?")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert schema.validate("CreateChatCompletionResponse", body) == []
+    msg = body["choices"][0]["message"]
+    assert "[1]" in msg["content"] and body["lucy"]["retrieval"]["llm"] == "used"
+    assert body["lucy"]["verified"] is True
+    ann = msg["annotations"][0]
+    assert ann["type"] == "url_citation"
+    assert msg["content"][ann["url_citation"]["start_index"]:ann["url_citation"]["end_index"]] == "[1]"
+    assert ann["url_citation"]["url"] == body["lucy"]["citations"][0]["url"]
+    # the double got numbered sources, the first being the call's passage
+    prompt = double.chat_requests()[-1]["body"]["messages"][-1]["content"]
+    assert "[1] call with Alex Example" in prompt and "platform three" in prompt
+    assert double.chat_requests()[-1]["body"]["model"] == "double-chat"
+
+
+def test_streamed_reply_parses_as_openai_chunks(asking):
+    lucy = asking()
+    r = chat(lucy, "which platform 3?", stream=True)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    events = [e for e in r.text.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e[len("data: "):]) for e in events[:-1]]
+    for c in chunks:
+        assert schema.validate("CreateChatCompletionStreamResponse", c) == []
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert "[1]" in text and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["lucy"]["verified"] is True
+    assert chunks[-1]["lucy"]["citations"][0]["id"] == REC
+
+
+def test_citing_a_source_that_was_not_given_is_unverified(asking, double):
+    lucy = asking()
+    double.fault(kind="cite7")
+    body = chat(lucy, "which platform 3?").json()
+    lucy_obj = body["lucy"]
+    assert lucy_obj["verified"] is False
+    bad = [c for c in lucy_obj["citations"] if c["n"] == 7]
+    assert bad and bad[0]["verified"] is False and bad[0]["id"] is None
+    content = body["choices"][0]["message"]["content"]
+    assert "could not verify" in content and "[7] names no source" in content
+    # the user still gets the passages, cited and verified
+    assert any(c["n"] == 1 and c["verified"] for c in lucy_obj["citations"])
+
+
+def test_quoting_words_not_in_the_source_is_unverified(asking, double):
+    lucy = asking()
+    double.fault(kind="misquote")
+    body = ask(lucy, "which platform 3?")
+    assert body["verified"] is False
+    assert body["citations"][0]["n"] == 1 and body["citations"][0]["verified"] is False
+    assert "not in that source" in body["answer"]
+
+
+def test_an_answer_citing_nothing_becomes_extractive(asking, double):
+    lucy = asking()
+    double.fault(kind="nocite")
+    body = ask(lucy, "which platform 3?")
+    assert body["retrieval"]["llm"] == "unavailable" and "cited none" in body["retrieval"]["llm_error"]
+    assert body["citations"][0]["segment"] == 1 and body["verified"] is True
+
+
+@pytest.mark.parametrize("kind", ["down", "hang", "status500", "garbage"])
+def test_llm_failures_give_200_extractive_within_timeout(asking, double, kind):
+    lucy = asking()
+    double.fault(kind=kind, seconds=TIMEOUT_MS / 1000 * 5)
+    t0 = time.monotonic()
+    r = chat(lucy, "which platform 3?")
+    elapsed = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert schema.validate("CreateChatCompletionResponse", body) == []
+    assert body["lucy"]["retrieval"]["llm"] == "unavailable"
+    assert body["lucy"]["retrieval"]["llm_error"]
+    assert body["lucy"]["citations"][0]["segment"] == 1
+    assert elapsed < TIMEOUT_MS / 1000 + 1, "took %.2f s" % elapsed
+
+
+def test_llm_not_listening_is_extractive(asking):
+    lucy = asking(extra={"LUCY_LLM_URL": "http://127.0.0.1:9/v1"})
+    body = ask(lucy, "which platform 3?")
+    assert body["retrieval"]["llm"] == "unavailable" and body["citations"]
+
+
+# ---- the endpoint's edges --------------------------------------------------------
+
+def test_models_lists_lucy(asking):
+    lucy = asking(with_llm=False)
+    body = lucy.get("/v1/models").json()
+    assert schema.validate("ListModelsResponse", body) == []
+    assert [m["id"] for m in body["data"]] == ["lucy"]
+
+
+def test_limits_and_bad_requests(asking, double):
+    lucy = asking()
+    asked = len(double.chat_requests())
+    many = [{"role": "user", "content": "hi"}] * 40
+    r = lucy.post("/v1/chat/completions", json={"model": "lucy", "messages": many})
+    assert r.status_code == 413 and r.json()["error_type"] == "payload_too_large"
+    r = lucy.post("/v1/chat/completions", json={"model": "lucy", "messages": [
+        {"role": "user", "content": "x" * (300 * 1024)}]})
+    assert r.status_code == 413 and r.json()["error_type"] == "payload_too_large"
+    r = chat(lucy, "q" * 5000)
+    assert r.status_code in (400, 413) and r.json()["error_type"] in ("bad_request", "payload_too_large")
+    for body in ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                 {"model": "lucy", "messages": []},
+                 {"model": "lucy", "messages": [{"role": "system", "content": "hi"}]},
+                 {"model": "lucy", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}):
+        r = lucy.post("/v1/chat/completions", json=body)
+        assert r.status_code == 400 and r.json()["error_type"] == "bad_request", body
+        assert r.json()["message"]
+    r = lucy.post("/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = lucy.get("/ask")
+    assert r.status_code == 400 and "q=" in r.json()["message"]
+    assert len(double.chat_requests()) == asked, "a refused request reached the LLM"
+
+
+def test_token_required_when_set(asking):
+    lucy = asking(extra={"LUCY_API_TOKEN": "s3cret"}, with_llm=False)
+    for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/ask?q=x")):
+        r = requests.request(method, lucy.url + path, json={}, timeout=10)
+        assert r.status_code == 401, path
+    r = requests.get(lucy.url + "/ask", params={"q": "platform"},
+                     headers={"Authorization": "Bearer s3cret"}, timeout=30)
+    assert r.status_code == 200
+
+
+def test_lucy_ask_command(asking):
+    lucy = asking(with_llm=False)
+    env = env_for(lucy.data_dir, {"LUCY_TIMEZONE": "UTC"})
+    r = subprocess.run([LUCY_BIN, "ask", "which", "platform", "3", "--json"], env=env,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    body = json.loads(r.stdout)
+    assert body["citations"][0]["id"] == REC and body["citations"][0]["segment"] == 1
+    r = subprocess.run([LUCY_BIN, "ask", "which", "platform", "3"], env=env, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0 and b"[1] call with Alex Example" in r.stdout
+    r = subprocess.run([LUCY_BIN, "ask"], env=env, capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"ask a question" in r.stderr
+    r = subprocess.run([LUCY_BIN, "ask", "x"], env=env_for(lucy.data_dir, {"LUCY_TIMEZONE": "Mars/Olympus"}),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"LUCY_TIMEZONE" in r.stderr
+
+
+# ---- a real OpenAI client ----------------------------------------------------------
+
+CLIENT_DIR = os.path.join(ROOT, "tests", "clients", "openai")
+NODE = shutil.which("node")
+
+
+@pytest.fixture(scope="module")
+def openai_npm():
+    """tests/clients/openai/node_modules from the lock file, installed once."""
+    if not NODE:
+        pytest.skip("node is not installed (it comes with the machine image)")
+    if not os.path.exists(os.path.join(CLIENT_DIR, "node_modules", "openai", "package.json")):
+        r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=CLIENT_DIR,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, "npm ci failed in tests/clients/openai:\n" + r.stdout + r.stderr
+    return CLIENT_DIR
+
+
+@pytest.mark.parametrize("with_llm", [True, False])
+def test_official_openai_client_reads_citations(asking, openai_npm, with_llm):
+    lucy = asking(extra={"LUCY_API_TOKEN": "tok"}, with_llm=with_llm)
+    r = subprocess.run([NODE, "client.test.js", lucy.url, "which platform 3?", REC, "tok"],
+                       cwd=openai_npm, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["plain"]["url"].endswith("/#/recordings/%s?t=4000" % REC)
+    assert out["streamed"]["llm"] == ("used" if with_llm else "not_configured")
