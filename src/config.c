@@ -95,7 +95,8 @@ const struct lucy_option lucy_options[] = {
     {"WHATSAPP_GRAPH_URL", NULL, LUCY_OPT_URL, "https://graph.facebook.com/v24.0", 0, 0,
      http_schemes, 0, 0, OFF(whatsapp_graph_url), "Graph API base URL"},
     {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
-     "per sender for WhatsApp message processing"},
+     "per client (bearer token, else address) on /v1/*, /ask, /mcp; per sender for WhatsApp "
+     "message processing"},
     {"REDIS_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, redis_schemes, 1, 0, OFF(redis_url),
      "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"},
     INT_OPT("LUCY_REDIS_TIMEOUT_MS", NULL, "500", 10, 60000, redis_timeout_ms,
@@ -105,6 +106,8 @@ const struct lucy_option lucy_options[] = {
      "on MISCONF from a failed save, set stop-writes-on-bgsave-error no until a save succeeds"},
     {"LUCY_RATE_LIMIT_ON_ERROR", NULL, LUCY_OPT_ENUM, "allow", 0, 0, on_error_modes, 0, 0,
      OFF(rate_limit_on_error), "rate limiter decision when its backend fails: allow, deny"},
+    STR_OPT("LUCY_MCP_ORIGINS", NULL, "", 0, 0, mcp_origins,
+            "comma-separated browser origins (https://host:port) allowed on /mcp besides loopback"),
     STR_OPT("LUCY_READY_REQUIRES", NULL, "", 0, 0, ready_requires,
             "comma-separated dependencies whose failure fails readiness: redis, qdrant"),
     {"QDRANT_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, http_schemes, 0, 0, OFF(qdrant_url),

@@ -60,6 +60,7 @@ struct lucy_config {
     int redis_autoheal;          /* LUCY_REDIS_AUTOHEAL (bool) */
     char *rate_limit_on_error;   /* LUCY_RATE_LIMIT_ON_ERROR allow|deny */
     char *ready_requires;        /* LUCY_READY_REQUIRES csv of redis,qdrant */
+    char *mcp_origins;           /* LUCY_MCP_ORIGINS csv of browser origins allowed on /mcp */
     char *qdrant_url;            /* QDRANT_URL; unset = embedded SQLite FTS5 index */
     char *qdrant_api_key;        /* QDRANT_API_KEY (secret): sent as the api-key header */
     char *qdrant_collection;     /* QDRANT_COLLECTION */

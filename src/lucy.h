@@ -23,6 +23,7 @@ struct lucy_disk;
 struct lucy_health;
 struct lucy_http;
 struct lucy_kv;
+struct lucy_index;
 
 #define LUCY_MAX_METRIC_SOURCES 16
 
@@ -38,6 +39,8 @@ struct lucy_ctx {
     struct lucy_http *http;        /* HTTP server; NULL outside `serve` */
     struct lucy_kv *kv;            /* the daemon's kv: set by the kv plugin's init, cleared
                                       by its free; NULL before, outside `serve`, or none */
+    struct lucy_index *index;      /* the search index: set by the index plugin's init,
+                                      cleared by its free; NULL before or outside `serve` */
     struct {
         lucy_metrics_fn fn;
         void *arg;

@@ -313,6 +313,7 @@ static int index_init(struct lucy_ctx *ctx, void **state)
         free(p);
         return rc;
     }
+    ctx->index = p->ix; /* lent to the modules that read it (MCP, ask), like ctx->kv */
     *state = p;
     return 0;
 }
@@ -344,6 +345,8 @@ static void index_free(void *state)
     if (!p)
         return;
     lucy_indexer_free(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
+    if (p->ctx->index == p->ix)
+        p->ctx->index = NULL;
     lucy_index_close(p->ix);
     free(p);
 }

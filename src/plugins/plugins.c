@@ -5,6 +5,7 @@
 
 #include "../index/index.h"
 #include "../kv/kv.h"
+#include "../mcp/mcp.h"
 #include "../people/people.h"
 #include "../store/backups.h"
 #include "../web/web.h"
@@ -13,6 +14,13 @@
 #include "whatsapp/whatsapp.h"
 
 const struct lucy_plugin *const lucy_plugins[] = {
-    &lucy_kv_plugin,       &lucy_index_plugin, &lucy_people_plugin,  &lucy_call_recordings_plugin,
-    &lucy_whatsapp_plugin, &lucy_web_plugin,   &lucy_backups_plugin, NULL,
+    &lucy_kv_plugin,
+    &lucy_index_plugin,
+    &lucy_people_plugin,
+    &lucy_call_recordings_plugin,
+    &lucy_whatsapp_plugin,
+    &lucy_web_plugin,
+    &lucy_backups_plugin,
+    &lucy_mcp_plugin,
+    NULL,
 };
