@@ -61,10 +61,15 @@ struct lucy_config {
     int redis_autoheal;          /* LUCY_REDIS_AUTOHEAL (bool) */
     char *rate_limit_on_error;   /* LUCY_RATE_LIMIT_ON_ERROR allow|deny */
     char *ready_requires;        /* LUCY_READY_REQUIRES csv of redis,qdrant */
+    char *mcp_origins;           /* LUCY_MCP_ORIGINS csv of browser origins allowed on /mcp */
     char *qdrant_url;            /* QDRANT_URL; unset = embedded SQLite FTS5 index */
     char *qdrant_api_key;        /* QDRANT_API_KEY (secret): sent as the api-key header */
     char *qdrant_collection;     /* QDRANT_COLLECTION */
     int qdrant_timeout_ms;       /* LUCY_QDRANT_TIMEOUT_MS: connect + whole-call timeout */
+    char *embed_url;             /* LUCY_EMBED_URL: OpenAI-compatible base URL, NULL = BM25 only */
+    char *embed_model;           /* LUCY_EMBED_MODEL */
+    char *embed_api_key;         /* LUCY_EMBED_API_KEY (secret) */
+    int embed_timeout_ms;        /* LUCY_EMBED_TIMEOUT_MS: one embeddings request */
     char *default_region;        /* LUCY_DEFAULT_REGION (ISO 3166 alpha-2); NULL = none */
     char *call_name_patterns;    /* LUCY_CALL_NAME_PATTERNS: ';'-separated templates */
     char *llm_url;               /* LUCY_LLM_URL: OpenAI-compatible base URL; NULL = none */

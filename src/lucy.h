@@ -23,6 +23,7 @@ struct lucy_disk;
 struct lucy_health;
 struct lucy_http;
 struct lucy_kv;
+struct lucy_index;
 
 #define LUCY_MAX_METRIC_SOURCES 16
 
@@ -41,6 +42,8 @@ struct lucy_ctx {
     struct lucy_people_forget *forget; /* the forget registry (src/people/forget.h): set by
                                           the people plugin's init; NULL before or outside
                                           `serve` */
+    struct lucy_index *index;          /* the search index: set by the index plugin's init,
+                                          cleared by its free; NULL before or outside `serve` */
     struct {
         lucy_metrics_fn fn;
         void *arg;

@@ -221,6 +221,8 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
             lucy_http_reply_error(&resp, LUCY_HTTP_UNAUTHORIZED, 0,
                                   "missing or wrong bearer token: send 'Authorization: Bearer "
                                   "<LUCY_API_TOKEN>'");
+        } else if (lucy_http_ratelimit_check(h, conn, cs->route->pattern, &resp)) {
+            /* resp is the 429 */
         } else if (cl && strtoull(cl, NULL, 10) > cs->limit) {
             lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
                                   "request body of %s bytes is over this endpoint's limit of %zu "

@@ -77,6 +77,22 @@ struct conn_state {
     int resumed;                     /* blocking: lucy_http_resume() was called */
 };
 
+/* ---- ratelimit.c --------------------------------------------------------------
+ * The per-client API rate limit (DESIGN §4): which routes it covers and the
+ * check, run by first_call() once the bearer token passed. */
+
+/* 1 when the route pattern is one the API limit covers (/v1/..., /ask,
+ * /mcp). Pure. */
+int lucy_http_ratelimit_applies(const char *pattern);
+
+/* One GCRA step for the client of conn on route pattern (through
+ * h->ctx->kv; no limit without a kv or on other routes). Returns 0 when the
+ * request may go on, else 1 with resp set to the 429 rate_limited reply
+ * (Retry-After: the seconds until one more request is allowed, >= 1). Any
+ * HTTP thread; may wait up to the kv's timeout. */
+int lucy_http_ratelimit_check(struct lucy_http *h, struct MHD_Connection *conn, const char *pattern,
+                              struct lucy_http_response *resp);
+
 /* ---- guard.c ----------------------------------------------------------------
  * Every function here is called by server.c only; threads as noted. */
 

@@ -26,6 +26,7 @@
 #include "../people/people.h"
 #include "../store/row.h"
 #include "../store/store.h"
+#include "../llm/embed.h"
 #include "index.h"
 
 const struct lucy_index_ops *const lucy_index_backends[] = {
@@ -61,6 +62,7 @@ struct lucy_index {
     struct lucy_store *store;         /* the local store (documents, outbox) */
     struct lucy_index *local;         /* the sqlite copy of a local_copy backend, or NULL */
     int64_t hold_until_ms;            /* monotonic; searches go to local until then (atomic) */
+    struct lucy_embed *embed;         /* LUCY_EMBED_URL's client (dense vectors), or NULL */
 };
 
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
@@ -98,7 +100,17 @@ int lucy_index_open(const struct lucy_config *cfg, struct lucy_store *store,
 {
     const struct lucy_index_ops *ops =
         cfg && cfg->qdrant_url && *cfg->qdrant_url ? &lucy_index_qdrant : &lucy_index_sqlite;
-    return lucy_index_open_backend(ops, cfg, store, out, err, errlen);
+    int rc = lucy_index_open_backend(ops, cfg, store, out, err, errlen);
+    if (rc == 0 && cfg && (rc = lucy_embed_open(cfg, &(*out)->embed, err, errlen))) {
+        lucy_index_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+struct lucy_embed *lucy_index_embed(const struct lucy_index *ix)
+{
+    return ix->embed;
 }
 
 void lucy_index_close(struct lucy_index *ix)
@@ -106,6 +118,7 @@ void lucy_index_close(struct lucy_index *ix)
     if (!ix)
         return;
     lucy_index_close(ix->local);
+    lucy_embed_close(ix->embed);
     if (ix->ops->close)
         ix->ops->close(ix->state);
     free(ix);

@@ -322,6 +322,35 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
 int lucy_index_person_ids(struct lucy_index *ix, int64_t person, char ***contacts,
                           size_t *n_contacts, char ***recordings, size_t *n_recordings);
 
+/* ---- dense retrieval (vectors.c, DESIGN §14) ------------------------------ */
+
+struct lucy_embed;
+
+/* The embedding client of ix (LUCY_EMBED_URL), or NULL when dense
+ * retrieval is off. Owned by ix. */
+struct lucy_embed *lucy_index_embed(const struct lucy_index *ix);
+
+/* The documents most similar in meaning to q->q, for the ask engine's
+ * reciprocal rank fusion with the BM25 ranking: the query is embedded
+ * (LUCY_EMBED_URL) and compared by cosine with every stored vector of the
+ * configured model (document_vectors; brute force over SQLite), honouring
+ * q's source, contact, from_s/to_s and person restriction; at most
+ * q->limit hits, best first, score = cosine similarity (-1..1), snippet =
+ * the document's text, HTML-escaped. Fills out (zeroed first; free with
+ * lucy_search_result_free) with backend "dense". degraded = 1 with a
+ * degraded_reason when documents are still waiting for their vectors, or
+ * when the embedding server could not embed the query (then no hits: use
+ * BM25 alone). Returns 0; LUCY_EUNAVAIL when LUCY_EMBED_URL is unset;
+ * LUCY_EINVAL for an empty query or a bad limit; a store error.
+ * Thread-safe. */
+int lucy_index_similar(struct lucy_index *ix, const struct lucy_search_query *q,
+                       struct lucy_search_result *out);
+
+/* text as an HTML fragment: &, <, >, " escaped, and the FTS5 snippet
+ * markers \x01 / \x02 turned into <mark> / </mark>. malloc'd (caller
+ * frees); NULL on ENOMEM. Pure. (sqlite.c) */
+char *lucy_index_snippet_html(const char *text);
+
 /* Frees a NULL-terminated array of strings (NULL is fine). */
 void lucy_index_strv_free(char **v);
 int lucy_index_clear(struct lucy_index *ix, char *err, size_t errlen);

@@ -37,17 +37,20 @@
 #include "../lucy.h"
 #include "../plugins/plugin.h"
 #include "../store/store.h"
+#include "../llm/embed.h"
 #include "index.h"
+#include "vectors.h"
 
 #define QUERY_MAX_BYTES   1000
 #define OUTBOX_WARN_ITEMS 1000
 #define OUTBOX_WARN_AGE_S 600
 
 struct index_plugin {
-    struct lucy_ctx *ctx;         /* the daemon (not owned) */
-    struct lucy_index *ix;        /* the active backend */
-    struct lucy_indexer *indexer; /* the "indexer" thread, once started */
-    uint64_t search_requests;     /* /search requests answered (atomic) */
+    struct lucy_ctx *ctx;           /* the daemon (not owned) */
+    struct lucy_index *ix;          /* the active backend */
+    struct lucy_indexer *indexer;   /* the "indexer" thread, once started */
+    struct lucy_embedder *embedder; /* the "embedder" thread, with LUCY_EMBED_URL */
+    uint64_t search_requests;       /* /search requests answered (atomic) */
 };
 
 /* ---- GET /search ------------------------------------------------------------ */
@@ -191,6 +194,37 @@ static void get_search(struct lucy_http_request *req, struct lucy_http_response 
 
 /* ---- GET /rag/stats ------------------------------------------------------- */
 
+struct vector_counts {
+    const char *model;
+    int64_t pending, stored;
+};
+
+static int read_vector_counts(sqlite3 *db, void *arg)
+{
+    struct vector_counts *c = arg;
+    return lucy_vectors_count(db, c->model, &c->pending, &c->stored);
+}
+
+/* /rag/stats "embeddings": null without LUCY_EMBED_URL, else {model,
+ * vectors, pending, last_error} (pending: documents waiting for their
+ * vector; last_error: why the embedder's last round failed, or null). */
+static json_t *embeddings_json(struct index_plugin *p)
+{
+    struct lucy_embed *e = lucy_index_embed(p->ix);
+    if (!e)
+        return json_null();
+    struct vector_counts c = {.model = lucy_embed_model(e)};
+    int rc = lucy_store_read(p->ctx->store, read_vector_counts, &c);
+    char why[256] = "";
+    struct lucy_embedder *w = __atomic_load_n(&p->embedder, __ATOMIC_ACQUIRE);
+    if (w)
+        lucy_embedder_last_error(w, why, sizeof why);
+    if (rc)
+        snprintf(why, sizeof why, "cannot count the vectors: %s", lucy_strerror(rc));
+    return json_pack("{s:s,s:I,s:I,s:s?}", "model", c.model, "vectors", (json_int_t)c.stored,
+                     "pending", (json_int_t)c.pending, "last_error", *why ? why : NULL);
+}
+
 static void get_rag_stats(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     struct index_plugin *p = req->arg;
@@ -200,6 +234,7 @@ static void get_rag_stats(struct lucy_http_request *req, struct lucy_http_respon
         lucy_http_reply_err(resp, rc, "cannot read the index statistics; see /health");
         return;
     }
+    json_object_set_new(stats, "embeddings", embeddings_json(p));
     lucy_http_reply_json(resp, 200, stats);
 }
 
@@ -313,6 +348,7 @@ static int index_init(struct lucy_ctx *ctx, void **state)
         free(p);
         return rc;
     }
+    ctx->index = p->ix; /* lent to the modules that read it (MCP, ask), like ctx->kv */
     *state = p;
     return 0;
 }
@@ -327,6 +363,15 @@ static int index_start(void *state)
         w = NULL;
     }
     __atomic_store_n(&p->indexer, w, __ATOMIC_RELEASE);
+    if (rc == 0 && lucy_index_embed(p->ix)) {
+        struct lucy_embedder *em = NULL;
+        rc = lucy_embedder_new(p->ix, &em);
+        if (rc == 0 && (rc = lucy_embedder_start(em))) {
+            lucy_embedder_free(em);
+            em = NULL;
+        }
+        __atomic_store_n(&p->embedder, em, __ATOMIC_RELEASE);
+    }
     if (rc == 0)
         lucy_log(LUCY_LOG_INFO, "search index ready", "{s:s}", "backend", lucy_index_name(p->ix));
     return rc;
@@ -335,6 +380,7 @@ static int index_start(void *state)
 static void index_stop(void *state)
 {
     struct index_plugin *p = state;
+    lucy_embedder_free(__atomic_exchange_n(&p->embedder, NULL, __ATOMIC_ACQ_REL));
     lucy_indexer_free(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
 }
 
@@ -343,7 +389,10 @@ static void index_free(void *state)
     struct index_plugin *p = state;
     if (!p)
         return;
+    lucy_embedder_free(__atomic_exchange_n(&p->embedder, NULL, __ATOMIC_ACQ_REL));
     lucy_indexer_free(__atomic_exchange_n(&p->indexer, NULL, __ATOMIC_ACQ_REL));
+    if (p->ctx->index == p->ix)
+        p->ctx->index = NULL;
     lucy_index_close(p->ix);
     free(p);
 }

@@ -177,7 +177,7 @@ static const char search_sql[] =
     " ORDER BY rank_bm25, d.time_s DESC, d.doc_rowid LIMIT ?6";
 
 /* The snippet as HTML: escapes the text, turns \x01/\x02 into marks. */
-static char *snippet_html(const char *raw)
+char *lucy_index_snippet_html(const char *raw)
 {
     static const struct {
         char c;
@@ -262,7 +262,7 @@ static int read_search(sqlite3 *db, void *arg)
         h->time_s = sqlite3_column_int64(st, 5);
         h->t0_ms = sqlite3_column_int64(st, 6);
         h->t1_ms = sqlite3_column_int64(st, 7);
-        h->snippet = snippet_html((const char *)sqlite3_column_text(st, 8));
+        h->snippet = lucy_index_snippet_html((const char *)sqlite3_column_text(st, 8));
         h->score = -sqlite3_column_double(st, 9);
         if (!h->source || !h->id || !h->snippet)
             err = LUCY_ENOMEM;

@@ -141,6 +141,32 @@ int lucy_people_undo(sqlite3 *db, int64_t seq, int64_t *person, const char **op,
  * "undone_at_ms"} (new reference). 0, LUCY_ENOMEM or a store error. */
 int lucy_people_history(sqlite3 *db, int64_t id, json_t **out);
 
+/* ---- timeline.c: a person's calls and messages ----------------------------- */
+
+/* What lucy_people_timeline() reads; from_ms/to_ms are inclusive bounds in
+ * Unix ms (INT64_MIN / INT64_MAX: open). The after_* fields are a cursor:
+ * the (time_ms, kind, id) of the last item of the previous page, after_kind
+ * NULL for the first page. Strings are borrowed for the call. */
+struct lucy_people_timeline_query {
+    int64_t person;         /* the person's id */
+    int64_t from_ms, to_ms; /* time bounds, Unix ms, inclusive */
+    int64_t after_time_ms;  /* cursor: the last item's time_ms ... */
+    const char *after_kind; /* ... its kind ("call" | "message"); NULL = first page ... */
+    const char *after_item; /* ... and its recording id or wamid */
+    int limit;              /* items at most, >= 1 */
+};
+
+/* Inside a read: appends to items (a JSON array) the person's calls (by its
+ * phones, recording_calls) and WhatsApp messages (by its wa_ids and
+ * user_ids), newest first, as GET /people/{id}/timeline lists them:
+ * {"kind":"call","time","time_ms","recording_id","direction","number",
+ * "title","duration_s"} or {"kind":"message","time","time_ms","wamid",
+ * "direction","sender","type","text"}. *more = 1 when items beyond
+ * q->limit exist. 0, LUCY_ENOTFOUND (no such person), LUCY_ENOMEM or a
+ * store error. */
+int lucy_people_timeline(sqlite3 *db, const struct lucy_people_timeline_query *q, json_t *items,
+                         int *more);
+
 /* ---- plugin.c -------------------------------------------------------------
  * The module as a plugin (src/plugins/plugins.c): its routes (routes.c). */
 struct lucy_plugin;

@@ -228,90 +228,15 @@ static void list_people(struct lucy_http_request *req, struct lucy_http_response
 /* ---- GET /people/{id}/timeline -------------------------------------------- */
 
 struct timeline {
-    int64_t id, from_ms, to_ms;
-    int64_t c_time;     /* cursor: the last item's time_ms ... */
-    const char *c_kind; /* ... kind ("call" | "message"), NULL = first page ... */
-    const char *c_item; /* ... and id */
-    int limit;
-    json_t *items; /* out */
-    int more;      /* out */
+    struct lucy_people_timeline_query q; /* what to read */
+    json_t *items;                       /* out */
+    int more;                            /* out */
 };
-
-/* Calls by the person's phones and messages by its WhatsApp ids, one
- * order: time, then kind, then id, all descending, so a cursor of the
- * last (time, kind, id) seen resumes exactly after it. */
-static const char sql_timeline[] =
-    "SELECT t, k, item, direction, number, title, duration_s, type, text FROM ("
-    " SELECT coalesce(c.started_at_ms, r.mtime_ns / 1000000) AS t, 'call' AS k,"
-    "  c.recording_id AS item, c.direction, coalesce(c.number_e164, c.number_raw) AS number,"
-    "  c.title, r.duration_s, NULL AS type, NULL AS text"
-    "  FROM recording_calls c JOIN recordings r ON r.id = c.recording_id"
-    "  WHERE c.number_e164 IN (SELECT value FROM people_identifiers"
-    "   WHERE person = ?1 AND kind = 'phone')"
-    " UNION ALL"
-    " SELECT m.timestamp_s * 1000, 'message', m.wamid, 'in', m.sender, NULL, NULL, m.type,"
-    "  m.text FROM wa_messages m WHERE m.sender IN (SELECT value FROM people_identifiers"
-    "   WHERE person = ?1 AND kind IN ('wa_id', 'user_id')))"
-    " WHERE t >= ?2 AND t <= ?3 AND (?5 IS NULL OR (t, k, item) < (?4, ?5, ?6))"
-    " ORDER BY t DESC, k DESC, item DESC LIMIT ?7";
-
-static json_t *col_json(sqlite3_stmt *st, int i)
-{
-    switch (sqlite3_column_type(st, i)) {
-    case SQLITE_NULL:
-        return json_null();
-    case SQLITE_INTEGER:
-        return json_integer(sqlite3_column_int64(st, i));
-    case SQLITE_FLOAT:
-        return json_real(sqlite3_column_double(st, i));
-    default:
-        return json_string((const char *)sqlite3_column_text(st, i));
-    }
-}
 
 static int read_timeline(sqlite3 *db, void *arg)
 {
     struct timeline *t = arg;
-    json_t *p = NULL;
-    int rc = lucy_people_json(db, t->id, 0, &p);
-    json_decref(p);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st;
-    rc = lucy_store_stmt(db, sql_timeline, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, t->id);
-    sqlite3_bind_int64(st, 2, t->from_ms);
-    sqlite3_bind_int64(st, 3, t->to_ms);
-    sqlite3_bind_int64(st, 4, t->c_time);
-    lucy_row_bind_text(st, 5, t->c_kind);
-    lucy_row_bind_text(st, 6, t->c_item);
-    sqlite3_bind_int(st, 7, t->limit + 1);
-    int n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == t->limit) {
-            t->more = 1;
-            continue;
-        }
-        int64_t ms = sqlite3_column_int64(st, 0);
-        int call = strcmp((const char *)sqlite3_column_text(st, 1), "call") == 0;
-        json_t *o = json_pack("{s:s,s:I,s:I}", "kind", call ? "call" : "message", "time",
-                              (json_int_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000), "time_ms",
-                              (json_int_t)ms);
-        json_object_set_new(o, call ? "recording_id" : "wamid", col_json(st, 2));
-        json_object_set_new(o, "direction", col_json(st, 3));
-        json_object_set_new(o, call ? "number" : "sender", col_json(st, 4));
-        if (call) {
-            json_object_set_new(o, "title", col_json(st, 5));
-            json_object_set_new(o, "duration_s", col_json(st, 6));
-        } else {
-            json_object_set_new(o, "type", col_json(st, 7));
-            json_object_set_new(o, "text", col_json(st, 8));
-        }
-        json_array_append_new(t->items, o);
-    }
-    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    return lucy_people_timeline(db, &t->q, t->items, &t->more);
 }
 
 /* "<time_ms>:<call|message>:<id>", as next_cursor writes it. */
@@ -323,11 +248,11 @@ static int cursor_parse(char *s, struct timeline *t)
     *a = *b = '\0';
     char *end = NULL;
     errno = 0;
-    t->c_time = strtoll(s, &end, 10);
+    t->q.after_time_ms = strtoll(s, &end, 10);
     if (errno || !*s || *end || (strcmp(a + 1, "call") && strcmp(a + 1, "message")))
         return LUCY_EINVAL;
-    t->c_kind = a + 1;
-    t->c_item = b + 1;
+    t->q.after_kind = a + 1;
+    t->q.after_item = b + 1;
     return 0;
 }
 
@@ -351,15 +276,17 @@ static int time_param(struct lucy_http_request *req, struct lucy_http_response *
 
 static void get_timeline(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    struct timeline t = {.id = parse_id(req->params[0]), .from_ms = INT64_MIN, .to_ms = INT64_MAX};
-    if (!t.id) {
+    struct timeline t = {
+        .q = {.person = parse_id(req->params[0]), .from_ms = INT64_MIN, .to_ms = INT64_MAX}};
+    if (!t.q.person) {
         not_found(resp, req->params[0]);
         return;
     }
-    if (parse_limit(req, resp, TIMELINE_DEFAULT, TIMELINE_MAX, &t.limit) ||
-        time_param(req, resp, "from", 0, &t.from_ms) || time_param(req, resp, "to", 1, &t.to_ms))
+    if (parse_limit(req, resp, TIMELINE_DEFAULT, TIMELINE_MAX, &t.q.limit) ||
+        time_param(req, resp, "from", 0, &t.q.from_ms) ||
+        time_param(req, resp, "to", 1, &t.q.to_ms))
         return;
-    if (t.from_ms > t.to_ms) {
+    if (t.q.from_ms > t.q.to_ms) {
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
                               "from is after to; swap them or leave one out");
         return;
@@ -394,8 +321,8 @@ static void get_timeline(struct lucy_http_request *req, struct lucy_http_respons
                             json_string_value(id ? id : json_object_get(last, "wamid")));
     }
     lucy_http_reply_json(resp, 200,
-                         json_pack("{s:I,s:o,s:o}", "person", (json_int_t)t.id, "items", t.items,
-                                   "next_cursor", next ? next : json_null()));
+                         json_pack("{s:I,s:o,s:o}", "person", (json_int_t)t.q.person, "items",
+                                   t.items, "next_cursor", next ? next : json_null()));
 }
 
 /* ---- the writes ----------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "../ask/ask_int.h"
 #include "../index/index.h"
 #include "../kv/kv.h"
+#include "../mcp/mcp.h"
 #include "../people/people.h"
 #include "../store/backups.h"
 #include "../web/web.h"
@@ -22,5 +23,6 @@ const struct lucy_plugin *const lucy_plugins[] = {
     &lucy_web_plugin,
     &lucy_backups_plugin,
     &lucy_ask_plugin,
+    &lucy_mcp_plugin,
     NULL,
 };

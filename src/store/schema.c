@@ -372,6 +372,21 @@ const struct lucy_migration lucy_migrations[] = {
      " reason TEXT NOT NULL CHECK (reason IN ('request','retention')),"
      " forgotten_at_ms INTEGER NOT NULL,"
      " PRIMARY KEY (kind, key)) WITHOUT ROWID;"},
+    /* Dense vectors of the search documents (DESIGN §14; index range
+     * extended: 52 was given to this change). One row per embedded
+     * document, written only by src/index/vectors.c; doc_updated_at_ms is
+     * the documents row version it was computed from (a newer version is
+     * embedded again), vector is dim float32 values, L2-normalised, in the
+     * host's byte order. No foreign key: a purged document's vector is
+     * removed by the embedder's sweep. */
+    {52, "document_vectors",
+     "CREATE TABLE IF NOT EXISTS document_vectors ("
+     " doc_rowid INTEGER PRIMARY KEY,"
+     " doc_updated_at_ms INTEGER NOT NULL,"
+     " model TEXT NOT NULL,"
+     " dim INTEGER NOT NULL,"
+     " vector BLOB NOT NULL,"
+     " embedded_at_ms INTEGER NOT NULL);"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

@@ -465,12 +465,15 @@ int lucy_recording_json(struct lucy_store *store, const char *id, json_t **out)
 /* The orders GET /recordings accepts: one full statement each (fixed
  * text, so the statement cache keeps it). ?1 cursor id (NULL = first
  * page), ?2 status, ?3 limit + 1, ?4 / ?5 started_at bounds in ms
- * (inclusive; NULL = open). Keyset paging: rows after the cursor row's
- * (key, id) in the list's order. */
+ * (inclusive; NULL = open), ?6 a person whose phones the call number must
+ * be one of (NULL = anyone; people_identifiers, read only). Keyset paging: rows after the cursor
+ * row's (key, id) in the list's order. */
 #define LIST_SQL(key, op, dir)                                                                     \
     "SELECT * FROM (" RECORDING_SELECT ")"                                                         \
     " WHERE (?2 IS NULL OR scan_status = ?2 OR transcript_status = ?2)"                            \
     " AND (?4 IS NULL OR sort_time >= ?4) AND (?5 IS NULL OR sort_time <= ?5)"                     \
+    " AND (?6 IS NULL OR number_e164 IN (SELECT value FROM people_identifiers"                     \
+    "  WHERE person = ?6 AND kind = 'phone'))"                                                     \
     " AND (?1 IS NULL OR " key " " op " (SELECT " key " FROM (" RECORDING_SELECT                   \
     " WHERE r.id = ?1)) OR (" key " = (SELECT " key " FROM (" RECORDING_SELECT                     \
     " WHERE r.id = ?1)) AND id " op " ?1))"                                                        \
@@ -517,6 +520,8 @@ static int list_read(sqlite3 *db, void *arg)
         sqlite3_bind_int64(st, 4, q->from_ms);
     if (q->has_to)
         sqlite3_bind_int64(st, 5, q->to_ms);
+    if (q->person)
+        sqlite3_bind_int64(st, 6, q->person);
     json_t *list = json_array();
     int n = 0, rc;
     json_t *next = json_null();

@@ -1,0 +1,134 @@
+/*
+ * resources.c - lucy's MCP resources: lucy://recordings/{id} (the
+ * recording's document with its transcript, as GET /recordings/{id}) and
+ * lucy://people/{id} (the person with its timeline, as get_person). Both
+ * are templates; resources/list pages through the recordings, newest call
+ * first (persons are reached from hits and calls).
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../error.h"
+#include "../lucy.h"
+#include "../plugins/call_recordings/recording.h"
+#include "mcp_int.h"
+
+#define RECORDING_PREFIX "lucy://recordings/"
+#define PERSON_PREFIX    "lucy://people/"
+#define LIST_PAGE        50
+#define PERSON_TIMELINE  50
+
+char *mcp_uri_recording(const char *id)
+{
+    char *uri = NULL;
+    return id && asprintf(&uri, RECORDING_PREFIX "%s", id) >= 0 ? uri : NULL;
+}
+
+char *mcp_uri_person(int64_t id)
+{
+    char *uri = NULL;
+    return asprintf(&uri, PERSON_PREFIX "%lld", (long long)id) >= 0 ? uri : NULL;
+}
+
+json_t *mcp_resources_templates(struct lucy_mcp *m, json_t *params, int *code, char *msg,
+                                size_t msglen)
+{
+    (void)m, (void)params, (void)code, (void)msg, (void)msglen;
+    return json_pack(
+        "{s:[{s:s,s:s,s:s,s:s,s:s},{s:s,s:s,s:s,s:s,s:s}]}", "resourceTemplates", "uriTemplate",
+        RECORDING_PREFIX "{id}", "name", "recording", "title", "A call recording", "description",
+        "the recording (64 hex digit id): call, paths, and its transcript as timed segments",
+        "mimeType", "application/json", "uriTemplate", PERSON_PREFIX "{id}", "name", "person",
+        "title", "A person", "description",
+        "the person (numeric id): names, phone numbers, WhatsApp ids, recent calls and messages",
+        "mimeType", "application/json");
+}
+
+json_t *mcp_resources_list(struct lucy_mcp *m, json_t *params, int *code, char *msg, size_t msglen)
+{
+    const char *cursor = json_string_value(json_object_get(params, "cursor"));
+    struct lucy_recording_query q = {.sort = "-started_at", .cursor = cursor, .limit = LIST_PAGE};
+    json_t *page = NULL;
+    int rc = lucy_recording_list(m->ctx->store, &q, &page);
+    if (rc) {
+        *code = MCP_INTERNAL_ERROR;
+        snprintf(msg, msglen, "cannot read the recordings (%s); retry shortly", lucy_strerror(rc));
+        return NULL;
+    }
+    json_t *list = json_array();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(json_object_get(page, "recordings"), i, rec)
+    {
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        const char *title = json_string_value(json_object_get(rec, "title"));
+        const char *when =
+            json_string_value(json_object_get(json_object_get(rec, "call"), "started_at"));
+        char *uri = mcp_uri_recording(id);
+        json_t *r = json_pack("{s:s?,s:s,s:s}", "uri", uri, "name", title ? title : id, "mimeType",
+                              "application/json");
+        if (r && title)
+            json_object_set_new(r, "title", json_string(title));
+        if (r && when)
+            json_object_set_new(r, "description", json_sprintf("call recording, %s", when));
+        free(uri);
+        json_array_append_new(list, r);
+    }
+    json_t *out = json_pack("{s:o}", "resources", list);
+    json_t *next = json_object_get(page, "next_cursor");
+    if (out && json_is_string(next))
+        json_object_set(out, "nextCursor", next);
+    json_decref(page);
+    return out;
+}
+
+/* One resource's contents: its JSON document as text. */
+static json_t *contents(const char *uri, json_t *doc /* stolen */)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    json_t *out = text ? json_pack("{s:[{s:s,s:s,s:s}]}", "contents", "uri", uri, "mimeType",
+                                   "application/json", "text", text)
+                       : NULL;
+    free(text);
+    return out;
+}
+
+json_t *mcp_resources_read(struct lucy_mcp *m, json_t *params, int *code, char *msg, size_t msglen)
+{
+    const char *uri = json_string_value(json_object_get(params, "uri"));
+    json_t *doc = NULL;
+    int rc = LUCY_ENOTFOUND;
+    if (!uri) {
+        *code = MCP_INVALID_PARAMS;
+        snprintf(msg, msglen,
+                 "params.uri is required: a lucy://recordings/{id} or "
+                 "lucy://people/{id} URI");
+        return NULL;
+    }
+    if (strncmp(uri, RECORDING_PREFIX, strlen(RECORDING_PREFIX)) == 0) {
+        const char *id = uri + strlen(RECORDING_PREFIX);
+        if (strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64)
+            rc = lucy_recording_json(m->ctx->store, id, &doc);
+    } else if (strncmp(uri, PERSON_PREFIX, strlen(PERSON_PREFIX)) == 0) {
+        const char *id = uri + strlen(PERSON_PREFIX);
+        size_t n = strspn(id, "0123456789");
+        if (n && n <= 18 && !id[n] && id[0] != '0')
+            rc = mcp_person_read(m, strtoll(id, NULL, 10), PERSON_TIMELINE, &doc);
+    }
+    if (rc == LUCY_ENOTFOUND) {
+        *code = MCP_RESOURCE_NOT_FOUND;
+        snprintf(msg, msglen, "no resource %.200s; resources/templates/list shows the URI forms",
+                 uri);
+        return NULL;
+    }
+    if (rc) {
+        *code = MCP_INTERNAL_ERROR;
+        snprintf(msg, msglen, "cannot read %.200s (%s); retry shortly", uri, lucy_strerror(rc));
+        return NULL;
+    }
+    return contents(uri, doc);
+}
