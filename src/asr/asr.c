@@ -134,8 +134,13 @@ void lucy_transcript_free(struct lucy_transcript *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_segments; i++)
-        free(t->segments[i].text);
+    for (size_t i = 0; i < t->n_segments; i++) {
+        struct lucy_segment *seg = &t->segments[i];
+        for (size_t w = 0; w < seg->n_words; w++)
+            free(seg->words[w].text);
+        free(seg->words);
+        free(seg->text);
+    }
     free(t->segments);
     free(t->text);
     t->segments = NULL;
@@ -164,8 +169,83 @@ int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
         return LUCY_ENOMEM;
     }
     t->segments = segs;
-    segs[t->n_segments++] = (struct lucy_segment){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    segs[t->n_segments++] = (struct lucy_segment){
+        .t0_ms = t0_ms,
+        .t1_ms = t1_ms < t0_ms ? t0_ms : t1_ms,
+        .text = copy,
+        .channel = -1,
+    };
     return 0;
+}
+
+int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
+                             const char *text, size_t text_len)
+{
+    if (t->n_segments == 0)
+        return LUCY_EINVAL;
+    struct lucy_segment *seg = &t->segments[t->n_segments - 1];
+    char *copy = strndup(text, text_len);
+    if (!copy)
+        return LUCY_ENOMEM;
+    struct lucy_word *words = realloc(seg->words, (seg->n_words + 1) * sizeof *words);
+    if (!words) {
+        free(copy);
+        return LUCY_ENOMEM;
+    }
+    seg->words = words;
+    words[seg->n_words++] = (struct lucy_word){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    return 0;
+}
+
+int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *src,
+                           int64_t offset_ms, int channel, const char *speaker)
+{
+    if (src->n_segments == 0)
+        return 0;
+    struct lucy_segment *segs =
+        realloc(dst->segments, (dst->n_segments + src->n_segments) * sizeof *segs);
+    if (!segs)
+        return LUCY_ENOMEM;
+    dst->segments = segs;
+    for (size_t i = 0; i < src->n_segments; i++) {
+        struct lucy_segment s = src->segments[i];
+        s.t0_ms += offset_ms;
+        s.t1_ms += offset_ms;
+        for (size_t w = 0; w < s.n_words; w++) {
+            s.words[w].t0_ms += offset_ms;
+            s.words[w].t1_ms += offset_ms;
+        }
+        s.channel = channel;
+        s.speaker = speaker;
+        segs[dst->n_segments++] = s;
+    }
+    free(src->segments);
+    src->segments = NULL;
+    src->n_segments = 0;
+    return 0;
+}
+
+static int segment_cmp(const void *a, const void *b)
+{
+    const struct lucy_segment *x = a, *y = b;
+    if (x->t0_ms != y->t0_ms)
+        return x->t0_ms < y->t0_ms ? -1 : 1;
+    return (x->channel > y->channel) - (x->channel < y->channel);
+}
+
+void lucy_transcript_sort(struct lucy_transcript *t)
+{
+    /* Insertion sort: stable (qsort is not), and linear on what it gets -
+     * two runs already in time order, one per channel. */
+    for (size_t i = 1; i < t->n_segments; i++) {
+        struct lucy_segment s = t->segments[i];
+        size_t j = i;
+        while (j > 0 && segment_cmp(&t->segments[j - 1], &s) > 0) {
+            t->segments[j] = t->segments[j - 1];
+            j--;
+        }
+        t->segments[j] = s;
+    }
 }
 
 int lucy_transcript_join(struct lucy_transcript *t)

@@ -55,6 +55,9 @@
 /* Decoded audio this much shorter than the container says is "truncated". */
 #define TRUNCATED_MIN_S    0.5
 #define TRUNCATED_MIN_FRAC 0.10
+/* Two channels whose difference has at most this fraction of their
+ * energy (-30 dB) carry the same signal. */
+#define IDENTICAL_MAX_DIFF_RATIO 0.001
 /* Source sample rates a recording can have: speech needs a few kHz
  * (telephony is 8 kHz), studio audio goes up to 768 kHz. */
 #define SOURCE_RATE_MIN_HZ 1000
@@ -159,13 +162,15 @@ static int64_t fd_seek(void *opaque, int64_t offset, int whence)
     return offset;
 }
 
-/* Growing output buffer of s16 samples. */
+/* Growing output buffer of s16 sample frames (`channels` interleaved
+ * samples each). */
 struct pcm_buf {
     int16_t *s16;
-    size_t n, cap; /* samples */
+    size_t n, cap; /* sample frames */
+    int channels;  /* 1, or 2 when the channels are kept apart */
 };
 
-/* Room for `more` samples after the n held, growing by doubling but never
+/* Room for `more` frames after the n held, growing by doubling but never
  * past MAX_SAMPLES + 1 unless asked for more. */
 static int pcm_reserve(struct pcm_buf *b, size_t more)
 {
@@ -176,7 +181,7 @@ static int pcm_reserve(struct pcm_buf *b, size_t more)
         cap *= 2;
     if (cap > MAX_SAMPLES + 1)
         cap = b->n + more > MAX_SAMPLES + 1 ? b->n + more : MAX_SAMPLES + 1;
-    int16_t *p = realloc(b->s16, cap * sizeof *p);
+    int16_t *p = realloc(b->s16, cap * (size_t)b->channels * sizeof *p);
     if (!p)
         return LUCY_ENOMEM;
     b->s16 = p;
@@ -216,7 +221,7 @@ static int resample(struct decoder *d, const uint8_t **in, int in_samples)
     int rc = pcm_reserve(&d->out, want);
     if (rc)
         return rc;
-    uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n);
+    uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n * (size_t)d->out.channels);
     int got = swr_convert(d->swr, &dst, (int)want, in, in_samples);
     if (got < 0)
         return LUCY_ENOMEM;
@@ -251,8 +256,9 @@ static int swr_setup(struct decoder *d, const AVFrame *f)
                                                   : d->codec->ch_layout.nb_channels);
     else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
         return LUCY_ENOMEM;
-    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    int ret = swr_alloc_set_opts2(&d->swr, &mono, AV_SAMPLE_FMT_S16, LUCY_ASR_SAMPLE_RATE,
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO, stereo = AV_CHANNEL_LAYOUT_STEREO;
+    int ret = swr_alloc_set_opts2(&d->swr, d->out.channels == 2 ? &stereo : &mono,
+                                  AV_SAMPLE_FMT_S16, LUCY_ASR_SAMPLE_RATE,
                                   &in_layout, f->format, f->sample_rate, 0, NULL);
     if (ret >= 0)
         ret = swr_init(d->swr);
@@ -406,7 +412,44 @@ static double container_duration_s(const AVFormatContext *fmt, int stream)
     return 0;
 }
 
-int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+/* Fills pcm with n sample frames of channel ch from the interleaved
+ * s16 buffer src (channels per frame), both representations. */
+static int pcm_from_channel(const int16_t *src, size_t n, int channels, int ch,
+                            struct lucy_pcm *pcm)
+{
+    pcm->s16 = malloc(n * sizeof *pcm->s16);
+    pcm->f32 = malloc(n * sizeof *pcm->f32);
+    if (!pcm->s16 || !pcm->f32) {
+        lucy_pcm_free(pcm);
+        return LUCY_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pcm->s16[i] = src[i * (size_t)channels + (size_t)ch];
+        pcm->f32[i] = (float)pcm->s16[i] / 32768.0f;
+    }
+    pcm->n_samples = n;
+    pcm->duration_s = (double)n / LUCY_ASR_SAMPLE_RATE;
+    return 0;
+}
+
+int lucy_audio_channels_identical(const int16_t *s16, size_t n_frames)
+{
+    /* Energy of L - R against the mean energy of L and R: a channel pair
+     * whose difference is IDENTICAL_MAX_DIFF_DB below the signal carries
+     * one signal (lossy coders leave a little noise between twins). */
+    double diff = 0, energy = 0;
+    for (size_t i = 0; i < n_frames; i++) {
+        double l = s16[2 * i], r = s16[2 * i + 1];
+        diff += (l - r) * (l - r);
+        energy += (l * l + r * r) / 2;
+    }
+    return energy == 0 || diff <= energy * IDENTICAL_MAX_DIFF_RATIO;
+}
+
+/* The decode itself; split: keep the two channels of a stereo source
+ * apart (see lucy_audio_decode_split_fd). */
+static int decode(int fd, const char *path, int split, struct lucy_audio *out, char *err,
+                  size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (errlen)
@@ -415,13 +458,16 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
     ff_last_error[0] = '\0';
 
     struct fd_reader reader = {.fd = fd};
-    struct decoder d = {.swr_in_format = -1};
+    struct decoder d = {.swr_in_format = -1, .out = {.channels = 1}};
     int rc = 0;
     int stream = open_input(&d, &reader, path, err, errlen);
     if (stream < 0) {
         rc = stream;
         goto out;
     }
+    out->source_channels = d.codec->ch_layout.nb_channels;
+    if (split && out->source_channels == 2)
+        d.out.channels = 2;
     d.frame = av_frame_alloc();
     d.packet = av_packet_alloc();
     if (!d.frame || !d.packet) {
@@ -469,30 +515,33 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
         goto out;
     }
 
-    out->f32 = malloc(d.out.n * sizeof *out->f32);
-    if (!out->f32) {
-        rc = LUCY_ENOMEM;
-        goto out;
+    if (d.out.channels == 2 && lucy_audio_channels_identical(d.out.s16, d.out.n)) {
+        out->identical = 1; /* one signal: transcribed once, as mono */
+        lucy_log(LUCY_LOG_DEBUG, "stereo channels identical; transcribed as mono", "{s:s}",
+                 "path", path);
     }
-    for (size_t i = 0; i < d.out.n; i++)
-        out->f32[i] = (float)d.out.s16[i] / 32768.0f;
-    out->s16 = d.out.s16;
-    d.out.s16 = NULL;
-    out->n_samples = d.out.n;
-    out->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
-    out->source_duration_s = container_duration_s(d.fmt, stream);
-    double missing_s = out->source_duration_s - out->duration_s;
+    out->n_channels = d.out.channels == 2 && !out->identical ? 2 : 1;
+    for (int ch = 0; ch < out->n_channels; ch++)
+        if ((rc = pcm_from_channel(d.out.s16, d.out.n, d.out.channels, ch, &out->channel[ch])) !=
+            0)
+            goto out;
+    double duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
+    double source_s = container_duration_s(d.fmt, stream);
+    double missing_s = source_s - duration_s;
+    int truncated = 0;
     if (d.capped) {
-        out->truncated = 1;
+        truncated = 1;
         lucy_log(LUCY_LOG_WARNING, "audio longer than lucy decodes; the rest is not transcribed",
-                 "{s:s,s:f,s:f,s:i}", "path", path, "decoded_s", out->duration_s, "container_s",
-                 out->source_duration_s, "max_audio_s", LUCY_ASR_MAX_AUDIO_S);
-    } else if (missing_s > TRUNCATED_MIN_S &&
-               missing_s > TRUNCATED_MIN_FRAC * out->source_duration_s) {
-        out->truncated = 1;
+                 "{s:s,s:f,s:f,s:i}", "path", path, "decoded_s", duration_s, "container_s",
+                 source_s, "max_audio_s", LUCY_ASR_MAX_AUDIO_S);
+    } else if (missing_s > TRUNCATED_MIN_S && missing_s > TRUNCATED_MIN_FRAC * source_s) {
+        truncated = 1;
         lucy_log(LUCY_LOG_WARNING, "audio shorter than its container says; file truncated?",
-                 "{s:s,s:f,s:f}", "path", path, "decoded_s", out->duration_s, "container_s",
-                 out->source_duration_s);
+                 "{s:s,s:f,s:f}", "path", path, "decoded_s", duration_s, "container_s", source_s);
+    }
+    for (int ch = 0; ch < out->n_channels; ch++) {
+        out->channel[ch].source_duration_s = source_s;
+        out->channel[ch].truncated = truncated;
     }
     if (d.bad_packets)
         lucy_log(LUCY_LOG_DEBUG, "audio packets skipped", "{s:s,s:i}", "path", path, "packets",
@@ -500,9 +549,34 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
 
 out:
     decoder_free(&d);
+    if (rc)
+        lucy_audio_free(out);
     if (rc && rc != LUCY_ECORRUPT && !err[0] && errlen)
         snprintf(err, errlen, "cannot decode %s: %s", path, lucy_strerror(rc));
     return rc;
+}
+
+int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+{
+    struct lucy_audio a;
+    int rc = decode(fd, path, 0, &a, err, errlen);
+    *out = a.channel[0]; /* zeroed on error */
+    return rc;
+}
+
+int lucy_audio_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
+                               size_t errlen)
+{
+    return decode(fd, path, 1, out, err, errlen);
+}
+
+void lucy_audio_free(struct lucy_audio *a)
+{
+    if (!a)
+        return;
+    for (int ch = 0; ch < LUCY_AUDIO_MAX_CHANNELS; ch++)
+        lucy_pcm_free(&a->channel[ch]);
+    a->n_channels = 0;
 }
 
 void lucy_pcm_free(struct lucy_pcm *pcm)

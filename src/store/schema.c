@@ -361,6 +361,37 @@ const struct lucy_migration lucy_migrations[] = {
      " undone_at_ms INTEGER);"
      "CREATE INDEX IF NOT EXISTS people_journal_by_person ON people_journal (person);"
      "CREATE INDEX IF NOT EXISTS people_journal_by_other ON people_journal (other);"},
+    /* 49: who said what (DESIGN §13, call_recordings/transcript.c): a
+     * segment's speaker role ('me' = the phone's user, 'them' = the other
+     * party, resolved to the call's person when read; NULL = unknown), its
+     * source channel (0 left, 1 right; NULL = mono or mixed) and its words
+     * as JSON [{t0_ms, t1_ms, text}] (NULL = the engine gave none); a
+     * transcript's truncation (decoded audio well short of the container's
+     * source_duration_s) and how many channels were transcribed apart. */
+    {49, "segments_speakers_words",
+     "ALTER TABLE segments ADD COLUMN speaker TEXT CHECK (speaker IN ('me','them'));"
+     "ALTER TABLE segments ADD COLUMN channel INTEGER;"
+     "ALTER TABLE segments ADD COLUMN words TEXT;"
+     "ALTER TABLE transcripts ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE transcripts ADD COLUMN source_duration_s REAL;"
+     "ALTER TABLE transcripts ADD COLUMN channels INTEGER;"},
+    /* 50: per-chunk checkpoints of a running transcription
+     * (call_recordings/checkpoint.c): each recognised chunk (a channel's
+     * samples [first_sample, +n_samples) at 16 kHz) with its segments as
+     * JSON (times from the start of the file), so a restart resumes where
+     * the job stopped. Deleted when the job ends. */
+    {50, "transcript_chunks",
+     "CREATE TABLE IF NOT EXISTS transcript_chunks ("
+     " job_id INTEGER NOT NULL,"
+     " channel INTEGER NOT NULL,"
+     " first_sample INTEGER NOT NULL,"
+     " n_samples INTEGER NOT NULL,"
+     " engine TEXT NOT NULL,"
+     " model TEXT,"
+     " segments TEXT NOT NULL,"
+     " wall_s REAL NOT NULL,"
+     " done_at_ms INTEGER NOT NULL,"
+     " PRIMARY KEY (job_id, channel, first_sample)) WITHOUT ROWID;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

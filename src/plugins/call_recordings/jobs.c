@@ -28,6 +28,7 @@
 #include "../../error.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
+#include "checkpoint.h"
 #include "transcript.h"
 
 #define RETRY_MAX_S 3600 /* backoff cap (DESIGN §7: doubling to 1 h) */
@@ -459,6 +460,13 @@ static int finish_write(sqlite3 *db, void *arg)
             .now_s = f->now_s,
         };
         int err = lucy_transcript_put(db, f->t, &m);
+        if (err)
+            return err;
+    }
+    /* A job that ended keeps no checkpoints; one that waits (retry_wait,
+     * blocked) keeps them for its next run. */
+    if (!lucy_job_status_active(f->o->status)) {
+        int err = lucy_checkpoint_clear(db, f->job->id);
         if (err)
             return err;
     }
