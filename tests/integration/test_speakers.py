@@ -236,3 +236,68 @@ def test_identical_channels_once_and_mix(start_lucy, tmp_path):
     t = by_name(lucy2)["call.m4a"]["transcript"]
     assert t["channels"] == 1 and all(s["speaker"] is None for s in t["segments"]), t
     assert "forward" in t["text"] and "leisure" in t["text"]
+
+
+CLIPS = ["librivox-0870.m4a", "librivox-0880.m4a", "librivox-0890.m4a", "goforward.m4a",
+         "cards-001.ogg", "cards-002-8k.wav", "cards-003-stereo.m4a"]
+
+
+def test_progress_checkpoints_and_resume_after_kill9(start_lucy, tmp_path):
+    """A long recording (every clip twice, 3 s of silence between) is
+    chunked; lucy is killed with SIGKILL once the API reports about half
+    of it done; after the restart the job resumes from its checkpoints and
+    recognises again at most one chunk."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    parts = []
+    for name in CLIPS * 2:
+        parts += [(name, None), (None, 3)]
+    channel_wav(parts, str(d / "long.wav"))
+    data = str(tmp_path / "data")
+    env = {"LUCY_ASR_CHUNK_S": "5"}
+    lucy = start(start_lucy, str(d), **env)
+    rec = lucy.wait_for(lambda: recordings(lucy), timeout=60, what="the recording scanned")[0]
+
+    def job_id():
+        r = lucy.get("/recordings/" + rec["id"]).json()
+        return r["job"] and r["job"].get("job_id")
+    jid = lucy.wait_for(job_id, timeout=60, what="a job")
+    seen = {}
+
+    def half_way():
+        j = lucy.get("/jobs/%d" % jid).json()
+        assert j["status"] in ("queued", "running"), "the job ended before half way: %r" % j
+        if j["status"] != "running" or j["progress"] is None:
+            return False
+        if "rec" not in seen:
+            r = lucy.get("/recordings/" + rec["id"]).json()
+            if r["progress"] is not None and r["chunks_total"]:  # 0 while decoding
+                seen["rec"] = r
+        if j["progress"] >= 0.5:
+            return j
+        return False
+    at_kill = lucy.wait_for(half_way, timeout=300, interval=0.02, what="progress >= 0.5")
+    lucy.kill9()
+    total, done_before = at_kill["chunks_total"], at_kill["chunks_done"]
+    assert total >= 8 and 0 < done_before < total, at_kill
+    assert 0.5 <= at_kill["progress"] < 1 and at_kill["eta_s"] is not None, at_kill
+    # /recordings/{id} reported it too while it ran.
+    assert seen["rec"]["chunks_total"] == total and 0 <= seen["rec"]["progress"] < 1
+
+    lucy2 = start_lucy(env={
+        "LUCY_RECORDINGS_DIRS": str(d), "LUCY_SCAN_SETTLE_S": "0", "LUCY_ASR_ENGINE": "pocketsphinx",
+        "LUCY_ASR_THREADS": "1", **env}, data_dir=lucy.data_dir)
+    lucy2.wait_for(lambda: lucy2.get("/jobs/%d" % jid).json()["status"] in DONE, timeout=300,
+                   interval=0.1, what="the resumed job done")
+    again = metric(lucy2, "lucy_asr_chunks_total")
+    assert again <= total - done_before + 1, (again, total, done_before)
+    assert "transcription resumed from checkpoints" in lucy2.log_text()
+    t = lucy2.get("/recordings/" + rec["id"]).json()
+    assert t["progress"] is None and t["eta_s"] is None
+    t = t["transcript"]
+    # Segments from before the kill (checkpoints) and after it, in order.
+    assert "leisure" in t["text"] and "clubs" in t["text"], t["text"]
+    starts = [s["t0_ms"] for s in t["segments"]]
+    assert starts == sorted(starts) and starts[-1] > t["duration_s"] * 1000 * 0.8, starts
+    for s in t["segments"]:
+        check_words(s)
