@@ -257,9 +257,9 @@ static int swr_setup(struct decoder *d, const AVFrame *f)
     else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
         return LUCY_ENOMEM;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO, stereo = AV_CHANNEL_LAYOUT_STEREO;
-    int ret = swr_alloc_set_opts2(&d->swr, d->out.channels == 2 ? &stereo : &mono,
-                                  AV_SAMPLE_FMT_S16, LUCY_ASR_SAMPLE_RATE,
-                                  &in_layout, f->format, f->sample_rate, 0, NULL);
+    int ret =
+        swr_alloc_set_opts2(&d->swr, d->out.channels == 2 ? &stereo : &mono, AV_SAMPLE_FMT_S16,
+                            LUCY_ASR_SAMPLE_RATE, &in_layout, f->format, f->sample_rate, 0, NULL);
     if (ret >= 0)
         ret = swr_init(d->swr);
     if (ret < 0) {
@@ -517,13 +517,26 @@ static int decode(int fd, const char *path, int split, struct lucy_audio *out, c
 
     if (d.out.channels == 2 && lucy_audio_channels_identical(d.out.s16, d.out.n)) {
         out->identical = 1; /* one signal: transcribed once, as mono */
-        lucy_log(LUCY_LOG_DEBUG, "stereo channels identical; transcribed as mono", "{s:s}",
-                 "path", path);
+        lucy_log(LUCY_LOG_DEBUG, "stereo channels identical; transcribed as mono", "{s:s}", "path",
+                 path);
     }
     out->n_channels = d.out.channels == 2 && !out->identical ? 2 : 1;
-    for (int ch = 0; ch < out->n_channels; ch++)
-        if ((rc = pcm_from_channel(d.out.s16, d.out.n, d.out.channels, ch, &out->channel[ch])) !=
-            0)
+    if (d.out.channels == 1) { /* mono: the buffer becomes the channel, no copy */
+        struct lucy_pcm *pcm = &out->channel[0];
+        pcm->f32 = malloc(d.out.n * sizeof *pcm->f32);
+        if (!pcm->f32) {
+            rc = LUCY_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < d.out.n; i++)
+            pcm->f32[i] = (float)d.out.s16[i] / 32768.0f;
+        pcm->s16 = d.out.s16;
+        d.out.s16 = NULL;
+        pcm->n_samples = d.out.n;
+        pcm->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
+    }
+    for (int ch = 0; d.out.channels == 2 && ch < out->n_channels; ch++)
+        if ((rc = pcm_from_channel(d.out.s16, d.out.n, d.out.channels, ch, &out->channel[ch])) != 0)
             goto out;
     double duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
     double source_s = container_duration_s(d.fmt, stream);

@@ -301,3 +301,47 @@ def test_progress_checkpoints_and_resume_after_kill9(start_lucy, tmp_path):
     assert starts == sorted(starts) and starts[-1] > t["duration_s"] * 1000 * 0.8, starts
     for s in t["segments"]:
         check_words(s)
+
+
+def test_truncated_and_odd_files(start_lucy, tmp_path):
+    """A cut-off mp3 gets the truncated warning; a mono file named stereo,
+    a 6-channel file and an hour of silence are each handled."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    wav = str(tmp_path / "long.wav")
+    channel_wav(LEFT, wav)
+    full = str(tmp_path / "full.mp3")
+    ffmpeg("-i", wav, "-c:a", "libmp3lame", "-b:a", "64k", full)  # a Xing header: the duration
+    with open(full, "rb") as f, open(str(d / "cut.mp3"), "wb") as out:
+        out.write(f.read(os.path.getsize(full) // 6))
+    ffmpeg("-i", os.path.join(AUDIO, "goforward.m4a"), "-c:a", "aac", str(d / "call-stereo.m4a"))
+    ffmpeg("-i", os.path.join(AUDIO, "goforward.m4a"), "-ac", "6", "-c:a", "aac",
+           str(d / "six.m4a"))
+    ffmpeg("-f", "lavfi", "-t", "3600", "-i", "anullsrc=r=16000:cl=mono", "-c:a", "aac", "-b:a",
+           "16k", str(d / "hour.m4a"))
+    lucy = start(start_lucy, str(d))
+    wait_transcribed(lucy, 4, timeout=600)
+    recs = by_name(lucy)
+
+    cut = recs["cut.mp3"]
+    t = cut["transcript"]
+    assert cut["transcript_status"] == "done", cut
+    assert t["truncated"] is True and t["warnings"] == ["truncated"], t
+    assert t["source_duration_s"] > 3 * t["duration_s"], t
+    assert "leisure" in t["text"] or "consider" in t["text"], t
+
+    for name in ("call-stereo.m4a", "six.m4a"):
+        rec = recs[name]
+        t = rec["transcript"]
+        assert rec["transcript_status"] == "done" and t["channels"] == 1, (name, t)
+        assert "forward" in t["text"] and t["warnings"] == [], (name, t)
+        assert all(s["speaker"] is None and s["channel"] is None for s in t["segments"])
+    assert recs["six.m4a"]["channels"] == 6
+
+    hour = recs["hour.m4a"]
+    assert hour["transcript_status"] == "no_speech", hour
+    assert hour["transcript"]["segments"] == [] and hour["transcript"]["truncated"] is False
+    assert 3590 < hour["transcript"]["duration_s"] < 3610
+    # Silence is never sent to the recogniser: only the other files' audio
+    # was recognised.
+    assert metric(lucy, "lucy_asr_chunk_audio_seconds_total") < 60
