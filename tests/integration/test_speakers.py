@@ -345,3 +345,37 @@ def test_truncated_and_odd_files(start_lucy, tmp_path):
     # Silence is never sent to the recogniser: only the other files' audio
     # was recognised.
     assert metric(lucy, "lucy_asr_chunk_audio_seconds_total") < 60
+
+
+def test_http_engine_word_times_per_channel(start_lucy, tmp_path):
+    """The http engine asks for word timestamps (timestamp_granularities[]
+    segment and word, verbose_json) of each chunk; asr_server.py answers as
+    OpenAI does; the words land in their segments, on the file's clock."""
+    import sys
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                          "asr_server.py")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening "), line
+        url = "http://127.0.0.1:%d/v1/audio/transcriptions" % int(line.split()[1])
+        d = tmp_path / "rec"
+        d.mkdir()
+        stereo_call(str(tmp_path), LEFT, RIGHT, str(d / "call.m4a"))
+        lucy = start(start_lucy, str(d), LUCY_ASR_ENGINE="http", LUCY_ASR_URL=url)
+        wait_transcribed(lucy, 1)
+        t = by_name(lucy)["call.m4a"]["transcript"]
+        assert t["engine"] == "http" and t["channels"] == 2, t
+        segs = t["segments"]
+        assert {s["speaker"] for s in segs} == {"me", None}, segs  # no person: a bare name
+        them = [s for s in segs if s["channel"] == 1]
+        assert them and any("forward" in s["text"] for s in them)
+        for s in segs:
+            assert s["words"], s
+            check_words(s)
+        # The second clip of the right channel starts 8 + 5.3 + 6 s in.
+        fwd = [w for s in them for w in s["words"] if w["text"] == "forward"]
+        assert fwd and 19000 < fwd[0]["t0_ms"] < 22000, fwd
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
