@@ -367,14 +367,17 @@ const struct lucy_migration lucy_migrations[] = {
      * source channel (0 left, 1 right; NULL = mono or mixed) and its words
      * as JSON [{t0_ms, t1_ms, text}] (NULL = the engine gave none); a
      * transcript's truncation (decoded audio well short of the container's
-     * source_duration_s) and how many channels were transcribed apart. */
+     * source_duration_s) and how many channels were transcribed apart; a
+     * job's queue class (jobs.c: 0 requested by a user, 1 a new recording,
+     * 2 a re-transcription; shortest recording first within a class). */
     {49, "segments_speakers_words",
      "ALTER TABLE segments ADD COLUMN speaker TEXT CHECK (speaker IN ('me','them'));"
      "ALTER TABLE segments ADD COLUMN channel INTEGER;"
      "ALTER TABLE segments ADD COLUMN words TEXT;"
      "ALTER TABLE transcripts ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE transcripts ADD COLUMN source_duration_s REAL;"
-     "ALTER TABLE transcripts ADD COLUMN channels INTEGER;"},
+     "ALTER TABLE transcripts ADD COLUMN channels INTEGER;"
+     "ALTER TABLE jobs ADD COLUMN queue_class INTEGER NOT NULL DEFAULT 1;"},
     /* 50: per-chunk checkpoints of a running transcription
      * (call_recordings/checkpoint.c): each recognised chunk (a channel's
      * samples [first_sample, +n_samples) at 16 kHz) with its segments as

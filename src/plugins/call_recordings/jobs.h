@@ -133,8 +133,10 @@ int lucy_jobs_housekeep(struct lucy_store *store, int disk_critical, int *change
 /* 1 in *out when some job is queued. 0 or a store error. Thread-safe. */
 int lucy_jobs_any_queued(struct lucy_store *store, int *out);
 
-/* Claims the oldest queued job: queued -> running, attempts + 1, in one
- * store write. 0 and *out (out->id 0 = none was queued), or a store error.
+/* Claims the next queued job (DESIGN §13 queue order: requested by a user,
+ * then new recordings, then re-transcriptions; the shortest recording
+ * first within each, then the oldest job): queued -> running, attempts + 1,
+ * in one store write. 0 and *out (out->id 0 = none was queued), or a store error.
  * Thread-safe; two callers never get the same job. */
 int lucy_jobs_claim(struct lucy_store *store, struct lucy_job *out);
 

@@ -7,7 +7,7 @@
  *
  *   1. housekeeping (lucy_jobs_housekeep): due retries -> queued, and
  *      queued <-> blocked as the disk turns critical or recovers;
- *   2. claim the oldest queued job (lucy_jobs_claim: atomic, two workers
+ *   2. claim the next queued job (lucy_jobs_claim: queue order of DESIGN §13; atomic, two workers
  *      never take the same job);
  *   3. run it: pick a path of the recording, open it and read its first
  *      block. A lock error (EDEADLK, EAGAIN, EBUSY, ETXTBSY: a sync client
@@ -65,15 +65,15 @@
 /* The job a worker runs, as the API reports it (DESIGN §13); under the
  * pool's mu. Audio seconds count speech chunks only (silence is skipped). */
 struct progress {
-    long long job_id;       /* 0 = idle */
-    char recording_id[72];  /* its recording */
-    int planned;        /* 1 once the chunks are known (before: decoding) */
-    double total_s;     /* audio of all chunks, every channel */
-    double done_s;      /* of it recognised, or resumed from checkpoints */
-    double resumed_s;   /* taken from checkpoints at the start of this run */
-    int64_t started_ms; /* monotonic: when this run's first chunk began */
-    int chunks_total;   /* chunks of the plan */
-    int chunks_done;    /* recognised or resumed */
+    long long job_id;      /* 0 = idle */
+    char recording_id[72]; /* its recording */
+    int planned;           /* 1 once the chunks are known (before: decoding) */
+    double total_s;        /* audio of all chunks, every channel */
+    double done_s;         /* of it recognised, or resumed from checkpoints */
+    double resumed_s;      /* taken from checkpoints at the start of this run */
+    int64_t started_ms;    /* monotonic: when this run's first chunk began */
+    int chunks_total;      /* chunks of the plan */
+    int chunks_done;       /* recognised or resumed */
 };
 
 struct worker {
@@ -458,9 +458,8 @@ static int recognise_chunk(struct worker *w, const struct lucy_job *job, const s
     struct lucy_transcript got = {0};
     int rc = lucy_asr_transcribe(w->engine, w->engine_state, &view, &got, err, errlen);
     if (rc == 0)
-        rc = lucy_transcript_append(piece, &got,
-                                    (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, ch,
-                                    NULL);
+        rc = lucy_transcript_append(
+            piece, &got, (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, ch, NULL);
     if (rc == 0) {
         snprintf(piece->model, sizeof piece->model, "%s", got.model);
         snprintf(piece->language, sizeof piece->language, "%s", got.language);
@@ -509,8 +508,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
             pr.total_s += (double)chunks[ch][i].n_samples / LUCY_ASR_SAMPLE_RATE;
         pr.chunks_total += (int)n_chunks[ch];
     }
-    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->engine->name, &saved,
-                                              &n_saved)) != 0)
+    if (rc == 0 &&
+        (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->engine->name, &saved, &n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
     pr.planned = 1;
     pr.started_ms = lucy_mono_ms();
@@ -548,8 +547,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
         }
     }
     if (rc == 0 && n_saved > 0)
-        lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}",
-                 "job_id", (json_int_t)job->id, "resumed_s", pr.resumed_s, "total_s", pr.total_s);
+        lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
+                 (json_int_t)job->id, "resumed_s", pr.resumed_s, "total_s", pr.total_s);
     if (rc == 0) {
         lucy_transcript_sort(out);
         rc = lucy_transcript_join(out);
