@@ -59,14 +59,14 @@ struct lucy_segment {
 struct lucy_transcript {
     struct lucy_segment *segments; /* in time order */
     size_t n_segments;
-    char *text;        /* all segments joined by spaces ("" = no speech) */
-    char engine[32];   /* "pocketsphinx", "whisper", "http" */
-    char model[256];   /* model path or name */
-    char language[16]; /* "en", or detected */
-    double audio_s;    /* duration of the audio transcribed */
-    double wall_s;     /* time the engine took */
-    double rtf;        /* real-time factor: wall_s / audio_s */
-    int truncated;     /* the audio was truncated (struct lucy_pcm); set by the caller */
+    char *text;               /* all segments joined by spaces ("" = no speech) */
+    char engine[32];          /* "pocketsphinx", "whisper", "http" */
+    char model[256];          /* model path or name */
+    char language[16];        /* "en", or detected */
+    double audio_s;           /* duration of the audio transcribed */
+    double wall_s;            /* time the engine took */
+    double rtf;               /* real-time factor: wall_s / audio_s */
+    int truncated;            /* the audio was truncated (struct lucy_pcm); set by the caller */
     double source_duration_s; /* the container's duration, 0 = unknown; set by the caller */
     int channels;             /* channels transcribed apart (1 or 2); set by the caller */
 };
@@ -151,8 +151,8 @@ struct lucy_chunk {
  * gives *n 0. *out (malloc'd, the caller frees it; NULL when *n is 0)
  * holds the chunks in time order. 0, LUCY_ENOMEM, or LUCY_EIO when the
  * filter graph fails (err says why). Thread-safe. */
-int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out,
-                    size_t *n, char *err, size_t errlen);
+int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
+                    char *err, size_t errlen);
 
 /* A view of samples [c->first_sample, + c->n_samples) of pcm: pointers
  * into pcm's arrays (no copy; do not free the view), duration_s set,
@@ -183,6 +183,17 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
  * lucy_transcript_free() in both cases. */
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen);
+/* lucy_asr_transcribe() chunk by chunk: pcm cut at its pauses
+ * (lucy_asr_chunks, chunks of at most max_chunk_s), each chunk recognised
+ * alone and its times shifted onto pcm's clock; silence is never
+ * recognised. max_chunk_s 0: the whole pcm at once (lucy_asr_transcribe).
+ * Fills out like lucy_asr_transcribe (wall_s: the engine's time, chunking
+ * included; audio_s: all of pcm). For a caller without checkpoints (`lucy
+ * transcribe`); the worker runs its own loop to commit each chunk. Same
+ * errors and ownership as lucy_asr_transcribe. */
+int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
+                                const struct lucy_pcm *pcm, int max_chunk_s,
+                                struct lucy_transcript *out, char *err, size_t errlen);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
 /* Frees segments and text; the struct itself is the caller's. Safe on a
