@@ -36,7 +36,7 @@
 #define CUT_FRAME_MS  50      /* energy window when a long stretch must be cut */
 #define FEED_SAMPLES  4096    /* samples per frame fed to the graph */
 
-#define MS_TO_SAMPLES(ms) ((size_t)(ms) * LUCY_ASR_SAMPLE_RATE / 1000)
+#define MS_TO_SAMPLES(ms) ((size_t)(ms)*LUCY_ASR_SAMPLE_RATE / 1000)
 
 /* Speech stretches [start, end) in samples, growing. */
 struct spans {
@@ -72,16 +72,14 @@ static int graph_open(struct graph *gr, char *err, size_t errlen)
     gr->g = avfilter_graph_alloc();
     if (!gr->g)
         return LUCY_ENOMEM;
-    snprintf(args, sizeof args,
-             "sample_rate=%d:sample_fmt=s16:channel_layout=mono:time_base=1/%d",
+    snprintf(args, sizeof args, "sample_rate=%d:sample_fmt=s16:channel_layout=mono:time_base=1/%d",
              LUCY_ASR_SAMPLE_RATE, LUCY_ASR_SAMPLE_RATE);
     AVFilterContext *detect = NULL;
     int ret = avfilter_graph_create_filter(&gr->src, avfilter_get_by_name("abuffer"), "in", args,
                                            NULL, gr->g);
     if (ret >= 0)
-        ret = avfilter_graph_create_filter(&detect, avfilter_get_by_name("silencedetect"),
-                                           "detect", "noise=" SILENCE_NOISE ":d=" SILENCE_MIN_S,
-                                           NULL, gr->g);
+        ret = avfilter_graph_create_filter(&detect, avfilter_get_by_name("silencedetect"), "detect",
+                                           "noise=" SILENCE_NOISE ":d=" SILENCE_MIN_S, NULL, gr->g);
     if (ret >= 0)
         ret = avfilter_graph_create_filter(&gr->sink, avfilter_get_by_name("abuffersink"), "out",
                                            NULL, NULL, gr->g);
@@ -208,8 +206,8 @@ struct lucy_pcm lucy_pcm_view(const struct lucy_pcm *pcm, const struct lucy_chun
     return v;
 }
 
-int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out,
-                    size_t *n, char *err, size_t errlen)
+int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
+                    char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;

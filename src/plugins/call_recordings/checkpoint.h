@@ -25,8 +25,8 @@ struct lucy_store;
 
 /* One committed chunk. */
 struct lucy_checkpoint {
-    int channel;                /* 0/1, or -1 = mono or mixed */
-    size_t first_sample;        /* the chunk (struct lucy_chunk) */
+    int channel;         /* 0/1, or -1 = mono or mixed */
+    size_t first_sample; /* the chunk (struct lucy_chunk) */
     size_t n_samples;
     char model[256];            /* the engine's model for it */
     double wall_s;              /* what recognising it took */

@@ -168,13 +168,13 @@ struct lucy_jobs_pool;
 
 /* Figures the pool keeps for /metrics and /health. */
 struct lucy_jobs_stats {
-    double audio_s_total;           /* seconds of audio transcribed */
-    double asr_wall_s_total;        /* seconds the engine spent on it */
-    double last_rtf;                /* real-time factor of the last transcript */
-    unsigned long long temp_copies; /* temp copies made for locked files */
-    char engine_error[256];         /* why the engine cannot be opened, or "" */
-    int unstored_jobs;              /* finished jobs the store refused: kept, retried */
-    char store_error[64];           /* the store's error for them, or "" */
+    double audio_s_total;                 /* seconds of audio transcribed */
+    double asr_wall_s_total;              /* seconds the engine spent on it */
+    double last_rtf;                      /* real-time factor of the last transcript */
+    unsigned long long temp_copies;       /* temp copies made for locked files */
+    char engine_error[256];               /* why the engine cannot be opened, or "" */
+    int unstored_jobs;                    /* finished jobs the store refused: kept, retried */
+    char store_error[64];                 /* the store's error for them, or "" */
     unsigned long long chunks_recognised; /* chunks sent to the engine (not resumed ones) */
     double chunk_audio_s_total;           /* their audio, seconds */
 };
@@ -183,9 +183,9 @@ struct lucy_jobs_stats {
 struct lucy_job_progress {
     long long job_id;
     char recording_id[72]; /* hex SHA-256 */
-    double progress; /* 0-1: audio of the chunks done / of all chunks (0 while decoding) */
-    double eta_s;    /* seconds left at this run's rate; -1 = not known yet */
-    double audio_s;  /* speech audio to recognise, all channels (silence is skipped) */
+    double progress;       /* 0-1: audio of the chunks done / of all chunks (0 while decoding) */
+    double eta_s;          /* seconds left at this run's rate; -1 = not known yet */
+    double audio_s;        /* speech audio to recognise, all channels (silence is skipped) */
     int chunks_total, chunks_done;
 };
 

@@ -246,8 +246,7 @@ static void get_recording(struct lucy_http_request *req, struct lucy_http_respon
         lucy_http_reply_err(resp, rc, "cannot read the recording from the store; retry");
         return;
     }
-    if (speaker &&
-        lucy_transcript_keep_speaker(json_object_get(out, "transcript"), speaker) != 0) {
+    if (speaker && lucy_transcript_keep_speaker(json_object_get(out, "transcript"), speaker) != 0) {
         json_decref(out);
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
                               "speaker=%.40s: use me, them or a person's id", speaker);

@@ -77,8 +77,8 @@ json_t *lucy_segments_json(const struct lucy_transcript *t)
         const struct lucy_segment *s = &t->segments[i];
         json_t *w = words_json(s);
         json_array_append_new(a, json_pack("{s:I,s:I,s:s,s:o}", "t0_ms", (json_int_t)s->t0_ms,
-                                           "t1_ms", (json_int_t)s->t1_ms, "text", s->text,
-                                           "words", w ? w : json_array()));
+                                           "t1_ms", (json_int_t)s->t1_ms, "text", s->text, "words",
+                                           w ? w : json_array()));
     }
     return a;
 }
@@ -104,9 +104,9 @@ int lucy_segments_from_json(const json_t *a, struct lucy_transcript *t)
         {
             const char *wt = json_string_value(json_object_get(word, "text"));
             if (wt &&
-                (rc = lucy_transcript_add_word(t, json_integer_value(json_object_get(word, "t0_ms")),
-                                               json_integer_value(json_object_get(word, "t1_ms")),
-                                               wt, strlen(wt))) != 0)
+                (rc = lucy_transcript_add_word(
+                     t, json_integer_value(json_object_get(word, "t0_ms")),
+                     json_integer_value(json_object_get(word, "t1_ms")), wt, strlen(wt))) != 0)
                 return rc;
         }
     }
@@ -120,10 +120,11 @@ static int put_segments(sqlite3 *db, const struct lucy_transcript *t,
     for (size_t i = 0; i < t->n_segments; i++) {
         const struct lucy_segment *s = &t->segments[i];
         sqlite3_stmt *st;
-        int err = lucy_store_stmt(db,
-                                  "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text,"
-                                  " speaker, channel, words) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                                  &st);
+        int err =
+            lucy_store_stmt(db,
+                            "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text,"
+                            " speaker, channel, words) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            &st);
         if (err)
             return err;
         json_t *words = words_json(s);
@@ -286,10 +287,11 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
 {
     *out = NULL;
     sqlite3_stmt *st;
-    int err = lucy_store_stmt(db,
-                              "SELECT text, engine, model, language, duration_s, rtf, truncated,"
-                              " source_duration_s, channels FROM transcripts WHERE recording_id = ?1",
-                              &st);
+    int err =
+        lucy_store_stmt(db,
+                        "SELECT text, engine, model, language, duration_s, rtf, truncated,"
+                        " source_duration_s, channels FROM transcripts WHERE recording_id = ?1",
+                        &st);
     if (err)
         return err;
     sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
@@ -306,12 +308,13 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
                           sqlite3_column_double(st, 5));
     int truncated = sqlite3_column_int(st, 6);
     json_object_set_new(t, "truncated", json_boolean(truncated));
-    json_object_set_new(t, "source_duration_s", sqlite3_column_type(st, 7) == SQLITE_NULL
-                                                    ? json_null()
-                                                    : json_real(sqlite3_column_double(st, 7)));
-    json_object_set_new(t, "channels", json_integer(sqlite3_column_type(st, 8) == SQLITE_NULL
-                                                        ? 1
-                                                        : sqlite3_column_int(st, 8)));
+    json_object_set_new(t, "source_duration_s",
+                        sqlite3_column_type(st, 7) == SQLITE_NULL
+                            ? json_null()
+                            : json_real(sqlite3_column_double(st, 7)));
+    json_object_set_new(
+        t, "channels",
+        json_integer(sqlite3_column_type(st, 8) == SQLITE_NULL ? 1 : sqlite3_column_int(st, 8)));
     /* Warnings a reader must see next to the text (DESIGN §13 Truncation). */
     json_object_set_new(t, "warnings", truncated ? json_pack("[s]", "truncated") : json_array());
     sqlite3_reset(st);
@@ -325,16 +328,15 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
         sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *role = (const char *)sqlite3_column_text(st, 3);
-            json_array_append_new(
-                segs,
-                json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "t0_ms",
-                          (json_int_t)sqlite3_column_int64(st, 0), "t1_ms",
-                          (json_int_t)sqlite3_column_int64(st, 1), "text", text_or_null(st, 2),
-                          "speaker", speaker_json(role, person), "channel",
-                          sqlite3_column_type(st, 4) == SQLITE_NULL
-                              ? json_null()
-                              : json_integer(sqlite3_column_int(st, 4)),
-                          "words", words_or_null(st, 5)));
+            json_array_append_new(segs, json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "t0_ms",
+                                                  (json_int_t)sqlite3_column_int64(st, 0), "t1_ms",
+                                                  (json_int_t)sqlite3_column_int64(st, 1), "text",
+                                                  text_or_null(st, 2), "speaker",
+                                                  speaker_json(role, person), "channel",
+                                                  sqlite3_column_type(st, 4) == SQLITE_NULL
+                                                      ? json_null()
+                                                      : json_integer(sqlite3_column_int(st, 4)),
+                                                  "words", words_or_null(st, 5)));
         }
         err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
     }
