@@ -28,7 +28,13 @@
  * (6 bytes per 16 kHz sample with both representations, ~1.4 GB at the
  * cap); a longer file - or a small one that claims hours, as a damaged or
  * hostile header can - keeps its first LUCY_ASR_MAX_AUDIO_S with
- * truncated = 1 and a WARNING.
+ * truncated = 1 and a WARNING (half of it for a stereo source decoded per
+ * channel: twice the bytes per second).
+ *
+ * Per channel (lucy_audio_decode_split_fd, DESIGN §13): a two-channel
+ * source is resampled to 16 kHz *stereo* (the same SwrContext path), then
+ * split into one lucy_pcm per channel - unless the two carry one signal
+ * (lucy_audio_channels_identical), then it is kept as mono.
  *
  * FFmpeg's log goes to lucy_log DEBUG through av_log_set_callback (set once
  * per process), never to stderr.
@@ -64,6 +70,9 @@
 #define SOURCE_RATE_MAX_HZ 768000
 /* Output samples kept at most (LUCY_ASR_MAX_AUDIO_S at 16 kHz). */
 #define MAX_SAMPLES ((size_t)LUCY_ASR_MAX_AUDIO_S * LUCY_ASR_SAMPLE_RATE)
+/* Sample frames kept at most for b: two channels kept apart take twice the
+ * memory per frame (and a copy per channel), so they get half the time. */
+#define MAX_FRAMES(b) ((b)->channels == 2 ? MAX_SAMPLES / 2 : MAX_SAMPLES)
 
 /* The AVIOContext's opaque: the caller's descriptor read with pread. */
 struct fd_reader {
@@ -171,7 +180,7 @@ struct pcm_buf {
 };
 
 /* Room for `more` frames after the n held, growing by doubling but never
- * past MAX_SAMPLES + 1 unless asked for more. */
+ * past MAX_FRAMES + 1 unless asked for more. */
 static int pcm_reserve(struct pcm_buf *b, size_t more)
 {
     if (b->n + more <= b->cap)
@@ -179,8 +188,8 @@ static int pcm_reserve(struct pcm_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : LUCY_ASR_SAMPLE_RATE * 10;
     while (cap < b->n + more)
         cap *= 2;
-    if (cap > MAX_SAMPLES + 1)
-        cap = b->n + more > MAX_SAMPLES + 1 ? b->n + more : MAX_SAMPLES + 1;
+    if (cap > MAX_FRAMES(b) + 1)
+        cap = b->n + more > MAX_FRAMES(b) + 1 ? b->n + more : MAX_FRAMES(b) + 1;
     int16_t *p = realloc(b->s16, cap * (size_t)b->channels * sizeof *p);
     if (!p)
         return LUCY_ENOMEM;
@@ -203,10 +212,10 @@ struct decoder {
     int bad_packets;  /* packets the decoder rejected, frames we could not take */
     int last_av_err;  /* last error from the decoder, for the reason */
     char reason[160]; /* why the last frame was skipped; "" = none */
-    int capped;       /* MAX_SAMPLES reached: the rest is not decoded */
+    int capped;       /* MAX_FRAMES reached: the rest is not decoded */
 };
 
-/* Runs swr on in (NULL = flush) and appends to d->out, up to MAX_SAMPLES
+/* Runs swr on in (NULL = flush) and appends to d->out, up to MAX_FRAMES
  * in all (then sets d->capped; swr keeps at most this call's input). */
 static int resample(struct decoder *d, const uint8_t **in, int in_samples)
 {
@@ -215,7 +224,7 @@ static int resample(struct decoder *d, const uint8_t **in, int in_samples)
     int max_out = swr_get_out_samples(d->swr, in_samples);
     if (max_out < 0)
         return LUCY_ENOMEM;
-    size_t want = (size_t)max_out + 1, room = MAX_SAMPLES - d->out.n;
+    size_t want = (size_t)max_out + 1, room = MAX_FRAMES(&d->out) - d->out.n;
     if (want > room)
         want = room;
     int rc = pcm_reserve(&d->out, want);
@@ -226,7 +235,7 @@ static int resample(struct decoder *d, const uint8_t **in, int in_samples)
     if (got < 0)
         return LUCY_ENOMEM;
     d->out.n += (size_t)got;
-    if (d->out.n >= MAX_SAMPLES)
+    if (d->out.n >= MAX_FRAMES(&d->out))
         d->capped = 1;
     return 0;
 }
