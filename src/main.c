@@ -25,7 +25,8 @@ static const struct {
      "HEALTHCHECK)"},
     {"scan", lucy_cmd_scan, "[DIR...] [--json] | --probe FILE... | --hash FILE...",
      "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary"},
-    {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--json]",
+    {"transcribe", lucy_cmd_transcribe,
+     "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
      "decode one audio file and print its transcript"},
     {"search", lucy_cmd_search,
      "QUERY [--source call_recording|whatsapp] [--contact C] [--person ID] [--from T] [--to T] "

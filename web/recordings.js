@@ -16,6 +16,24 @@ const NEEDS_JOB = new Set(["retry_wait", "failed", "blocked"]); // words need th
 
 // The plain-words status of a recording (list row or full document).
 // Returns {key, words, kind}: key for filtering, kind for the badge colour.
+// ", 45 %, about 2 min left" while a worker runs the job (DESIGN §13).
+function progressWords(rec) {
+  if (rec.progress === null || rec.progress === undefined) return "";
+  const pct = `, ${Math.floor(rec.progress * 100)} %`;
+  if (rec.eta_s === null || rec.eta_s === undefined) return pct;
+  return pct + `, about ${rec.eta_s < 60 ? `${Math.max(1, rec.eta_s)} s` : `${Math.round(rec.eta_s / 60)} min`} left`;
+}
+
+// Who said a segment: "Me", the person's name for the other party of a
+// per-channel call ("Them" when the number is nobody's), nothing for mono.
+export function speakerName(seg, rec) {
+  if (seg.speaker === "me") return "Me";
+  if (seg.channel === null || seg.channel === undefined) return "";
+  const person = rec.call && rec.call.person;
+  if (person && person.id === seg.speaker && person.name) return person.name;
+  return "Them";
+}
+
 export function describe(rec, lockedUntil) {
   const job = rec.job || {};
   const retryAt = rec.next_retry_at || job.next_retry_at;
@@ -29,7 +47,7 @@ export function describe(rec, lockedUntil) {
       return { key: "queued", words: "queued for transcription", kind: "" };
     case "running":
       return { key: "transcribing", kind: "",
-        words: "transcribing now" + (job.updated_at ? ` (started ${clock(job.updated_at)})` : "") };
+        words: "transcribing now" + progressWords(rec) + (job.updated_at ? ` (started ${clock(job.updated_at)})` : "") };
     case "retry_wait":
       if (job.error_type === "file_locked" || (!job.error_type && lockedUntil))
         return { key: "locked", kind: "warn",
@@ -319,10 +337,14 @@ async function renderRecording(main, id, query, stale) {
     if (audio.readyState >= 1) go();
     else audio.addEventListener("loadedmetadata", go, { once: true });
   };
+  const wordSpans = [];
   audio.addEventListener("timeupdate", () => {
     const ms = audio.currentTime * 1000;
     for (const b of segButtons)
       b.classList.toggle("current", ms >= b.dataset.t0 && ms < b.dataset.t1);
+    // The word being played (words carry their own times, DESIGN §13).
+    for (const w of wordSpans)
+      w.classList.toggle("playing", ms >= Number(w.dataset.t0) && ms < Number(w.dataset.t1));
   });
 
   const drawTranscript = () => {
@@ -334,18 +356,41 @@ async function renderRecording(main, id, query, stale) {
         el("p", { class: "muted" }, "No transcript yet."));
       return;
     }
+    wordSpans.length = 0;
     const target = query.get("t") !== null ? Number(query.get("t")) : null;
     const items = (t.segments || []).map((s, i) => {
+      // Words with times are spans inside the segment's button: a click on
+      // one plays from that word, anywhere else from the segment's start.
+      const words = (s.words || []).length
+        ? s.words.flatMap((w, k) => {
+          const span = el("span", { class: "w", "data-t0": w.t0_ms, "data-t1": w.t1_ms }, w.text);
+          wordSpans.push(span);
+          return k ? [" ", span] : [span];
+        })
+        : [s.text];
+      const who = speakerName(s, rec);
       const b = el("button", { type: "button", "data-t0": s.t0_ms, "data-t1": s.t1_ms, "data-index": i,
-        "aria-label": `Play from ${timestamp(s.t0_ms)}: ${s.text}`, onclick: () => seek(s.t0_ms, true) },
-      el("span", { class: "t" }, timestamp(s.t0_ms)), el("span", null, s.text));
+        "aria-label": `Play from ${timestamp(s.t0_ms)}: ${who ? who + ": " : ""}${s.text}`,
+        onclick: (e) => {
+          const w = e.target.closest && e.target.closest(".w");
+          seek(w ? Number(w.dataset.t0) : s.t0_ms, true);
+        } },
+      el("span", { class: "t" }, timestamp(s.t0_ms)),
+      who ? el("span", { class: "who" + (s.speaker === "me" ? " me" : "") }, who) : null,
+      el("span", { class: "text" }, ...words));
       if (target !== null && target >= s.t0_ms && target < s.t1_ms + 1) b.classList.add("target");
       segButtons.push(b);
       return el("li", null, b);
     });
+    const truncated = (t.warnings || []).includes("truncated");
     clear(transcriptBox, el("h2", { id: "transcript-h" }, "Transcript"),
+      truncated ? note(`This file looks cut short: lucy could decode ${duration(t.duration_s)}` +
+        (t.source_duration_s ? ` of the ${duration(t.source_duration_s)} the file claims` : "") +
+        ". The rest is missing from the file itself (a sync or copy that did not finish?); " +
+        "once the whole file is there, lucy reads it again.", "warn truncated") : null,
       el("p", { class: "muted" }, `${t.engine || "unknown engine"}` + (t.language ? `, language ${t.language}` : "") +
-        `. Click a line to play from there.`),
+        (t.channels === 2 ? ", each party on its own channel" : "") +
+        `. Click a line or a word to play from there.`),
       items.length ? el("ol", { class: "segments", id: "segments" }, items)
         : el("p", { class: "muted" }, rec.transcript_status === "no_speech" ? "No speech in this recording." : "Empty transcript."));
     const hit = segButtons.find((b) => b.classList.contains("target"));
@@ -379,7 +424,7 @@ async function renderRecording(main, id, query, stale) {
     try {
       const fresh = await get("/recordings/" + encodeURIComponent(id));
       if (stopped) return;
-      const key = JSON.stringify([fresh.transcript_status, fresh.job, fresh.transcript && fresh.transcript.text]);
+      const key = JSON.stringify([fresh.transcript_status, fresh.job, fresh.progress, fresh.transcript && fresh.transcript.text]);
       const transcriptChanged = JSON.stringify(fresh.transcript) !== JSON.stringify(rec.transcript);
       rec = fresh;
       if (fresh.job && fresh.job.error_type) lockedUntil = null; // the job speaks for itself now
@@ -420,7 +465,7 @@ async function renderRecording(main, id, query, stale) {
 
   drawState();
   drawTranscript();
-  lastKey = JSON.stringify([rec.transcript_status, rec.job, rec.transcript && rec.transcript.text]);
+  lastKey = JSON.stringify([rec.transcript_status, rec.job, rec.progress, rec.transcript && rec.transcript.text]);
   schedule();
   return () => { stopped = true; clearTimeout(timer); audio.removeAttribute("src"); audio.load(); revoke(); };
 }

@@ -129,6 +129,13 @@ function backlog(metrics) {
     ["documents the index rejected", one(metrics, "lucy_index_outbox_failed")],
     ["WhatsApp items waiting", one(metrics, "lucy_whatsapp_inbox_pending")],
     ["voice notes waiting", one(metrics, "lucy_whatsapp_media_pending")],
+    // Each running transcription with its progress and ETA (DESIGN §13).
+    ...pick(metrics, "lucy_job_progress").map((m) => {
+      const eta = pick(metrics, "lucy_job_eta_seconds").find((x) => x.labels.job_id === m.labels.job_id);
+      return [`% of transcription job ${m.labels.job_id} done` +
+        (eta ? `, about ${eta.value < 60 ? Math.max(1, Math.round(eta.value)) + " s" : Math.round(eta.value / 60) + " min"} left` : ""),
+      Math.floor(m.value * 100)];
+    }),
   ]);
 }
 

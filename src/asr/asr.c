@@ -124,6 +124,48 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
     return 0;
 }
 
+int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
+                                const struct lucy_pcm *pcm, int max_chunk_s,
+                                struct lucy_transcript *out, char *err, size_t errlen)
+{
+    if (max_chunk_s <= 0)
+        return lucy_asr_transcribe(e, state, pcm, out, err, errlen);
+    memset(out, 0, sizeof *out);
+    if (!e || !pcm)
+        return LUCY_EINVAL;
+    double t0 = (double)lucy_mono_ms() / 1e3;
+    struct lucy_chunk *chunks = NULL;
+    size_t n = 0;
+    int rc = lucy_asr_chunks(pcm, max_chunk_s, &chunks, &n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct lucy_pcm view = lucy_pcm_view(pcm, &chunks[i]);
+        struct lucy_transcript piece = {0};
+        rc = lucy_asr_transcribe(e, state, &view, &piece, err, errlen);
+        if (rc == 0) {
+            snprintf(out->model, sizeof out->model, "%s", piece.model);
+            snprintf(out->language, sizeof out->language, "%s", piece.language);
+            rc = lucy_transcript_append(
+                out, &piece, (int64_t)chunks[i].first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, -1,
+                NULL);
+        }
+        lucy_transcript_free(&piece);
+    }
+    free(chunks);
+    if (rc == 0)
+        rc = lucy_transcript_join(out);
+    if (rc) {
+        lucy_transcript_free(out);
+        return rc;
+    }
+    snprintf(out->engine, sizeof out->engine, "%s", e->name);
+    if (!out->language[0])
+        snprintf(out->language, sizeof out->language, "en");
+    out->audio_s = pcm->duration_s;
+    out->wall_s = (double)lucy_mono_ms() / 1e3 - t0;
+    out->rtf = pcm->duration_s > 0 ? out->wall_s / pcm->duration_s : 0;
+    return 0;
+}
+
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
 {
     if (e && e->close && state)
@@ -134,8 +176,13 @@ void lucy_transcript_free(struct lucy_transcript *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_segments; i++)
-        free(t->segments[i].text);
+    for (size_t i = 0; i < t->n_segments; i++) {
+        struct lucy_segment *seg = &t->segments[i];
+        for (size_t w = 0; w < seg->n_words; w++)
+            free(seg->words[w].text);
+        free(seg->words);
+        free(seg->text);
+    }
     free(t->segments);
     free(t->text);
     t->segments = NULL;
@@ -164,8 +211,83 @@ int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
         return LUCY_ENOMEM;
     }
     t->segments = segs;
-    segs[t->n_segments++] = (struct lucy_segment){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    segs[t->n_segments++] = (struct lucy_segment){
+        .t0_ms = t0_ms,
+        .t1_ms = t1_ms < t0_ms ? t0_ms : t1_ms,
+        .text = copy,
+        .channel = -1,
+    };
     return 0;
+}
+
+int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
+                             const char *text, size_t text_len)
+{
+    if (t->n_segments == 0)
+        return LUCY_EINVAL;
+    struct lucy_segment *seg = &t->segments[t->n_segments - 1];
+    char *copy = strndup(text, text_len);
+    if (!copy)
+        return LUCY_ENOMEM;
+    struct lucy_word *words = realloc(seg->words, (seg->n_words + 1) * sizeof *words);
+    if (!words) {
+        free(copy);
+        return LUCY_ENOMEM;
+    }
+    seg->words = words;
+    words[seg->n_words++] = (struct lucy_word){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    return 0;
+}
+
+int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *src,
+                           int64_t offset_ms, int channel, const char *speaker)
+{
+    if (src->n_segments == 0)
+        return 0;
+    struct lucy_segment *segs =
+        realloc(dst->segments, (dst->n_segments + src->n_segments) * sizeof *segs);
+    if (!segs)
+        return LUCY_ENOMEM;
+    dst->segments = segs;
+    for (size_t i = 0; i < src->n_segments; i++) {
+        struct lucy_segment s = src->segments[i];
+        s.t0_ms += offset_ms;
+        s.t1_ms += offset_ms;
+        for (size_t w = 0; w < s.n_words; w++) {
+            s.words[w].t0_ms += offset_ms;
+            s.words[w].t1_ms += offset_ms;
+        }
+        s.channel = channel;
+        s.speaker = speaker;
+        segs[dst->n_segments++] = s;
+    }
+    free(src->segments);
+    src->segments = NULL;
+    src->n_segments = 0;
+    return 0;
+}
+
+static int segment_cmp(const void *a, const void *b)
+{
+    const struct lucy_segment *x = a, *y = b;
+    if (x->t0_ms != y->t0_ms)
+        return x->t0_ms < y->t0_ms ? -1 : 1;
+    return (x->channel > y->channel) - (x->channel < y->channel);
+}
+
+void lucy_transcript_sort(struct lucy_transcript *t)
+{
+    /* Insertion sort: stable (qsort is not), and linear on what it gets -
+     * two runs already in time order, one per channel. */
+    for (size_t i = 1; i < t->n_segments; i++) {
+        struct lucy_segment s = t->segments[i];
+        size_t j = i;
+        while (j > 0 && segment_cmp(&t->segments[j - 1], &s) > 0) {
+            t->segments[j] = t->segments[j - 1];
+            j--;
+        }
+        t->segments[j] = s;
+    }
 }
 
 int lucy_transcript_join(struct lucy_transcript *t)

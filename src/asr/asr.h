@@ -39,22 +39,36 @@ struct lucy_pcm {
                                  than LUCY_ASR_MAX_AUDIO_S; the audio is kept */
 };
 
-struct lucy_segment {
+/* One recognised word with its time, where the engine gives word times. */
+struct lucy_word {
     int64_t t0_ms; /* start, milliseconds from the beginning of the audio */
     int64_t t1_ms; /* end */
-    char *text;    /* UTF-8, trimmed; owned by the transcript */
+    char *text;    /* UTF-8; owned by the transcript */
+};
+
+struct lucy_segment {
+    int64_t t0_ms;           /* start, milliseconds from the beginning of the audio */
+    int64_t t1_ms;           /* end */
+    char *text;              /* UTF-8, trimmed; owned by the transcript */
+    struct lucy_word *words; /* n_words words inside [t0_ms, t1_ms], in order; NULL = none */
+    size_t n_words;
+    int channel;         /* source channel (0 = left, 1 = right), -1 = mono or mixed */
+    const char *speaker; /* static "me" / "them", NULL = unknown (set by the caller) */
 };
 
 struct lucy_transcript {
     struct lucy_segment *segments; /* in time order */
     size_t n_segments;
-    char *text;        /* all segments joined by spaces ("" = no speech) */
-    char engine[32];   /* "pocketsphinx", "whisper", "http" */
-    char model[256];   /* model path or name */
-    char language[16]; /* "en", or detected */
-    double audio_s;    /* duration of the audio transcribed */
-    double wall_s;     /* time the engine took */
-    double rtf;        /* real-time factor: wall_s / audio_s */
+    char *text;               /* all segments joined by spaces ("" = no speech) */
+    char engine[32];          /* "pocketsphinx", "whisper", "http" */
+    char model[256];          /* model path or name */
+    char language[16];        /* "en", or detected */
+    double audio_s;           /* duration of the audio transcribed */
+    double wall_s;            /* time the engine took */
+    double rtf;               /* real-time factor: wall_s / audio_s */
+    int truncated;            /* the audio was truncated (struct lucy_pcm); set by the caller */
+    double source_duration_s; /* the container's duration, 0 = unknown; set by the caller */
+    int channels;             /* channels transcribed apart (1 or 2); set by the caller */
 };
 
 struct lucy_asr_options {
@@ -78,6 +92,16 @@ struct lucy_asr_engine {
     void (*close)(void *state);
 };
 
+/* A recording decoded with its channels kept apart (DESIGN §13). */
+#define LUCY_AUDIO_MAX_CHANNELS 2
+struct lucy_audio {
+    struct lucy_pcm channel[LUCY_AUDIO_MAX_CHANNELS]; /* [0] left or mono, [1] right */
+    int n_channels;      /* 2: a stereo source with two different signals; else 1 (mono
+                            source, identical channels, more than two channels: mixed) */
+    int identical;       /* 1: stereo whose two channels carry the same signal */
+    int source_channels; /* channels the container declares */
+};
+
 /* Decodes the file open on fd (path is for messages only; the file is read
  * through fd with libavformat, from the start) and resamples to 16 kHz
  * mono. Returns 0; LUCY_ECORRUPT when it is not decodable audio (err says
@@ -92,6 +116,48 @@ struct lucy_asr_engine {
 int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen);
 /* Frees the sample arrays and zeroes *pcm. NULL and a zeroed pcm are fine. */
 void lucy_pcm_free(struct lucy_pcm *pcm);
+
+/* lucy_audio_decode_fd(), but a stereo source keeps its two channels
+ * apart (each resampled to 16 kHz): out->n_channels 2 and channel[0] =
+ * left, channel[1] = right - unless the channels are identical
+ * (lucy_audio_channels_identical: out->identical, n_channels 1, one
+ * channel). Mono and sources of more than two channels give n_channels 1,
+ * mixed to mono as lucy_audio_decode_fd does. truncated and
+ * source_duration_s are set on every channel. Same errors and threads as
+ * lucy_audio_decode_fd; out is the caller's: lucy_audio_free() (also
+ * zeroed on error). */
+int lucy_audio_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
+                               size_t errlen);
+/* Frees every channel. NULL and a zeroed struct are fine. */
+void lucy_audio_free(struct lucy_audio *a);
+/* 1 when the n_frames interleaved stereo frames of s16 carry one signal:
+ * the energy of L - R is at most 1/1000 (-30 dB) of the channels' mean
+ * energy (lossy coders leave a little noise between identical channels),
+ * or both are silent. Pure. */
+int lucy_audio_channels_identical(const int16_t *s16, size_t n_frames);
+
+/* A stretch of audio handed to the recogniser (DESIGN §13 Pauses). */
+struct lucy_chunk {
+    size_t first_sample; /* at LUCY_ASR_SAMPLE_RATE from the start of the audio */
+    size_t n_samples;    /* > 0 */
+};
+
+/* Cuts pcm at its pauses: FFmpeg's silencedetect filter (libavfilter)
+ * finds silences of at least 0.5 s below -35 dBFS; what lies between is
+ * speech, padded by 0.2 s into the silence around it; neighbouring speech
+ * closer than 1 s is kept in one chunk while it fits; a chunk is at most
+ * max_chunk_s seconds (longer speech is cut at its quietest 50 ms within
+ * the last quarter of the window). Silence is in no chunk: all silence
+ * gives *n 0. *out (malloc'd, the caller frees it; NULL when *n is 0)
+ * holds the chunks in time order. 0, LUCY_ENOMEM, or LUCY_EIO when the
+ * filter graph fails (err says why). Thread-safe. */
+int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
+                    char *err, size_t errlen);
+
+/* A view of samples [c->first_sample, + c->n_samples) of pcm: pointers
+ * into pcm's arrays (no copy; do not free the view), duration_s set,
+ * truncated and source_duration_s 0. Pure. */
+struct lucy_pcm lucy_pcm_view(const struct lucy_pcm *pcm, const struct lucy_chunk *c);
 
 /* Chooses the engine for opt->engine ("auto" or NULL: whisper if built and
  * a model is set, else http if a URL is set, else pocketsphinx). NULL with
@@ -117,6 +183,17 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
  * lucy_transcript_free() in both cases. */
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen);
+/* lucy_asr_transcribe() chunk by chunk: pcm cut at its pauses
+ * (lucy_asr_chunks, chunks of at most max_chunk_s), each chunk recognised
+ * alone and its times shifted onto pcm's clock; silence is never
+ * recognised. max_chunk_s 0: the whole pcm at once (lucy_asr_transcribe).
+ * Fills out like lucy_asr_transcribe (wall_s: the engine's time, chunking
+ * included; audio_s: all of pcm). For a caller without checkpoints (`lucy
+ * transcribe`); the worker runs its own loop to commit each chunk. Same
+ * errors and ownership as lucy_asr_transcribe. */
+int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
+                                const struct lucy_pcm *pcm, int max_chunk_s,
+                                struct lucy_transcript *out, char *err, size_t errlen);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
 /* Frees segments and text; the struct itself is the caller's. Safe on a
@@ -129,6 +206,23 @@ void lucy_transcript_free(struct lucy_transcript *t);
  * and for callers rebuilding a stored transcript. 0 or LUCY_ENOMEM. */
 int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
                         size_t text_len);
+
+/* Appends a word [t0_ms, t1_ms] with a copy of text[0..text_len) to the
+ * last segment of t (LUCY_EINVAL when t has none). For engines that give
+ * word times. 0, LUCY_EINVAL or LUCY_ENOMEM. */
+int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
+                             const char *text, size_t text_len);
+
+/* Moves every segment of src (with its words) to the end of dst, their
+ * times shifted by offset_ms and their channel and speaker set; src is
+ * left empty (free it as usual). dst's text is not rebuilt. 0 or
+ * LUCY_ENOMEM (then nothing moved). */
+int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *src,
+                           int64_t offset_ms, int channel, const char *speaker);
+
+/* Sorts t's segments by t0_ms (then channel), keeping the order of equal
+ * ones: the segments of two channels merged in time order. Pure. */
+void lucy_transcript_sort(struct lucy_transcript *t);
 
 /* Sets t->text to the segments' texts joined by single spaces ("" when
  * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */

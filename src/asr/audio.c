@@ -28,7 +28,13 @@
  * (6 bytes per 16 kHz sample with both representations, ~1.4 GB at the
  * cap); a longer file - or a small one that claims hours, as a damaged or
  * hostile header can - keeps its first LUCY_ASR_MAX_AUDIO_S with
- * truncated = 1 and a WARNING.
+ * truncated = 1 and a WARNING (half of it for a stereo source decoded per
+ * channel: twice the bytes per second).
+ *
+ * Per channel (lucy_audio_decode_split_fd, DESIGN §13): a two-channel
+ * source is resampled to 16 kHz *stereo* (the same SwrContext path), then
+ * split into one lucy_pcm per channel - unless the two carry one signal
+ * (lucy_audio_channels_identical), then it is kept as mono.
  *
  * FFmpeg's log goes to lucy_log DEBUG through av_log_set_callback (set once
  * per process), never to stderr.
@@ -55,12 +61,18 @@
 /* Decoded audio this much shorter than the container says is "truncated". */
 #define TRUNCATED_MIN_S    0.5
 #define TRUNCATED_MIN_FRAC 0.10
+/* Two channels whose difference has at most this fraction of their
+ * energy (-30 dB) carry the same signal. */
+#define IDENTICAL_MAX_DIFF_RATIO 0.001
 /* Source sample rates a recording can have: speech needs a few kHz
  * (telephony is 8 kHz), studio audio goes up to 768 kHz. */
 #define SOURCE_RATE_MIN_HZ 1000
 #define SOURCE_RATE_MAX_HZ 768000
 /* Output samples kept at most (LUCY_ASR_MAX_AUDIO_S at 16 kHz). */
 #define MAX_SAMPLES ((size_t)LUCY_ASR_MAX_AUDIO_S * LUCY_ASR_SAMPLE_RATE)
+/* Sample frames kept at most for b: two channels kept apart take twice the
+ * memory per frame (and a copy per channel), so they get half the time. */
+#define MAX_FRAMES(b) ((b)->channels == 2 ? MAX_SAMPLES / 2 : MAX_SAMPLES)
 
 /* The AVIOContext's opaque: the caller's descriptor read with pread. */
 struct fd_reader {
@@ -159,14 +171,16 @@ static int64_t fd_seek(void *opaque, int64_t offset, int whence)
     return offset;
 }
 
-/* Growing output buffer of s16 samples. */
+/* Growing output buffer of s16 sample frames (`channels` interleaved
+ * samples each). */
 struct pcm_buf {
     int16_t *s16;
-    size_t n, cap; /* samples */
+    size_t n, cap; /* sample frames */
+    int channels;  /* 1, or 2 when the channels are kept apart */
 };
 
-/* Room for `more` samples after the n held, growing by doubling but never
- * past MAX_SAMPLES + 1 unless asked for more. */
+/* Room for `more` frames after the n held, growing by doubling but never
+ * past MAX_FRAMES + 1 unless asked for more. */
 static int pcm_reserve(struct pcm_buf *b, size_t more)
 {
     if (b->n + more <= b->cap)
@@ -174,9 +188,9 @@ static int pcm_reserve(struct pcm_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : LUCY_ASR_SAMPLE_RATE * 10;
     while (cap < b->n + more)
         cap *= 2;
-    if (cap > MAX_SAMPLES + 1)
-        cap = b->n + more > MAX_SAMPLES + 1 ? b->n + more : MAX_SAMPLES + 1;
-    int16_t *p = realloc(b->s16, cap * sizeof *p);
+    if (cap > MAX_FRAMES(b) + 1)
+        cap = b->n + more > MAX_FRAMES(b) + 1 ? b->n + more : MAX_FRAMES(b) + 1;
+    int16_t *p = realloc(b->s16, cap * (size_t)b->channels * sizeof *p);
     if (!p)
         return LUCY_ENOMEM;
     b->s16 = p;
@@ -198,10 +212,10 @@ struct decoder {
     int bad_packets;  /* packets the decoder rejected, frames we could not take */
     int last_av_err;  /* last error from the decoder, for the reason */
     char reason[160]; /* why the last frame was skipped; "" = none */
-    int capped;       /* MAX_SAMPLES reached: the rest is not decoded */
+    int capped;       /* MAX_FRAMES reached: the rest is not decoded */
 };
 
-/* Runs swr on in (NULL = flush) and appends to d->out, up to MAX_SAMPLES
+/* Runs swr on in (NULL = flush) and appends to d->out, up to MAX_FRAMES
  * in all (then sets d->capped; swr keeps at most this call's input). */
 static int resample(struct decoder *d, const uint8_t **in, int in_samples)
 {
@@ -210,18 +224,18 @@ static int resample(struct decoder *d, const uint8_t **in, int in_samples)
     int max_out = swr_get_out_samples(d->swr, in_samples);
     if (max_out < 0)
         return LUCY_ENOMEM;
-    size_t want = (size_t)max_out + 1, room = MAX_SAMPLES - d->out.n;
+    size_t want = (size_t)max_out + 1, room = MAX_FRAMES(&d->out) - d->out.n;
     if (want > room)
         want = room;
     int rc = pcm_reserve(&d->out, want);
     if (rc)
         return rc;
-    uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n);
+    uint8_t *dst = (uint8_t *)(d->out.s16 + d->out.n * (size_t)d->out.channels);
     int got = swr_convert(d->swr, &dst, (int)want, in, in_samples);
     if (got < 0)
         return LUCY_ENOMEM;
     d->out.n += (size_t)got;
-    if (d->out.n >= MAX_SAMPLES)
+    if (d->out.n >= MAX_FRAMES(&d->out))
         d->capped = 1;
     return 0;
 }
@@ -251,9 +265,10 @@ static int swr_setup(struct decoder *d, const AVFrame *f)
                                                   : d->codec->ch_layout.nb_channels);
     else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
         return LUCY_ENOMEM;
-    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    int ret = swr_alloc_set_opts2(&d->swr, &mono, AV_SAMPLE_FMT_S16, LUCY_ASR_SAMPLE_RATE,
-                                  &in_layout, f->format, f->sample_rate, 0, NULL);
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO, stereo = AV_CHANNEL_LAYOUT_STEREO;
+    int ret =
+        swr_alloc_set_opts2(&d->swr, d->out.channels == 2 ? &stereo : &mono, AV_SAMPLE_FMT_S16,
+                            LUCY_ASR_SAMPLE_RATE, &in_layout, f->format, f->sample_rate, 0, NULL);
     if (ret >= 0)
         ret = swr_init(d->swr);
     if (ret < 0) {
@@ -406,7 +421,44 @@ static double container_duration_s(const AVFormatContext *fmt, int stream)
     return 0;
 }
 
-int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+/* Fills pcm with n sample frames of channel ch from the interleaved
+ * s16 buffer src (channels per frame), both representations. */
+static int pcm_from_channel(const int16_t *src, size_t n, int channels, int ch,
+                            struct lucy_pcm *pcm)
+{
+    pcm->s16 = malloc(n * sizeof *pcm->s16);
+    pcm->f32 = malloc(n * sizeof *pcm->f32);
+    if (!pcm->s16 || !pcm->f32) {
+        lucy_pcm_free(pcm);
+        return LUCY_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pcm->s16[i] = src[i * (size_t)channels + (size_t)ch];
+        pcm->f32[i] = (float)pcm->s16[i] / 32768.0f;
+    }
+    pcm->n_samples = n;
+    pcm->duration_s = (double)n / LUCY_ASR_SAMPLE_RATE;
+    return 0;
+}
+
+int lucy_audio_channels_identical(const int16_t *s16, size_t n_frames)
+{
+    /* Energy of L - R against the mean energy of L and R: a channel pair
+     * whose difference is IDENTICAL_MAX_DIFF_DB below the signal carries
+     * one signal (lossy coders leave a little noise between twins). */
+    double diff = 0, energy = 0;
+    for (size_t i = 0; i < n_frames; i++) {
+        double l = s16[2 * i], r = s16[2 * i + 1];
+        diff += (l - r) * (l - r);
+        energy += (l * l + r * r) / 2;
+    }
+    return energy == 0 || diff <= energy * IDENTICAL_MAX_DIFF_RATIO;
+}
+
+/* The decode itself; split: keep the two channels of a stereo source
+ * apart (see lucy_audio_decode_split_fd). */
+static int decode(int fd, const char *path, int split, struct lucy_audio *out, char *err,
+                  size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (errlen)
@@ -415,13 +467,16 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
     ff_last_error[0] = '\0';
 
     struct fd_reader reader = {.fd = fd};
-    struct decoder d = {.swr_in_format = -1};
+    struct decoder d = {.swr_in_format = -1, .out = {.channels = 1}};
     int rc = 0;
     int stream = open_input(&d, &reader, path, err, errlen);
     if (stream < 0) {
         rc = stream;
         goto out;
     }
+    out->source_channels = d.codec->ch_layout.nb_channels;
+    if (split && out->source_channels == 2)
+        d.out.channels = 2;
     d.frame = av_frame_alloc();
     d.packet = av_packet_alloc();
     if (!d.frame || !d.packet) {
@@ -469,30 +524,46 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
         goto out;
     }
 
-    out->f32 = malloc(d.out.n * sizeof *out->f32);
-    if (!out->f32) {
-        rc = LUCY_ENOMEM;
-        goto out;
+    if (d.out.channels == 2 && lucy_audio_channels_identical(d.out.s16, d.out.n)) {
+        out->identical = 1; /* one signal: transcribed once, as mono */
+        lucy_log(LUCY_LOG_DEBUG, "stereo channels identical; transcribed as mono", "{s:s}", "path",
+                 path);
     }
-    for (size_t i = 0; i < d.out.n; i++)
-        out->f32[i] = (float)d.out.s16[i] / 32768.0f;
-    out->s16 = d.out.s16;
-    d.out.s16 = NULL;
-    out->n_samples = d.out.n;
-    out->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
-    out->source_duration_s = container_duration_s(d.fmt, stream);
-    double missing_s = out->source_duration_s - out->duration_s;
+    out->n_channels = d.out.channels == 2 && !out->identical ? 2 : 1;
+    if (d.out.channels == 1) { /* mono: the buffer becomes the channel, no copy */
+        struct lucy_pcm *pcm = &out->channel[0];
+        pcm->f32 = malloc(d.out.n * sizeof *pcm->f32);
+        if (!pcm->f32) {
+            rc = LUCY_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < d.out.n; i++)
+            pcm->f32[i] = (float)d.out.s16[i] / 32768.0f;
+        pcm->s16 = d.out.s16;
+        d.out.s16 = NULL;
+        pcm->n_samples = d.out.n;
+        pcm->duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
+    }
+    for (int ch = 0; d.out.channels == 2 && ch < out->n_channels; ch++)
+        if ((rc = pcm_from_channel(d.out.s16, d.out.n, d.out.channels, ch, &out->channel[ch])) != 0)
+            goto out;
+    double duration_s = (double)d.out.n / LUCY_ASR_SAMPLE_RATE;
+    double source_s = container_duration_s(d.fmt, stream);
+    double missing_s = source_s - duration_s;
+    int truncated = 0;
     if (d.capped) {
-        out->truncated = 1;
+        truncated = 1;
         lucy_log(LUCY_LOG_WARNING, "audio longer than lucy decodes; the rest is not transcribed",
-                 "{s:s,s:f,s:f,s:i}", "path", path, "decoded_s", out->duration_s, "container_s",
-                 out->source_duration_s, "max_audio_s", LUCY_ASR_MAX_AUDIO_S);
-    } else if (missing_s > TRUNCATED_MIN_S &&
-               missing_s > TRUNCATED_MIN_FRAC * out->source_duration_s) {
-        out->truncated = 1;
+                 "{s:s,s:f,s:f,s:i}", "path", path, "decoded_s", duration_s, "container_s",
+                 source_s, "max_audio_s", LUCY_ASR_MAX_AUDIO_S);
+    } else if (missing_s > TRUNCATED_MIN_S && missing_s > TRUNCATED_MIN_FRAC * source_s) {
+        truncated = 1;
         lucy_log(LUCY_LOG_WARNING, "audio shorter than its container says; file truncated?",
-                 "{s:s,s:f,s:f}", "path", path, "decoded_s", out->duration_s, "container_s",
-                 out->source_duration_s);
+                 "{s:s,s:f,s:f}", "path", path, "decoded_s", duration_s, "container_s", source_s);
+    }
+    for (int ch = 0; ch < out->n_channels; ch++) {
+        out->channel[ch].source_duration_s = source_s;
+        out->channel[ch].truncated = truncated;
     }
     if (d.bad_packets)
         lucy_log(LUCY_LOG_DEBUG, "audio packets skipped", "{s:s,s:i}", "path", path, "packets",
@@ -500,9 +571,34 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
 
 out:
     decoder_free(&d);
+    if (rc)
+        lucy_audio_free(out);
     if (rc && rc != LUCY_ECORRUPT && !err[0] && errlen)
         snprintf(err, errlen, "cannot decode %s: %s", path, lucy_strerror(rc));
     return rc;
+}
+
+int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+{
+    struct lucy_audio a;
+    int rc = decode(fd, path, 0, &a, err, errlen);
+    *out = a.channel[0]; /* zeroed on error */
+    return rc;
+}
+
+int lucy_audio_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
+                               size_t errlen)
+{
+    return decode(fd, path, 1, out, err, errlen);
+}
+
+void lucy_audio_free(struct lucy_audio *a)
+{
+    if (!a)
+        return;
+    for (int ch = 0; ch < LUCY_AUDIO_MAX_CHANNELS; ch++)
+        lucy_pcm_free(&a->channel[ch]);
+    a->n_channels = 0;
 }
 
 void lucy_pcm_free(struct lucy_pcm *pcm)

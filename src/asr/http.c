@@ -5,8 +5,9 @@
  * How it works: the 16 kHz mono samples are written as a WAV file by
  * libavformat's wav muxer into a memory buffer (bit-exact: a plain 44-byte
  * header, no encoder tag), posted to LUCY_ASR_URL with libcurl's MIME API
- * as multipart/form-data fields `file`, `model` and
- * `response_format=verbose_json` - the request of OpenAI's
+ * as multipart/form-data fields `file`, `model`,
+ * `response_format=verbose_json` and `timestamp_granularities[]` = segment
+ * and word - the request of OpenAI's
  * POST /v1/audio/transcriptions - and the answer's `segments[]` (`start`,
  * `end` in seconds, `text`) are parsed with jansson. An answer with text
  * but no segments becomes one segment over the whole audio.
@@ -208,6 +209,36 @@ static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *p
         if ((rc = lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text))) != 0)
             goto out;
     }
+    /* words[] (timestamp_granularities[]=word): each goes to the segment
+     * its start falls in; both arrays are in time order. */
+    size_t seg_at = 0;
+    int no_segments = out->n_segments == 0;
+    json_t *word;
+    json_array_foreach(json_object_get(root, "words"), i, word)
+    {
+        const char *w = json_string_value(json_object_get(word, "word"));
+        json_t *start = json_object_get(word, "start"), *end = json_object_get(word, "end");
+        if (no_segments || !w || !json_is_number(start) || !json_is_number(end))
+            continue;
+        int64_t t0_ms = (int64_t)(json_number_value(start) * 1000.0 + 0.5);
+        int64_t t1_ms = (int64_t)(json_number_value(end) * 1000.0 + 0.5);
+        while (seg_at + 1 < out->n_segments && t0_ms >= out->segments[seg_at + 1].t0_ms)
+            seg_at++;
+        struct lucy_segment *sg = &out->segments[seg_at];
+        if (t0_ms < sg->t0_ms || t1_ms > sg->t1_ms)
+            continue; /* in no segment */
+        struct lucy_word *grown = realloc(sg->words, (sg->n_words + 1) * sizeof *grown);
+        char *copy = strdup(w);
+        if (!grown || !copy) {
+            free(copy);
+            if (grown)
+                sg->words = grown;
+            rc = LUCY_ENOMEM;
+            goto out;
+        }
+        sg->words = grown;
+        sg->words[sg->n_words++] = (struct lucy_word){t0_ms, t1_ms, copy};
+    }
     const char *text = json_string_value(json_object_get(root, "text"));
     if (!json_is_array(segments) && text) /* plain json: one segment */
         rc = lucy_transcript_add(out, 0, (int64_t)(pcm->duration_s * 1000.0 + 0.5), text,
@@ -247,6 +278,13 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
     part = curl_mime_addpart(mime);
     curl_mime_name(part, "response_format");
     curl_mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
+    /* Both, or OpenAI leaves the segments out (DESIGN §13 Words). */
+    static const char *const granularities[] = {"segment", "word"};
+    for (size_t g = 0; g < sizeof granularities / sizeof granularities[0]; g++) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "timestamp_granularities[]");
+        curl_mime_data(part, granularities[g], CURL_ZERO_TERMINATED);
+    }
 
     double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;
     if (timeout_s > MAX_TIMEOUT_S)

@@ -16,7 +16,8 @@
  * per second): fillers (<s>, </s>, <sil>, [NOISE], [SPEECH], ++...++) are
  * dropped, alternate pronunciations "word(2)" lose their suffix, and a new
  * segment starts at each utterance, at a pause of SEGMENT_GAP_MS between
- * words, or when a segment would pass SEGMENT_MAX_MS. Silence or noise only
+ * words, or when a segment would pass SEGMENT_MAX_MS. Each segment keeps
+ * its words with their times (DESIGN §13 Words). Silence or noise only
  * gives no segments.
  *
  * PocketSphinx logs through sphinxbase's err.c; err_set_callback (once per
@@ -136,21 +137,32 @@ static int ps_open(const struct lucy_asr_options *opt, void **state, char *err, 
     return 0;
 }
 
-/* Segment under construction. */
+/* Segment under construction, with its words' times. */
+#define SEGMENT_MAX_WORDS 512
 struct seg_builder {
     char text[4096];
     size_t len;
     int64_t t0_ms, t1_ms;
     int open;
+    size_t n_words;
+    struct {
+        size_t at, len;       /* the word's bytes in text */
+        int64_t t0_ms, t1_ms; /* its times */
+    } words[SEGMENT_MAX_WORDS];
 };
 
 static int seg_flush(struct seg_builder *b, struct lucy_transcript *out)
 {
     int rc = 0;
+    size_t before = out->n_segments;
     if (b->open && b->len > 0)
         rc = lucy_transcript_add(out, b->t0_ms, b->t1_ms, b->text, b->len);
+    for (size_t i = 0; rc == 0 && out->n_segments > before && i < b->n_words; i++)
+        rc = lucy_transcript_add_word(out, b->words[i].t0_ms, b->words[i].t1_ms,
+                                      b->text + b->words[i].at, b->words[i].len);
     b->len = 0;
     b->open = 0;
+    b->n_words = 0;
     return rc;
 }
 
@@ -162,7 +174,8 @@ static int is_filler(const char *word)
 /* Adds the words of the utterance just ended to segments. */
 static int collect_words(struct ps_state *s, struct lucy_transcript *out)
 {
-    struct seg_builder b = {.open = 0};
+    static __thread struct seg_builder b; /* ~12 KB: not on a worker's stack */
+    memset(&b, 0, sizeof b);
     int rc = 0;
     for (ps_seg_t *it = ps_seg_iter(s->ps); it; it = ps_seg_next(it)) {
         const char *w = ps_seg_word(it);
@@ -176,7 +189,7 @@ static int collect_words(struct ps_state *s, struct lucy_transcript *out)
         if (wlen == 0 || wlen > WORD_MAX_BYTES)
             continue;
         if (b.open && (t0_ms - b.t1_ms >= SEGMENT_GAP_MS || t1_ms - b.t0_ms > SEGMENT_MAX_MS ||
-                       b.len + wlen + 2 > sizeof b.text)) {
+                       b.len + wlen + 2 > sizeof b.text || b.n_words == SEGMENT_MAX_WORDS)) {
             if ((rc = seg_flush(&b, out)) != 0) {
                 ps_seg_free(it);
                 return rc;
@@ -188,6 +201,11 @@ static int collect_words(struct ps_state *s, struct lucy_transcript *out)
         }
         if (b.len > 0)
             b.text[b.len++] = ' ';
+        b.words[b.n_words].at = b.len;
+        b.words[b.n_words].len = wlen;
+        b.words[b.n_words].t0_ms = t0_ms;
+        b.words[b.n_words].t1_ms = t1_ms;
+        b.n_words++;
         memcpy(b.text + b.len, w, wlen);
         b.len += wlen;
         b.text[b.len] = '\0';

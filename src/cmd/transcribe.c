@@ -1,7 +1,9 @@
 /*
  * transcribe.c - `lucy transcribe FILE [--engine NAME] [--model PATH]
- * [--json]` (DESIGN §3): decode one audio file, run one ASR engine on it,
- * print the transcript.
+ * [--chunk-s N] [--json]` (DESIGN §3): decode one audio file, run one ASR
+ * engine on it chunk by chunk (cut at pauses, at most LUCY_ASR_CHUNK_S or
+ * --chunk-s seconds; 0 = the whole file at once, DESIGN §13), print the
+ * transcript.
  *
  * Plain output is one line per segment, "[t0 → t1] text" with times as
  * m:ss.mmm; --json prints {engine, model, language, duration_s, rtf, text,
@@ -29,9 +31,10 @@
 #include "cmd.h"
 
 struct opts {
-    const char *engine; /* --engine */
-    const char *model;  /* --model */
-    int json;           /* --json */
+    const char *engine;  /* --engine */
+    const char *model;   /* --model */
+    const char *chunk_s; /* --chunk-s: longest chunk, 0 = the whole file at once */
+    int json;            /* --json */
 };
 
 static int own_flag(const char *arg, const char *next, void *state)
@@ -43,6 +46,7 @@ static int own_flag(const char *arg, const char *next, void *state)
     } valued[] = {
         {"--engine", offsetof(struct opts, engine)},
         {"--model", offsetof(struct opts, model)},
+        {"--chunk-s", offsetof(struct opts, chunk_s)},
     };
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) {
         if (strcmp(arg, valued[i].flag) != 0)
@@ -122,6 +126,17 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_config_free(&cfg);
         return LUCY_EXIT_USAGE;
     }
+    int chunk_s = cfg.asr_chunk_s;
+    if (o.chunk_s) {
+        char *end;
+        long v = strtol(o.chunk_s, &end, 10);
+        if (!*o.chunk_s || *end || v < 0 || v > 600) {
+            lucy_cmd_error("--chunk-s takes 0 (the whole file at once) to 600 seconds");
+            lucy_config_free(&cfg);
+            return LUCY_EXIT_USAGE;
+        }
+        chunk_s = (int)v;
+    }
     struct lucy_asr_options aopt = {
         .engine = o.engine ? o.engine : cfg.asr_engine,
         .whisper_model = cfg.whisper_model,
@@ -169,7 +184,7 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_cmd_error("%s", err);
         goto out;
     }
-    if (lucy_asr_transcribe(engine, state, &pcm, &t, err, sizeof err) != 0) {
+    if (lucy_asr_transcribe_chunked(engine, state, &pcm, chunk_s, &t, err, sizeof err) != 0) {
         lucy_cmd_error("transcription of %s failed: %s", file, err);
         goto out;
     }

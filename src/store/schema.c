@@ -372,6 +372,40 @@ const struct lucy_migration lucy_migrations[] = {
      " reason TEXT NOT NULL CHECK (reason IN ('request','retention')),"
      " forgotten_at_ms INTEGER NOT NULL,"
      " PRIMARY KEY (kind, key)) WITHOUT ROWID;"},
+    /* 49: who said what (DESIGN §13, call_recordings/transcript.c): a
+     * segment's speaker role ('me' = the phone's user, 'them' = the other
+     * party, resolved to the call's person when read; NULL = unknown), its
+     * source channel (0 left, 1 right; NULL = mono or mixed) and its words
+     * as JSON [{t0_ms, t1_ms, text}] (NULL = the engine gave none); a
+     * transcript's truncation (decoded audio well short of the container's
+     * source_duration_s) and how many channels were transcribed apart; a
+     * job's queue class (jobs.c: 0 requested by a user, 1 a new recording,
+     * 2 a re-transcription; shortest recording first within a class). */
+    {49, "segments_speakers_words",
+     "ALTER TABLE segments ADD COLUMN speaker TEXT CHECK (speaker IN ('me','them'));"
+     "ALTER TABLE segments ADD COLUMN channel INTEGER;"
+     "ALTER TABLE segments ADD COLUMN words TEXT;"
+     "ALTER TABLE transcripts ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE transcripts ADD COLUMN source_duration_s REAL;"
+     "ALTER TABLE transcripts ADD COLUMN channels INTEGER;"
+     "ALTER TABLE jobs ADD COLUMN queue_class INTEGER NOT NULL DEFAULT 1;"},
+    /* 50: per-chunk checkpoints of a running transcription
+     * (call_recordings/checkpoint.c): each recognised chunk (a channel's
+     * samples [first_sample, +n_samples) at 16 kHz) with its segments as
+     * JSON (times from the start of the file), so a restart resumes where
+     * the job stopped. Deleted when the job ends. */
+    {50, "transcript_chunks",
+     "CREATE TABLE IF NOT EXISTS transcript_chunks ("
+     " job_id INTEGER NOT NULL,"
+     " channel INTEGER NOT NULL,"
+     " first_sample INTEGER NOT NULL,"
+     " n_samples INTEGER NOT NULL,"
+     " engine TEXT NOT NULL,"
+     " model TEXT,"
+     " segments TEXT NOT NULL,"
+     " wall_s REAL NOT NULL,"
+     " done_at_ms INTEGER NOT NULL,"
+     " PRIMARY KEY (job_id, channel, first_sample)) WITHOUT ROWID;"},
     /* Dense vectors of the search documents (DESIGN §14; index range
      * extended: 52 was given to this change). One row per embedded
      * document, written only by src/index/vectors.c; doc_updated_at_ms is

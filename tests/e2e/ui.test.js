@@ -163,7 +163,19 @@ async function mainCases(page) {
     await page.waitForFunction(() => window.__seeked.length > 0, null, { timeout: 10000 });
     const at = await page.evaluate(() => window.__seeked[0]);
     assert.ok(Math.abs(at - t0 / 1000) < 0.1, `audio.currentTime ${at} ~ segment t0 ${t0 / 1000}`);
+    // Words carry their times: a click on one seeks there, and the word
+    // being played is highlighted (DESIGN §13 Words).
+    const word = page.locator("#segments .w", { hasText: "forward" }).first();
+    const w0 = Number(await word.getAttribute("data-t0"));
+    assert.ok(w0 > t0, `the word starts after its segment (${w0} > ${t0})`);
+    await page.evaluate(() => { window.__seeked = []; });
+    await word.click();
+    await page.waitForFunction(() => window.__seeked.length > 0, null, { timeout: 10000 });
+    const wat = await page.evaluate(() => window.__seeked[0]);
+    assert.ok(Math.abs(wat - w0 / 1000) < 0.1, `audio.currentTime ${wat} ~ word t0 ${w0 / 1000}`);
     await page.$eval("#player", (a) => a.pause());
+    await page.$eval("#player", (a, ms) => { a.currentTime = ms / 1000 + 0.05; }, w0);
+    await page.locator("#segments .w.playing", { hasText: "forward" }).waitFor({ timeout: 10000 });
     assert.match(await page.locator("#rec-status").textContent(), /^done$/);
     assert.equal(await page.locator("#transcribe").isDisabled(), false);
     await shot(page, "transcript");

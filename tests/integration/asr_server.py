@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """A small but real OpenAI-compatible transcription server for tests.
 
-POST /v1/audio/transcriptions, multipart/form-data with `file`, `model` and
-`response_format` (json | verbose_json | text), as OpenAI's API takes it.
+POST /v1/audio/transcriptions, multipart/form-data with `file`, `model`,
+`response_format` (json | verbose_json | text) and `timestamp_granularities[]`
+(word, segment: verbose_json's `words[]` and `segments[]`), as OpenAI's API
+takes it.
 The uploaded audio is converted by the ffmpeg CLI to 16 kHz mono 16-bit WAV
 and transcribed by `pocketsphinx_continuous -time yes`; each utterance the
 decoder finds becomes one segment with its word-time start and end (seconds).
@@ -44,7 +46,9 @@ def parse_multipart(content_type, body):
     fields = {}
     for part in msg.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if name:
+        if name and name.endswith("[]"):  # an array field: every value, in order
+            fields.setdefault(name, []).append(part.get_payload(decode=True) or b"")
+        elif name:
             fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
     return fields
 
@@ -107,8 +111,11 @@ def transcribe(audio, decoder):
             "compression_ratio": 1.0, "no_speech_prob": 0.0,
         })
     text = " ".join(s["text"].strip() for s in segments)
+    # verbose_json's words[] (timestamp_granularities[]=word): {word, start, end}.
+    words = [{"word": w, "start": a, "end": b}
+             for u in word_times(run.stdout.decode("utf-8", "replace")) for w, a, b in u]
     return {"task": "transcribe", "language": "english", "duration": duration,
-            "text": text, "segments": segments}
+            "text": text, "segments": segments, "words": words}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -139,7 +146,20 @@ class Handler(BaseHTTPRequestHandler):
             if "model" not in fields:
                 raise TranscriptionError(400, "missing the 'model' field", "invalid_request_error")
             fmt = fields.get("response_format", (None, b"json"))[1].decode()
+            granularities = [v.decode() for v in fields.get("timestamp_granularities[]", [])]
+            if any(g not in ("word", "segment") for g in granularities):
+                raise TranscriptionError(400, "timestamp_granularities[] must be word or segment",
+                                         "invalid_request_error")
+            if granularities and fmt != "verbose_json":
+                raise TranscriptionError(400, "timestamp_granularities[] needs verbose_json",
+                                         "invalid_request_error")
             result = transcribe(fields["file"][1], self.decoder)
+            # OpenAI: segments only when asked for (or no granularity given),
+            # words only when asked for.
+            if granularities and "segment" not in granularities:
+                result.pop("segments")
+            if "word" not in granularities:
+                result.pop("words")
             if fmt == "text":
                 self.reply(200, result["text"].encode(), "text/plain")
             elif fmt == "verbose_json":

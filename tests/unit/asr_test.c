@@ -164,6 +164,100 @@ static void pocketsphinx_engine(void **state)
     lucy_asr_close(e, ps);
 }
 
+/* n samples of a loud 440 Hz-ish square wave (speech stand-in) or zeros. */
+static void fill(int16_t *s16, size_t from, size_t n, int loud)
+{
+    for (size_t i = from; i < from + n; i++)
+        s16[i] = loud ? (int16_t)((i / 18) % 2 ? 8000 : -8000) : 0;
+}
+
+/* Chunks cover the sound, never the long silence, and stay under the
+ * chunk length; a stretch longer than that is cut; all silence: none. */
+static void chunks_at_pauses(void **state)
+{
+    (void)state;
+    const size_t rate = LUCY_ASR_SAMPLE_RATE;
+    size_t n = rate * 50; /* 2 s sound, 5 s silence, 40 s sound, 3 s silence */
+    int16_t *s16 = malloc(n * sizeof *s16);
+    assert_non_null(s16);
+    fill(s16, 0, 2 * rate, 1);
+    fill(s16, 2 * rate, 5 * rate, 0);
+    fill(s16, 7 * rate, 40 * rate, 1);
+    fill(s16, 47 * rate, 3 * rate, 0);
+    struct lucy_pcm pcm = {.s16 = s16, .n_samples = n, .duration_s = 50};
+    struct lucy_chunk *c = NULL;
+    size_t nc = 0;
+    char err[256];
+    assert_int_equal(lucy_asr_chunks(&pcm, 30, &c, &nc, err, sizeof err), 0);
+    assert_int_equal(nc, 3);
+    assert_true(c[0].first_sample == 0 && c[0].n_samples >= 2 * rate);
+    assert_true(c[0].first_sample + c[0].n_samples < 3 * rate); /* padding only */
+    size_t covered = 0;
+    for (size_t i = 0; i < nc; i++) {
+        assert_true(c[i].n_samples <= 30 * rate);
+        if (i > 0)
+            assert_true(c[i].first_sample >= c[i - 1].first_sample + c[i - 1].n_samples);
+        covered += c[i].n_samples;
+    }
+    assert_true(c[1].first_sample > 6 * rate && c[1].first_sample < 7 * rate);
+    assert_true(c[2].first_sample + c[2].n_samples < 48 * rate);
+    assert_true(covered < 44 * rate); /* the 8 s of silence cost (almost) nothing */
+    struct lucy_pcm view = lucy_pcm_view(&pcm, &c[2]);
+    assert_ptr_equal(view.s16, s16 + c[2].first_sample);
+    free(c);
+
+    fill(s16, 0, n, 0);
+    assert_int_equal(lucy_asr_chunks(&pcm, 30, &c, &nc, err, sizeof err), 0);
+    assert_int_equal(nc, 0);
+    assert_null(c);
+    free(s16);
+}
+
+/* Identical channels (also with a little coder noise) vs two signals. */
+static void identical_channels(void **state)
+{
+    (void)state;
+    int16_t st[2 * 1000];
+    for (int i = 0; i < 1000; i++)
+        st[2 * i] = st[2 * i + 1] = (int16_t)((i * 37) % 2000 - 1000);
+    assert_true(lucy_audio_channels_identical(st, 1000));
+    for (int i = 0; i < 1000; i++)
+        st[2 * i + 1] = (int16_t)(st[2 * i] + (i % 3) - 1); /* noise at -55 dB */
+    assert_true(lucy_audio_channels_identical(st, 1000));
+    for (int i = 0; i < 1000; i++)
+        st[2 * i + 1] = (int16_t)(i < 500 ? 0 : st[2 * i]); /* one party, then the other */
+    assert_false(lucy_audio_channels_identical(st, 1000));
+    memset(st, 0, sizeof st);
+    assert_true(lucy_audio_channels_identical(st, 1000));
+}
+
+/* Segments of two channels merged in time order, words shifted along. */
+static void merge_channels(void **state)
+{
+    (void)state;
+    struct lucy_transcript all = {0}, a = {0}, b = {0};
+    assert_int_equal(lucy_transcript_add(&a, 0, 1000, "hello there", 11), 0);
+    assert_int_equal(lucy_transcript_add_word(&a, 0, 400, "hello", 5), 0);
+    assert_int_equal(lucy_transcript_add_word(&a, 500, 1000, "there", 5), 0);
+    assert_int_equal(lucy_transcript_add(&a, 5000, 6000, "bye", 3), 0);
+    assert_int_equal(lucy_transcript_add(&b, 100, 900, "hi", 2), 0);
+    assert_int_equal(lucy_transcript_append(&all, &a, 0, 0, "me"), 0);
+    assert_int_equal(lucy_transcript_append(&all, &b, 2000, 1, "them"), 0);
+    assert_int_equal(a.n_segments, 0);
+    lucy_transcript_sort(&all);
+    assert_int_equal(lucy_transcript_join(&all), 0);
+    assert_string_equal(all.text, "hello there hi bye");
+    assert_int_equal(all.segments[1].t0_ms, 2100);
+    assert_string_equal(all.segments[1].speaker, "them");
+    assert_int_equal(all.segments[1].channel, 1);
+    assert_int_equal(all.segments[0].n_words, 2);
+    assert_int_equal(all.segments[0].words[1].t0_ms, 500);
+    assert_int_equal(lucy_transcript_add_word(&b, 0, 1, "x", 1), LUCY_EINVAL);
+    lucy_transcript_free(&all);
+    lucy_transcript_free(&a);
+    lucy_transcript_free(&b);
+}
+
 static void http_engine_unreachable(void **state)
 {
     (void)state;
@@ -207,10 +301,10 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(select_engines),
-        cmocka_unit_test(transcript_building),
-        cmocka_unit_test(pocketsphinx_engine),
-        cmocka_unit_test(http_engine_unreachable),
+        cmocka_unit_test(select_engines),      cmocka_unit_test(transcript_building),
+        cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
+        cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
+        cmocka_unit_test(merge_channels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

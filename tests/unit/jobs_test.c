@@ -113,6 +113,34 @@ static void test_enqueue_once_per_recording(void **state)
     assert_int_equal(counts[LUCY_JOB_DONE], 2);
 }
 
+/* Queue order (DESIGN §13): a user's request first, then new recordings,
+ * the shortest first within a class. */
+static void test_queue_order(void **state)
+{
+    (void)state;
+    static const char rec_c[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    assert_int_equal(lucy_store_write(store, set_status,
+                                      "UPDATE recordings SET duration_s = 300 WHERE id LIKE 'a%';"
+                                      "UPDATE recordings SET duration_s = 20 WHERE id LIKE 'b%';"
+                                      "INSERT INTO recordings (id, size, mtime_ns, first_seen_s,"
+                                      " updated_at_s, duration_s) VALUES ('cccccccccccccccccccc"
+                                      "cccccccccccccccccccccccccccccccccccccccccccc', 1, 0, 0, 0,"
+                                      " 600)",
+                                      0),
+                     0);
+    struct enq a = {rec_a, 0}, b = {rec_b, 0};
+    assert_int_equal(lucy_store_write(store, enqueue_write, &a, 0), 0); /* new, 300 s */
+    assert_int_equal(lucy_store_write(store, enqueue_write, &b, 0), 0); /* new, 20 s */
+    struct lucy_job c, j;
+    assert_int_equal(lucy_jobs_request(store, rec_c, &c), 0); /* requested, 600 s */
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    assert_int_equal(j.id, c.id);
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    assert_int_equal(j.id, b.job_id);
+    assert_int_equal(lucy_jobs_claim(store, &j), 0);
+    assert_int_equal(j.id, a.job_id);
+}
+
 /* The worker's transitions, all through jobs.c: claim, finish with a
  * backoff, due retries, blocked on a critical disk, requeue at start. */
 static void test_state_machine(void **state)
@@ -243,6 +271,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_once_per_recording, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
         cmocka_unit_test(test_backoff_doubles_to_one_hour),
         cmocka_unit_test(test_failure_classification),

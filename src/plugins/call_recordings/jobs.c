@@ -28,9 +28,18 @@
 #include "../../error.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
+#include "checkpoint.h"
 #include "transcript.h"
 
 #define RETRY_MAX_S 3600 /* backoff cap (DESIGN §7: doubling to 1 h) */
+
+/* Queue order (DESIGN §13): a lower class is claimed first; shortest
+ * recording first within a class, then oldest job. */
+enum queue_class {
+    QUEUE_REQUESTED = 0,    /* asked for by a user (POST .../transcribe) */
+    QUEUE_NEW = 1,          /* a recording the scanner found */
+    QUEUE_RETRANSCRIBE = 2, /* a bulk re-transcription (not queued by anything yet) */
+};
 
 /* ---- statuses --------------------------------------------------------------- */
 
@@ -81,9 +90,10 @@ static int64_t now_s(void)
     "SELECT id, recording_id, status, attempts, coalesce(error_type, ''), coalesce(error, ''),"    \
     " coalesce(next_retry_at_s, 0), created_at_s, updated_at_s FROM jobs"
 
+/* ?3: the job's queue class (enum queue_class). */
 #define INSERT_QUEUED                                                                              \
-    "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s)"                          \
-    " VALUES (?1, 'queued', ?2, ?2)"
+    "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s, queue_class)"             \
+    " VALUES (?1, 'queued', ?2, ?2, ?3)"
 
 /* Fills out from a row selected with JOB_COLUMNS. The column's CHECK
  * allows only known names; anything else would read as failed. */
@@ -149,6 +159,7 @@ int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
         return err;
     sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_s());
+    sqlite3_bind_int(st, 3, QUEUE_NEW);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     if (job_id != NULL)
@@ -205,6 +216,7 @@ static int request_write(sqlite3 *db, void *arg)
         return err;
     sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_s());
+    sqlite3_bind_int(st, 3, QUEUE_REQUESTED);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     return lucy_jobs_load(db, sqlite3_last_insert_rowid(db), a->out);
@@ -409,8 +421,10 @@ static int claim_write(sqlite3 *db, void *arg)
     memset(job, 0, sizeof *job);
     int err = lucy_store_stmt(db,
                               "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
-                              " updated_at_s = ?1 WHERE id = (SELECT id FROM jobs"
-                              " WHERE status = 'queued' ORDER BY id LIMIT 1)"
+                              " updated_at_s = ?1 WHERE id = (SELECT j.id FROM jobs j"
+                              " LEFT JOIN recordings r ON r.id = j.recording_id"
+                              " WHERE j.status = 'queued' ORDER BY j.queue_class,"
+                              " coalesce(r.duration_s, 1e18), j.id LIMIT 1)"
                               " RETURNING id, recording_id, attempts",
                               &st);
     if (err)
@@ -476,6 +490,13 @@ static int finish_write(sqlite3 *db, void *arg)
             .now_s = f->now_s,
         };
         int err = lucy_transcript_put(db, f->t, &m);
+        if (err)
+            return err;
+    }
+    /* A job that ended keeps no checkpoints; one that waits (retry_wait,
+     * blocked) keeps them for its next run. */
+    if (!lucy_job_status_active(f->o->status)) {
+        int err = lucy_checkpoint_clear(db, f->job->id);
         if (err)
             return err;
     }

@@ -133,8 +133,10 @@ int lucy_jobs_housekeep(struct lucy_store *store, int disk_critical, int *change
 /* 1 in *out when some job is queued. 0 or a store error. Thread-safe. */
 int lucy_jobs_any_queued(struct lucy_store *store, int *out);
 
-/* Claims the oldest queued job: queued -> running, attempts + 1, in one
- * store write. 0 and *out (out->id 0 = none was queued), or a store error.
+/* Claims the next queued job (DESIGN §13 queue order: requested by a user,
+ * then new recordings, then re-transcriptions; the shortest recording
+ * first within each, then the oldest job): queued -> running, attempts + 1,
+ * in one store write. 0 and *out (out->id 0 = none was queued), or a store error.
  * Thread-safe; two callers never get the same job. */
 int lucy_jobs_claim(struct lucy_store *store, struct lucy_job *out);
 
@@ -166,14 +168,35 @@ struct lucy_jobs_pool;
 
 /* Figures the pool keeps for /metrics and /health. */
 struct lucy_jobs_stats {
-    double audio_s_total;           /* seconds of audio transcribed */
-    double asr_wall_s_total;        /* seconds the engine spent on it */
-    double last_rtf;                /* real-time factor of the last transcript */
-    unsigned long long temp_copies; /* temp copies made for locked files */
-    char engine_error[256];         /* why the engine cannot be opened, or "" */
-    int unstored_jobs;              /* finished jobs the store refused: kept, retried */
-    char store_error[64];           /* the store's error for them, or "" */
+    double audio_s_total;                 /* seconds of audio transcribed */
+    double asr_wall_s_total;              /* seconds the engine spent on it */
+    double last_rtf;                      /* real-time factor of the last transcript */
+    unsigned long long temp_copies;       /* temp copies made for locked files */
+    char engine_error[256];               /* why the engine cannot be opened, or "" */
+    int unstored_jobs;                    /* finished jobs the store refused: kept, retried */
+    char store_error[64];                 /* the store's error for them, or "" */
+    unsigned long long chunks_recognised; /* chunks sent to the engine (not resumed ones) */
+    double chunk_audio_s_total;           /* their audio, seconds */
 };
+
+/* A running job's progress (DESIGN §13). */
+struct lucy_job_progress {
+    long long job_id;
+    char recording_id[72]; /* hex SHA-256 */
+    double progress;       /* 0-1: audio of the chunks done / of all chunks (0 while decoding) */
+    double eta_s;          /* seconds left at this run's rate; -1 = not known yet */
+    double audio_s;        /* speech audio to recognise, all channels (silence is skipped) */
+    int chunks_total, chunks_done;
+};
+
+/* The progress of job_id when a worker runs it now: 0 and *out, or
+ * LUCY_ENOTFOUND (not running here). Thread-safe. */
+int lucy_jobs_pool_progress(struct lucy_jobs_pool *p, long long job_id,
+                            struct lucy_job_progress *out);
+
+/* The progress of every running job, at most max in out; returns how
+ * many. Thread-safe. */
+int lucy_jobs_pool_running(struct lucy_jobs_pool *p, struct lucy_job_progress *out, int max);
 
 /* Creates the pool for ctx (LUCY_ASR_WORKERS workers, engine from the ASR
  * options); no threads yet. NULL on allocation failure. */

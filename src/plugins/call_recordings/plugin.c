@@ -167,6 +167,28 @@ static void metrics(void *arg, FILE *out)
             "# TYPE lucy_asr_real_time_factor gauge\nlucy_asr_real_time_factor %.4f\n"
             "# TYPE lucy_asr_temp_copies_total counter\nlucy_asr_temp_copies_total %llu\n",
             st.audio_s_total, st.asr_wall_s_total, st.last_rtf, st.temp_copies);
+    fprintf(out,
+            "# HELP lucy_asr_chunks_total Chunks of audio sent to the engine (resumed ones "
+            "excluded).\n"
+            "# TYPE lucy_asr_chunks_total counter\nlucy_asr_chunks_total %llu\n"
+            "# HELP lucy_asr_chunk_audio_seconds_total Audio in those chunks.\n"
+            "# TYPE lucy_asr_chunk_audio_seconds_total counter\n"
+            "lucy_asr_chunk_audio_seconds_total %.3f\n",
+            st.chunks_recognised, st.chunk_audio_s_total);
+    /* The queue's running jobs with their progress and ETA (DESIGN §13). */
+    struct lucy_job_progress running[64];
+    int n = lucy_jobs_pool_running(r->pool, running, 64);
+    fprintf(out, "# HELP lucy_job_progress Progress (0-1) of each running transcription.\n"
+                 "# TYPE lucy_job_progress gauge\n");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "lucy_job_progress{job_id=\"%lld\"} %.4f\n", running[i].job_id,
+                running[i].progress);
+    fprintf(out, "# HELP lucy_job_eta_seconds Seconds left of each running transcription.\n"
+                 "# TYPE lucy_job_eta_seconds gauge\n");
+    for (int i = 0; i < n; i++)
+        if (running[i].eta_s >= 0)
+            fprintf(out, "lucy_job_eta_seconds{job_id=\"%lld\"} %.0f\n", running[i].job_id,
+                    running[i].eta_s);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

@@ -51,6 +51,7 @@
 #include "plugin.h"
 #include "recording.h"
 #include "scan_int.h"
+#include "transcript.h"
 
 #define WAIT_MAX_S         120 /* ?wait=1 bound */
 #define LIST_LIMIT_DEFAULT 50
@@ -218,17 +219,50 @@ static void list_recordings(struct lucy_http_request *req, struct lucy_http_resp
 
 /* ---- GET /recordings/{id} ------------------------------------------------- */
 
+/* progress (0-1) and eta_s (seconds) of a job a worker runs now; both
+ * null otherwise (queued, finished) and eta_s null until the first chunk
+ * of this run is recognised. */
+static void set_progress(json_t *o, const struct lucy_job_progress *pr)
+{
+    json_object_set_new(o, "progress", pr ? json_real(pr->progress) : json_null());
+    json_object_set_new(o, "eta_s",
+                        pr && pr->eta_s >= 0 ? json_integer((json_int_t)(pr->eta_s + 0.5))
+                                             : json_null());
+    if (pr) {
+        json_object_set_new(o, "chunks_done", json_integer(pr->chunks_done));
+        json_object_set_new(o, "chunks_total", json_integer(pr->chunks_total));
+    }
+}
+
 static void get_recording(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
+    struct lucy_recordings *plugin = req->arg;
     const char *id = req->params[0];
+    const char *speaker = lucy_http_query(req, "speaker");
     json_t *out = NULL;
     int rc = valid_id(id) ? lucy_recording_json(req->ctx->store, id, &out) : LUCY_ENOTFOUND;
-    if (rc == LUCY_ENOTFOUND)
+    if (rc == LUCY_ENOTFOUND) {
         reply_no_recording(resp, id);
-    else if (rc)
+        return;
+    }
+    if (rc) {
         lucy_http_reply_err(resp, rc, "cannot read the recording from the store; retry");
-    else
-        lucy_http_reply_json(resp, 200, out);
+        return;
+    }
+    if (speaker && lucy_transcript_keep_speaker(json_object_get(out, "transcript"), speaker) != 0) {
+        json_decref(out);
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "speaker=%.40s: use me, them or a person's id", speaker);
+        return;
+    }
+    struct lucy_job_progress running[64];
+    int n = lucy_jobs_pool_running(plugin->pool, running, 64);
+    const struct lucy_job_progress *mine = NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(running[i].recording_id, id) == 0)
+            mine = &running[i];
+    set_progress(out, mine);
+    lucy_http_reply_json(resp, 200, out);
 }
 
 /* ---- POST /recordings/scan ------------------------------------------------ */
@@ -493,8 +527,13 @@ static void get_job(struct lucy_http_request *req, struct lucy_http_response *re
                               s);
     else if (rc)
         lucy_http_reply_err(resp, rc, "cannot read the job from the store; retry");
-    else
-        lucy_http_reply_json(resp, 200, lucy_jobs_json(&job));
+    else {
+        struct lucy_recordings *plugin = req->arg;
+        struct lucy_job_progress pr;
+        json_t *o = lucy_jobs_json(&job);
+        set_progress(o, lucy_jobs_pool_progress(plugin->pool, id, &pr) == 0 ? &pr : NULL);
+        lucy_http_reply_json(resp, 200, o);
+    }
 }
 
 static const struct lucy_route routes[] = {

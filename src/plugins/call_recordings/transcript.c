@@ -8,6 +8,12 @@
  * A no_speech transcript keeps its transcripts row (engine, duration) but
  * has no segments and no documents.
  *
+ * Who said what (DESIGN §13): a segment stores its speaker *role* ('me',
+ * 'them') and channel, never a person id: the person of "them" is the
+ * call's (recording_calls.number_e164 -> src/people/), looked up when the
+ * transcript is read, so a merge or split of people is reflected at once.
+ * Words are stored as JSON [{t0_ms, t1_ms, text}] in the segment's row.
+ *
  * A segment's document carries no title: the call's title (who, when) is
  * the recording's, shown by the API, and the index searches titles, so a
  * title in every segment would make one name match every segment of every
@@ -17,9 +23,13 @@
 #include "transcript.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../../asr/asr.h"
+#include "../../error.h"
 #include "../../index/index.h"
+#include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 
@@ -46,6 +56,63 @@ static int put_document(sqlite3 *db, const char *recording_id, int idx, const ch
     return lucy_outbox_put(db, &doc);
 }
 
+/* A segment's words as JSON [{t0_ms, t1_ms, text}] (new reference), or
+ * NULL when it has none. */
+static json_t *words_json(const struct lucy_segment *s)
+{
+    if (s->n_words == 0)
+        return NULL;
+    json_t *a = json_array();
+    for (size_t w = 0; a && w < s->n_words; w++)
+        json_array_append_new(a, json_pack("{s:I,s:I,s:s}", "t0_ms", (json_int_t)s->words[w].t0_ms,
+                                           "t1_ms", (json_int_t)s->words[w].t1_ms, "text",
+                                           s->words[w].text));
+    return a;
+}
+
+json_t *lucy_segments_json(const struct lucy_transcript *t)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < t->n_segments; i++) {
+        const struct lucy_segment *s = &t->segments[i];
+        json_t *w = words_json(s);
+        json_array_append_new(a, json_pack("{s:I,s:I,s:s,s:o}", "t0_ms", (json_int_t)s->t0_ms,
+                                           "t1_ms", (json_int_t)s->t1_ms, "text", s->text, "words",
+                                           w ? w : json_array()));
+    }
+    return a;
+}
+
+int lucy_segments_from_json(const json_t *a, struct lucy_transcript *t)
+{
+    size_t i, w;
+    json_t *s, *word;
+    json_array_foreach(a, i, s)
+    {
+        const char *text = json_string_value(json_object_get(s, "text"));
+        if (!text)
+            continue;
+        size_t before = t->n_segments;
+        int rc = lucy_transcript_add(t, json_integer_value(json_object_get(s, "t0_ms")),
+                                     json_integer_value(json_object_get(s, "t1_ms")), text,
+                                     strlen(text));
+        if (rc)
+            return rc;
+        if (t->n_segments == before)
+            continue;
+        json_array_foreach(json_object_get(s, "words"), w, word)
+        {
+            const char *wt = json_string_value(json_object_get(word, "text"));
+            if (wt &&
+                (rc = lucy_transcript_add_word(
+                     t, json_integer_value(json_object_get(word, "t0_ms")),
+                     json_integer_value(json_object_get(word, "t1_ms")), wt, strlen(wt))) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 /* The segments of a speech transcript, each with its index document. */
 static int put_segments(sqlite3 *db, const struct lucy_transcript *t,
                         const struct lucy_transcript_meta *m)
@@ -53,12 +120,24 @@ static int put_segments(sqlite3 *db, const struct lucy_transcript *t,
     for (size_t i = 0; i < t->n_segments; i++) {
         const struct lucy_segment *s = &t->segments[i];
         sqlite3_stmt *st;
-        int err = lucy_store_stmt(db,
-                                  "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text)"
-                                  " VALUES (?1, ?2, ?3, ?4, ?5)",
-                                  &st);
+        int err =
+            lucy_store_stmt(db,
+                            "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text,"
+                            " speaker, channel, words) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            &st);
         if (err)
             return err;
+        json_t *words = words_json(s);
+        char *words_text = words ? json_dumps(words, JSON_COMPACT) : NULL;
+        json_decref(words);
+        if (words && !words_text)
+            return LUCY_ENOMEM;
+        if (s->speaker)
+            sqlite3_bind_text(st, 6, s->speaker, -1, SQLITE_STATIC);
+        if (s->channel >= 0)
+            sqlite3_bind_int(st, 7, s->channel);
+        if (words_text)
+            sqlite3_bind_text(st, 8, words_text, -1, free);
         sqlite3_bind_text(st, 1, m->recording_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, (int)i);
         sqlite3_bind_int64(st, 3, s->t0_ms);
@@ -91,8 +170,9 @@ int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
         return err;
     err = lucy_store_stmt(db,
                           "INSERT OR REPLACE INTO transcripts (recording_id, job_id, engine,"
-                          " model, language, duration_s, rtf, text, created_at_s)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                          " model, language, duration_s, rtf, text, created_at_s, truncated,"
+                          " source_duration_s, channels)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                           &st);
     if (err)
         return err;
@@ -105,6 +185,10 @@ int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
     sqlite3_bind_double(st, 7, t->rtf);
     sqlite3_bind_text(st, 8, t->text ? t->text : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, m->now_s);
+    sqlite3_bind_int(st, 10, t->truncated ? 1 : 0);
+    if (t->source_duration_s > 0)
+        sqlite3_bind_double(st, 11, t->source_duration_s);
+    sqlite3_bind_int(st, 12, t->channels > 0 ? t->channels : 1);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     return lucy_transcript_is_speech(t) ? put_segments(db, t, m) : 0;
@@ -159,14 +243,73 @@ static json_t *text_or_null(sqlite3_stmt *st, int col)
     return s ? json_string(s) : json_null();
 }
 
+/* The person of the call's other party ("them"), 0 when unknown. */
+static int64_t call_person(sqlite3 *db, const char *recording_id)
+{
+    sqlite3_stmt *st;
+    int64_t person = 0;
+    if (lucy_store_stmt(db, "SELECT number_e164 FROM recording_calls WHERE recording_id = ?1",
+                        &st) != 0)
+        return 0;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    char *e164 = sqlite3_step(st) == SQLITE_ROW ? lucy_row_dup(st, 0) : NULL;
+    sqlite3_reset(st);
+    if (e164 && lucy_people_find(db, "phone", e164, &person) != 0)
+        person = 0;
+    free(e164);
+    return person;
+}
+
+/* A segment's speaker in the API: "me", the person's id, or null. */
+static json_t *speaker_json(const char *role, int64_t person)
+{
+    if (role && strcmp(role, "me") == 0)
+        return json_string("me");
+    if (role && strcmp(role, "them") == 0 && person > 0)
+        return json_integer(person);
+    return json_null();
+}
+
+static json_t *words_or_null(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    json_t *w = s ? json_loads(s, 0, NULL) : NULL;
+    return w ? w : json_array();
+}
+
+int lucy_transcript_keep_speaker(json_t *transcript, const char *speaker)
+{
+    int me = strcmp(speaker, "me") == 0, them = strcmp(speaker, "them") == 0;
+    long long person = 0;
+    if (!me && !them) {
+        char *end;
+        person = strtoll(speaker, &end, 10);
+        if (speaker[0] < '0' || speaker[0] > '9' || *end || person <= 0)
+            return LUCY_EINVAL;
+    }
+    json_t *segs = json_object_get(transcript, "segments");
+    for (size_t i = json_array_size(segs); i-- > 0;) {
+        json_t *seg = json_array_get(segs, i);
+        json_t *who = json_object_get(seg, "speaker");
+        int is_me = json_is_string(who) && strcmp(json_string_value(who), "me") == 0;
+        /* "them": a channel of a per-channel call that is not "me". */
+        int is_them = !is_me && json_is_integer(json_object_get(seg, "channel"));
+        int keep = me ? is_me : them ? is_them : json_integer_value(who) == person;
+        if (!keep)
+            json_array_remove(segs, i);
+    }
+    return 0;
+}
+
 int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
 {
     *out = NULL;
     sqlite3_stmt *st;
-    int err = lucy_store_stmt(db,
-                              "SELECT text, engine, model, language, duration_s, rtf"
-                              " FROM transcripts WHERE recording_id = ?1",
-                              &st);
+    int err =
+        lucy_store_stmt(db,
+                        "SELECT text, engine, model, language, duration_s, rtf, truncated,"
+                        " source_duration_s, channels FROM transcripts WHERE recording_id = ?1",
+                        &st);
     if (err)
         return err;
     sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
@@ -181,18 +324,38 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
                           text_or_null(st, 1), "model", text_or_null(st, 2), "language",
                           text_or_null(st, 3), "duration_s", sqlite3_column_double(st, 4), "rtf",
                           sqlite3_column_double(st, 5));
+    int truncated = sqlite3_column_int(st, 6);
+    json_object_set_new(t, "truncated", json_boolean(truncated));
+    json_object_set_new(t, "source_duration_s",
+                        sqlite3_column_type(st, 7) == SQLITE_NULL
+                            ? json_null()
+                            : json_real(sqlite3_column_double(st, 7)));
+    json_object_set_new(
+        t, "channels",
+        json_integer(sqlite3_column_type(st, 8) == SQLITE_NULL ? 1 : sqlite3_column_int(st, 8)));
+    /* Warnings a reader must see next to the text (DESIGN §13 Truncation). */
+    json_object_set_new(t, "warnings", truncated ? json_pack("[s]", "truncated") : json_array());
+    sqlite3_reset(st);
+    int64_t person = call_person(db, recording_id);
     json_t *segs = json_array();
     err = lucy_store_stmt(db,
-                          "SELECT t0_ms, t1_ms, text FROM segments WHERE recording_id = ?1"
-                          " ORDER BY idx",
+                          "SELECT t0_ms, t1_ms, text, speaker, channel, words FROM segments"
+                          " WHERE recording_id = ?1 ORDER BY idx",
                           &st);
     if (err == 0) {
         sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(segs, json_pack("{s:I,s:I,s:o}", "t0_ms",
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *role = (const char *)sqlite3_column_text(st, 3);
+            json_array_append_new(segs, json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "t0_ms",
                                                   (json_int_t)sqlite3_column_int64(st, 0), "t1_ms",
                                                   (json_int_t)sqlite3_column_int64(st, 1), "text",
-                                                  text_or_null(st, 2)));
+                                                  text_or_null(st, 2), "speaker",
+                                                  speaker_json(role, person), "channel",
+                                                  sqlite3_column_type(st, 4) == SQLITE_NULL
+                                                      ? json_null()
+                                                      : json_integer(sqlite3_column_int(st, 4)),
+                                                  "words", words_or_null(st, 5)));
+        }
         err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
     }
     json_object_set_new(t, "segments", segs);

@@ -53,10 +53,31 @@ int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s
 int lucy_transcript_forget(sqlite3 *db, const char *recording_id);
 
 /* The recording's transcript as the "transcript" object of GET
- * /recordings/{id}: text, engine, model, language, duration_s, rtf and
- * segments [{t0_ms, t1_ms, text}], or JSON null when it has none. Call
- * inside a lucy_store_read() function with its db. 0 and *out (new
- * reference), or a store error (*out NULL). */
+ * /recordings/{id}: text, engine, model, language, duration_s, rtf,
+ * truncated, source_duration_s, channels, warnings (["truncated"] or [])
+ * and segments [{t0_ms, t1_ms, text, speaker, channel, words}] - speaker
+ * "me", the call's person id (the other party of a per-channel call
+ * whose number belongs to a person) or null; channel 0/1 or null; words
+ * [{t0_ms, t1_ms, text}] ([] when the engine gave none) - or JSON null
+ * when it has none. Call inside a lucy_store_read() function with its db.
+ * 0 and *out (new reference), or a store error (*out NULL). */
 int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out);
+
+/* Keeps in transcript (lucy_transcript_json's object; null is fine) only
+ * the segments of speaker: "me", "them" (the other party of a per-channel
+ * call, person known or not) or a person id in decimal (the other party
+ * when the call's number is that person's). The one speaker filter rule
+ * (GET /recordings/{id}?speaker=). 0, or LUCY_EINVAL when speaker is none
+ * of these (nothing changed). */
+int lucy_transcript_keep_speaker(json_t *transcript, const char *speaker);
+
+/* t's segments as JSON [{t0_ms, t1_ms, text, words: [{t0_ms, t1_ms,
+ * text}]}] (new reference; NULL on allocation failure): a chunk's
+ * checkpoint (checkpoint.c). Pure. */
+json_t *lucy_segments_json(const struct lucy_transcript *t);
+
+/* Appends the segments of a (lucy_segments_json's form) to t, with their
+ * words. 0 or LUCY_ENOMEM. Pure. */
+int lucy_segments_from_json(const json_t *a, struct lucy_transcript *t);
 
 #endif

@@ -7,7 +7,7 @@
  *
  *   1. housekeeping (lucy_jobs_housekeep): due retries -> queued, and
  *      queued <-> blocked as the disk turns critical or recovers;
- *   2. claim the oldest queued job (lucy_jobs_claim: atomic, two workers
+ *   2. claim the next queued job (lucy_jobs_claim: queue order of DESIGN §13; atomic, two workers
  *      never take the same job);
  *   3. run it: pick a path of the recording, open it and read its first
  *      block. A lock error (EDEADLK, EAGAIN, EBUSY, ETXTBSY: a sync client
@@ -48,6 +48,7 @@
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../thread.h"
+#include "checkpoint.h"
 #include "jobs.h"
 #include "recording.h"
 #include "scan_int.h"
@@ -61,8 +62,23 @@
 #define STORE_RETRY_FIRST_MS 500   /* first wait before storing an outcome again */
 #define STORE_RETRY_MAX_MS   10000 /* the wait doubles up to this */
 
+/* The job a worker runs, as the API reports it (DESIGN §13); under the
+ * pool's mu. Audio seconds count speech chunks only (silence is skipped). */
+struct progress {
+    long long job_id;      /* 0 = idle */
+    char recording_id[72]; /* its recording */
+    int planned;           /* 1 once the chunks are known (before: decoding) */
+    double total_s;        /* audio of all chunks, every channel */
+    double done_s;         /* of it recognised, or resumed from checkpoints */
+    double resumed_s;      /* taken from checkpoints at the start of this run */
+    int64_t started_ms;    /* monotonic: when this run's first chunk began */
+    int chunks_total;      /* chunks of the plan */
+    int chunks_done;       /* recognised or resumed */
+};
+
 struct worker {
     struct lucy_jobs_pool *pool;          /* owner */
+    struct progress progress;             /* the running job's; under pool->mu */
     struct lucy_thread thread;            /* "asr-worker" */
     const struct lucy_asr_engine *engine; /* selected engine, NULL until opened */
     void *engine_state;                   /* this worker's instance */
@@ -72,6 +88,9 @@ struct worker {
 struct lucy_jobs_pool {
     struct lucy_ctx *ctx;         /* daemon context (not owned) */
     struct lucy_asr_options asr;  /* engine options from the config */
+    const char *roles[2];         /* speaker of the left/right channel (LUCY_CALL_CHANNELS) */
+    int split;                    /* 0: LUCY_CALL_CHANNELS=mix, stereo is mixed to mono */
+    int chunk_s;                  /* LUCY_ASR_CHUNK_S */
     int retry_base_s;             /* LUCY_JOB_RETRY_BASE_S */
     int n_workers;                /* LUCY_ASR_WORKERS */
     struct worker *workers;       /* n_workers */
@@ -316,9 +335,21 @@ static int error_rank(int err)
     return (int)(sizeof order / sizeof order[0]);
 }
 
-/* Decodes the recording from the first path that works. */
+/* Decodes the recording from the first path that works, a stereo one per
+ * channel unless LUCY_CALL_CHANNELS=mix. */
+static int decode_one(struct lucy_jobs_pool *p, int fd, const char *display,
+                      struct lucy_audio *audio, char *err, size_t errlen)
+{
+    if (p->split)
+        return lucy_audio_decode_split_fd(fd, display, audio, err, errlen);
+    memset(audio, 0, sizeof *audio);
+    int rc = lucy_audio_decode_fd(fd, display, &audio->channel[0], err, errlen);
+    audio->n_channels = rc == 0;
+    return rc;
+}
+
 static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recording_info *info,
-                            struct lucy_pcm *pcm, char *err, size_t errlen)
+                            struct lucy_audio *audio, char *err, size_t errlen)
 {
     int best = LUCY_ENOTFOUND;
     snprintf(err, errlen, "the recording has no known path");
@@ -328,23 +359,21 @@ static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recordin
         int fd = -1, copied = 0;
         int rc = open_source(p, path, display, &fd, &copied, e1, sizeof e1);
         if (rc == 0) {
-            rc = lucy_audio_decode_fd(fd, display, pcm, e1, sizeof e1);
+            rc = decode_one(p, fd, display, audio, e1, sizeof e1);
             if (rc == LUCY_ELOCKED && !copied) {
                 /* Locked after the first block: copy and decode that. */
                 close(fd);
                 fd = -1;
-                lucy_pcm_free(pcm);
-                memset(pcm, 0, sizeof *pcm);
+                lucy_audio_free(audio);
                 rc = temp_copy(p, path, display, &fd, e1, sizeof e1);
                 if (rc == 0)
-                    rc = lucy_audio_decode_fd(fd, display, pcm, e1, sizeof e1);
+                    rc = decode_one(p, fd, display, audio, e1, sizeof e1);
             }
             if (fd >= 0)
                 close(fd);
             if (rc == 0)
                 return 0;
-            lucy_pcm_free(pcm);
-            memset(pcm, 0, sizeof *pcm);
+            lucy_audio_free(audio);
         }
         if (error_rank(rc) <= error_rank(best)) {
             best = rc;
@@ -394,6 +423,151 @@ static int ensure_engine(struct worker *w)
                  ENGINE_REOPEN_S);
     else
         lucy_log(LUCY_LOG_INFO, "speech recognition engine ready", "{s:s}", "engine", e->name);
+    return rc;
+}
+
+/* ---- chunks, checkpoints, progress (DESIGN §13) ----------------------------- */
+
+static void progress_set(struct worker *w, const struct progress *pr)
+{
+    pthread_mutex_lock(&w->pool->mu);
+    w->progress = *pr;
+    pthread_mutex_unlock(&w->pool->mu);
+}
+
+/* The checkpoint of chunk c of channel ch, or NULL. */
+static struct lucy_checkpoint *find_checkpoint(struct lucy_checkpoint *v, size_t n, int ch,
+                                               const struct lucy_chunk *c)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].channel == ch && v[i].first_sample == c->first_sample &&
+            v[i].n_samples == c->n_samples)
+            return &v[i];
+    return NULL;
+}
+
+/* Recognises one chunk: its segments, times from the file's start, in
+ * *piece; the chunk is committed as a checkpoint (a failed commit only
+ * costs the resume). */
+static int recognise_chunk(struct worker *w, const struct lucy_job *job, const struct lucy_pcm *pcm,
+                           int ch, const struct lucy_chunk *c, struct lucy_transcript *piece,
+                           char *err, size_t errlen)
+{
+    struct lucy_jobs_pool *p = w->pool;
+    struct lucy_pcm view = lucy_pcm_view(pcm, c);
+    struct lucy_transcript got = {0};
+    int rc = lucy_asr_transcribe(w->engine, w->engine_state, &view, &got, err, errlen);
+    if (rc == 0)
+        rc = lucy_transcript_append(
+            piece, &got, (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, ch, NULL);
+    if (rc == 0) {
+        snprintf(piece->model, sizeof piece->model, "%s", got.model);
+        snprintf(piece->language, sizeof piece->language, "%s", got.language);
+        piece->wall_s = got.wall_s;
+        int put = lucy_checkpoint_put(p->ctx->store, job->id, ch, c, piece, w->engine->name,
+                                      got.model, got.wall_s);
+        if (put)
+            lucy_log(LUCY_LOG_WARNING, "chunk checkpoint not stored; a restart redoes it",
+                     "{s:I,s:s}", "job_id", (json_int_t)job->id, "error", lucy_strerror(put));
+        pthread_mutex_lock(&p->mu);
+        p->stats.chunks_recognised++;
+        p->stats.chunk_audio_s_total += view.duration_s;
+        pthread_mutex_unlock(&p->mu);
+        lucy_log(LUCY_LOG_DEBUG, "chunk recognised", "{s:I,s:i,s:I,s:f,s:f}", "job_id",
+                 (json_int_t)job->id, "channel", ch, "t0_ms",
+                 (json_int_t)(c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE), "audio_s",
+                 view.duration_s, "wall_s", got.wall_s);
+    }
+    lucy_transcript_free(&got);
+    return rc;
+}
+
+/* Transcribes the decoded recording chunk by chunk (lucy_asr_chunks), each
+ * channel of a per-channel call apart, taking chunks a previous run
+ * committed from their checkpoints; the segments of all channels merged
+ * in time order in *out. LUCY_ESHUTDOWN when the worker is asked to stop
+ * between chunks (the job stays running and resumes at the next start);
+ * engine errors as lucy_asr_transcribe. */
+static int transcribe_audio(struct worker *w, const struct lucy_job *job,
+                            const struct lucy_audio *a, struct lucy_transcript *out, char *err,
+                            size_t errlen)
+{
+    struct lucy_jobs_pool *p = w->pool;
+    struct lucy_chunk *chunks[LUCY_AUDIO_MAX_CHANNELS] = {0};
+    size_t n_chunks[LUCY_AUDIO_MAX_CHANNELS] = {0};
+    struct lucy_checkpoint *saved = NULL;
+    size_t n_saved = 0;
+    struct progress pr = {.job_id = job->id};
+    snprintf(pr.recording_id, sizeof pr.recording_id, "%s", job->recording_id);
+    int per_channel = a->n_channels == 2, rc = 0;
+    double wall_s = 0;
+
+    for (int ch = 0; ch < a->n_channels && rc == 0; ch++) {
+        rc = lucy_asr_chunks(&a->channel[ch], p->chunk_s, &chunks[ch], &n_chunks[ch], err, errlen);
+        for (size_t i = 0; rc == 0 && i < n_chunks[ch]; i++)
+            pr.total_s += (double)chunks[ch][i].n_samples / LUCY_ASR_SAMPLE_RATE;
+        pr.chunks_total += (int)n_chunks[ch];
+    }
+    if (rc == 0 &&
+        (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->engine->name, &saved, &n_saved)) != 0)
+        snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
+    pr.planned = 1;
+    pr.started_ms = lucy_mono_ms();
+    progress_set(w, &pr);
+
+    for (int ch = 0; ch < a->n_channels && rc == 0; ch++) {
+        int code = per_channel ? ch : -1;
+        const char *speaker = per_channel ? p->roles[ch] : NULL;
+        for (size_t i = 0; i < n_chunks[ch] && rc == 0; i++) {
+            const struct lucy_chunk *c = &chunks[ch][i];
+            double chunk_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
+            struct lucy_checkpoint *cp = find_checkpoint(saved, n_saved, code, c);
+            struct lucy_transcript piece = {0};
+            if (cp) {
+                rc = lucy_transcript_append(out, &cp->seg, 0, code, speaker);
+                if (!out->model[0])
+                    snprintf(out->model, sizeof out->model, "%s", cp->model);
+                wall_s += cp->wall_s;
+                pr.resumed_s += chunk_s;
+            } else if (worker_stopping(w)) {
+                rc = LUCY_ESHUTDOWN;
+            } else if ((rc = recognise_chunk(w, job, &a->channel[ch], code, c, &piece, err,
+                                             errlen)) == 0) {
+                snprintf(out->model, sizeof out->model, "%s", piece.model);
+                snprintf(out->language, sizeof out->language, "%s", piece.language);
+                wall_s += piece.wall_s;
+                rc = lucy_transcript_append(out, &piece, 0, code, speaker);
+            }
+            lucy_transcript_free(&piece);
+            if (rc == 0) {
+                pr.done_s += chunk_s;
+                pr.chunks_done++;
+                progress_set(w, &pr);
+            }
+        }
+    }
+    if (rc == 0 && n_saved > 0)
+        lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
+                 (json_int_t)job->id, "resumed_s", pr.resumed_s, "total_s", pr.total_s);
+    if (rc == 0) {
+        lucy_transcript_sort(out);
+        rc = lucy_transcript_join(out);
+    }
+    if (rc == 0) {
+        const struct lucy_pcm *first = &a->channel[0];
+        snprintf(out->engine, sizeof out->engine, "%s", w->engine->name);
+        if (!out->language[0])
+            snprintf(out->language, sizeof out->language, "en");
+        out->audio_s = first->duration_s;
+        out->wall_s = wall_s;
+        out->rtf = first->duration_s > 0 ? wall_s / first->duration_s : 0;
+        out->truncated = first->truncated;
+        out->source_duration_s = first->source_duration_s;
+        out->channels = a->n_channels;
+    }
+    for (int ch = 0; ch < LUCY_AUDIO_MAX_CHANNELS; ch++)
+        free(chunks[ch]);
+    lucy_checkpoints_free(saved, n_saved);
     return rc;
 }
 
@@ -460,7 +634,7 @@ static void run_job(struct worker *w, const struct lucy_job *job)
     struct lucy_jobs_pool *p = w->pool;
     struct lucy_ctx *ctx = p->ctx;
     struct lucy_recording_info info = {0};
-    struct lucy_pcm pcm = {0};
+    struct lucy_audio audio = {0};
     struct lucy_transcript t = {0};
     struct lucy_job_outcome o = {0};
     char err[512] = "";
@@ -476,12 +650,22 @@ static void run_job(struct worker *w, const struct lucy_job *job)
         outcome_from_source(&o, LUCY_ENOSPC, job->attempts, "disk critical");
         goto finish;
     }
-    rc = decode_recording(p, &info, &pcm, err, sizeof err);
+    struct progress decoding = {.job_id = job->id};
+    snprintf(decoding.recording_id, sizeof decoding.recording_id, "%s", job->recording_id);
+    progress_set(w, &decoding);
+    rc = decode_recording(p, &info, &audio, err, sizeof err);
     if (rc) {
         outcome_from_source(&o, rc, job->attempts, err);
         goto finish;
     }
-    rc = lucy_asr_transcribe(w->engine, w->engine_state, &pcm, &t, err, sizeof err);
+    rc = transcribe_audio(w, job, &audio, &t, err, sizeof err);
+    if (rc == LUCY_ESHUTDOWN) {
+        /* Stopped between chunks: the job stays running, and the next
+         * start requeues it and resumes from its checkpoints. */
+        lucy_log(LUCY_LOG_INFO, "transcription paused by the stop; resumes at the next start",
+                 "{s:I}", "job_id", (json_int_t)job->id);
+        goto out;
+    }
     if (rc) {
         outcome_from_engine(&o, rc, err);
         goto finish;
@@ -516,8 +700,9 @@ finish:;
                  lucy_job_status_name(o.status), "segments", (int)t.n_segments, "audio_s",
                  t.audio_s, "rtf", t.rtf, "engine", t.engine);
 out:
+    progress_set(w, &(struct progress){0});
     lucy_transcript_free(&t);
-    lucy_pcm_free(&pcm);
+    lucy_audio_free(&audio);
     lucy_recording_info_free(&info);
     publish(p);
 }
@@ -583,6 +768,11 @@ struct lucy_jobs_pool *lucy_jobs_pool_new(struct lucy_ctx *ctx)
     p->asr.whisper_model = ctx->cfg->whisper_model;
     p->asr.url = ctx->cfg->asr_url;
     p->asr.threads = ctx->cfg->asr_threads;
+    const char *channels = ctx->cfg->call_channels ? ctx->cfg->call_channels : "me,them";
+    p->split = strcmp(channels, "mix") != 0;
+    p->roles[0] = strcmp(channels, "them,me") == 0 ? "them" : "me";
+    p->roles[1] = strcmp(channels, "them,me") == 0 ? "me" : "them";
+    p->chunk_s = ctx->cfg->asr_chunk_s > 0 ? ctx->cfg->asr_chunk_s : 30;
     p->retry_base_s = ctx->cfg->job_retry_base_s > 0 ? ctx->cfg->job_retry_base_s : 30;
     p->n_workers = ctx->cfg->asr_workers > 0 ? ctx->cfg->asr_workers : 1;
     p->workers = calloc((size_t)p->n_workers, sizeof *p->workers);
@@ -692,6 +882,55 @@ int lucy_jobs_pool_wait(struct lucy_jobs_pool *p, long long id, int timeout_ms,
             return lucy_job_status_pending(out->status) ? LUCY_ETIMEDOUT : 0;
         }
     }
+}
+
+/* Fills *out from a worker's progress (under p->mu). */
+static void progress_report(const struct progress *pr, int64_t now_ms,
+                            struct lucy_job_progress *out)
+{
+    memset(out, 0, sizeof *out);
+    out->job_id = pr->job_id;
+    snprintf(out->recording_id, sizeof out->recording_id, "%s", pr->recording_id);
+    out->eta_s = -1;
+    out->chunks_total = pr->chunks_total;
+    out->chunks_done = pr->chunks_done;
+    out->audio_s = pr->total_s;
+    if (!pr->planned)
+        return; /* still decoding */
+    out->progress = pr->total_s > 0 ? pr->done_s / pr->total_s : 1;
+    /* The rate of this run (resumed chunks cost nothing): the ETA needs
+     * one chunk recognised first. */
+    double recognised_s = pr->done_s - pr->resumed_s;
+    double elapsed_s = (double)(now_ms - pr->started_ms) / 1e3;
+    if (recognised_s > 0 && elapsed_s > 0)
+        out->eta_s = elapsed_s / recognised_s * (pr->total_s - pr->done_s);
+}
+
+int lucy_jobs_pool_progress(struct lucy_jobs_pool *p, long long job_id,
+                            struct lucy_job_progress *out)
+{
+    int found = 0;
+    int64_t now_ms = lucy_mono_ms();
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n_workers && !found; i++)
+        if (job_id > 0 && p->workers[i].progress.job_id == job_id) {
+            progress_report(&p->workers[i].progress, now_ms, out);
+            found = 1;
+        }
+    pthread_mutex_unlock(&p->mu);
+    return found ? 0 : LUCY_ENOTFOUND;
+}
+
+int lucy_jobs_pool_running(struct lucy_jobs_pool *p, struct lucy_job_progress *out, int max)
+{
+    int n = 0;
+    int64_t now_ms = lucy_mono_ms();
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->n_workers && n < max; i++)
+        if (p->workers[i].progress.job_id > 0)
+            progress_report(&p->workers[i].progress, now_ms, &out[n++]);
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 void lucy_jobs_pool_stats(struct lucy_jobs_pool *p, struct lucy_jobs_stats *out)
