@@ -135,8 +135,9 @@ int lucy_scan_is_sync_artefact(const char *name)
 }
 
 /* Folders sync clients, NAS indexers and trash cans keep copies or state
- * in (DESIGN §16): never walked, and a path through one is never a
- * recording's primary path. Rows: the exact name, or a prefix. */
+ * in: exactly DESIGN §16's list (.dropbox.cache is one of .dropbox*). Never
+ * walked, and a path through one is never a recording's primary path. Rows:
+ * the exact name, or a prefix. */
 static const struct {
     const char *text; /* the bytes to match */
     size_t len;       /* their count */
@@ -145,7 +146,6 @@ static const struct {
     {".dropbox", 8, 1},      /* .dropbox.cache, .dropbox.attr: Dropbox */
     {".sync", 5, 0},         /* Resilio Sync's archive and state */
     {".stfolder", 9, 0},     /* Syncthing's marker folder */
-    {".stversions", 11, 0},  /* Syncthing's old versions */
     {"@eaDir", 6, 0},        /* Synology's thumbnail/index folder */
     {".Trash", 6, 1},        /* .Trash, .Trashes, .Trash-1000 */
     {"$RECYCLE.BIN", 12, 0}, /* Windows' recycle bin */

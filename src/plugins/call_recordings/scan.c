@@ -58,6 +58,7 @@
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../thread.h"
+#include "ledger.h"
 #include "scan_int.h"
 
 #define BATCH_ITEMS       128  /* results per store write */
@@ -75,6 +76,7 @@ struct scan {
     struct lucy_scan_summary *sum;       /* counters being filled */
     const char *root;                    /* current root (absolute bytes) */
     struct lucy_scan_known_map map;      /* known paths of the root */
+    struct lucy_ledger_map ledger;       /* the root's ingest ledger rows before the walk */
     uint64_t root_files;                 /* regular files found in the root */
     char **bad_dirs;                     /* "dir/" prefixes that could not be read */
     size_t n_bad_dirs;
@@ -178,6 +180,73 @@ static void note_locked(struct scan *sc, const char *path, size_t len)
     free(d);
 }
 
+/* ---- the ingest ledger (ledger.h) ----------------------------------- */
+
+static int same_text(const char *stored, const char *s)
+{
+    return strcmp(stored, s ? s : "") == 0;
+}
+
+/* Notes that the walk saw path with this ledger verdict: queues a write
+ * only when it differs from the row the ledger already has, so a rescan
+ * of unchanged odd files writes nothing (root_end() stamps last seen). */
+static void ledger_note(struct scan *sc, const char *path, size_t len, const char *outcome,
+                        const char *code, const char *reason, int64_t next_retry_s,
+                        const char *recording_id)
+{
+    struct lucy_ledger_known *k = lucy_ledger_map_find(&sc->ledger, path, len);
+    if (k) {
+        k->seen = 1;
+        if (same_text(k->outcome, outcome) && same_text(k->reason_code, code) &&
+            same_text(k->reason, reason) && k->next_retry_s == next_retry_s &&
+            same_text(k->recording_id, recording_id))
+            return;
+    }
+    struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_LEDGER, path, len);
+    if (!it)
+        return;
+    it->display = lucy_scan_display_name(path, len);
+    it->last_error = reason ? strdup(reason) : NULL;
+    if (!it->display || (reason && !it->last_error)) {
+        sc->store_rc = LUCY_ENOMEM;
+        return;
+    }
+    it->ledger_outcome = outcome;
+    it->errno_name = code;
+    it->next_retry_s = next_retry_s;
+    if (recording_id)
+        snprintf(it->recording_id, sizeof it->recording_id, "%s", recording_id);
+}
+
+/* The path was not looked at again (unchanged, backing off): whatever the
+ * ledger says about it still holds. */
+static void ledger_keep(struct scan *sc, const char *path, size_t len)
+{
+    struct lucy_ledger_known *k = lucy_ledger_map_find(&sc->ledger, path, len);
+    if (k)
+        k->seen = 1;
+}
+
+/* A recording whose call lost fields (the warnings of callmeta.c, e.g. an
+ * unparseable sidecar, a date in 1970, a number libphonenumber refuses):
+ * one call_metadata row naming them all; none when the call is clean, so
+ * a row from before goes. path/len are the walk's (they outlive a flush). */
+static void ledger_call(struct scan *sc, const char *path, size_t len,
+                        const struct lucy_call_meta *m, const char *recording_id)
+{
+    if (!m || m->warning_count == 0)
+        return;
+    char reason[LUCY_CALL_WARNINGS_MAX * (LUCY_CALL_WARNING_SIZE + 2) + 40];
+    size_t used = 0;
+    for (int i = 0; i < m->warning_count && used < sizeof reason; i++)
+        used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s", i ? "; " : "",
+                                 m->warnings[i]);
+    if (m->warnings_dropped && used < sizeof reason)
+        snprintf(reason + used, sizeof reason - used, "; and %d more", m->warnings_dropped);
+    /* m may be freed by a flush inside ledger_note(): reason is a copy. */
+    ledger_note(sc, path, len, "call_metadata", "call_metadata", reason, 0, recording_id);
+}
+
 /* Statuses after which an unchanged file (same size, mtime, ctime, inode) is
  * not read again, and the outcome it is counted under: a known recording
  * is `unchanged`; a known corrupt or unsupported file keeps its outcome in
@@ -242,29 +311,39 @@ static void file_failed(struct scan *sc, const char *path, size_t len, const str
             k->seen = 0; /* the missing pass counts and stores it */
         else
             count(sc, o);
-        return;
+        return; /* not noted: its ledger row, if any, goes */
     }
     count(sc, o);
     count_errno(sc, name);
-    if (o == LUCY_SCAN_IGNORED)
+    if (o == LUCY_SCAN_IGNORED) { /* ELOOP: a symlink loop */
+        ledger_note(sc, path, len, "ignored", name, strerror(errnum), 0, NULL);
         return;
+    }
     /* What is stored for each failure (the schema's CHECK list). */
     enum lucy_scan_path_status status = o == LUCY_SCAN_LOCKED ? LUCY_SCAN_PATH_LOCKED
                                         : o == LUCY_SCAN_PERMISSION_DENIED
                                             ? LUCY_SCAN_PATH_PERMISSION_DENIED
                                             : LUCY_SCAN_PATH_IO_ERROR;
     int again = k && k->status == status;
+    int attempts = again ? k->attempts + 1 : 1;
+    int64_t next_retry_s = 0;
+    if (o == LUCY_SCAN_LOCKED) {
+        int shift = attempts - 1 < 7 ? attempts - 1 : 7;
+        int64_t delay = (int64_t)LOCK_RETRY_BASE_S << shift;
+        next_retry_s = sc->now_s + (delay < LOCK_RETRY_MAX_S ? delay : LOCK_RETRY_MAX_S);
+    }
+    /* The ledger's row first: item_new() may flush, which clears items. */
+    ledger_note(sc, path, len, lucy_scan_outcome_name(o), name, strerror(errnum), next_retry_s,
+                NULL);
     struct lucy_scan_item *it = result_item(sc, path, len, st, k, status);
     if (!it)
         return;
     it->keep_recording = 1;
     it->errno_name = name;
     it->last_error = strdup(strerror(errnum));
-    it->attempts = again ? k->attempts + 1 : 1;
+    it->attempts = attempts;
+    it->next_retry_s = next_retry_s;
     if (o == LUCY_SCAN_LOCKED) {
-        int shift = it->attempts - 1 < 7 ? it->attempts - 1 : 7;
-        int64_t delay = (int64_t)LOCK_RETRY_BASE_S << shift;
-        it->next_retry_s = sc->now_s + (delay < LOCK_RETRY_MAX_S ? delay : LOCK_RETRY_MAX_S);
         note_locked(sc, path, len);
         if (!again) {
             sc->newly_locked++;
@@ -438,6 +517,7 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (!S_ISREG(before.st_mode) || before.st_size == 0) { /* replaced since the walk */
         close(fd);
         count(sc, LUCY_SCAN_IGNORED);
+        ledger_note(sc, path, len, "ignored", "zero_length", "empty, or no longer a file", 0, NULL);
         return;
     }
     struct lucy_scan_probe probe;
@@ -463,6 +543,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (moved) { /* written to while we read: not a stable content */
         lucy_scan_probe_clear(&probe);
         count(sc, LUCY_SCAN_CHANGING);
+        ledger_note(sc, path, len, "changing", "changed_while_read",
+                    "its size or mtime changed while lucy read it", 0, NULL);
         return;
     }
     enum lucy_scan_outcome o;
@@ -484,6 +566,10 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
         break;
     }
     count(sc, o);
+    if (res != LUCY_SCAN_PROBE_AUDIO) /* before result_item(): a flush clears items */
+        ledger_note(sc, path, len, lucy_scan_outcome_name(o),
+                    res == LUCY_SCAN_PROBE_CORRUPT ? "decoder" : "not_audio",
+                    probe.reason[0] ? probe.reason : NULL, 0, NULL);
     struct lucy_scan_item *it = result_item(sc, path, len, &before, k, status);
     if (!it) {
         lucy_scan_probe_clear(&probe);
@@ -502,6 +588,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (o == LUCY_SCAN_NEW || o == LUCY_SCAN_CHANGED)
         lucy_log(LUCY_LOG_DEBUG, "recording found", "{s:s,s:s,s:s}", "path", it->display, "id", hex,
                  "outcome", lucy_scan_outcome_name(o));
+    if (res == LUCY_SCAN_PROBE_AUDIO)
+        ledger_call(sc, path, len, it->call, hex); /* last use of it: may flush */
 }
 
 /* Non-zero when the scan has to stop: the store failed, or lucy or the
@@ -523,8 +611,10 @@ static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const cha
     if (k)
         k->seen = 1; /* a row from before sidecars were known: not "missing" */
     if (lucy_scan_sidecar_has_audio(dirfd, name))
-        return;
+        return; /* part of its recording: its ledger row, if any, goes */
     sc->sum->orphan_sidecars++;
+    ledger_note(sc, path, len, "orphan_sidecar", "no_audio",
+                "no audio file NAME.<ext> beside this NAME.json", 0, NULL);
     if (sc->orphan_lines++ >= ERROR_LINES)
         return;
     char *display = lucy_scan_display_name(path, len);
@@ -553,8 +643,18 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
     enum lucy_scan_outcome o;
     if (lucy_scan_classify_stat(name, st, &o)) {
         count(sc, o);
+        if (o == LUCY_SCAN_PLACEHOLDER)
+            ledger_note(sc, path, len, "placeholder", "cloud_placeholder",
+                        "no blocks on disk: the content is in the cloud", 0, NULL);
+        else if (lucy_scan_is_sync_artefact(name))
+            ledger_note(sc, path, len, "ignored", "sync_artefact",
+                        "a sync client's temporary or partial file, by its name", 0, NULL);
+        else
+            ledger_note(sc, path, len, "ignored", "zero_length", "an empty file (0 bytes)", 0,
+                        NULL);
     } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(dirfd, name, k)) {
         count(sc, o); /* unchanged, or still corrupt / unsupported */
+        ledger_keep(sc, path, len);
         if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
             struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
             if (it)
@@ -562,11 +662,14 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
         }
     } else if (lucy_scan_is_settling(st, sc->now_ns, sc->ctx->cfg->scan_settle_s)) {
         count(sc, LUCY_SCAN_CHANGING);
+        ledger_note(sc, path, len, "changing", "settling",
+                    "modified less than LUCY_SCAN_SETTLE_S seconds ago", 0, NULL);
     } else if (k && sc->opt && sc->opt->honor_backoff && k->status == LUCY_SCAN_PATH_LOCKED &&
                same_stat(k, st) && sc->now_s < k->next_retry_s) {
         count(sc, LUCY_SCAN_LOCKED); /* still backing off: counted, not read */
         count_errno(sc, k->errno_name[0] ? k->errno_name : "EDEADLK");
         note_locked(sc, path, len);
+        ledger_keep(sc, path, len);
     } else {
         examine(sc, dirfd, name, path, len, st, k);
     }
@@ -588,8 +691,19 @@ static void on_error(void *arg, const char *path, int errnum, int is_dir)
         lucy_log(LUCY_LOG_DEBUG, "unresolvable symlink skipped", "{s:s,s:s}", "path",
                  display ? display : "", "errno", lucy_scan_errno_name(errnum));
         free(display);
+        char why[160];
+        snprintf(why, sizeof why, "a symlink that cannot be resolved (%s)", strerror(errnum));
+        ledger_note(sc, path, strlen(path), "ignored", lucy_scan_errno_name(errnum), why, 0, NULL);
         return;
     }
+    enum lucy_scan_outcome o = lucy_scan_errno_outcome(errnum);
+    char reason[160];
+    snprintf(reason, sizeof reason, "the folder cannot be read (%s); files below it are skipped",
+             strerror(errnum));
+    ledger_note(sc, path, strlen(path),
+                o == LUCY_SCAN_MISSING || o == LUCY_SCAN_LOCKED ? "io_error"
+                                                                : lucy_scan_outcome_name(o),
+                lucy_scan_errno_name(errnum), reason, 0, NULL);
     /* Files below an unreadable directory are unknown, not missing. */
     size_t n = strlen(path);
     char **bad = realloc(sc->bad_dirs, (sc->n_bad_dirs + 1) * sizeof *bad);
@@ -619,6 +733,10 @@ static void on_outside(void *arg, const char *path, int is_dir)
 {
     struct scan *sc = arg;
     count(sc, LUCY_SCAN_IGNORED);
+    ledger_note(sc, path, strlen(path), "ignored", "outside_roots",
+                is_dir ? "a symlink to a folder outside LUCY_RECORDINGS_DIRS"
+                       : "a symlink to a file outside LUCY_RECORDINGS_DIRS",
+                0, NULL);
     if (sc->error_lines++ >= ERROR_LINES)
         return;
     char *display = lucy_scan_display_name(path, strlen(path));
@@ -635,6 +753,8 @@ static void on_sync_folder(void *arg, const char *path)
 {
     struct scan *sc = arg;
     count(sc, LUCY_SCAN_IGNORED);
+    ledger_note(sc, path, strlen(path), "ignored", "sync_folder",
+                "a sync client's cache, NAS index or trash folder: not walked", 0, NULL);
     char *display = lucy_scan_display_name(path, strlen(path));
     lucy_log(LUCY_LOG_DEBUG, "sync folder skipped", "{s:s}", "path", display ? display : "");
     free(display);
@@ -642,10 +762,10 @@ static void on_sync_folder(void *arg, const char *path)
 
 /* ---- per root -------------------------------------------------------- */
 
-static int under_bad_dir(const struct scan *sc, const struct lucy_scan_known *k)
+static int under_bad_dir(const struct scan *sc, const char *path)
 {
     for (size_t i = 0; i < sc->n_bad_dirs; i++)
-        if (strncmp(k->path, sc->bad_dirs[i], strlen(sc->bad_dirs[i])) == 0)
+        if (strncmp(path, sc->bad_dirs[i], strlen(sc->bad_dirs[i])) == 0)
             return 1;
     return 0;
 }
@@ -656,6 +776,8 @@ static void scan_root(struct scan *sc, const char *root)
     sc->root_files = 0;
     char *display = NULL;
     int rc = lucy_scan_known_load(sc->ctx->store, root, &sc->map);
+    if (rc == 0)
+        rc = lucy_scan_ledger_load(sc->ctx->store, root, &sc->ledger);
     if (rc) {
         sc->store_rc = rc;
         goto out;
@@ -697,12 +819,19 @@ static void scan_root(struct scan *sc, const char *root)
     } else {
         for (size_t i = 0; i < sc->map.n; i++) {
             struct lucy_scan_known *k = &sc->map.rows[i];
-            if (k->seen || k->presence != LUCY_SCAN_PRESENCE_PRESENT || under_bad_dir(sc, k))
+            if (k->seen || k->presence != LUCY_SCAN_PRESENCE_PRESENT || under_bad_dir(sc, k->path))
                 continue;
             count(sc, LUCY_SCAN_MISSING);
             struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_MISSING, k->path, k->path_len);
             if (it)
                 memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+        }
+        /* Ledger rows the walk did not note again: the file became a clean
+         * recording or went away (below an unreadable folder: unknown). */
+        for (size_t i = 0; i < sc->ledger.n; i++) {
+            struct lucy_ledger_known *l = &sc->ledger.rows[i];
+            if (!l->seen && !under_bad_dir(sc, l->path))
+                item_new(sc, LUCY_SCAN_ITEM_UNLEDGER, l->path, l->path_len);
         }
         if (flush(sc))
             goto out;
@@ -714,6 +843,7 @@ static void scan_root(struct scan *sc, const char *root)
 out:
     free(display);
     lucy_scan_known_free(&sc->map);
+    lucy_ledger_map_free(&sc->ledger);
     for (size_t i = 0; i < sc->n_bad_dirs; i++)
         free(sc->bad_dirs[i]);
     free(sc->bad_dirs);
