@@ -319,3 +319,40 @@ def test_bad_input_is_a_warning_on_the_recording(start_lucy, tmp_path):
     assert summary["orphan_sidecars"] == 1 and summary["files_seen"] == 7
     assert summary["unsupported"] == 0
     assert any(l.get("msg") == "call sidecar without its recording" for l in lucy.log_lines())
+
+
+def test_list_shows_first_words_and_filters_by_person_and_date(start_lucy, tmp_path):
+    """GET /recordings: each row's `preview` is the start of its transcript
+    (read with the page, null before one exists); ?person= keeps the calls
+    of that person's numbers; ?from=/?to= the calls of those dates."""
+    d = str(tmp_path / "rec")
+    john = make_audio(os.path.join(d, "20230414_215701.088-0400_in_+14155550123_John.m4a"))
+    make_audio(os.path.join(d, "20240301_101500.000+0100_out_+442071838750_Ada.m4a"),
+               src="cards-001.ogg")
+    lucy = start(start_lucy, d)
+    lucy.wait_for(lambda: all(r["transcript_status"] in ("done", "no_speech")
+                              for r in calls(lucy).values()) and len(calls(lucy)) == 2,
+                  timeout=300, what="both transcribed")
+    recs = calls(lucy)
+    for name, rec in recs.items():
+        full = lucy.get("/recordings/" + rec["id"]).json()
+        words = " ".join(s["text"] for s in full["transcript"]["segments"][:3]).strip()
+        if not words:
+            assert rec["preview"] is None
+            continue
+        preview = rec["preview"].rstrip("\u2026")
+        assert words.startswith(preview) and len(rec["preview"].encode()) <= 163, (name, rec)
+        assert len(preview) >= min(len(words), 80)
+    john_rec = recs[os.path.basename(john)]
+    assert john_rec["preview"], "goforward.m4a has speech"
+    person = john_rec["call"]["person"]
+    assert person and person["id"] > 0
+    only = lucy.get("/recordings", params={"person": person["id"]}).json()["recordings"]
+    assert [r["id"] for r in only] == [john_rec["id"]]
+    assert lucy.get("/recordings", params={"person": 999999}).json()["recordings"] == []
+    in_2024 = lucy.get("/recordings", params={"from": "2024-01-01", "to": "2024-12-31"}).json()
+    assert [os.path.basename(r["paths"][0]["path"])[:8] for r in in_2024["recordings"]] == \
+        ["20240301"]
+    for bad in ("0", "x", "-3"):
+        r = lucy.get("/recordings", params={"person": bad})
+        assert r.status_code == 400 and "person id" in r.json()["message"], r.text

@@ -1,7 +1,7 @@
 /*
  * routes.c - the call_recordings HTTP API (DESIGN §5 Recordings):
  *
- *   GET  /recordings?status=&limit=&cursor=&sort=&from=&to=
+ *   GET  /recordings?status=&limit=&cursor=&sort=&from=&to=&person=
  *                                             list, newest call first by default
  *                                             (sort=-started_at|started_at|
  *                                             -duration|duration), from/to on the
@@ -118,7 +118,7 @@ static void status_list(char *buf, size_t len)
     }
 }
 
-/* ?sort=, ?from=, ?to= into q; 0, or -1 with a 400 sent. */
+/* ?sort=, ?from=, ?to=, ?person= into q; 0, or -1 with a 400 sent. */
 static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_response *resp,
                                struct lucy_recording_query *q)
 {
@@ -157,6 +157,20 @@ static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_r
             q->has_from = 1;
             q->from_ms = s * 1000;
         }
+    }
+    const char *person = lucy_http_query(req, "person");
+    if (person && *person) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(person, &end, 10);
+        if (*end || errno || v < 1 || person[0] < '0' || person[0] > '9') {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "person must be a person id (a whole number, as GET /people "
+                                  "lists them), not \"%.40s\"",
+                                  person);
+            return -1;
+        }
+        q->person_id = v;
     }
     if (q->has_from && q->has_to && q->from_ms > q->to_ms) {
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
