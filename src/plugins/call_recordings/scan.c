@@ -95,6 +95,8 @@ struct scan {
     struct lucy_call_patterns patterns;             /* LUCY_CALL_NAME_PATTERNS when opt has none */
     const struct lucy_call_patterns *call_patterns; /* the ones in use */
     int orphan_lines;                               /* orphan-sidecar INFO lines written */
+    struct folder *folders;                         /* the walk's open folders, innermost last */
+    size_t n_folders, cap_folders;
 };
 
 static int flush(struct scan *sc)
@@ -375,24 +377,12 @@ static void call_warn(struct lucy_call_meta *m, const char *what, const char *de
              detail);
 }
 
-/* The ctime of audio file name's sidecar in dirfd: 0 when there is none,
- * -1 when it cannot be looked at. The call's change test. */
-static int64_t sidecar_signature(int dirfd, const char *name)
-{
-    char sidecar[NAME_MAX + 8];
-    struct stat st;
-    if (lucy_scan_sidecar_name(name, sidecar, sizeof sidecar) != 0)
-        return 0;
-    if (fstatat(dirfd, sidecar, &st, 0) != 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
-    return S_ISREG(st.st_mode) ? lucy_scan_ctime_ns(&st) : 0;
-}
-
 /* Reads audio file name's sidecar (dirfd) into *buf and *len (malloc'd, the
  * caller frees; NULL = none). A sidecar over LUCY_CALL_SIDECAR_MAX is not
  * read: *len is its size and *buf a 1-byte stand-in, so that
  * lucy_call_meta_read() refuses it with its own warning. Returns the
- * sidecar's signature (sidecar_signature()); failures are warnings in m. */
+ * sidecar's ctime (0 = none, -1 = unreadable: the call's change test);
+ * failures are warnings in m. */
 static int64_t sidecar_read(int dirfd, const char *name, char **buf, size_t *len,
                             struct lucy_call_meta *m)
 {
@@ -483,17 +473,16 @@ static void read_call(struct scan *sc, int dirfd, const char *name, const struct
     it->call = m;
 }
 
-/* 1 when an unchanged recording path has to be read again for its call
- * (see the file comment): this is the call's path and its sidecar changed;
- * or the recording has no call yet, the call's path is gone (missing from
- * a root that is there; an unavailable root may come back as it was), or
- * this path is a better one than the sync/backup copy the call came from. */
-static int call_stale(int dirfd, const char *name, const struct lucy_scan_known *k)
+/* 1 when an unchanged recording path that is not its call's path has to
+ * be read again for its call (see the file comment): the recording has no
+ * call yet, the call's path is gone (missing from a root that is there;
+ * an unavailable root may come back as it was), or this path is a better
+ * one than the sync/backup copy the call came from. The call's own path
+ * waits for its folder's listing instead (folder_done()). */
+static int call_stale(const struct lucy_scan_known *k)
 {
     if (k->status != LUCY_SCAN_PATH_RECORDING)
         return 0;
-    if (k->has_call && k->is_call_path)
-        return sidecar_signature(dirfd, name) != k->sidecar_ctime_ns;
     return !k->has_call || !k->call_path_alive ||
            (k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len));
 }
@@ -602,16 +591,117 @@ static int must_stop(struct scan *sc)
     return sc->store_rc;
 }
 
-/* A recorder's sidecar found by the walk: read with its audio file, never
- * a file of its own. One with no audio beside it is counted and logged
- * (a few lines per scan): its recording was moved or deleted. */
-static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const char *path, size_t len)
+/* ---- per folder: sidecars and the calls that wait for them ----------- */
+
+/* A file's name with the length of its stem (NAME of NAME.<ext>). */
+struct stem {
+    char *name;      /* owned */
+    size_t stem_len; /* bytes of NAME */
+};
+
+/* An unchanged call path whose sidecar decides whether it is read again. */
+struct waiting {
+    char *name;                 /* owned: the entry's name in its folder */
+    char *path;                 /* owned */
+    size_t path_len;            /* bytes */
+    struct stat st;             /* the walk's */
+    struct lucy_scan_known *k;  /* its known row (the map outlives the walk) */
+    enum lucy_scan_outcome out; /* counted as when it stays unchanged */
+};
+
+/* A sidecar seen in the folder: its ctime and where it is. */
+struct side {
+    struct stem s;    /* NAME.json, stem NAME */
+    char *path;       /* owned */
+    size_t path_len;  /* bytes */
+    int64_t ctime_ns; /* the walk's stat */
+};
+
+/* What one folder's listing collects until folder_done(). */
+struct folder {
+    struct stem *audio; /* regular files NAME.<audio ext> */
+    size_t n_audio, cap_audio;
+    struct side *sides;
+    size_t n_sides, cap_sides;
+    struct waiting *waiting;
+    size_t n_waiting, cap_waiting;
+};
+
+/* Grows an array (*items, *n of *cap, each size bytes) by one slot.
+ * The new slot, zeroed, or NULL with LUCY_ENOMEM noted. */
+static void *grow(struct scan *sc, void **items, size_t *n, size_t *cap, size_t size)
 {
-    struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
-    if (k)
-        k->seen = 1; /* a row from before sidecars were known: not "missing" */
-    if (lucy_scan_sidecar_has_audio(dirfd, name))
-        return; /* part of its recording: its ledger row, if any, goes */
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *p = realloc(*items, c * size);
+        if (!p) {
+            sc->store_rc = LUCY_ENOMEM;
+            return NULL;
+        }
+        *items = p;
+        *cap = c;
+    }
+    void *slot = (char *)*items + (*n)++ * size;
+    memset(slot, 0, size);
+    return slot;
+}
+
+static struct folder *folder_top(struct scan *sc)
+{
+    return sc->n_folders ? &sc->folders[sc->n_folders - 1] : NULL;
+}
+
+static int stem_cmp(const void *a, const void *b)
+{
+    const struct stem *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->stem_len < y->stem_len ? x->stem_len : y->stem_len);
+    return c ? c : (x->stem_len > y->stem_len) - (x->stem_len < y->stem_len);
+}
+
+static int side_cmp(const void *a, const void *b)
+{
+    return stem_cmp(&((const struct side *)a)->s, &((const struct side *)b)->s);
+}
+
+/* A known file whose stat and status say "nothing to read": counted
+ * under its final outcome; its ledger row stays; back after missing or
+ * unavailable -> present again. */
+static void file_unchanged(struct scan *sc, const char *path, size_t len,
+                           const struct lucy_scan_known *k, enum lucy_scan_outcome o)
+{
+    count(sc, o); /* unchanged, or still corrupt / unsupported */
+    ledger_keep(sc, path, len);
+    if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
+        struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
+        if (it)
+            memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+    }
+}
+
+/* A file that is not simply unchanged: still settling, backing off from a
+ * lock, or read now. */
+static void file_look(struct scan *sc, int dirfd, const char *name, const char *path, size_t len,
+                      const struct stat *st, struct lucy_scan_known *k)
+{
+    if (lucy_scan_is_settling(st, sc->now_ns, sc->ctx->cfg->scan_settle_s)) {
+        count(sc, LUCY_SCAN_CHANGING);
+        ledger_note(sc, path, len, "changing", "settling",
+                    "modified less than LUCY_SCAN_SETTLE_S seconds ago", 0, NULL);
+    } else if (k && sc->opt && sc->opt->honor_backoff && k->status == LUCY_SCAN_PATH_LOCKED &&
+               same_stat(k, st) && sc->now_s < k->next_retry_s) {
+        count(sc, LUCY_SCAN_LOCKED); /* still backing off: counted, not read */
+        count_errno(sc, k->errno_name[0] ? k->errno_name : "EDEADLK");
+        note_locked(sc, path, len);
+        ledger_keep(sc, path, len);
+    } else {
+        examine(sc, dirfd, name, path, len, st, k);
+    }
+}
+
+/* A sidecar with no audio beside it: counted, logged (a few lines per
+ * scan) and in the ledger: its recording was moved or deleted. */
+static void sidecar_orphan(struct scan *sc, const char *path, size_t len)
+{
     sc->sum->orphan_sidecars++;
     ledger_note(sc, path, len, "orphan_sidecar", "no_audio",
                 "no audio file NAME.<ext> beside this NAME.json", 0, NULL);
@@ -625,6 +715,80 @@ static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const cha
     free(display);
 }
 
+/* The folder is listed: each sidecar has its audio or is an orphan, and
+ * each unchanged call path is unchanged unless its sidecar appeared,
+ * changed (ctime) or went - all from the walk's own stats, so a rescan
+ * costs no stat beyond the walk's. */
+static void folder_done(struct scan *sc, struct folder *f, int dirfd)
+{
+    qsort(f->audio, f->n_audio, sizeof *f->audio, stem_cmp);
+    qsort(f->sides, f->n_sides, sizeof *f->sides, side_cmp);
+    for (size_t i = 0; i < f->n_sides && !sc->store_rc; i++)
+        if (!bsearch(&f->sides[i].s, f->audio, f->n_audio, sizeof *f->audio, stem_cmp))
+            sidecar_orphan(sc, f->sides[i].path, f->sides[i].path_len);
+    for (size_t i = 0; i < f->n_waiting && !must_stop(sc); i++) {
+        struct waiting *w = &f->waiting[i];
+        const char *dot = strrchr(w->name, '.');
+        struct side key = {
+            .s = {w->name, dot && dot != w->name ? (size_t)(dot - w->name) : strlen(w->name)}};
+        const struct side *side = bsearch(&key, f->sides, f->n_sides, sizeof *f->sides, side_cmp);
+        if ((side ? side->ctime_ns : 0) == w->k->sidecar_ctime_ns)
+            file_unchanged(sc, w->path, w->path_len, w->k, w->out);
+        else if (dirfd >= 0)
+            file_look(sc, dirfd, w->name, w->path, w->path_len, &w->st, w->k);
+    }
+}
+
+static void folder_free(struct folder *f)
+{
+    for (size_t i = 0; i < f->n_audio; i++)
+        free(f->audio[i].name);
+    for (size_t i = 0; i < f->n_sides; i++) {
+        free(f->sides[i].s.name);
+        free(f->sides[i].path);
+    }
+    for (size_t i = 0; i < f->n_waiting; i++) {
+        free(f->waiting[i].name);
+        free(f->waiting[i].path);
+    }
+    free(f->audio);
+    free(f->sides);
+    free(f->waiting);
+    memset(f, 0, sizeof *f);
+}
+
+static char *dup_bytes(struct scan *sc, const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) {
+        sc->store_rc = LUCY_ENOMEM;
+        return NULL;
+    }
+    memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* A recorder's sidecar found by the walk: part of the recording beside
+ * it, never a file of its own; kept for folder_done(). */
+static void sidecar_seen(struct scan *sc, const char *name, const char *path, size_t len,
+                         const struct stat *st)
+{
+    struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
+    if (k)
+        k->seen = 1; /* a row from before sidecars were known: not "missing" */
+    struct folder *f = folder_top(sc);
+    struct side *side =
+        f ? grow(sc, (void **)&f->sides, &f->n_sides, &f->cap_sides, sizeof *f->sides) : NULL;
+    if (!side)
+        return;
+    side->s.stem_len = strlen(name) - 5;
+    side->s.name = dup_bytes(sc, name, strlen(name));
+    side->path = dup_bytes(sc, path, len);
+    side->path_len = len;
+    side->ctime_ns = lucy_scan_ctime_ns(st);
+}
+
 static int on_file(void *arg, int dirfd, const char *name, const char *path, size_t len,
                    const struct stat *st)
 {
@@ -632,11 +796,20 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
     if (must_stop(sc))
         return sc->store_rc;
     if (lucy_scan_is_sidecar_name(name)) {
-        sidecar_seen(sc, dirfd, name, path, len);
-        return 0;
+        sidecar_seen(sc, name, path, len, st);
+        return sc->store_rc;
     }
     sc->sum->files_seen++;
     sc->root_files++;
+    struct folder *f = folder_top(sc);
+    size_t stem_len = lucy_scan_audio_stem(name);
+    if (stem_len && f) {
+        struct stem *a = grow(sc, (void **)&f->audio, &f->n_audio, &f->cap_audio, sizeof *a);
+        if (a) {
+            a->name = dup_bytes(sc, name, strlen(name));
+            a->stem_len = stem_len;
+        }
+    }
     struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
     if (k)
         k->seen = 1;
@@ -652,33 +825,61 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
         else
             ledger_note(sc, path, len, "ignored", "zero_length", "an empty file (0 bytes)", 0,
                         NULL);
-    } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(dirfd, name, k)) {
-        count(sc, o); /* unchanged, or still corrupt / unsupported */
-        ledger_keep(sc, path, len);
-        if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
-            struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
-            if (it)
-                memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+    } else if (k && same_stat(k, st) && is_final(k->status, &o) &&
+               k->status == LUCY_SCAN_PATH_RECORDING && k->has_call && k->is_call_path && f) {
+        /* Its sidecar may be listed after it: decided in folder_done(). */
+        struct waiting *w =
+            grow(sc, (void **)&f->waiting, &f->n_waiting, &f->cap_waiting, sizeof *w);
+        if (w) {
+            w->name = dup_bytes(sc, name, strlen(name));
+            w->path = dup_bytes(sc, path, len);
+            w->path_len = len;
+            w->st = *st;
+            w->k = k;
+            w->out = o;
         }
-    } else if (lucy_scan_is_settling(st, sc->now_ns, sc->ctx->cfg->scan_settle_s)) {
-        count(sc, LUCY_SCAN_CHANGING);
-        ledger_note(sc, path, len, "changing", "settling",
-                    "modified less than LUCY_SCAN_SETTLE_S seconds ago", 0, NULL);
-    } else if (k && sc->opt && sc->opt->honor_backoff && k->status == LUCY_SCAN_PATH_LOCKED &&
-               same_stat(k, st) && sc->now_s < k->next_retry_s) {
-        count(sc, LUCY_SCAN_LOCKED); /* still backing off: counted, not read */
-        count_errno(sc, k->errno_name[0] ? k->errno_name : "EDEADLK");
-        note_locked(sc, path, len);
-        ledger_keep(sc, path, len);
+    } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(k)) {
+        file_unchanged(sc, path, len, k, o);
     } else {
-        examine(sc, dirfd, name, path, len, st, k);
+        file_look(sc, dirfd, name, path, len, st, k);
     }
     return sc->store_rc;
+}
+
+/* A folder entered: a frame for what its listing collects. */
+static void folder_push(struct scan *sc)
+{
+    if (sc->n_folders == sc->cap_folders) {
+        size_t c = sc->cap_folders ? sc->cap_folders * 2 : 8;
+        struct folder *p = realloc(sc->folders, c * sizeof *p);
+        if (!p) {
+            sc->store_rc = LUCY_ENOMEM;
+            return;
+        }
+        sc->folders = p;
+        sc->cap_folders = c;
+    }
+    memset(&sc->folders[sc->n_folders++], 0, sizeof *sc->folders);
+}
+
+static void on_dir_done(void *arg, int dirfd, const char *path, int depth)
+{
+    struct scan *sc = arg;
+    (void)path;
+    (void)depth;
+    struct folder *f = folder_top(sc);
+    if (!f)
+        return;
+    if (!sc->store_rc)
+        folder_done(sc, f, dirfd);
+    folder_free(f);
+    sc->n_folders--;
 }
 
 static void on_dir(void *arg, const char *path, int depth)
 {
     struct scan *sc = arg;
+    folder_push(sc);
     if (sc->opt && sc->opt->on_dir)
         sc->opt->on_dir(sc->opt->arg, path, depth);
 }
@@ -782,8 +983,8 @@ static void scan_root(struct scan *sc, const char *root)
         sc->store_rc = rc;
         goto out;
     }
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside,
-                                                  on_sync_folder};
+    static const struct lucy_scan_walk_ops ops = {on_file,    on_dir,         on_error,
+                                                  on_outside, on_sync_folder, on_dir_done};
     int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, sc->root_ids, sc->n_root_ids,
                                  &ops, sc, NULL);
     if (sc->store_rc == LUCY_ESHUTDOWN) { /* keep what was learnt; mark nothing missing */
@@ -844,6 +1045,8 @@ out:
     free(display);
     lucy_scan_known_free(&sc->map);
     lucy_ledger_map_free(&sc->ledger);
+    while (sc->n_folders) /* a walk that stopped early */
+        folder_free(&sc->folders[--sc->n_folders]);
     for (size_t i = 0; i < sc->n_bad_dirs; i++)
         free(sc->bad_dirs[i]);
     free(sc->bad_dirs);
@@ -999,6 +1202,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     json_decref(sc->locked_examples);
     lucy_scan_hasher_free(sc->hasher);
     free(sc->root_ids);
+    free(sc->folders);
     free(sc);
     return rc;
 }

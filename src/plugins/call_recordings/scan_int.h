@@ -84,10 +84,12 @@ int lucy_scan_path_is_secondary(const char *path, size_t len);
  * beside NAME.<ext>), never a recording of its own. Thread-safe. */
 int lucy_scan_is_sidecar_name(const char *name);
 
-/* 1 when the sidecar name (in the directory open on dirfd) has its audio
- * beside it: NAME.<ext> for an audio extension of the table in
- * classify.c, lower or upper case. A few fstatat() calls. */
-int lucy_scan_sidecar_has_audio(int dirfd, const char *name);
+/* The length of NAME when name is NAME.<ext> for an audio extension a
+ * sidecar may sit beside (the table in classify.c, any case), else 0. A
+ * sidecar NAME.json has its audio when a regular file of the same folder
+ * has that stem: the scanner decides it from the walk's own listing (no
+ * extra stat). Thread-safe. */
+size_t lucy_scan_audio_stem(const char *name);
 
 /* The sidecar name of an audio file name: its last extension replaced by
  * ".json" (NAME.m4a -> NAME.json). 0, or -1 when out (outlen bytes) is too
@@ -143,6 +145,11 @@ struct lucy_scan_walk_ops {
     /* A sync folder (lucy_scan_is_sync_folder()) that was not entered.
      * May be NULL. */
     void (*on_sync_folder)(void *arg, const char *path);
+    /* Every entry of a directory entered with on_dir has been listed
+     * (its subdirectories walked); dirfd is still open on it (-1 when it
+     * could not be listed at all). Decisions that need a whole folder
+     * (does a file's sidecar exist?) are made here. May be NULL. */
+    void (*on_dir_done)(void *arg, int dirfd, const char *path, int depth);
 };
 
 /* A configured root's identity: the directory it resolves to. */
