@@ -23,10 +23,17 @@
  * and scan_store.c keeps it for the recording's primary path. A sidecar is
  * part of its recording: never a file of its own in the summary; one with
  * no audio beside it counts as orphan_sidecars and is logged. An
- * unchanged recording is read again (call_stale()) when its call's
- * sidecar appeared, changed or went (its ctime differs from the one
- * stored), when it has no call yet (stored before schema 45), or when a
- * better path than the call's appeared (primary path rule).
+ * unchanged recording is read again when its call's sidecar appeared,
+ * changed or went (its ctime differs from the one stored: decided in
+ * folder_done() once the folder is listed, from the walk's own stats, as
+ * the audio may be listed before its sidecar), when it has no call yet
+ * (stored before schema 45), or when a better path than the call's
+ * appeared (primary path rule, call_stale()).
+ *
+ * The ingest ledger (ledger.h): every file that does not become a clean
+ * recording is noted with its outcome and reason (ledger_note(); written
+ * only when that changes); at the end of a root, rows the walk did not
+ * note again are dropped.
  *
  * Store: the rows are scan_store.c's. Results are queued here and written
  * BATCH_ITEMS at a time with lucy_scan_items_write() (one group commit
