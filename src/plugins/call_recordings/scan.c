@@ -728,17 +728,22 @@ static void sidecar_orphan(struct scan *sc, const char *path, size_t len)
  * costs no stat beyond the walk's. */
 static void folder_done(struct scan *sc, struct folder *f, int dirfd)
 {
-    qsort(f->audio, f->n_audio, sizeof *f->audio, stem_cmp);
-    qsort(f->sides, f->n_sides, sizeof *f->sides, side_cmp);
+    /* qsort/bsearch only on arrays that exist: NULL with 0 is undefined. */
+    if (f->n_audio)
+        qsort(f->audio, f->n_audio, sizeof *f->audio, stem_cmp);
+    if (f->n_sides)
+        qsort(f->sides, f->n_sides, sizeof *f->sides, side_cmp);
     for (size_t i = 0; i < f->n_sides && !sc->store_rc; i++)
-        if (!bsearch(&f->sides[i].s, f->audio, f->n_audio, sizeof *f->audio, stem_cmp))
+        if (!f->n_audio ||
+            !bsearch(&f->sides[i].s, f->audio, f->n_audio, sizeof *f->audio, stem_cmp))
             sidecar_orphan(sc, f->sides[i].path, f->sides[i].path_len);
     for (size_t i = 0; i < f->n_waiting && !must_stop(sc); i++) {
         struct waiting *w = &f->waiting[i];
         const char *dot = strrchr(w->name, '.');
         struct side key = {
             .s = {w->name, dot && dot != w->name ? (size_t)(dot - w->name) : strlen(w->name)}};
-        const struct side *side = bsearch(&key, f->sides, f->n_sides, sizeof *f->sides, side_cmp);
+        const struct side *side =
+            f->n_sides ? bsearch(&key, f->sides, f->n_sides, sizeof *f->sides, side_cmp) : NULL;
         if ((side ? side->ctime_ns : 0) == w->k->sidecar_ctime_ns)
             file_unchanged(sc, w->path, w->path_len, w->k, w->out);
         else if (dirfd >= 0)
