@@ -23,10 +23,11 @@ static const struct {
      "GET /health/live (default; --ready: /health/ready) on LUCY_LISTEN, or the full URL given "
      "by --url; exit 0 on HTTP 200 within 3 s, 1 when not, 2 on a usage error (for Docker "
      "HEALTHCHECK)"},
-    {"scan", lucy_cmd_scan, "[DIR...] [--json] | --probe FILE... | --hash FILE...",
-     "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary"},
-    {"transcribe", lucy_cmd_transcribe,
-     "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
+    {"scan", lucy_cmd_scan,
+     "[DIR...] [--json] | --ledger [--json] | --probe FILE... | --hash FILE...",
+     "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary; "
+     "--ledger: print the files not made recordings of, why and what to do"},
+    {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
      "decode one audio file and print its transcript"},
     {"search", lucy_cmd_search,
      "QUERY [--source call_recording|whatsapp] [--contact C] [--person ID] [--from T] [--to T] "

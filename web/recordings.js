@@ -1,5 +1,6 @@
-// recordings.js - the Recordings view: the list (status in plain words,
-// sort, filter) and one recording (facts, Transcribe button, audio player,
+// recordings.js - the Recordings view: the list (who, direction, the call's
+// real date, length, the transcript's first words (`preview`), status in
+// plain words; sort; filter by status, person and dates) and one recording (facts, Transcribe button, audio player,
 // transcript segments that seek the player).
 //
 // The Transcribe button cannot cause a retry storm: it is disabled while
@@ -97,9 +98,11 @@ function title(rec) {
   return rec.title || basename(rec.paths && rec.paths[0] && rec.paths[0].path) || rec.id.slice(0, 12);
 }
 
-// Who the call was with: a name the recorder gave, else the number.
+// Who the call was with: the person (src/people/: their display name),
+// else a name the recorder gave, else the number.
 function who(rec) {
   const call = rec.call || {};
+  if (call.person && call.person.name) return call.person.name;
   if (call.names && call.names.length) return call.names[0].name;
   if (call.number) return call.number.e164 || call.number.raw;
   return null;
@@ -116,7 +119,19 @@ const SORTS = {
   status: { label: "Status", cmp: (a, b) => a.state.key.localeCompare(b.state.key) },
 };
 
-const listState = { sort: "newest", filter: "" };
+// filter: a state key; person: a person id ("" = everyone); from/to:
+// "YYYY-MM-DD" from the date inputs, on the call's date, inclusive.
+const listState = { sort: "newest", filter: "", person: "", from: "", to: "" };
+
+function inDates(rec) {
+  const at = recordedAt(rec);
+  if (!listState.from && !listState.to) return true;
+  if (!at) return false;
+  const day = `${at.getFullYear()}-${String(at.getMonth() + 1).padStart(2, "0")}-${String(at.getDate()).padStart(2, "0")}`;
+  return (!listState.from || day >= listState.from) && (!listState.to || day <= listState.to);
+}
+
+const personOf = (rec) => (rec.call && rec.call.person) || null;
 
 async function loadAll() {
   const out = [];
@@ -146,6 +161,7 @@ function listItem(rec) {
       call.direction ? el("span", { class: "badge", "data-role": "direction" }, DIRECTION_WORDS[call.direction] || call.direction) : null,
       el("span", null, el("span", { class: "visually-hidden" }, "Recorded "), at ? dateTime(at) : "unknown date"),
       el("span", null, duration(rec.duration_s))),
+    rec.preview ? el("p", { class: "preview muted", "data-role": "preview" }, rec.preview) : null,
     el("p", { class: "status-text" },
       el("span", { class: "badge " + rec.state.kind, "data-role": "status" }, rec.state.words),
       scan ? [" ", el("span", { class: "badge warn" }, scan)] : null));
@@ -156,6 +172,10 @@ async function renderList(main, query, stale) {
   const sortSel = el("select", { id: "rec-sort" },
     Object.entries(SORTS).map(([k, v]) => el("option", { value: k, selected: k === listState.sort }, v.label)));
   const filterSel = el("select", { id: "rec-filter" });
+  if (query.get("person")) listState.person = query.get("person");
+  const personSel = el("select", { id: "rec-person" });
+  const fromIn = el("input", { type: "date", id: "rec-from", value: listState.from });
+  const toIn = el("input", { type: "date", id: "rec-to", value: listState.to });
   const list = el("ul", { class: "cards two", id: "recordings", "aria-label": "Recordings" });
   const summary = el("p", { class: "muted", id: "rec-summary", role: "status" });
   // the last "Scan now" result stays until the next scan: the list's own
@@ -166,6 +186,9 @@ async function renderList(main, query, stale) {
     el("div", { class: "controls" },
       el("div", null, el("label", { for: "rec-sort" }, "Sort"), sortSel),
       el("div", null, el("label", { for: "rec-filter" }, "Show"), filterSel),
+      el("div", null, el("label", { for: "rec-person" }, "With"), personSel),
+      el("div", null, el("label", { for: "rec-from" }, "From"), fromIn),
+      el("div", null, el("label", { for: "rec-to" }, "To"), toIn),
       el("div", null, el("button", { type: "button", class: "secondary", id: "rec-scan",
         onclick: (ev) => scanNow(ev.target, scanResult, refresh) }, "Scan now"))),
     scanResult, summary, list);
@@ -180,8 +203,17 @@ async function renderList(main, query, stale) {
     clear(filterSel, el("option", { value: "" }, `All (${recs.length})`),
       Object.keys(FILTER_LABELS).filter((k) => counts[k] || k === listState.filter).map((k) =>
         el("option", { value: k, selected: k === listState.filter }, `${FILTER_LABELS[k]} (${counts[k] || 0})`)));
-    const shown = recs.filter((r) => !listState.filter || r.state.key === listState.filter ||
-      (listState.filter === "missing" && r.scan_status === "missing"));
+    const people = new Map();
+    for (const r of recs) {
+      const p = personOf(r);
+      if (p) people.set(String(p.id), p.name || `person ${p.id}`);
+    }
+    clear(personSel, el("option", { value: "" }, "Everyone"),
+      [...people].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) =>
+        el("option", { value: id, selected: id === listState.person }, name)));
+    const shown = recs.filter((r) => (!listState.filter || r.state.key === listState.filter ||
+      (listState.filter === "missing" && r.scan_status === "missing")) &&
+      (!listState.person || String((personOf(r) || {}).id) === listState.person) && inDates(r));
     shown.sort(SORTS[listState.sort].cmp);
     clear(list, shown.map(listItem));
     summary.textContent = recs.length === 0
@@ -190,6 +222,9 @@ async function renderList(main, query, stale) {
   };
   sortSel.addEventListener("change", () => { listState.sort = sortSel.value; draw(); });
   filterSel.addEventListener("change", () => { listState.filter = filterSel.value; draw(); });
+  personSel.addEventListener("change", () => { listState.person = personSel.value; draw(); });
+  fromIn.addEventListener("change", () => { listState.from = fromIn.value; draw(); });
+  toIn.addEventListener("change", () => { listState.to = toIn.value; draw(); });
 
   let timer = null;
   let stopped = false;

@@ -1,12 +1,26 @@
 // status.js - the Status view: readiness and every health check in plain
 // words (GET /health), disk gauges per watched path with the warn and
 // critical thresholds (GET /metrics for free space, GET /config for the
-// thresholds), backlogs and the last scan (GET /metrics). Refreshes itself
-// every 5 seconds while shown.
+// thresholds), backlogs and the last scan (GET /metrics), and the ingest
+// ledger (GET /ledger): each file the scanner did not make a recording of,
+// and each failed transcription, with its reason and what to do.
+// Refreshes itself every 5 seconds while shown (the ledger too, until the
+// user pages further or picks an outcome).
 import { api, get } from "./api.js";
-import { bytes, clear, clock, el, note } from "./format.js";
+import { bytes, clear, clock, dateTime, el, note } from "./format.js";
 
 const REFRESH_MS = 5000;
+const LEDGER_PAGE = 50;
+const LEDGER_WORDS = {
+  ignored: "ignored", placeholder: "cloud placeholder", changing: "still changing", locked: "locked (syncing)",
+  corrupt: "corrupt", permission_denied: "permission denied", io_error: "I/O error", unsupported: "not audio",
+  orphan_sidecar: "sidecar without audio", call_metadata: "call details dropped",
+  transcription_failed: "transcription failed", transcription_retrying: "transcription retrying",
+};
+const LEDGER_KIND = {
+  corrupt: "bad", permission_denied: "bad", io_error: "bad", transcription_failed: "bad",
+  locked: "warn", placeholder: "warn", orphan_sidecar: "warn", call_metadata: "warn", transcription_retrying: "warn",
+};
 
 const CHECK_NAMES = {
   "disk:free": "Free disk space",
@@ -139,13 +153,91 @@ function backlog(metrics) {
   ]);
 }
 
+// The scan's recordings only; files it did not make recordings of are in
+// the ledger below, one row each, not a bare count.
+const SCAN_RECORDINGS = ["new", "changed", "unchanged", "missing", "unavailable"];
+
 function lastScan(metrics) {
   const files = pick(metrics, "lucy_scan_files");
   const seen = one(metrics, "lucy_scan_files_seen");
   if (!files.length && seen === null) return el("p", { class: "muted", id: "scan" }, "No scan yet (or no folders configured).");
   const ms = one(metrics, "lucy_scan_duration_ms");
   return [el("p", { id: "scan-summary" }, `${seen ?? "?"} files seen` + (ms !== null ? ` in ${ms} ms` : "") + "."),
-    counts("scan", files.filter((m) => m.value > 0).map((m) => [SCAN_WORDS[m.labels.outcome] || m.labels.outcome, m.value]))];
+    counts("scan", files.filter((m) => m.value > 0 && SCAN_RECORDINGS.includes(m.labels.outcome))
+      .map((m) => [SCAN_WORDS[m.labels.outcome] || m.labels.outcome, m.value]))];
+}
+
+function ledgerRow(r) {
+  const when = [`first seen ${dateTime(r.first_seen_s)}`, `last seen ${dateTime(r.last_seen_s)}`];
+  if (r.next_retry_s) when.push(`next try ${dateTime(r.next_retry_s)}`);
+  const path = r.recording_id
+    ? el("a", { href: "#/recordings/" + r.recording_id }, r.path)
+    : r.path;
+  return el("tr", { "data-outcome": r.outcome, "data-path": r.path },
+    el("td", { class: "path" }, path, el("div", { class: "muted" }, when.join(" · "))),
+    el("td", null, el("span", { class: "badge " + (LEDGER_KIND[r.outcome] || "") }, LEDGER_WORDS[r.outcome] || r.outcome)),
+    el("td", { "data-role": "reason" }, r.reason || r.reason_code || ""),
+    el("td", { "data-role": "advice" }, r.advice));
+}
+
+// The ledger section: an outcome filter with counts, a table, "Show more".
+// state.paged: the user asked for more than the first page (or filtered),
+// so the 5-second refresh leaves the section alone.
+function ledgerSection(state) {
+  const box = el("div", { id: "ledger" });
+  const load = async (cursor) => {
+    const q = new URLSearchParams({ limit: String(LEDGER_PAGE) });
+    if (state.outcome) q.set("outcome", state.outcome);
+    if (cursor) q.set("cursor", cursor);
+    return get("/ledger?" + q);
+  };
+  const draw = async () => {
+    let page;
+    try {
+      page = await load(null);
+    } catch (e) {
+      clear(box, note("Could not read the ledger: " + e.message, "bad", "alert"));
+      return;
+    }
+    const total = Object.values(page.counts || {}).reduce((a, b) => a + b, 0);
+    if (!total) {
+      clear(box, el("p", { class: "muted", id: "ledger-empty" }, "Every file seen is a recording; nothing failed."));
+      return;
+    }
+    const select = el("select", { id: "ledger-outcome", "aria-label": "Show outcome" },
+      el("option", { value: "" }, `all (${total})`),
+      Object.entries(page.counts).map(([k, n]) =>
+        el("option", { value: k, selected: state.outcome === k ? "" : null }, `${LEDGER_WORDS[k] || k} (${n})`)));
+    select.addEventListener("change", () => { state.outcome = select.value; state.paged = !!select.value; draw(); });
+    const tbody = el("tbody", null, page.items.map(ledgerRow));
+    const more = el("button", { type: "button", id: "ledger-more" }, "Show more");
+    let next = page.next_cursor;
+    more.hidden = !next;
+    more.addEventListener("click", async () => {
+      state.paged = true;
+      more.disabled = true;
+      try {
+        const p = await load(next);
+        for (const r of p.items) tbody.append(ledgerRow(r));
+        next = p.next_cursor;
+        more.hidden = !next;
+      } catch (e) {
+        more.after(note("Could not read more of the ledger: " + e.message, "bad", "alert"));
+      }
+      more.disabled = false;
+    });
+    clear(box,
+      el("p", { class: "muted" }, "Files the scanner saw and did not make a recording of, recordings whose call " +
+        "details were dropped, and failed transcriptions. Each row says why and what to do; it leaves this list " +
+        "when the file becomes a recording or goes away."),
+      el("p", null, select),
+      el("div", { class: "table-wrap" }, el("table", { class: "checks", id: "ledger-table" },
+        el("thead", null, el("tr", null, el("th", { scope: "col" }, "File"), el("th", { scope: "col" }, "Outcome"),
+          el("th", { scope: "col" }, "Reason"), el("th", { scope: "col" }, "What to do"))),
+        tbody)),
+      more);
+  };
+  return { box, draw };
 }
 
 export async function render(main, parts, query, stale) {
@@ -153,6 +245,8 @@ export async function render(main, parts, query, stale) {
   const body = el("div", { id: "status-body" });
   clear(main, el("h1", null, "Status"), stamp, body);
   let cfg = null, timer = null, stopped = false;
+  const ledgerState = { outcome: "", paged: false };
+  const ledger = ledgerSection(ledgerState);
 
   const refresh = async () => {
     clearTimeout(timer);
@@ -170,7 +264,9 @@ export async function render(main, parts, query, stale) {
         el("h2", null, "Checks"), checksTable(health),
         el("h2", null, "Disk"), gauges(metrics, cfg),
         el("h2", null, "Backlog"), backlog(metrics),
-        el("h2", null, "Last scan"), lastScan(metrics));
+        el("h2", null, "Last scan"), lastScan(metrics),
+        el("h2", null, "Not made recordings, and failures"), ledger.box);
+      if (!ledgerState.paged || !ledger.box.firstChild) await ledger.draw();
       stamp.textContent = `Updated ${clock(Date.now() / 1000)}:${String(new Date().getSeconds()).padStart(2, "0")}; ` +
         `refreshes every ${REFRESH_MS / 1000} seconds. lucy ${health.version || ""}`;
     } catch (e) {

@@ -10,6 +10,10 @@
  * `lucy scan --probe FILE...` only probes files (no store, no hash) and
  * prints one JSON object per file: outcome, metadata, reason. It is the
  * scanner's own probe, for operators and for the metadata benchmark.
+ * `lucy scan --ledger [--json]` prints the ingest ledger (DESIGN §16) without
+ * scanning: each file seen and not made a recording of, and each failed
+ * transcription, with its outcome, reason and what to do; --json prints
+ * one JSON object per row, as GET /ledger lists them.
  * `lucy scan --hash FILE...` prints the scanner's SHA-256 of each file in
  * sha256sum(1)'s format (a recording's id), for checks and benchmarks.
  */
@@ -27,6 +31,7 @@
 #include "../error.h"
 #include "../log.h"
 #include "../lucy.h"
+#include "../plugins/call_recordings/ledger.h"
 #include "../plugins/call_recordings/scan_int.h"
 #include "../store/store.h"
 #include "cmd.h"
@@ -34,9 +39,10 @@
 #define MAX_ARGS 4096
 
 struct flags {
-    int json;  /* --json */
-    int probe; /* --probe */
-    int hash;  /* --hash */
+    int json;   /* --json */
+    int probe;  /* --probe */
+    int hash;   /* --hash */
+    int ledger; /* --ledger */
 };
 
 static int own_flag(const char *arg, const char *next, void *state)
@@ -49,6 +55,8 @@ static int own_flag(const char *arg, const char *next, void *state)
         return f->probe = 1;
     if (strcmp(arg, "--hash") == 0)
         return f->hash = 1;
+    if (strcmp(arg, "--ledger") == 0)
+        return f->ledger = 1;
     return 0;
 }
 
@@ -175,6 +183,51 @@ static void print_summary(const struct lucy_scan_summary *sum, int as_json)
     json_decref(j);
 }
 
+/* `--ledger`: every row of the ledger, a page of LEDGER_PAGE at a time. */
+#define LEDGER_PAGE 500
+static int print_ledger(struct lucy_store *store, int as_json)
+{
+    char *cursor = NULL;
+    int rc = 0;
+    size_t rows = 0;
+    do {
+        json_t *page = NULL;
+        rc = lucy_ledger_list(store, NULL, LEDGER_PAGE, cursor, &page);
+        free(cursor);
+        cursor = NULL;
+        if (rc)
+            break;
+        size_t i;
+        json_t *row;
+        json_array_foreach(json_object_get(page, "items"), i, row)
+        {
+            rows++;
+            if (as_json) {
+                char *text = json_dumps(row, JSON_COMPACT);
+                if (text)
+                    puts(text);
+                free(text);
+                continue;
+            }
+            const char *reason = json_string_value(json_object_get(row, "reason"));
+            printf("%-22s %s\n  reason: %s\n  what to do: %s\n",
+                   json_string_value(json_object_get(row, "outcome")),
+                   json_string_value(json_object_get(row, "path")), reason ? reason : "-",
+                   json_string_value(json_object_get(row, "advice")));
+        }
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        if (next && !(cursor = strdup(next)))
+            rc = LUCY_ENOMEM;
+        json_decref(page);
+    } while (cursor && rc == 0);
+    free(cursor);
+    if (rc)
+        lucy_cmd_error("cannot read the ledger: %s", lucy_strerror(rc));
+    else if (!as_json && rows == 0)
+        puts("the ledger is empty: every file seen is a recording");
+    return rc == 0 && fflush(stdout) == 0 ? LUCY_EXIT_OK : LUCY_EXIT_FAILED;
+}
+
 int lucy_cmd_scan(int argc, char **argv)
 {
     struct lucy_config cfg;
@@ -190,6 +243,20 @@ int lucy_cmd_scan(int argc, char **argv)
         rc = !n_pos ? LUCY_EXIT_USAGE : f.probe ? probe_files(pos, n_pos) : hash_files(pos, n_pos);
         if (!n_pos)
             lucy_cmd_error("--probe and --hash need one or more files");
+        lucy_config_free(&cfg);
+        return rc;
+    }
+
+    if (f.ledger) {
+        struct lucy_store *store = NULL;
+        char err[512];
+        if (lucy_store_open(cfg.data_dir, &store, err, sizeof err) != 0) {
+            lucy_cmd_error("%s", err);
+            rc = LUCY_EXIT_FAILED;
+        } else {
+            rc = print_ledger(store, f.json);
+            lucy_store_close(store);
+        }
         lucy_config_free(&cfg);
         return rc;
     }

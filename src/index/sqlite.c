@@ -14,9 +14,10 @@
  * through its read pool, so this backend has no lock of its own and every
  * slot is thread-safe.
  *
- * Snippets: FTS5's snippet() marks matches with \x01 ... \x02; the text is
- * then HTML-escaped and the markers become <mark> ... </mark>, so a
- * document can never inject markup into a reply. Scores are -bm25() so
+ * Snippets: made in C by lucy_sparse_snippet() (sparse.c, the Qdrant
+ * backend's too) for the kept hits only: the text HTML-escaped, the query's
+ * terms in <mark> ... </mark>, so a document can never inject markup into
+ * a reply. Scores are -bm25() so
  * higher is better (SQLite: "the better the match, the numerically
  * smaller the value returned" by bm25).
  */
@@ -30,15 +31,16 @@
 #include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
+#include "sparse.h"
 
 /* bm25 column weights: a word in the title (file name, contact name)
  * counts less than a word that was said or written. */
-#define WEIGHT_TITLE   0.5
-#define WEIGHT_TEXT    1.0
-#define SNIPPET_TOKENS 16 /* words around the match (FTS5 allows up to 64) */
+#define WEIGHT_TITLE 0.5
+#define WEIGHT_TEXT  1.0
 
 struct sqlite_index {
-    struct lucy_store *store; /* lucy's store (not owned) */
+    struct lucy_store *store;   /* lucy's store (not owned) */
+    struct lucy_tokenizer *tok; /* for snippets (sparse.c); thread-safe */
 };
 
 /* Objects the backend needs (created by migration 10). */
@@ -54,13 +56,22 @@ static int sqlite_open(const struct lucy_config *cfg, struct lucy_store *store, 
         return LUCY_ENOMEM;
     }
     s->store = store;
+    int rc = lucy_tokenizer_open(&s->tok);
+    if (rc) {
+        snprintf(err, errlen, "cannot open the FTS5 tokenizer for snippets: %s", lucy_strerror(rc));
+        free(s);
+        return rc;
+    }
     *state = s;
     return 0;
 }
 
 static void sqlite_close(void *state)
 {
-    free(state);
+    struct sqlite_index *s = state;
+    if (s)
+        lucy_tokenizer_close(s->tok);
+    free(s);
 }
 
 /* ---- ensure / stats helpers ---------------------------------------------- */
@@ -164,10 +175,21 @@ static int sqlite_delete(void *state, struct lucy_index_item *items, size_t n, c
 
 /* ---- search --------------------------------------------------------------- */
 
+/* The ranking only: snippets are made in C for the ?6 rows kept
+ * (lucy_sparse_snippet(), as the Qdrant backend does). FTS5's snippet()
+ * in the ranking query ran for every match before LIMIT, and in a second
+ * query per kept row it re-read the term's whole doclist each time: 8x a
+ * raw MATCH for a word in 10 % of 100,000 segments (scripts/bench-search).
+ * With a filter (source, contact, person, dates) each match joins
+ * `documents`; without one the FTS5 table is ranked alone (every row there
+ * is a live document: a deleted one leaves documents_fts in the same
+ * write), sparing a documents lookup per match - ties of bm25 at the
+ * window's edge may then keep a different one of the tied. */
+#define SEARCH_COLUMNS                                                                             \
+    "d.source, d.id, d.segment, d.contact, d.title, d.time_s, d.t0_ms, d.t1_ms, d.text"
+
 static const char search_sql[] =
-    "SELECT d.source, d.id, d.segment, d.contact, d.title, d.time_s, d.t0_ms, d.t1_ms,"
-    " snippet(documents_fts, -1, char(1), char(2), '…', ?7),"
-    " bm25(documents_fts, ?8, ?9) AS rank_bm25"
+    "SELECT " SEARCH_COLUMNS ", bm25(documents_fts, ?8, ?9) AS rank_bm25"
     " FROM documents_fts JOIN documents d ON d.doc_rowid = documents_fts.rowid"
     " WHERE documents_fts MATCH ?1 AND d.deleted = 0"
     " AND (?2 IS NULL OR d.source = ?2) AND (?3 IS NULL OR d.contact = ?3)"
@@ -205,11 +227,20 @@ char *lucy_index_snippet_html(const char *raw)
     return buf;
 }
 
+static const char search_open_sql[] =
+    "WITH top AS (SELECT rowid, bm25(documents_fts, ?8, ?9) AS rank_bm25 FROM documents_fts"
+    " WHERE documents_fts MATCH ?1 ORDER BY rank_bm25 LIMIT ?6)"
+    " SELECT " SEARCH_COLUMNS ", top.rank_bm25 FROM top"
+    " JOIN documents d ON d.doc_rowid = top.rowid WHERE d.deleted = 0"
+    " ORDER BY top.rank_bm25, d.time_s DESC, d.doc_rowid";
+
 struct search_arg {
     const struct lucy_search_query *q; /* the request */
     const char *match;                 /* FTS5 expression */
     char *contacts, *recordings;       /* person filter as JSON arrays, or NULL */
     struct lucy_search_result *out;    /* filled */
+    struct lucy_tokenizer *tok;        /* for the snippets */
+    struct lucy_sparse terms;          /* the query's terms, to mark in snippets */
 };
 
 /* v[0..n) as a JSON array of strings (malloc'd), NULL on failure. */
@@ -226,29 +257,51 @@ static char *json_strings(const char *const *v, size_t n)
     return s;
 }
 
+/* The snippet of a hit: its text's window with the most query terms, or
+ * the title's when only the title matched (the Qdrant backend's rule). */
+static char *snippet_of(struct search_arg *a, const char *text, const char *title)
+{
+    int marks = 0;
+    char *snip = lucy_sparse_snippet(a->tok, text ? text : "", &a->terms, &marks);
+    if (snip && marks == 0 && title) {
+        int title_marks = 0;
+        char *t = lucy_sparse_snippet(a->tok, title, &a->terms, &title_marks);
+        if (t && title_marks > 0) {
+            free(snip);
+            return t;
+        }
+        free(t);
+    }
+    return snip;
+}
+
 static int read_search(sqlite3 *db, void *arg)
 {
     struct search_arg *a = arg;
     const struct lucy_search_query *q = a->q;
     sqlite3_stmt *st;
-    int rc = lucy_store_stmt(db, search_sql, &st);
+    int open =
+        !q->source && !q->contact && !a->contacts && q->from_s == INT64_MIN && q->to_s == INT64_MAX;
+    int rc = lucy_store_stmt(db, open ? search_open_sql : search_sql, &st);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, a->match, -1, SQLITE_STATIC);
+    if (open) /* ?2..?5, ?10, ?11 are not in it */
+        goto bound;
     if (q->source)
         sqlite3_bind_text(st, 2, q->source, -1, SQLITE_STATIC);
     if (q->contact)
         sqlite3_bind_text(st, 3, q->contact, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->from_s);
     sqlite3_bind_int64(st, 5, q->to_s);
-    sqlite3_bind_int(st, 6, q->limit);
-    sqlite3_bind_int(st, 7, SNIPPET_TOKENS);
-    sqlite3_bind_double(st, 8, WEIGHT_TITLE);
-    sqlite3_bind_double(st, 9, WEIGHT_TEXT);
     if (a->contacts) {
         sqlite3_bind_text(st, 10, a->contacts, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 11, a->recordings, -1, SQLITE_STATIC);
     }
+bound:
+    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_double(st, 8, WEIGHT_TITLE);
+    sqlite3_bind_double(st, 9, WEIGHT_TEXT);
     struct lucy_search_result *r = a->out;
     r->hits = calloc((size_t)q->limit, sizeof *r->hits);
     int err = r->hits ? 0 : LUCY_ENOMEM;
@@ -262,7 +315,7 @@ static int read_search(sqlite3 *db, void *arg)
         h->time_s = sqlite3_column_int64(st, 5);
         h->t0_ms = sqlite3_column_int64(st, 6);
         h->t1_ms = sqlite3_column_int64(st, 7);
-        h->snippet = lucy_index_snippet_html((const char *)sqlite3_column_text(st, 8));
+        h->snippet = snippet_of(a, (const char *)sqlite3_column_text(st, 8), h->title);
         h->score = -sqlite3_column_double(st, 9);
         if (!h->source || !h->id || !h->snippet)
             err = LUCY_ENOMEM;
@@ -281,13 +334,15 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
     out->backend = lucy_index_sqlite.name;
     if (!match)
         return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */
-    struct search_arg a = {q, match, NULL, NULL, out};
-    int rc = 0;
-    if (q->restrict_ids && (!(a.contacts = json_strings(q->contacts, q->n_contacts)) ||
-                            !(a.recordings = json_strings(q->recordings, q->n_recordings))))
+    struct search_arg a = {q, match, NULL, NULL, out, s->tok, {0}};
+    int rc = lucy_sparse_query(s->tok, q->q, &a.terms);
+    if (rc == 0 && q->restrict_ids &&
+        (!(a.contacts = json_strings(q->contacts, q->n_contacts)) ||
+         !(a.recordings = json_strings(q->recordings, q->n_recordings))))
         rc = LUCY_ENOMEM;
     if (rc == 0)
         rc = lucy_store_read(s->store, read_search, &a);
+    lucy_sparse_free(&a.terms);
     free(match);
     free(a.contacts);
     free(a.recordings);

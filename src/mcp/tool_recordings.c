@@ -157,7 +157,7 @@ int mcp_tool_list_calls(struct lucy_mcp *m, json_t *vals, struct mcp_result *out
         .limit = (int)mcp_arg_int(vals, "limit", CALLS_LIMIT_DEFAULT),
         .has_from = json_object_get(vals, "from") != NULL,
         .has_to = json_object_get(vals, "to") != NULL,
-        .person = mcp_arg_int(vals, "person_id", 0),
+        .person_id = mcp_arg_int(vals, "person_id", 0),
     };
     /* Unix seconds to ms, the bounds kept inside int64 and inclusive. */
     int64_t from_s = mcp_arg_int(vals, "from", 0), to_s = mcp_arg_int(vals, "to", 0);
@@ -173,10 +173,11 @@ int mcp_tool_list_calls(struct lucy_mcp *m, json_t *vals, struct mcp_result *out
                  "cursor must be the next_cursor of the previous page; leave it out to start");
         return LUCY_EINVAL;
     }
-    int rc = q.person ? lucy_store_read(m->ctx->store, person_exists, &q.person) : 0;
+    int rc = q.person_id ? lucy_store_read(m->ctx->store, person_exists, &q.person_id) : 0;
     if (rc == LUCY_ENOTFOUND) {
         snprintf(out->error, sizeof out->error,
-                 "no person %lld; search hits and get_person give person ids", (long long)q.person);
+                 "no person %lld; search hits and get_person give person ids",
+                 (long long)q.person_id);
         return rc;
     }
     json_t *page = NULL;

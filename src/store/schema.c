@@ -372,6 +372,42 @@ const struct lucy_migration lucy_migrations[] = {
      " reason TEXT NOT NULL CHECK (reason IN ('request','retention')),"
      " forgotten_at_ms INTEGER NOT NULL,"
      " PRIMARY KEY (kind, key)) WITHOUT ROWID;"},
+    /* 48: the ingest ledger (DESIGN §16), written by
+     * call_recordings/ledger.c for the scanner: one row per path the scanner
+     * saw and did not make a clean recording of (outcome ignored,
+     * placeholder, changing, locked, corrupt, permission_denied, io_error,
+     * unsupported, orphan_sidecar, or call_metadata for a recording whose
+     * call lost fields), with the reason (reason_code: errno name or a
+     * short code; reason: the words), first and last seen and the next
+     * retry (Unix s). Failed transcriptions are read from jobs, not copied.
+     * IF NOT EXISTS: tests that rewind schema_version re-run it. */
+    {48, "ingest_ledger",
+     "CREATE TABLE IF NOT EXISTS ingest_ledger ("
+     " path BLOB PRIMARY KEY,"
+     " display_path TEXT NOT NULL,"
+     " root BLOB NOT NULL,"
+     " outcome TEXT NOT NULL,"
+     " reason_code TEXT,"
+     " reason TEXT,"
+     " recording_id TEXT,"
+     " first_seen_s INTEGER NOT NULL,"
+     " last_seen_s INTEGER NOT NULL,"
+     " next_retry_s INTEGER);"
+     "CREATE INDEX IF NOT EXISTS ingest_ledger_by_outcome ON ingest_ledger (outcome, path);"
+     /* What the scanner knew before: unchanged odd files are not read
+      * again, so their rows come from recording_paths and recording_calls. */
+     "INSERT OR IGNORE INTO ingest_ledger (path, display_path, root, outcome, reason_code,"
+     " reason, first_seen_s, last_seen_s, next_retry_s)"
+     " SELECT path, display_path, root, status, coalesce(errno_name, CASE status"
+     "  WHEN 'corrupt' THEN 'decoder' WHEN 'unsupported' THEN 'not_audio' END),"
+     " last_error, first_seen_s, updated_at_s, next_retry_s FROM recording_paths"
+     " WHERE status != 'recording' AND presence = 'present';"
+     "INSERT OR IGNORE INTO ingest_ledger (path, display_path, root, outcome, reason_code,"
+     " reason, recording_id, first_seen_s, last_seen_s)"
+     " SELECT c.path, p.display_path, p.root, 'call_metadata', 'call_metadata',"
+     " (SELECT group_concat(value, '; ') FROM json_each(c.warnings)), c.recording_id,"
+     " p.first_seen_s, p.updated_at_s FROM recording_calls c"
+     " JOIN recording_paths p ON p.path = c.path WHERE c.warnings != '[]';"},
     /* 49: who said what (DESIGN §13, call_recordings/transcript.c): a
      * segment's speaker role ('me' = the phone's user, 'them' = the other
      * party, resolved to the call's person when read; NULL = unknown), its

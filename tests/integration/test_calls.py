@@ -250,6 +250,8 @@ def test_sync_caches_and_backups_are_never_primary(start_lucy, tmp_path):
 
 
 def test_bad_input_is_a_warning_on_the_recording(start_lucy, tmp_path):
+    """Each bad input keeps its recording (with the call's warnings) and is
+    one clear ingest-ledger row (DESIGN §16) naming what was dropped."""
     d = str(tmp_path / "rec")
     names = {
         "unparseable": "20230414_215701.088-0400_in_Ann.m4a",
@@ -258,6 +260,7 @@ def test_bad_input_is_a_warning_on_the_recording(start_lucy, tmp_path):
         "invalid number": "+10000000000_20240301-101500_incoming.m4a",
         "huge sidecar": "20230414_215702.000-0400_in_Cid.m4a",
         "controls": "20230414_215703.000-0400_in_Dee.m4a",
+        "control file name": "20230414_215704.000-0400_in_E\x01va\x1b[2J.m4a",
     }
     paths = {k: make_audio(os.path.join(d, n)) for k, n in names.items()}
     with open(os.path.splitext(paths["unparseable"])[0] + ".json", "w") as f:
@@ -269,7 +272,7 @@ def test_bad_input_is_a_warning_on_the_recording(start_lucy, tmp_path):
     sidecar(os.path.join(d, "deleted call.m4a"), bcr_doc())  # its audio is gone
 
     lucy = start(start_lucy, d)
-    lucy.wait_for(lambda: len(calls(lucy)) == 6, what="6 recordings")
+    lucy.wait_for(lambda: len(calls(lucy)) == 7, what="7 recordings")
     recs = calls(lucy)
 
     def warnings(key):
@@ -287,10 +290,69 @@ def test_bad_input_is_a_warning_on_the_recording(start_lucy, tmp_path):
     assert "control characters removed" in warnings("controls")
     assert {"name": "Jo hn Doe", "kind": "contact_name", "source": "sidecar"} in \
         recs[names["controls"]]["call"]["names"]
+    assert "control characters removed" in warnings("control file name")
+    assert "\x01" not in recs[names["control file name"]]["title"]
+    assert "\x1b" not in recs[names["control file name"]]["title"]
     for rec in recs.values():
         assert rec["scan_status"] == "ok"
 
+    # The ledger: one call_metadata row per recording, naming its warnings,
+    # pointing at the recording; the orphan sidecar has its own row.
+    r = lucy.get("/ledger", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    ledger = {os.path.basename(row["path"]): row for row in r.json()["items"]}
+    expected_words = {"unparseable": "not a JSON object", "old": "before 1990",
+                      "future": "in the future", "invalid number": "unlinked",
+                      "huge sidecar": "over the 1048576-byte limit",
+                      "controls": "control characters removed",
+                      "control file name": "control characters removed"}
+    for key, words in expected_words.items():
+        row = ledger[names[key]]
+        assert row["outcome"] == "call_metadata", (key, row)
+        assert words in row["reason"] and row["recording_id"] == recs[names[key]]["id"], (key, row)
+        assert "sidecar or the file name" in row["advice"]
+    assert ledger["deleted call.json"]["outcome"] == "orphan_sidecar"
+    assert "delete it" in ledger["deleted call.json"]["advice"]
+    assert len(ledger) == len(names) + 1, sorted(ledger)
+
     summary = scan(lucy)
-    assert summary["orphan_sidecars"] == 1 and summary["files_seen"] == 6
+    assert summary["orphan_sidecars"] == 1 and summary["files_seen"] == 7
     assert summary["unsupported"] == 0
     assert any(l.get("msg") == "call sidecar without its recording" for l in lucy.log_lines())
+
+
+def test_list_shows_first_words_and_filters_by_person_and_date(start_lucy, tmp_path):
+    """GET /recordings: each row's `preview` is the start of its transcript
+    (read with the page, null before one exists); ?person= keeps the calls
+    of that person's numbers; ?from=/?to= the calls of those dates."""
+    d = str(tmp_path / "rec")
+    john = make_audio(os.path.join(d, "20230414_215701.088-0400_in_+14155550123_John.m4a"))
+    make_audio(os.path.join(d, "20240301_101500.000+0100_out_+442071838750_Ada.m4a"),
+               src="cards-001.ogg")
+    lucy = start(start_lucy, d)
+    lucy.wait_for(lambda: all(r["transcript_status"] in ("done", "no_speech")
+                              for r in calls(lucy).values()) and len(calls(lucy)) == 2,
+                  timeout=300, what="both transcribed")
+    recs = calls(lucy)
+    for name, rec in recs.items():
+        full = lucy.get("/recordings/" + rec["id"]).json()
+        words = " ".join(s["text"] for s in full["transcript"]["segments"][:3]).strip()
+        if not words:
+            assert rec["preview"] is None
+            continue
+        preview = rec["preview"].rstrip("\u2026")
+        assert words.startswith(preview) and len(rec["preview"].encode()) <= 163, (name, rec)
+        assert len(preview) >= min(len(words), 80)
+    john_rec = recs[os.path.basename(john)]
+    assert john_rec["preview"], "goforward.m4a has speech"
+    person = john_rec["call"]["person"]
+    assert person and person["id"] > 0
+    only = lucy.get("/recordings", params={"person": person["id"]}).json()["recordings"]
+    assert [r["id"] for r in only] == [john_rec["id"]]
+    assert lucy.get("/recordings", params={"person": 999999}).json()["recordings"] == []
+    in_2024 = lucy.get("/recordings", params={"from": "2024-01-01", "to": "2024-12-31"}).json()
+    assert [os.path.basename(r["paths"][0]["path"])[:8] for r in in_2024["recordings"]] == \
+        ["20240301"]
+    for bad in ("0", "x", "-3"):
+        r = lucy.get("/recordings", params={"person": bad})
+        assert r.status_code == 400 and "person id" in r.json()["message"], r.text

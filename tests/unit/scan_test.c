@@ -199,7 +199,8 @@ static void test_walk(void **state)
     snprintf(q, sizeof q, "%s/link.m4a", dir);
     assert_int_equal(symlink("sub/a\xE9.m4a", q), 0);
 
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside, NULL};
+    static const struct lucy_scan_walk_ops ops = {on_file,    on_dir, on_error,
+                                                  on_outside, NULL,   NULL};
     struct walk_seen w = {0};
     uint64_t n = 0;
     assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, &n), 0);
@@ -297,7 +298,8 @@ static void test_walk_skips_sync_folders_and_sidecars(void **state)
         assert_true(fd >= 0);
         close(fd);
     }
-    static const struct lucy_scan_walk_ops ops = {on_file_count, NULL, NULL, NULL, on_sync_folder};
+    static const struct lucy_scan_walk_ops ops = {on_file_count, NULL,           NULL,
+                                                  NULL,          on_sync_folder, NULL};
     struct walk_seen w = {0};
     assert_int_equal(lucy_scan_walk(dir, 0, NULL, 0, &ops, &w, NULL), 0);
     assert_int_equal(w.files, 5);   /* not the one in .dropbox.cache */
@@ -308,9 +310,12 @@ static void test_walk_skips_sync_folders_and_sidecars(void **state)
     assert_int_equal(lucy_scan_is_sidecar_name("call.json"), 1);
     assert_int_equal(lucy_scan_is_sidecar_name("call.m4a"), 0);
     assert_int_equal(lucy_scan_is_sidecar_name(".json"), 0);
-    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "call.json"), 1);
-    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "LOUD.json"), 1);
-    assert_int_equal(lucy_scan_sidecar_has_audio(dfd, "gone.json"), 0);
+    assert_int_equal(lucy_scan_audio_stem("call.m4a"), 4);
+    assert_int_equal(lucy_scan_audio_stem("LOUD.OGG"), 4);
+    assert_int_equal(lucy_scan_audio_stem("a.b.Opus"), 3);
+    assert_int_equal(lucy_scan_audio_stem("call.json"), 0);
+    assert_int_equal(lucy_scan_audio_stem("notes.txt"), 0);
+    assert_int_equal(lucy_scan_audio_stem(".m4a"), 0);
     close(dfd);
     char side[64];
     assert_int_equal(lucy_scan_sidecar_name("20230414_215701.088-0400_in.m4a", side, sizeof side),

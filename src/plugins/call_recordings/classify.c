@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -135,8 +136,9 @@ int lucy_scan_is_sync_artefact(const char *name)
 }
 
 /* Folders sync clients, NAS indexers and trash cans keep copies or state
- * in (DESIGN §16): never walked, and a path through one is never a
- * recording's primary path. Rows: the exact name, or a prefix. */
+ * in: exactly DESIGN §16's list (.dropbox.cache is one of .dropbox*). Never
+ * walked, and a path through one is never a recording's primary path. Rows:
+ * the exact name, or a prefix. */
 static const struct {
     const char *text; /* the bytes to match */
     size_t len;       /* their count */
@@ -145,7 +147,6 @@ static const struct {
     {".dropbox", 8, 1},      /* .dropbox.cache, .dropbox.attr: Dropbox */
     {".sync", 5, 0},         /* Resilio Sync's archive and state */
     {".stfolder", 9, 0},     /* Syncthing's marker folder */
-    {".stversions", 11, 0},  /* Syncthing's old versions */
     {"@eaDir", 6, 0},        /* Synology's thumbnail/index folder */
     {".Trash", 6, 1},        /* .Trash, .Trashes, .Trash-1000 */
     {"$RECYCLE.BIN", 12, 0}, /* Windows' recycle bin */
@@ -197,24 +198,14 @@ int lucy_scan_is_sidecar_name(const char *name)
     return n > 5 && strcmp(name + n - 5, ".json") == 0;
 }
 
-int lucy_scan_sidecar_has_audio(int dirfd, const char *name)
+size_t lucy_scan_audio_stem(const char *name)
 {
-    size_t n = strlen(name);
-    char buf[NAME_MAX + 16];
-    if (!lucy_scan_is_sidecar_name(name) || n - 5 + 8 > sizeof buf)
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name)
         return 0;
-    memcpy(buf, name, n - 5);
     for (size_t i = 0; i < sizeof sidecar_audio_exts / sizeof *sidecar_audio_exts; i++)
-        for (int upper = 0; upper < 2; upper++) {
-            char *p = buf + n - 5;
-            *p++ = '.';
-            for (const char *e = sidecar_audio_exts[i]; *e; e++)
-                *p++ = upper ? (char)toupper((unsigned char)*e) : *e;
-            *p = '\0';
-            struct stat st;
-            if (fstatat(dirfd, buf, &st, 0) == 0 && S_ISREG(st.st_mode))
-                return 1;
-        }
+        if (strcasecmp(dot + 1, sidecar_audio_exts[i]) == 0)
+            return (size_t)(dot - name);
     return 0;
 }
 

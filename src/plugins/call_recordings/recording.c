@@ -163,6 +163,13 @@ void lucy_recording_info_free(struct lucy_recording_info *info)
 
 /* ---- API view --------------------------------------------------------------- */
 
+/* A recording's preview: the first words of its transcript, from its
+ * first PREVIEW_SEGMENTS segments (a primary-key range of `segments`, read
+ * in the list's own statement: no query per row), cut to PREVIEW_BYTES at
+ * a word. */
+#define PREVIEW_SEGMENTS "3"
+#define PREVIEW_BYTES    160
+
 /* The columns of one recording in the API. transcript_status is the
  * latest job's status (a read-only join on jobs.c's table); the call
  * columns are scan_store.c's (recording_calls). sort_time is the call's
@@ -177,7 +184,9 @@ void lucy_recording_info_free(struct lucy_recording_info *info)
     " c.contact_name, c.caller_name, c.call_log_name, c.file_name_name, c.tag_name, c.sources,"    \
     " c.warnings, c.title, c.started_at_local, c.recording_id IS NOT NULL,"                        \
     " coalesce(c.started_at_ms, r.mtime_ns / 1000000) AS sort_time,"                               \
-    " coalesce(r.duration_s, -1) AS sort_duration"                                                 \
+    " coalesce(r.duration_s, -1) AS sort_duration,"                                                \
+    " (SELECT group_concat(s.text, ' ') FROM (SELECT text FROM segments s"                         \
+    "  WHERE s.recording_id = r.id AND s.idx < " PREVIEW_SEGMENTS " ORDER BY s.idx) s) AS preview" \
     " FROM recordings r LEFT JOIN recording_calls c ON c.recording_id = r.id"
 
 /* Column numbers of RECORDING_SELECT's call part. */
@@ -198,7 +207,33 @@ enum {
     COL_TITLE,
     COL_LOCAL,
     COL_HAS_CALL,
+    COL_SORT_TIME,
+    COL_SORT_DURATION,
+    COL_PREVIEW,
 };
+
+/* The preview column cut to PREVIEW_BYTES at a space (else at a UTF-8
+ * boundary), with "…" when cut; null without a transcript. */
+static json_t *preview_json(sqlite3_stmt *st)
+{
+    const char *s = (const char *)sqlite3_column_text(st, COL_PREVIEW);
+    while (s && *s == ' ')
+        s++;
+    if (!s || !*s)
+        return json_null();
+    size_t n = strlen(s);
+    if (n <= PREVIEW_BYTES)
+        return json_string(s);
+    size_t cut = PREVIEW_BYTES;
+    while (cut > PREVIEW_BYTES / 2 && s[cut] != ' ')
+        cut--;
+    if (s[cut] != ' ') /* one long word: cut before a UTF-8 continuation byte */
+        for (cut = PREVIEW_BYTES; cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80; cut--)
+            ;
+    char buf[PREVIEW_BYTES + 4];
+    snprintf(buf, sizeof buf, "%.*s\u2026", (int)cut, s);
+    return json_string(buf);
+}
 
 static json_t *text_or_null(sqlite3_stmt *st, int col)
 {
@@ -398,6 +433,7 @@ static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
     json_object_set_new(o, "tags", tj ? tj : json_object());
     json_object_set_new(o, "scan_status", text_or_null(st, 9));
     json_object_set_new(o, "transcript_status", text_or_null(st, 10));
+    json_object_set_new(o, "preview", preview_json(st));
     json_t *call = call_json(st);
     link_person(db, call);
     char *primary = NULL;
@@ -472,7 +508,8 @@ int lucy_recording_json(struct lucy_store *store, const char *id, json_t **out)
     "SELECT * FROM (" RECORDING_SELECT ")"                                                         \
     " WHERE (?2 IS NULL OR scan_status = ?2 OR transcript_status = ?2)"                            \
     " AND (?4 IS NULL OR sort_time >= ?4) AND (?5 IS NULL OR sort_time <= ?5)"                     \
-    " AND (?6 IS NULL OR number_e164 IN (SELECT value FROM people_identifiers"                     \
+    " AND (?6 IS NULL OR number_e164 IN (SELECT '+' || value FROM people_identifiers"              \
+    "  WHERE person = ?6 AND kind = 'wa_id' UNION SELECT value FROM people_identifiers"            \
     "  WHERE person = ?6 AND kind = 'phone'))"                                                     \
     " AND (?1 IS NULL OR " key " " op " (SELECT " key " FROM (" RECORDING_SELECT                   \
     " WHERE r.id = ?1)) OR (" key " = (SELECT " key " FROM (" RECORDING_SELECT                     \
@@ -520,8 +557,8 @@ static int list_read(sqlite3 *db, void *arg)
         sqlite3_bind_int64(st, 4, q->from_ms);
     if (q->has_to)
         sqlite3_bind_int64(st, 5, q->to_ms);
-    if (q->person)
-        sqlite3_bind_int64(st, 6, q->person);
+    if (q->person_id > 0)
+        sqlite3_bind_int64(st, 6, q->person_id);
     json_t *list = json_array();
     int n = 0, rc;
     json_t *next = json_null();

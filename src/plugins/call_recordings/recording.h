@@ -49,8 +49,7 @@ struct lucy_recording_query {
     int limit;              /* rows per page, 1..500 */
     int has_from, has_to;   /* bounds given */
     int64_t from_ms, to_ms; /* on the call's started_at (else the mtime), UTC ms, inclusive */
-    int64_t person;         /* only calls with one of this person's phones
-                               (recording_calls.number_e164); 0 = anyone */
+    int64_t person_id;      /* > 0: only calls with a number of this person (src/people/) */
 };
 
 /* The i-th accepted ?sort= value ("-started_at" first: the default; then
@@ -59,10 +58,11 @@ const char *lucy_recording_sort_name(size_t i);
 
 /* GET /recordings: a page of q->limit recordings in q->sort order after
  * q->cursor's row, only those whose scan status or transcript status
- * equals q->status, whose started_at lies in [from_ms, to_ms] and, when
- * q->person is set, whose call number is one of that person's phones.
+ * equals q->status, whose started_at lies in [from_ms, to_ms] and, with
+ * q->person_id, whose number is one of that person's.
  * *out = {"recordings":[...], "next_cursor": id or null}. Each row has
- * "title" and "call" (as GET /recordings/{id}). 0 or a store error.
+ * "title", "call" (as GET /recordings/{id}) and "preview" (the first words
+ * of the transcript, or null), read in one statement per page. 0 or a store error.
  * Thread-safe. */
 int lucy_recording_list(struct lucy_store *store, const struct lucy_recording_query *q,
                         json_t **out);

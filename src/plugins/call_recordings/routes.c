@@ -1,7 +1,7 @@
 /*
  * routes.c - the call_recordings HTTP API (DESIGN §5 Recordings):
  *
- *   GET  /recordings?status=&limit=&cursor=&sort=&from=&to=
+ *   GET  /recordings?status=&limit=&cursor=&sort=&from=&to=&person=
  *                                             list, newest call first by default
  *                                             (sort=-started_at|started_at|
  *                                             -duration|duration), from/to on the
@@ -19,6 +19,9 @@
  *   GET  /recordings/{id}/audio               the file, with ranges (audio.c)
  *   GET  /recordings/{id}/transcript.{txt,srt,vtt,json}
  *                                             the transcript as a file (download.c)
+ *   GET  /ledger?outcome=&limit=&cursor=      the ingest ledger (ledger.h): files
+ *                                             seen and not made a recording of,
+ *                                             failed transcriptions, with advice
  *
  * Every route needs the bearer token when one is configured.
  *
@@ -48,6 +51,7 @@
 #include "../../index/index.h"
 #include "../../lucy.h"
 #include "jobs.h"
+#include "ledger.h"
 #include "plugin.h"
 #include "recording.h"
 #include "scan_int.h"
@@ -118,7 +122,7 @@ static void status_list(char *buf, size_t len)
     }
 }
 
-/* ?sort=, ?from=, ?to= into q; 0, or -1 with a 400 sent. */
+/* ?sort=, ?from=, ?to=, ?person= into q; 0, or -1 with a 400 sent. */
 static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_response *resp,
                                struct lucy_recording_query *q)
 {
@@ -157,6 +161,20 @@ static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_r
             q->has_from = 1;
             q->from_ms = s * 1000;
         }
+    }
+    const char *person = lucy_http_query(req, "person");
+    if (person && *person) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(person, &end, 10);
+        if (*end || errno || v < 1 || person[0] < '0' || person[0] > '9') {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "person must be a person id (a whole number, as GET /people "
+                                  "lists them), not \"%.40s\"",
+                                  person);
+            return -1;
+        }
+        q->person_id = v;
     }
     if (q->has_from && q->has_to && q->from_ms > q->to_ms) {
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
@@ -536,7 +554,62 @@ static void get_job(struct lucy_http_request *req, struct lucy_http_response *re
     }
 }
 
+/* ---- GET /ledger ------------------------------------------------------------ */
+
+/* "ignored, placeholder, ..." into buf (len bytes), for the 400 message. */
+static void outcome_list(char *buf, size_t len)
+{
+    size_t used = 0;
+    const char *s;
+    buf[0] = '\0';
+    for (size_t i = 0; (s = lucy_ledger_outcome_name(i)) && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s);
+}
+
+/* The ingest ledger (DESIGN §16, ledger.h): what was seen and not made a
+ * recording of, and what failed, with the advice for each row. */
+static void get_ledger(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *outcome = lucy_http_query(req, "outcome");
+    const char *limit_s = lucy_http_query(req, "limit");
+    const char *cursor = lucy_http_query(req, "cursor");
+    int limit = LIST_LIMIT_DEFAULT;
+    if (limit_s && *limit_s) {
+        char *end;
+        errno = 0;
+        long v = strtol(limit_s, &end, 10);
+        if (*end || errno || v < 1 || v > LIST_LIMIT_MAX || limit_s[0] < '0' || limit_s[0] > '9') {
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "limit must be a whole number from 1 to %d (default %d), "
+                                  "not \"%.40s\"",
+                                  LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, limit_s);
+            return;
+        }
+        limit = (int)v;
+    }
+    if (outcome && *outcome && !lucy_ledger_outcome_known(outcome)) {
+        char accepted[400];
+        outcome_list(accepted, sizeof accepted);
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "unknown outcome \"%.40s\": use one of %s, or leave it out for all",
+                              outcome, accepted);
+        return;
+    }
+    json_t *out = NULL;
+    int rc = lucy_ledger_list(req->ctx->store, outcome && *outcome ? outcome : NULL, limit,
+                              cursor && *cursor ? cursor : NULL, &out);
+    if (rc == LUCY_EINVAL)
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "cursor must be the next_cursor value of a previous page; leave it "
+                              "out for the first page");
+    else if (rc)
+        lucy_http_reply_err(resp, rc, "cannot read the ledger from the store; retry");
+    else
+        lucy_http_reply_json(resp, 200, out);
+}
+
 static const struct lucy_route routes[] = {
+    {"GET", "/ledger", get_ledger, 1, 0, NULL},
     {"GET", "/recordings", list_recordings, 1, 0, NULL},
     {"POST", "/recordings/scan", scan_now, 1, 0, NULL},
     {"GET", "/recordings/{id}", get_recording, 1, 0, NULL},

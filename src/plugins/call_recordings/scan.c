@@ -23,10 +23,17 @@
  * and scan_store.c keeps it for the recording's primary path. A sidecar is
  * part of its recording: never a file of its own in the summary; one with
  * no audio beside it counts as orphan_sidecars and is logged. An
- * unchanged recording is read again (call_stale()) when its call's
- * sidecar appeared, changed or went (its ctime differs from the one
- * stored), when it has no call yet (stored before schema 45), or when a
- * better path than the call's appeared (primary path rule).
+ * unchanged recording is read again when its call's sidecar appeared,
+ * changed or went (its ctime differs from the one stored: decided in
+ * folder_done() once the folder is listed, from the walk's own stats, as
+ * the audio may be listed before its sidecar), when it has no call yet
+ * (stored before schema 45), or when a better path than the call's
+ * appeared (primary path rule, call_stale()).
+ *
+ * The ingest ledger (ledger.h): every file that does not become a clean
+ * recording is noted with its outcome and reason (ledger_note(); written
+ * only when that changes); at the end of a root, rows the walk did not
+ * note again are dropped.
  *
  * Store: the rows are scan_store.c's. Results are queued here and written
  * BATCH_ITEMS at a time with lucy_scan_items_write() (one group commit
@@ -58,6 +65,7 @@
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../thread.h"
+#include "ledger.h"
 #include "scan_int.h"
 
 #define BATCH_ITEMS       128  /* results per store write */
@@ -75,6 +83,7 @@ struct scan {
     struct lucy_scan_summary *sum;       /* counters being filled */
     const char *root;                    /* current root (absolute bytes) */
     struct lucy_scan_known_map map;      /* known paths of the root */
+    struct lucy_ledger_map ledger;       /* the root's ingest ledger rows before the walk */
     uint64_t root_files;                 /* regular files found in the root */
     char **bad_dirs;                     /* "dir/" prefixes that could not be read */
     size_t n_bad_dirs;
@@ -93,6 +102,8 @@ struct scan {
     struct lucy_call_patterns patterns;             /* LUCY_CALL_NAME_PATTERNS when opt has none */
     const struct lucy_call_patterns *call_patterns; /* the ones in use */
     int orphan_lines;                               /* orphan-sidecar INFO lines written */
+    struct folder *folders;                         /* the walk's open folders, innermost last */
+    size_t n_folders, cap_folders;
 };
 
 static int flush(struct scan *sc)
@@ -178,6 +189,73 @@ static void note_locked(struct scan *sc, const char *path, size_t len)
     free(d);
 }
 
+/* ---- the ingest ledger (ledger.h) ----------------------------------- */
+
+static int same_text(const char *stored, const char *s)
+{
+    return strcmp(stored, s ? s : "") == 0;
+}
+
+/* Notes that the walk saw path with this ledger verdict: queues a write
+ * only when it differs from the row the ledger already has, so a rescan
+ * of unchanged odd files writes nothing (root_end() stamps last seen). */
+static void ledger_note(struct scan *sc, const char *path, size_t len, const char *outcome,
+                        const char *code, const char *reason, int64_t next_retry_s,
+                        const char *recording_id)
+{
+    struct lucy_ledger_known *k = lucy_ledger_map_find(&sc->ledger, path, len);
+    if (k) {
+        k->seen = 1;
+        if (same_text(k->outcome, outcome) && same_text(k->reason_code, code) &&
+            same_text(k->reason, reason) && k->next_retry_s == next_retry_s &&
+            same_text(k->recording_id, recording_id))
+            return;
+    }
+    struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_LEDGER, path, len);
+    if (!it)
+        return;
+    it->display = lucy_scan_display_name(path, len);
+    it->last_error = reason ? strdup(reason) : NULL;
+    if (!it->display || (reason && !it->last_error)) {
+        sc->store_rc = LUCY_ENOMEM;
+        return;
+    }
+    it->ledger_outcome = outcome;
+    it->errno_name = code;
+    it->next_retry_s = next_retry_s;
+    if (recording_id)
+        snprintf(it->recording_id, sizeof it->recording_id, "%s", recording_id);
+}
+
+/* The path was not looked at again (unchanged, backing off): whatever the
+ * ledger says about it still holds. */
+static void ledger_keep(struct scan *sc, const char *path, size_t len)
+{
+    struct lucy_ledger_known *k = lucy_ledger_map_find(&sc->ledger, path, len);
+    if (k)
+        k->seen = 1;
+}
+
+/* A recording whose call lost fields (the warnings of callmeta.c, e.g. an
+ * unparseable sidecar, a date in 1970, a number libphonenumber refuses):
+ * one call_metadata row naming them all; none when the call is clean, so
+ * a row from before goes. path/len are the walk's (they outlive a flush). */
+static void ledger_call(struct scan *sc, const char *path, size_t len,
+                        const struct lucy_call_meta *m, const char *recording_id)
+{
+    if (!m || m->warning_count == 0)
+        return;
+    char reason[LUCY_CALL_WARNINGS_MAX * (LUCY_CALL_WARNING_SIZE + 2) + 40];
+    size_t used = 0;
+    for (int i = 0; i < m->warning_count && used < sizeof reason; i++)
+        used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s", i ? "; " : "",
+                                 m->warnings[i]);
+    if (m->warnings_dropped && used < sizeof reason)
+        snprintf(reason + used, sizeof reason - used, "; and %d more", m->warnings_dropped);
+    /* m may be freed by a flush inside ledger_note(): reason is a copy. */
+    ledger_note(sc, path, len, "call_metadata", "call_metadata", reason, 0, recording_id);
+}
+
 /* Statuses after which an unchanged file (same size, mtime, ctime, inode) is
  * not read again, and the outcome it is counted under: a known recording
  * is `unchanged`; a known corrupt or unsupported file keeps its outcome in
@@ -242,29 +320,39 @@ static void file_failed(struct scan *sc, const char *path, size_t len, const str
             k->seen = 0; /* the missing pass counts and stores it */
         else
             count(sc, o);
-        return;
+        return; /* not noted: its ledger row, if any, goes */
     }
     count(sc, o);
     count_errno(sc, name);
-    if (o == LUCY_SCAN_IGNORED)
+    if (o == LUCY_SCAN_IGNORED) { /* ELOOP: a symlink loop */
+        ledger_note(sc, path, len, "ignored", name, strerror(errnum), 0, NULL);
         return;
+    }
     /* What is stored for each failure (the schema's CHECK list). */
     enum lucy_scan_path_status status = o == LUCY_SCAN_LOCKED ? LUCY_SCAN_PATH_LOCKED
                                         : o == LUCY_SCAN_PERMISSION_DENIED
                                             ? LUCY_SCAN_PATH_PERMISSION_DENIED
                                             : LUCY_SCAN_PATH_IO_ERROR;
     int again = k && k->status == status;
+    int attempts = again ? k->attempts + 1 : 1;
+    int64_t next_retry_s = 0;
+    if (o == LUCY_SCAN_LOCKED) {
+        int shift = attempts - 1 < 7 ? attempts - 1 : 7;
+        int64_t delay = (int64_t)LOCK_RETRY_BASE_S << shift;
+        next_retry_s = sc->now_s + (delay < LOCK_RETRY_MAX_S ? delay : LOCK_RETRY_MAX_S);
+    }
+    /* The ledger's row first: item_new() may flush, which clears items. */
+    ledger_note(sc, path, len, lucy_scan_outcome_name(o), name, strerror(errnum), next_retry_s,
+                NULL);
     struct lucy_scan_item *it = result_item(sc, path, len, st, k, status);
     if (!it)
         return;
     it->keep_recording = 1;
     it->errno_name = name;
     it->last_error = strdup(strerror(errnum));
-    it->attempts = again ? k->attempts + 1 : 1;
+    it->attempts = attempts;
+    it->next_retry_s = next_retry_s;
     if (o == LUCY_SCAN_LOCKED) {
-        int shift = it->attempts - 1 < 7 ? it->attempts - 1 : 7;
-        int64_t delay = (int64_t)LOCK_RETRY_BASE_S << shift;
-        it->next_retry_s = sc->now_s + (delay < LOCK_RETRY_MAX_S ? delay : LOCK_RETRY_MAX_S);
         note_locked(sc, path, len);
         if (!again) {
             sc->newly_locked++;
@@ -296,24 +384,12 @@ static void call_warn(struct lucy_call_meta *m, const char *what, const char *de
              detail);
 }
 
-/* The ctime of audio file name's sidecar in dirfd: 0 when there is none,
- * -1 when it cannot be looked at. The call's change test. */
-static int64_t sidecar_signature(int dirfd, const char *name)
-{
-    char sidecar[NAME_MAX + 8];
-    struct stat st;
-    if (lucy_scan_sidecar_name(name, sidecar, sizeof sidecar) != 0)
-        return 0;
-    if (fstatat(dirfd, sidecar, &st, 0) != 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
-    return S_ISREG(st.st_mode) ? lucy_scan_ctime_ns(&st) : 0;
-}
-
 /* Reads audio file name's sidecar (dirfd) into *buf and *len (malloc'd, the
  * caller frees; NULL = none). A sidecar over LUCY_CALL_SIDECAR_MAX is not
  * read: *len is its size and *buf a 1-byte stand-in, so that
  * lucy_call_meta_read() refuses it with its own warning. Returns the
- * sidecar's signature (sidecar_signature()); failures are warnings in m. */
+ * sidecar's ctime (0 = none, -1 = unreadable: the call's change test);
+ * failures are warnings in m. */
 static int64_t sidecar_read(int dirfd, const char *name, char **buf, size_t *len,
                             struct lucy_call_meta *m)
 {
@@ -404,17 +480,16 @@ static void read_call(struct scan *sc, int dirfd, const char *name, const struct
     it->call = m;
 }
 
-/* 1 when an unchanged recording path has to be read again for its call
- * (see the file comment): this is the call's path and its sidecar changed;
- * or the recording has no call yet, the call's path is gone (missing from
- * a root that is there; an unavailable root may come back as it was), or
- * this path is a better one than the sync/backup copy the call came from. */
-static int call_stale(int dirfd, const char *name, const struct lucy_scan_known *k)
+/* 1 when an unchanged recording path that is not its call's path has to
+ * be read again for its call (see the file comment): the recording has no
+ * call yet, the call's path is gone (missing from a root that is there;
+ * an unavailable root may come back as it was), or this path is a better
+ * one than the sync/backup copy the call came from. The call's own path
+ * waits for its folder's listing instead (folder_done()). */
+static int call_stale(const struct lucy_scan_known *k)
 {
     if (k->status != LUCY_SCAN_PATH_RECORDING)
         return 0;
-    if (k->has_call && k->is_call_path)
-        return sidecar_signature(dirfd, name) != k->sidecar_ctime_ns;
     return !k->has_call || !k->call_path_alive ||
            (k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len));
 }
@@ -438,6 +513,7 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (!S_ISREG(before.st_mode) || before.st_size == 0) { /* replaced since the walk */
         close(fd);
         count(sc, LUCY_SCAN_IGNORED);
+        ledger_note(sc, path, len, "ignored", "zero_length", "empty, or no longer a file", 0, NULL);
         return;
     }
     struct lucy_scan_probe probe;
@@ -463,6 +539,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (moved) { /* written to while we read: not a stable content */
         lucy_scan_probe_clear(&probe);
         count(sc, LUCY_SCAN_CHANGING);
+        ledger_note(sc, path, len, "changing", "changed_while_read",
+                    "its size or mtime changed while lucy read it", 0, NULL);
         return;
     }
     enum lucy_scan_outcome o;
@@ -484,6 +562,10 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
         break;
     }
     count(sc, o);
+    if (res != LUCY_SCAN_PROBE_AUDIO) /* before result_item(): a flush clears items */
+        ledger_note(sc, path, len, lucy_scan_outcome_name(o),
+                    res == LUCY_SCAN_PROBE_CORRUPT ? "decoder" : "not_audio",
+                    probe.reason[0] ? probe.reason : NULL, 0, NULL);
     struct lucy_scan_item *it = result_item(sc, path, len, &before, k, status);
     if (!it) {
         lucy_scan_probe_clear(&probe);
@@ -502,6 +584,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
     if (o == LUCY_SCAN_NEW || o == LUCY_SCAN_CHANGED)
         lucy_log(LUCY_LOG_DEBUG, "recording found", "{s:s,s:s,s:s}", "path", it->display, "id", hex,
                  "outcome", lucy_scan_outcome_name(o));
+    if (res == LUCY_SCAN_PROBE_AUDIO)
+        ledger_call(sc, path, len, it->call, hex); /* last use of it: may flush */
 }
 
 /* Non-zero when the scan has to stop: the store failed, or lucy or the
@@ -514,17 +598,120 @@ static int must_stop(struct scan *sc)
     return sc->store_rc;
 }
 
-/* A recorder's sidecar found by the walk: read with its audio file, never
- * a file of its own. One with no audio beside it is counted and logged
- * (a few lines per scan): its recording was moved or deleted. */
-static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const char *path, size_t len)
+/* ---- per folder: sidecars and the calls that wait for them ----------- */
+
+/* A file's name with the length of its stem (NAME of NAME.<ext>). */
+struct stem {
+    char *name;      /* owned */
+    size_t stem_len; /* bytes of NAME */
+};
+
+/* An unchanged call path whose sidecar decides whether it is read again. */
+struct waiting {
+    char *name;                 /* owned: the entry's name in its folder */
+    char *path;                 /* owned */
+    size_t path_len;            /* bytes */
+    struct stat st;             /* the walk's */
+    struct lucy_scan_known *k;  /* its known row (the map outlives the walk) */
+    enum lucy_scan_outcome out; /* counted as when it stays unchanged */
+};
+
+/* A sidecar seen in the folder: its ctime and where it is. */
+struct side {
+    struct stem s;    /* NAME.json, stem NAME */
+    char *path;       /* owned */
+    size_t path_len;  /* bytes */
+    int64_t ctime_ns; /* the walk's stat */
+};
+
+/* What one folder's listing collects until folder_done(). */
+struct folder {
+    struct stem *audio; /* regular files NAME.<audio ext> */
+    size_t n_audio, cap_audio;
+    struct side *sides;
+    size_t n_sides, cap_sides;
+    struct waiting *waiting;
+    size_t n_waiting, cap_waiting;
+};
+
+/* Grows an array (*items, *n of *cap, each size bytes) by one slot.
+ * The new slot, zeroed, or NULL with LUCY_ENOMEM noted. */
+static void *grow(struct scan *sc, void **items, size_t *n, size_t *cap, size_t size)
 {
-    struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
-    if (k)
-        k->seen = 1; /* a row from before sidecars were known: not "missing" */
-    if (lucy_scan_sidecar_has_audio(dirfd, name))
-        return;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *p = realloc(*items, c * size);
+        if (!p) {
+            sc->store_rc = LUCY_ENOMEM;
+            return NULL;
+        }
+        *items = p;
+        *cap = c;
+    }
+    void *slot = (char *)*items + (*n)++ * size;
+    memset(slot, 0, size);
+    return slot;
+}
+
+static struct folder *folder_top(struct scan *sc)
+{
+    return sc->n_folders ? &sc->folders[sc->n_folders - 1] : NULL;
+}
+
+static int stem_cmp(const void *a, const void *b)
+{
+    const struct stem *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->stem_len < y->stem_len ? x->stem_len : y->stem_len);
+    return c ? c : (x->stem_len > y->stem_len) - (x->stem_len < y->stem_len);
+}
+
+static int side_cmp(const void *a, const void *b)
+{
+    return stem_cmp(&((const struct side *)a)->s, &((const struct side *)b)->s);
+}
+
+/* A known file whose stat and status say "nothing to read": counted
+ * under its final outcome; its ledger row stays; back after missing or
+ * unavailable -> present again. */
+static void file_unchanged(struct scan *sc, const char *path, size_t len,
+                           const struct lucy_scan_known *k, enum lucy_scan_outcome o)
+{
+    count(sc, o); /* unchanged, or still corrupt / unsupported */
+    ledger_keep(sc, path, len);
+    if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
+        struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
+        if (it)
+            memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+    }
+}
+
+/* A file that is not simply unchanged: still settling, backing off from a
+ * lock, or read now. */
+static void file_look(struct scan *sc, int dirfd, const char *name, const char *path, size_t len,
+                      const struct stat *st, struct lucy_scan_known *k)
+{
+    if (lucy_scan_is_settling(st, sc->now_ns, sc->ctx->cfg->scan_settle_s)) {
+        count(sc, LUCY_SCAN_CHANGING);
+        ledger_note(sc, path, len, "changing", "settling",
+                    "modified less than LUCY_SCAN_SETTLE_S seconds ago", 0, NULL);
+    } else if (k && sc->opt && sc->opt->honor_backoff && k->status == LUCY_SCAN_PATH_LOCKED &&
+               same_stat(k, st) && sc->now_s < k->next_retry_s) {
+        count(sc, LUCY_SCAN_LOCKED); /* still backing off: counted, not read */
+        count_errno(sc, k->errno_name[0] ? k->errno_name : "EDEADLK");
+        note_locked(sc, path, len);
+        ledger_keep(sc, path, len);
+    } else {
+        examine(sc, dirfd, name, path, len, st, k);
+    }
+}
+
+/* A sidecar with no audio beside it: counted, logged (a few lines per
+ * scan) and in the ledger: its recording was moved or deleted. */
+static void sidecar_orphan(struct scan *sc, const char *path, size_t len)
+{
     sc->sum->orphan_sidecars++;
+    ledger_note(sc, path, len, "orphan_sidecar", "no_audio",
+                "no audio file NAME.<ext> beside this NAME.json", 0, NULL);
     if (sc->orphan_lines++ >= ERROR_LINES)
         return;
     char *display = lucy_scan_display_name(path, len);
@@ -535,6 +722,85 @@ static void sidecar_seen(struct scan *sc, int dirfd, const char *name, const cha
     free(display);
 }
 
+/* The folder is listed: each sidecar has its audio or is an orphan, and
+ * each unchanged call path is unchanged unless its sidecar appeared,
+ * changed (ctime) or went - all from the walk's own stats, so a rescan
+ * costs no stat beyond the walk's. */
+static void folder_done(struct scan *sc, struct folder *f, int dirfd)
+{
+    /* qsort/bsearch only on arrays that exist: NULL with 0 is undefined. */
+    if (f->n_audio)
+        qsort(f->audio, f->n_audio, sizeof *f->audio, stem_cmp);
+    if (f->n_sides)
+        qsort(f->sides, f->n_sides, sizeof *f->sides, side_cmp);
+    for (size_t i = 0; i < f->n_sides && !sc->store_rc; i++)
+        if (!f->n_audio ||
+            !bsearch(&f->sides[i].s, f->audio, f->n_audio, sizeof *f->audio, stem_cmp))
+            sidecar_orphan(sc, f->sides[i].path, f->sides[i].path_len);
+    for (size_t i = 0; i < f->n_waiting && !must_stop(sc); i++) {
+        struct waiting *w = &f->waiting[i];
+        const char *dot = strrchr(w->name, '.');
+        struct side key = {
+            .s = {w->name, dot && dot != w->name ? (size_t)(dot - w->name) : strlen(w->name)}};
+        const struct side *side =
+            f->n_sides ? bsearch(&key, f->sides, f->n_sides, sizeof *f->sides, side_cmp) : NULL;
+        if ((side ? side->ctime_ns : 0) == w->k->sidecar_ctime_ns)
+            file_unchanged(sc, w->path, w->path_len, w->k, w->out);
+        else if (dirfd >= 0)
+            file_look(sc, dirfd, w->name, w->path, w->path_len, &w->st, w->k);
+    }
+}
+
+static void folder_free(struct folder *f)
+{
+    for (size_t i = 0; i < f->n_audio; i++)
+        free(f->audio[i].name);
+    for (size_t i = 0; i < f->n_sides; i++) {
+        free(f->sides[i].s.name);
+        free(f->sides[i].path);
+    }
+    for (size_t i = 0; i < f->n_waiting; i++) {
+        free(f->waiting[i].name);
+        free(f->waiting[i].path);
+    }
+    free(f->audio);
+    free(f->sides);
+    free(f->waiting);
+    memset(f, 0, sizeof *f);
+}
+
+static char *dup_bytes(struct scan *sc, const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) {
+        sc->store_rc = LUCY_ENOMEM;
+        return NULL;
+    }
+    memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* A recorder's sidecar found by the walk: part of the recording beside
+ * it, never a file of its own; kept for folder_done(). */
+static void sidecar_seen(struct scan *sc, const char *name, const char *path, size_t len,
+                         const struct stat *st)
+{
+    struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
+    if (k)
+        k->seen = 1; /* a row from before sidecars were known: not "missing" */
+    struct folder *f = folder_top(sc);
+    struct side *side =
+        f ? grow(sc, (void **)&f->sides, &f->n_sides, &f->cap_sides, sizeof *f->sides) : NULL;
+    if (!side)
+        return;
+    side->s.stem_len = strlen(name) - 5;
+    side->s.name = dup_bytes(sc, name, strlen(name));
+    side->path = dup_bytes(sc, path, len);
+    side->path_len = len;
+    side->ctime_ns = lucy_scan_ctime_ns(st);
+}
+
 static int on_file(void *arg, int dirfd, const char *name, const char *path, size_t len,
                    const struct stat *st)
 {
@@ -542,40 +808,90 @@ static int on_file(void *arg, int dirfd, const char *name, const char *path, siz
     if (must_stop(sc))
         return sc->store_rc;
     if (lucy_scan_is_sidecar_name(name)) {
-        sidecar_seen(sc, dirfd, name, path, len);
-        return 0;
+        sidecar_seen(sc, name, path, len, st);
+        return sc->store_rc;
     }
     sc->sum->files_seen++;
     sc->root_files++;
+    struct folder *f = folder_top(sc);
+    size_t stem_len = lucy_scan_audio_stem(name);
+    if (stem_len && f) {
+        struct stem *a = grow(sc, (void **)&f->audio, &f->n_audio, &f->cap_audio, sizeof *a);
+        if (a) {
+            a->name = dup_bytes(sc, name, strlen(name));
+            a->stem_len = stem_len;
+        }
+    }
     struct lucy_scan_known *k = lucy_scan_known_find(&sc->map, path, len);
     if (k)
         k->seen = 1;
     enum lucy_scan_outcome o;
     if (lucy_scan_classify_stat(name, st, &o)) {
         count(sc, o);
-    } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(dirfd, name, k)) {
-        count(sc, o); /* unchanged, or still corrupt / unsupported */
-        if (k->presence != LUCY_SCAN_PRESENCE_PRESENT) { /* back after missing/unavailable */
-            struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_PRESENT, path, len);
-            if (it)
-                memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+        if (o == LUCY_SCAN_PLACEHOLDER)
+            ledger_note(sc, path, len, "placeholder", "cloud_placeholder",
+                        "no blocks on disk: the content is in the cloud", 0, NULL);
+        else if (lucy_scan_is_sync_artefact(name))
+            ledger_note(sc, path, len, "ignored", "sync_artefact",
+                        "a sync client's temporary or partial file, by its name", 0, NULL);
+        else
+            ledger_note(sc, path, len, "ignored", "zero_length", "an empty file (0 bytes)", 0,
+                        NULL);
+    } else if (k && same_stat(k, st) && is_final(k->status, &o) &&
+               k->status == LUCY_SCAN_PATH_RECORDING && k->has_call && k->is_call_path && f) {
+        /* Its sidecar may be listed after it: decided in folder_done(). */
+        struct waiting *w =
+            grow(sc, (void **)&f->waiting, &f->n_waiting, &f->cap_waiting, sizeof *w);
+        if (w) {
+            w->name = dup_bytes(sc, name, strlen(name));
+            w->path = dup_bytes(sc, path, len);
+            w->path_len = len;
+            w->st = *st;
+            w->k = k;
+            w->out = o;
         }
-    } else if (lucy_scan_is_settling(st, sc->now_ns, sc->ctx->cfg->scan_settle_s)) {
-        count(sc, LUCY_SCAN_CHANGING);
-    } else if (k && sc->opt && sc->opt->honor_backoff && k->status == LUCY_SCAN_PATH_LOCKED &&
-               same_stat(k, st) && sc->now_s < k->next_retry_s) {
-        count(sc, LUCY_SCAN_LOCKED); /* still backing off: counted, not read */
-        count_errno(sc, k->errno_name[0] ? k->errno_name : "EDEADLK");
-        note_locked(sc, path, len);
+    } else if (k && same_stat(k, st) && is_final(k->status, &o) && !call_stale(k)) {
+        file_unchanged(sc, path, len, k, o);
     } else {
-        examine(sc, dirfd, name, path, len, st, k);
+        file_look(sc, dirfd, name, path, len, st, k);
     }
     return sc->store_rc;
+}
+
+/* A folder entered: a frame for what its listing collects. */
+static void folder_push(struct scan *sc)
+{
+    if (sc->n_folders == sc->cap_folders) {
+        size_t c = sc->cap_folders ? sc->cap_folders * 2 : 8;
+        struct folder *p = realloc(sc->folders, c * sizeof *p);
+        if (!p) {
+            sc->store_rc = LUCY_ENOMEM;
+            return;
+        }
+        sc->folders = p;
+        sc->cap_folders = c;
+    }
+    memset(&sc->folders[sc->n_folders++], 0, sizeof *sc->folders);
+}
+
+static void on_dir_done(void *arg, int dirfd, const char *path, int depth)
+{
+    struct scan *sc = arg;
+    (void)path;
+    (void)depth;
+    struct folder *f = folder_top(sc);
+    if (!f)
+        return;
+    if (!sc->store_rc)
+        folder_done(sc, f, dirfd);
+    folder_free(f);
+    sc->n_folders--;
 }
 
 static void on_dir(void *arg, const char *path, int depth)
 {
     struct scan *sc = arg;
+    folder_push(sc);
     if (sc->opt && sc->opt->on_dir)
         sc->opt->on_dir(sc->opt->arg, path, depth);
 }
@@ -588,8 +904,19 @@ static void on_error(void *arg, const char *path, int errnum, int is_dir)
         lucy_log(LUCY_LOG_DEBUG, "unresolvable symlink skipped", "{s:s,s:s}", "path",
                  display ? display : "", "errno", lucy_scan_errno_name(errnum));
         free(display);
+        char why[160];
+        snprintf(why, sizeof why, "a symlink that cannot be resolved (%s)", strerror(errnum));
+        ledger_note(sc, path, strlen(path), "ignored", lucy_scan_errno_name(errnum), why, 0, NULL);
         return;
     }
+    enum lucy_scan_outcome o = lucy_scan_errno_outcome(errnum);
+    char reason[160];
+    snprintf(reason, sizeof reason, "the folder cannot be read (%s); files below it are skipped",
+             strerror(errnum));
+    ledger_note(sc, path, strlen(path),
+                o == LUCY_SCAN_MISSING || o == LUCY_SCAN_LOCKED ? "io_error"
+                                                                : lucy_scan_outcome_name(o),
+                lucy_scan_errno_name(errnum), reason, 0, NULL);
     /* Files below an unreadable directory are unknown, not missing. */
     size_t n = strlen(path);
     char **bad = realloc(sc->bad_dirs, (sc->n_bad_dirs + 1) * sizeof *bad);
@@ -619,6 +946,10 @@ static void on_outside(void *arg, const char *path, int is_dir)
 {
     struct scan *sc = arg;
     count(sc, LUCY_SCAN_IGNORED);
+    ledger_note(sc, path, strlen(path), "ignored", "outside_roots",
+                is_dir ? "a symlink to a folder outside LUCY_RECORDINGS_DIRS"
+                       : "a symlink to a file outside LUCY_RECORDINGS_DIRS",
+                0, NULL);
     if (sc->error_lines++ >= ERROR_LINES)
         return;
     char *display = lucy_scan_display_name(path, strlen(path));
@@ -635,6 +966,8 @@ static void on_sync_folder(void *arg, const char *path)
 {
     struct scan *sc = arg;
     count(sc, LUCY_SCAN_IGNORED);
+    ledger_note(sc, path, strlen(path), "ignored", "sync_folder",
+                "a sync client's cache, NAS index or trash folder: not walked", 0, NULL);
     char *display = lucy_scan_display_name(path, strlen(path));
     lucy_log(LUCY_LOG_DEBUG, "sync folder skipped", "{s:s}", "path", display ? display : "");
     free(display);
@@ -642,10 +975,10 @@ static void on_sync_folder(void *arg, const char *path)
 
 /* ---- per root -------------------------------------------------------- */
 
-static int under_bad_dir(const struct scan *sc, const struct lucy_scan_known *k)
+static int under_bad_dir(const struct scan *sc, const char *path)
 {
     for (size_t i = 0; i < sc->n_bad_dirs; i++)
-        if (strncmp(k->path, sc->bad_dirs[i], strlen(sc->bad_dirs[i])) == 0)
+        if (strncmp(path, sc->bad_dirs[i], strlen(sc->bad_dirs[i])) == 0)
             return 1;
     return 0;
 }
@@ -656,12 +989,14 @@ static void scan_root(struct scan *sc, const char *root)
     sc->root_files = 0;
     char *display = NULL;
     int rc = lucy_scan_known_load(sc->ctx->store, root, &sc->map);
+    if (rc == 0)
+        rc = lucy_scan_ledger_load(sc->ctx->store, root, &sc->ledger);
     if (rc) {
         sc->store_rc = rc;
         goto out;
     }
-    static const struct lucy_scan_walk_ops ops = {on_file, on_dir, on_error, on_outside,
-                                                  on_sync_folder};
+    static const struct lucy_scan_walk_ops ops = {on_file,    on_dir,         on_error,
+                                                  on_outside, on_sync_folder, on_dir_done};
     int walk_rc = lucy_scan_walk(root, sc->ctx->cfg->follow_symlinks, sc->root_ids, sc->n_root_ids,
                                  &ops, sc, NULL);
     if (sc->store_rc == LUCY_ESHUTDOWN) { /* keep what was learnt; mark nothing missing */
@@ -697,12 +1032,19 @@ static void scan_root(struct scan *sc, const char *root)
     } else {
         for (size_t i = 0; i < sc->map.n; i++) {
             struct lucy_scan_known *k = &sc->map.rows[i];
-            if (k->seen || k->presence != LUCY_SCAN_PRESENCE_PRESENT || under_bad_dir(sc, k))
+            if (k->seen || k->presence != LUCY_SCAN_PRESENCE_PRESENT || under_bad_dir(sc, k->path))
                 continue;
             count(sc, LUCY_SCAN_MISSING);
             struct lucy_scan_item *it = item_new(sc, LUCY_SCAN_ITEM_MISSING, k->path, k->path_len);
             if (it)
                 memcpy(it->old_recording_id, k->recording_id, sizeof it->old_recording_id);
+        }
+        /* Ledger rows the walk did not note again: the file became a clean
+         * recording or went away (below an unreadable folder: unknown). */
+        for (size_t i = 0; i < sc->ledger.n; i++) {
+            struct lucy_ledger_known *l = &sc->ledger.rows[i];
+            if (!l->seen && !under_bad_dir(sc, l->path))
+                item_new(sc, LUCY_SCAN_ITEM_UNLEDGER, l->path, l->path_len);
         }
         if (flush(sc))
             goto out;
@@ -714,6 +1056,9 @@ static void scan_root(struct scan *sc, const char *root)
 out:
     free(display);
     lucy_scan_known_free(&sc->map);
+    lucy_ledger_map_free(&sc->ledger);
+    while (sc->n_folders) /* a walk that stopped early */
+        folder_free(&sc->folders[--sc->n_folders]);
     for (size_t i = 0; i < sc->n_bad_dirs; i++)
         free(sc->bad_dirs[i]);
     free(sc->bad_dirs);
@@ -869,6 +1214,7 @@ int lucy_scan_run_opts(struct lucy_ctx *ctx, const char *dirs, const struct lucy
     json_decref(sc->locked_examples);
     lucy_scan_hasher_free(sc->hasher);
     free(sc->root_ids);
+    free(sc->folders);
     free(sc);
     return rc;
 }

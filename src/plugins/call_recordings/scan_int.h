@@ -69,7 +69,7 @@ int lucy_scan_is_lock_errno(int errnum);
 int lucy_scan_is_sync_artefact(const char *name);
 
 /* 1 when a folder name is a sync client's cache or state, a NAS index or
- * a trash can (`.dropbox*`, `.sync`, `.stfolder`, `.stversions`, `@eaDir`,
+ * a trash can (`.dropbox*`, `.sync`, `.stfolder`, `@eaDir`,
  * `.Trash*`, `$RECYCLE.BIN`; DESIGN §16): the walk skips such folders
  * whole (counted `ignored`). name is the last component. Thread-safe. */
 int lucy_scan_is_sync_folder(const char *name);
@@ -84,10 +84,12 @@ int lucy_scan_path_is_secondary(const char *path, size_t len);
  * beside NAME.<ext>), never a recording of its own. Thread-safe. */
 int lucy_scan_is_sidecar_name(const char *name);
 
-/* 1 when the sidecar name (in the directory open on dirfd) has its audio
- * beside it: NAME.<ext> for an audio extension of the table in
- * classify.c, lower or upper case. A few fstatat() calls. */
-int lucy_scan_sidecar_has_audio(int dirfd, const char *name);
+/* The length of NAME when name is NAME.<ext> for an audio extension a
+ * sidecar may sit beside (the table in classify.c, any case), else 0. A
+ * sidecar NAME.json has its audio when a regular file of the same folder
+ * has that stem: the scanner decides it from the walk's own listing (no
+ * extra stat). Thread-safe. */
+size_t lucy_scan_audio_stem(const char *name);
 
 /* The sidecar name of an audio file name: its last extension replaced by
  * ".json" (NAME.m4a -> NAME.json). 0, or -1 when out (outlen bytes) is too
@@ -143,6 +145,11 @@ struct lucy_scan_walk_ops {
     /* A sync folder (lucy_scan_is_sync_folder()) that was not entered.
      * May be NULL. */
     void (*on_sync_folder)(void *arg, const char *path);
+    /* Every entry of a directory entered with on_dir has been listed
+     * (its subdirectories walked); dirfd is still open on it (-1 when it
+     * could not be listed at all). Decisions that need a whole folder
+     * (does a file's sidecar exist?) are made here. May be NULL. */
+    void (*on_dir_done)(void *arg, int dirfd, const char *path, int depth);
 };
 
 /* A configured root's identity: the directory it resolves to. */
@@ -285,9 +292,13 @@ void lucy_scan_known_free(struct lucy_scan_known_map *m);
 
 /* A pending write of one scan. */
 enum lucy_scan_item_kind {
-    LUCY_SCAN_ITEM_RESULT,  /* a file was examined: upsert its path (and recording) */
-    LUCY_SCAN_ITEM_PRESENT, /* an unchanged file is back: presence = present */
-    LUCY_SCAN_ITEM_MISSING, /* a known file is gone: presence = missing */
+    LUCY_SCAN_ITEM_RESULT,   /* a file was examined: upsert its path (and recording) */
+    LUCY_SCAN_ITEM_PRESENT,  /* an unchanged file is back: presence = present */
+    LUCY_SCAN_ITEM_MISSING,  /* a known file is gone: presence = missing */
+    LUCY_SCAN_ITEM_LEDGER,   /* the ingest ledger's row of the path (ledger.h): ledger_outcome,
+                                errno_name = its reason code, last_error = its reason,
+                                next_retry_s, recording_id (call_metadata) */
+    LUCY_SCAN_ITEM_UNLEDGER, /* the path left the ledger (a clean recording, or gone) */
 };
 
 struct lucy_scan_item {
@@ -308,6 +319,7 @@ struct lucy_scan_item {
     struct lucy_call_meta *call;       /* a recording's call metadata (owned; NULL = none) */
     int64_t sidecar_ctime_ns;          /* the sidecar read for call: its ctime; 0 = none,
                                           -1 = unreadable */
+    const char *ledger_outcome;        /* LEDGER: the row's outcome (static) */
 };
 
 /* Frees what an item owns and zeroes it. */
@@ -325,7 +337,15 @@ void lucy_scan_item_clear(struct lucy_scan_item *it);
 int lucy_scan_items_write(struct lucy_store *store, const char *root, int64_t now_s,
                           const struct lucy_scan_item *items, size_t n);
 
-/* Records a walked root in scan_roots; when !available (vanished or
+/* Loads the ingest ledger's rows below root (ledger.h) into *map (zeroed
+ * by the caller; free with lucy_ledger_map_free()). One store read. 0,
+ * LUCY_EINVAL (root too long), LUCY_ENOMEM or a store error. */
+struct lucy_ledger_map;
+int lucy_scan_ledger_load(struct lucy_store *store, const char *root, struct lucy_ledger_map *map);
+
+/* Records a walked root in scan_roots; when available, its ingest ledger
+ * rows are stamped last seen now (the walk noted each again: the others
+ * were dropped before); when !available (vanished or
  * emptied) its present paths become unavailable and their recordings are
  * re-rated - never deleted. One store write. 0 or a store error. */
 int lucy_scan_root_write(struct lucy_store *store, const char *root, const char *display,

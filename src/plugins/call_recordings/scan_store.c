@@ -36,6 +36,7 @@
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "jobs.h"
+#include "ledger.h"
 #include "scan_int.h"
 #include "transcript.h"
 
@@ -227,6 +228,13 @@ int lucy_scan_known_load(struct lucy_store *store, const char *root,
     int rc = path_range(&range, root);
     struct load_arg la = {&range, map};
     return rc ? rc : lucy_store_read(store, load_known, &la);
+}
+
+int lucy_scan_ledger_load(struct lucy_store *store, const char *root, struct lucy_ledger_map *map)
+{
+    struct path_range range;
+    int rc = path_range(&range, root);
+    return rc ? rc : lucy_ledger_map_load(store, range.lo, range.hi, map);
 }
 
 /* ---- a batch of results ------------------------------------------------------ */
@@ -605,6 +613,22 @@ static int write_item(sqlite3 *db, const struct lucy_scan_item *it, const char *
                                                              : LUCY_SCAN_PRESENCE_MISSING,
                           now_s);
         return rc ? rc : rate_recording(db, it->old_recording_id, now_s);
+    case LUCY_SCAN_ITEM_LEDGER: {
+        struct lucy_ledger_entry e = {
+            .path = it->path,
+            .path_len = it->path_len,
+            .display = it->display,
+            .root = root,
+            .outcome = it->ledger_outcome,
+            .reason_code = it->errno_name,
+            .reason = it->last_error,
+            .recording_id = it->recording_id,
+            .next_retry_s = it->next_retry_s,
+        };
+        return lucy_ledger_put(db, &e, now_s);
+    }
+    case LUCY_SCAN_ITEM_UNLEDGER:
+        return lucy_ledger_drop(db, it->path, it->path_len);
     }
     return 0;
 }
@@ -664,6 +688,9 @@ static int write_root(sqlite3 *db, void *argp)
     sqlite3_bind_int64(st, 4, (sqlite3_int64)a->files_seen);
     sqlite3_bind_int64(st, 5, a->now_s);
     rc = lucy_row_step_done(st);
+    if (rc == 0 && a->available)
+        rc = lucy_ledger_touch(db, a->range->lo, strlen(a->range->lo), a->range->hi,
+                               strlen(a->range->hi), a->now_s);
     if (rc || a->available)
         return rc;
     static const char *const sql[] = {

@@ -233,6 +233,8 @@ static int walk_dir(struct walker *w, int fd, int depth)
     if (!d) {
         report(w, errno, 1);
         close(fd);
+        if (w->ops->on_dir_done)
+            w->ops->on_dir_done(w->arg, -1, w->len ? w->path : "/", depth);
         return 0;
     }
     int rc = 0;
@@ -287,6 +289,8 @@ static int walk_dir(struct walker *w, int fd, int depth)
         if (rc)
             break;
     }
+    if (w->ops->on_dir_done)
+        w->ops->on_dir_done(w->arg, dirfd(d), w->len ? w->path : "/", depth);
     closedir(d);
     return rc;
 }
