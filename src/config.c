@@ -86,6 +86,8 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
             "threads for the ASR engine; 0 = cores"),
     INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
+    INT_OPT("LUCY_ASR_IDLE_UNLOAD_S", NULL, "300", 0, 604800, asr_idle_unload_s,
+            "unload the recogniser's model after this many seconds without work; 0 = never"),
     INT_OPT("LUCY_JOB_RETRY_BASE_S", NULL, "30", 1, 3600, job_retry_base_s,
             "first retry delay of a locked recording; doubles up to 1 h"),
     STR_OPT("WHATSAPP_VERIFY_TOKEN", NULL, NULL, 1, 0, whatsapp_verify_token,

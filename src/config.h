@@ -47,6 +47,7 @@ struct lucy_config {
     char *asr_url;               /* LUCY_ASR_URL */
     int asr_threads;             /* LUCY_ASR_THREADS; 0 = number of cores */
     int asr_workers;             /* LUCY_ASR_WORKERS */
+    int asr_idle_unload_s;       /* LUCY_ASR_IDLE_UNLOAD_S; 0 = keep the model loaded */
     int job_retry_base_s;        /* LUCY_JOB_RETRY_BASE_S: first retry delay of a locked file */
     char *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN (secret) */
     char *whatsapp_app_secret;   /* WHATSAPP_APP_SECRET (secret) */

@@ -129,6 +129,7 @@ function backlog(metrics) {
     ["documents the index rejected", one(metrics, "lucy_index_outbox_failed")],
     ["WhatsApp items waiting", one(metrics, "lucy_whatsapp_inbox_pending")],
     ["voice notes waiting", one(metrics, "lucy_whatsapp_media_pending")],
+    ["speech recognition models in memory (loaded by a job, unloaded when idle)", pick(metrics, "lucy_asr_instances_loaded").reduce((n, m) => n + m.value, 0)],
   ]);
 }
 

@@ -26,6 +26,19 @@ static const struct lucy_asr_engine *const engines[] = {
 };
 #define N_ENGINES (sizeof engines / sizeof engines[0])
 
+/* Open instances per row of engines[] (lucy_asr_open .. lucy_asr_close):
+ * how many models this process holds, for /metrics. The count is about
+ * the process's memory, so it is process-wide; atomics, any thread. */
+static int n_loaded[N_ENGINES];
+
+static int row_of(const struct lucy_asr_engine *e)
+{
+    for (size_t i = 0; i < N_ENGINES; i++)
+        if (engines[i] == e)
+            return (int)i;
+    return -1;
+}
+
 static const struct lucy_asr_engine *find(const char *name)
 {
     for (size_t i = 0; i < N_ENGINES; i++)
@@ -86,6 +99,9 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
     int rc = e->open(opt, state, err, errlen);
     if (rc && errlen && !err[0])
         snprintf(err, errlen, "cannot open ASR engine %s: %s", e->name, lucy_strerror(rc));
+    int row = row_of(e);
+    if (rc == 0 && row >= 0)
+        __atomic_add_fetch(&n_loaded[row], 1, __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -126,8 +142,34 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
 
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
 {
-    if (e && e->close && state)
-        e->close(state);
+    if (!e || !e->close || !state)
+        return;
+    e->close(state);
+    int row = row_of(e);
+    if (row >= 0)
+        __atomic_sub_fetch(&n_loaded[row], 1, __ATOMIC_RELAXED);
+}
+
+int lucy_asr_loaded(const struct lucy_asr_engine *e)
+{
+    int row = row_of(e);
+    return row >= 0 ? __atomic_load_n(&n_loaded[row], __ATOMIC_RELAXED) : 0;
+}
+
+void lucy_asr_metrics(void *arg, FILE *out)
+{
+    (void)arg;
+    fprintf(out, "# HELP lucy_asr_model_loaded 1 while a speech recognition model of the engine "
+                 "is in memory (loaded on the first job, unloaded after LUCY_ASR_IDLE_UNLOAD_S).\n"
+                 "# TYPE lucy_asr_model_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_model_loaded{engine=\"%s\"} %d\n", engines[i]->name,
+                lucy_asr_loaded(engines[i]) > 0);
+    fprintf(out, "# HELP lucy_asr_instances_loaded Engine instances holding a model (one per "
+                 "busy or recently busy worker).\n# TYPE lucy_asr_instances_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_instances_loaded{engine=\"%s\"} %d\n", engines[i]->name,
+                lucy_asr_loaded(engines[i]));
 }
 
 void lucy_transcript_free(struct lucy_transcript *t)

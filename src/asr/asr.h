@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define LUCY_ASR_SAMPLE_RATE 16000
 /* Audio decoded per file at most, in seconds: bounds the memory a decode
@@ -119,6 +120,15 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
                         struct lucy_transcript *out, char *err, size_t errlen);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
+
+/* Instances of e open in this process (lucy_asr_open succeeded, not yet
+ * closed): how many copies of its model are in memory. Any thread. */
+int lucy_asr_loaded(const struct lucy_asr_engine *e);
+
+/* The /metrics lines of speech recognition (a lucy_metrics_fn; arg is
+ * unused): lucy_asr_model_loaded{engine} 0/1 and
+ * lucy_asr_instances_loaded{engine} for every built-in engine. Any thread. */
+void lucy_asr_metrics(void *arg, FILE *out);
 /* Frees segments and text; the struct itself is the caller's. Safe on a
  * zeroed transcript and after a failed lucy_asr_transcribe. */
 void lucy_transcript_free(struct lucy_transcript *t);
