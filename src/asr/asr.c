@@ -176,8 +176,13 @@ void lucy_transcript_free(struct lucy_transcript *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_segments; i++)
-        free(t->segments[i].text);
+    for (size_t i = 0; i < t->n_segments; i++) {
+        struct lucy_segment *seg = &t->segments[i];
+        for (size_t j = 0; j < seg->n_words; j++)
+            free(seg->words[j].text);
+        free(seg->words);
+        free(seg->text);
+    }
     free(t->segments);
     free(t->text);
     t->segments = NULL;
@@ -185,16 +190,25 @@ void lucy_transcript_free(struct lucy_transcript *t)
     t->text = NULL;
 }
 
+/* text[0..*len) without surrounding white space: the new start and *len. */
+static const char *trim(const char *text, size_t *len)
+{
+    size_t n = *len;
+    while (n > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n' || text[0] == '\r')) {
+        text++;
+        n--;
+    }
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' ||
+                     text[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return text;
+}
+
 int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
                         size_t text_len)
 {
-    while (text_len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n')) {
-        text++;
-        text_len--;
-    }
-    while (text_len > 0 && (text[text_len - 1] == ' ' || text[text_len - 1] == '\t' ||
-                            text[text_len - 1] == '\n' || text[text_len - 1] == '\r'))
-        text_len--;
+    text = trim(text, &text_len);
     if (text_len == 0)
         return 0;
     char *copy = strndup(text, text_len);
@@ -206,7 +220,35 @@ int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
         return LUCY_ENOMEM;
     }
     t->segments = segs;
-    segs[t->n_segments++] = (struct lucy_segment){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    segs[t->n_segments++] =
+        (struct lucy_segment){.t0_ms = t0_ms, .t1_ms = t1_ms < t0_ms ? t0_ms : t1_ms, .text = copy};
+    return 0;
+}
+
+static int64_t clamp_ms(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
+                          size_t text_len)
+{
+    text = trim(text, &text_len);
+    if (text_len == 0)
+        return 0;
+    int64_t lo = seg->n_words ? seg->words[seg->n_words - 1].t0_ms : seg->t0_ms;
+    t0_ms = clamp_ms(t0_ms, lo, seg->t1_ms);
+    t1_ms = clamp_ms(t1_ms, t0_ms, seg->t1_ms);
+    char *copy = strndup(text, text_len);
+    if (!copy)
+        return LUCY_ENOMEM;
+    struct lucy_asr_word *words = realloc(seg->words, (seg->n_words + 1) * sizeof *words);
+    if (!words) {
+        free(copy);
+        return LUCY_ENOMEM;
+    }
+    seg->words = words;
+    words[seg->n_words++] = (struct lucy_asr_word){t0_ms, t1_ms, copy};
     return 0;
 }
 

@@ -40,10 +40,20 @@ struct lucy_pcm {
                                  than LUCY_ASR_MAX_AUDIO_S; the audio is kept */
 };
 
+/* One recognised word with its time, where the engine gives word timings
+ * (DESIGN §13 "Words"). */
+struct lucy_asr_word {
+    int64_t t0_ms, t1_ms; /* start and end, ms from the beginning of the audio */
+    char *text;           /* UTF-8, trimmed; owned by the transcript */
+};
+
 struct lucy_segment {
-    int64_t t0_ms; /* start, milliseconds from the beginning of the audio */
-    int64_t t1_ms; /* end */
-    char *text;    /* UTF-8, trimmed; owned by the transcript */
+    int64_t t0_ms;               /* start, milliseconds from the beginning of the audio */
+    int64_t t1_ms;               /* end */
+    char *text;                  /* UTF-8, trimmed; owned by the transcript */
+    struct lucy_asr_word *words; /* n_words in time order, inside [t0_ms, t1_ms]; NULL when
+                                    the engine gave no word timings; owned by the transcript */
+    size_t n_words;
 };
 
 struct lucy_transcript {
@@ -139,6 +149,15 @@ void lucy_transcript_free(struct lucy_transcript *t);
  * and for callers rebuilding a stored transcript. 0 or LUCY_ENOMEM. */
 int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
                         size_t text_len);
+
+/* Appends a word [t0_ms, t1_ms] with a copy of text[0..text_len), trimmed,
+ * to segment seg (from lucy_transcript_add). Times are clamped into the
+ * segment, t0_ms to no earlier than the previous word's start and t1_ms to
+ * no earlier than t0_ms, so a segment's words are monotonic and inside it
+ * whatever the engine reported. Text that is empty after trimming is
+ * skipped (returns 0). 0 or LUCY_ENOMEM. */
+int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
+                          size_t text_len);
 
 /* Sets t->text to the segments' texts joined by single spaces ("" when
  * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */

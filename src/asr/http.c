@@ -5,11 +5,15 @@
  * How it works: the 16 kHz mono samples are written as a WAV file by
  * libavformat's wav muxer into a memory buffer (bit-exact: a plain 44-byte
  * header, no encoder tag), posted to LUCY_ASR_URL with libcurl's MIME API
- * as multipart/form-data fields `file`, `model` and
- * `response_format=verbose_json` - the request of OpenAI's
- * POST /v1/audio/transcriptions - and the answer's `segments[]` (`start`,
- * `end` in seconds, `text`) are parsed with jansson. An answer with text
- * but no segments becomes one segment over the whole audio.
+ * as multipart/form-data fields `file`, `model`,
+ * `response_format=verbose_json` and `timestamp_granularities[]` `segment`
+ * and `word` - the request of OpenAI's POST /v1/audio/transcriptions - and
+ * the answer's `segments[]` (`start`, `end` in seconds, `text`) are parsed
+ * with jansson. An answer with text but no segments becomes one segment
+ * over the whole audio. The answer's `words[]` (`word`, `start`, `end`:
+ * one list for the whole audio) go to the segment their middle falls in,
+ * clamped into it (lucy_segment_add_word). Both granularities are asked
+ * for: OpenAI leaves `segments` out when only `word` is asked.
  *
  * Every call goes through lucy_http_client_perform() (http/client.h) with
  * a connect timeout, a total timeout that grows with the audio's length, a
@@ -182,7 +186,40 @@ static void server_message(const struct lucy_http_call *b, char *msg, size_t msg
     snprintf(msg, msglen, "%.*s", (int)n, b->reply);
 }
 
-/* segments[].start/end (seconds) and text -> out. */
+static int64_t seconds_to_ms(double s)
+{
+    return s > 0 ? (int64_t)(s * 1000.0 + 0.5) : 0;
+}
+
+/* words[] ({word, start, end}, seconds, in time order) -> the words of
+ * out's segments: each to the last segment starting at or before its
+ * middle (the first segment for a word before every segment). Words
+ * without text or times are skipped. 0 or LUCY_ENOMEM. */
+static int add_words(struct lucy_transcript *out, json_t *words)
+{
+    size_t i, seg = 0;
+    json_t *w;
+    if (out->n_segments == 0)
+        return 0;
+    json_array_foreach(words, i, w)
+    {
+        const char *text = json_string_value(json_object_get(w, "word"));
+        json_t *start = json_object_get(w, "start"), *end = json_object_get(w, "end");
+        if (!text || !json_is_number(start) || !json_is_number(end))
+            continue;
+        int64_t t0_ms = seconds_to_ms(json_number_value(start));
+        int64_t t1_ms = seconds_to_ms(json_number_value(end));
+        int64_t mid_ms = t0_ms + (t1_ms > t0_ms ? (t1_ms - t0_ms) / 2 : 0);
+        while (seg + 1 < out->n_segments && out->segments[seg + 1].t0_ms <= mid_ms)
+            seg++;
+        int rc = lucy_segment_add_word(&out->segments[seg], t0_ms, t1_ms, text, strlen(text));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* segments[].start/end (seconds) and text -> out; then words[]. */
 static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen)
 {
@@ -203,15 +240,16 @@ static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *p
         json_t *start = json_object_get(seg, "start"), *end = json_object_get(seg, "end");
         if (!text || !json_is_number(start) || !json_is_number(end))
             continue;
-        int64_t t0_ms = (int64_t)(json_number_value(start) * 1000.0 + 0.5);
-        int64_t t1_ms = (int64_t)(json_number_value(end) * 1000.0 + 0.5);
+        int64_t t0_ms = seconds_to_ms(json_number_value(start));
+        int64_t t1_ms = seconds_to_ms(json_number_value(end));
         if ((rc = lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text))) != 0)
             goto out;
     }
     const char *text = json_string_value(json_object_get(root, "text"));
     if (!json_is_array(segments) && text) /* plain json: one segment */
-        rc = lucy_transcript_add(out, 0, (int64_t)(pcm->duration_s * 1000.0 + 0.5), text,
-                                 strlen(text));
+        rc = lucy_transcript_add(out, 0, seconds_to_ms(pcm->duration_s), text, strlen(text));
+    if (rc == 0)
+        rc = add_words(out, json_object_get(root, "words"));
     const char *language = json_string_value(json_object_get(root, "language"));
     if (language)
         snprintf(out->language, sizeof out->language, "%s", language);
@@ -247,6 +285,12 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
     part = curl_mime_addpart(mime);
     curl_mime_name(part, "response_format");
     curl_mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
+    static const char *const granularities[] = {"segment", "word"};
+    for (size_t i = 0; i < sizeof granularities / sizeof granularities[0]; i++) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "timestamp_granularities[]");
+        curl_mime_data(part, granularities[i], CURL_ZERO_TERMINATED);
+    }
 
     double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;
     if (timeout_s > MAX_TIMEOUT_S)
