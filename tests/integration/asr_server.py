@@ -22,11 +22,15 @@ for a bad request and 500 when the decoder fails.
 
 Standard library + Debian python3-jsonschema (4.10: RefResolver, Draft7).
 Usage:
-    asr_server.py [--port N] [--decoder PROGRAM] [--answers DIR]
+    asr_server.py [--port N] [--decoder PROGRAM] [--answers DIR] [--whisper-cpp]
 prints "listening PORT" on stdout once it accepts connections. --decoder
 replaces pocketsphinx_continuous (a test points it at a program that fails,
 to get a real 500). --answers writes each 200 answer's JSON to DIR/N.json
-(N = 1, 2, ...), so a test can compare what lucy made of it.
+(N = 1, 2, ...), so a test can compare what lucy made of it. --whisper-cpp
+answers verbose_json the way whisper.cpp's whisper-server does: no
+top-level `words`, but each segment's own `words` of tokens, a word longer
+than three letters split in two (" forw" + "ard", the second without the
+leading space that marks a new word).
 """
 import argparse
 import email.parser
@@ -194,10 +198,27 @@ def transcribe(audio, decoder):
             "text": text, "segments": segments, "words": words}
 
 
+def as_whisper_cpp(result):
+    """Moves result's words into its segments as whisper.cpp tokens."""
+    words = result.pop("words", None) or []
+    for seg in result.get("segments", []):
+        seg["words"] = []
+        for w in words:
+            if seg["start"] <= w["start"] and w["end"] <= seg["end"]:
+                text, t0, t1 = w["word"], w["start"], w["end"]
+                if len(text) > 3:
+                    mid = round((t0 + t1) / 2, 3)
+                    seg["words"] += [{"word": " " + text[:-3], "start": t0, "end": mid},
+                                     {"word": text[-3:], "start": mid, "end": t1}]
+                else:
+                    seg["words"].append({"word": " " + text, "start": t0, "end": t1})
+
+
 class Handler(BaseHTTPRequestHandler):
     decoder = "pocketsphinx_continuous"
     schemas = None  # Schemas, loaded once in main()
     answers_dir = None  # --answers
+    whisper_cpp = False  # --whisper-cpp
     answers = itertools.count(1)
     protocol_version = "HTTP/1.1"
 
@@ -244,6 +265,8 @@ class Handler(BaseHTTPRequestHandler):
                     del result["segments"]
                 if "word" not in granularities:
                     del result["words"]
+                if self.whisper_cpp:
+                    as_whisper_cpp(result)
                 schema = "CreateTranscriptionResponseVerboseJson"
             else:
                 result, schema = {"text": result["text"]}, "CreateTranscriptionResponseJson"
@@ -266,10 +289,12 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--decoder", default="pocketsphinx_continuous")
     ap.add_argument("--answers", default=None)
+    ap.add_argument("--whisper-cpp", action="store_true")
     args = ap.parse_args()
     Handler.decoder = args.decoder
     Handler.schemas = Schemas()
     Handler.answers_dir = args.answers
+    Handler.whisper_cpp = args.whisper_cpp
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print("listening %d" % server.server_address[1], flush=True)
     try:
