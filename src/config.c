@@ -92,6 +92,8 @@ const struct lucy_option lucy_options[] = {
      "who is on a stereo call's left,right channel: me,them (BCR), them,me, or mix (mono)"},
     INT_OPT("LUCY_ASR_CHUNK_S", NULL, "30", 5, 600, asr_chunk_s,
             "longest stretch of audio recognised at once; recordings are cut at pauses"),
+    INT_OPT("LUCY_ASR_IDLE_UNLOAD_S", NULL, "300", 0, 604800, asr_idle_unload_s,
+            "unload the recogniser's model after this many seconds without work; 0 = never"),
     INT_OPT("LUCY_JOB_RETRY_BASE_S", NULL, "30", 1, 3600, job_retry_base_s,
             "first retry delay of a locked recording; doubles up to 1 h"),
     STR_OPT("WHATSAPP_VERIFY_TOKEN", NULL, NULL, 1, 0, whatsapp_verify_token,

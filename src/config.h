@@ -49,6 +49,7 @@ struct lucy_config {
     int asr_workers;             /* LUCY_ASR_WORKERS */
     char *call_channels;         /* LUCY_CALL_CHANNELS: "me,them", "them,me", "mix" */
     int asr_chunk_s;             /* LUCY_ASR_CHUNK_S: longest chunk recognised at once */
+    int asr_idle_unload_s;       /* LUCY_ASR_IDLE_UNLOAD_S; 0 = keep the model loaded */
     int job_retry_base_s;        /* LUCY_JOB_RETRY_BASE_S: first retry delay of a locked file */
     char *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN (secret) */
     char *whatsapp_app_secret;   /* WHATSAPP_APP_SECRET (secret) */

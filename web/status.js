@@ -150,6 +150,7 @@ function backlog(metrics) {
         (eta ? `, about ${eta.value < 60 ? Math.max(1, Math.round(eta.value)) + " s" : Math.round(eta.value / 60) + " min"} left` : ""),
       Math.floor(m.value * 100)];
     }),
+    ["speech recognition models in memory (loaded by a job, unloaded when idle)", pick(metrics, "lucy_asr_instances_loaded").reduce((n, m) => n + m.value, 0)],
   ]);
 }
 

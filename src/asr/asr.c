@@ -26,6 +26,19 @@ static const struct lucy_asr_engine *const engines[] = {
 };
 #define N_ENGINES (sizeof engines / sizeof engines[0])
 
+/* Open instances per row of engines[] (lucy_asr_open .. lucy_asr_close):
+ * how many models this process holds, for /metrics. The count is about
+ * the process's memory, so it is process-wide; atomics, any thread. */
+static int n_loaded[N_ENGINES];
+
+static int row_of(const struct lucy_asr_engine *e)
+{
+    for (size_t i = 0; i < N_ENGINES; i++)
+        if (engines[i] == e)
+            return (int)i;
+    return -1;
+}
+
 static const struct lucy_asr_engine *find(const char *name)
 {
     for (size_t i = 0; i < N_ENGINES; i++)
@@ -86,6 +99,9 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
     int rc = e->open(opt, state, err, errlen);
     if (rc && errlen && !err[0])
         snprintf(err, errlen, "cannot open ASR engine %s: %s", e->name, lucy_strerror(rc));
+    int row = row_of(e);
+    if (rc == 0 && row >= 0)
+        __atomic_add_fetch(&n_loaded[row], 1, __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -168,8 +184,34 @@ int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
 
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
 {
-    if (e && e->close && state)
-        e->close(state);
+    if (!e || !e->close || !state)
+        return;
+    e->close(state);
+    int row = row_of(e);
+    if (row >= 0)
+        __atomic_sub_fetch(&n_loaded[row], 1, __ATOMIC_RELAXED);
+}
+
+int lucy_asr_loaded(const struct lucy_asr_engine *e)
+{
+    int row = row_of(e);
+    return row >= 0 ? __atomic_load_n(&n_loaded[row], __ATOMIC_RELAXED) : 0;
+}
+
+void lucy_asr_metrics(void *arg, FILE *out)
+{
+    (void)arg;
+    fprintf(out, "# HELP lucy_asr_model_loaded 1 while a speech recognition model of the engine "
+                 "is in memory (loaded on the first job, unloaded after LUCY_ASR_IDLE_UNLOAD_S).\n"
+                 "# TYPE lucy_asr_model_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_model_loaded{engine=\"%s\"} %d\n", engines[i]->name,
+                lucy_asr_loaded(engines[i]) > 0);
+    fprintf(out, "# HELP lucy_asr_instances_loaded Engine instances holding a model (one per "
+                 "busy or recently busy worker).\n# TYPE lucy_asr_instances_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_instances_loaded{engine=\"%s\"} %d\n", engines[i]->name,
+                lucy_asr_loaded(engines[i]));
 }
 
 void lucy_transcript_free(struct lucy_transcript *t)
@@ -190,16 +232,25 @@ void lucy_transcript_free(struct lucy_transcript *t)
     t->text = NULL;
 }
 
+/* text[0..*len) without surrounding white space: the new start and *len. */
+static const char *trim(const char *text, size_t *len)
+{
+    size_t n = *len;
+    while (n > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n' || text[0] == '\r')) {
+        text++;
+        n--;
+    }
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' ||
+                     text[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return text;
+}
+
 int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms, const char *text,
                         size_t text_len)
 {
-    while (text_len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n')) {
-        text++;
-        text_len--;
-    }
-    while (text_len > 0 && (text[text_len - 1] == ' ' || text[text_len - 1] == '\t' ||
-                            text[text_len - 1] == '\n' || text[text_len - 1] == '\r'))
-        text_len--;
+    text = trim(text, &text_len);
     if (text_len == 0)
         return 0;
     char *copy = strndup(text, text_len);
@@ -220,12 +271,20 @@ int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
     return 0;
 }
 
-int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
-                             const char *text, size_t text_len)
+static int64_t clamp_ms(int64_t v, int64_t lo, int64_t hi)
 {
-    if (t->n_segments == 0)
-        return LUCY_EINVAL;
-    struct lucy_segment *seg = &t->segments[t->n_segments - 1];
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
+                          size_t text_len)
+{
+    text = trim(text, &text_len);
+    if (text_len == 0)
+        return 0;
+    int64_t lo = seg->n_words ? seg->words[seg->n_words - 1].t0_ms : seg->t0_ms;
+    t0_ms = clamp_ms(t0_ms, lo, seg->t1_ms);
+    t1_ms = clamp_ms(t1_ms, t0_ms, seg->t1_ms);
     char *copy = strndup(text, text_len);
     if (!copy)
         return LUCY_ENOMEM;
@@ -235,8 +294,16 @@ int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t
         return LUCY_ENOMEM;
     }
     seg->words = words;
-    words[seg->n_words++] = (struct lucy_word){t0_ms, t1_ms < t0_ms ? t0_ms : t1_ms, copy};
+    words[seg->n_words++] = (struct lucy_word){t0_ms, t1_ms, copy};
     return 0;
+}
+
+int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
+                             const char *text, size_t text_len)
+{
+    if (t->n_segments == 0)
+        return LUCY_EINVAL;
+    return lucy_segment_add_word(&t->segments[t->n_segments - 1], t0_ms, t1_ms, text, text_len);
 }
 
 int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *src,

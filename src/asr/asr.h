@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define LUCY_ASR_SAMPLE_RATE 16000
 /* Audio decoded per file at most, in seconds: bounds the memory a decode
@@ -196,6 +197,15 @@ int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
                                 struct lucy_transcript *out, char *err, size_t errlen);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
+
+/* Instances of e open in this process (lucy_asr_open succeeded, not yet
+ * closed): how many copies of its model are in memory. Any thread. */
+int lucy_asr_loaded(const struct lucy_asr_engine *e);
+
+/* The /metrics lines of speech recognition (a lucy_metrics_fn; arg is
+ * unused): lucy_asr_model_loaded{engine} 0/1 and
+ * lucy_asr_instances_loaded{engine} for every built-in engine. Any thread. */
+void lucy_asr_metrics(void *arg, FILE *out);
 /* Frees segments and text; the struct itself is the caller's. Safe on a
  * zeroed transcript and after a failed lucy_asr_transcribe. */
 void lucy_transcript_free(struct lucy_transcript *t);
@@ -209,7 +219,8 @@ int lucy_transcript_add(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
 
 /* Appends a word [t0_ms, t1_ms] with a copy of text[0..text_len) to the
  * last segment of t (LUCY_EINVAL when t has none). For engines that give
- * word times. 0, LUCY_EINVAL or LUCY_ENOMEM. */
+ * word times; as lucy_segment_add_word (clamped, trimmed). 0, LUCY_EINVAL
+ * or LUCY_ENOMEM. */
 int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
                              const char *text, size_t text_len);
 
@@ -223,6 +234,15 @@ int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *
 /* Sorts t's segments by t0_ms (then channel), keeping the order of equal
  * ones: the segments of two channels merged in time order. Pure. */
 void lucy_transcript_sort(struct lucy_transcript *t);
+
+/* Appends a word [t0_ms, t1_ms] with a copy of text[0..text_len), trimmed,
+ * to segment seg (from lucy_transcript_add). Times are clamped into the
+ * segment, t0_ms to no earlier than the previous word's start and t1_ms to
+ * no earlier than t0_ms, so a segment's words are monotonic and inside it
+ * whatever the engine reported. Text that is empty after trimming is
+ * skipped (returns 0). 0 or LUCY_ENOMEM. */
+int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
+                          size_t text_len);
 
 /* Sets t->text to the segments' texts joined by single spaces ("" when
  * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */

@@ -6,11 +6,16 @@
  * libavformat's wav muxer into a memory buffer (bit-exact: a plain 44-byte
  * header, no encoder tag), posted to LUCY_ASR_URL with libcurl's MIME API
  * as multipart/form-data fields `file`, `model`,
- * `response_format=verbose_json` and `timestamp_granularities[]` = segment
- * and word - the request of OpenAI's
- * POST /v1/audio/transcriptions - and the answer's `segments[]` (`start`,
- * `end` in seconds, `text`) are parsed with jansson. An answer with text
- * but no segments becomes one segment over the whole audio.
+ * `response_format=verbose_json` and `timestamp_granularities[]` `segment`
+ * and `word` - the request of OpenAI's POST /v1/audio/transcriptions - and
+ * the answer's `segments[]` (`start`, `end` in seconds, `text`) are parsed
+ * with jansson. An answer with text but no segments becomes one segment
+ * over the whole audio. The answer's `words[]` (`word`, `start`, `end`:
+ * one list for the whole audio) go to the segment their middle falls in,
+ * clamped into it (lucy_segment_add_word). Both granularities are asked
+ * for: OpenAI leaves `segments` out when only `word` is asked. whisper.cpp's
+ * server instead puts `words` (its tokens, " for" + "ward") in each
+ * segment; those are joined back into words.
  *
  * Every call goes through lucy_http_client_perform() (http/client.h) with
  * a connect timeout, a total timeout that grows with the audio's length, a
@@ -183,7 +188,65 @@ static void server_message(const struct lucy_http_call *b, char *msg, size_t msg
     snprintf(msg, msglen, "%.*s", (int)n, b->reply);
 }
 
-/* segments[].start/end (seconds) and text -> out. */
+static int64_t seconds_to_ms(double s)
+{
+    return s > 0 ? (int64_t)(s * 1000.0 + 0.5) : 0;
+}
+
+/* A whisper.cpp token that continues the word before it ("ing", ","):
+ * it does not start with white space. Its text is appended to that word,
+ * whose end moves to the token's (within the segment). 0 or LUCY_ENOMEM. */
+static int continue_word(struct lucy_segment *seg, const char *text, int64_t t1_ms)
+{
+    struct lucy_word *w = &seg->words[seg->n_words - 1];
+    size_t have = strlen(w->text), add = strlen(text);
+    char *grown = realloc(w->text, have + add + 1);
+    if (!grown)
+        return LUCY_ENOMEM;
+    memcpy(grown + have, text, add + 1);
+    w->text = grown;
+    if (t1_ms > w->t1_ms)
+        w->t1_ms = t1_ms < seg->t1_ms ? t1_ms : seg->t1_ms;
+    return 0;
+}
+
+/* words[] ({word, start, end}, seconds, in time order) -> the words of
+ * out's segments from index `first` on: each to the last segment starting
+ * at or before its middle (the first one for a word before every
+ * segment). OpenAI gives one words[] for the whole answer (first = 0);
+ * whisper.cpp's server gives each segment its own, of tokens (first = that
+ * segment, tokens = 1: a token not starting with a space continues the
+ * word before). Words without text or times are skipped. 0 or
+ * LUCY_ENOMEM. */
+static int add_words(struct lucy_transcript *out, size_t first, json_t *words, int tokens)
+{
+    size_t i, seg = first;
+    json_t *w;
+    if (first >= out->n_segments)
+        return 0;
+    json_array_foreach(words, i, w)
+    {
+        const char *text = json_string_value(json_object_get(w, "word"));
+        json_t *start = json_object_get(w, "start"), *end = json_object_get(w, "end");
+        if (!text || !json_is_number(start) || !json_is_number(end))
+            continue;
+        int64_t t0_ms = seconds_to_ms(json_number_value(start));
+        int64_t t1_ms = seconds_to_ms(json_number_value(end));
+        int64_t mid_ms = t0_ms + (t1_ms > t0_ms ? (t1_ms - t0_ms) / 2 : 0);
+        while (seg + 1 < out->n_segments && out->segments[seg + 1].t0_ms <= mid_ms)
+            seg++;
+        struct lucy_segment *s = &out->segments[seg];
+        int rc = tokens && s->n_words && text[0] && text[0] != ' '
+                     ? continue_word(s, text, t1_ms)
+                     : lucy_segment_add_word(s, t0_ms, t1_ms, text, strlen(text));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* segments[].start/end (seconds) and text -> out; then the words:
+ * OpenAI's top-level words[], else whisper.cpp's segments[].words[]. */
 static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen)
 {
@@ -196,6 +259,7 @@ static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *p
     }
     int rc = 0;
     json_t *segments = json_object_get(root, "segments");
+    json_t *words = json_object_get(root, "words");
     size_t i;
     json_t *seg;
     json_array_foreach(segments, i, seg)
@@ -204,45 +268,20 @@ static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *p
         json_t *start = json_object_get(seg, "start"), *end = json_object_get(seg, "end");
         if (!text || !json_is_number(start) || !json_is_number(end))
             continue;
-        int64_t t0_ms = (int64_t)(json_number_value(start) * 1000.0 + 0.5);
-        int64_t t1_ms = (int64_t)(json_number_value(end) * 1000.0 + 0.5);
+        int64_t t0_ms = seconds_to_ms(json_number_value(start));
+        int64_t t1_ms = seconds_to_ms(json_number_value(end));
+        size_t n = out->n_segments;
         if ((rc = lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text))) != 0)
             goto out;
-    }
-    /* words[] (timestamp_granularities[]=word): each goes to the segment
-     * its start falls in; both arrays are in time order. */
-    size_t seg_at = 0;
-    int no_segments = out->n_segments == 0;
-    json_t *word;
-    json_array_foreach(json_object_get(root, "words"), i, word)
-    {
-        const char *w = json_string_value(json_object_get(word, "word"));
-        json_t *start = json_object_get(word, "start"), *end = json_object_get(word, "end");
-        if (no_segments || !w || !json_is_number(start) || !json_is_number(end))
-            continue;
-        int64_t t0_ms = (int64_t)(json_number_value(start) * 1000.0 + 0.5);
-        int64_t t1_ms = (int64_t)(json_number_value(end) * 1000.0 + 0.5);
-        while (seg_at + 1 < out->n_segments && t0_ms >= out->segments[seg_at + 1].t0_ms)
-            seg_at++;
-        struct lucy_segment *sg = &out->segments[seg_at];
-        if (t0_ms < sg->t0_ms || t1_ms > sg->t1_ms)
-            continue; /* in no segment */
-        struct lucy_word *grown = realloc(sg->words, (sg->n_words + 1) * sizeof *grown);
-        char *copy = strdup(w);
-        if (!grown || !copy) {
-            free(copy);
-            if (grown)
-                sg->words = grown;
-            rc = LUCY_ENOMEM;
+        if (!json_is_array(words) && out->n_segments > n &&
+            (rc = add_words(out, n, json_object_get(seg, "words"), 1)) != 0)
             goto out;
-        }
-        sg->words = grown;
-        sg->words[sg->n_words++] = (struct lucy_word){t0_ms, t1_ms, copy};
     }
     const char *text = json_string_value(json_object_get(root, "text"));
     if (!json_is_array(segments) && text) /* plain json: one segment */
-        rc = lucy_transcript_add(out, 0, (int64_t)(pcm->duration_s * 1000.0 + 0.5), text,
-                                 strlen(text));
+        rc = lucy_transcript_add(out, 0, seconds_to_ms(pcm->duration_s), text, strlen(text));
+    if (rc == 0)
+        rc = add_words(out, 0, words, 0);
     const char *language = json_string_value(json_object_get(root, "language"));
     if (language)
         snprintf(out->language, sizeof out->language, "%s", language);
@@ -278,12 +317,11 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
     part = curl_mime_addpart(mime);
     curl_mime_name(part, "response_format");
     curl_mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
-    /* Both, or OpenAI leaves the segments out (DESIGN §13 Words). */
     static const char *const granularities[] = {"segment", "word"};
-    for (size_t g = 0; g < sizeof granularities / sizeof granularities[0]; g++) {
+    for (size_t i = 0; i < sizeof granularities / sizeof granularities[0]; i++) {
         part = curl_mime_addpart(mime);
         curl_mime_name(part, "timestamp_granularities[]");
-        curl_mime_data(part, granularities[g], CURL_ZERO_TERMINATED);
+        curl_mime_data(part, granularities[i], CURL_ZERO_TERMINATED);
     }
 
     double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;

@@ -7,7 +7,8 @@
  *
  * Plain output is one line per segment, "[t0 → t1] text" with times as
  * m:ss.mmm; --json prints {engine, model, language, duration_s, rtf, text,
- * segments:[{t0_ms, t1_ms, text}]} (plus truncated/source_duration_s when
+ * segments:[{t0_ms, t1_ms, text, words?:[{t0_ms, t1_ms, text}]}]} (words
+ * where the engine gives word timings; plus truncated/source_duration_s when
  * the file decodes to less than its container says). The engine comes from
  * --engine, else LUCY_ASR_ENGINE (default auto, DESIGN §7).
  *
@@ -75,10 +76,19 @@ static void fmt_time(int64_t ms, char *buf, size_t len)
 static int print_json(const struct lucy_transcript *t, const struct lucy_pcm *pcm)
 {
     json_t *segments = json_array();
-    for (size_t i = 0; i < t->n_segments; i++)
-        json_array_append_new(
-            segments, json_pack("{s:I,s:I,s:s}", "t0_ms", (json_int_t)t->segments[i].t0_ms, "t1_ms",
-                                (json_int_t)t->segments[i].t1_ms, "text", t->segments[i].text));
+    for (size_t i = 0; i < t->n_segments; i++) {
+        const struct lucy_segment *seg = &t->segments[i];
+        json_t *js = json_pack("{s:I,s:I,s:s}", "t0_ms", (json_int_t)seg->t0_ms, "t1_ms",
+                               (json_int_t)seg->t1_ms, "text", seg->text);
+        json_t *words = seg->n_words ? json_array() : NULL; /* only where the engine gave them */
+        for (size_t j = 0; words && j < seg->n_words; j++)
+            json_array_append_new(
+                words, json_pack("{s:I,s:I,s:s}", "t0_ms", (json_int_t)seg->words[j].t0_ms, "t1_ms",
+                                 (json_int_t)seg->words[j].t1_ms, "text", seg->words[j].text));
+        if (words)
+            json_object_set_new(js, "words", words);
+        json_array_append_new(segments, js);
+    }
     json_t *root = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:s,s:o}", "engine", t->engine, "model",
                              t->model, "language", t->language, "duration_s", t->audio_s, "rtf",
                              t->rtf, "wall_s", t->wall_s, "text", t->text, "segments", segments);

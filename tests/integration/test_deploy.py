@@ -15,19 +15,35 @@ from conftest import LUCY_BIN, ROOT
 DEPLOY = os.path.join(ROOT, "deploy")
 
 
-@pytest.fixture(scope="module")
-def compose():
+SPEECH_URL = "http://speech:8080/v1/audio/transcriptions"
+
+
+def compose_config(*args, **env):
+    """The compose file as docker-compose resolves it (variables, anchors)."""
     if not shutil.which("docker-compose"):
         pytest.skip("docker-compose (Debian package) not installed; scripts/install-deps installs it")
-    env = dict(os.environ, LUCY_API_TOKEN="test-token")
-    out = subprocess.run(["docker-compose", "-f", os.path.join(DEPLOY, "docker-compose.yml"), "config"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith(("LUCY_", "WHISPER_"))},
+               LUCY_API_TOKEN="test-token", **env)
+    out = subprocess.run(["docker-compose", "-f", os.path.join(DEPLOY, "docker-compose.yml"),
+                          *args, "config"], env=env, capture_output=True, text=True,
+                         check=True).stdout
     return yaml.safe_load(out)
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return compose_config()
+
+
+@pytest.fixture(scope="module")
+def compose_speech():
+    """With the opt-in speech service, as the README says to start it."""
+    return compose_config("--profile", "speech", LUCY_ASR_URL=SPEECH_URL)
 
 
 def test_compose_services_and_logging(compose):
     services = compose["services"]
-    assert set(services) == {"lucy", "redis", "qdrant"}
+    assert set(services) == {"lucy", "redis", "qdrant", "speech"}
     for name, svc in services.items():
         log = svc.get("logging", {})
         assert log.get("driver") == "json-file", name
@@ -102,3 +118,45 @@ def test_dockerfile_copies_what_the_build_reads():
     for needed in ("meson.build", "meson_options.txt", "src", "web", "scripts/embed-web.py"):
         assert needed in copied, "%s is not copied into the build stage" % needed
     assert "python3" in build.split("apt-get install", 1)[1].split("&&", 1)[0]
+
+
+def test_compose_speech_service_is_opt_in_and_keeps_its_model(compose):
+    speech = compose["services"]["speech"]
+    assert speech["profiles"] == ["speech"]  # not started without --profile speech
+    assert speech["image"].startswith("ghcr.io/ggml-org/whisper.cpp:")
+    assert "ports" not in speech  # only lucy talks to it
+    assert any(v.startswith("speech-models:/models") for v in speech["volumes"]), speech
+    assert "speech-models" in compose["volumes"]  # named: survives a re-create
+    script = " ".join(speech["command"])
+    assert "--inference-path /v1/audio/transcriptions" in script and "--convert" in script
+    assert "download-ggml-model.sh" in script  # first start pulls the model into the volume
+    # lucy must not need it: no dependency, so the default stack starts without it
+    assert "speech" not in compose["services"]["lucy"].get("depends_on", {})
+    # without the profile's variable lucy keeps its own engine
+    assert compose["services"]["lucy"]["environment"]["LUCY_ASR_URL"] in ("", None)
+
+
+def test_compose_lucy_reaches_the_speech_service(compose_speech):
+    lucy = compose_speech["services"]["lucy"]["environment"]
+    assert lucy["LUCY_ASR_URL"] == SPEECH_URL
+    assert lucy["LUCY_ASR_ENGINE"] == "auto"  # auto + a URL = the http engine
+    script = " ".join(compose_speech["services"]["speech"]["command"])
+    port = re.search(r"--port (\d+)", script).group(1)
+    path = re.search(r"--inference-path (\S+)", script).group(1)
+    assert SPEECH_URL == "http://speech:%s%s" % (port, path)
+
+
+def test_compose_lucy_environment_names_are_lucy_options(compose_speech, start_lucy):
+    """Every LUCY_*/REDIS_*/QDRANT_*/WHATSAPP_* name the compose file gives
+    lucy is an option the real binary knows (its GET /config), and it
+    accepts the compose file's ASR values."""
+    env = compose_speech["services"]["lucy"]["environment"]
+    lucy = start_lucy(env={k: str(env[k]) for k in ("LUCY_ASR_ENGINE", "LUCY_ASR_URL",
+                                                    "LUCY_ASR_IDLE_UNLOAD_S")})
+    r = lucy.get("/config")
+    assert r.status_code == 200, r.text
+    options = r.json()["options"]
+    unknown = sorted(k for k in env if k not in options)
+    assert not unknown, "not lucy options: %s" % unknown
+    assert options["LUCY_ASR_URL"] == SPEECH_URL
+    assert options["LUCY_ASR_IDLE_UNLOAD_S"] == int(env["LUCY_ASR_IDLE_UNLOAD_S"])

@@ -2,7 +2,8 @@
  * asr_test.c - the engine table and wrappers (asr.c) and the pocketsphinx
  * engine on real speech:
  *   - `auto` and named selection per DESIGN §7, with the reasons given;
- *   - transcript building (trim, skip empty, join);
+ *   - transcript building (trim, skip empty, join) and segment words
+ *     (clamped into their segment, monotonic);
  *   - one pocketsphinx instance gives the same transcript for the same
  *     audio whatever it decoded before (stream and CMN state are reset);
  *   - speech, 2 s of digital silence, speech: two segments, the second one
@@ -71,6 +72,32 @@ static void transcript_building(void **state)
     assert_int_equal(lucy_transcript_join(&t), 0);
     assert_string_equal(t.text, "");
     lucy_transcript_free(&t);
+}
+
+/* Words are clamped into their segment and kept monotonic whatever the
+ * engine reports (an OpenAI-compatible server may time a word a little
+ * outside its segment); freeing a transcript frees them. */
+static void segment_words(void **state)
+{
+    (void)state;
+    struct lucy_transcript t = {0};
+    assert_int_equal(lucy_transcript_add(&t, 1000, 2000, "go forward ten", 14), 0);
+    struct lucy_segment *seg = &t.segments[0];
+    assert_null(seg->words);
+    assert_int_equal(lucy_segment_add_word(seg, 900, 1300, " go ", 4), 0);     /* starts early */
+    assert_int_equal(lucy_segment_add_word(seg, 1200, 1100, "forward", 7), 0); /* ends first */
+    assert_int_equal(lucy_segment_add_word(seg, 1100, 1500, "x", 1), 0);       /* before the last */
+    assert_int_equal(lucy_segment_add_word(seg, 1600, 2400, "ten", 3), 0);     /* ends late */
+    assert_int_equal(lucy_segment_add_word(seg, 1700, 1800, "  ", 2), 0);      /* skipped */
+    assert_int_equal(seg->n_words, 4);
+    const int64_t want[4][2] = {{1000, 1300}, {1200, 1200}, {1200, 1500}, {1600, 2000}};
+    for (size_t i = 0; i < seg->n_words; i++) {
+        assert_int_equal(seg->words[i].t0_ms, want[i][0]);
+        assert_int_equal(seg->words[i].t1_ms, want[i][1]);
+    }
+    assert_string_equal(seg->words[0].text, "go");
+    lucy_transcript_free(&t); /* the words too: ASan's leak check */
+    assert_int_equal(t.n_segments, 0);
 }
 
 static void decode_fixture(const char *name, struct lucy_pcm *pcm)
@@ -302,9 +329,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(select_engines),      cmocka_unit_test(transcript_building),
-        cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
-        cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
-        cmocka_unit_test(merge_channels),
+        cmocka_unit_test(segment_words),       cmocka_unit_test(pocketsphinx_engine),
+        cmocka_unit_test(http_engine_unreachable), cmocka_unit_test(chunks_at_pauses),
+        cmocka_unit_test(identical_channels),  cmocka_unit_test(merge_channels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

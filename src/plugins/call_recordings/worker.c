@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "../../asr/asr.h"
+#include "../../asr/lifecycle.h"
 #include "../../clock.h"
 #include "../../disk/disk.h"
 #include "../../error.h"
@@ -77,12 +78,11 @@ struct progress {
 };
 
 struct worker {
-    struct lucy_jobs_pool *pool;          /* owner */
-    struct progress progress;             /* the running job's; under pool->mu */
-    struct lucy_thread thread;            /* "asr-worker" */
-    const struct lucy_asr_engine *engine; /* selected engine, NULL until opened */
-    void *engine_state;                   /* this worker's instance */
-    int64_t next_open_s;                  /* when to retry a failed open (monotonic s) */
+    struct lucy_jobs_pool *pool;  /* owner */
+    struct progress progress;     /* the running job's; under pool->mu */
+    struct lucy_thread thread;    /* "asr-worker" */
+    struct lucy_asr_instance asr; /* this worker's engine: loaded on demand */
+    int64_t next_open_s;          /* when to retry a failed open (monotonic s) */
 };
 
 struct lucy_jobs_pool {
@@ -399,20 +399,17 @@ static void publish(struct lucy_jobs_pool *p)
 static int ensure_engine(struct worker *w)
 {
     struct lucy_jobs_pool *p = w->pool;
-    if (w->engine_state)
+    if (w->asr.state)
         return 0;
     int64_t now = lucy_mono_ms() / 1000;
     if (now < w->next_open_s)
         return LUCY_EUNAVAIL;
     char err[256] = "";
-    const struct lucy_asr_engine *e = lucy_asr_select(&p->asr, err, sizeof err);
-    int rc = e ? lucy_asr_open(e, &p->asr, &w->engine_state, err, sizeof err) : LUCY_EINVAL;
+    int rc = lucy_asr_instance_load(&w->asr, err, sizeof err);
     pthread_mutex_lock(&p->mu);
     if (rc == 0) {
-        w->engine = e;
         p->stats.engine_error[0] = '\0';
     } else {
-        w->engine_state = NULL;
         w->next_open_s = now + ENGINE_REOPEN_S;
         snprintf(p->stats.engine_error, sizeof p->stats.engine_error, "%s", err);
     }
@@ -422,7 +419,8 @@ static int ensure_engine(struct worker *w)
                  "engine", p->asr.engine ? p->asr.engine : "auto", "error", err, "retry_in_s",
                  ENGINE_REOPEN_S);
     else
-        lucy_log(LUCY_LOG_INFO, "speech recognition engine ready", "{s:s}", "engine", e->name);
+        lucy_log(LUCY_LOG_INFO, "speech recognition engine ready", "{s:s}", "engine",
+                 w->asr.engine->name);
     return rc;
 }
 
@@ -456,7 +454,8 @@ static int recognise_chunk(struct worker *w, const struct lucy_job *job, const s
     struct lucy_jobs_pool *p = w->pool;
     struct lucy_pcm view = lucy_pcm_view(pcm, c);
     struct lucy_transcript got = {0};
-    int rc = lucy_asr_transcribe(w->engine, w->engine_state, &view, &got, err, errlen);
+    int rc = lucy_asr_transcribe(w->asr.engine, w->asr.state, &view, &got, err, errlen);
+    lucy_asr_instance_touch(&w->asr); /* work, for the idle unload */
     if (rc == 0)
         rc = lucy_transcript_append(
             piece, &got, (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, ch, NULL);
@@ -464,7 +463,7 @@ static int recognise_chunk(struct worker *w, const struct lucy_job *job, const s
         snprintf(piece->model, sizeof piece->model, "%s", got.model);
         snprintf(piece->language, sizeof piece->language, "%s", got.language);
         piece->wall_s = got.wall_s;
-        int put = lucy_checkpoint_put(p->ctx->store, job->id, ch, c, piece, w->engine->name,
+        int put = lucy_checkpoint_put(p->ctx->store, job->id, ch, c, piece, w->asr.engine->name,
                                       got.model, got.wall_s);
         if (put)
             lucy_log(LUCY_LOG_WARNING, "chunk checkpoint not stored; a restart redoes it",
@@ -509,7 +508,7 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
         pr.chunks_total += (int)n_chunks[ch];
     }
     if (rc == 0 &&
-        (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->engine->name, &saved, &n_saved)) != 0)
+        (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &saved, &n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
     pr.planned = 1;
     pr.started_ms = lucy_mono_ms();
@@ -555,7 +554,7 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     }
     if (rc == 0) {
         const struct lucy_pcm *first = &a->channel[0];
-        snprintf(out->engine, sizeof out->engine, "%s", w->engine->name);
+        snprintf(out->engine, sizeof out->engine, "%s", w->asr.engine->name);
         if (!out->language[0])
             snprintf(out->language, sizeof out->language, "en");
         out->audio_s = first->duration_s;
@@ -746,8 +745,10 @@ static void worker_main(void *arg)
             publish(p);
         int queued = 0;
         struct lucy_job job = {0};
-        if (critical || ensure_engine(w) != 0 || lucy_jobs_any_queued(ctx->store, &queued) != 0 ||
-            !queued || lucy_jobs_claim(ctx->store, &job) != 0 || job.id == 0) {
+        /* The model loads only once there is a job (DESIGN §13). */
+        if (critical || lucy_jobs_any_queued(ctx->store, &queued) != 0 || !queued ||
+            ensure_engine(w) != 0 || lucy_jobs_claim(ctx->store, &job) != 0 || job.id == 0) {
+            lucy_asr_instance_unload_if_idle(&w->asr);
             lucy_thread_nap(&w->thread, IDLE_WAIT_MS);
             continue;
         }
@@ -803,6 +804,7 @@ int lucy_jobs_pool_start(struct lucy_jobs_pool *p)
     for (int i = 0; i < p->n_workers; i++) {
         struct worker *w = &p->workers[i];
         w->pool = p;
+        lucy_asr_instance_init(&w->asr, &p->asr, p->ctx->cfg->asr_idle_unload_s);
         w->thread = (struct lucy_thread){.name = "asr-worker", .main = worker_main, .arg = w};
         if (lucy_thread_start(&w->thread) != 0)
             return LUCY_ENOMEM;
@@ -825,9 +827,7 @@ void lucy_jobs_pool_stop(struct lucy_jobs_pool *p)
     for (int i = 0; i < p->n_workers; i++) {
         struct worker *w = &p->workers[i];
         lucy_thread_stop(&w->thread);
-        if (w->engine_state)
-            lucy_asr_close(w->engine, w->engine_state);
-        w->engine_state = NULL;
+        lucy_asr_instance_unload(&w->asr);
     }
 }
 

@@ -16,7 +16,8 @@
  *               DATA_DIR/media/<sha256>.<ext>, fsync the directory; then the
  *               row becomes `downloaded` (durable before any transcription).
  *   downloaded  decode (lucy_audio_decode_fd) and transcribe (lucy_asr_*,
- *               the engine LUCY_ASR_ENGINE selects, opened once, lazily);
+ *               the engine LUCY_ASR_ENGINE selects, loaded on the first
+ *               voice note, unloaded after LUCY_ASR_IDLE_UNLOAD_S idle);
  *               the transcript is stored and the message re-indexed as
  *               "voice note: <transcript>" (same document id, so the entry
  *               is replaced). State `transcribed` or `no_speech`.
@@ -47,6 +48,7 @@
 #include <unistd.h>
 
 #include "../../asr/asr.h"
+#include "../../asr/lifecycle.h"
 #include "../../clock.h"
 #include "../../disk/disk.h"
 #include "../../error.h"
@@ -69,12 +71,12 @@
 #define TRANSFER_MS     (300 * 1000)
 
 struct lucy_wa_media {
-    struct lucy_thread thread;            /* "wa-media" */
-    struct lucy_ctx *ctx;                 /* the daemon (not owned) */
-    char media_dir[1100];                 /* DATA_DIR/media */
-    struct lucy_wa_media_stats stats;     /* __atomic counters: read by /metrics */
-    const struct lucy_asr_engine *engine; /* opened lazily; thread-owned */
-    void *asr;                            /* engine state */
+    struct lucy_thread thread;        /* "wa-media" */
+    struct lucy_ctx *ctx;             /* the daemon (not owned) */
+    char media_dir[1100];             /* DATA_DIR/media */
+    struct lucy_wa_media_stats stats; /* __atomic counters: read by /metrics */
+    struct lucy_asr_options asr_opt;  /* from the config */
+    struct lucy_asr_instance asr;     /* loaded lazily, unloaded when idle; thread-owned */
 };
 
 /* ---- enqueue (inbox worker, inside its store write) ----------------------- */
@@ -419,7 +421,6 @@ static void download(struct lucy_wa_media *m, struct outcome *o)
 
 static void transcribe(struct lucy_wa_media *m, struct outcome *o, struct lucy_transcript *t)
 {
-    const struct lucy_config *cfg = m->ctx->cfg;
     char err[512] = "";
     int fd = open(o->job->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -435,20 +436,12 @@ static void transcribe(struct lucy_wa_media *m, struct outcome *o, struct lucy_t
         lucy_pcm_free(&pcm);
         return;
     }
-    if (!m->engine) {
-        struct lucy_asr_options opt = {.engine = cfg->asr_engine,
-                                       .whisper_model = cfg->whisper_model,
-                                       .url = cfg->asr_url,
-                                       .threads = cfg->asr_threads};
-        const struct lucy_asr_engine *e = lucy_asr_select(&opt, err, sizeof err);
-        if (!e || lucy_asr_open(e, &opt, &m->asr, err, sizeof err) != 0) {
-            fail(o, "asr_unavailable", 1, "speech recognition is not available: %s", err);
-            lucy_pcm_free(&pcm);
-            return;
-        }
-        m->engine = e;
+    if (lucy_asr_instance_load(&m->asr, err, sizeof err) != 0) {
+        fail(o, "asr_unavailable", 1, "speech recognition is not available: %s", err);
+        lucy_pcm_free(&pcm);
+        return;
     }
-    rc = lucy_asr_transcribe(m->engine, m->asr, &pcm, t, err, sizeof err);
+    rc = lucy_asr_instance_transcribe(&m->asr, &pcm, t, err, sizeof err);
     lucy_pcm_free(&pcm);
     if (rc) {
         fail(o, "asr_failed", 1, "transcription failed: %s", err);
@@ -517,11 +510,12 @@ static void media_main(void *arg)
         if (rc < 0)
             lucy_log(LUCY_LOG_WARNING, "voice note worker cannot use the store; retrying", "{s:s}",
                      "error", lucy_strerror(rc));
+        if (rc == 0)
+            lucy_asr_instance_unload_if_idle(&m->asr);
         if (lucy_thread_nap(&m->thread, rc == 1 ? 0 : rc < 0 ? STORE_RETRY_MS : POLL_MS))
             break;
     }
-    if (m->engine)
-        lucy_asr_close(m->engine, m->asr);
+    lucy_asr_instance_unload(&m->asr);
 }
 
 struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx)
@@ -534,6 +528,11 @@ struct lucy_wa_media *lucy_wa_media_start(struct lucy_ctx *ctx)
     if (mkdir(m->media_dir, 0700) != 0 && errno != EEXIST)
         lucy_log(LUCY_LOG_WARNING, "cannot create the media dir; voice notes will retry",
                  "{s:s,s:s}", "dir", m->media_dir, "error", strerror(errno));
+    m->asr_opt = (struct lucy_asr_options){.engine = ctx->cfg->asr_engine,
+                                           .whisper_model = ctx->cfg->whisper_model,
+                                           .url = ctx->cfg->asr_url,
+                                           .threads = ctx->cfg->asr_threads};
+    lucy_asr_instance_init(&m->asr, &m->asr_opt, ctx->cfg->asr_idle_unload_s);
     m->thread = (struct lucy_thread){.name = "wa-media", .main = media_main, .arg = m};
     if (lucy_thread_start(&m->thread) != 0) {
         free(m);
