@@ -23,6 +23,7 @@
 #include "../config.h"
 #include "../error.h"
 #include "../index/index.h"
+#include "../people/people.h"
 #include "../store/store.h"
 #include "ask_int.h"
 
@@ -199,12 +200,30 @@ struct person_arg {
     const char *question;
     const char *region;
     struct lucy_ask_person *out;
+    int64_t id; /* read_person_by_id: the person given */
 };
 
 static int read_person(sqlite3 *db, void *arg)
 {
     struct person_arg *p = arg;
     return lucy_ask_person_find(db, p->question, p->region, p->out);
+}
+
+/* A person given by id (MCP's `ask`): named in the filters, no words of
+ * the question skipped. */
+static int read_person_by_id(sqlite3 *db, void *arg)
+{
+    struct person_arg *p = arg;
+    json_t *o = NULL;
+    int rc = lucy_people_json(db, p->id, 0, &o);
+    if (rc)
+        return rc;
+    p->out->id = p->id;
+    snprintf(p->out->name, sizeof p->out->name, "%s",
+             json_string_value(json_object_get(o, "name")) ?: "");
+    p->out->how = "id";
+    json_decref(o);
+    return 0;
 }
 
 static int check_request(const struct lucy_ask_request *rq, char *err, size_t errlen)
@@ -241,9 +260,27 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
     memset(&f, 0, sizeof f);
     int64_t now_s = (rq->now_ms ? rq->now_ms : lucy_wall_ms()) / 1000;
     lucy_ask_time_parse(rq->question, now_s, &f.time);
-    struct person_arg pa = {rq->question, a->region, &f.person};
-    if (lucy_store_read(a->store, read_person, &pa) != 0)
-        memset(&f.person, 0, sizeof f.person); /* nobody named: no person filter */
+    if (rq->range_given) {
+        if (rq->from_s > rq->to_s) {
+            snprintf(err, errlen, "from is later than to: swap them or leave one out");
+            return LUCY_EINVAL;
+        }
+        f.time.from_s = rq->from_s, f.time.to_s = rq->to_s;
+        snprintf(f.time.phrase, sizeof f.time.phrase, "given by the caller");
+    }
+    if (rq->person) {
+        struct person_arg pa = {.id = rq->person, .out = &f.person};
+        if ((rc = lucy_store_read(a->store, read_person_by_id, &pa)) != 0) {
+            if (rc == LUCY_ENOTFOUND)
+                snprintf(err, errlen, "no person %lld: a search hit or list_calls gives ids",
+                         (long long)rq->person);
+            return rc;
+        }
+    } else {
+        struct person_arg pa = {rq->question, a->region, &f.person, 0};
+        if (lucy_store_read(a->store, read_person, &pa) != 0)
+            memset(&f.person, 0, sizeof f.person); /* nobody named: no person filter */
+    }
     size_t max = rq->max_sources > 0 && rq->max_sources <= LUCY_ASK_SOURCES_MAX
                      ? (size_t)rq->max_sources
                      : LUCY_ASK_SOURCES_MAX;
