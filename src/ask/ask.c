@@ -382,12 +382,12 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
     }
     if (out && fclose(out) != 0)
         rc = LUCY_ENOMEM;
-    json_t *retrieval = json_pack("{s:s, s:s, s:o, s:s, s:b, s:s?, s:s, s:s?, s:s?, s:i}", "query",
-                                  rq->question, "words", r.words, "filters", filters_json(&f),
-                                  "backend", r.backend ? r.backend : "", "degraded", r.degraded,
-                                  "degraded_reason", r.degraded ? r.degraded_reason : NULL, "llm",
-                                  llm_state, "llm_error", llm_error[0] ? llm_error : NULL, "model",
-                                  a->llm ? lucy_llm_model(a->llm) : NULL, "sources", (int)r.n);
+    json_t *retrieval =
+        json_pack("{s:s, s:s, s:o, s:s, s:b, s:s?, s:s, s:s?, s:s?, s:i}", "query", rq->question,
+                  "words", r.words, "filters", filters_json(&f), "backend", r.backend, "degraded",
+                  r.degraded, "degraded_reason", r.degraded ? r.degraded_reason : NULL, "llm",
+                  llm_state, "llm_error", llm_error[0] ? llm_error : NULL, "model",
+                  a->llm ? lucy_llm_model(a->llm) : NULL, "sources", (int)r.n);
     json_t *lucy = retrieval && rc == 0
                        ? json_pack("{s:o, s:b, s:o}", "citations", citations, "verified",
                                    all_verified, "retrieval", retrieval)

@@ -8,10 +8,14 @@ schema, and every reply lucy gives is validated here against the same
 schema (tests/openai/schema.py). Waits poll observable state, never sleep.
 """
 import datetime
+import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import sqlite3
+import string
 import subprocess
 import sys
 import time
@@ -24,6 +28,7 @@ from conftest import LUCY_BIN
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "openai"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import double as double_mod  # noqa: E402
 import schema  # noqa: E402
 from test_search import env_for, feed  # noqa: E402
 
@@ -203,6 +208,65 @@ def test_nothing_found_is_still_an_answer(asking):
     lucy = asking(with_llm=False)
     body = ask(lucy, "zqxnothing zqxanywhere")
     assert body["citations"] == [] and "nothing" in body["answer"]
+
+
+# ---- dense fusion ------------------------------------------------------------------
+
+MESSAGE = "Can you send me the invoice for the boiler repair?"
+
+
+def bucket(word):
+    """The dimension the double's hashed bag of words puts word in."""
+    return int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % double_mod.DIM
+
+
+def a_synonym_of(target):
+    """A made-up word the double embeds exactly like target (same bucket)
+    that occurs in no fixture, while no other fixture word shares target's
+    bucket: a question of it is close to target's segment only by meaning
+    (as the double has it), never by its words."""
+    words = set(re.findall(r"\w+", " ".join(SEGMENTS + [MESSAGE]).lower()))
+    assert [w for w in words if bucket(w) == bucket(target)] == [target]
+    for letters in itertools.product(string.ascii_lowercase, repeat=3):
+        w = "qu" + "".join(letters)
+        if w not in words and bucket(w) == bucket(target):
+            return w
+    raise AssertionError("no word shares the bucket of " + target)
+
+
+def vectors_ready(lucy):
+    e = lucy.get("/rag/stats").json()["embeddings"]
+    return e if e["pending"] == 0 and e["vectors"] == len(SEGMENTS) + 1 else None
+
+
+def test_dense_list_finds_what_bm25_cannot(asking, double):
+    word = a_synonym_of("leeds")
+    # BM25 alone: the word is in no document, so nothing is found
+    lucy = asking(with_llm=False)
+    body = ask(lucy, word)
+    assert body["citations"] == [] and body["retrieval"]["backend"] == "sqlite"
+    lucy.stop()
+    # with the embedding server, the dense list finds the Leeds segment
+    lucy = asking(with_llm=False, extra={"LUCY_EMBED_URL": double.url + "/v1",
+                                         "LUCY_EMBED_MODEL": "double-embed"})
+    lucy.wait_for(lambda: vectors_ready(lucy), timeout=60, interval=0.2, what="vectors stored")
+    body = ask(lucy, word)
+    assert body["retrieval"]["backend"] == "sqlite+dense" and body["retrieval"]["degraded"] is False
+    c = body["citations"][0]
+    assert (c["id"], c["segment"], c["t0_ms"]) == (REC, 1, 4000) and "Leeds" in c["quote"]
+    assert c["verified"] is True
+    # a question both lists answer still cites the BM25 hit first
+    body = ask(lucy, "invoice boiler")
+    assert body["citations"][0]["source"] == "whatsapp"
+    # the embedding server down: still 200, BM25 only, degraded and why
+    double.fault(kind="status500")
+    r = lucy.get("/ask", params={"q": "invoice " + word})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["retrieval"]["backend"] == "sqlite" and body["retrieval"]["degraded"] is True
+    assert "dense retrieval unavailable" in body["retrieval"]["degraded_reason"]
+    assert any(c["source"] == "whatsapp" for c in body["citations"])
+    assert all("Leeds" not in c["quote"] for c in body["citations"]), body
 
 
 # ---- the LLM, and verification ---------------------------------------------------
