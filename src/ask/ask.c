@@ -226,7 +226,7 @@ static int read_person_by_id(sqlite3 *db, void *arg)
     return 0;
 }
 
-static int check_request(const struct lucy_ask_request *rq, char *err, size_t errlen)
+int lucy_ask_request_check(const struct lucy_ask_request *rq, char *err, size_t errlen)
 {
     size_t history = 0;
     for (size_t i = 0; i < rq->n_history; i++)
@@ -253,7 +253,7 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
 {
     *answer = NULL;
     *lucy_out = NULL;
-    int rc = check_request(rq, err, errlen);
+    int rc = lucy_ask_request_check(rq, err, errlen);
     if (rc)
         return rc;
     struct lucy_ask_filters f;

@@ -104,6 +104,12 @@ struct lucy_ask_request {
 int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **answer,
                  json_t **lucy_out, char *err, size_t errlen);
 
+/* The checks lucy_ask_run makes of rq before any work (an empty or too
+ * long question, too much history): 0, or LUCY_EINVAL with a sentence in
+ * err. Lets a caller refuse a request before it commits to a reply (a
+ * streamed one). Pure. */
+int lucy_ask_request_check(const struct lucy_ask_request *rq, char *err, size_t errlen);
+
 /* ---- the steps' pure parts, for their unit tests ------------------------- */
 
 /* A time range understood from a question. */

@@ -9,11 +9,13 @@ schema (tests/openai/schema.py). Waits poll observable state, never sleep.
 """
 import datetime
 import hashlib
+import http.client
 import itertools
 import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import string
 import subprocess
@@ -304,6 +306,162 @@ def test_streamed_reply_parses_as_openai_chunks(asking):
     assert "[1]" in text and chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["lucy"]["verified"] is True
     assert chunks[-1]["lucy"]["citations"][0]["id"] == REC
+
+
+# ---- streamed answers: tokens pass through as the LLM sends them -----------------
+
+SLOW_LLM = {"LUCY_LLM_TIMEOUT_MS": "120000"}  # held streams must not time out
+
+
+class Stream:
+    """A streamed chat completion read event by event, each stamped with
+    time.monotonic() when it arrived."""
+
+    def __init__(self, lucy, question):
+        self.conn = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=120)
+        self.conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
+                          body=json.dumps({"model": "lucy", "stream": True,
+                                           "messages": [{"role": "user", "content": question}]}))
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200 and \
+            self.resp.getheader("Content-Type").startswith("text/event-stream")
+        self.events = []  # (arrived, "data: ..." text)
+
+    def next(self):
+        lines = []
+        while True:
+            line = self.resp.readline()
+            assert line, "the stream ended without [DONE]: %r" % self.events
+            if line == b"\n":
+                break
+            lines.append(line.decode().rstrip("\n"))
+        self.events.append((time.monotonic(), "\n".join(lines)))
+        return self.events[-1][1]
+
+    def until_content(self):
+        """Reads up to the first chunk with content; returns that content."""
+        while True:
+            e = self.next()
+            content = json.loads(e[len("data: "):])["choices"][0]["delta"].get("content")
+            if content:
+                return content
+
+    def rest(self):
+        while self.next() != "data: [DONE]":
+            pass
+        chunks = [json.loads(e[len("data: "):]) for _, e in self.events[:-1]]
+        for c in chunks:
+            assert schema.validate("CreateChatCompletionStreamResponse", c) == []
+        self.conn.close()
+        return chunks
+
+    def close(self):
+        self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.conn.close()
+
+
+def content_of(chunks):
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+
+
+def streams(double):
+    return requests.get(double.url + "/__double__/streams", timeout=10).json()
+
+
+def release(double):
+    requests.post(double.url + "/__double__/release", timeout=10).raise_for_status()
+
+
+def test_streamed_tokens_arrive_while_the_llm_is_still_answering(asking, double):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind="hold")  # the double sends its first piece, then waits for us
+    s = Stream(lucy, "which platform 3?")
+    first = s.until_content()
+    t_first = s.events[-1][0]
+    lucy.wait_for(lambda: streams(double)["held"] == 1, what="the double holding its answer")
+    assert first == "According "  # the LLM's first token, passed on before it said more
+    t_release = time.monotonic()
+    release(double)
+    chunks = s.rest()
+    t_last = s.events[-1][0]
+    assert t_first < t_release < t_last
+    text = content_of(chunks)
+    assert text.startswith("According to the sources, ") and text.endswith(" [1].")
+    last = chunks[-1]
+    assert last["choices"][0]["finish_reason"] == "stop" and last["lucy"]["verified"] is True
+    assert last["lucy"]["citations"][0]["id"] == REC and last["lucy"]["retrieval"]["llm"] == "used"
+    ann = last["choices"][0]["delta"]["annotations"][0]["url_citation"]
+    assert text[ann["start_index"]:ann["end_index"]] == "[1]"
+
+
+def test_liveness_answers_while_8_streams_are_open(asking, double):
+    # two pool threads: a stream that held one would starve the rest
+    lucy = asking(extra=dict(SLOW_LLM, LUCY_HTTP_THREADS="2"))
+    double.fault(kind="hold")
+    open_streams = [Stream(lucy, "which platform 3?") for _ in range(8)]
+    for s in open_streams:
+        assert s.until_content() == "According "
+    lucy.wait_for(lambda: streams(double)["held"] == 8, what="8 answers held by the double")
+    for _ in range(3):
+        assert lucy.get("/health/live", timeout=30).status_code == 200
+    assert lucy.get("/ask", params={"q": "invoice"}, timeout=30).status_code == 200
+    assert streams(double)["held"] == 8  # all still open
+    release(double)
+    for s in open_streams:
+        assert s.rest()[-1]["lucy"]["verified"] is True
+
+
+def http_stream_threads(lucy):
+    names = []
+    for t in os.listdir("/proc/%d/task" % lucy.proc.pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (lucy.proc.pid, t)) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names.count("http-stream")
+
+
+def test_client_gone_mid_stream_leaves_no_stuck_thread(asking, double):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind="hold")
+    gone = [Stream(lucy, "which platform 3?") for _ in range(3)]
+    for s in gone:
+        s.until_content()
+    lucy.wait_for(lambda: streams(double)["held"] == 3, what="3 answers held by the double")
+    assert http_stream_threads(lucy) == 3
+    for s in gone:
+        s.close()
+    double.fault(kind="clear")
+    release(double)
+    lucy.wait_for(lambda: http_stream_threads(lucy) == 0 or None, timeout=60,
+                  what="the producers of the streams nobody reads to end")
+    # the next requests are fine, streamed and not
+    assert Stream(lucy, "which platform 3?").rest()[-1]["lucy"]["verified"] is True
+    assert chat(lucy, "which platform 3?").json()["lucy"]["verified"] is True
+    metrics = lucy.get("/metrics").text
+    line = next(x for x in metrics.splitlines()
+                if x.startswith("lucy_http_requests_total") and "/v1/chat/completions" in x
+                and 'status="200"' in x)
+    assert int(float(line.split()[-1])) == 5, line
+    assert http_stream_threads(lucy) == 0
+
+
+@pytest.mark.parametrize("kind", ["cutoff", "nocite"])
+def test_llm_failing_midway_streams_the_extractive_answer_after_a_note(asking, double, kind):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind=kind)
+    chunks = Stream(lucy, "which platform 3?").rest()
+    text = content_of(chunks)
+    llm_part = "According to the sources," if kind == "cutoff" else "I found nothing."
+    assert text.startswith(llm_part), text
+    note = text.index("(lucy could not use the answer above:")
+    assert text.index("The best passages I found:") > note
+    last = chunks[-1]["lucy"]
+    assert last["retrieval"]["llm"] == "unavailable" and last["verified"] is True
+    assert last["citations"][0]["segment"] == 1
+    ann = chunks[-1]["choices"][0]["delta"]["annotations"][0]["url_citation"]
+    assert ann["start_index"] > note and text[ann["start_index"]:ann["end_index"]] == "[1]"
 
 
 def test_citing_a_source_that_was_not_given_is_unverified(asking, double):
