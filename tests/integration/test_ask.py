@@ -606,3 +606,46 @@ def test_official_openai_client_reads_citations(asking, openai_npm, with_llm):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["plain"]["url"].endswith("/#/recordings/%s?t=4000" % REC)
     assert out["streamed"]["llm"] == ("used" if with_llm else "not_configured")
+
+
+# ---- the Ask page in Chromium (tests/e2e/ask.test.js) ------------------------------
+
+def test_ask_page_in_chromium(start_lucy, tmp_path):
+    """A real recording scanned and transcribed (pocketsphinx), plus one
+    passage placed at the middle of that recording through the producer API
+    (so the citation's t0_ms is well after 0 whatever the recogniser makes
+    of the audio); the page asks, cites it, and its Play button plays the
+    recording from t0_ms."""
+    import test_ui_e2e as e2e
+    if not e2e.NODE or not os.access(e2e.CHROMIUM, os.X_OK):
+        pytest.skip("node or chromium is not installed (scripts/install-deps)")
+    if not os.path.exists(os.path.join(e2e.E2E, "node_modules", "playwright-core", "package.json")):
+        r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=e2e.E2E,
+                           env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, "npm ci failed in tests/e2e:\n" + r.stdout + r.stderr
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    shutil.copy(os.path.join(ROOT, "tests", "fixtures", "audio", "librivox-0870.m4a"), str(rec_dir))
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1",
+                           "LUCY_TIMEZONE": "UTC"})
+
+    def transcribed():
+        recs = lucy.get("/recordings").json()["recordings"]
+        return recs if recs and recs[0]["transcript_status"] == "done" else None
+    rec = lucy.wait_for(transcribed, timeout=180, interval=0.3, what="the recording transcribed")[0]
+    rec = lucy.get("/recordings/" + rec["id"]).json()
+    t0_ms = int(rec["duration_s"] * 1000 / 2) // 100 * 100
+    assert t0_ms >= 1000, rec["duration_s"]
+    feed(lucy.data_dir, [{"source": "call_recording", "id": rec["id"], "segment": 999,
+                          "title": "librivox-0870.m4a", "text": "the zebra crossing by the harbour",
+                          "time": T_CALL, "t0_ms": t0_ms, "t1_ms": t0_ms + 900}])
+    lucy.wait_for(lambda: lucy.get("/search", params={"q": "zebra"}).json()["count"] == 1 or None,
+                  timeout=60, what="the passage indexed")
+    r = e2e.run_node(lucy.url, {"E2E_ARTEFACTS": e2e.artefacts_dir()}, "where is the zebra crossing?",
+                     script="ask.test.js")
+    assert r.returncode == 0, "browser test failed:\n" + r.stdout[-8000:] + r.stderr[-4000:]
+    assert re.search(r"^3 passed, 0 failed$", r.stdout, re.M), r.stdout
+    for name in ("ask-answer", "ask-playing"):
+        assert os.path.getsize(os.path.join(e2e.artefacts_dir(), name + ".png")) > 1000, name
