@@ -24,6 +24,7 @@ struct lucy_health;
 struct lucy_http;
 struct lucy_kv;
 struct lucy_index;
+struct lucy_ask;
 
 #define LUCY_MAX_METRIC_SOURCES 16
 
@@ -44,6 +45,9 @@ struct lucy_ctx {
                                           `serve` */
     struct lucy_index *index;          /* the search index: set by the index plugin's init,
                                           cleared by its free; NULL before or outside `serve` */
+    struct lucy_ask *ask;              /* the ask engine: set by the ask plugin's init, cleared
+                                          by its free (MCP's `ask` tool); NULL before or outside
+                                          `serve` */
     struct {
         lucy_metrics_fn fn;
         void *arg;

@@ -23,6 +23,7 @@
 #include "../config.h"
 #include "../error.h"
 #include "../index/index.h"
+#include "../people/people.h"
 #include "../store/store.h"
 #include "ask_int.h"
 
@@ -199,6 +200,7 @@ struct person_arg {
     const char *question;
     const char *region;
     struct lucy_ask_person *out;
+    int64_t id; /* read_person_by_id: the person given */
 };
 
 static int read_person(sqlite3 *db, void *arg)
@@ -207,7 +209,24 @@ static int read_person(sqlite3 *db, void *arg)
     return lucy_ask_person_find(db, p->question, p->region, p->out);
 }
 
-static int check_request(const struct lucy_ask_request *rq, char *err, size_t errlen)
+/* A person given by id (MCP's `ask`): named in the filters, no words of
+ * the question skipped. */
+static int read_person_by_id(sqlite3 *db, void *arg)
+{
+    struct person_arg *p = arg;
+    json_t *o = NULL;
+    int rc = lucy_people_json(db, p->id, 0, &o);
+    if (rc)
+        return rc;
+    p->out->id = p->id;
+    snprintf(p->out->name, sizeof p->out->name, "%s",
+             json_string_value(json_object_get(o, "name")) ?: "");
+    p->out->how = "id";
+    json_decref(o);
+    return 0;
+}
+
+int lucy_ask_request_check(const struct lucy_ask_request *rq, char *err, size_t errlen)
 {
     size_t history = 0;
     for (size_t i = 0; i < rq->n_history; i++)
@@ -234,16 +253,34 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
 {
     *answer = NULL;
     *lucy_out = NULL;
-    int rc = check_request(rq, err, errlen);
+    int rc = lucy_ask_request_check(rq, err, errlen);
     if (rc)
         return rc;
     struct lucy_ask_filters f;
     memset(&f, 0, sizeof f);
     int64_t now_s = (rq->now_ms ? rq->now_ms : lucy_wall_ms()) / 1000;
     lucy_ask_time_parse(rq->question, now_s, &f.time);
-    struct person_arg pa = {rq->question, a->region, &f.person};
-    if (lucy_store_read(a->store, read_person, &pa) != 0)
-        memset(&f.person, 0, sizeof f.person); /* nobody named: no person filter */
+    if (rq->range_given) {
+        if (rq->from_s > rq->to_s) {
+            snprintf(err, errlen, "from is later than to: swap them or leave one out");
+            return LUCY_EINVAL;
+        }
+        f.time.from_s = rq->from_s, f.time.to_s = rq->to_s;
+        snprintf(f.time.phrase, sizeof f.time.phrase, "given by the caller");
+    }
+    if (rq->person) {
+        struct person_arg pa = {.id = rq->person, .out = &f.person};
+        if ((rc = lucy_store_read(a->store, read_person_by_id, &pa)) != 0) {
+            if (rc == LUCY_ENOTFOUND)
+                snprintf(err, errlen, "no person %lld: a search hit or list_calls gives ids",
+                         (long long)rq->person);
+            return rc;
+        }
+    } else {
+        struct person_arg pa = {rq->question, a->region, &f.person, 0};
+        if (lucy_store_read(a->store, read_person, &pa) != 0)
+            memset(&f.person, 0, sizeof f.person); /* nobody named: no person filter */
+    }
     size_t max = rq->max_sources > 0 && rq->max_sources <= LUCY_ASK_SOURCES_MAX
                      ? (size_t)rq->max_sources
                      : LUCY_ASK_SOURCES_MAX;
@@ -345,12 +382,12 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
     }
     if (out && fclose(out) != 0)
         rc = LUCY_ENOMEM;
-    json_t *retrieval = json_pack("{s:s, s:s, s:o, s:s, s:b, s:s?, s:s, s:s?, s:s?, s:i}", "query",
-                                  rq->question, "words", r.words, "filters", filters_json(&f),
-                                  "backend", r.backend ? r.backend : "", "degraded", r.degraded,
-                                  "degraded_reason", r.degraded ? r.degraded_reason : NULL, "llm",
-                                  llm_state, "llm_error", llm_error[0] ? llm_error : NULL, "model",
-                                  a->llm ? lucy_llm_model(a->llm) : NULL, "sources", (int)r.n);
+    json_t *retrieval =
+        json_pack("{s:s, s:s, s:o, s:s, s:b, s:s?, s:s, s:s?, s:s?, s:i}", "query", rq->question,
+                  "words", r.words, "filters", filters_json(&f), "backend", r.backend, "degraded",
+                  r.degraded, "degraded_reason", r.degraded ? r.degraded_reason : NULL, "llm",
+                  llm_state, "llm_error", llm_error[0] ? llm_error : NULL, "model",
+                  a->llm ? lucy_llm_model(a->llm) : NULL, "sources", (int)r.n);
     json_t *lucy = retrieval && rc == 0
                        ? json_pack("{s:o, s:b, s:o}", "citations", citations, "verified",
                                    all_verified, "retrieval", retrieval)

@@ -77,6 +77,13 @@ struct lucy_ask_request {
      * the caller must use *answer, not the pieces, as the result. */
     lucy_llm_token_fn on_token;
     void *token_arg;
+    /* Filters given by the caller (MCP's `ask` tool), over what the
+     * question says: a person's id (0 = the person the question names, if
+     * any) and, when range_given, the time range from_s..to_s (Unix
+     * seconds, inclusive) instead of the question's time phrase. */
+    int64_t person;
+    int range_given;
+    int64_t from_s, to_s;
 };
 
 /* Answers rq. Never fails because the LLM or the index is down: the
@@ -91,10 +98,17 @@ struct lucy_ask_request {
  *      "retrieval": {"query","filters":{...},"backend","degraded",
  *       "degraded_reason","llm":"used|not_configured|unavailable",
  *       "llm_error","sources"}}.
- * Returns 0; LUCY_EINVAL (empty or too long question, too much history;
- * err says which) or LUCY_ENOMEM. Thread-safe. */
+ * Returns 0; LUCY_EINVAL (empty or too long question, too much history,
+ * from_s > to_s; err says which), LUCY_ENOTFOUND (rq->person is no
+ * person) or LUCY_ENOMEM. Thread-safe. */
 int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **answer,
                  json_t **lucy_out, char *err, size_t errlen);
+
+/* The checks lucy_ask_run makes of rq before any work (an empty or too
+ * long question, too much history): 0, or LUCY_EINVAL with a sentence in
+ * err. Lets a caller refuse a request before it commits to a reply (a
+ * streamed one). Pure. */
+int lucy_ask_request_check(const struct lucy_ask_request *rq, char *err, size_t errlen);
 
 /* ---- the steps' pure parts, for their unit tests ------------------------- */
 

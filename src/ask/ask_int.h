@@ -56,8 +56,10 @@ struct lucy_ask_source {
 struct lucy_ask_retrieval {
     struct lucy_ask_source src[LUCY_ASK_SOURCES_MAX];
     size_t n;
-    const char *backend;       /* static */
-    int degraded;              /* the index answered from a fallback */
+    char backend[48];          /* the BM25 index's name, "+dense" when the dense list
+                                  took part ("sqlite+dense") */
+    int degraded;              /* a fallback index answered, or the dense list could not
+                                  (embedding server down, documents waiting for vectors) */
     char degraded_reason[384]; /* why, "" = not degraded */
     char words[1024];          /* the words searched ("" = filters only) */
 };

@@ -8,9 +8,16 @@
  *    (lucy_index_person_ids), source call_recording for "the latest call".
  *    Without words (or without hits), the newest documents under the
  *    filters stand in - "what did John say yesterday" has no topic.
- * 2. The conversations' keys are ranked lists fused by reciprocal rank
- *    fusion (fuse.c); today BM25 is the only list - dense results from
- *    LUCY_EMBED_URL join as a second list in fuse_lists().
+ * 2. With LUCY_EMBED_URL, the same words under the same filters are
+ *    embedded and ranked by meaning (lucy_index_similar); its hits are
+ *    grouped into conversations with the index's own key
+ *    (lucy_index_group_key), so a conversation found only this way gets
+ *    its hits loaded like a BM25 one. Only hits with a positive cosine
+ *    count: an orthogonal vector shares nothing with the question. The
+ *    two lists of conversation keys are fused by reciprocal rank fusion
+ *    (fuse.c, fuse_lists()). The dense list failing (embedding server
+ *    down) or incomplete (documents waiting for vectors) marks the answer
+ *    degraded; BM25 alone then answers.
  * 3. Each of the best conversations becomes one source: its best hit,
  *    then its other hits, each widened by the segments before and after
  *    (recordings), while the budget (LUCY_LLM_CONTEXT_TOKENS * 4 bytes,
@@ -31,10 +38,12 @@
 #include "../store/store.h"
 #include "ask_int.h"
 
-#define GROUPS_ASKED 20 /* conversations asked of the index */
-#define PER_GROUP    3  /* hits kept per conversation */
-#define NEIGHBOURS   1  /* segments added on each side of a hit */
-#define RECENT_MAX   50 /* documents read when there are no words */
+#define GROUPS_ASKED 20                 /* conversations asked of the index (per ranked list) */
+#define CONVS_MAX    (2 * GROUPS_ASKED) /* BM25's and the dense list's together */
+#define DENSE_HITS   (GROUPS_ASKED * PER_GROUP) /* hits asked of the dense ranking */
+#define PER_GROUP    3                          /* hits kept per conversation */
+#define NEIGHBOURS   1                          /* segments added on each side of a hit */
+#define RECENT_MAX   50                         /* documents read when there are no words */
 
 /* A hit, as retrieval keeps it (strings malloc'd). */
 struct hit {
@@ -149,23 +158,117 @@ static char *json_strv(char **v, size_t n)
 
 /* ---- fusion ---------------------------------------------------------------- */
 
-/* Orders convs[0..n) by the fused rank of the ranked lists we have. Today:
- * the BM25 order the index gave. A dense list is a second
- * struct lucy_ask_ranked here. */
-static void fuse_lists(struct conv *convs, size_t n)
+/* Orders convs[0..n) by the fused rank of BM25's order (the order the
+ * index gave convs[0..n_bm25)) and the dense list's (dense[0..n_dense),
+ * keys of convs). */
+static void fuse_lists(struct conv *convs, size_t n, size_t n_bm25, const char *const *dense,
+                       size_t n_dense)
 {
-    const char *keys[GROUPS_ASKED], *fused[GROUPS_ASKED];
-    for (size_t i = 0; i < n; i++)
+    const char *keys[CONVS_MAX], *fused[CONVS_MAX];
+    for (size_t i = 0; i < n_bm25; i++)
         keys[i] = convs[i].key;
-    struct lucy_ask_ranked bm25 = {keys, n, 1.0};
-    size_t m = lucy_ask_rrf(&bm25, 1, 0, fused, NULL, GROUPS_ASKED);
-    struct conv sorted[GROUPS_ASKED];
+    struct lucy_ask_ranked lists[] = {{keys, n_bm25, 1.0}, {dense, n_dense, 1.0}};
+    size_t m = lucy_ask_rrf(lists, 2, 0, fused, NULL, CONVS_MAX);
+    struct conv *sorted = calloc(CONVS_MAX, sizeof *sorted);
+    if (!sorted) /* BM25's order stands */
+        return;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++)
             if (fused[i] == convs[j].key)
                 sorted[i] = convs[j];
     if (m == n)
         memcpy(convs, sorted, n * sizeof *convs);
+    free(sorted);
+}
+
+/* ---- the dense list ---------------------------------------------------------- */
+
+struct dense_arg {
+    const struct lucy_search_result *res; /* the dense hits, best first */
+    struct conv *convs;                   /* the conversations so far ... */
+    size_t *n;                            /* ... this many (grows) */
+    const char **keys;                    /* out: the dense ranked list of conversation keys */
+    size_t n_keys;                        /* ... this many */
+};
+
+/* Groups the dense hits into conversations: one already found gets the
+ * hit as a further passage (room permitting), a new one is added. */
+static int group_dense(sqlite3 *db, void *arg)
+{
+    struct dense_arg *d = arg;
+    for (size_t i = 0; i < d->res->n; i++) {
+        const struct lucy_search_hit *h = &d->res->hits[i];
+        if (h->score <= 0)
+            break; /* best first: the rest share nothing with the question either */
+        char key[sizeof d->convs[0].key];
+        int64_t person = 0;
+        int rc = lucy_index_group_key(db, h, key, sizeof key, &person);
+        if (rc)
+            return rc;
+        size_t c = 0;
+        while (c < *d->n && strcmp(d->convs[c].key, key) != 0)
+            c++;
+        if (c == *d->n) {
+            if (*d->n == CONVS_MAX || d->n_keys == GROUPS_ASKED)
+                continue;
+            snprintf(d->convs[c].key, sizeof d->convs[c].key, "%s", key);
+            d->convs[c].person = person;
+            (*d->n)++;
+        }
+        struct conv *cv = &d->convs[c];
+        size_t k = 0;
+        while (k < d->n_keys && d->keys[k] != cv->key)
+            k++;
+        if (k == d->n_keys) {
+            if (d->n_keys == GROUPS_ASKED)
+                continue;
+            d->keys[d->n_keys++] = cv->key;
+        }
+        int dup = 0;
+        for (size_t j = 0; j < cv->n; j++)
+            dup |= cv->hits[j].segment == h->segment && strcmp(cv->hits[j].id, h->id) == 0 &&
+                   strcmp(cv->hits[j].source, h->source) == 0;
+        if (!dup && cv->n < PER_GROUP &&
+            hit_set(&cv->hits[cv->n++], h->source, h->id, h->contact, h->segment, h->time_s,
+                    h->t0_ms, h->t1_ms))
+            return LUCY_ENOMEM;
+    }
+    return 0;
+}
+
+/* The dense ranked list for q into keys (n_keys), adding the conversations
+ * only it found to convs; says in r what took part. LUCY_ENOMEM only:
+ * every other failure leaves BM25 alone, degraded. */
+static int from_dense(struct lucy_ask *a, const struct lucy_search_query *q,
+                      struct lucy_ask_retrieval *r, struct conv *convs, size_t *n,
+                      const char **keys, size_t *n_keys)
+{
+    struct lucy_search_query dq = *q;
+    dq.limit = DENSE_HITS;
+    struct lucy_search_result res = {0};
+    int rc = lucy_index_similar(a->ix, &dq, &res);
+    if (rc == LUCY_EUNAVAIL) { /* LUCY_EMBED_URL unset: BM25 only, as configured */
+        lucy_search_result_free(&res);
+        return 0;
+    }
+    const char *why = rc ? lucy_strerror(rc) : res.degraded ? res.degraded_reason : NULL;
+    if (why) {
+        size_t len = strlen(r->degraded_reason);
+        snprintf(r->degraded_reason + len, sizeof r->degraded_reason - len, "%s%s", len ? "; " : "",
+                 why);
+        r->degraded = 1;
+    }
+    struct dense_arg d = {&res, convs, n, keys, 0};
+    if (rc == 0 && res.n > 0)
+        rc = lucy_store_read(a->store, group_dense, &d);
+    /* The dense ranking took part when it ranked anything (or had nothing
+     * close to rank), not when it could not embed the question. */
+    if (rc == 0 && (res.n > 0 || !res.degraded) &&
+        strlen(r->backend) + sizeof "+dense" <= sizeof r->backend)
+        strcat(r->backend, "+dense");
+    lucy_search_result_free(&res);
+    *n_keys = d.n_keys;
+    return rc == LUCY_ENOMEM ? rc : 0;
 }
 
 /* ---- sources ---------------------------------------------------------------- */
@@ -352,7 +455,8 @@ static int from_index(struct lucy_ask *a, const struct lucy_search_query *q,
 {
     struct lucy_search_result res = {0};
     int rc = lucy_index_search_grouped(a->ix, q, PER_GROUP, &res);
-    r->backend = res.backend ? res.backend : r->backend;
+    if (res.backend)
+        snprintf(r->backend, sizeof r->backend, "%s", res.backend);
     if (rc == LUCY_ENOMEM) {
         lucy_search_result_free(&res);
         return rc;
@@ -389,7 +493,7 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
                       size_t max, struct lucy_ask_retrieval *r)
 {
     memset(r, 0, sizeof *r);
-    r->backend = lucy_index_name(a->ix);
+    snprintf(r->backend, sizeof r->backend, "%s", lucy_index_name(a->ix));
     char *words = lucy_ask_search_words(question, f->person.id ? f->person.matched : NULL);
     if (!words)
         return LUCY_ENOMEM;
@@ -410,8 +514,9 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
         q.contacts = (const char *const *)contacts, q.n_contacts = n_contacts;
         q.recordings = (const char *const *)recordings, q.n_recordings = n_recordings;
     }
-    struct conv *convs = calloc(GROUPS_ASKED, sizeof *convs);
-    size_t n = 0;
+    struct conv *convs = calloc(CONVS_MAX, sizeof *convs);
+    const char *dense[GROUPS_ASKED];
+    size_t n = 0, n_bm25 = 0, n_dense = 0;
     if (!convs)
         rc = LUCY_ENOMEM;
     struct recent_arg ra = {.q = &q, .convs = convs, .max = GROUPS_ASKED};
@@ -424,7 +529,7 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
          * one conversation; words only choose its passages. */
         ra.max = 1;
         rc = lucy_store_read(a->store, read_recent, &ra);
-        n = ra.n;
+        n = n_bm25 = ra.n;
         if (rc == 0 && n == 1 && words[0]) {
             const char *only[] = {convs[0].hits[0].id};
             struct lucy_search_query q1 = q;
@@ -445,16 +550,19 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
     } else if (rc == 0) {
         if (words[0])
             rc = from_index(a, &q, r, convs, &n);
+        n_bm25 = n;
+        if (rc == 0 && words[0])
+            rc = from_dense(a, &q, r, convs, &n, dense, &n_dense);
         if (rc == 0 && n == 0 && (f->person.id || f->time.phrase[0])) {
             rc = lucy_store_read(a->store, read_recent, &ra); /* filters only */
-            n = ra.n;
+            n = n_bm25 = ra.n;
         }
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (strcmp(convs[i].hits[0].source, "call_recording") == 0 && !words[0])
             qsort(convs[i].hits, convs[i].n, sizeof convs[i].hits[0], by_segment);
     if (rc == 0)
-        fuse_lists(convs, n);
+        fuse_lists(convs, n, n_bm25, dense, n_dense);
     size_t take = n < max ? n : max;
     size_t budget = take ? a->context_bytes / take : 0;
     for (size_t i = 0; rc == 0 && i < take; i++) {
@@ -464,7 +572,7 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
         else
             source_free(&r->src[r->n]);
     }
-    for (size_t i = 0; convs && i < GROUPS_ASKED; i++)
+    for (size_t i = 0; convs && i < CONVS_MAX; i++)
         for (size_t k = 0; k < convs[i].n; k++)
             hit_free(&convs[i].hits[k]);
     free(convs);

@@ -12,10 +12,14 @@
  * choices[0].message.annotations (url_citation, one per cited source,
  * its url opening lucy's UI at the moment) that every client understands,
  * and as the extension object `lucy` (citations[], verified, retrieval{})
- * beside `choices`. Streamed, the whole answer is verified before the
- * first byte is sent (a citation must not be taken back once shown), and
- * `lucy` rides on the last chunk, the one with finish_reason
- * (docs/decisions.md).
+ * beside `choices`. Streamed ("stream": true), the LLM's tokens are
+ * passed on as they arrive (a producer thread: lucy_http_reply_stream),
+ * and the citations are verified once the answer is whole: the
+ * annotations and `lucy` ride on the last chunk, the one with
+ * finish_reason. What verification adds (a note, or the extractive
+ * answer when the LLM failed midway or cited nothing valid) follows as
+ * further content chunks (docs/decisions.md). The plain reply is verified
+ * before it is sent.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -55,8 +59,9 @@ static size_t chars(const char *s, size_t n)
     return c;
 }
 
-/* url_citation annotations: the first "[n]" of each cited source. */
-static json_t *annotations(const char *content, json_t *lucy)
+/* url_citation annotations: the first "[n]" of each cited source, at or
+ * after byte from of content (the part the citations number). */
+static json_t *annotations(const char *content, size_t from, json_t *lucy)
 {
     json_t *out = json_array();
     size_t i;
@@ -69,7 +74,7 @@ static json_t *annotations(const char *content, json_t *lucy)
         char mark[24];
         snprintf(mark, sizeof mark, "[%lld]",
                  (long long)json_integer_value(json_object_get(c, "n")));
-        const char *at = strstr(content, mark);
+        const char *at = strstr(content + from, mark);
         if (!at)
             continue;
         size_t start = chars(content, (size_t)(at - content));
@@ -200,6 +205,8 @@ static int chat_parse(struct lucy_http_request *req, struct lucy_http_response *
     return rc;
 }
 
+static void reply_failure(struct lucy_http_response *resp, int rc, const char *err);
+
 /* Runs the engine; on failure replies and returns non-zero. */
 static int run(struct lucy_http_request *req, struct lucy_http_response *resp, const char *question,
                const struct lucy_llm_message *history, size_t n_history, char **answer,
@@ -212,6 +219,13 @@ static int run(struct lucy_http_request *req, struct lucy_http_response *resp, c
         .question = question, .history = history, .n_history = n_history, .ui_base = base};
     int rc = lucy_ask_run(ar->ask, &rq, answer, lucy, err, sizeof err);
     free(base);
+    reply_failure(resp, rc, err);
+    return rc;
+}
+
+/* The reply for lucy_ask_run's (or its check's) failure rc, if any. */
+static void reply_failure(struct lucy_http_response *resp, int rc, const char *err)
+{
     if (rc == LUCY_EINVAL)
         lucy_http_reply_error(resp,
                               strstr(err, "too long") || strstr(err, "at most")
@@ -220,7 +234,6 @@ static int run(struct lucy_http_request *req, struct lucy_http_response *resp, c
                               0, "%s", err);
     else if (rc)
         lucy_http_reply_err(resp, rc, "lucy could not answer: out of memory; try again");
-    return rc;
 }
 
 static json_t *usage(const char *question, const char *answer)
@@ -247,37 +260,138 @@ static void sse_chunk(FILE *out, const char *id, int64_t created, json_t *delta,
     json_decref(chunk);
 }
 
-/* The answer as OpenAI streams one: the role, the content in pieces cut
- * at spaces (never inside a UTF-8 sequence), the last chunk with
- * finish_reason, annotations and `lucy`, then [DONE]. */
-static void reply_stream(struct lucy_http_response *resp, const char *id, int64_t created,
-                         const char *answer, json_t *lucy)
+/* Writes one chunk to the stream; 0, or non-zero once the client is gone. */
+static int stream_chunk(struct lucy_http_stream *s, const char *id, int64_t created, json_t *delta,
+                        const char *finish, json_t *lucy)
 {
     char *buf = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&buf, &size);
     if (!out) {
-        lucy_http_reply_err(resp, LUCY_ENOMEM, "lucy could not answer: out of memory");
-        return;
+        json_decref(delta);
+        return LUCY_ENOMEM;
     }
-    sse_chunk(out, id, created, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL,
-              NULL);
-    size_t len = strlen(answer);
-    for (size_t i = 0; i < len;) {
+    sse_chunk(out, id, created, delta, finish, lucy);
+    int rc = fclose(out) == 0 ? lucy_http_stream_write(s, buf, size) : LUCY_ENOMEM;
+    free(buf);
+    return rc;
+}
+
+/* text as content chunks cut at spaces (never inside a UTF-8 sequence). */
+static int stream_text(struct lucy_http_stream *s, const char *id, int64_t created,
+                       const char *text)
+{
+    size_t len = strlen(text);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < len;) {
         size_t n = len - i < STREAM_PIECE ? len - i : STREAM_PIECE;
-        while (i + n < len && answer[i + n] != ' ' && n < 4 * STREAM_PIECE)
+        while (i + n < len && text[i + n] != ' ' && n < 4 * STREAM_PIECE)
             n++;
-        while (i + n < len && ((unsigned char)answer[i + n] & 0xC0) == 0x80)
+        while (i + n < len && ((unsigned char)text[i + n] & 0xC0) == 0x80)
             n++;
-        sse_chunk(out, id, created, json_pack("{s:s%}", "content", answer + i, n), NULL, NULL);
+        rc = stream_chunk(s, id, created, json_pack("{s:s%}", "content", text + i, n), NULL, NULL);
         i += n;
     }
-    sse_chunk(out, id, created, json_pack("{s:o}", "annotations", annotations(answer, lucy)),
-              "stop", lucy);
-    fputs("data: [DONE]\n\n", out);
-    fclose(out);
-    lucy_http_reply_text(resp, 200, "text/event-stream", buf, size);
-    free(buf);
+    return rc;
+}
+
+/* A streamed answer's job: what the producer needs, copied out of the
+ * request (which may be over before the producer is). */
+struct chat_stream {
+    struct lucy_ask *ask;       /* the engine (borrowed) */
+    struct chat_in in;          /* the question and history (owned) */
+    char *base;                 /* citations' url prefix, or NULL */
+    char id[48];                /* chatcmpl id */
+    int64_t created;            /* Unix seconds */
+    struct lucy_http_stream *s; /* the reply */
+    char *sent;                 /* the LLM's tokens passed on so far (malloc'd) */
+    size_t sent_len;            /* ... */
+    int gone;                   /* the client went away: stop the LLM */
+};
+
+/* lucy_llm_token_fn: one piece of the LLM's answer, passed on at once. */
+static int on_token(void *arg, const char *text, size_t n)
+{
+    struct chat_stream *cs = arg;
+    if (n == 0)
+        return cs->gone;
+    char *grown = realloc(cs->sent, cs->sent_len + n + 1);
+    if (!grown)
+        return 1;
+    memcpy(grown + cs->sent_len, text, n);
+    cs->sent = grown;
+    cs->sent_len += n;
+    cs->sent[cs->sent_len] = '\0';
+    if (stream_chunk(cs->s, cs->id, cs->created, json_pack("{s:s%}", "content", text, n), NULL,
+                     NULL))
+        cs->gone = 1;
+    return cs->gone;
+}
+
+/* The producer (lucy_http_producer_fn): the role chunk at once, the LLM's
+ * tokens as they come, then what verification adds, and the last chunk
+ * with the annotations and `lucy`. */
+static void produce_chat(struct lucy_http_stream *s, void *arg)
+{
+    struct chat_stream *cs = arg;
+    cs->s = s;
+    char *answer = NULL;
+    json_t *lucy = NULL;
+    if (!s || stream_chunk(s, cs->id, cs->created,
+                           json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL, NULL))
+        goto out;
+    char err[512] = "";
+    struct lucy_ask_request rq = {.question = cs->in.question,
+                                  .history = cs->in.history,
+                                  .n_history = cs->in.n_history,
+                                  .ui_base = cs->base,
+                                  .on_token = on_token,
+                                  .token_arg = cs};
+    int rc = lucy_ask_run(cs->ask, &rq, &answer, &lucy, err, sizeof err);
+    if (cs->gone)
+        goto out;
+    if (rc) { /* after the checks only out of memory is left: say so, end */
+        char msg[600];
+        snprintf(msg, sizeof msg, "lucy could not answer (%s); ask again",
+                 err[0] ? err : lucy_strerror(rc));
+        if (stream_text(s, cs->id, cs->created, msg) == 0)
+            stream_chunk(s, cs->id, cs->created, json_object(), "stop", NULL);
+        goto out;
+    }
+    /* What the client has is the LLM's text; the answer is that text and
+     * verification's note, or - the LLM failed midway or cited nothing
+     * valid - the extractive answer, which follows with a note. */
+    const char *tail = answer;
+    char *note = NULL;
+    size_t from = 0;
+    if (cs->sent_len && strncmp(answer, cs->sent, cs->sent_len) == 0) {
+        tail = answer + cs->sent_len;
+    } else if (cs->sent_len) {
+        const char *why =
+            json_string_value(json_object_get(json_object_get(lucy, "retrieval"), "llm_error"));
+        if (asprintf(&note, "\n\n(lucy could not use the answer above: %s.)\n\n",
+                     why ? why : "it did not hold up") < 0)
+            note = NULL;
+        from = cs->sent_len + (note ? strlen(note) : 0);
+    }
+    char *content = NULL;
+    if (asprintf(&content, "%s%s%s", cs->sent ? cs->sent : "", note ? note : "", tail) < 0)
+        content = NULL;
+    if ((!note || stream_text(s, cs->id, cs->created, note) == 0) &&
+        stream_text(s, cs->id, cs->created, tail) == 0 && content &&
+        stream_chunk(s, cs->id, cs->created,
+                     json_pack("{s:o}", "annotations", annotations(content, from, lucy)), "stop",
+                     lucy) == 0)
+        lucy_http_stream_write(s, "data: [DONE]\n\n", strlen("data: [DONE]\n\n"));
+    free(note);
+    free(content);
+out:
+    json_decref(lucy);
+    free(answer);
+    free(cs->sent);
+    free(cs->base);
+    chat_in_free(&cs->in);
+    free(cs);
 }
 
 static void h_chat(struct lucy_http_request *req, struct lucy_http_response *resp)
@@ -286,8 +400,7 @@ static void h_chat(struct lucy_http_request *req, struct lucy_http_response *res
     memset(&in, 0, sizeof in);
     char *answer = NULL;
     json_t *lucy = NULL;
-    if (chat_parse(req, resp, &in) != 0 ||
-        run(req, resp, in.question, in.history, in.n_history, &answer, &lucy) != 0) {
+    if (chat_parse(req, resp, &in) != 0) {
         chat_in_free(&in);
         return;
     }
@@ -295,15 +408,36 @@ static void h_chat(struct lucy_http_request *req, struct lucy_http_response *res
     int64_t created = lucy_wall_ms() / 1000;
     snprintf(id, sizeof id, "chatcmpl-lucy-%llx%04x", (unsigned long long)lucy_wall_ms(),
              (unsigned)(rand() & 0xffff));
-    if (in.stream) {
-        reply_stream(resp, id, created, answer, lucy);
-    } else {
-        json_t *reply =
-            json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:s, s:n, s:{s:s, s:s, s:n, s:o}}], s:o, s:O}",
-                      "id", id, "object", "chat.completion", "created", (json_int_t)created,
-                      "model", MODEL_ID, "choices", "index", 0, "finish_reason", "stop", "logprobs",
-                      "message", "role", "assistant", "content", answer, "refusal", "annotations",
-                      annotations(answer, lucy), "usage", usage(in.question, answer), "lucy", lucy);
+    if (in.stream) { /* refuse a bad request before the 200 goes out */
+        char err[512] = "";
+        struct lucy_ask_request rq = {
+            .question = in.question, .history = in.history, .n_history = in.n_history};
+        int rc = lucy_ask_request_check(&rq, err, sizeof err);
+        struct chat_stream *cs = rc ? NULL : calloc(1, sizeof *cs);
+        if (!cs) {
+            reply_failure(resp, rc ? rc : LUCY_ENOMEM, err);
+            chat_in_free(&in);
+            return;
+        }
+        cs->ask = ((struct ask_routes *)req->arg)->ask;
+        cs->in = in; /* owned by the job now */
+        cs->base = ui_base(req);
+        memcpy(cs->id, id, sizeof id);
+        cs->created = created;
+        lucy_http_reply_stream(req, resp, 200, "text/event-stream", produce_chat, cs);
+        return;
+    }
+    if (run(req, resp, in.question, in.history, in.n_history, &answer, &lucy) != 0) {
+        chat_in_free(&in);
+        return;
+    }
+    {
+        json_t *reply = json_pack(
+            "{s:s, s:s, s:I, s:s, s:[{s:i, s:s, s:n, s:{s:s, s:s, s:n, s:o}}], s:o, s:O}", "id", id,
+            "object", "chat.completion", "created", (json_int_t)created, "model", MODEL_ID,
+            "choices", "index", 0, "finish_reason", "stop", "logprobs", "message", "role",
+            "assistant", "content", answer, "refusal", "annotations", annotations(answer, 0, lucy),
+            "usage", usage(in.question, answer), "lucy", lucy);
         if (reply)
             lucy_http_reply_json(resp, 200, reply);
         else

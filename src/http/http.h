@@ -169,6 +169,41 @@ struct lucy_http_deferred *lucy_http_defer(struct lucy_http_request *req,
  * results before calling: finish reads them on another thread. */
 void lucy_http_resume(struct lucy_http_deferred *d);
 
+/* ---- streamed replies ------------------------------------------------------
+ * For a body written while it is sent (server-sent events of an LLM's
+ * tokens). In a handler:
+ *     lucy_http_reply_stream(req, resp, 200, "text/event-stream", produce, job);
+ *     return;
+ * Once the handler returns, the status and headers go out and
+ * produce(s, job) runs on a thread of its own ("http-stream"), calling
+ * lucy_http_stream_write(s, ...) as bytes become ready; the body ends when
+ * produce returns. produce must free job, and must not touch req (the
+ * request may be over before it is): copy what it needs into job. When no
+ * stream can start (lucy is stopping, no thread), produce(NULL, job) is
+ * called to free job and the client gets a 503. */
+struct lucy_http_stream;
+typedef void (*lucy_http_producer_fn)(struct lucy_http_stream *s, void *arg);
+
+/* Makes resp a streamed reply of status and content_type (static) produced
+ * by producer(arg) (see above). Call from the handler, at most once;
+ * headers added to resp before or after are sent. Never fails (the server
+ * answers 503 itself if the stream cannot start). */
+void lucy_http_reply_stream(struct lucy_http_request *req, struct lucy_http_response *resp,
+                            int status, const char *content_type, lucy_http_producer_fn producer,
+                            void *arg);
+
+/* Appends len bytes to the streamed body; the connection sends them as
+ * the client reads. Waits while STREAM_BUFFER_BYTES (64 KiB) are unsent,
+ * at most the request deadline (LUCY_HTTP_REQUEST_TIMEOUT_S). Returns 0;
+ * LUCY_EUNAVAIL when the client went away (stop producing);
+ * LUCY_ETIMEDOUT when it stopped reading (the reply is cut). Producer's
+ * thread only. */
+int lucy_http_stream_write(struct lucy_http_stream *s, const void *data, size_t len);
+
+/* 1 once writes can only fail (client gone, reply cut): lets a producer
+ * skip work nobody will read. Any thread. */
+int lucy_http_stream_gone(struct lucy_http_stream *s);
+
 /* Request helpers. Returned strings are owned by the request. */
 const char *lucy_http_query(struct lucy_http_request *req, const char *key);
 const char *lucy_http_header(struct lucy_http_request *req, const char *name);

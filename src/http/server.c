@@ -29,6 +29,11 @@
  * violation. From then on (a keep-alive client may still send requests)
  * lucy_http_defer() suspends nothing: the pool thread waits for
  * lucy_http_resume() itself and replies, as a synchronous handler would.
+ *
+ * Streamed replies (lucy_http_reply_stream): the handler names a producer;
+ * after it returns, stream.c starts the producer's thread and queues a
+ * response whose content reader suspends the connection while no bytes
+ * are ready (see stream.c). lucy_http_stop() also waits for open streams.
  */
 #define _GNU_SOURCE
 #include <microhttpd.h>
@@ -58,7 +63,7 @@ static struct conn_state *state_of(struct lucy_http_request *req)
     return (struct conn_state *)((char *)req - offsetof(struct conn_state, req));
 }
 
-static void count_request(struct lucy_http *h, const char *method, const char *route, int status)
+void lucy_http_count(struct lucy_http *h, const char *method, const char *route, int status)
 {
     pthread_mutex_lock(&h->count_lock);
     struct count *c = NULL;
@@ -96,9 +101,27 @@ size_t lucy_http_body_bytes(struct lucy_http *h)
     return __atomic_load_n(&h->body_bytes, __ATOMIC_RELAXED);
 }
 
-static enum MHD_Result send_reply(struct lucy_http *h, struct MHD_Connection *conn,
-                                  const char *method, const char *route,
-                                  struct lucy_http_response *resp)
+void lucy_http_response_headers(struct MHD_Response *r, const struct lucy_http_response *resp)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    int own_cache_control = 0;
+    for (int i = 0; i < resp->n_headers; i++)
+        own_cache_control |= strcasecmp(resp->headers[i].name, "Cache-Control") == 0;
+    if (!own_cache_control)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (resp->retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", resp->retry_after_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    for (int i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+}
+
+enum MHD_Result lucy_http_send_reply(struct lucy_http *h, struct MHD_Connection *conn,
+                                     const char *method, const char *route,
+                                     struct lucy_http_response *resp)
 {
     struct MHD_Response *r;
     if (resp->fd >= 0) { /* a file body: libmicrohttpd closes fd when done */
@@ -122,23 +145,10 @@ static enum MHD_Result send_reply(struct lucy_http *h, struct MHD_Connection *co
         }
         resp->body = NULL; /* owned by libmicrohttpd now */
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            resp->content_type ? resp->content_type : "application/json");
-    int own_cache_control = 0;
-    for (int i = 0; i < resp->n_headers; i++)
-        own_cache_control |= strcasecmp(resp->headers[i].name, "Cache-Control") == 0;
-    if (!own_cache_control)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (resp->retry_after_s > 0) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", resp->retry_after_s);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
-    }
-    for (int i = 0; i < resp->n_headers; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    lucy_http_response_headers(r, resp);
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
-    count_request(h, method, route, resp->status);
+    lucy_http_count(h, method, route, resp->status);
     return ok;
 }
 
@@ -191,7 +201,7 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
                               "the URL holds an escaped NUL byte (%%00); ids and queries are text "
                               "without NUL");
         cs->answered = 1;
-        *result = send_reply(h, conn, method, label, &resp);
+        *result = lucy_http_send_reply(h, conn, method, label, &resp);
         return 1;
     }
     if (!lucy_utf8_valid(url, strlen(url)) || bad_query) {
@@ -199,7 +209,7 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
                               "the %s is not valid UTF-8 after percent-decoding; send text",
                               bad_query ? "query string" : "URL path");
         cs->answered = 1;
-        *result = send_reply(h, conn, method, label, &resp);
+        *result = lucy_http_send_reply(h, conn, method, label, &resp);
         return 1;
     }
     enum lucy_route_match_result m =
@@ -242,7 +252,7 @@ static int first_call(struct lucy_http *h, struct MHD_Connection *conn, const ch
         return 0;
     }
     cs->answered = 1;
-    *result = send_reply(h, conn, method, label, &resp);
+    *result = lucy_http_send_reply(h, conn, method, label, &resp);
     return 1;
 }
 
@@ -290,6 +300,20 @@ void lucy_http_resume(struct lucy_http_deferred *d)
     pthread_mutex_unlock(&cs->h->defer_lock);
 }
 
+void lucy_http_reply_stream(struct lucy_http_request *req, struct lucy_http_response *resp,
+                            int status, const char *content_type, lucy_http_producer_fn producer,
+                            void *arg)
+{
+    struct conn_state *cs = state_of(req);
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = status;
+    resp->content_type = content_type;
+    cs->stream_fn = producer;
+    cs->stream_arg = arg;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -333,13 +357,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->answered && cs->deferred) { /* resumed: the deferred reply */
         struct lucy_http_response resp;
         finish_deferred(cs, &resp);
-        return send_reply(h, conn, method, cs->route->pattern, &resp);
+        return lucy_http_send_reply(h, conn, method, cs->route->pattern, &resp);
     }
     if (cs->early.body) { /* the refused body has been read: now the error */
         struct lucy_http_response resp = cs->early;
         cs->early.body = NULL;
         lucy_http_guard_receiving(h, conn, 0, 0);
-        return send_reply(h, conn, method, cs->early_label, &resp);
+        return lucy_http_send_reply(h, conn, method, cs->early_label, &resp);
     }
     if (cs->answered)
         return MHD_YES;
@@ -350,14 +374,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->too_large) {
         lucy_http_reply_error(&resp, LUCY_HTTP_PAYLOAD_TOO_LARGE, 0,
                               "request body is over this endpoint's limit of %zu bytes", cs->limit);
-        return send_reply(h, conn, method, cs->route->pattern, &resp);
+        return lucy_http_send_reply(h, conn, method, cs->route->pattern, &resp);
     }
     if (cs->over_budget) {
         lucy_http_reply_error(&resp, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5,
                               "lucy is receiving too many request bodies at once (%zu MiB in "
                               "memory); nothing was stored, send it again shortly",
                               h->body_budget >> 20);
-        return send_reply(h, conn, method, cs->route->pattern, &resp);
+        return lucy_http_send_reply(h, conn, method, cs->route->pattern, &resp);
     }
     cs->req.ctx = h->ctx;
     cs->req.method = method;
@@ -369,6 +393,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs->req.conn = conn;
     resp.status = 200;
     cs->route->fn(&cs->req, &resp);
+    if (cs->stream_fn) /* lucy_http_reply_stream was called */
+        return lucy_http_stream_start(h, conn, method, cs->route->pattern, &resp, cs->stream_fn,
+                                      cs->stream_arg);
     if (cs->deferred) { /* lucy_http_defer was called; resp is unused */
         free(resp.body);
         if (resp.fd >= 0)
@@ -381,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&h->defer_lock);
         finish_deferred(cs, &resp);
     }
-    return send_reply(h, conn, method, cs->route->pattern, &resp);
+    return lucy_http_send_reply(h, conn, method, cs->route->pattern, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -519,7 +546,7 @@ void lucy_http_stop(struct lucy_http *h)
      * behind a deferred reply (a store write) always ends */
     pthread_mutex_lock(&h->defer_lock);
     h->stopping = 1;
-    while (h->n_deferred > 0)
+    while (h->n_deferred > 0 || h->n_streams > 0)
         pthread_cond_wait(&h->defer_idle, &h->defer_lock);
     pthread_mutex_unlock(&h->defer_lock);
     lucy_http_guard_stop(h);

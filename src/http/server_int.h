@@ -45,9 +45,10 @@ struct lucy_http {
     struct count counts[MAX_COUNTS];
     int n_counts;
     pthread_mutex_t defer_lock; /* guards n_deferred, stopping, conn_state.resumed */
-    pthread_cond_t defer_idle;  /* broadcast when n_deferred drops to 0 */
+    pthread_cond_t defer_idle;  /* broadcast when n_deferred or n_streams drops to 0 */
     pthread_cond_t resumed;     /* broadcast when a blocking deferred reply is resumed */
     int n_deferred;             /* suspended connections with a deferred reply */
+    int n_streams;              /* streamed replies not yet over (stream.c), under defer_lock */
     int stopping;               /* lucy_http_stop() runs: defer without suspending */
     pthread_mutex_t conns_lock; /* guards conns and every conn_rec */
     struct conn_rec *conns;     /* open connections */
@@ -75,7 +76,33 @@ struct conn_state {
     int deferred;                    /* finish not run yet */
     int blocking;                    /* deferred without suspension (server stopping) */
     int resumed;                     /* blocking: lucy_http_resume() was called */
+    lucy_http_producer_fn stream_fn; /* streamed reply: its producer (lucy_http_reply_stream) */
+    void *stream_arg;                /* its argument */
 };
+
+/* ---- server.c, for stream.c --------------------------------------------------- */
+
+/* Queues resp (a body or a file) on conn and counts it. */
+enum MHD_Result lucy_http_send_reply(struct lucy_http *h, struct MHD_Connection *conn,
+                                     const char *method, const char *route,
+                                     struct lucy_http_response *resp);
+/* Adds resp's Content-Type, Cache-Control (no-store unless resp has its
+ * own), Retry-After and extra headers to r. */
+void lucy_http_response_headers(struct MHD_Response *r, const struct lucy_http_response *resp);
+/* Counts one reply for /metrics. Any thread. */
+void lucy_http_count(struct lucy_http *h, const char *method, const char *route, int status);
+
+/* ---- stream.c ---------------------------------------------------------------- */
+
+/* After the handler called lucy_http_reply_stream: starts producer fn on
+ * its thread and queues resp's status and headers with a streamed body;
+ * if no stream can start (shutting down, no thread, no memory) calls
+ * fn(NULL, arg) and sends a 503 instead. On the pool thread that ran the
+ * handler. */
+enum MHD_Result lucy_http_stream_start(struct lucy_http *h, struct MHD_Connection *conn,
+                                       const char *method, const char *route,
+                                       struct lucy_http_response *resp, lucy_http_producer_fn fn,
+                                       void *arg);
 
 /* ---- ratelimit.c --------------------------------------------------------------
  * The per-client API rate limit (DESIGN §4): which routes it covers and the

@@ -364,6 +364,17 @@ static void hit_group_key(const struct lucy_search_hit *h, int64_t person, char 
         snprintf(out, outlen, "whatsapp:id:%.250s", h->id);
 }
 
+int lucy_index_group_key(sqlite3 *db, const struct lucy_search_hit *h, char *key, size_t keylen,
+                         int64_t *person)
+{
+    struct lucy_search_result one = {.hits = (struct lucy_search_hit *)h, .n = 1};
+    struct persons_arg pa = {&one, person};
+    int rc = read_persons(db, &pa);
+    if (rc == 0)
+        hit_group_key(h, *person, key, keylen);
+    return rc;
+}
+
 /* By conversation, then rank: each conversation's hits become a run, best
  * first. */
 static int cmp_key_pos(const void *a, const void *b)

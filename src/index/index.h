@@ -346,6 +346,14 @@ struct lucy_embed *lucy_index_embed(const struct lucy_index *ix);
 int lucy_index_similar(struct lucy_index *ix, const struct lucy_search_query *q,
                        struct lucy_search_result *out);
 
+/* The conversation of hit h exactly as lucy_index_search_grouped keys its
+ * groups (struct lucy_search_group.key), for callers that group hits of
+ * another ranking (the ask engine's dense list); *person = the sender's
+ * person (messages; wa_id, then user_id) or 0. Inside a store read.
+ * 0 or a store error. Thread-safe. */
+int lucy_index_group_key(sqlite3 *db, const struct lucy_search_hit *h, char *key, size_t keylen,
+                         int64_t *person);
+
 /* text as an HTML fragment: &, <, >, " escaped, and the FTS5 snippet
  * markers \x01 / \x02 turned into <mark> / </mark>. malloc'd (caller
  * frees); NULL on ENOMEM. Pure. (sqlite.c) */

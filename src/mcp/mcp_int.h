@@ -8,7 +8,8 @@
  *   session.c    sessions in the kv (MCP-Session-Id)
  *   args.c       argument tables -> inputSchema, and argument checking
  *   tools.c      THE tool table, tools/list and tools/call
- *   tool_*.c     one file per family of tools (search, recordings, people)
+ *   tool_*.c     one file per family of tools (search, recordings, people,
+ *                ask)
  *   resources.c  resources/list, resources/templates/list, resources/read
  *   plugin.c     start-up: parses the schemas once, adds the routes
  */
@@ -126,6 +127,7 @@ int mcp_tool_search(struct lucy_mcp *m, json_t *vals, struct mcp_result *out);
 int mcp_tool_get_transcript(struct lucy_mcp *m, json_t *vals, struct mcp_result *out);
 int mcp_tool_list_calls(struct lucy_mcp *m, json_t *vals, struct mcp_result *out);
 int mcp_tool_get_person(struct lucy_mcp *m, json_t *vals, struct mcp_result *out);
+int mcp_tool_ask(struct lucy_mcp *m, json_t *vals, struct mcp_result *out);
 
 /* ---- tool_people.c (shared with resources.c) ----------------------------- */
 

@@ -5,14 +5,15 @@
  * result as MCP wants it: structuredContent, the same JSON as a text
  * block for clients that read only text, then the hits as resource_links).
  *
- * Adding a tool (e.g. `ask` on src/ask/) is adding an argument table, an
- * output schema and a row here, and its function in a tool_*.c file.
+ * Adding a tool is adding an argument table, an output schema and a row
+ * here, and its function in a tool_*.c file.
  * Every tool only reads: its annotations say so.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ask/ask.h"
 #include "../index/index.h"
 #include "mcp_int.h"
 
@@ -75,6 +76,15 @@ static const struct mcp_arg calls_args[] = {
     {"limit", MCP_ARG_INT, 0, 1, 100, NULL, "calls to return, 1 to 100 (default 20)"},
     {"cursor", MCP_ARG_STRING, 0, 1, 64, NULL,
      "next_cursor of the previous page, to continue the list"},
+};
+
+static const struct mcp_arg ask_args[] = {
+    {"question", MCP_ARG_STRING, 1, 1, LUCY_ASK_QUESTION_MAX, NULL,
+     "the question, in plain words; names, numbers and time phrases (\"last week\") in it "
+     "are understood"},
+    PERSON_ARG("only calls and messages with this person, instead of one the question names"),
+    FROM_ARG,
+    TO_ARG,
 };
 
 /* ---- output schemas (JSON Schema of structuredContent) ------------------ */
@@ -151,6 +161,125 @@ static const char calls_output[] =
                                                             "\"next_cursor\":" NULLABLE(
                                                                 "string") "}}";
 
+static const char ask_output
+    [] = "{\"type\":\"object\",\"required\":[\"answer\",\"lucy\"],\"properties\":{"
+         "\"answer\":{\"type\":\"string\"},"
+         "\"lucy\":{\"type\":\"object\",\"required\":[\"citations\",\"verified\",\"retrieval\"],"
+         "\"properties\":{\"verified\":{\"type\":\"boolean\"},"
+         "\"citations\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+         "\"required\":[\"n\",\"source\",\"id\",\"verified\"],\"properties\":{"
+         "\"n\":{\"type\":\"integer\"},\"source\":" NULLABLE(
+             "string") ","
+                       "\"id\":" NULLABLE("string") ",\"segment\":" NULLABLE(
+                           "integer") ","
+                                      "\"t0_ms\":" NULLABLE("integer") ",\"t1_ms\":" NULLABLE(
+                                          "integer") ","
+                                                     "\"person\":{\"type\":[\"object\",\"null\"]},"
+                                                     "\"label\":" NULLABLE(
+                                                         "string") ","
+                                                                   "\"time\":" NULLABLE("string") ",\"quote\":" NULLABLE(
+                                                                       "string") ","
+                                                                                 "\"url\""
+                                                                                 ":" NULLABLE(
+                                                                                     "string") ",\""
+                                                                                               "ver"
+                                                                                               "ifi"
+                                                                                               "ed"
+                                                                                               "\":"
+                                                                                               "{\""
+                                                                                               "typ"
+                                                                                               "e\""
+                                                                                               ":\""
+                                                                                               "boo"
+                                                                                               "lea"
+                                                                                               "n\""
+                                                                                               "}}}"
+                                                                                               "},"
+                                                                                               "\"r"
+                                                                                               "etr"
+                                                                                               "iev"
+                                                                                               "al"
+                                                                                               "\":"
+                                                                                               "{\""
+                                                                                               "typ"
+                                                                                               "e\""
+                                                                                               ":\""
+                                                                                               "obj"
+                                                                                               "ect"
+                                                                                               "\","
+                                                                                               "\"r"
+                                                                                               "equ"
+                                                                                               "ire"
+                                                                                               "d\""
+                                                                                               ":["
+                                                                                               "\"b"
+                                                                                               "ack"
+                                                                                               "end"
+                                                                                               "\","
+                                                                                               "\"d"
+                                                                                               "egr"
+                                                                                               "ade"
+                                                                                               "d\""
+                                                                                               ",\""
+                                                                                               "llm"
+                                                                                               "\"]"
+                                                                                               ","
+                                                                                               "\"p"
+                                                                                               "rop"
+                                                                                               "ert"
+                                                                                               "ies"
+                                                                                               "\":"
+                                                                                               "{\""
+                                                                                               "bac"
+                                                                                               "ken"
+                                                                                               "d\""
+                                                                                               ":{"
+                                                                                               "\"t"
+                                                                                               "ype"
+                                                                                               "\":"
+                                                                                               "\"s"
+                                                                                               "tri"
+                                                                                               "ng"
+                                                                                               "\"}"
+                                                                                               ",\""
+                                                                                               "deg"
+                                                                                               "rad"
+                                                                                               "ed"
+                                                                                               "\":"
+                                                                                               "{\""
+                                                                                               "typ"
+                                                                                               "e\""
+                                                                                               ":\""
+                                                                                               "boo"
+                                                                                               "lea"
+                                                                                               "n\""
+                                                                                               "},"
+                                                                                               "\"l"
+                                                                                               "lm"
+                                                                                               "\":"
+                                                                                               "{\""
+                                                                                               "typ"
+                                                                                               "e\""
+                                                                                               ":\""
+                                                                                               "str"
+                                                                                               "ing"
+                                                                                               "\"}"
+                                                                                               ",\""
+                                                                                               "sou"
+                                                                                               "rce"
+                                                                                               "s\""
+                                                                                               ":{"
+                                                                                               "\"t"
+                                                                                               "ype"
+                                                                                               "\":"
+                                                                                               "\"i"
+                                                                                               "nte"
+                                                                                               "ger"
+                                                                                               "\"}"
+                                                                                               "}}}"
+                                                                                               "}}"
+                                                                                               "}";
+
 /* ---- the table ------------------------------------------------------------ */
 
 #define ARGS(a) a, sizeof a / sizeof a[0]
@@ -174,6 +303,13 @@ const struct mcp_tool mcp_tools[] = {
      "Call recordings by when they started (newest first by default), optionally only with one "
      "person and within a time range; paged with cursor.",
      ARGS(calls_args), calls_output, mcp_tool_list_calls},
+    {"ask", "Ask a question",
+     "Answers a question from the call transcripts and WhatsApp messages, citing its sources "
+     "as [n]. lucy checks every citation and quote against the sources (lucy.verified, each "
+     "citation's verified); when no LLM is configured or it fails, the answer is the best "
+     "passages found. Each citation links to its recording (play or read from t0_ms with "
+     "get_transcript) or person.",
+     ARGS(ask_args), ask_output, mcp_tool_ask},
 };
 const size_t mcp_tools_count = sizeof mcp_tools / sizeof mcp_tools[0];
 

@@ -8,10 +8,16 @@ schema, and every reply lucy gives is validated here against the same
 schema (tests/openai/schema.py). Waits poll observable state, never sleep.
 """
 import datetime
+import hashlib
+import http.client
+import itertools
 import json
 import os
+import re
 import shutil
+import socket
 import sqlite3
+import string
 import subprocess
 import sys
 import time
@@ -24,6 +30,7 @@ from conftest import LUCY_BIN
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "openai"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import double as double_mod  # noqa: E402
 import schema  # noqa: E402
 from test_search import env_for, feed  # noqa: E402
 
@@ -205,6 +212,65 @@ def test_nothing_found_is_still_an_answer(asking):
     assert body["citations"] == [] and "nothing" in body["answer"]
 
 
+# ---- dense fusion ------------------------------------------------------------------
+
+MESSAGE = "Can you send me the invoice for the boiler repair?"
+
+
+def bucket(word):
+    """The dimension the double's hashed bag of words puts word in."""
+    return int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % double_mod.DIM
+
+
+def a_synonym_of(target):
+    """A made-up word the double embeds exactly like target (same bucket)
+    that occurs in no fixture, while no other fixture word shares target's
+    bucket: a question of it is close to target's segment only by meaning
+    (as the double has it), never by its words."""
+    words = set(re.findall(r"\w+", " ".join(SEGMENTS + [MESSAGE]).lower()))
+    assert [w for w in words if bucket(w) == bucket(target)] == [target]
+    for letters in itertools.product(string.ascii_lowercase, repeat=3):
+        w = "qu" + "".join(letters)
+        if w not in words and bucket(w) == bucket(target):
+            return w
+    raise AssertionError("no word shares the bucket of " + target)
+
+
+def vectors_ready(lucy):
+    e = lucy.get("/rag/stats").json()["embeddings"]
+    return e if e["pending"] == 0 and e["vectors"] == len(SEGMENTS) + 1 else None
+
+
+def test_dense_list_finds_what_bm25_cannot(asking, double):
+    word = a_synonym_of("leeds")
+    # BM25 alone: the word is in no document, so nothing is found
+    lucy = asking(with_llm=False)
+    body = ask(lucy, word)
+    assert body["citations"] == [] and body["retrieval"]["backend"] == "sqlite"
+    lucy.stop()
+    # with the embedding server, the dense list finds the Leeds segment
+    lucy = asking(with_llm=False, extra={"LUCY_EMBED_URL": double.url + "/v1",
+                                         "LUCY_EMBED_MODEL": "double-embed"})
+    lucy.wait_for(lambda: vectors_ready(lucy), timeout=60, interval=0.2, what="vectors stored")
+    body = ask(lucy, word)
+    assert body["retrieval"]["backend"] == "sqlite+dense" and body["retrieval"]["degraded"] is False
+    c = body["citations"][0]
+    assert (c["id"], c["segment"], c["t0_ms"]) == (REC, 1, 4000) and "Leeds" in c["quote"]
+    assert c["verified"] is True
+    # a question both lists answer still cites the BM25 hit first
+    body = ask(lucy, "invoice boiler")
+    assert body["citations"][0]["source"] == "whatsapp"
+    # the embedding server down: still 200, BM25 only, degraded and why
+    double.fault(kind="status500")
+    r = lucy.get("/ask", params={"q": "invoice " + word})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["retrieval"]["backend"] == "sqlite" and body["retrieval"]["degraded"] is True
+    assert "dense retrieval unavailable" in body["retrieval"]["degraded_reason"]
+    assert any(c["source"] == "whatsapp" for c in body["citations"])
+    assert all("Leeds" not in c["quote"] for c in body["citations"]), body
+
+
 # ---- the LLM, and verification ---------------------------------------------------
 
 def test_llm_answer_is_verified_and_in_openai_shape(asking, double):
@@ -240,6 +306,162 @@ def test_streamed_reply_parses_as_openai_chunks(asking):
     assert "[1]" in text and chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["lucy"]["verified"] is True
     assert chunks[-1]["lucy"]["citations"][0]["id"] == REC
+
+
+# ---- streamed answers: tokens pass through as the LLM sends them -----------------
+
+SLOW_LLM = {"LUCY_LLM_TIMEOUT_MS": "120000"}  # held streams must not time out
+
+
+class Stream:
+    """A streamed chat completion read event by event, each stamped with
+    time.monotonic() when it arrived."""
+
+    def __init__(self, lucy, question):
+        self.conn = http.client.HTTPConnection("127.0.0.1", lucy.port, timeout=120)
+        self.conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
+                          body=json.dumps({"model": "lucy", "stream": True,
+                                           "messages": [{"role": "user", "content": question}]}))
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200 and \
+            self.resp.getheader("Content-Type").startswith("text/event-stream")
+        self.events = []  # (arrived, "data: ..." text)
+
+    def next(self):
+        lines = []
+        while True:
+            line = self.resp.readline()
+            assert line, "the stream ended without [DONE]: %r" % self.events
+            if line == b"\n":
+                break
+            lines.append(line.decode().rstrip("\n"))
+        self.events.append((time.monotonic(), "\n".join(lines)))
+        return self.events[-1][1]
+
+    def until_content(self):
+        """Reads up to the first chunk with content; returns that content."""
+        while True:
+            e = self.next()
+            content = json.loads(e[len("data: "):])["choices"][0]["delta"].get("content")
+            if content:
+                return content
+
+    def rest(self):
+        while self.next() != "data: [DONE]":
+            pass
+        chunks = [json.loads(e[len("data: "):]) for _, e in self.events[:-1]]
+        for c in chunks:
+            assert schema.validate("CreateChatCompletionStreamResponse", c) == []
+        self.conn.close()
+        return chunks
+
+    def close(self):
+        self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.conn.close()
+
+
+def content_of(chunks):
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+
+
+def streams(double):
+    return requests.get(double.url + "/__double__/streams", timeout=10).json()
+
+
+def release(double):
+    requests.post(double.url + "/__double__/release", timeout=10).raise_for_status()
+
+
+def test_streamed_tokens_arrive_while_the_llm_is_still_answering(asking, double):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind="hold")  # the double sends its first piece, then waits for us
+    s = Stream(lucy, "which platform 3?")
+    first = s.until_content()
+    t_first = s.events[-1][0]
+    lucy.wait_for(lambda: streams(double)["held"] == 1, what="the double holding its answer")
+    assert first == "According "  # the LLM's first token, passed on before it said more
+    t_release = time.monotonic()
+    release(double)
+    chunks = s.rest()
+    t_last = s.events[-1][0]
+    assert t_first < t_release < t_last
+    text = content_of(chunks)
+    assert text.startswith("According to the sources, ") and text.endswith(" [1].")
+    last = chunks[-1]
+    assert last["choices"][0]["finish_reason"] == "stop" and last["lucy"]["verified"] is True
+    assert last["lucy"]["citations"][0]["id"] == REC and last["lucy"]["retrieval"]["llm"] == "used"
+    ann = last["choices"][0]["delta"]["annotations"][0]["url_citation"]
+    assert text[ann["start_index"]:ann["end_index"]] == "[1]"
+
+
+def test_liveness_answers_while_8_streams_are_open(asking, double):
+    # two pool threads: a stream that held one would starve the rest
+    lucy = asking(extra=dict(SLOW_LLM, LUCY_HTTP_THREADS="2"))
+    double.fault(kind="hold")
+    open_streams = [Stream(lucy, "which platform 3?") for _ in range(8)]
+    for s in open_streams:
+        assert s.until_content() == "According "
+    lucy.wait_for(lambda: streams(double)["held"] == 8, what="8 answers held by the double")
+    for _ in range(3):
+        assert lucy.get("/health/live", timeout=30).status_code == 200
+    assert lucy.get("/ask", params={"q": "invoice"}, timeout=30).status_code == 200
+    assert streams(double)["held"] == 8  # all still open
+    release(double)
+    for s in open_streams:
+        assert s.rest()[-1]["lucy"]["verified"] is True
+
+
+def http_stream_threads(lucy):
+    names = []
+    for t in os.listdir("/proc/%d/task" % lucy.proc.pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (lucy.proc.pid, t)) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names.count("http-stream")
+
+
+def test_client_gone_mid_stream_leaves_no_stuck_thread(asking, double):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind="hold")
+    gone = [Stream(lucy, "which platform 3?") for _ in range(3)]
+    for s in gone:
+        s.until_content()
+    lucy.wait_for(lambda: streams(double)["held"] == 3, what="3 answers held by the double")
+    assert http_stream_threads(lucy) == 3
+    for s in gone:
+        s.close()
+    double.fault(kind="clear")
+    release(double)
+    lucy.wait_for(lambda: http_stream_threads(lucy) == 0 or None, timeout=60,
+                  what="the producers of the streams nobody reads to end")
+    # the next requests are fine, streamed and not
+    assert Stream(lucy, "which platform 3?").rest()[-1]["lucy"]["verified"] is True
+    assert chat(lucy, "which platform 3?").json()["lucy"]["verified"] is True
+    metrics = lucy.get("/metrics").text
+    line = next(x for x in metrics.splitlines()
+                if x.startswith("lucy_http_requests_total") and "/v1/chat/completions" in x
+                and 'status="200"' in x)
+    assert int(float(line.split()[-1])) == 5, line
+    assert http_stream_threads(lucy) == 0
+
+
+@pytest.mark.parametrize("kind", ["cutoff", "nocite"])
+def test_llm_failing_midway_streams_the_extractive_answer_after_a_note(asking, double, kind):
+    lucy = asking(extra=SLOW_LLM)
+    double.fault(kind=kind)
+    chunks = Stream(lucy, "which platform 3?").rest()
+    text = content_of(chunks)
+    llm_part = "According to the sources," if kind == "cutoff" else "I found nothing."
+    assert text.startswith(llm_part), text
+    note = text.index("(lucy could not use the answer above:")
+    assert text.index("The best passages I found:") > note
+    last = chunks[-1]["lucy"]
+    assert last["retrieval"]["llm"] == "unavailable" and last["verified"] is True
+    assert last["citations"][0]["segment"] == 1
+    ann = chunks[-1]["choices"][0]["delta"]["annotations"][0]["url_citation"]
+    assert ann["start_index"] > note and text[ann["start_index"]:ann["end_index"]] == "[1]"
 
 
 def test_citing_a_source_that_was_not_given_is_unverified(asking, double):
@@ -384,3 +606,46 @@ def test_official_openai_client_reads_citations(asking, openai_npm, with_llm):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["plain"]["url"].endswith("/#/recordings/%s?t=4000" % REC)
     assert out["streamed"]["llm"] == ("used" if with_llm else "not_configured")
+
+
+# ---- the Ask page in Chromium (tests/e2e/ask.test.js) ------------------------------
+
+def test_ask_page_in_chromium(start_lucy, tmp_path):
+    """A real recording scanned and transcribed (pocketsphinx), plus one
+    passage placed at the middle of that recording through the producer API
+    (so the citation's t0_ms is well after 0 whatever the recogniser makes
+    of the audio); the page asks, cites it, and its Play button plays the
+    recording from t0_ms."""
+    import test_ui_e2e as e2e
+    if not e2e.NODE or not os.access(e2e.CHROMIUM, os.X_OK):
+        pytest.skip("node or chromium is not installed (scripts/install-deps)")
+    if not os.path.exists(os.path.join(e2e.E2E, "node_modules", "playwright-core", "package.json")):
+        r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=e2e.E2E,
+                           env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, "npm ci failed in tests/e2e:\n" + r.stdout + r.stderr
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    shutil.copy(os.path.join(ROOT, "tests", "fixtures", "audio", "librivox-0870.m4a"), str(rec_dir))
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1",
+                           "LUCY_TIMEZONE": "UTC"})
+
+    def transcribed():
+        recs = lucy.get("/recordings").json()["recordings"]
+        return recs if recs and recs[0]["transcript_status"] == "done" else None
+    rec = lucy.wait_for(transcribed, timeout=180, interval=0.3, what="the recording transcribed")[0]
+    rec = lucy.get("/recordings/" + rec["id"]).json()
+    t0_ms = int(rec["duration_s"] * 1000 / 2) // 100 * 100
+    assert t0_ms >= 1000, rec["duration_s"]
+    feed(lucy.data_dir, [{"source": "call_recording", "id": rec["id"], "segment": 999,
+                          "title": "librivox-0870.m4a", "text": "the zebra crossing by the harbour",
+                          "time": T_CALL, "t0_ms": t0_ms, "t1_ms": t0_ms + 900}])
+    lucy.wait_for(lambda: lucy.get("/search", params={"q": "zebra"}).json()["count"] == 1 or None,
+                  timeout=60, what="the passage indexed")
+    r = e2e.run_node(lucy.url, {"E2E_ARTEFACTS": e2e.artefacts_dir()}, "where is the zebra crossing?",
+                     script="ask.test.js")
+    assert r.returncode == 0, "browser test failed:\n" + r.stdout[-8000:] + r.stderr[-4000:]
+    assert re.search(r"^3 passed, 0 failed$", r.stdout, re.M), r.stdout
+    for name in ("ask-answer", "ask-playing"):
+        assert os.path.getsize(os.path.join(e2e.artefacts_dir(), name + ".png")) > 1000, name

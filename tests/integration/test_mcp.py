@@ -157,7 +157,7 @@ def test_tools_and_resources_on_real_data(archive):
 
     listed = s.call("tools/list", {}, "ListToolsResult")["tools"]
     names = [t["name"] for t in listed]
-    assert names == ["search", "get_transcript", "get_person", "list_calls"]
+    assert names == ["search", "get_transcript", "get_person", "list_calls", "ask"]
     schemas = {}
     for t in listed:
         jsonschema.Draft202012Validator.check_schema(t["inputSchema"])
@@ -241,6 +241,33 @@ def test_tools_and_resources_on_real_data(archive):
     for bad in ({"limit": 101}, {"order": "random"}, {"cursor": "x"}, {"person_id": 999999},
                 {"from": "2024-03-02", "to": "2024-03-01"}):
         assert s.tool("list_calls", bad, schemas)["isError"] is True, bad
+
+    # ask: the engine of /ask (no LLM here: the extractive answer), its
+    # citations verified and linked to their recording at t0_ms
+    res = s.tool("ask", {"question": "what was said about " + word + "?"}, schemas)
+    sc = res["structuredContent"]
+    cited = [c for c in sc["lucy"]["citations"] if c["id"] == alex_rec["id"]]
+    assert cited and cited[0]["verified"] and "[%d]" % cited[0]["n"] in sc["answer"], sc
+    assert cited[0]["t0_ms"] in [x["t0_ms"] for x in segs]
+    assert sc["lucy"]["retrieval"]["llm"] == "not_configured"
+    link = next(c for c in res["content"] if c["type"] == "resource_link"
+                and c["uri"] == "lucy://recordings/" + alex_rec["id"])
+    assert "t0_ms %d" % cited[0]["t0_ms"] in link["description"]
+    # ... the person and time arguments filter what it may cite
+    res = s.tool("ask", {"question": "what was said about " + other_word + "?", "person_id": alex},
+                 schemas)
+    assert other_rec["id"] not in [c["id"] for c in res["structuredContent"]["lucy"]["citations"]]
+    assert res["structuredContent"]["lucy"]["retrieval"]["filters"]["person"]["id"] == alex
+    res = s.tool("ask", {"question": "what was said about " + other_word + "?",
+                         "to": "2024-03-01"}, schemas)
+    assert other_rec["id"] not in [c["id"] for c in res["structuredContent"]["lucy"]["citations"]]
+    res = s.tool("ask", {"question": "what was said about " + other_word + "?",
+                         "from": "2024-03-02"}, schemas)
+    assert other_rec["id"] in [c["id"] for c in res["structuredContent"]["lucy"]["citations"]]
+    for bad in ({}, {"question": ""}, {"question": "x" * 4001}, {"question": "x", "person_id": 999999},
+                {"question": "x", "from": "2024-03-02", "to": "2024-03-01"}):
+        res = s.tool("ask", bad, schemas)
+        assert res["isError"] is True and res["content"][0]["text"], bad
 
     # an unknown tool is a protocol error
     err = s.call("tools/call", {"name": "delete_everything", "arguments": {}})
@@ -388,8 +415,9 @@ def test_official_typescript_sdk(archive):
     print(p.stdout, p.stderr)
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["tools"] == ["search", "get_transcript", "get_person", "list_calls"]
+    assert out["tools"] == ["search", "get_transcript", "get_person", "list_calls", "ask"]
     assert alex_rec["id"] in out["search_ids"]
+    assert alex_rec["id"] in out["ask_cited_ids"] and out["ask_verified"] is True
     assert out["transcript_segments"] == len(alex_rec["transcript"]["segments"])
     assert out["person_name"] and out["calls"] == 2
     assert out["resource_id"] == alex_rec["id"]

@@ -40,11 +40,20 @@ count = how many chat/embedding requests it applies to, default all;
   cite7     the answer cites [7] (lucy gives five sources or fewer)
   misquote  the answer quotes words that occur in no source, citing [1]
   nocite    the answer cites nothing
+  hold      a streamed answer stops after its first content piece until
+            POST /__double__/release (the client sees an LLM that is
+            still generating, for as long as a test needs)
+  cutoff    a streamed answer stops after its first half and the
+            connection is closed without finish_reason or [DONE] (an LLM
+            failing midway)
 Faults that shape the answer (cite7, misquote, nocite) are the double
 misbehaving on purpose; its reply still follows the schema.
 
 Control endpoints: GET /__double__/fault, GET /__double__/requests (every
-API request: method, path, body, status), GET /__double__/violations.
+API request: method, path, body, status), GET /__double__/violations,
+POST /__double__/release (held streams go on; later ones are held again
+while a hold fault is in force), GET /__double__/streams ({"held": streams
+waiting now, "finished": streamed answers sent to the end}).
 """
 import argparse
 import hashlib
@@ -64,6 +73,7 @@ DIM = 256
 QUOTE_WORDS = 12
 MODELS = ["double-chat", "double-embed"]
 ANSWER_FAULTS = ("cite7", "misquote", "nocite")
+STREAM_FAULTS = ("hold", "cutoff")
 WIRE_FAULTS = ("down", "hang", "status500", "garbage")
 
 
@@ -74,6 +84,10 @@ class State:
         self.requests = []
         self.violations = []
         self.counter = 0
+        self.release = threading.Condition(self.lock)
+        self.generation = 0  # bumped by each release
+        self.held = 0  # streams waiting for a release now
+        self.finished = 0  # streamed answers sent to the end
 
     def take_fault(self, kinds):
         """The first fault in force of one of kinds, counting it down."""
@@ -277,12 +291,26 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(c).encode() + b"\n\n")
             self.wfile.flush()
 
+        pace = STATE.take_fault(STREAM_FAULTS)
         chunk({"role": "assistant", "content": "", "refusal": None})
-        for piece in re.findall(r"\S+\s*", text):
+        pieces = re.findall(r"\S+\s*", text)
+        for i, piece in enumerate(pieces):
             chunk({"content": piece})
+            if pace and pace["kind"] == "hold" and i == 0:
+                with STATE.lock:
+                    gen = STATE.generation
+                    STATE.held += 1
+                    STATE.release.wait_for(lambda: STATE.generation != gen, timeout=300)
+                    STATE.held -= 1
+            if pace and pace["kind"] == "cutoff" and i + 1 >= len(pieces) // 2:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return None
         chunk({}, "stop")
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+        with STATE.lock:
+            STATE.finished += 1
         return None
 
     def _embeddings(self, body):
@@ -311,14 +339,20 @@ class Handler(BaseHTTPRequestHandler):
                 with STATE.lock:
                     STATE.faults.clear()
                 return self._send(200, {"faults": []})
-            if kind not in WIRE_FAULTS + ANSWER_FAULTS:
+            if kind not in WIRE_FAULTS + ANSWER_FAULTS + STREAM_FAULTS:
                 return self._send(400, {"error": "unknown fault kind %r" % kind})
             with STATE.lock:
                 STATE.faults.append({"kind": kind, "count": cmd.get("count"),
                                      "seconds": cmd.get("seconds")})
                 return self._send(200, {"faults": STATE.faults})
+        if name == "release" and method == "POST":
+            with STATE.lock:
+                STATE.generation += 1
+                STATE.release.notify_all()
+            return self._send(200, {"released": True})
         views = {"fault": lambda: STATE.faults, "requests": lambda: STATE.requests,
-                 "violations": lambda: STATE.violations}
+                 "violations": lambda: STATE.violations,
+                 "streams": lambda: {"held": STATE.held, "finished": STATE.finished}}
         if method == "GET" and name in views:
             with STATE.lock:
                 return self._send(200, json.loads(json.dumps(views[name]())))

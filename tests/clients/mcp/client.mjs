@@ -34,6 +34,10 @@ const person = structured(
   await client.callTool({ name: "get_person", arguments: { person_id: personId } }),
   "get_person",
 );
+const ask = structured(
+  await client.callTool({ name: "ask", arguments: { question: `what was said about ${word}?` } }),
+  "ask",
+);
 const bad = await client.callTool({ name: "get_person", arguments: { person_id: "x" } });
 if (!bad.isError) throw new Error("a bad argument was not an isError result");
 const resource = await client.readResource({ uri: `lucy://recordings/${recordingId}` });
@@ -50,5 +54,7 @@ console.log(
     calls: calls.calls.length,
     templates: templates.resourceTemplates.length,
     resource_id: JSON.parse(resource.contents[0].text).id,
+    ask_cited_ids: ask.lucy.citations.map((c) => c.id),
+    ask_verified: ask.lucy.verified,
   }),
 );
