@@ -27,7 +27,8 @@ static const struct {
      "[DIR...] [--json] | --ledger [--json] | --probe FILE... | --hash FILE...",
      "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary; "
      "--ledger: print the files not made recordings of, why and what to do"},
-    {"transcribe", lucy_cmd_transcribe, "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
+    {"transcribe", lucy_cmd_transcribe,
+     "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
      "decode one audio file and print its transcript"},
     {"search", lucy_cmd_search,
      "QUERY [--source call_recording|whatsapp] [--contact C] [--person ID] [--from T] [--to T] "

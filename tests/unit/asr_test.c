@@ -328,10 +328,10 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(select_engines),      cmocka_unit_test(transcript_building),
-        cmocka_unit_test(segment_words),       cmocka_unit_test(pocketsphinx_engine),
+        cmocka_unit_test(select_engines),          cmocka_unit_test(transcript_building),
+        cmocka_unit_test(segment_words),           cmocka_unit_test(pocketsphinx_engine),
         cmocka_unit_test(http_engine_unreachable), cmocka_unit_test(chunks_at_pauses),
-        cmocka_unit_test(identical_channels),  cmocka_unit_test(merge_channels),
+        cmocka_unit_test(identical_channels),      cmocka_unit_test(merge_channels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -507,8 +507,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
             pr.total_s += (double)chunks[ch][i].n_samples / LUCY_ASR_SAMPLE_RATE;
         pr.chunks_total += (int)n_chunks[ch];
     }
-    if (rc == 0 &&
-        (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &saved, &n_saved)) != 0)
+    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &saved,
+                                              &n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
     pr.planned = 1;
     pr.started_ms = lucy_mono_ms();
