@@ -71,13 +71,17 @@
 #include "../health/health.h"
 #include "../http/client.h"
 #include "../log.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
 #include "sparse.h"
+#include "vectors.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20) /* a query answer of 110 points is far smaller */
 #define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
 #define CHECK_INTERVAL_MS  5000
+#define DENSE_VECTOR       "dense" /* the named dense vector beside the sparse `text` */
+#define FILL_PAGE          128     /* documents per upsert while filling an upgraded collection */
 
 /* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
 static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
@@ -115,7 +119,9 @@ struct qdrant_index {
     struct lucy_http_pool pool;           /* kept-alive connections to Qdrant */
     pthread_mutex_t lock;                 /* guards ensure */
     struct ensure_state ensure[N_ENSURE]; /* per ensure_rows[] */
-    pthread_mutex_t ensure_lock;          /* one ensure at a time */
+    pthread_mutex_t ensure_lock;          /* one ensure (and upgrade) at a time */
+    char *embed_model; /* LUCY_EMBED_MODEL when LUCY_EMBED_URL is set, else NULL */
+    int dense_dim;     /* size of the collection's dense vector, 0 = none (lock) */
 };
 
 /* ---- point ids ------------------------------------------------------------- */
@@ -277,6 +283,8 @@ static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, 
     s->timeout_ms = cfg->qdrant_timeout_ms > 0 ? cfg->qdrant_timeout_ms : 3000;
     s->url = strdup(url);
     s->collection = strdup(coll);
+    if (cfg->embed_url && cfg->embed_model && !(s->embed_model = strdup(cfg->embed_model)))
+        s->url = (free(s->url), NULL); /* reported as out of memory below */
     if (s->url)
         s->url[strcspn(s->url, "?#")] = '\0';
     for (size_t n = s->url ? strlen(s->url) : 0; n > 0 && s->url[n - 1] == '/'; n--)
@@ -313,6 +321,7 @@ static void qdrant_close(void *state)
     }
     free(s->url);
     free(s->collection);
+    free(s->embed_model);
     free(s);
 }
 
@@ -353,14 +362,96 @@ static void note_schema(struct qdrant_index *s, const json_t *schema)
             set_ensure(s, i, 1, NULL);
 }
 
-/* The collection: exists with a sparse vector `text`, or is created. */
+static int get_dense_dim(struct qdrant_index *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int dim = s->dense_dim;
+    pthread_mutex_unlock(&s->lock);
+    return dim;
+}
+
+static void set_dense_dim(struct qdrant_index *s, int dim)
+{
+    pthread_mutex_lock(&s->lock);
+    s->dense_dim = dim;
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct dim_arg {
+    const char *model; /* LUCY_EMBED_MODEL */
+    int dim;           /* out */
+};
+
+static int read_dim(sqlite3 *db, void *arg)
+{
+    struct dim_arg *a = arg;
+    return lucy_vectors_dim(db, a->model, &a->dim);
+}
+
+/* The dimension the collection's dense vector must have: that of the
+ * vectors of LUCY_EMBED_MODEL stored locally; 0 = no dense vector (no
+ * LUCY_EMBED_URL, or no vector computed yet, or the store unreadable). */
+static int wanted_dim(struct qdrant_index *s)
+{
+    if (!s->embed_model)
+        return 0;
+    struct dim_arg a = {s->embed_model, 0};
+    return lucy_store_read(s->store, read_dim, &a) == 0 ? a.dim : 0;
+}
+
+/* The body creating a collection: the sparse `text` and, when dim > 0,
+ * the dense vector (cosine: lucy's vectors are L2-normalised). */
+static json_t *collection_body(int dim)
+{
+    json_t *body = json_loads(ensure_rows[0].body, 0, NULL);
+    if (body && dim > 0)
+        json_object_set_new(
+            body, "vectors",
+            json_pack("{s:{s:i,s:s}}", DENSE_VECTOR, "size", dim, "distance", "Cosine"));
+    return body;
+}
+
+/* The name of the collection holding dense vectors of dim: the alias
+ * QDRANT_COLLECTION points to it after an upgrade. */
+static void dense_name(struct qdrant_index *s, int dim, char *out, size_t len)
+{
+    snprintf(out, len, "%s_dense%d", s->collection, dim);
+}
+
+static int alias_switch(struct qdrant_index *s, int replace, const char *target, struct reply *r);
+static int upgrade_locked(struct qdrant_index *s, int dim, char *err, size_t errlen);
+
+/* The collection: exists with a sparse vector `text`, or is created (with
+ * the dense vector too when its dimension is known). After an upgrade
+ * killed between dropping the old collection and creating the alias, the
+ * alias is created now (the upgraded collection is complete by then). */
 static int ensure_collection(struct qdrant_index *s)
 {
     char path[512], why[300];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
     int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int want = rc == LUCY_ENOTFOUND ? wanted_dim(s) : 0;
+    if (rc == LUCY_ENOTFOUND && want > 0) {
+        char target[300];
+        dense_name(s, want, target, sizeof target);
+        reply_free(&r);
+        if (alias_switch(s, 0, target, &r) == 0) {
+            lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade finished (alias created)",
+                     "{s:s,s:s}", "alias", s->collection, "collection", target);
+            reply_free(&r);
+            rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+        } else {
+            reply_free(&r);
+            memset(&r, 0, sizeof r);
+        }
+    }
     if (rc == 0) {
+        json_t *vectors = json_object_get(
+            json_object_get(json_object_get(json_object_get(r.json, "result"), "config"), "params"),
+            "vectors");
+        set_dense_dim(s, (int)json_integer_value(
+                             json_object_get(json_object_get(vectors, DENSE_VECTOR), "size")));
         json_t *res = json_object_get(r.json, "result");
         json_t *sparse = json_object_get(json_object_get(json_object_get(res, "config"), "params"),
                                          "sparse_vectors");
@@ -380,9 +471,11 @@ static int ensure_collection(struct qdrant_index *s)
     }
     if (rc == LUCY_ENOTFOUND) {
         reply_free(&r);
-        json_t *body = json_loads(ensure_rows[0].body, 0, NULL);
+        json_t *body = collection_body(want);
         rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
         json_decref(body);
+        if (rc == 0)
+            set_dense_dim(s, want);
         if (rc == LUCY_ECONFLICT) /* another instance was faster */
             rc = 0;
     }
@@ -444,6 +537,11 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
             break; /* no answer: the others would wait as long */
     }
     int pending = pending_summary(s, err, errlen);
+    int want = pending ? 0 : wanted_dim(s);
+    if (want > 0 && want != get_dense_dim(s) && upgrade_locked(s, want, err, errlen)) {
+        pthread_mutex_unlock(&s->ensure_lock);
+        return LUCY_EUNAVAIL;
+    }
     if (!pending && had_failures)
         lucy_log(LUCY_LOG_INFO, "qdrant collection and payload indexes created", "{s:s}",
                  "collection", s->collection);
@@ -455,7 +553,10 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
 
 /* ---- upsert / delete ------------------------------------------------------------ */
 
-static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int *rc)
+/* The point of d; its vector holds the sparse `text` and, when dense is
+ * not NULL, the dense vector (dim floats). */
+static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, const float *dense,
+                          int dim, int *rc)
 {
     char pid[37];
     struct lucy_sparse v = {0};
@@ -479,6 +580,12 @@ static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int 
     json_t *p = json_pack("{s:s,s:{s:o*},s:o*}", "id", pid, "vector", "text", lucy_sparse_json(&v),
                           "payload", payload);
     lucy_sparse_free(&v);
+    if (p && dense) {
+        json_t *arr = json_array();
+        for (int k = 0; arr && k < dim; k++)
+            json_array_append_new(arr, json_real(dense[k]));
+        json_object_set_new(json_object_get(p, "vector"), DENSE_VECTOR, arr);
+    }
     *rc = p ? 0 : LUCY_ENOMEM;
     return p;
 }
@@ -489,18 +596,50 @@ static int has_key(const struct lucy_index_item *it, int put)
     return it->doc.source && it->doc.id && (!put || it->doc.text);
 }
 
-/* Sends items[lo, hi) (puts: upsert; else delete by id). */
-static int send_range(struct qdrant_index *s, struct lucy_index_item *items, size_t lo, size_t hi,
-                      int put, struct reply *r)
+/* The dense vectors of some items, read from document_vectors. */
+struct dense_arg {
+    const char *model;                   /* LUCY_EMBED_MODEL */
+    const struct lucy_index_item *items; /* n items */
+    size_t n;
+    float **vectors; /* out: per item, malloc'd or NULL (none current) */
+    int *dims;       /* out: their sizes */
+};
+
+static int read_dense(sqlite3 *db, void *arg)
+{
+    struct dense_arg *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        int rc = lucy_vectors_get(db, a->items[i].doc_rowid, a->model, &a->vectors[i], &a->dims[i]);
+        if (rc && rc != LUCY_ENOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sends items[lo, hi) to collection coll (puts: upsert, with the dense
+ * vector of each document that has one of size dim > 0; else delete by
+ * id). */
+static int send_range(struct qdrant_index *s, const char *coll, int dim,
+                      struct lucy_index_item *items, size_t lo, size_t hi, int put, struct reply *r)
 {
     memset(r, 0, sizeof *r);
     json_t *arr = json_array();
     int rc = arr ? 0 : LUCY_ENOMEM;
+    size_t n = hi - lo;
+    float **dense = put && dim > 0 ? calloc(n, sizeof *dense) : NULL;
+    int *dims = dense ? calloc(n, sizeof *dims) : NULL;
+    if (put && dim > 0 && (!dense || !dims))
+        rc = LUCY_ENOMEM;
+    if (rc == 0 && dense) {
+        struct dense_arg a = {s->embed_model, items + lo, n, dense, dims};
+        rc = lucy_store_read(s->store, read_dense, &a);
+    }
     for (size_t i = lo; rc == 0 && i < hi; i++) {
         if (!has_key(&items[i], put))
             continue;
         if (put) {
-            json_array_append_new(arr, point_json(s, &items[i].doc, &rc));
+            const float *v = dense && dims[i - lo] == dim ? dense[i - lo] : NULL;
+            json_array_append_new(arr, point_json(s, &items[i].doc, v, dim, &rc));
         } else {
             char pid[37];
             rc = point_id(items[i].doc.source, items[i].doc.id, items[i].doc.segment, pid);
@@ -508,15 +647,18 @@ static int send_range(struct qdrant_index *s, struct lucy_index_item *items, siz
                 json_array_append_new(arr, json_string(pid));
         }
     }
+    for (size_t i = 0; dense && i < n; i++)
+        free(dense[i]);
+    free(dense);
+    free(dims);
     if (rc || json_array_size(arr) == 0) {
         json_decref(arr);
         if (rc)
-            snprintf(r->error, sizeof r->error, "out of memory");
+            snprintf(r->error, sizeof r->error, "%s", lucy_strerror(rc));
         return rc;
     }
     char path[512];
-    snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", s->collection,
-             put ? "" : "/delete");
+    snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", coll, put ? "" : "/delete");
     json_t *body = json_pack("{s:o}", "points", arr);
     rc = body ? call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r) : LUCY_ENOMEM;
     json_decref(body);
@@ -533,7 +675,7 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
                        int put, int may_ensure, char *err, size_t errlen)
 {
     struct reply r;
-    int rc = send_range(s, items, lo, hi, put, &r);
+    int rc = send_range(s, s->collection, get_dense_dim(s), items, lo, hi, put, &r);
     long status = r.status;
     reply_free(&r);
     if (rc == 0)
@@ -567,7 +709,209 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
 static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_t n, char *err,
                                size_t errlen)
 {
+    struct qdrant_index *s = state;
+    int want = wanted_dim(s);
+    if (want > 0 && want != get_dense_dim(s) && ensure_done(s, 0)) {
+        /* The first vectors (or a model of another size): the collection
+         * gets its dense vector first. If that fails the points go to the
+         * current collection without it; the next upgrade copies them. */
+        char why[300];
+        pthread_mutex_lock(&s->ensure_lock);
+        if (want != get_dense_dim(s) && upgrade_locked(s, want, why, sizeof why))
+            lucy_log(LUCY_LOG_WARNING, "qdrant collection upgrade failed; retried later", "{s:s}",
+                     "error", why);
+        pthread_mutex_unlock(&s->ensure_lock);
+    }
     return apply_range(state, items, 0, n, 1, 1, err, errlen);
+}
+
+/* ---- the dense vector upgrade ----------------------------------------------------- */
+
+/* One page of live documents, read to fill an upgraded collection. */
+struct fill_page {
+    int64_t after;                           /* doc_rowid cursor */
+    struct lucy_index_item items[FILL_PAGE]; /* n items; strings malloc'd */
+    size_t n;
+};
+
+static void fill_page_free(struct fill_page *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct lucy_doc *d = &p->items[i].doc;
+        free((char *)d->source), free((char *)d->id), free((char *)d->contact);
+        free((char *)d->title), free((char *)d->text);
+    }
+    p->n = 0;
+}
+
+static int read_fill_page(sqlite3 *db, void *arg)
+{
+    struct fill_page *p = arg;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db,
+                             "SELECT doc_rowid, source, id, segment, contact, title, text, time_s,"
+                             " t0_ms, t1_ms FROM documents WHERE deleted = 0 AND doc_rowid > ?1"
+                             " ORDER BY doc_rowid LIMIT ?2",
+                             &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, p->after);
+    sqlite3_bind_int(st, 2, FILL_PAGE);
+    while (p->n < FILL_PAGE && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct lucy_index_item *it = &p->items[p->n++];
+        memset(it, 0, sizeof *it);
+        it->doc_rowid = sqlite3_column_int64(st, 0);
+        it->doc = (struct lucy_doc){.source = lucy_row_dup(st, 1),
+                                    .id = lucy_row_dup(st, 2),
+                                    .segment = sqlite3_column_int(st, 3),
+                                    .contact = lucy_row_dup(st, 4),
+                                    .title = lucy_row_dup(st, 5),
+                                    .text = lucy_row_dup(st, 6),
+                                    .time_s = sqlite3_column_int64(st, 7),
+                                    .t0_ms = sqlite3_column_int64(st, 8),
+                                    .t1_ms = sqlite3_column_int64(st, 9)};
+        if (!it->doc.source || !it->doc.id || !it->doc.text) {
+            sqlite3_reset(st);
+            return LUCY_ENOMEM;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
+}
+
+/* Makes QDRANT_COLLECTION an alias of target (replace = 1: it is an alias
+ * already; both actions are one atomic change). */
+static int alias_switch(struct qdrant_index *s, int replace, const char *target, struct reply *r)
+{
+    json_t *actions = json_array();
+    if (replace)
+        json_array_append_new(actions,
+                              json_pack("{s:{s:s}}", "delete_alias", "alias_name", s->collection));
+    json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "create_alias", "collection_name",
+                                             target, "alias_name", s->collection));
+    json_t *body = json_pack("{s:o}", "actions", actions);
+    int rc = body ? call(s, "POST", "/collections/aliases", body, s->timeout_ms, r) : LUCY_ENOMEM;
+    json_decref(body);
+    return rc;
+}
+
+/* The collection QDRANT_COLLECTION is an alias of, into out; "" = it is
+ * no alias. 0 or LUCY_E* with r->error. */
+static int alias_target(struct qdrant_index *s, char *out, size_t len, struct reply *r)
+{
+    out[0] = '\0';
+    int rc = call(s, "GET", "/aliases", NULL, s->timeout_ms, r);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(json_object_get(r->json, "result"), "aliases"), i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "alias_name"));
+        const char *coll = json_string_value(json_object_get(a, "collection_name"));
+        if (rc == 0 && name && coll && strcmp(name, s->collection) == 0)
+            snprintf(out, len, "%s", coll);
+    }
+    return rc;
+}
+
+/* Fills target with every live document of the local copy, each with its
+ * dense vector of size dim when computed. */
+static int fill_collection(struct qdrant_index *s, const char *target, int dim, size_t *copied,
+                           struct reply *r)
+{
+    struct fill_page *p = calloc(1, sizeof *p);
+    int rc = p ? 0 : LUCY_ENOMEM;
+    *copied = 0;
+    memset(r, 0, sizeof *r);
+    while (rc == 0) {
+        if ((rc = lucy_store_read(s->store, read_fill_page, p)) || p->n == 0)
+            break;
+        rc = send_range(s, target, dim, p->items, 0, p->n, 1, r);
+        if (rc == 0)
+            reply_free(r);
+        *copied += rc == 0 ? p->n : 0;
+        p->after = p->items[p->n - 1].doc_rowid;
+        fill_page_free(p);
+    }
+    if (p)
+        fill_page_free(p);
+    free(p);
+    if (rc && !r->error[0])
+        snprintf(r->error, sizeof r->error, "%s", lucy_strerror(rc));
+    return rc;
+}
+
+/*
+ * Gives QDRANT_COLLECTION a dense vector of size dim (Qdrant cannot add a
+ * named vector to an existing collection): creates <collection>_dense<dim>
+ * with both vectors and the payload indexes, fills it from the local copy
+ * (documents + document_vectors: the source of truth), then points the
+ * alias QDRANT_COLLECTION at it and drops the old collection. Every step
+ * is idempotent and the old collection answers until the switch, so a
+ * kill -9 anywhere is resumed by the next ensure (ensure_collection
+ * creates the alias when only the drop happened). Caller holds ensure_lock
+ * and is the indexer or the start-up ensure, so no write reaches the old
+ * collection meanwhile. 0 or LUCY_E* with err.
+ */
+static int upgrade_locked(struct qdrant_index *s, int dim, char *err, size_t errlen)
+{
+    char target[300], old[300], path[600];
+    struct reply r;
+    dense_name(s, dim, target, sizeof target);
+    int rc = alias_target(s, old, sizeof old, &r);
+    reply_free(&r);
+    if (rc == 0 && strcmp(old, target) == 0) { /* switched already */
+        set_dense_dim(s, dim);
+        return 0;
+    }
+    lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade: adding the dense vector", "{s:s,s:s,s:i}",
+             "collection", s->collection, "into", target, "dim", dim);
+    snprintf(path, sizeof path, "/collections/%s", target);
+    json_t *body = rc ? NULL : collection_body(dim);
+    if (rc == 0) {
+        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        if (rc == LUCY_ECONFLICT) /* a resumed upgrade: filled again below */
+            rc = 0;
+        if (rc)
+            snprintf(err, errlen, "cannot create %s: %s", target, r.error);
+        reply_free(&r);
+    }
+    json_decref(body);
+    snprintf(path, sizeof path, "/collections/%s/index?wait=true", target);
+    for (size_t i = 1; rc == 0 && i < N_ENSURE; i++) {
+        body = json_loads(ensure_rows[i].body, 0, NULL);
+        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        json_decref(body);
+        if (rc)
+            snprintf(err, errlen, "cannot create the payload index %s on %s: %s",
+                     ensure_rows[i].name, target, r.error);
+        reply_free(&r);
+    }
+    size_t copied = 0;
+    if (rc == 0 && (rc = fill_collection(s, target, dim, &copied, &r)))
+        snprintf(err, errlen, "cannot copy the documents into %s: %s", target, r.error);
+    reply_free(&r);
+    if (rc == 0 && !old[0]) { /* a plain collection: dropped, then its name becomes the alias */
+        snprintf(path, sizeof path, "/collections/%s", s->collection);
+        rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+        if (rc == LUCY_ENOTFOUND)
+            rc = 0;
+        reply_free(&r);
+    }
+    if (rc == 0 && (rc = alias_switch(s, old[0] != 0, target, &r)))
+        snprintf(err, errlen, "cannot point the alias %s at %s: %s", s->collection, target,
+                 r.error);
+    reply_free(&r);
+    if (rc == 0 && old[0]) { /* the previous dense collection is no longer used */
+        snprintf(path, sizeof path, "/collections/%s", old);
+        call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+        reply_free(&r);
+    }
+    if (rc)
+        return rc;
+    set_dense_dim(s, dim);
+    lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade finished", "{s:s,s:s,s:I}", "alias",
+             s->collection, "collection", target, "points", (json_int_t)copied);
+    return 0;
 }
 
 static int qdrant_delete(void *state, struct lucy_index_item *items, size_t n, char *err,
@@ -801,6 +1145,49 @@ static int qdrant_search(void *state, const struct lucy_search_query *q,
     return rc;
 }
 
+/* The documents nearest to vector (dim floats, L2-normalised) by the
+ * collection's dense vector, q's filters applied. LUCY_EUNAVAIL while the
+ * collection has no dense vector of that size (before the upgrade). */
+static int qdrant_similar(void *state, const struct lucy_search_query *q, const float *vector,
+                          int dim, struct lucy_search_result *out, char *err, size_t errlen)
+{
+    struct qdrant_index *s = state;
+    out->backend = lucy_index_qdrant.name;
+    if (get_dense_dim(s) != dim) {
+        snprintf(err, errlen, "collection %s has no dense vector of size %d yet", s->collection,
+                 dim);
+        return LUCY_ENOTFOUND;
+    }
+    json_t *arr = json_array();
+    for (int k = 0; arr && k < dim; k++)
+        json_array_append_new(arr, json_real(vector[k]));
+    json_t *body = json_pack("{s:o*,s:s,s:i,s:b}", "query", arr, "using", DENSE_VECTOR, "limit",
+                             q->limit + SEARCH_OVERFETCH, "with_payload", 1);
+    json_t *filter = query_filter(q);
+    if (body && filter)
+        json_object_set_new(body, "filter", filter);
+    else
+        json_decref(filter);
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
+    int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    json_decref(body);
+    json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
+    struct lucy_sparse none = {0}; /* no words to mark: the snippet is the text */
+    if (rc == 0 && !points_valid(points)) {
+        rc = LUCY_EUNAVAIL;
+        snprintf(err, errlen, "Qdrant answered HTTP %ld without a valid result.points list",
+                 r.status);
+    } else if (rc == 0 && (rc = fill_hits(s, points, &none, q->limit, out))) {
+        snprintf(err, errlen, "cannot build the hits: %s", lucy_strerror(rc));
+    } else if (rc) {
+        snprintf(err, errlen, "%s", r.error[0] ? r.error : lucy_strerror(rc));
+    }
+    reply_free(&r);
+    return rc;
+}
+
 /* ---- stats / clear ------------------------------------------------------------- */
 
 static json_t *payload_indexes_json(struct qdrant_index *s)
@@ -905,11 +1292,14 @@ static int qdrant_stats(void *state, json_t *out)
 static int qdrant_clear(void *state, char *err, size_t errlen)
 {
     struct qdrant_index *s = state;
-    char path[512];
+    char path[600], target[300];
     struct reply r;
-    snprintf(path, sizeof path, "/collections/%s", s->collection);
     pthread_mutex_lock(&s->ensure_lock);
-    int rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    int rc = alias_target(s, target, sizeof target, &r); /* an upgraded collection */
+    reply_free(&r);
+    snprintf(path, sizeof path, "/collections/%s", rc == 0 && target[0] ? target : s->collection);
+    rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    set_dense_dim(s, 0);
     pthread_mutex_unlock(&s->ensure_lock);
     if (rc == LUCY_ENOTFOUND)
         rc = 0;
@@ -1026,6 +1416,7 @@ const struct lucy_index_ops lucy_index_qdrant = {
     .upsert_batch = qdrant_upsert_batch,
     .delete = qdrant_delete,
     .search = qdrant_search,
+    .similar = qdrant_similar,
     .stats = qdrant_stats,
     .clear = qdrant_clear,
     .optimize = NULL, /* Qdrant optimises its segments itself */
