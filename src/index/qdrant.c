@@ -1153,6 +1153,17 @@ static int qdrant_similar(void *state, const struct lucy_search_query *q, const 
 {
     struct qdrant_index *s = state;
     out->backend = lucy_index_qdrant.name;
+    if (get_dense_dim(s) != dim) { /* not known yet in this process (lucy ask, a tool) */
+        pthread_mutex_lock(&s->ensure_lock);
+        int rc = ensure_collection(s);
+        pthread_mutex_unlock(&s->ensure_lock);
+        if (rc) {
+            pthread_mutex_lock(&s->lock);
+            snprintf(err, errlen, "%s", s->ensure[0].error);
+            pthread_mutex_unlock(&s->lock);
+            return rc;
+        }
+    }
     if (get_dense_dim(s) != dim) {
         snprintf(err, errlen, "collection %s has no dense vector of size %d yet", s->collection,
                  dim);
