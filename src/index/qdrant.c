@@ -18,6 +18,12 @@
  * exists; what is missing is listed in /rag/stats.payload_indexes.pending
  * and in the qdrant:indexes health check with Qdrant's reason. An index
  * already listed in the collection's payload_schema is not created again.
+ * With LUCY_EMBED_URL the collection also has the named dense vector
+ * `dense` (Cosine) of the size of the stored vectors of LUCY_EMBED_MODEL:
+ * created with it when that size is known, else given it by the upgrade
+ * (qdrant_upgrade.c) when the first vectors arrive; every point upserted
+ * carries its document's current dense vector (the embedder re-queues a
+ * document when its vector is stored), and the `similar` slot queries it.
  *
  * Points: id = UUIDv5(LUCY_POINT_NAMESPACE, "<source>/<id>/<segment>")
  * (RFC 4122 §4.3, SHA-1 through OpenSSL EVP). The namespace is
@@ -53,9 +59,10 @@
  * once. Calls take kept-alive curl handles from `pool`; `lock` guards the
  * ensure state; ensure itself is serialised by `ensure_lock`.
  *
- * Length: about 1000 lines, over the usual ~700, because the slots, the
- * ensure state machine and the three checks all share call() and the
- * ensure state; splitting them would only export those internals.
+ * Length: about 1200 lines, over the usual ~700, because the slots, the
+ * ensure state machine and the three checks all share lucy_qdrant_call()
+ * and the ensure state; the upgrade, which needs only the call and the
+ * upsert, lives in qdrant_upgrade.c (shared internals: qdrant_int.h).
  */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
@@ -74,14 +81,14 @@
 #include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
+#include "qdrant_int.h"
 #include "sparse.h"
 #include "vectors.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20) /* a query answer of 110 points is far smaller */
 #define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
 #define CHECK_INTERVAL_MS  5000
-#define DENSE_VECTOR       "dense" /* the named dense vector beside the sparse `text` */
-#define FILL_PAGE          128     /* documents per upsert while filling an upgraded collection */
+#define N_ENSURE           LUCY_QDRANT_N_ENSURE
 
 /* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
 static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
@@ -89,10 +96,7 @@ static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 
 
 /* What ensure creates, in order: the collection, then its payload indexes
  * (Qdrant REST: PUT /collections/{c}, PUT /collections/{c}/index). */
-static const struct ensure_row {
-    const char *name; /* "collection" or the payload field */
-    const char *body; /* request body */
-} ensure_rows[] = {
+const struct lucy_qdrant_ensure_row lucy_qdrant_ensure_rows[] = {
     {"collection", "{\"sparse_vectors\":{\"text\":{\"modifier\":\"idf\"}}}"},
     {"source", "{\"field_name\":\"source\",\"field_schema\":\"keyword\"}"},
     {"contact", "{\"field_name\":\"contact\",\"field_schema\":\"keyword\"}"},
@@ -101,28 +105,9 @@ static const struct ensure_row {
     {"text", "{\"field_name\":\"text\",\"field_schema\":{\"type\":\"text\",\"tokenizer\":\"word\","
              "\"lowercase\":true}}"},
 };
-#define N_ENSURE (sizeof ensure_rows / sizeof ensure_rows[0])
-
-struct ensure_state {
-    int done;        /* exists in Qdrant */
-    int attempts;    /* failed attempts since the last success */
-    char error[300]; /* Qdrant's reason for the last failure, "" = none */
-};
-
-struct qdrant_index {
-    char *url;                            /* QDRANT_URL without a trailing '/' */
-    char *api_key_header;                 /* "api-key: ..." or NULL (secret) */
-    char *collection;                     /* QDRANT_COLLECTION ([A-Za-z0-9_.-]) */
-    int timeout_ms;                       /* LUCY_QDRANT_TIMEOUT_MS */
-    struct lucy_store *store;             /* lucy's store: the documents of hits (not owned) */
-    struct lucy_tokenizer *tok;           /* for vectors and snippets */
-    struct lucy_http_pool pool;           /* kept-alive connections to Qdrant */
-    pthread_mutex_t lock;                 /* guards ensure */
-    struct ensure_state ensure[N_ENSURE]; /* per ensure_rows[] */
-    pthread_mutex_t ensure_lock;          /* one ensure (and upgrade) at a time */
-    char *embed_model; /* LUCY_EMBED_MODEL when LUCY_EMBED_URL is set, else NULL */
-    int dense_dim;     /* size of the collection's dense vector, 0 = none (lock) */
-};
+_Static_assert(sizeof lucy_qdrant_ensure_rows / sizeof lucy_qdrant_ensure_rows[0] == N_ENSURE,
+               "LUCY_QDRANT_N_ENSURE counts lucy_qdrant_ensure_rows");
+#define ensure_rows lucy_qdrant_ensure_rows
 
 /* ---- point ids ------------------------------------------------------------- */
 
@@ -158,19 +143,6 @@ static int point_id(const char *source, const char *id, int segment, char out[37
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
-/* One answer of Qdrant. */
-struct reply {
-    long status;     /* HTTP status; 0 = none (transport error) */
-    json_t *json;    /* the parsed body, or NULL */
-    char error[300]; /* when the call failed: what happened, with Qdrant's words */
-};
-
-static void reply_free(struct reply *r)
-{
-    json_decref(r->json);
-    r->json = NULL;
-}
-
 /* LUCY_E* for a Qdrant HTTP status (see the file header). */
 static int status_err(long status, const char *message)
 {
@@ -202,8 +174,8 @@ static int rejects_documents(long status)
  * every path). Returns 0 for a 2xx, else a LUCY_E* code (status_err, or
  * LUCY_ETIMEDOUT / LUCY_EUNAVAIL without an answer) with r->error set.
  */
-static int call(struct qdrant_index *s, const char *method, const char *path, const json_t *body,
-                int timeout_ms, struct reply *r)
+int lucy_qdrant_call(struct qdrant_index *s, const char *method, const char *path,
+                     const json_t *body, int timeout_ms, struct reply *r)
 {
     memset(r, 0, sizeof *r);
     char url[1024];
@@ -370,7 +342,7 @@ static int get_dense_dim(struct qdrant_index *s)
     return dim;
 }
 
-static void set_dense_dim(struct qdrant_index *s, int dim)
+void lucy_qdrant_set_dense_dim(struct qdrant_index *s, int dim)
 {
     pthread_mutex_lock(&s->lock);
     s->dense_dim = dim;
@@ -391,35 +363,13 @@ static int read_dim(sqlite3 *db, void *arg)
 /* The dimension the collection's dense vector must have: that of the
  * vectors of LUCY_EMBED_MODEL stored locally; 0 = no dense vector (no
  * LUCY_EMBED_URL, or no vector computed yet, or the store unreadable). */
-static int wanted_dim(struct qdrant_index *s)
+int lucy_qdrant_wanted_dim(struct qdrant_index *s)
 {
     if (!s->embed_model)
         return 0;
     struct dim_arg a = {s->embed_model, 0};
     return lucy_store_read(s->store, read_dim, &a) == 0 ? a.dim : 0;
 }
-
-/* The body creating a collection: the sparse `text` and, when dim > 0,
- * the dense vector (cosine: lucy's vectors are L2-normalised). */
-static json_t *collection_body(int dim)
-{
-    json_t *body = json_loads(ensure_rows[0].body, 0, NULL);
-    if (body && dim > 0)
-        json_object_set_new(
-            body, "vectors",
-            json_pack("{s:{s:i,s:s}}", DENSE_VECTOR, "size", dim, "distance", "Cosine"));
-    return body;
-}
-
-/* The name of the collection holding dense vectors of dim: the alias
- * QDRANT_COLLECTION points to it after an upgrade. */
-static void dense_name(struct qdrant_index *s, int dim, char *out, size_t len)
-{
-    snprintf(out, len, "%s_dense%d", s->collection, dim);
-}
-
-static int alias_switch(struct qdrant_index *s, int replace, const char *target, struct reply *r);
-static int upgrade_locked(struct qdrant_index *s, int dim, char *err, size_t errlen);
 
 /* The collection: exists with a sparse vector `text`, or is created (with
  * the dense vector too when its dimension is known). After an upgrade
@@ -430,17 +380,17 @@ static int ensure_collection(struct qdrant_index *s)
     char path[512], why[300];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
-    int want = rc == LUCY_ENOTFOUND ? wanted_dim(s) : 0;
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int want = rc == LUCY_ENOTFOUND ? lucy_qdrant_wanted_dim(s) : 0;
     if (rc == LUCY_ENOTFOUND && want > 0) {
         char target[300];
-        dense_name(s, want, target, sizeof target);
+        lucy_qdrant_dense_name(s, want, target, sizeof target);
         reply_free(&r);
-        if (alias_switch(s, 0, target, &r) == 0) {
+        if (lucy_qdrant_alias_switch(s, 0, target, &r) == 0) {
             lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade finished (alias created)",
                      "{s:s,s:s}", "alias", s->collection, "collection", target);
             reply_free(&r);
-            rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+            rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
         } else {
             reply_free(&r);
             memset(&r, 0, sizeof r);
@@ -450,8 +400,8 @@ static int ensure_collection(struct qdrant_index *s)
         json_t *vectors = json_object_get(
             json_object_get(json_object_get(json_object_get(r.json, "result"), "config"), "params"),
             "vectors");
-        set_dense_dim(s, (int)json_integer_value(
-                             json_object_get(json_object_get(vectors, DENSE_VECTOR), "size")));
+        lucy_qdrant_set_dense_dim(s, (int)json_integer_value(json_object_get(
+                                         json_object_get(vectors, DENSE_VECTOR), "size")));
         json_t *res = json_object_get(r.json, "result");
         json_t *sparse = json_object_get(json_object_get(json_object_get(res, "config"), "params"),
                                          "sparse_vectors");
@@ -471,11 +421,11 @@ static int ensure_collection(struct qdrant_index *s)
     }
     if (rc == LUCY_ENOTFOUND) {
         reply_free(&r);
-        json_t *body = collection_body(want);
-        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        json_t *body = lucy_qdrant_collection_body(want);
+        rc = body ? lucy_qdrant_call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
         json_decref(body);
         if (rc == 0)
-            set_dense_dim(s, want);
+            lucy_qdrant_set_dense_dim(s, want);
         if (rc == LUCY_ECONFLICT) /* another instance was faster */
             rc = 0;
     }
@@ -529,7 +479,7 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
         struct reply r;
         snprintf(path, sizeof path, "/collections/%s/index?wait=true", s->collection);
         json_t *body = json_loads(ensure_rows[i].body, 0, NULL);
-        int irc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        int irc = body ? lucy_qdrant_call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
         json_decref(body);
         set_ensure(s, i, irc == 0, r.error[0] ? r.error : lucy_strerror(irc));
         reply_free(&r);
@@ -537,8 +487,8 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
             break; /* no answer: the others would wait as long */
     }
     int pending = pending_summary(s, err, errlen);
-    int want = pending ? 0 : wanted_dim(s);
-    if (want > 0 && want != get_dense_dim(s) && upgrade_locked(s, want, err, errlen)) {
+    int want = pending ? 0 : lucy_qdrant_wanted_dim(s);
+    if (want > 0 && want != get_dense_dim(s) && lucy_qdrant_upgrade(s, want, err, errlen)) {
         pthread_mutex_unlock(&s->ensure_lock);
         return LUCY_EUNAVAIL;
     }
@@ -619,8 +569,9 @@ static int read_dense(sqlite3 *db, void *arg)
 /* Sends items[lo, hi) to collection coll (puts: upsert, with the dense
  * vector of each document that has one of size dim > 0; else delete by
  * id). */
-static int send_range(struct qdrant_index *s, const char *coll, int dim,
-                      struct lucy_index_item *items, size_t lo, size_t hi, int put, struct reply *r)
+int lucy_qdrant_send_range(struct qdrant_index *s, const char *coll, int dim,
+                           struct lucy_index_item *items, size_t lo, size_t hi, int put,
+                           struct reply *r)
 {
     memset(r, 0, sizeof *r);
     json_t *arr = json_array();
@@ -660,7 +611,8 @@ static int send_range(struct qdrant_index *s, const char *coll, int dim,
     char path[512];
     snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", coll, put ? "" : "/delete");
     json_t *body = json_pack("{s:o}", "points", arr);
-    rc = body ? call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r) : LUCY_ENOMEM;
+    rc = body ? lucy_qdrant_call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r)
+              : LUCY_ENOMEM;
     json_decref(body);
     return rc;
 }
@@ -675,7 +627,7 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
                        int put, int may_ensure, char *err, size_t errlen)
 {
     struct reply r;
-    int rc = send_range(s, s->collection, get_dense_dim(s), items, lo, hi, put, &r);
+    int rc = lucy_qdrant_send_range(s, s->collection, get_dense_dim(s), items, lo, hi, put, &r);
     long status = r.status;
     reply_free(&r);
     if (rc == 0)
@@ -710,208 +662,19 @@ static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_
                                size_t errlen)
 {
     struct qdrant_index *s = state;
-    int want = wanted_dim(s);
+    int want = lucy_qdrant_wanted_dim(s);
     if (want > 0 && want != get_dense_dim(s) && ensure_done(s, 0)) {
         /* The first vectors (or a model of another size): the collection
          * gets its dense vector first. If that fails the points go to the
          * current collection without it; the next upgrade copies them. */
         char why[300];
         pthread_mutex_lock(&s->ensure_lock);
-        if (want != get_dense_dim(s) && upgrade_locked(s, want, why, sizeof why))
+        if (want != get_dense_dim(s) && lucy_qdrant_upgrade(s, want, why, sizeof why))
             lucy_log(LUCY_LOG_WARNING, "qdrant collection upgrade failed; retried later", "{s:s}",
                      "error", why);
         pthread_mutex_unlock(&s->ensure_lock);
     }
     return apply_range(state, items, 0, n, 1, 1, err, errlen);
-}
-
-/* ---- the dense vector upgrade ----------------------------------------------------- */
-
-/* One page of live documents, read to fill an upgraded collection. */
-struct fill_page {
-    int64_t after;                           /* doc_rowid cursor */
-    struct lucy_index_item items[FILL_PAGE]; /* n items; strings malloc'd */
-    size_t n;
-};
-
-static void fill_page_free(struct fill_page *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        struct lucy_doc *d = &p->items[i].doc;
-        free((char *)d->source), free((char *)d->id), free((char *)d->contact);
-        free((char *)d->title), free((char *)d->text);
-    }
-    p->n = 0;
-}
-
-static int read_fill_page(sqlite3 *db, void *arg)
-{
-    struct fill_page *p = arg;
-    sqlite3_stmt *st;
-    int rc = lucy_store_stmt(db,
-                             "SELECT doc_rowid, source, id, segment, contact, title, text, time_s,"
-                             " t0_ms, t1_ms FROM documents WHERE deleted = 0 AND doc_rowid > ?1"
-                             " ORDER BY doc_rowid LIMIT ?2",
-                             &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, p->after);
-    sqlite3_bind_int(st, 2, FILL_PAGE);
-    while (p->n < FILL_PAGE && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct lucy_index_item *it = &p->items[p->n++];
-        memset(it, 0, sizeof *it);
-        it->doc_rowid = sqlite3_column_int64(st, 0);
-        it->doc = (struct lucy_doc){.source = lucy_row_dup(st, 1),
-                                    .id = lucy_row_dup(st, 2),
-                                    .segment = sqlite3_column_int(st, 3),
-                                    .contact = lucy_row_dup(st, 4),
-                                    .title = lucy_row_dup(st, 5),
-                                    .text = lucy_row_dup(st, 6),
-                                    .time_s = sqlite3_column_int64(st, 7),
-                                    .t0_ms = sqlite3_column_int64(st, 8),
-                                    .t1_ms = sqlite3_column_int64(st, 9)};
-        if (!it->doc.source || !it->doc.id || !it->doc.text) {
-            sqlite3_reset(st);
-            return LUCY_ENOMEM;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
-}
-
-/* Makes QDRANT_COLLECTION an alias of target (replace = 1: it is an alias
- * already; both actions are one atomic change). */
-static int alias_switch(struct qdrant_index *s, int replace, const char *target, struct reply *r)
-{
-    json_t *actions = json_array();
-    if (replace)
-        json_array_append_new(actions,
-                              json_pack("{s:{s:s}}", "delete_alias", "alias_name", s->collection));
-    json_array_append_new(actions, json_pack("{s:{s:s,s:s}}", "create_alias", "collection_name",
-                                             target, "alias_name", s->collection));
-    json_t *body = json_pack("{s:o}", "actions", actions);
-    int rc = body ? call(s, "POST", "/collections/aliases", body, s->timeout_ms, r) : LUCY_ENOMEM;
-    json_decref(body);
-    return rc;
-}
-
-/* The collection QDRANT_COLLECTION is an alias of, into out; "" = it is
- * no alias. 0 or LUCY_E* with r->error. */
-static int alias_target(struct qdrant_index *s, char *out, size_t len, struct reply *r)
-{
-    out[0] = '\0';
-    int rc = call(s, "GET", "/aliases", NULL, s->timeout_ms, r);
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(json_object_get(r->json, "result"), "aliases"), i, a)
-    {
-        const char *name = json_string_value(json_object_get(a, "alias_name"));
-        const char *coll = json_string_value(json_object_get(a, "collection_name"));
-        if (rc == 0 && name && coll && strcmp(name, s->collection) == 0)
-            snprintf(out, len, "%s", coll);
-    }
-    return rc;
-}
-
-/* Fills target with every live document of the local copy, each with its
- * dense vector of size dim when computed. */
-static int fill_collection(struct qdrant_index *s, const char *target, int dim, size_t *copied,
-                           struct reply *r)
-{
-    struct fill_page *p = calloc(1, sizeof *p);
-    int rc = p ? 0 : LUCY_ENOMEM;
-    *copied = 0;
-    memset(r, 0, sizeof *r);
-    while (rc == 0) {
-        if ((rc = lucy_store_read(s->store, read_fill_page, p)) || p->n == 0)
-            break;
-        rc = send_range(s, target, dim, p->items, 0, p->n, 1, r);
-        if (rc == 0)
-            reply_free(r);
-        *copied += rc == 0 ? p->n : 0;
-        p->after = p->items[p->n - 1].doc_rowid;
-        fill_page_free(p);
-    }
-    if (p)
-        fill_page_free(p);
-    free(p);
-    if (rc && !r->error[0])
-        snprintf(r->error, sizeof r->error, "%s", lucy_strerror(rc));
-    return rc;
-}
-
-/*
- * Gives QDRANT_COLLECTION a dense vector of size dim (Qdrant cannot add a
- * named vector to an existing collection): creates <collection>_dense<dim>
- * with both vectors and the payload indexes, fills it from the local copy
- * (documents + document_vectors: the source of truth), then points the
- * alias QDRANT_COLLECTION at it and drops the old collection. Every step
- * is idempotent and the old collection answers until the switch, so a
- * kill -9 anywhere is resumed by the next ensure (ensure_collection
- * creates the alias when only the drop happened). Caller holds ensure_lock
- * and is the indexer or the start-up ensure, so no write reaches the old
- * collection meanwhile. 0 or LUCY_E* with err.
- */
-static int upgrade_locked(struct qdrant_index *s, int dim, char *err, size_t errlen)
-{
-    char target[300], old[300], path[600];
-    struct reply r;
-    dense_name(s, dim, target, sizeof target);
-    int rc = alias_target(s, old, sizeof old, &r);
-    reply_free(&r);
-    if (rc == 0 && strcmp(old, target) == 0) { /* switched already */
-        set_dense_dim(s, dim);
-        return 0;
-    }
-    lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade: adding the dense vector", "{s:s,s:s,s:i}",
-             "collection", s->collection, "into", target, "dim", dim);
-    snprintf(path, sizeof path, "/collections/%s", target);
-    json_t *body = rc ? NULL : collection_body(dim);
-    if (rc == 0) {
-        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
-        if (rc == LUCY_ECONFLICT) /* a resumed upgrade: filled again below */
-            rc = 0;
-        if (rc)
-            snprintf(err, errlen, "cannot create %s: %s", target, r.error);
-        reply_free(&r);
-    }
-    json_decref(body);
-    snprintf(path, sizeof path, "/collections/%s/index?wait=true", target);
-    for (size_t i = 1; rc == 0 && i < N_ENSURE; i++) {
-        body = json_loads(ensure_rows[i].body, 0, NULL);
-        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
-        json_decref(body);
-        if (rc)
-            snprintf(err, errlen, "cannot create the payload index %s on %s: %s",
-                     ensure_rows[i].name, target, r.error);
-        reply_free(&r);
-    }
-    size_t copied = 0;
-    if (rc == 0 && (rc = fill_collection(s, target, dim, &copied, &r)))
-        snprintf(err, errlen, "cannot copy the documents into %s: %s", target, r.error);
-    reply_free(&r);
-    if (rc == 0 && !old[0]) { /* a plain collection: dropped, then its name becomes the alias */
-        snprintf(path, sizeof path, "/collections/%s", s->collection);
-        rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
-        if (rc == LUCY_ENOTFOUND)
-            rc = 0;
-        reply_free(&r);
-    }
-    if (rc == 0 && (rc = alias_switch(s, old[0] != 0, target, &r)))
-        snprintf(err, errlen, "cannot point the alias %s at %s: %s", s->collection, target,
-                 r.error);
-    reply_free(&r);
-    if (rc == 0 && old[0]) { /* the previous dense collection is no longer used */
-        snprintf(path, sizeof path, "/collections/%s", old);
-        call(s, "DELETE", path, NULL, s->timeout_ms, &r);
-        reply_free(&r);
-    }
-    if (rc)
-        return rc;
-    set_dense_dim(s, dim);
-    lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade finished", "{s:s,s:s,s:I}", "alias",
-             s->collection, "collection", target, "points", (json_int_t)copied);
-    return 0;
 }
 
 static int qdrant_delete(void *state, struct lucy_index_item *items, size_t n, char *err,
@@ -1124,7 +887,7 @@ static int qdrant_search(void *state, const struct lucy_search_query *q,
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
-    int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    int rc = body ? lucy_qdrant_call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
     json_decref(body);
     json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
     if (rc == 0 && !points_valid(points)) {
@@ -1182,7 +945,7 @@ static int qdrant_similar(void *state, const struct lucy_search_query *q, const 
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
-    int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    int rc = body ? lucy_qdrant_call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
     json_decref(body);
     json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
     struct lucy_sparse none = {0}; /* no words to mark: the snippet is the text */
@@ -1258,7 +1021,7 @@ static int qdrant_stats(void *state, json_t *out)
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
     json_object_set_new(out, "reachable", json_boolean(r.status != 0));
     char why[512];
     if (rc == LUCY_ENOTFOUND) {
@@ -1306,11 +1069,11 @@ static int qdrant_clear(void *state, char *err, size_t errlen)
     char path[600], target[300];
     struct reply r;
     pthread_mutex_lock(&s->ensure_lock);
-    int rc = alias_target(s, target, sizeof target, &r); /* an upgraded collection */
+    int rc = lucy_qdrant_alias_target(s, target, sizeof target, &r); /* an upgraded collection */
     reply_free(&r);
     snprintf(path, sizeof path, "/collections/%s", rc == 0 && target[0] ? target : s->collection);
-    rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
-    set_dense_dim(s, 0);
+    rc = lucy_qdrant_call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    lucy_qdrant_set_dense_dim(s, 0);
     pthread_mutex_unlock(&s->ensure_lock);
     if (rc == LUCY_ENOTFOUND)
         rc = 0;
@@ -1334,7 +1097,7 @@ static void check_ready(void *arg, int timeout_ms, struct lucy_check_report *out
     struct qdrant_index *s = arg;
     struct reply r;
     int64_t t0 = lucy_mono_ms();
-    int rc = call(s, "GET", "/readyz", NULL, timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", "/readyz", NULL, timeout_ms, &r);
     double ms = (double)(lucy_mono_ms() - t0);
     if (rc == 0) {
         lucy_check_add(out, "qdrant", LUCY_HEALTH_PASS, ms, "ms", NULL);
@@ -1357,7 +1120,7 @@ static void check_collection(void *arg, int timeout_ms, struct lucy_check_report
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, timeout_ms, &r);
     const char *st =
         json_string_value(json_object_get(json_object_get(r.json, "result"), "status"));
     if (rc == LUCY_ENOTFOUND) {
