@@ -292,8 +292,7 @@ int lucy_outbox_requeue(sqlite3 *db, int64_t doc_rowid)
         db,
         "INSERT INTO outbox (doc_rowid, op, seq, queued_at_ms)"
         " SELECT doc_rowid, 'put', 1, ?2 FROM documents WHERE doc_rowid = ?1 AND deleted = 0"
-        " ON CONFLICT (doc_rowid) DO UPDATE SET op = 'put', seq = outbox.seq + 1,"
-        " next_attempt_at_ms = 0, failed = 0",
+        " ON CONFLICT (doc_rowid) DO UPDATE SET op = 'put', seq = outbox.seq + 1, failed = 0",
         &st);
     if (rc)
         return rc;

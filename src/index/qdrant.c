@@ -89,6 +89,7 @@
 #define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
 #define CHECK_INTERVAL_MS  5000
 #define N_ENSURE           LUCY_QDRANT_N_ENSURE
+#define UPGRADE_RETRY_MS   30000 /* a failed upgrade is tried again by batches after this */
 
 /* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
 static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
@@ -666,12 +667,16 @@ static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_
     if (want > 0 && want != get_dense_dim(s) && ensure_done(s, 0)) {
         /* The first vectors (or a model of another size): the collection
          * gets its dense vector first. If that fails the points go to the
-         * current collection without it; the next upgrade copies them. */
+         * current collection without it (the next upgrade copies them),
+         * and batches do not try again for UPGRADE_RETRY_MS. */
         char why[300];
         pthread_mutex_lock(&s->ensure_lock);
-        if (want != get_dense_dim(s) && lucy_qdrant_upgrade(s, want, why, sizeof why))
+        if (want != get_dense_dim(s) && lucy_mono_ms() >= s->upgrade_after_ms &&
+            lucy_qdrant_upgrade(s, want, why, sizeof why)) {
+            s->upgrade_after_ms = lucy_mono_ms() + UPGRADE_RETRY_MS;
             lucy_log(LUCY_LOG_WARNING, "qdrant collection upgrade failed; retried later", "{s:s}",
                      "error", why);
+        }
         pthread_mutex_unlock(&s->ensure_lock);
     }
     return apply_range(state, items, 0, n, 1, 1, err, errlen);
@@ -916,8 +921,9 @@ static int qdrant_similar(void *state, const struct lucy_search_query *q, const 
 {
     struct qdrant_index *s = state;
     out->backend = lucy_index_qdrant.name;
-    if (get_dense_dim(s) != dim) { /* not known yet in this process (lucy ask, a tool) */
-        pthread_mutex_lock(&s->ensure_lock);
+    /* Not known yet in this process (lucy ask, a tool). An upgrade in
+     * progress holds ensure_lock: no waiting, the local vectors answer. */
+    if (get_dense_dim(s) != dim && pthread_mutex_trylock(&s->ensure_lock) == 0) {
         int rc = ensure_collection(s);
         pthread_mutex_unlock(&s->ensure_lock);
         if (rc) {
@@ -1010,6 +1016,8 @@ static int qdrant_stats(void *state, json_t *out)
     json_object_set_new(out, "collection", json_string(s->collection));
     json_object_set_new(out, "url", json_string(s->url));
     json_object_set_new(out, "payload_indexes", payload_indexes_json(s));
+    int dim = get_dense_dim(s);
+    json_object_set_new(out, "dense_size", dim > 0 ? json_integer(dim) : json_null());
     static const char *const counts[][2] = {{"points_count", "points_count"},
                                             {"indexed_count", "indexed_vectors_count"},
                                             {"segments_count", "segments_count"}};

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../http/client.h"
 #include "index.h"
@@ -40,8 +41,9 @@ struct qdrant_index {
     pthread_mutex_t lock;                             /* guards ensure and dense_dim */
     struct ensure_state ensure[LUCY_QDRANT_N_ENSURE]; /* per lucy_qdrant_ensure_rows[] */
     pthread_mutex_t ensure_lock;                      /* one ensure (and upgrade) at a time */
-    char *embed_model; /* LUCY_EMBED_MODEL when LUCY_EMBED_URL is set, else NULL */
-    int dense_dim;     /* size of the collection's dense vector, 0 = none (lock) */
+    char *embed_model;        /* LUCY_EMBED_MODEL when LUCY_EMBED_URL is set, else NULL */
+    int dense_dim;            /* size of the collection's dense vector, 0 = none (lock) */
+    int64_t upgrade_after_ms; /* monotonic; batches retry a failed upgrade then (ensure_lock) */
 };
 
 /* One answer of Qdrant. */

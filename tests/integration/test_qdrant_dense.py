@@ -143,6 +143,7 @@ def test_created_with_both_vectors_when_the_dimension_is_known(start_lucy, qdran
     assert params["vectors"] == {"dense": {"size": DIM, "distance": "Cosine"}}
     assert params["sparse_vectors"] == {"text": {"modifier": "idf"}}
     assert aliases(q) == {}  # created directly: no upgrade was needed
+    assert rag(lucy)["storage"]["dense_size"] == DIM
     creates = [r for r in q.requests() if r["op"] == "create_collection"]
     assert len(creates) == 1 and creates[0]["body"]["vectors"]["dense"]["size"] == DIM, creates
     # down again while new documents are embedded: filled in when it is back
