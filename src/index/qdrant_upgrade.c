@@ -175,6 +175,8 @@ int lucy_qdrant_upgrade(struct qdrant_index *s, int dim, char *err, size_t errle
     struct reply r;
     lucy_qdrant_dense_name(s, dim, target, sizeof target);
     int rc = lucy_qdrant_alias_target(s, old, sizeof old, &r);
+    if (rc)
+        snprintf(err, errlen, "cannot list the aliases: %s", r.error);
     reply_free(&r);
     if (rc == 0 && strcmp(old, target) == 0) { /* switched already */
         lucy_qdrant_set_dense_dim(s, dim);
@@ -212,6 +214,8 @@ int lucy_qdrant_upgrade(struct qdrant_index *s, int dim, char *err, size_t errle
         rc = lucy_qdrant_call(s, "DELETE", path, NULL, s->timeout_ms, &r);
         if (rc == LUCY_ENOTFOUND)
             rc = 0;
+        if (rc)
+            snprintf(err, errlen, "cannot drop the old collection %s: %s", s->collection, r.error);
         reply_free(&r);
     }
     if (rc == 0 && (rc = lucy_qdrant_alias_switch(s, old[0] != 0, target, &r)))
