@@ -48,7 +48,8 @@ struct round {
     size_t n;
     const float *vectors; /* n * dim */
     int dim;
-    int sweep; /* write: sweep instead of storing */
+    int sweep;   /* write: sweep instead of storing */
+    int requeue; /* the backend keeps dense vectors: re-queue each document (outbox) */
 };
 
 static int read_due(sqlite3 *db, void *arg)
@@ -66,6 +67,8 @@ static int write_vectors(sqlite3 *db, void *arg)
     for (size_t i = 0; i < r->n; i++) {
         int rc = lucy_vectors_put(db, &r->docs[i], r->model, r->dim,
                                   r->vectors + i * (size_t)r->dim, now);
+        if (rc == 0 && r->requeue) /* same transaction: Qdrant's copy cannot be forgotten */
+            rc = lucy_outbox_requeue(db, r->docs[i].doc_rowid);
         if (rc)
             return rc;
     }
@@ -84,7 +87,7 @@ static int embed_round(struct lucy_embedder *w, size_t *took, int *swept, char *
 {
     struct lucy_embed *e = lucy_index_embed(w->ix);
     struct lucy_store *store = lucy_index_store(w->ix);
-    struct round r = {.model = lucy_embed_model(e)};
+    struct round r = {.model = lucy_embed_model(e), .requeue = lucy_index_dense_remote(w->ix)};
     *took = 0;
     int rc = lucy_store_read(store, read_due, &r);
     if (rc == 0 && r.n == 0) {

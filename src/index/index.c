@@ -300,6 +300,37 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     return search_raw(ix, q, out);
 }
 
+int lucy_index_dense_remote(const struct lucy_index *ix)
+{
+    return ix->ops->similar != NULL;
+}
+
+int lucy_index_similar_backend(struct lucy_index *ix, const struct lucy_search_query *q,
+                               const float *vector, int dim, struct lucy_search_result *out,
+                               char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    why[0] = '\0';
+    if (!ix->ops->similar)
+        return LUCY_EINVAL;
+    if (remote_lags(ix, why, whylen))
+        return LUCY_EUNAVAIL;
+    if (lucy_mono_ms() < __atomic_load_n(&ix->hold_until_ms, __ATOMIC_RELAXED)) {
+        snprintf(why, whylen, "%s failed a search less than %d s ago", ix->ops->name,
+                 FALLBACK_HOLD_MS / 1000);
+        return LUCY_EUNAVAIL;
+    }
+    char err[320] = "";
+    int rc = ix->ops->similar(ix->state, q, vector, dim, out, err, sizeof err);
+    if (rc == 0)
+        return 0;
+    lucy_search_result_free(out);
+    if (rc != LUCY_ENOTFOUND && rc != LUCY_ENOMEM) /* no dense vector yet: quick to ask */
+        __atomic_store_n(&ix->hold_until_ms, lucy_mono_ms() + FALLBACK_HOLD_MS, __ATOMIC_RELAXED);
+    snprintf(why, whylen, "%s failed the dense search (%.250s)", ix->ops->name, err);
+    return rc == LUCY_EINVAL ? LUCY_EUNAVAIL : rc;
+}
+
 /* ---- grouped search ---------------------------------------------------------- */
 
 /* Raw hits asked for per group wanted: a recording usually matches in a

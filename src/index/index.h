@@ -88,6 +88,13 @@ int lucy_outbox_lag(sqlite3 *db, int64_t queued_before_ms, struct lucy_outbox_la
  * 0 or LUCY_E*. */
 int lucy_outbox_requeue_all(sqlite3 *db, int64_t *queued);
 
+/* Queues a put of the live document doc_rowid again, unchanged (its
+ * dense vector was computed: a remote backend's point must carry it). A
+ * pending row gets a new seq, so an in-flight batch that read the
+ * document before cannot acknowledge it. Tombstoned or missing: nothing.
+ * Call inside a lucy_store_write() function. 0 or LUCY_E*. */
+int lucy_outbox_requeue(sqlite3 *db, int64_t doc_rowid);
+
 /* A document as stored, for a backend completing its hits. */
 struct lucy_doc_row {
     char *contact, *title, *text; /* malloc'd, may be NULL */
@@ -226,6 +233,13 @@ struct lucy_index_ops {
      * local_copy backend then answers from the copy). */
     int (*search)(void *state, const struct lucy_search_query *q, struct lucy_search_result *out,
                   char *err, size_t errlen);
+    /* Optional: the q->limit documents whose dense vector is nearest to
+     * vector (dim floats, L2-normalised, LUCY_EMBED_MODEL's), q's filters
+     * applied; fills out like search (score = cosine). LUCY_ENOTFOUND with
+     * err while the backend holds no dense vector of that size, or any
+     * LUCY_E* of search (the caller then uses the local vectors). */
+    int (*similar)(void *state, const struct lucy_search_query *q, const float *vector, int dim,
+                   struct lucy_search_result *out, char *err, size_t errlen);
     /* Adds the backend's own /rag/stats fields to out (the `storage`
      * object): collection, points_count, indexed_count, segments_count,
      * disk_bytes, payload_indexes {ensured:[], pending:[]}, and optionally
@@ -353,6 +367,23 @@ int lucy_index_similar(struct lucy_index *ix, const struct lucy_search_query *q,
  * 0 or a store error. Thread-safe. */
 int lucy_index_group_key(sqlite3 *db, const struct lucy_search_hit *h, char *key, size_t keylen,
                          int64_t *person);
+
+/* The dense half of lucy_index_similar on the backend (its `similar`
+ * slot, Qdrant's named dense vector), under lucy_index_search's rules for
+ * a local_copy backend: not asked while the outbox holds rows it has not
+ * taken or within FALLBACK_HOLD_MS of a failure. vector: dim floats
+ * (borrowed). Fills out (zeroed first). 0; LUCY_EINVAL when the
+ * backend has no such slot (use the local vectors, not degraded); else
+ * LUCY_E* with why for the user (use the local vectors, degraded).
+ * Thread-safe. */
+int lucy_index_similar_backend(struct lucy_index *ix, const struct lucy_search_query *q,
+                               const float *vector, int dim, struct lucy_search_result *out,
+                               char *why, size_t whylen);
+
+/* 1 when ix's backend keeps its own dense vectors (a `similar` slot): the
+ * embedder then re-queues each embedded document so its point carries the
+ * vector. */
+int lucy_index_dense_remote(const struct lucy_index *ix);
 
 /* text as an HTML fragment: &, <, >, " escaped, and the FTS5 snippet
  * markers \x01 / \x02 turned into <mark> / </mark>. malloc'd (caller

@@ -285,6 +285,24 @@ int lucy_outbox_requeue_all(sqlite3 *db, int64_t *queued)
     return 0;
 }
 
+int lucy_outbox_requeue(sqlite3 *db, int64_t doc_rowid)
+{
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(
+        db,
+        "INSERT INTO outbox (doc_rowid, op, seq, queued_at_ms)"
+        " SELECT doc_rowid, 'put', 1, ?2 FROM documents WHERE doc_rowid = ?1 AND deleted = 0"
+        " ON CONFLICT (doc_rowid) DO UPDATE SET op = 'put', seq = outbox.seq + 1, failed = 0",
+        &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, doc_rowid);
+    sqlite3_bind_int64(st, 2, lucy_wall_ms());
+    if ((rc = lucy_row_step_done(st)) == 0 && sqlite3_changes(db) > 0)
+        lucy_store_notify(db, LUCY_OUTBOX_EVENT);
+    return rc;
+}
+
 /* ---- consumer side --------------------------------------------------------- */
 
 static const char take_sql[] =

@@ -18,6 +18,12 @@
  * exists; what is missing is listed in /rag/stats.payload_indexes.pending
  * and in the qdrant:indexes health check with Qdrant's reason. An index
  * already listed in the collection's payload_schema is not created again.
+ * With LUCY_EMBED_URL the collection also has the named dense vector
+ * `dense` (Cosine) of the size of the stored vectors of LUCY_EMBED_MODEL:
+ * created with it when that size is known, else given it by the upgrade
+ * (qdrant_upgrade.c) when the first vectors arrive; every point upserted
+ * carries its document's current dense vector (the embedder re-queues a
+ * document when its vector is stored), and the `similar` slot queries it.
  *
  * Points: id = UUIDv5(LUCY_POINT_NAMESPACE, "<source>/<id>/<segment>")
  * (RFC 4122 §4.3, SHA-1 through OpenSSL EVP). The namespace is
@@ -53,9 +59,10 @@
  * once. Calls take kept-alive curl handles from `pool`; `lock` guards the
  * ensure state; ensure itself is serialised by `ensure_lock`.
  *
- * Length: about 1000 lines, over the usual ~700, because the slots, the
- * ensure state machine and the three checks all share call() and the
- * ensure state; splitting them would only export those internals.
+ * Length: about 1200 lines, over the usual ~700, because the slots, the
+ * ensure state machine and the three checks all share lucy_qdrant_call()
+ * and the ensure state; the upgrade, which needs only the call and the
+ * upsert, lives in qdrant_upgrade.c (shared internals: qdrant_int.h).
  */
 #define _GNU_SOURCE
 #include <openssl/evp.h>
@@ -71,13 +78,18 @@
 #include "../health/health.h"
 #include "../http/client.h"
 #include "../log.h"
+#include "../store/row.h"
 #include "../store/store.h"
 #include "index.h"
+#include "qdrant_int.h"
 #include "sparse.h"
+#include "vectors.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20) /* a query answer of 110 points is far smaller */
 #define SEARCH_OVERFETCH   10          /* extra points asked for, for local tombstones */
 #define CHECK_INTERVAL_MS  5000
+#define N_ENSURE           LUCY_QDRANT_N_ENSURE
+#define UPGRADE_RETRY_MS   30000 /* a failed upgrade is tried again by batches after this */
 
 /* uuid5(NAMESPACE_URL, "https://lucy.invalid/search-index/v1"). */
 static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 0x4d, 0x52, 0x7a,
@@ -85,10 +97,7 @@ static const unsigned char point_namespace[16] = {0x3f, 0x9c, 0x3e, 0x20, 0x0b, 
 
 /* What ensure creates, in order: the collection, then its payload indexes
  * (Qdrant REST: PUT /collections/{c}, PUT /collections/{c}/index). */
-static const struct ensure_row {
-    const char *name; /* "collection" or the payload field */
-    const char *body; /* request body */
-} ensure_rows[] = {
+const struct lucy_qdrant_ensure_row lucy_qdrant_ensure_rows[] = {
     {"collection", "{\"sparse_vectors\":{\"text\":{\"modifier\":\"idf\"}}}"},
     {"source", "{\"field_name\":\"source\",\"field_schema\":\"keyword\"}"},
     {"contact", "{\"field_name\":\"contact\",\"field_schema\":\"keyword\"}"},
@@ -97,26 +106,9 @@ static const struct ensure_row {
     {"text", "{\"field_name\":\"text\",\"field_schema\":{\"type\":\"text\",\"tokenizer\":\"word\","
              "\"lowercase\":true}}"},
 };
-#define N_ENSURE (sizeof ensure_rows / sizeof ensure_rows[0])
-
-struct ensure_state {
-    int done;        /* exists in Qdrant */
-    int attempts;    /* failed attempts since the last success */
-    char error[300]; /* Qdrant's reason for the last failure, "" = none */
-};
-
-struct qdrant_index {
-    char *url;                            /* QDRANT_URL without a trailing '/' */
-    char *api_key_header;                 /* "api-key: ..." or NULL (secret) */
-    char *collection;                     /* QDRANT_COLLECTION ([A-Za-z0-9_.-]) */
-    int timeout_ms;                       /* LUCY_QDRANT_TIMEOUT_MS */
-    struct lucy_store *store;             /* lucy's store: the documents of hits (not owned) */
-    struct lucy_tokenizer *tok;           /* for vectors and snippets */
-    struct lucy_http_pool pool;           /* kept-alive connections to Qdrant */
-    pthread_mutex_t lock;                 /* guards ensure */
-    struct ensure_state ensure[N_ENSURE]; /* per ensure_rows[] */
-    pthread_mutex_t ensure_lock;          /* one ensure at a time */
-};
+_Static_assert(sizeof lucy_qdrant_ensure_rows / sizeof lucy_qdrant_ensure_rows[0] == N_ENSURE,
+               "LUCY_QDRANT_N_ENSURE counts lucy_qdrant_ensure_rows");
+#define ensure_rows lucy_qdrant_ensure_rows
 
 /* ---- point ids ------------------------------------------------------------- */
 
@@ -152,19 +144,6 @@ static int point_id(const char *source, const char *id, int segment, char out[37
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
-/* One answer of Qdrant. */
-struct reply {
-    long status;     /* HTTP status; 0 = none (transport error) */
-    json_t *json;    /* the parsed body, or NULL */
-    char error[300]; /* when the call failed: what happened, with Qdrant's words */
-};
-
-static void reply_free(struct reply *r)
-{
-    json_decref(r->json);
-    r->json = NULL;
-}
-
 /* LUCY_E* for a Qdrant HTTP status (see the file header). */
 static int status_err(long status, const char *message)
 {
@@ -196,8 +175,8 @@ static int rejects_documents(long status)
  * every path). Returns 0 for a 2xx, else a LUCY_E* code (status_err, or
  * LUCY_ETIMEDOUT / LUCY_EUNAVAIL without an answer) with r->error set.
  */
-static int call(struct qdrant_index *s, const char *method, const char *path, const json_t *body,
-                int timeout_ms, struct reply *r)
+int lucy_qdrant_call(struct qdrant_index *s, const char *method, const char *path,
+                     const json_t *body, int timeout_ms, struct reply *r)
 {
     memset(r, 0, sizeof *r);
     char url[1024];
@@ -277,6 +256,8 @@ static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, 
     s->timeout_ms = cfg->qdrant_timeout_ms > 0 ? cfg->qdrant_timeout_ms : 3000;
     s->url = strdup(url);
     s->collection = strdup(coll);
+    if (cfg->embed_url && cfg->embed_model && !(s->embed_model = strdup(cfg->embed_model)))
+        s->url = (free(s->url), NULL); /* reported as out of memory below */
     if (s->url)
         s->url[strcspn(s->url, "?#")] = '\0';
     for (size_t n = s->url ? strlen(s->url) : 0; n > 0 && s->url[n - 1] == '/'; n--)
@@ -313,6 +294,7 @@ static void qdrant_close(void *state)
     }
     free(s->url);
     free(s->collection);
+    free(s->embed_model);
     free(s);
 }
 
@@ -353,14 +335,74 @@ static void note_schema(struct qdrant_index *s, const json_t *schema)
             set_ensure(s, i, 1, NULL);
 }
 
-/* The collection: exists with a sparse vector `text`, or is created. */
+static int get_dense_dim(struct qdrant_index *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int dim = s->dense_dim;
+    pthread_mutex_unlock(&s->lock);
+    return dim;
+}
+
+void lucy_qdrant_set_dense_dim(struct qdrant_index *s, int dim)
+{
+    pthread_mutex_lock(&s->lock);
+    s->dense_dim = dim;
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct dim_arg {
+    const char *model; /* LUCY_EMBED_MODEL */
+    int dim;           /* out */
+};
+
+static int read_dim(sqlite3 *db, void *arg)
+{
+    struct dim_arg *a = arg;
+    return lucy_vectors_dim(db, a->model, &a->dim);
+}
+
+/* The dimension the collection's dense vector must have: that of the
+ * vectors of LUCY_EMBED_MODEL stored locally; 0 = no dense vector (no
+ * LUCY_EMBED_URL, or no vector computed yet, or the store unreadable). */
+int lucy_qdrant_wanted_dim(struct qdrant_index *s)
+{
+    if (!s->embed_model)
+        return 0;
+    struct dim_arg a = {s->embed_model, 0};
+    return lucy_store_read(s->store, read_dim, &a) == 0 ? a.dim : 0;
+}
+
+/* The collection: exists with a sparse vector `text`, or is created (with
+ * the dense vector too when its dimension is known). After an upgrade
+ * killed between dropping the old collection and creating the alias, the
+ * alias is created now (the upgraded collection is complete by then). */
 static int ensure_collection(struct qdrant_index *s)
 {
     char path[512], why[300];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int want = rc == LUCY_ENOTFOUND ? lucy_qdrant_wanted_dim(s) : 0;
+    if (rc == LUCY_ENOTFOUND && want > 0) {
+        char target[300];
+        lucy_qdrant_dense_name(s, want, target, sizeof target);
+        reply_free(&r);
+        if (lucy_qdrant_alias_switch(s, 0, target, &r) == 0) {
+            lucy_log(LUCY_LOG_INFO, "qdrant collection upgrade finished (alias created)",
+                     "{s:s,s:s}", "alias", s->collection, "collection", target);
+            reply_free(&r);
+            rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
+        } else {
+            reply_free(&r);
+            memset(&r, 0, sizeof r);
+        }
+    }
     if (rc == 0) {
+        json_t *vectors = json_object_get(
+            json_object_get(json_object_get(json_object_get(r.json, "result"), "config"), "params"),
+            "vectors");
+        lucy_qdrant_set_dense_dim(s, (int)json_integer_value(json_object_get(
+                                         json_object_get(vectors, DENSE_VECTOR), "size")));
         json_t *res = json_object_get(r.json, "result");
         json_t *sparse = json_object_get(json_object_get(json_object_get(res, "config"), "params"),
                                          "sparse_vectors");
@@ -380,9 +422,11 @@ static int ensure_collection(struct qdrant_index *s)
     }
     if (rc == LUCY_ENOTFOUND) {
         reply_free(&r);
-        json_t *body = json_loads(ensure_rows[0].body, 0, NULL);
-        rc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        json_t *body = lucy_qdrant_collection_body(want);
+        rc = body ? lucy_qdrant_call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
         json_decref(body);
+        if (rc == 0)
+            lucy_qdrant_set_dense_dim(s, want);
         if (rc == LUCY_ECONFLICT) /* another instance was faster */
             rc = 0;
     }
@@ -436,7 +480,7 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
         struct reply r;
         snprintf(path, sizeof path, "/collections/%s/index?wait=true", s->collection);
         json_t *body = json_loads(ensure_rows[i].body, 0, NULL);
-        int irc = body ? call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+        int irc = body ? lucy_qdrant_call(s, "PUT", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
         json_decref(body);
         set_ensure(s, i, irc == 0, r.error[0] ? r.error : lucy_strerror(irc));
         reply_free(&r);
@@ -444,6 +488,11 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
             break; /* no answer: the others would wait as long */
     }
     int pending = pending_summary(s, err, errlen);
+    int want = pending ? 0 : lucy_qdrant_wanted_dim(s);
+    if (want > 0 && want != get_dense_dim(s) && lucy_qdrant_upgrade(s, want, err, errlen)) {
+        pthread_mutex_unlock(&s->ensure_lock);
+        return LUCY_EUNAVAIL;
+    }
     if (!pending && had_failures)
         lucy_log(LUCY_LOG_INFO, "qdrant collection and payload indexes created", "{s:s}",
                  "collection", s->collection);
@@ -455,7 +504,10 @@ static int qdrant_ensure(void *state, char *err, size_t errlen)
 
 /* ---- upsert / delete ------------------------------------------------------------ */
 
-static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int *rc)
+/* The point of d; its vector holds the sparse `text` and, when dense is
+ * not NULL, the dense vector (dim floats). */
+static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, const float *dense,
+                          int dim, int *rc)
 {
     char pid[37];
     struct lucy_sparse v = {0};
@@ -479,6 +531,12 @@ static json_t *point_json(struct qdrant_index *s, const struct lucy_doc *d, int 
     json_t *p = json_pack("{s:s,s:{s:o*},s:o*}", "id", pid, "vector", "text", lucy_sparse_json(&v),
                           "payload", payload);
     lucy_sparse_free(&v);
+    if (p && dense) {
+        json_t *arr = json_array();
+        for (int k = 0; arr && k < dim; k++)
+            json_array_append_new(arr, json_real(dense[k]));
+        json_object_set_new(json_object_get(p, "vector"), DENSE_VECTOR, arr);
+    }
     *rc = p ? 0 : LUCY_ENOMEM;
     return p;
 }
@@ -489,18 +547,51 @@ static int has_key(const struct lucy_index_item *it, int put)
     return it->doc.source && it->doc.id && (!put || it->doc.text);
 }
 
-/* Sends items[lo, hi) (puts: upsert; else delete by id). */
-static int send_range(struct qdrant_index *s, struct lucy_index_item *items, size_t lo, size_t hi,
-                      int put, struct reply *r)
+/* The dense vectors of some items, read from document_vectors. */
+struct dense_arg {
+    const char *model;                   /* LUCY_EMBED_MODEL */
+    const struct lucy_index_item *items; /* n items */
+    size_t n;
+    float **vectors; /* out: per item, malloc'd or NULL (none current) */
+    int *dims;       /* out: their sizes */
+};
+
+static int read_dense(sqlite3 *db, void *arg)
+{
+    struct dense_arg *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        int rc = lucy_vectors_get(db, a->items[i].doc_rowid, a->model, &a->vectors[i], &a->dims[i]);
+        if (rc && rc != LUCY_ENOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sends items[lo, hi) to collection coll (puts: upsert, with the dense
+ * vector of each document that has one of size dim > 0; else delete by
+ * id). */
+int lucy_qdrant_send_range(struct qdrant_index *s, const char *coll, int dim,
+                           struct lucy_index_item *items, size_t lo, size_t hi, int put,
+                           struct reply *r)
 {
     memset(r, 0, sizeof *r);
     json_t *arr = json_array();
     int rc = arr ? 0 : LUCY_ENOMEM;
+    size_t n = hi - lo;
+    float **dense = put && dim > 0 ? calloc(n, sizeof *dense) : NULL;
+    int *dims = dense ? calloc(n, sizeof *dims) : NULL;
+    if (put && dim > 0 && (!dense || !dims))
+        rc = LUCY_ENOMEM;
+    if (rc == 0 && dense) {
+        struct dense_arg a = {s->embed_model, items + lo, n, dense, dims};
+        rc = lucy_store_read(s->store, read_dense, &a);
+    }
     for (size_t i = lo; rc == 0 && i < hi; i++) {
         if (!has_key(&items[i], put))
             continue;
         if (put) {
-            json_array_append_new(arr, point_json(s, &items[i].doc, &rc));
+            const float *v = dense && dims[i - lo] == dim ? dense[i - lo] : NULL;
+            json_array_append_new(arr, point_json(s, &items[i].doc, v, dim, &rc));
         } else {
             char pid[37];
             rc = point_id(items[i].doc.source, items[i].doc.id, items[i].doc.segment, pid);
@@ -508,17 +599,21 @@ static int send_range(struct qdrant_index *s, struct lucy_index_item *items, siz
                 json_array_append_new(arr, json_string(pid));
         }
     }
+    for (size_t i = 0; dense && i < n; i++)
+        free(dense[i]);
+    free(dense);
+    free(dims);
     if (rc || json_array_size(arr) == 0) {
         json_decref(arr);
         if (rc)
-            snprintf(r->error, sizeof r->error, "out of memory");
+            snprintf(r->error, sizeof r->error, "%s", lucy_strerror(rc));
         return rc;
     }
     char path[512];
-    snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", s->collection,
-             put ? "" : "/delete");
+    snprintf(path, sizeof path, "/collections/%s/points%s?wait=true", coll, put ? "" : "/delete");
     json_t *body = json_pack("{s:o}", "points", arr);
-    rc = body ? call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r) : LUCY_ENOMEM;
+    rc = body ? lucy_qdrant_call(s, put ? "PUT" : "POST", path, body, s->timeout_ms, r)
+              : LUCY_ENOMEM;
     json_decref(body);
     return rc;
 }
@@ -533,7 +628,7 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
                        int put, int may_ensure, char *err, size_t errlen)
 {
     struct reply r;
-    int rc = send_range(s, items, lo, hi, put, &r);
+    int rc = lucy_qdrant_send_range(s, s->collection, get_dense_dim(s), items, lo, hi, put, &r);
     long status = r.status;
     reply_free(&r);
     if (rc == 0)
@@ -567,6 +662,23 @@ static int apply_range(struct qdrant_index *s, struct lucy_index_item *items, si
 static int qdrant_upsert_batch(void *state, struct lucy_index_item *items, size_t n, char *err,
                                size_t errlen)
 {
+    struct qdrant_index *s = state;
+    int want = lucy_qdrant_wanted_dim(s);
+    if (want > 0 && want != get_dense_dim(s) && ensure_done(s, 0)) {
+        /* The first vectors (or a model of another size): the collection
+         * gets its dense vector first. If that fails the points go to the
+         * current collection without it (the next upgrade copies them),
+         * and batches do not try again for UPGRADE_RETRY_MS. */
+        char why[300];
+        pthread_mutex_lock(&s->ensure_lock);
+        if (want != get_dense_dim(s) && lucy_mono_ms() >= s->upgrade_after_ms &&
+            lucy_qdrant_upgrade(s, want, why, sizeof why)) {
+            s->upgrade_after_ms = lucy_mono_ms() + UPGRADE_RETRY_MS;
+            lucy_log(LUCY_LOG_WARNING, "qdrant collection upgrade failed; retried later", "{s:s}",
+                     "error", why);
+        }
+        pthread_mutex_unlock(&s->ensure_lock);
+    }
     return apply_range(state, items, 0, n, 1, 1, err, errlen);
 }
 
@@ -780,7 +892,7 @@ static int qdrant_search(void *state, const struct lucy_search_query *q,
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
-    int rc = body ? call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    int rc = body ? lucy_qdrant_call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
     json_decref(body);
     json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
     if (rc == 0 && !points_valid(points)) {
@@ -798,6 +910,61 @@ static int qdrant_search(void *state, const struct lucy_search_query *q,
     }
     reply_free(&r);
     lucy_sparse_free(&v);
+    return rc;
+}
+
+/* The documents nearest to vector (dim floats, L2-normalised) by the
+ * collection's dense vector, q's filters applied. LUCY_EUNAVAIL while the
+ * collection has no dense vector of that size (before the upgrade). */
+static int qdrant_similar(void *state, const struct lucy_search_query *q, const float *vector,
+                          int dim, struct lucy_search_result *out, char *err, size_t errlen)
+{
+    struct qdrant_index *s = state;
+    out->backend = lucy_index_qdrant.name;
+    /* Not known yet in this process (lucy ask, a tool). An upgrade in
+     * progress holds ensure_lock: no waiting, the local vectors answer. */
+    if (get_dense_dim(s) != dim && pthread_mutex_trylock(&s->ensure_lock) == 0) {
+        int rc = ensure_collection(s);
+        pthread_mutex_unlock(&s->ensure_lock);
+        if (rc) {
+            pthread_mutex_lock(&s->lock);
+            snprintf(err, errlen, "%s", s->ensure[0].error);
+            pthread_mutex_unlock(&s->lock);
+            return rc;
+        }
+    }
+    if (get_dense_dim(s) != dim) {
+        snprintf(err, errlen, "collection %s has no dense vector of size %d yet", s->collection,
+                 dim);
+        return LUCY_ENOTFOUND;
+    }
+    json_t *arr = json_array();
+    for (int k = 0; arr && k < dim; k++)
+        json_array_append_new(arr, json_real(vector[k]));
+    json_t *body = json_pack("{s:o*,s:s,s:i,s:b}", "query", arr, "using", DENSE_VECTOR, "limit",
+                             q->limit + SEARCH_OVERFETCH, "with_payload", 1);
+    json_t *filter = query_filter(q);
+    if (body && filter)
+        json_object_set_new(body, "filter", filter);
+    else
+        json_decref(filter);
+    char path[512];
+    struct reply r;
+    snprintf(path, sizeof path, "/collections/%s/points/query", s->collection);
+    int rc = body ? lucy_qdrant_call(s, "POST", path, body, s->timeout_ms, &r) : LUCY_ENOMEM;
+    json_decref(body);
+    json_t *points = json_object_get(json_object_get(r.json, "result"), "points");
+    struct lucy_sparse none = {0}; /* no words to mark: the snippet is the text */
+    if (rc == 0 && !points_valid(points)) {
+        rc = LUCY_EUNAVAIL;
+        snprintf(err, errlen, "Qdrant answered HTTP %ld without a valid result.points list",
+                 r.status);
+    } else if (rc == 0 && (rc = fill_hits(s, points, &none, q->limit, out))) {
+        snprintf(err, errlen, "cannot build the hits: %s", lucy_strerror(rc));
+    } else if (rc) {
+        snprintf(err, errlen, "%s", r.error[0] ? r.error : lucy_strerror(rc));
+    }
+    reply_free(&r);
     return rc;
 }
 
@@ -849,6 +1016,8 @@ static int qdrant_stats(void *state, json_t *out)
     json_object_set_new(out, "collection", json_string(s->collection));
     json_object_set_new(out, "url", json_string(s->url));
     json_object_set_new(out, "payload_indexes", payload_indexes_json(s));
+    int dim = get_dense_dim(s);
+    json_object_set_new(out, "dense_size", dim > 0 ? json_integer(dim) : json_null());
     static const char *const counts[][2] = {{"points_count", "points_count"},
                                             {"indexed_count", "indexed_vectors_count"},
                                             {"segments_count", "segments_count"}};
@@ -860,7 +1029,7 @@ static int qdrant_stats(void *state, json_t *out)
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, s->timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, s->timeout_ms, &r);
     json_object_set_new(out, "reachable", json_boolean(r.status != 0));
     char why[512];
     if (rc == LUCY_ENOTFOUND) {
@@ -905,11 +1074,14 @@ static int qdrant_stats(void *state, json_t *out)
 static int qdrant_clear(void *state, char *err, size_t errlen)
 {
     struct qdrant_index *s = state;
-    char path[512];
+    char path[600], target[300];
     struct reply r;
-    snprintf(path, sizeof path, "/collections/%s", s->collection);
     pthread_mutex_lock(&s->ensure_lock);
-    int rc = call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    int rc = lucy_qdrant_alias_target(s, target, sizeof target, &r); /* an upgraded collection */
+    reply_free(&r);
+    snprintf(path, sizeof path, "/collections/%s", rc == 0 && target[0] ? target : s->collection);
+    rc = lucy_qdrant_call(s, "DELETE", path, NULL, s->timeout_ms, &r);
+    lucy_qdrant_set_dense_dim(s, 0);
     pthread_mutex_unlock(&s->ensure_lock);
     if (rc == LUCY_ENOTFOUND)
         rc = 0;
@@ -933,7 +1105,7 @@ static void check_ready(void *arg, int timeout_ms, struct lucy_check_report *out
     struct qdrant_index *s = arg;
     struct reply r;
     int64_t t0 = lucy_mono_ms();
-    int rc = call(s, "GET", "/readyz", NULL, timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", "/readyz", NULL, timeout_ms, &r);
     double ms = (double)(lucy_mono_ms() - t0);
     if (rc == 0) {
         lucy_check_add(out, "qdrant", LUCY_HEALTH_PASS, ms, "ms", NULL);
@@ -956,7 +1128,7 @@ static void check_collection(void *arg, int timeout_ms, struct lucy_check_report
     char path[512];
     struct reply r;
     snprintf(path, sizeof path, "/collections/%s", s->collection);
-    int rc = call(s, "GET", path, NULL, timeout_ms, &r);
+    int rc = lucy_qdrant_call(s, "GET", path, NULL, timeout_ms, &r);
     const char *st =
         json_string_value(json_object_get(json_object_get(r.json, "result"), "status"));
     if (rc == LUCY_ENOTFOUND) {
@@ -1026,6 +1198,7 @@ const struct lucy_index_ops lucy_index_qdrant = {
     .upsert_batch = qdrant_upsert_batch,
     .delete = qdrant_delete,
     .search = qdrant_search,
+    .similar = qdrant_similar,
     .stats = qdrant_stats,
     .clear = qdrant_clear,
     .optimize = NULL, /* Qdrant optimises its segments itself */

@@ -110,6 +110,56 @@ int lucy_vectors_count(sqlite3 *db, const char *model, int64_t *pending, int64_t
     return 0;
 }
 
+int lucy_vectors_get(sqlite3 *db, int64_t doc_rowid, const char *model, float **vector, int *dim)
+{
+    *vector = NULL;
+    *dim = 0;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db,
+                             "SELECT v.dim, v.vector FROM document_vectors v JOIN documents d"
+                             " ON d.doc_rowid = v.doc_rowid WHERE v.doc_rowid = ?1 AND v.model = ?2"
+                             " AND v.doc_updated_at_ms = d.updated_at_ms AND d.deleted = 0",
+                             &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, doc_rowid);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int n = sqlite3_column_int(st, 0);
+        const void *blob = sqlite3_column_blob(st, 1);
+        if (n > 0 && blob && sqlite3_column_bytes(st, 1) == n * (int)sizeof(float)) {
+            *vector = malloc((size_t)n * sizeof(float));
+            if (*vector) {
+                memcpy(*vector, blob, (size_t)n * sizeof(float));
+                *dim = n;
+            }
+            rc = *vector ? 0 : LUCY_ENOMEM;
+        } else {
+            rc = LUCY_ENOTFOUND;
+        }
+    } else {
+        rc = rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int lucy_vectors_dim(sqlite3 *db, const char *model, int *dim)
+{
+    *dim = 0;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, "SELECT dim FROM document_vectors WHERE model = ?1 LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *dim = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
 /* ---- lucy_index_similar ------------------------------------------------------ */
 
 struct best {
@@ -182,6 +232,22 @@ static int fill_hit(sqlite3 *db, int64_t rowid, double score, struct lucy_search
     h->score = score;
     sqlite3_reset(st);
     return h->source && h->id && h->snippet ? 0 : LUCY_ENOMEM;
+}
+
+static int read_counts(sqlite3 *db, void *arg)
+{
+    struct similar *a = arg;
+    int64_t stored;
+    return lucy_vectors_count(db, a->model, &a->pending, &stored);
+}
+
+static void say_pending(struct lucy_search_result *out, int64_t pending)
+{
+    out->degraded = 1;
+    snprintf(out->degraded_reason, sizeof out->degraded_reason,
+             "%lld documents are still waiting for their vectors (the embedding server is "
+             "down or catching up); they are found by BM25 only",
+             (long long)pending);
 }
 
 static int read_similar(sqlite3 *db, void *arg)
@@ -258,6 +324,17 @@ int lucy_index_similar(struct lucy_index *ix, const struct lucy_search_query *q,
                  "dense retrieval unavailable (%s); BM25 alone answers", err);
         return 0;
     }
+    char why[320];
+    int brc = lucy_index_similar_backend(ix, q, query, dim, out, why, sizeof why);
+    if (brc == 0) { /* Qdrant's dense vector answered; documents still due say degraded */
+        free(query);
+        out->backend = "dense";
+        struct similar c = {.model = lucy_embed_model(e)};
+        if (lucy_store_read(lucy_index_store(ix), read_counts, &c) == 0 && c.pending > 0)
+            say_pending(out, c.pending);
+        return 0;
+    }
+    out->backend = "dense";
     struct similar a = {.q = q,
                         .model = lucy_embed_model(e),
                         .query = query,
@@ -272,12 +349,12 @@ int lucy_index_similar(struct lucy_index *ix, const struct lucy_search_query *q,
         out->backend = "dense";
         return rc;
     }
-    if (a.pending > 0) {
+    if (brc != LUCY_EINVAL) { /* the backend has dense vectors but could not answer */
         out->degraded = 1;
         snprintf(out->degraded_reason, sizeof out->degraded_reason,
-                 "%lld documents are still waiting for their vectors (the embedding server is "
-                 "down or catching up); they are found by BM25 only",
-                 (long long)a.pending);
+                 "%.300s; answered from the local vectors", why);
+    } else if (a.pending > 0) {
+        say_pending(out, a.pending);
     }
     return 0;
 }

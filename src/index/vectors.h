@@ -46,6 +46,15 @@ int lucy_vectors_sweep(sqlite3 *db);
  * model, *stored = vectors of model. 0 or a store error. */
 int lucy_vectors_count(sqlite3 *db, const char *model, int64_t *pending, int64_t *stored);
 
+/* Inside a read: the current vector of doc_rowid for model (computed from
+ * the document's present version) into *vector (malloc'd, *dim floats;
+ * caller frees). 0, LUCY_ENOTFOUND (none current) or a store error. */
+int lucy_vectors_get(sqlite3 *db, int64_t doc_rowid, const char *model, float **vector, int *dim);
+
+/* Inside a read: the dimension of model's stored vectors into *dim (0 =
+ * none stored yet). 0 or a store error. */
+int lucy_vectors_dim(sqlite3 *db, const char *model, int *dim);
+
 /* ---- embedder.c: the "embedder" thread ----------------------------------- */
 
 struct lucy_embedder;

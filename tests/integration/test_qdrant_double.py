@@ -651,3 +651,49 @@ def test_api_key(qdrant_double):
     for open_path in ("/healthz", "/livez", "/readyz"):
         assert requests.get(q.url + open_path, timeout=10).status_code == 200
     assert q.violations() == []  # a refused key is an answer, not a schema violation
+
+
+def test_aliases_and_named_dense_vectors(qdrant_double):
+    """What lucy's dense upgrade needs: a collection with the sparse `text`
+    and a named dense vector, aliases resolved in collection paths, atomic
+    alias changes, and the refusals a real Qdrant answers."""
+    q = qdrant_double(allow_violations=True)
+    api = Api(q)
+    both = {"sparse_vectors": {"text": {"modifier": "idf"}},
+            "vectors": {"dense": {"size": 3, "distance": "Cosine"}}}
+    assert api.result("PUT", "/collections/v2", both) is True
+    pid = str(uuid.uuid4())
+    point = {"id": pid, "vector": {"text": sparse({7: 1.0}), "dense": [1.0, 0.0, 0.0]}, "payload": {}}
+    api.result("PUT", "/collections/v2/points?wait=true", {"points": [point]})
+    # a dense vector of the wrong size, or a vector name the collection lacks
+    bad = dict(point, vector={"dense": [1.0, 0.0]})
+    api.call("PUT", "/collections/v2/points", {"points": [bad]}, expect=400)
+    bad = dict(point, vector={"other": [1.0, 0.0, 0.0]})
+    api.call("PUT", "/collections/v2/points", {"points": [bad]}, expect=400)
+    # an alias to a missing collection; an alias named like a collection
+    mk = {"actions": [{"create_alias": {"collection_name": "nope", "alias_name": COLL}}]}
+    api.call("POST", "/collections/aliases", mk, expect=404)
+    api.result("PUT", "/collections/" + COLL, IDF_COLLECTION)
+    mk = {"actions": [{"create_alias": {"collection_name": "v2", "alias_name": COLL}}]}
+    api.call("POST", "/collections/aliases", mk, expect=400)
+    assert api.result("GET", "/aliases") == {"aliases": []}
+    # dropped, then the name becomes the alias; paths through it reach v2
+    api.result("DELETE", "/collections/" + COLL)
+    assert api.result("POST", "/collections/aliases", mk) is True
+    assert api.result("GET", "/aliases") == {"aliases": [{"alias_name": COLL, "collection_name": "v2"}]}
+    assert api.result("GET", "/collections/v2/aliases")["aliases"][0]["alias_name"] == COLL
+    hits = api.result("POST", "/collections/%s/points/query" % COLL,
+                      {"query": [0.0, 1.0, 0.0], "using": "dense", "limit": 3})["points"]
+    assert [h["id"] for h in hits] == [pid] and abs(hits[0]["score"]) < 1e-9
+    api.call("PUT", "/collections/" + COLL, IDF_COLLECTION, expect=409)  # the name is taken
+    # a failing action leaves every alias as it was (atomic)
+    bad = {"actions": [{"delete_alias": {"alias_name": COLL}},
+                       {"delete_alias": {"alias_name": "missing"}}]}
+    api.call("POST", "/collections/aliases", bad, expect=404)
+    assert len(api.result("GET", "/aliases")["aliases"]) == 1
+    # deleting the collection drops its aliases
+    api.result("DELETE", "/collections/v2")
+    assert api.result("GET", "/aliases") == {"aliases": []}
+    # the three 400s (two points, the alias named like a collection) are recorded
+    assert [(v["op"], v["status"]) for v in q.violations()] == [("upsert", 400)] * 2 + [
+        ("update_aliases", 400)]

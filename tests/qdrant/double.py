@@ -683,10 +683,11 @@ OP_NAMES = {
     "create_field_index": "create_index", "delete_field_index": "delete_index",
     "upsert_points": "upsert", "delete_points": "delete_points", "query_points": "query",
     "count_points": "count", "scroll_points": "scroll", "get_point": "get_point",
-    "get_points": "get_points",
+    "get_points": "get_points", "update_aliases": "update_aliases",
+    "get_collections_aliases": "list_aliases", "get_collection_aliases": "collection_aliases",
 }
 UPDATE_OPS = {"create_collection", "delete_collection", "create_index", "delete_index", "upsert",
-              "delete_points"}
+              "delete_points", "update_aliases"}
 WAL_DEFAULT_OPS = {"upsert", "delete_points", "create_index", "delete_index"}
 
 
@@ -700,6 +701,7 @@ class Double:
         self.strict_fields = strict_fields
         self.lock = threading.RLock()
         self.collections = {}
+        self.aliases = {}  # alias name -> collection name (Qdrant resolves them in every collection path)
         self.op_seq = 0
         self.faults = {}
         self.requests = []
@@ -720,13 +722,15 @@ class Double:
                 st = json.load(f)
             self.op_seq = st["op_seq"]
             self.collections = {c["name"]: Collection.from_state(c) for c in st["collections"]}
+            self.aliases = st.get("aliases", {})
 
     def save(self):
         """Write the whole state (atomic rename) after a change, before answering."""
         path = self._state_file()
         if not path:
             return
-        st = {"op_seq": self.op_seq, "collections": [c.to_state() for c in self.collections.values()]}
+        st = {"op_seq": self.op_seq, "collections": [c.to_state() for c in self.collections.values()],
+              "aliases": self.aliases}
         fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".state-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(st, f)
@@ -810,7 +814,7 @@ class Double:
 
     # collection helpers ------------------------------------------------------
     def coll(self, name):
-        c = self.collections.get(name)
+        c = self.collections.get(self.aliases.get(name, name))
         if c is None:
             raise not_found_collection(name)
         return c
@@ -856,7 +860,7 @@ def h_create_collection(d, pp, q, body):
             if vname in (body.get("sparse_vectors") or {}):
                 raise wrong_input("Vector name %s is used for both dense and sparse vectors" % vname)
     with d.lock:
-        if name in d.collections:
+        if name in d.collections or name in d.aliases:
             raise ApiError(409, "Wrong input: Collection `%s` already exists!" % name)
         d.collections[name] = Collection(name, body)
         d.save()
@@ -865,10 +869,51 @@ def h_create_collection(d, pp, q, body):
 
 def h_delete_collection(d, pp, q, body):
     with d.lock:
-        existed = d.collections.pop(pp["collection_name"], None) is not None
-        if existed:
+        name = pp["collection_name"]
+        existed = d.collections.pop(name, None) is not None
+        if existed:  # Qdrant drops the aliases of a deleted collection with it
+            d.aliases = {a: c for a, c in d.aliases.items() if c != name}
             d.save()
     return existed
+
+
+def h_update_aliases(d, pp, q, body):
+    """POST /collections/aliases: the actions are applied all or none (atomic)."""
+    with d.lock:
+        aliases = dict(d.aliases)
+        for act in body["actions"]:
+            if "create_alias" in act:
+                a = act["create_alias"]
+                if a["collection_name"] not in d.collections:
+                    raise not_found_collection(a["collection_name"])
+                if a["alias_name"] in d.collections:
+                    raise wrong_input("Collection `%s` already exists!" % a["alias_name"])
+                aliases[a["alias_name"]] = a["collection_name"]
+            elif "delete_alias" in act:
+                name = act["delete_alias"]["alias_name"]
+                if aliases.pop(name, None) is None:
+                    raise ApiError(404, "Not found: Alias %s does not exist!" % name)
+            else:
+                a = act["rename_alias"]
+                if a["old_alias_name"] not in aliases:
+                    raise ApiError(404, "Not found: Alias %s does not exist!" % a["old_alias_name"])
+                aliases[a["new_alias_name"]] = aliases.pop(a["old_alias_name"])
+        d.aliases = aliases
+        d.save()
+    return True
+
+
+def h_list_aliases(d, pp, q, body):
+    with d.lock:
+        return {"aliases": [{"alias_name": a, "collection_name": c} for a, c in sorted(d.aliases.items())]}
+
+
+def h_collection_aliases(d, pp, q, body):
+    with d.lock:
+        name = pp["collection_name"]
+        d.coll(name)
+        return {"aliases": [{"alias_name": a, "collection_name": c}
+                            for a, c in sorted(d.aliases.items()) if c == name]}
 
 
 def collection_info(d, c):
@@ -1229,6 +1274,9 @@ ROUTES = {
     "scroll_points": h_scroll,
     "get_point": h_get_point,
     "get_points": h_get_points,
+    "update_aliases": h_update_aliases,
+    "get_collections_aliases": h_list_aliases,
+    "get_collection_aliases": h_collection_aliases,
 }
 
 
