@@ -261,8 +261,8 @@ const struct lucy_migration lucy_migrations[] = {
      * rate limit lives in kv_ratelimit (or Redis), so wa_rate_limit goes.
      * user_alias_set_at_ms = when the user set (or cleared) the alias, wall
      * ms, to merge it last-writer-wins with the copy that instances share
-     * through the kv. Numbered after 40, not 34: the store applies only
-     * versions above the highest one a database already has. */
+     * through the kv. Numbered after 40, not 34: the runner then applied
+     * only versions above the highest one a database had. */
     {41, "whatsapp_on_kv",
      "DROP TABLE IF EXISTS wa_rate_limit;"
      "ALTER TABLE wa_contacts ADD COLUMN user_alias_set_at_ms INTEGER;"},
@@ -277,8 +277,8 @@ const struct lucy_migration lucy_migrations[] = {
      * file rewritten in place with its mtime put back is read again. Rows
      * from before get 0, which matches no file: each is read once more on
      * the first scan after the upgrade and stored with its ctime. Numbered
-     * above 42 (not in 20..29): only versions above a database's highest
-     * are applied. */
+     * above 42 (not in 20..29): the runner then applied only versions
+     * above a database's highest. */
     {43, "recording_paths_ctime",
      "ALTER TABLE recording_paths ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"},
     /* 44: what a call recording says about itself (DESIGN §12), one row per
@@ -471,17 +471,23 @@ int lucy_store_migrate(sqlite3 *db, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create schema_version: %s", sqlite3_errmsg(db));
         return lucy_store_err(rc);
     }
-    int current = 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version),0) FROM schema_version", -1, &st,
-                           NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            current = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
+    sqlite3_stmt *applied;
+    rc = sqlite3_prepare_v2(db, "SELECT 1 FROM schema_version WHERE version = ?1", -1, &applied,
+                            NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read schema_version: %s", sqlite3_errmsg(db));
+        return lucy_store_err(rc);
     }
+    /* Every row not recorded yet, in table order: not only those above the
+     * highest recorded, so a migration merged in below a newer one (two
+     * branches numbered apart) is still applied to a store that has the
+     * newer one. */
     for (int i = 0; i < lucy_migrations_count; i++) {
         const struct lucy_migration *m = &lucy_migrations[i];
-        if (m->version <= current)
+        sqlite3_bind_int(applied, 1, m->version);
+        int done = sqlite3_step(applied) == SQLITE_ROW;
+        sqlite3_reset(applied);
+        if (done)
             continue;
         char record[256];
         snprintf(record, sizeof record,
@@ -499,10 +505,12 @@ int lucy_store_migrate(sqlite3 *db, char *err, size_t errlen)
             snprintf(err, errlen, "migration %d (%s) failed: %s", m->version, m->name,
                      sqlite3_errmsg(db));
             lucy_store_exec(db, "ROLLBACK");
+            sqlite3_finalize(applied);
             return lucy_store_err(rc);
         }
         lucy_log(LUCY_LOG_INFO, "store migrated", "{s:i,s:s}", "version", m->version, "name",
                  m->name);
     }
+    sqlite3_finalize(applied);
     return 0;
 }

@@ -319,10 +319,9 @@ def test_data_dir_from_before_the_ctime_column_opens(tmp_path):
     ids = sorted(r[0] for r in con.execute("SELECT id FROM recordings"))
     with con:
         con.execute("ALTER TABLE recording_paths DROP COLUMN ctime_ns")
-        # Migrations after 43 too (44, 45: recording_calls): only versions
-        # above the highest recorded are applied.
-        con.execute("DROP TABLE recording_calls")
-        con.execute("DELETE FROM schema_version WHERE version >= 43")
+        # As if 43 had not run (the store applies every version it has not
+        # recorded).
+        con.execute("DELETE FROM schema_version WHERE version = 43")
     con.close()
     s, _ = scan(data, d)
     assert (s["unchanged"], s["new"], s["changed"]) == (2, 0, 0), s
