@@ -381,17 +381,85 @@ static const char sql_idents[] = "SELECT kind, value, source, first_seen_ms FROM
 static const char sql_names[] =
     "SELECT name, source, min(first_seen_ms), max(last_seen_ms) FROM people_names "
     "WHERE person = ?1 GROUP BY name, source ORDER BY max(last_seen_ms) DESC, name, source";
-/* calls by the person's phones, messages by its WhatsApp senders */
-static const char sql_counts[] =
-    "SELECT (SELECT count(*) FROM recording_calls WHERE number_e164 IN "
-    "  (SELECT value FROM people_identifiers WHERE person = ?1 AND kind = 'phone')),"
-    " (SELECT count(*) FROM wa_messages WHERE sender IN "
-    "  (SELECT value FROM people_identifiers WHERE person = ?1 AND kind IN ('wa_id','user_id'))),"
-    " (SELECT max(t) FROM (SELECT max(started_at_ms) / 1000 AS t FROM recording_calls"
-    "  WHERE number_e164 IN"
-    "  (SELECT value FROM people_identifiers WHERE person = ?1 AND kind = 'phone')"
-    "  UNION ALL SELECT max(timestamp_s) FROM wa_messages WHERE sender IN"
-    "  (SELECT value FROM people_identifiers WHERE person = ?1 AND kind IN ('wa_id','user_id'))))";
+/* A person's counts, one rule for GET /people/{id} and the list: calls by
+ * its phones, messages by its WhatsApp senders, the last of either (Unix
+ * s). PERSON is the SQL expression of the person's id (?1, or the list's
+ * p.id: correlated subqueries, each an index lookup per person through
+ * people_identifiers_by_person, recording_calls_number and
+ * wa_messages_by_sender). */
+#define PEOPLE_PHONES(PERSON)                                                                      \
+    "(SELECT value FROM people_identifiers WHERE person = " PERSON " AND kind = 'phone')"
+#define PEOPLE_SENDERS(PERSON)                                                                     \
+    "(SELECT value FROM people_identifiers WHERE person = " PERSON                                 \
+    " AND kind IN ('wa_id','user_id'))"
+#define PEOPLE_COUNTS(PERSON)                                                                      \
+    "(SELECT count(*) FROM recording_calls WHERE number_e164 IN " PEOPLE_PHONES(                   \
+        PERSON) "),"                                                                               \
+                " (SELECT count(*) FROM wa_messages WHERE sender IN " PEOPLE_SENDERS(              \
+                    PERSON) "),"                                                                   \
+                            " (SELECT max(t) FROM (SELECT max(started_at_ms) / 1000 AS t FROM "    \
+                            "recording_calls"                                                      \
+                            "  WHERE number_e164 IN " PEOPLE_PHONES(                               \
+                                PERSON) " UNION ALL SELECT max(timestamp_s)"                       \
+                                        "  FROM wa_messages WHERE sender IN " PEOPLE_SENDERS(      \
+                                            PERSON) "))"
+
+static const char sql_counts[] = "SELECT " PEOPLE_COUNTS("?1");
+
+/* Sets "calls", "messages", "last_contact" of p from columns col.. of st. */
+static void counts_json(sqlite3_stmt *st, int col, json_t *p)
+{
+    json_object_set_new(p, "calls", json_integer(sqlite3_column_int64(st, col)));
+    json_object_set_new(p, "messages", json_integer(sqlite3_column_int64(st, col + 1)));
+    json_object_set_new(p, "last_contact",
+                        sqlite3_column_type(st, col + 2) == SQLITE_NULL
+                            ? json_null()
+                            : json_integer(sqlite3_column_int64(st, col + 2)));
+}
+
+const char lucy_people_list_sql[] = "SELECT id, " PEOPLE_COUNTS(
+    "p.id") " FROM people p WHERE id > ?1 AND (?2 IS NULL"
+            " OR EXISTS (SELECT 1 FROM people_names n WHERE n.person = p.id"
+            "  AND n.name LIKE ?2 ESCAPE '\\')"
+            " OR EXISTS (SELECT 1 FROM people_identifiers i WHERE i.person = p.id"
+            "  AND i.value LIKE ?2 ESCAPE '\\')) ORDER BY id LIMIT ?3";
+
+int lucy_people_list(sqlite3 *db, const char *like, int64_t after, int limit, json_t *items,
+                     int *more)
+{
+    *more = 0;
+    sqlite3_stmt *st;
+    int rc = lucy_store_stmt(db, lucy_people_list_sql, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, after);
+    lucy_row_bind_text(st, 2, like);
+    sqlite3_bind_int(st, 3, limit + 1);
+    /* collected first: lucy_people_json() below uses the statement cache */
+    json_t *counts = json_array();
+    json_t *ids = json_array();
+    int n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n++ < limit) {
+        json_t *c = json_object();
+        counts_json(st, 1, c);
+        json_array_append_new(counts, c);
+        json_array_append_new(ids, json_integer(sqlite3_column_int64(st, 0)));
+    }
+    *more = rc == SQLITE_ROW;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+    sqlite3_reset(st);
+    for (size_t i = 0; rc == 0 && i < json_array_size(ids); i++) {
+        json_t *p = NULL;
+        rc = lucy_people_json(db, json_integer_value(json_array_get(ids, i)), 0, &p);
+        if (rc == 0) {
+            json_object_update(p, json_array_get(counts, i));
+            json_array_append_new(items, p);
+        }
+    }
+    json_decref(counts);
+    json_decref(ids);
+    return rc;
+}
 
 int lucy_people_delete(sqlite3 *db, int64_t id)
 {
@@ -454,14 +522,8 @@ int lucy_people_json(sqlite3 *db, int64_t id, int full, json_t **out)
     if (rc == 0 && full) {
         sqlite3_bind_int64(st, 1, id);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            json_object_set_new(p, "calls", json_integer(sqlite3_column_int64(st, 0)));
-            json_object_set_new(p, "messages", json_integer(sqlite3_column_int64(st, 1)));
-            json_object_set_new(p, "last_contact",
-                                sqlite3_column_type(st, 2) == SQLITE_NULL
-                                    ? json_null()
-                                    : json_integer(sqlite3_column_int64(st, 2)));
-        }
+        if (rc == SQLITE_ROW)
+            counts_json(st, 0, p);
         rc = rc == SQLITE_ROW ? 0 : lucy_store_err(rc);
     }
     if (rc)

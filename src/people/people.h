@@ -96,10 +96,22 @@ int lucy_people_find(sqlite3 *db, const char *kind, const char *value, int64_t *
  * answers it: {"id","name","name_source","created_at_ms","identifiers":[
  * {"kind","value","source","first_seen_ms"}],"names":[{"name","source",
  * "first_seen_ms","last_seen_ms"}],"calls","messages","last_contact"}.
- * full = 0 leaves out names and the counts (the list's items). *out is a
+ * full = 0 leaves out names and the counts (lucy_people_list adds them). *out is a
  * new reference (caller decrefs). 0, LUCY_ENOTFOUND, LUCY_ENOMEM or a
  * store error. */
 int lucy_people_json(sqlite3 *db, int64_t id, int full, json_t **out);
+
+/* Inside a read: appends to items (a JSON array) the persons with id >
+ * after, by id, at most limit (>= 1), as GET /people lists them: each as
+ * lucy_people_json(full = 0) plus "calls", "messages" and "last_contact",
+ * counted in the list's own query (lucy_people_list_sql). like: a LIKE
+ * pattern (with \ as escape) over names and identifier values, or NULL for
+ * everyone. *more = 1 when persons beyond limit exist. 0, LUCY_ENOMEM or a
+ * store error. */
+int lucy_people_list(sqlite3 *db, const char *like, int64_t after, int limit, json_t *items,
+                     int *more);
+/* The SQL of lucy_people_list (exported for the query-plan test). */
+extern const char lucy_people_list_sql[];
 
 /* Deletes person id's rows: its identifiers, names, the journal entries
  * naming it (they hold its names) and the person. The person is being

@@ -147,38 +147,10 @@ struct list {
     int more;      /* out */
 };
 
-static const char sql_list[] =
-    "SELECT id FROM people p WHERE id > ?1 AND (?2 IS NULL"
-    " OR EXISTS (SELECT 1 FROM people_names n WHERE n.person = p.id"
-    "  AND n.name LIKE ?2 ESCAPE '\\')"
-    " OR EXISTS (SELECT 1 FROM people_identifiers i WHERE i.person = p.id"
-    "  AND i.value LIKE ?2 ESCAPE '\\')) ORDER BY id LIMIT ?3";
-
 static int read_list(sqlite3 *db, void *arg)
 {
     struct list *l = arg;
-    sqlite3_stmt *st;
-    int rc = lucy_store_stmt(db, sql_list, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, l->after);
-    lucy_row_bind_text(st, 2, l->like);
-    sqlite3_bind_int(st, 3, l->limit + 1);
-    int64_t ids[LIST_MAX + 1];
-    int n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        ids[n++] = sqlite3_column_int64(st, 0);
-    if (rc != SQLITE_DONE)
-        return lucy_store_err(rc);
-    l->more = n > l->limit;
-    for (int i = 0; rc == SQLITE_DONE && i < n && i < l->limit; i++) {
-        json_t *p = NULL;
-        int err = lucy_people_json(db, ids[i], 0, &p);
-        if (err)
-            return err;
-        json_array_append_new(l->items, p);
-    }
-    return 0;
+    return lucy_people_list(db, l->like, l->after, l->limit, l->items, &l->more);
 }
 
 static void list_people(struct lucy_http_request *req, struct lucy_http_response *resp)

@@ -121,6 +121,38 @@ def test_timeline_interleaves_calls_and_messages_and_pages(start_lucy):
     assert_error(lucy.get("/people/424242/timeline"), 404, "not_found")
 
 
+def test_list_items_carry_counts_and_last_contact(start_lucy):
+    """GET /people's items have calls, messages and last_contact (counted in
+    the list's own query: the UI asks nothing per row), equal to GET
+    /people/{id}'s, on every page and with q."""
+    lucy = start_lucy()
+    for f in ("text.json", "voice_note.json", "image_caption.json"):
+        post_fixture(lucy, f)
+    alex = person_of(lucy, ALEX, messages=2)
+    person_of(lucy, "15550003333", messages=1)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    add_call(data_dir, "rec-a", "+" + ALEX, 1764470000000)  # after Alex's messages (..0800, ..0900)
+    add_call(data_dir, "rec-nobody", "+15550009999", 1764480000000)  # a number of nobody's
+    lucy = start_lucy(data_dir=data_dir)
+    listed = lucy.get("/people", params={"limit": 500}).json()["people"]
+    assert len(listed) == 2
+    for p in listed:
+        full = lucy.get("/people/%d" % p["id"]).json()
+        assert (p["calls"], p["messages"], p["last_contact"]) == (
+            full["calls"], full["messages"], full["last_contact"]), p
+    a = next(p for p in listed if p["id"] == alex["id"])
+    assert (a["calls"], a["messages"], a["last_contact"]) == (1, 2, 1764470000)
+    sam = next(p for p in listed if p["id"] != alex["id"])
+    assert (sam["calls"], sam["messages"], sam["last_contact"]) == (0, 1, 1764461000)
+    # pages of one and a filtered list carry them too
+    page = lucy.get("/people", params={"limit": 1}).json()
+    assert page["people"][0] == listed[0] and page["next_cursor"] == listed[0]["id"]
+    page = lucy.get("/people", params={"limit": 1, "cursor": page["next_cursor"]}).json()
+    assert page["people"] == listed[1:] and page["next_cursor"] is None
+    assert lucy.get("/people", params={"q": "Sam"}).json()["people"] == [sam]
+
+
 def test_phone_seen_first_links_wa_id_automatically_and_undoably(start_lucy):
     lucy = start_lucy()
     data_dir = lucy.data_dir

@@ -56,6 +56,52 @@ def samples_dir(tmp_path):
     return str(d)
 
 
+# The Part II story (docs/calls.md, DESIGN §12, §16), added to the samples'
+# BCR-named call with its sidecar (John Doe, +14155550123, 14 Apr 2023):
+# each fixture's date is explicit, never the copy's mtime.
+CALL_SAMSUNG = "Call recording Sarah Lee_240115_093012.m4a"  # Samsung: name, 15 Jan 2024 09:30:12
+CALL_STEREO = "+14155550123_20240301-101500_incoming.m4a"    # number first, stereo, John Doe again
+SYNC_DIR = ".dropbox.cache"  # never walked: one ledger row for the folder
+SYNC_COPY = os.path.join(SYNC_DIR, "old", "tmp_8f3a2.m4a")  # a stale copy of a call inside it
+CORRUPT = "cut-short.m4a"  # an MP4 cut before its index: corrupt, a ledger row with the decoder's reason
+PLAIN_MTIME_S = 1654041600  # 2022-06-01 00:00 UTC (+ a day each): the plain samples are older than every call
+WA_JOHN_TS = 1709380800     # 2024-03-02 12:00 UTC: John Doe's WhatsApp message, after his calls
+WA_MARKUP_TS = 1764244800   # 2025-11-27 12:00 UTC: another UTC day than text.json's (2025-11-30)
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y"] + list(args), check=True, timeout=60)
+
+
+def story_fixtures(rec_dir):
+    """Adds the call fixtures to a samples_dir() copy; returns how many
+    recordings the folder then holds (the corrupt file and the sync-cache
+    copy are none)."""
+    plain = sorted(n for n in os.listdir(rec_dir) if not n.endswith(".json") and not n.startswith("20230414_"))
+    for i, name in enumerate(plain):  # a day apart: "newest first" has one order
+        os.utime(os.path.join(rec_dir, name), (PLAIN_MTIME_S + i * 86400, PLAIN_MTIME_S + i * 86400))
+    fwd = os.path.join(SAMPLES, "goforward.m4a")
+    # "go forward ten meters" three times with 2 s pauses: three segments,
+    # so q=forward hits this one conversation three times.
+    ffmpeg("-i", fwd, "-f", "lavfi", "-t", "2", "-i", "anullsrc=r=16000:cl=mono",
+           "-filter_complex", "[0:a][1:a][0:a][1:a][0:a]concat=n=5:v=0:a=1[a]", "-map", "[a]",
+           "-c:a", "aac", "-b:a", "32k", "-ar", "16000", "-ac", "1", os.path.join(rec_dir, CALL_SAMSUNG))
+    # A stereo call: the stereo sample remuxed with a tag of its own (a new
+    # content, so a recording of its own) under a number-first name.
+    ffmpeg("-i", os.path.join(SAMPLES, "cards-003-stereo.m4a"), "-c", "copy", "-metadata",
+           "comment=lucy e2e stereo call", os.path.join(rec_dir, CALL_STEREO))
+    sync = os.path.join(rec_dir, SYNC_COPY)
+    os.makedirs(os.path.dirname(sync))
+    shutil.copy(fwd, sync)
+    with open(os.path.join(SAMPLES, "librivox-0880.m4a"), "rb") as f:  # moov at the end
+        head = f.read(4096)
+    with open(os.path.join(rec_dir, CORRUPT), "wb") as f:
+        f.write(head)
+    os.utime(os.path.join(rec_dir, CORRUPT), (PLAIN_MTIME_S, PLAIN_MTIME_S))
+    return len([n for n in os.listdir(rec_dir) if not n.endswith(".json") and n != CORRUPT
+                and os.path.isfile(os.path.join(rec_dir, n))])
+
+
 def artefacts_dir():
     d = os.path.join(ROOT, "artefacts", "e2e", os.path.basename(os.path.normpath(BUILD_DIR)))
     os.makedirs(d, exist_ok=True)
@@ -80,7 +126,7 @@ def test_ui_in_chromium(start_lucy, tmp_path, tmpfs, playwright):
     if not os.path.exists(LOCKSHIM):
         pytest.fail("lock shim not built: " + LOCKSHIM)
     rec_dir = samples_dir(tmp_path)
-    n_audio = len([n for n in os.listdir(rec_dir) if not n.endswith(".json")])  # sidecars are not recordings
+    n_audio = story_fixtures(rec_dir)
     control = str(tmp_path / "locks")
     open(control, "w").close()
     env = {
@@ -107,15 +153,25 @@ def test_ui_in_chromium(start_lucy, tmp_path, tmpfs, playwright):
         assert r.status_code == 200, r.text
     # Text that looks like markup: the UI must show it as text.
     r = post(lucy, message_body("wamid.E2EMARKUP01", sender="15550002222", name="Alex Example",
-                                text="invoice <img src=x onerror=alert(1)> <b>bold</b> & more"))
+                                text="invoice <img src=x onerror=alert(1)> <b>bold</b> & more",
+                                ts=WA_MARKUP_TS))
+    assert r.status_code == 200, r.text
+    # The calls' number on WhatsApp: one person with both calls (docs/people.md).
+    r = post(lucy, message_body("wamid.E2EJOHN01", sender="14155550123", name="John Doe",
+                                text="Thanks for the call yesterday", ts=WA_JOHN_TS))
     assert r.status_code == 200, r.text
     wait_transcribed(lucy, n_audio)
-    lucy.wait_for(lambda: lucy.get("/search", params={"q": "invoice"}).json()["count"] >= 2,
+    lucy.wait_for(lambda: lucy.get("/search", params={"q": "invoice"}).json()["count"] >= 2
+                  and lucy.get("/search", params={"q": "yesterday"}).json()["count"] >= 1,
                   timeout=30, what="messages indexed")
+    lucy.wait_for(lambda: {CORRUPT, SYNC_DIR} <= {
+        os.path.relpath(i["path"], rec_dir) for i in lucy.get("/ledger").json()["items"]},
+                  timeout=30, what="the corrupt file and the sync folder in the ledger")
 
     r = run_node(lucy.url, dict(disk, E2E_ARTEFACTS=artefacts_dir(), E2E_LOCK_CONTROL=control,
                                 E2E_LOCK_TARGET=os.path.join(rec_dir, "cards-003-stereo.m4a"),
-                                E2E_DATA_DIR=data))
+                                E2E_DATA_DIR=data, E2E_CALL_SAMSUNG=CALL_SAMSUNG,
+                                E2E_CALL_STEREO=CALL_STEREO, E2E_CORRUPT=CORRUPT))
     assert r.returncode == 0, "browser test failed:\n" + r.stdout[-8000:] + r.stderr[-4000:]
     assert re.search(r"^\d+ passed, 0 failed$", r.stdout, re.M), r.stdout
 
@@ -126,7 +182,8 @@ def test_ui_in_chromium(start_lucy, tmp_path, tmpfs, playwright):
     assert m and int(m.group(1)) > 0, [l for l in metrics.splitlines() if "audio" in l]
     for name in ("recordings", "transcript", "search-recording", "search-message", "messages",
                  "locked", "status", "recordings-phone", "people", "person", "merge-confirm",
-                 "person-merged", "history-refused", "person-phone"):
+                 "person-merged", "history-refused", "person-phone", "recordings-dates",
+                 "recordings-person", "search-grouped", "status-ledger"):
         assert os.path.getsize(os.path.join(artefacts_dir(), name + ".png")) > 1000, name
 
 

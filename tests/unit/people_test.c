@@ -332,6 +332,44 @@ static void alias_replaced_cleared_and_undone(void **state)
     free(with), free(back);
 }
 
+struct plan {
+    char text[2048]; /* the plan's detail lines, joined */
+};
+
+static int r_plan(sqlite3 *db, void *arg)
+{
+    struct plan *pl = arg;
+    char sql[2048];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", lucy_people_list_sql);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return LUCY_EIO;
+    size_t off = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && off < sizeof pl->text - 1)
+        off += snprintf(pl->text + off, sizeof pl->text - off, "%s\n",
+                        (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* GET /people counts in its own query: each count is an index lookup per
+ * person, never a scan of the calls or the messages. */
+static void list_counts_use_indexes(void **state)
+{
+    (void)state;
+    struct plan pl = {{0}};
+    assert_int_equal(lucy_store_read(store, r_plan, &pl), 0);
+    static const char *const uses[] = {"recording_calls_number", "wa_messages_by_sender",
+                                       "people_identifiers_by_person"};
+    for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++)
+        if (!strstr(pl.text, uses[i]))
+            fail_msg("plan does not use %s:\n%s", uses[i], pl.text);
+    static const char *const scans[] = {"SCAN recording_calls", "SCAN wa_messages"};
+    for (size_t i = 0; i < sizeof scans / sizeof scans[0]; i++)
+        if (strstr(pl.text, scans[i]))
+            fail_msg("plan has %s:\n%s", scans[i], pl.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(merge_then_undo_restores_both_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(split_takes_the_identifier_and_its_names, setup, teardown),
         cmocka_unit_test_setup_teardown(alias_replaced_cleared_and_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_counts_use_indexes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
