@@ -357,6 +357,13 @@ def test_a_recorded_call_and_a_webhook_from_one_number_are_one_person(start_lucy
     assert rec_doc["call"]["number"]["e164"] == "+14155550123"
     assert rec_doc["call"]["direction"] == "in"
     assert rec_doc["call"]["person"] == {"id": person["id"], "name": "John Smith"}
+    # The title comes from the person (the file only has the number), and
+    # the user's alias wins over both (DESIGN §12)
+    assert rec_doc["title"].startswith("Call with John Smith · in · 1 Mar 2024 10:15"), rec_doc
+    assert rec_doc["call"]["title"] == rec_doc["title"]
+    r = lucy.put("/people/%d" % person["id"], json={"alias": "Johnny"})
+    assert r.status_code == 200, r.text
+    assert lucy.get("/recordings").json()["recordings"][0]["title"].startswith("Call with Johnny")
     items = lucy.get("/people/%d/timeline" % person["id"]).json()["items"]
     assert [i["kind"] for i in items] == ["message", "call"], items  # newest first
     assert items[0]["time"] == 1709300000 and items[1]["time"] < items[0]["time"]

@@ -290,18 +290,46 @@ static json_t *json_column(sqlite3_stmt *st, int col, json_t *fallback)
  * read its call yet (a recording stored before schema 44, until its next
  * scan). Its person is filled by link_person(). */
 /* call.person: {id, name} of the person holding the call's number
- * (src/people/, linked by E.164), or null. */
-static void link_person(sqlite3 *db, json_t *call)
+ * (src/people/, linked by E.164), or null. Returns the person's display
+ * name (borrowed from call; NULL = no person or no name). */
+static const char *link_person(sqlite3 *db, json_t *call)
 {
     const char *e164 = json_string_value(json_object_get(json_object_get(call, "number"), "e164"));
     int64_t id;
     json_t *p = NULL;
     if (!e164 || lucy_people_find(db, "phone", e164, &id) != 0 || lucy_people_json(db, id, 0, &p))
-        return;
-    json_object_set_new(call, "person",
-                        json_pack("{s:I,s:O}", "id", (json_int_t)id, "name",
-                                  json_object_get(p, "name") ?: json_null()));
+        return NULL;
+    json_t *person = json_pack("{s:I,s:O}", "id", (json_int_t)id, "name",
+                               json_object_get(p, "name") ?: json_null());
+    json_object_set_new(call, "person", person);
     json_decref(p);
+    return json_string_value(json_object_get(person, "name"));
+}
+
+/* The call's title with its person's display name (DESIGN §12: titles come
+ * from the person, so the user's alias, or a name another call or WhatsApp
+ * gave the number, wins over what this file says), by lucy_call_title's one
+ * rule; the direction and date from the row. */
+static json_t *person_title(sqlite3_stmt *st, const char *name)
+{
+    static const enum lucy_call_direction directions[] = {LUCY_CALL_DIR_IN, LUCY_CALL_DIR_OUT,
+                                                          LUCY_CALL_DIR_CONFERENCE};
+    struct lucy_call_meta m = {0};
+    snprintf(m.contact_name, sizeof m.contact_name, "%s", name);
+    const char *dir = (const char *)sqlite3_column_text(st, COL_DIRECTION);
+    for (size_t i = 0; dir && i < sizeof directions / sizeof *directions; i++)
+        if (strcmp(dir, lucy_call_direction_name(directions[i])) == 0)
+            m.direction = directions[i];
+    if (sqlite3_column_type(st, COL_STARTED) != SQLITE_NULL) {
+        m.source[LUCY_CALL_STARTED_AT] = LUCY_CALL_SRC_MTIME; /* known; which source is moot */
+        m.started_at_ms = sqlite3_column_int64(st, COL_STARTED);
+        m.utc_offset_known = sqlite3_column_type(st, COL_OFFSET) != SQLITE_NULL;
+        m.utc_offset_min = sqlite3_column_int(st, COL_OFFSET);
+        m.started_at_local_only = sqlite3_column_int(st, COL_LOCAL);
+    }
+    char title[LUCY_CALL_NAME_SIZE + 96];
+    lucy_call_title(&m, title, sizeof title);
+    return json_string(title);
 }
 
 static json_t *call_json(sqlite3_stmt *st)
@@ -435,7 +463,9 @@ static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
     json_object_set_new(o, "transcript_status", text_or_null(st, 10));
     json_object_set_new(o, "preview", preview_json(st));
     json_t *call = call_json(st);
-    link_person(db, call);
+    const char *person_name = link_person(db, call);
+    if (person_name)
+        json_object_set_new(call, "title", person_title(st, person_name));
     char *primary = NULL;
     json_object_set_new(o, "paths", paths_json(db, id, &primary, err));
     /* The title is the call's (lucy_call_title, stored by the scanner);
