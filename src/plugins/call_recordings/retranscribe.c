@@ -354,8 +354,11 @@ static long long group_id_of(struct lucy_http_request *req, struct lucy_http_res
     return 0;
 }
 
+/* Replies with out (taken) or rc's error. */
 static void reply_group(struct lucy_http_response *resp, int rc, json_t *out, const char *id)
 {
+    if (rc)
+        json_decref(out);
     if (rc == LUCY_ENOTFOUND)
         lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
                               "no job group %.40s: use the group_id returned by POST "
@@ -374,7 +377,8 @@ void lucy_job_group_get(struct lucy_http_request *req, struct lucy_http_response
         return;
     json_t *out = NULL;
     struct group_arg g = {id, &out};
-    reply_group(resp, lucy_store_read(req->ctx->store, group_read, &g), out, req->params[0]);
+    int rc = lucy_store_read(req->ctx->store, group_read, &g); /* sets out: read first */
+    reply_group(resp, rc, out, req->params[0]);
 }
 
 void lucy_job_group_cancel(struct lucy_http_request *req, struct lucy_http_response *resp)
