@@ -22,6 +22,7 @@ import sys
 import pytest
 
 from test_speakers import ffmpeg, channel_wav
+from test_webhook import db_query
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DONE = ("done", "no_speech")
@@ -133,8 +134,20 @@ def test_switching_the_active_version_reindexes(two_versions):
     only1, only2 = sorted(v1 - v2), sorted(v2 - v1)
     assert only1 and only2, "the two versions should each have words of their own"
 
+    n_segments = {n: len(version(lucy, rid, n)["segments"]) for n in (1, 2)}
+    assert n_segments[1] != n_segments[2], "versions with different segment counts test stale documents"
+
+    def documents_are(n):
+        # The recording's live search documents are exactly version n's
+        # segments: none left over from a version with more segments.
+        want = [(i, s["text"]) for i, s in enumerate(version(lucy, rid, n)["segments"]) if s["text"]]
+        return db_query(lucy.data_dir, "SELECT segment, text FROM documents WHERE source ="
+                        " 'call_recording' AND id = ? AND deleted = 0 ORDER BY segment",
+                        (rid,)) == want
+
     def finds(active_words, other_words):
-        return (all(rid in search_ids(lucy, w) for w in active_words)
+        n = lucy.get("/recordings/" + rid).json()["transcript"]["version"]
+        return (documents_are(n) and all(rid in search_ids(lucy, w) for w in active_words)
                 and not any(rid in search_ids(lucy, w) for w in other_words))
 
     lucy.wait_for(lambda: finds(only2, only1), timeout=60, what="search finds version 2 only")
