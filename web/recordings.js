@@ -1,7 +1,8 @@
 // recordings.js - the Recordings view: the list (who, direction, the call's
 // real date, length, the transcript's first words (`preview`), status in
 // plain words; sort; filter by status, person and dates) and one recording (facts, Transcribe button, audio player,
-// transcript segments that seek the player).
+// transcript segments that seek the player, and its transcript versions
+// with the active one marked and a button to make another one active).
 //
 // The Transcribe button cannot cause a retry storm: it is disabled while
 // the recording's job is queued, running, waiting on a lock or blocked by
@@ -337,6 +338,7 @@ async function renderRecording(main, id, query, stale) {
     "aria-label": "Recording audio" });
   const audioNote = el("div", { id: "audio-note", "aria-live": "polite" });
   const transcriptBox = el("section", { "aria-labelledby": "transcript-h" });
+  const versionsBox = el("section", { id: "versions", "aria-labelledby": "versions-h" });
   const keepProblem = el("div", { id: "keep-problem", "aria-live": "polite" });
   const keep = keepAndForget(id, rec, keepProblem);
   const downloads = el("div", { class: "controls", id: "downloads", role: "group",
@@ -346,7 +348,7 @@ async function renderRecording(main, id, query, stale) {
     el("h1", { id: "rec-title" }, title(rec)),
     el("p", null, statusBadge),
     el("div", { class: "transcribe" }, button, why, keep.del),
-    audio, audioNote, facts, downloads, keepProblem, transcriptBox);
+    audio, audioNote, facts, downloads, keepProblem, transcriptBox, versionsBox);
 
   // Audio: loaded directly (range requests) or through a Blob with the token.
   const showAudioError = (e) => {
@@ -432,6 +434,52 @@ async function renderRecording(main, id, query, stale) {
     if (hit) { hit.scrollIntoView({ block: "center" }); seek(Number(hit.dataset.t0), false); }
   };
 
+  // Transcript versions (DESIGN §13): every run is kept; one is active
+  // (shown above and searched). Re-read when the active transcript changes.
+  let versionsNote = null;
+  const drawVersions = async () => {
+    let list;
+    try {
+      list = await get(`/recordings/${encodeURIComponent(id)}/transcripts`);
+    } catch (e) {
+      clear(versionsBox, el("h2", { id: "versions-h" }, "Versions"), note("Could not read the versions: " + e.message, "bad"));
+      return;
+    }
+    if (stopped) return;
+    if (!list.versions.length) { clear(versionsBox); return; }
+    const rows = list.versions.map((v) => {
+      const activate = el("button", { type: "button", "data-role": "activate", "data-version": v.version,
+        "aria-label": `Make version ${v.version} the active transcript`,
+        onclick: async () => {
+          activate.disabled = true;
+          try {
+            await api(`/recordings/${encodeURIComponent(id)}/transcripts/active`,
+              { method: "PUT", json: { version: v.version } });
+            versionsNote = null;
+            poll(); // the active transcript changed: redraws it and this list
+          } catch (e) {
+            versionsNote = note(e.message, "bad");
+            drawVersions();
+          }
+        } }, "Make active");
+      return el("tr", { "data-version": v.version, class: v.active ? "active" : "" },
+        el("td", null, String(v.version)),
+        el("td", null, v.engine || ""),
+        el("td", { title: v.model || "" }, v.model ? basename(v.model) : ""),
+        el("td", null, dateTime(v.created_at)),
+        el("td", null, v.status === "done" ? String(v.word_count) : "no speech"),
+        el("td", null, v.active ? el("span", { class: "badge ok", "data-role": "active" }, "active")
+          : v.status === "done" ? activate : null));
+    });
+    clear(versionsBox, el("h2", { id: "versions-h" }, "Versions"),
+      el("p", { class: "muted" }, "Each transcription is kept. The active version is the one shown above and searched; " +
+        "Transcribe adds a new version and makes it active when it is done."),
+      versionsNote,
+      el("div", { class: "table-wrap" }, el("table", { class: "checks versions" },
+        el("thead", null, el("tr", null, ...["Version", "Engine", "Model", "Date", "Words", ""].map((h) => el("th", null, h)))),
+        el("tbody", null, rows))));
+  };
+
   const drawState = () => {
     const d = describe(rec, lockedUntil);
     statusBadge.className = "badge " + d.kind;
@@ -463,7 +511,11 @@ async function renderRecording(main, id, query, stale) {
       const transcriptChanged = JSON.stringify(fresh.transcript) !== JSON.stringify(rec.transcript);
       rec = fresh;
       if (fresh.job && fresh.job.error_type) lockedUntil = null; // the job speaks for itself now
-      if (key !== lastKey) { drawState(); if (transcriptChanged) drawTranscript(); lastKey = key; }
+      if (key !== lastKey || transcriptChanged) {
+        drawState();
+        if (transcriptChanged) { drawTranscript(); drawVersions(); }
+        lastKey = key;
+      }
     } catch (e) {
       why.textContent = "Could not refresh: " + e.message;
     }
@@ -500,6 +552,7 @@ async function renderRecording(main, id, query, stale) {
 
   drawState();
   drawTranscript();
+  drawVersions();
   lastKey = JSON.stringify([rec.transcript_status, rec.job, rec.progress, rec.transcript && rec.transcript.text]);
   schedule();
   return () => { stopped = true; clearTimeout(timer); audio.removeAttribute("src"); audio.load(); revoke(); };

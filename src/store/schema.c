@@ -457,6 +457,57 @@ const struct lucy_migration lucy_migrations[] = {
      " dim INTEGER NOT NULL,"
      " vector BLOB NOT NULL,"
      " embedded_at_ms INTEGER NOT NULL);"},
+    /* 53: transcript versions and job groups (DESIGN §13 Versions;
+     * call_recordings/versions.c, transcript.c, retranscribe.c, jobs.c).
+     * Every transcription run that stored a transcript is a version
+     * (1, 2, ... per recording) with its segments as JSON [{t0_ms, t1_ms,
+     * text, speaker, channel, words}]; `transcripts` and `segments` hold
+     * the active one (transcripts.version), the one that is indexed.
+     * Existing transcripts become version 1, active. A job group is a bulk
+     * re-transcription: its jobs carry group_id; total_jobs is how many
+     * were queued, cancelled_at_s when it was cancelled (Unix s). */
+    {53, "transcript_versions",
+     "CREATE TABLE IF NOT EXISTS transcript_versions ("
+     " recording_id TEXT NOT NULL,"
+     " version INTEGER NOT NULL,"
+     " job_id INTEGER,"
+     " status TEXT NOT NULL CHECK (status IN ('done','no_speech')),"
+     " engine TEXT NOT NULL,"
+     " model TEXT,"
+     " language TEXT,"
+     " duration_s REAL,"
+     " rtf REAL,"
+     " text TEXT NOT NULL,"
+     " word_count INTEGER NOT NULL,"
+     " created_at_s INTEGER NOT NULL,"
+     " truncated INTEGER NOT NULL DEFAULT 0,"
+     " source_duration_s REAL,"
+     " channels INTEGER,"
+     " segments TEXT NOT NULL,"
+     " PRIMARY KEY (recording_id, version)) WITHOUT ROWID;"
+     "ALTER TABLE transcripts ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+     "INSERT OR IGNORE INTO transcript_versions SELECT t.recording_id, 1, t.job_id,"
+     " CASE WHEN t.text != '' AND EXISTS (SELECT 1 FROM segments s"
+     "  WHERE s.recording_id = t.recording_id) THEN 'done' ELSE 'no_speech' END,"
+     " t.engine, t.model, t.language, t.duration_s, t.rtf, t.text,"
+     " CASE WHEN trim(t.text) = '' THEN 0"
+     "  ELSE length(trim(t.text)) - length(replace(trim(t.text), ' ', '')) + 1 END,"
+     " t.created_at_s, t.truncated, t.source_duration_s, t.channels,"
+     " coalesce((SELECT json_group_array(json_object('t0_ms', s.t0_ms, 't1_ms', s.t1_ms,"
+     "  'text', s.text, 'speaker', s.speaker, 'channel', s.channel,"
+     "  'words', json(coalesce(s.words, '[]'))))"
+     "  FROM (SELECT * FROM segments WHERE recording_id = t.recording_id ORDER BY idx) s),"
+     " '[]') FROM transcripts t;"
+     "CREATE TABLE IF NOT EXISTS job_groups ("
+     " id INTEGER PRIMARY KEY,"
+     " kind TEXT NOT NULL,"
+     " filter TEXT NOT NULL,"
+     " total_jobs INTEGER NOT NULL,"
+     " skipped INTEGER NOT NULL,"
+     " created_at_s INTEGER NOT NULL,"
+     " cancelled_at_s INTEGER);"
+     "ALTER TABLE jobs ADD COLUMN group_id INTEGER;"
+     "CREATE INDEX IF NOT EXISTS jobs_by_group ON jobs(group_id) WHERE group_id IS NOT NULL;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

@@ -38,7 +38,7 @@
 enum queue_class {
     QUEUE_REQUESTED = 0,    /* asked for by a user (POST .../transcribe) */
     QUEUE_NEW = 1,          /* a recording the scanner found */
-    QUEUE_RETRANSCRIBE = 2, /* a bulk re-transcription (not queued by anything yet) */
+    QUEUE_RETRANSCRIBE = 2, /* a bulk re-transcription (lucy_jobs_enqueue_group) */
 };
 
 /* ---- statuses --------------------------------------------------------------- */
@@ -165,6 +165,93 @@ int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
     if (job_id != NULL)
         *job_id = sqlite3_last_insert_rowid(db);
     return 0;
+}
+
+int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long group_id,
+                            long long *job_id)
+{
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db,
+                              "SELECT 1 FROM jobs WHERE recording_id = ?1 AND status IN"
+                              " ('queued','running','retry_wait','blocked')",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return LUCY_ECONFLICT;
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    err = lucy_store_stmt(db,
+                          "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s,"
+                          " queue_class, group_id) VALUES (?1, 'queued', ?2, ?2, ?3, ?4)",
+                          &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_s());
+    sqlite3_bind_int(st, 3, QUEUE_RETRANSCRIBE);
+    sqlite3_bind_int64(st, 4, group_id);
+    if ((err = lucy_row_step_done(st)) != 0)
+        return err;
+    if (job_id)
+        *job_id = sqlite3_last_insert_rowid(db);
+    return 0;
+}
+
+int lucy_jobs_drop_group(sqlite3 *db, long long group_id, int *dropped)
+{
+    sqlite3_stmt *st;
+    /* Their checkpoints go with them: a waiting job may have some. */
+    int err = lucy_store_stmt(db,
+                              "SELECT id FROM jobs WHERE group_id = ?1"
+                              " AND status IN ('retry_wait','blocked')",
+                              &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, group_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((err = lucy_checkpoint_clear(db, sqlite3_column_int64(st, 0))) != 0)
+            break;
+    sqlite3_reset(st);
+    if (err)
+        return err;
+    if (rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    err = lucy_store_stmt(db,
+                          "DELETE FROM jobs WHERE group_id = ?1"
+                          " AND status IN ('queued','retry_wait','blocked')",
+                          &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, group_id);
+    if ((err = lucy_row_step_done(st)) != 0)
+        return err;
+    if (dropped)
+        *dropped = sqlite3_changes(db);
+    return 0;
+}
+
+int lucy_jobs_group_counts(sqlite3 *db, long long group_id, long long counts[LUCY_JOB_N_STATUSES])
+{
+    memset(counts, 0, sizeof(long long) * LUCY_JOB_N_STATUSES);
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(
+        db, "SELECT status, count(*) FROM jobs WHERE group_id = ?1 GROUP BY status", &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, group_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        enum lucy_job_status s;
+        if (lucy_job_status_parse((const char *)sqlite3_column_text(st, 0), &s) == 0)
+            counts[s] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }
 
 struct get_arg {

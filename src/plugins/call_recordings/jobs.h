@@ -80,6 +80,25 @@ int lucy_job_status_pending(enum lucy_job_status s);
  * only (the db handle it is given). */
 int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id);
 
+/* Queues a re-transcription of recording_id in job group group_id
+ * (retranscribe.c): queue class 2, claimed after user requests and new
+ * recordings. LUCY_ECONFLICT when the recording has an active job already
+ * (nothing queued: that job's result is the new version). Call inside a
+ * lucy_store_write() function. 0 and *job_id (may be NULL), or a store
+ * error. */
+int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long group_id,
+                            long long *job_id);
+
+/* Cancels job group group_id's jobs that have not started: queued,
+ * retry_wait and blocked jobs are deleted with their checkpoints; a
+ * running one finishes. Call inside a lucy_store_write() function. 0 and
+ * *dropped (may be NULL), or a store error. */
+int lucy_jobs_drop_group(sqlite3 *db, long long group_id, int *dropped);
+
+/* Number of group_id's jobs per status (indexed by enum lucy_job_status;
+ * dropped jobs are gone). Any store function's db. 0 or a store error. */
+int lucy_jobs_group_counts(sqlite3 *db, long long group_id, long long counts[LUCY_JOB_N_STATUSES]);
+
 /* One row of `jobs`. Times are Unix seconds; 0 = not set. */
 struct lucy_job {
     long long id;                /* job id */

@@ -14,7 +14,14 @@
  *   DELETE /recordings/{id}                   forget it (forget.c)
  *   POST /recordings/scan                     scan now, the scan summary
  *   POST /recordings/{id}/transcribe[?wait=1] 202 {"job_id","status"}
- *                                             (wait: 1/true/yes or 0/false/no)
+ *                                             (wait: 1/true/yes or 0/false/no;
+ *                                             body {"engine"} optional: a finished
+ *                                             recording gets a new version)
+ *   GET  /recordings/{id}/transcripts         every version, newest first
+ *   GET  /recordings/{id}/transcripts/{n}     one version with its segments
+ *   PUT  /recordings/{id}/transcripts/active  {"version": n}: switch and re-index
+ *   POST /recordings/retranscribe, GET /job-groups/{id},
+ *   POST /job-groups/{id}/cancel              bulk re-transcription (retranscribe.c)
  *   GET  /jobs/{id}                           a job's state
  *   GET  /recordings/{id}/audio               the file, with ranges (audio.c)
  *   GET  /recordings/{id}/transcript.{txt,srt,vtt,json}
@@ -50,10 +57,12 @@
 #include "../../http/http.h"
 #include "../../index/index.h"
 #include "../../lucy.h"
+#include "../../store/store.h"
 #include "jobs.h"
 #include "ledger.h"
 #include "plugin.h"
 #include "recording.h"
+#include "retranscribe.h"
 #include "scan_int.h"
 #include "transcript.h"
 
@@ -486,6 +495,19 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
                               WAIT_MAX_S, lucy_http_query(req, "wait"));
         return;
     }
+    if (req->body_len > 0) {
+        json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+        int bad = !json_is_object(body);
+        if (bad)
+            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                                  "the body must be empty or a JSON object such as "
+                                  "{\"engine\": \"pocketsphinx\"}");
+        else
+            bad = lucy_retranscribe_check(req, resp, body) != 0;
+        json_decref(body);
+        if (bad)
+            return;
+    }
     struct lucy_job job;
     int rc = lucy_jobs_request(req->ctx->store, id, &job);
     if (rc == LUCY_ENOTFOUND) {
@@ -525,6 +547,137 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
         reply_accepted(resp, &job, NULL);
     else
         reply_finished(req, resp, &job);
+}
+
+/* ---- transcript versions ---------------------------------------------------- */
+
+struct versions_arg {
+    const char *id; /* recording id */
+    int version;    /* 0: the list */
+    json_t **out;
+};
+
+static int versions_read(sqlite3 *db, void *arg)
+{
+    struct versions_arg *a = arg;
+    return a->version ? lucy_transcript_version_json(db, a->id, a->version, a->out)
+                      : lucy_transcript_versions_json(db, a->id, a->out);
+}
+
+static void reply_no_version(struct lucy_http_response *resp, const char *id, const char *version)
+{
+    lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                          "recording %.80s has no transcript version %.20s: GET "
+                          "/recordings/{id}/transcripts lists its versions",
+                          id, version);
+}
+
+/* A version number from the path or a body: 1 and up; 0 when not one. */
+static int version_number(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return s[0] >= '1' && s[0] <= '9' && !*end && !errno && v <= 1000000 ? (int)v : 0;
+}
+
+static void get_versions(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *id = req->params[0];
+    int version = req->n_params > 1 ? version_number(req->params[1]) : 0;
+    if (req->n_params > 1 && !version) {
+        reply_no_version(resp, id, req->params[1]);
+        return;
+    }
+    json_t *out = NULL;
+    struct versions_arg a = {id, version, &out};
+    int rc = valid_id(id) ? lucy_store_read(req->ctx->store, versions_read, &a) : LUCY_ENOTFOUND;
+    if (rc == LUCY_ENOTFOUND && version && valid_id(id)) {
+        /* No such version, or no such recording: say which. */
+        struct versions_arg list = {id, 0, &out};
+        rc = lucy_store_read(req->ctx->store, versions_read, &list);
+        json_decref(out);
+        if (rc == 0) {
+            reply_no_version(resp, id, req->params[1]);
+            return;
+        }
+    }
+    if (rc == LUCY_ENOTFOUND)
+        reply_no_recording(resp, id);
+    else if (rc)
+        lucy_http_reply_err(resp, rc, "cannot read the transcripts from the store; retry");
+    else
+        lucy_http_reply_json(resp, 200, out);
+}
+
+struct activate_arg {
+    const char *id;
+    int version;
+    int64_t time_s; /* the call's date, for the index documents */
+};
+
+static int activate_write(sqlite3 *db, void *arg)
+{
+    struct activate_arg *a = arg;
+    return lucy_transcript_activate(db, a->id, a->version, a->time_s);
+}
+
+/* PUT /recordings/{id}/transcripts/active {"version": N}: the version's
+ * segments become the shown and indexed ones, in one store write. */
+static void put_active(struct lucy_http_request *req, struct lucy_http_response *resp)
+{
+    const char *id = req->params[0];
+    struct lucy_recording_info info;
+    memset(&info, 0, sizeof info);
+    int rc = valid_id(id) ? lucy_recording_info_load(req->ctx->store, id, &info) : LUCY_ENOTFOUND;
+    int64_t time_s = info.time_s;
+    lucy_recording_info_free(&info);
+    if (rc == LUCY_ENOTFOUND) {
+        reply_no_recording(resp, id);
+        return;
+    }
+    if (rc) {
+        lucy_http_reply_err(resp, rc, "cannot read the recording from the store; retry");
+        return;
+    }
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *v = json_object_get(body, "version");
+    json_int_t version = json_is_integer(v) ? json_integer_value(v) : 0;
+    json_decref(body);
+    if (version < 1 || version > 1000000) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "the body must be a JSON object {\"version\": N} with N a version "
+                              "number from GET /recordings/{id}/transcripts");
+        return;
+    }
+    struct activate_arg a = {id, (int)version, time_s};
+    rc = lucy_store_write(req->ctx->store, activate_write, &a, 0);
+    char number[24];
+    snprintf(number, sizeof number, "%d", (int)version);
+    if (rc == LUCY_ENOTFOUND) {
+        reply_no_version(resp, id, number);
+        return;
+    }
+    if (rc == LUCY_ECONFLICT) {
+        lucy_http_reply_error(resp, LUCY_HTTP_CONFLICT, 0,
+                              "version %d found no speech, so there is nothing to show or "
+                              "search: choose a version whose status is done, or transcribe "
+                              "again (POST /recordings/{id}/transcribe)",
+                              (int)version);
+        return;
+    }
+    if (rc) {
+        lucy_http_reply_err(resp, rc, "the active version was not changed; retry later");
+        return;
+    }
+    json_t *out = NULL;
+    struct versions_arg list = {id, 0, &out};
+    rc = lucy_store_read(req->ctx->store, versions_read, &list);
+    if (rc)
+        lucy_http_reply_err(resp, rc,
+                            "the version is active; read it with GET /recordings/{id}/transcripts");
+    else
+        lucy_http_reply_json(resp, 200, out);
 }
 
 /* ---- GET /jobs/{id} ------------------------------------------------------- */
@@ -616,6 +769,13 @@ static const struct lucy_route routes[] = {
     {"DELETE", "/recordings/{id}", lucy_recordings_delete, 1, 0, NULL}, /* forget.c */
     {"POST", "/recordings/{id}/transcribe", transcribe, 1, 0, NULL},
     {"GET", "/jobs/{id}", get_job, 1, 0, NULL},
+    {"GET", "/recordings/{id}/transcripts", get_versions, 1, 0, NULL},
+    {"PUT", "/recordings/{id}/transcripts/active", put_active, 1, 0, NULL},
+    {"GET", "/recordings/{id}/transcripts/{version}", get_versions, 1, 0, NULL},
+    /* bulk re-transcription as one job group (retranscribe.c) */
+    {"POST", "/recordings/retranscribe", lucy_recordings_retranscribe, 1, 0, NULL},
+    {"GET", "/job-groups/{id}", lucy_job_group_get, 1, 0, NULL},
+    {"POST", "/job-groups/{id}/cancel", lucy_job_group_cancel, 1, 0, NULL},
     {"GET", "/recordings/{id}/audio", lucy_recordings_audio, 1, 0, NULL}, /* audio.c */
     /* one row per export format (export.h); download.c picks it by extension */
     {"GET", "/recordings/{id}/transcript.txt", lucy_recordings_transcript_file, 1, 0, NULL},

@@ -1,10 +1,15 @@
 /*
  * transcript.c - the one writer and reader of tables `transcripts` and
- * `segments` (see transcript.h).
+ * `segments`, the recording's *active* transcript (see transcript.h);
+ * versions.c keeps every version in `transcript_versions`.
  *
- * A new transcript replaces the old one whole: its segments are deleted
- * and its index documents dropped before the new rows go in, so a
- * re-transcription with fewer segments leaves nothing stale in search.
+ * Storing a transcript adds a version (versions.c) and, when it becomes
+ * the active one, copies that version into `transcripts` and `segments`
+ * and replaces the recording's index documents, all in the caller's
+ * write: the segments and documents of the old active version are
+ * dropped first, so search never holds two versions of a call and a
+ * version with fewer segments leaves nothing stale. Switching the active
+ * version (PUT /recordings/{id}/transcripts/active) is the same copy.
  * A no_speech transcript keeps its transcripts row (engine, duration) but
  * has no segments and no documents.
  *
@@ -113,85 +118,88 @@ int lucy_segments_from_json(const json_t *a, struct lucy_transcript *t)
     return 0;
 }
 
-/* The segments of a speech transcript, each with its index document. */
-static int put_segments(sqlite3 *db, const struct lucy_transcript *t,
-                        const struct lucy_transcript_meta *m)
+/* 1 when a new version with transcript t should become the active one:
+ * speech always does; no_speech only when the active one has no speech
+ * either (or there is none), so a silent re-run never hides words. */
+static int should_activate(sqlite3 *db, const char *recording_id, const struct lucy_transcript *t)
 {
-    for (size_t i = 0; i < t->n_segments; i++) {
-        const struct lucy_segment *s = &t->segments[i];
+    if (lucy_transcript_is_speech(t))
+        return 1;
+    sqlite3_stmt *st;
+    int err =
+        lucy_store_stmt(db, "SELECT text != '' FROM transcripts WHERE recording_id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int has_speech = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return lucy_store_err(rc);
+    return !has_speech;
+}
+
+/* Makes version the recording's active transcript: `transcripts` and
+ * `segments` become copies of the version's row, and the recording's
+ * index documents are replaced by the new segments' in this same write
+ * (all dropped, then the non-empty ones put again), so search never mixes
+ * two versions. No status check (see lucy_transcript_activate). */
+static int activate_version(sqlite3 *db, const char *recording_id, int version, int64_t time_s)
+{
+    static const char *const sql[] = {
+        "DELETE FROM segments WHERE recording_id = ?1",
+        "INSERT OR REPLACE INTO transcripts (recording_id, job_id, engine, model, language,"
+        " duration_s, rtf, text, created_at_s, truncated, source_duration_s, channels, version)"
+        " SELECT recording_id, job_id, engine, model, language, duration_s, rtf, text,"
+        " created_at_s, truncated, source_duration_s, channels, version FROM transcript_versions"
+        " WHERE recording_id = ?1 AND version = ?2",
+        /* Words: NULL when the engine gave none, as put_segments() stores them. */
+        "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text, speaker, channel, words)"
+        " SELECT ?1, CAST(j.key AS INTEGER), json_extract(j.value, '$.t0_ms'),"
+        " json_extract(j.value, '$.t1_ms'), json_extract(j.value, '$.text'),"
+        " json_extract(j.value, '$.speaker'), json_extract(j.value, '$.channel'),"
+        " CASE WHEN json_array_length(j.value, '$.words') > 0"
+        "  THEN json_extract(j.value, '$.words') END"
+        " FROM transcript_versions v, json_each(v.segments) j"
+        " WHERE v.recording_id = ?1 AND v.version = ?2 AND v.status = 'done'",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st;
-        int err =
-            lucy_store_stmt(db,
-                            "INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text,"
-                            " speaker, channel, words) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                            &st);
+        int err = lucy_store_stmt(db, sql[i], &st);
         if (err)
             return err;
-        json_t *words = words_json(s);
-        char *words_text = words ? json_dumps(words, JSON_COMPACT) : NULL;
-        json_decref(words);
-        if (words && !words_text)
-            return LUCY_ENOMEM;
-        if (s->speaker)
-            sqlite3_bind_text(st, 6, s->speaker, -1, SQLITE_STATIC);
-        if (s->channel >= 0)
-            sqlite3_bind_int(st, 7, s->channel);
-        if (words_text)
-            sqlite3_bind_text(st, 8, words_text, -1, free);
-        sqlite3_bind_text(st, 1, m->recording_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, (int)i);
-        sqlite3_bind_int64(st, 3, s->t0_ms);
-        sqlite3_bind_int64(st, 4, s->t1_ms);
-        sqlite3_bind_text(st, 5, s->text ? s->text : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int(st, 2, version);
         if ((err = lucy_row_step_done(st)) != 0)
             return err;
-        if (!s->text || !*s->text)
-            continue;
-        if ((err = put_document(db, m->recording_id, (int)i, s->text, m->time_s, s->t0_ms,
-                                s->t1_ms)) != 0)
-            return err;
     }
-    return 0;
+    int err = lucy_outbox_delete(db, DOC_SOURCE, recording_id);
+    return err ? err : lucy_transcript_redate(db, recording_id, time_s);
 }
 
 int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
                         const struct lucy_transcript_meta *m)
 {
-    sqlite3_stmt *st;
-    int err = lucy_store_stmt(db, "DELETE FROM segments WHERE recording_id = ?1", &st);
+    int version = 0;
+    int err = lucy_transcript_version_put(db, t, m, &version);
     if (err)
         return err;
-    sqlite3_bind_text(st, 1, m->recording_id, -1, SQLITE_STATIC);
-    if ((err = lucy_row_step_done(st)) != 0)
-        return err;
-    /* Drop documents of an earlier transcript (their segment count may
-     * differ); put_segments() revives the ones that still exist. */
-    if ((err = lucy_outbox_delete(db, DOC_SOURCE, m->recording_id)) != 0)
-        return err;
-    err = lucy_store_stmt(db,
-                          "INSERT OR REPLACE INTO transcripts (recording_id, job_id, engine,"
-                          " model, language, duration_s, rtf, text, created_at_s, truncated,"
-                          " source_duration_s, channels)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                          &st);
+    int activate = should_activate(db, m->recording_id, t);
+    if (activate <= 0)
+        return activate;
+    return activate_version(db, m->recording_id, version, m->time_s);
+}
+
+int lucy_transcript_activate(sqlite3 *db, const char *recording_id, int version, int64_t time_s)
+{
+    char status[16];
+    int err = lucy_transcript_version_status(db, recording_id, version, status, sizeof status);
     if (err)
         return err;
-    sqlite3_bind_text(st, 1, m->recording_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, m->job_id);
-    sqlite3_bind_text(st, 3, t->engine, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, t->model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, t->language, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 6, t->audio_s);
-    sqlite3_bind_double(st, 7, t->rtf);
-    sqlite3_bind_text(st, 8, t->text ? t->text : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, m->now_s);
-    sqlite3_bind_int(st, 10, t->truncated ? 1 : 0);
-    if (t->source_duration_s > 0)
-        sqlite3_bind_double(st, 11, t->source_duration_s);
-    sqlite3_bind_int(st, 12, t->channels > 0 ? t->channels : 1);
-    if ((err = lucy_row_step_done(st)) != 0)
-        return err;
-    return lucy_transcript_is_speech(t) ? put_segments(db, t, m) : 0;
+    if (strcmp(status, "done") != 0)
+        return LUCY_ECONFLICT;
+    return activate_version(db, recording_id, version, time_s);
 }
 
 int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s)
@@ -224,6 +232,7 @@ int lucy_transcript_forget(sqlite3 *db, const char *recording_id)
     static const char *const sql[] = {
         "DELETE FROM segments WHERE recording_id = ?1",
         "DELETE FROM transcripts WHERE recording_id = ?1",
+        "DELETE FROM transcript_versions WHERE recording_id = ?1",
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st;
@@ -243,8 +252,7 @@ static json_t *text_or_null(sqlite3_stmt *st, int col)
     return s ? json_string(s) : json_null();
 }
 
-/* The person of the call's other party ("them"), 0 when unknown. */
-static int64_t call_person(sqlite3 *db, const char *recording_id)
+int64_t lucy_transcript_call_person(sqlite3 *db, const char *recording_id)
 {
     sqlite3_stmt *st;
     int64_t person = 0;
@@ -260,8 +268,7 @@ static int64_t call_person(sqlite3 *db, const char *recording_id)
     return person;
 }
 
-/* A segment's speaker in the API: "me", the person's id, or null. */
-static json_t *speaker_json(const char *role, int64_t person)
+json_t *lucy_transcript_speaker_json(const char *role, int64_t person)
 {
     if (role && strcmp(role, "me") == 0)
         return json_string("me");
@@ -305,11 +312,11 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
 {
     *out = NULL;
     sqlite3_stmt *st;
-    int err =
-        lucy_store_stmt(db,
-                        "SELECT text, engine, model, language, duration_s, rtf, truncated,"
-                        " source_duration_s, channels FROM transcripts WHERE recording_id = ?1",
-                        &st);
+    int err = lucy_store_stmt(
+        db,
+        "SELECT text, engine, model, language, duration_s, rtf, truncated,"
+        " source_duration_s, channels, version FROM transcripts WHERE recording_id = ?1",
+        &st);
     if (err)
         return err;
     sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
@@ -333,10 +340,11 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
     json_object_set_new(
         t, "channels",
         json_integer(sqlite3_column_type(st, 8) == SQLITE_NULL ? 1 : sqlite3_column_int(st, 8)));
+    json_object_set_new(t, "version", json_integer(sqlite3_column_int(st, 9)));
     /* Warnings a reader must see next to the text (DESIGN §13 Truncation). */
     json_object_set_new(t, "warnings", truncated ? json_pack("[s]", "truncated") : json_array());
     sqlite3_reset(st);
-    int64_t person = call_person(db, recording_id);
+    int64_t person = lucy_transcript_call_person(db, recording_id);
     json_t *segs = json_array();
     err = lucy_store_stmt(db,
                           "SELECT t0_ms, t1_ms, text, speaker, channel, words FROM segments"
@@ -346,15 +354,16 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
         sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *role = (const char *)sqlite3_column_text(st, 3);
-            json_array_append_new(segs, json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "t0_ms",
-                                                  (json_int_t)sqlite3_column_int64(st, 0), "t1_ms",
-                                                  (json_int_t)sqlite3_column_int64(st, 1), "text",
-                                                  text_or_null(st, 2), "speaker",
-                                                  speaker_json(role, person), "channel",
-                                                  sqlite3_column_type(st, 4) == SQLITE_NULL
-                                                      ? json_null()
-                                                      : json_integer(sqlite3_column_int(st, 4)),
-                                                  "words", words_or_null(st, 5)));
+            json_array_append_new(segs,
+                                  json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "t0_ms",
+                                            (json_int_t)sqlite3_column_int64(st, 0), "t1_ms",
+                                            (json_int_t)sqlite3_column_int64(st, 1), "text",
+                                            text_or_null(st, 2), "speaker",
+                                            lucy_transcript_speaker_json(role, person), "channel",
+                                            sqlite3_column_type(st, 4) == SQLITE_NULL
+                                                ? json_null()
+                                                : json_integer(sqlite3_column_int(st, 4)),
+                                            "words", words_or_null(st, 5)));
         }
         err = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
     }

@@ -1,9 +1,14 @@
 /*
- * transcript.h - a recording's stored transcript: tables `transcripts`
- * (one row per recording: text, engine, model, language, duration, rtf)
- * and `segments` (one row per segment, in time order), migration 21.
+ * transcript.h - a recording's stored transcripts (DESIGN §13 Versions):
+ * every transcription run is a version in `transcript_versions`
+ * (migration 53; versions.c writes and reads it), and one version is
+ * active: `transcripts` (one row per recording: text, engine, model,
+ * language, duration, rtf, version) and `segments` (one row per segment,
+ * in time order), migration 21, hold a copy of it, and only its segments
+ * are in the search index.
  *
- * transcript.c is the one file that writes and reads these two tables.
+ * transcript.c is the one file that writes and reads these two tables;
+ * a transcript is never overwritten, only a new version added.
  * The worker stores a transcript through lucy_jobs_finish() (jobs.c), in
  * the same write as the job's new state; the API reads it back through
  * lucy_recording_json() (recording.c). Storing also queues the search
@@ -15,6 +20,7 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct lucy_transcript;
@@ -32,13 +38,64 @@ struct lucy_transcript_meta {
     int64_t now_s;            /* created_at_s (Unix s) */
 };
 
-/* Replaces the recording's transcript with t: the transcripts row, and
- * when t is speech its segments and one index document per non-empty
- * segment (documents of an earlier transcript are dropped first). Call
- * inside a lucy_store_write() function with its db. 0 or a LUCY_E* code
- * (the caller's transaction is rolled back on error). */
+/* Stores t as the recording's next version (1, 2, ...; versions.c) and
+ * makes it the active one when it is speech, or when the active one has
+ * no speech either (a silent re-run never hides an earlier transcript):
+ * then `transcripts`, `segments` and the recording's index documents are
+ * replaced by the new version's, dropping the old ones in the same
+ * write. Earlier versions stay as they are. Call inside a
+ * lucy_store_write() function with its db. 0 or a LUCY_E* code (the
+ * caller's transaction is rolled back on error). */
 int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
                         const struct lucy_transcript_meta *m);
+
+/* Makes stored version the recording's active transcript: its segments
+ * replace the active ones and the recording's index documents (dated
+ * time_s, Unix s: the call's date) in this write, so search finds the
+ * version's words and not the old ones. Call inside a lucy_store_write()
+ * function. 0; LUCY_ENOTFOUND (no such version); LUCY_ECONFLICT (the
+ * version is no_speech: nothing to show or index); or a store error. */
+int lucy_transcript_activate(sqlite3 *db, const char *recording_id, int version, int64_t time_s);
+
+/* ---- versions (versions.c) ------------------------------------------------ */
+
+/* Adds t as the recording's next version (max + 1, 1 for the first), with
+ * its segments (speaker role, channel, words) as JSON, status "done" or
+ * "no_speech" (lucy_transcript_is_speech) and its word count. Does not
+ * make it active (lucy_transcript_put does). Call inside a
+ * lucy_store_write() function. 0 and *version, or a store error. */
+int lucy_transcript_version_put(sqlite3 *db, const struct lucy_transcript *t,
+                                const struct lucy_transcript_meta *m, int *version);
+
+/* The stored status ("done" or "no_speech") of a version into status
+ * (len bytes). Any store function's db. 0, LUCY_ENOTFOUND, or a store
+ * error. */
+int lucy_transcript_version_status(sqlite3 *db, const char *recording_id, int version, char *status,
+                                   size_t len);
+
+/* GET /recordings/{id}/transcripts: {recording_id, active_version (null
+ * when none), versions: [{version, active, status, engine, model,
+ * language, created_at (ISO 8601 UTC), created_at_s, duration_s, rtf,
+ * word_count, truncated, source_duration_s, channels, job_id}]} newest
+ * first. Call inside a lucy_store_read() function. 0 and *out (new
+ * reference); LUCY_ENOTFOUND when no recording has that id; a store
+ * error. */
+int lucy_transcript_versions_json(sqlite3 *db, const char *recording_id, json_t **out);
+
+/* GET /recordings/{id}/transcripts/{version}: one version as in the list,
+ * with its text and segments in lucy_transcript_json's form (speaker
+ * resolved when read). Call inside a lucy_store_read() function. 0 and
+ * *out (new reference); LUCY_ENOTFOUND (no such recording or version); a
+ * store error. */
+int lucy_transcript_version_json(sqlite3 *db, const char *recording_id, int version, json_t **out);
+
+/* The person of the call's other party ("them"), 0 when unknown
+ * (recording_calls' number -> src/people/). Any store function's db. */
+int64_t lucy_transcript_call_person(sqlite3 *db, const char *recording_id);
+
+/* A segment's speaker in the API for its stored role: "me", person's id
+ * for "them" when person > 0, else JSON null. New reference. Pure. */
+json_t *lucy_transcript_speaker_json(const char *role, int64_t person);
 
 /* Gives every search document of the recording's stored segments the
  * date time_s (Unix s): the call's started_at changed (its sidecar arrived
@@ -46,14 +103,14 @@ int lucy_transcript_put(sqlite3 *db, const struct lucy_transcript *t,
  * inside a lucy_store_write() function. 0 or a LUCY_E* code. */
 int lucy_transcript_redate(sqlite3 *db, const char *recording_id, int64_t time_s);
 
-/* Forgets the recording's transcript: its transcripts row, its segments
+/* Forgets the recording's transcripts: every version, its transcripts row, its segments
  * and their index documents (lucy_outbox_delete: gone from SQLite search
  * at once, from a remote index when the indexer gets to it). Call inside a
  * lucy_store_write() function. 0 or a LUCY_E* code. */
 int lucy_transcript_forget(sqlite3 *db, const char *recording_id);
 
-/* The recording's transcript as the "transcript" object of GET
- * /recordings/{id}: text, engine, model, language, duration_s, rtf,
+/* The recording's active transcript as the "transcript" object of GET
+ * /recordings/{id}: version, text, engine, model, language, duration_s, rtf,
  * truncated, source_duration_s, channels, warnings (["truncated"] or [])
  * and segments [{t0_ms, t1_ms, text, speaker, channel, words}] - speaker
  * "me", the call's person id (the other party of a per-channel call
