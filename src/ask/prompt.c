@@ -2,7 +2,7 @@
  * prompt.c - what the LLM is told: the rules (system message) and the
  * question with its numbered sources (user message). The format of the
  * sources ("[n] label" line, the text on the next line, a blank line) is
- * what docs/ask.md documents and tests/openai/double.py reads.
+ * what docs/ask.md documents and tests/openai/openai_double.py reads.
  */
 #define _GNU_SOURCE
 #include <stdio.h>

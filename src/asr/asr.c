@@ -155,6 +155,7 @@ int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
     int rc = lucy_asr_chunks(pcm, max_chunk_s, &chunks, &n, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct lucy_pcm view = lucy_pcm_view(pcm, &chunks[i]);
+        view.continues = i > 0;
         struct lucy_transcript piece = {0};
         rc = lucy_asr_transcribe(e, state, &view, &piece, err, errlen);
         if (rc == 0) {

@@ -38,6 +38,12 @@ struct lucy_pcm {
     int truncated;            /* 1: decoded audio ends well before source_duration_s
                                  (a file cut after its index), or the file is longer
                                  than LUCY_ASR_MAX_AUDIO_S; the audio is kept */
+    int continues;            /* 1: these samples follow, in the same stream, those of
+                                 the previous call on this engine instance (the next
+                                 chunk of one channel): the engine keeps what it adapted
+                                 to the signal (pocketsphinx's cepstral mean) instead of
+                                 starting afresh, as a recogniser fed the whole file
+                                 would. 0 for a new recording or channel. */
 };
 
 /* One recognised word with its time, where the engine gives word times. */

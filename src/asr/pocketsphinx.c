@@ -224,7 +224,7 @@ static int ps_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_tr
 
     /* Back to a fresh decoder's state: frame 0, initial cepstral mean. */
     cmn_t *cmn = ps_get_feat(s->ps)->cmn_struct;
-    if (cmn && s->cmn_mean0) {
+    if (cmn && s->cmn_mean0 && !pcm->continues) {
         size_t bytes = (size_t)cmn->veclen * sizeof(mfcc_t);
         memcpy(cmn->cmn_mean, s->cmn_mean0, bytes);
         memcpy(cmn->sum, s->cmn_sum0, bytes);

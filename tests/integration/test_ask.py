@@ -2,7 +2,7 @@
 HTTP from fixture documents - a WhatsApp message posted to the webhook (its
 sender becomes the person "Alex Example", phone +15550002222) and a call
 recording's segments fed through the producer API with the call's number -
-with the OpenAI-compatible double (tests/openai/double.py) as the LLM. Every
+with the OpenAI-compatible double (tests/openai/openai_double.py) as the LLM. Every
 request lucy sends the double is validated against OpenAI's published
 schema, and every reply lucy gives is validated here against the same
 schema (tests/openai/schema.py). Waits poll observable state, never sleep.
@@ -30,11 +30,11 @@ from conftest import LUCY_BIN
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "openai"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-import double as double_mod  # noqa: E402
+import openai_double as double_mod  # noqa: E402
 import schema  # noqa: E402
 from test_search import env_for, feed  # noqa: E402
 
-DOUBLE = os.path.join(ROOT, "tests", "openai", "double.py")
+DOUBLE = os.path.join(ROOT, "tests", "openai", "openai_double.py")
 PYTHON = "/usr/bin/python3"
 ALEX = "15550002222"
 REC = "rec-ask-1"

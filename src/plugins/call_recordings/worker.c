@@ -448,11 +448,12 @@ static struct lucy_checkpoint *find_checkpoint(struct lucy_checkpoint *v, size_t
  * *piece; the chunk is committed as a checkpoint (a failed commit only
  * costs the resume). */
 static int recognise_chunk(struct worker *w, const struct lucy_job *job, const struct lucy_pcm *pcm,
-                           int ch, const struct lucy_chunk *c, struct lucy_transcript *piece,
-                           char *err, size_t errlen)
+                           int ch, const struct lucy_chunk *c, int continues,
+                           struct lucy_transcript *piece, char *err, size_t errlen)
 {
     struct lucy_jobs_pool *p = w->pool;
     struct lucy_pcm view = lucy_pcm_view(pcm, c);
+    view.continues = continues;
     struct lucy_transcript got = {0};
     int rc = lucy_asr_transcribe(w->asr.engine, w->asr.state, &view, &got, err, errlen);
     lucy_asr_instance_touch(&w->asr); /* work, for the idle unload */
@@ -517,6 +518,10 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     for (int ch = 0; ch < a->n_channels && rc == 0; ch++) {
         int code = per_channel ? ch : -1;
         const char *speaker = per_channel ? p->roles[ch] : NULL;
+        /* The engine continues a channel only from the chunk it recognised
+         * just before (not across a checkpointed one, another channel or
+         * another job). */
+        size_t next_continued = 0; /* index whose chunk continues the engine's stream; 0 none */
         for (size_t i = 0; i < n_chunks[ch] && rc == 0; i++) {
             const struct lucy_chunk *c = &chunks[ch][i];
             double chunk_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
@@ -530,8 +535,10 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
                 pr.resumed_s += chunk_s;
             } else if (worker_stopping(w)) {
                 rc = LUCY_ESHUTDOWN;
-            } else if ((rc = recognise_chunk(w, job, &a->channel[ch], code, c, &piece, err,
-                                             errlen)) == 0) {
+            } else if ((rc = recognise_chunk(w, job, &a->channel[ch], code, c,
+                                             i > 0 && next_continued == i, &piece, err, errlen)) ==
+                       0) {
+                next_continued = i + 1;
                 snprintf(out->model, sizeof out->model, "%s", piece.model);
                 snprintf(out->language, sizeof out->language, "%s", piece.language);
                 wall_s += piece.wall_s;
