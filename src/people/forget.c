@@ -128,3 +128,55 @@ void lucy_people_delete_route(struct lucy_http_request *req, struct lucy_http_re
     }
     json_decref(w.forgotten);
 }
+
+int lucy_forget_selected(sqlite3 *db, sqlite3_stmt *st, lucy_forget_one_fn one, const char *reason,
+                         json_t *forgotten)
+{
+    json_t *keys = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(keys, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE ? (keys ? 0 : LUCY_ENOMEM) : lucy_store_err(rc);
+    size_t i;
+    json_t *key;
+    json_array_foreach(keys, i, key)
+    {
+        int found;
+        if (rc == 0)
+            rc = one(db, json_string_value(key), reason, forgotten, &found);
+    }
+    json_decref(keys);
+    return rc;
+}
+
+struct key_write {
+    lucy_forget_one_fn one;
+    const char *key;
+    json_t *forgotten; /* out */
+    int found;         /* out */
+};
+
+static int key_write(sqlite3 *db, void *arg)
+{
+    struct key_write *w = arg;
+    json_array_clear(w->forgotten); /* a retried write starts over */
+    return w->one(db, w->key, LUCY_FORGET_REQUEST, w->forgotten, &w->found);
+}
+
+void lucy_forget_reply(struct lucy_http_request *req, struct lucy_http_response *resp,
+                       lucy_forget_one_fn one, const char *key, const char *not_found)
+{
+    struct key_write w = {.one = one, .key = key, .forgotten = json_array()};
+    int rc = w.forgotten ? lucy_store_write(req->ctx->store, key_write, &w, 0) : LUCY_ENOMEM;
+    if (rc)
+        lucy_http_reply_err(
+            resp, rc, "nothing was forgotten (the store refused the write); retry the DELETE");
+    else if (!w.found)
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0, "%s", not_found);
+    else {
+        lucy_forgotten_log(w.forgotten, LUCY_FORGET_REQUEST);
+        lucy_http_reply_text(resp, 204, "text/plain", "", 0);
+    }
+    json_decref(w.forgotten);
+}

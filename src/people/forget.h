@@ -23,6 +23,9 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+struct lucy_http_request;
+struct lucy_http_response;
+
 #define LUCY_FORGETTERS_MAX 8
 
 /* One plugin's part. Every slot runs inside the caller's store write (db)
@@ -60,6 +63,27 @@ int lucy_people_forget_person(const struct lucy_people_forget *f, sqlite3 *db, i
  * write. 0 or a LUCY_E* code. */
 int lucy_people_forget_older(const struct lucy_people_forget *f, sqlite3 *db, int64_t before_ms,
                              int max, json_t *forgotten);
+
+/* A plugin's rule for forgetting one item by its key (a recording id, a
+ * wamid) inside a store write: *found = 0 when the key names nothing and
+ * no tombstone. 0 or a LUCY_E* code (the write rolls back). */
+typedef int (*lucy_forget_one_fn)(sqlite3 *db, const char *key, const char *reason,
+                                  json_t *forgotten, int *found);
+
+/* Steps st (prepared by a forgetter; column 0 is a key) and forgets each
+ * key with one: for the person and older slots. Keys are read first, then
+ * forgotten (one may delete rows st reads). st is reset. Inside a store
+ * write. 0 or a LUCY_E* code. */
+int lucy_forget_selected(sqlite3 *db, sqlite3_stmt *st, lucy_forget_one_fn one, const char *reason,
+                         json_t *forgotten);
+
+/* A DELETE of one item (DESIGN §15): one store write of one(key), then 204
+ * with each forgotten item logged; 404 not_found with not_found (a
+ * sentence naming the key and where ids come from) when nothing had that
+ * key; the store's error (503/507, "retry the DELETE") otherwise, never
+ * 500. HTTP pool thread. */
+void lucy_forget_reply(struct lucy_http_request *req, struct lucy_http_response *resp,
+                       lucy_forget_one_fn one, const char *key, const char *not_found);
 
 /* Appends {"kind": kind, "id": id} to forgotten (a JSON array; NULL =
  * not collected). For forgetters. */

@@ -61,37 +61,6 @@ static int forget_recording(sqlite3 *db, const char *id, const char *reason, jso
     return rc;
 }
 
-/* Forgets every recording the statement (bound by the caller) selects in
- * its first column: the ids are read first, then forgotten (deleting
- * while stepping would disturb the select). */
-static int forget_selected(sqlite3 *db, sqlite3_stmt *st, const char *reason, json_t *forgotten)
-{
-    char(*ids)[65] = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            void *p = realloc(ids, cap * sizeof *ids);
-            if (!p) {
-                sqlite3_reset(st);
-                free(ids);
-                return LUCY_ENOMEM;
-            }
-            ids = p;
-        }
-        lucy_row_copy(st, 0, ids[n++], sizeof ids[0]);
-    }
-    sqlite3_reset(st);
-    rc = rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int found;
-        rc = forget_recording(db, ids[i], reason, forgotten, &found);
-    }
-    free(ids);
-    return rc;
-}
-
 /* The registry's person slot: the calls with any of the person's phones
  * (the relation of GET /people/{id}/timeline). */
 static int forget_person(sqlite3 *db, int64_t person, const char *reason, json_t *forgotten,
@@ -107,7 +76,7 @@ static int forget_person(sqlite3 *db, int64_t person, const char *reason, json_t
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, person);
-    return forget_selected(db, st, reason, forgotten);
+    return lucy_forget_selected(db, st, forget_recording, reason, forgotten);
 }
 
 /* The registry's older slot: calls that started before before_ms (a
@@ -126,7 +95,7 @@ static int forget_older(sqlite3 *db, int64_t before_ms, int max, json_t *forgott
         return rc;
     sqlite3_bind_int64(st, 1, before_ms);
     sqlite3_bind_int(st, 2, max);
-    return forget_selected(db, st, LUCY_FORGET_RETENTION, forgotten);
+    return lucy_forget_selected(db, st, forget_recording, LUCY_FORGET_RETENTION, forgotten);
 }
 
 int lucy_recordings_forget_register(struct lucy_recordings *r)
@@ -142,34 +111,12 @@ int lucy_recordings_forget_register(struct lucy_recordings *r)
 
 /* ---- DELETE /recordings/{id} ---------------------------------------------- */
 
-struct delete_write {
-    const char *id;
-    json_t *forgotten; /* out */
-    int found;         /* out */
-};
-
-static int delete_write(sqlite3 *db, void *arg)
-{
-    struct delete_write *w = arg;
-    json_array_clear(w->forgotten);
-    return forget_recording(db, w->id, LUCY_FORGET_REQUEST, w->forgotten, &w->found);
-}
-
 void lucy_recordings_delete(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    struct delete_write w = {.id = req->params[0], .forgotten = json_array()};
-    int rc = w.forgotten ? lucy_store_write(req->ctx->store, delete_write, &w, 0) : LUCY_ENOMEM;
-    if (rc) {
-        lucy_http_reply_err(
-            resp, rc, "nothing was forgotten (the store refused the write); retry the DELETE");
-    } else if (!w.found) {
-        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
-                              "no recording with id %.80s: ids are the hex SHA-256 of the "
-                              "content, as listed by GET /recordings",
-                              w.id);
-    } else {
-        lucy_forgotten_log(w.forgotten, LUCY_FORGET_REQUEST);
-        lucy_http_reply_text(resp, 204, "text/plain", "", 0);
-    }
-    json_decref(w.forgotten);
+    char not_found[320];
+    snprintf(not_found, sizeof not_found,
+             "no recording with id %.80s: ids are the hex SHA-256 of the content, as listed by "
+             "GET /recordings",
+             req->params[0]);
+    lucy_forget_reply(req, resp, forget_recording, req->params[0], not_found);
 }

@@ -106,28 +106,6 @@ static int forget_message(sqlite3 *db, const char *wamid, const char *reason, js
     return rc;
 }
 
-/* Forgets every message whose wamid the bound statement selects first
- * (read fully before anything is deleted). */
-static int forget_selected(sqlite3 *db, sqlite3_stmt *st, const char *reason, json_t *forgotten)
-{
-    json_t *wamids = json_array();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(wamids, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_reset(st);
-    rc = rc == SQLITE_DONE ? (wamids ? 0 : LUCY_ENOMEM) : lucy_store_err(rc);
-    size_t i;
-    json_t *w;
-    json_array_foreach(wamids, i, w)
-    {
-        int found;
-        if (rc == 0)
-            rc = forget_message(db, json_string_value(w), reason, forgotten, &found);
-    }
-    json_decref(wamids);
-    return rc;
-}
-
 /* The registry's person slot: messages from the person's WhatsApp ids
  * (the relation of GET /people/{id}/timeline). */
 static int forget_person(sqlite3 *db, int64_t person, const char *reason, json_t *forgotten,
@@ -143,7 +121,7 @@ static int forget_person(sqlite3 *db, int64_t person, const char *reason, json_t
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, person);
-    return forget_selected(db, st, reason, forgotten);
+    return lucy_forget_selected(db, st, forget_message, reason, forgotten);
 }
 
 /* The registry's older slot: messages sent before before_ms. */
@@ -159,7 +137,7 @@ static int forget_older(sqlite3 *db, int64_t before_ms, int max, json_t *forgott
         return rc;
     sqlite3_bind_int64(st, 1, before_ms);
     sqlite3_bind_int(st, 2, max);
-    return forget_selected(db, st, LUCY_FORGET_RETENTION, forgotten);
+    return lucy_forget_selected(db, st, forget_message, LUCY_FORGET_RETENTION, forgotten);
 }
 
 int lucy_wa_forget_register(struct lucy_wa *wa)
@@ -175,36 +153,14 @@ int lucy_wa_forget_register(struct lucy_wa *wa)
 
 /* ---- DELETE /messages/{wamid} --------------------------------------------- */
 
-struct delete_write {
-    const char *wamid;
-    json_t *forgotten; /* out */
-    int found;         /* out */
-};
-
-static int delete_write(sqlite3 *db, void *arg)
-{
-    struct delete_write *w = arg;
-    json_array_clear(w->forgotten);
-    return forget_message(db, w->wamid, LUCY_FORGET_REQUEST, w->forgotten, &w->found);
-}
-
 static void delete_message(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
-    struct delete_write w = {.wamid = req->params[0], .forgotten = json_array()};
-    int rc = w.forgotten ? lucy_store_write(req->ctx->store, delete_write, &w, 0) : LUCY_ENOMEM;
-    if (rc) {
-        lucy_http_reply_err(
-            resp, rc, "nothing was forgotten (the store refused the write); retry the DELETE");
-    } else if (!w.found) {
-        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
-                              "no message with wamid %.120s: use the wamid of a message as GET "
-                              "/contacts/{id} or /search lists it",
-                              w.wamid);
-    } else {
-        lucy_forgotten_log(w.forgotten, LUCY_FORGET_REQUEST);
-        lucy_http_reply_text(resp, 204, "text/plain", "", 0);
-    }
-    json_decref(w.forgotten);
+    char not_found[320];
+    snprintf(not_found, sizeof not_found,
+             "no message with wamid %.120s: use the wamid of a message as GET /contacts/{id} or "
+             "/search lists it",
+             req->params[0]);
+    lucy_forget_reply(req, resp, forget_message, req->params[0], not_found);
 }
 
 const struct lucy_route lucy_wa_forget_routes[] = {
