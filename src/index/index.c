@@ -350,27 +350,53 @@ struct persons_arg {
     int64_t *person;                    /* out: per hit, 0 = none */
 };
 
-/* The person of every WhatsApp hit's contact: its wa_id or user_id. */
+/* The person of a recording: the one holding its call's number
+ * (recording_calls.number_e164, DESIGN §12), or 0. */
+static int call_person(sqlite3 *db, const char *recording_id, int64_t *person)
+{
+    sqlite3_stmt *st;
+    int rc =
+        lucy_store_stmt(db, "SELECT number_e164 FROM recording_calls WHERE recording_id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    const char *e164 = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    rc = e164 ? lucy_people_find(db, "phone", e164, person) : 0;
+    sqlite3_reset(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return lucy_store_err(step);
+    return rc == LUCY_ENOTFOUND ? 0 : rc;
+}
+
+/* The person of every hit: a WhatsApp hit's by its contact (wa_id, then
+ * user_id), a recording's by its call's number. Consecutive hits of one
+ * contact or recording are looked up once. */
 static int read_persons(sqlite3 *db, void *arg)
 {
     struct persons_arg *a = arg;
     static const char *const kinds[] = {"wa_id", "user_id"};
     for (size_t i = 0; i < a->r->n; i++) {
-        const struct lucy_search_hit *h = &a->r->hits[i];
+        const struct lucy_search_hit *h = &a->r->hits[i], *prev = i ? h - 1 : NULL;
+        int whatsapp = strcmp(h->source, "whatsapp") == 0;
+        const char *who = whatsapp ? h->contact : h->id;
         a->person[i] = 0;
-        if (!h->contact || strcmp(h->source, "whatsapp") != 0)
+        if (!who)
             continue;
-        if (i > 0 && a->r->hits[i - 1].contact &&
-            strcmp(a->r->hits[i - 1].contact, h->contact) == 0 &&
-            strcmp(a->r->hits[i - 1].source, "whatsapp") == 0) {
+        if (prev && strcmp(prev->source, h->source) == 0 && (whatsapp ? prev->contact : prev->id) &&
+            strcmp(whatsapp ? prev->contact : prev->id, who) == 0) {
             a->person[i] = a->person[i - 1];
             continue;
         }
-        for (size_t k = 0; k < 2 && a->person[i] == 0; k++) {
-            int rc = lucy_people_find(db, kinds[k], h->contact, &a->person[i]);
-            if (rc && rc != LUCY_ENOTFOUND)
-                return rc;
+        int rc = 0;
+        if (!whatsapp)
+            rc = strcmp(h->source, "call_recording") == 0 ? call_person(db, who, &a->person[i]) : 0;
+        for (size_t k = 0; whatsapp && k < 2 && a->person[i] == 0 && rc == 0; k++) {
+            rc = lucy_people_find(db, kinds[k], who, &a->person[i]);
+            rc = rc == LUCY_ENOTFOUND ? 0 : rc;
         }
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -364,6 +364,10 @@ def test_a_recorded_call_and_a_webhook_from_one_number_are_one_person(start_lucy
     r = lucy.put("/people/%d" % person["id"], json={"alias": "Johnny"})
     assert r.status_code == 200, r.text
     assert lucy.get("/recordings").json()["recordings"][0]["title"].startswith("Call with Johnny")
+    # A search hit in the call names the call's person, as a message's does
+    hits = lucy.wait_for(lambda: [h for h in lucy.get("/search", params={"q": "forward"}).json()[
+        "hits"] if h["source"] == "call_recording"] or None, what="the call transcribed")
+    assert hits[0]["person"] == person["id"], hits
     items = lucy.get("/people/%d/timeline" % person["id"]).json()["items"]
     assert [i["kind"] for i in items] == ["message", "call"], items  # newest first
     assert items[0]["time"] == 1709300000 and items[1]["time"] < items[0]["time"]
