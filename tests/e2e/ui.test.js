@@ -122,7 +122,7 @@ async function mainCases(page) {
     await page.selectOption("#rec-sort", "name");
     const byTitle = recs.map((r) => r.title).sort((a, b) => a.localeCompare(b));
     assert.equal(await page.locator("#recordings li a.title").first().textContent(), byTitle[0]);
-    // The recorder-named sample: its call's person and direction (samples/README.md).
+    // The recorder-named sample: its call's person and direction (docs/samples.md).
     const call = recs.find((r) => path.basename(r.paths[0].path).startsWith("20230414_"));
     assert.ok(call && call.call.direction, "the BCR sample with a call direction");
     const card = page.locator(`#recordings li[data-id="${call.id}"]`);
@@ -197,10 +197,11 @@ async function mainCases(page) {
     await page.fill("#rec-from", "");
     await page.fill("#rec-to", "");
     await listShows(recs.length);
-    // "With": the persons of the listed calls; John Doe has both his calls.
+    // "With": the persons of the listed calls (the samples' two-party stereo
+    // call is with +1 415-555-0188); John Doe has both his calls.
     const john = String(bcr.call.person.id);
     assert.deepEqual(await page.locator("#rec-person option").evaluateAll((o) => o.map((x) => x.textContent)),
-      ["Everyone", "John Doe"]);
+      ["Everyone", "+1 415-555-0188", "John Doe"]);
     await page.selectOption("#rec-person", john);
     assert.deepEqual(await listShows(2), [stereo.id, bcr.id]);
     await page.selectOption("#rec-sort", "oldest");
