@@ -14,10 +14,12 @@
  * through its read pool, so this backend has no lock of its own and every
  * slot is thread-safe.
  *
- * Snippets: made in C by lucy_sparse_snippet() (sparse.c, the Qdrant
- * backend's too) for the kept hits only: the text HTML-escaped, the query's
- * terms in <mark> ... </mark>, so a document can never inject markup into
- * a reply. Scores are -bm25() so
+ * Snippets: made in C by lucy_index_hit_snippet() (lucy_sparse_snippet(),
+ * the Qdrant backend's too) for the kept hits only: the text HTML-escaped,
+ * the query's terms in <mark> ... </mark>, so a document can never inject
+ * markup into a reply. A grouped search (LUCY_SNIPPETS_LATER) gets the text
+ * instead and makes the snippets of the hits it shows; retrieval
+ * (LUCY_SNIPPETS_NONE) gets none. Scores are -bm25() so
  * higher is better (SQLite: "the better the match, the numerically
  * smaller the value returned" by bm25).
  */
@@ -257,24 +259,6 @@ static char *json_strings(const char *const *v, size_t n)
     return s;
 }
 
-/* The snippet of a hit: its text's window with the most query terms, or
- * the title's when only the title matched (the Qdrant backend's rule). */
-static char *snippet_of(struct search_arg *a, const char *text, const char *title)
-{
-    int marks = 0;
-    char *snip = lucy_sparse_snippet(a->tok, text ? text : "", &a->terms, &marks);
-    if (snip && marks == 0 && title) {
-        int title_marks = 0;
-        char *t = lucy_sparse_snippet(a->tok, title, &a->terms, &title_marks);
-        if (t && title_marks > 0) {
-            free(snip);
-            return t;
-        }
-        free(t);
-    }
-    return snip;
-}
-
 static int read_search(sqlite3 *db, void *arg)
 {
     struct search_arg *a = arg;
@@ -315,9 +299,14 @@ bound:
         h->time_s = sqlite3_column_int64(st, 5);
         h->t0_ms = sqlite3_column_int64(st, 6);
         h->t1_ms = sqlite3_column_int64(st, 7);
-        h->snippet = snippet_of(a, (const char *)sqlite3_column_text(st, 8), h->title);
+        const char *text = (const char *)sqlite3_column_text(st, 8);
+        if (q->snippets == LUCY_SNIPPETS_EACH)
+            h->snippet = lucy_index_hit_snippet(a->tok, &a->terms, text, h->title);
+        else if (q->snippets == LUCY_SNIPPETS_LATER)
+            h->text = strdup(text ? text : "");
         h->score = -sqlite3_column_double(st, 9);
-        if (!h->source || !h->id || !h->snippet)
+        if (!h->source || !h->id || (q->snippets == LUCY_SNIPPETS_EACH && !h->snippet) ||
+            (q->snippets == LUCY_SNIPPETS_LATER && !h->text))
             err = LUCY_ENOMEM;
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -335,7 +324,7 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
     if (!match)
         return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */
     struct search_arg a = {q, match, NULL, NULL, out, s->tok, {0}};
-    int rc = lucy_sparse_query(s->tok, q->q, &a.terms);
+    int rc = q->snippets == LUCY_SNIPPETS_EACH ? lucy_sparse_query(s->tok, q->q, &a.terms) : 0;
     if (rc == 0 && q->restrict_ids &&
         (!(a.contacts = json_strings(q->contacts, q->n_contacts)) ||
          !(a.recordings = json_strings(q->recordings, q->n_recordings))))
