@@ -229,12 +229,50 @@ char *lucy_index_snippet_html(const char *raw)
     return buf;
 }
 
+/* Without a filter: the best ?6 of the FTS5 table alone, then their
+ * documents, in no order: the rows are put in search_sql's order
+ * (bm25, newer, doc_rowid) by cmp_ranked in C - SQLite sorting them in
+ * the query copied every row with its text into a sorter (10 % of the
+ * query for a word in 1 % of 100,000 segments; docs/benchmarks.md). */
 static const char search_open_sql[] =
     "WITH top AS (SELECT rowid, bm25(documents_fts, ?8, ?9) AS rank_bm25 FROM documents_fts"
     " WHERE documents_fts MATCH ?1 ORDER BY rank_bm25 LIMIT ?6)"
-    " SELECT " SEARCH_COLUMNS ", top.rank_bm25 FROM top"
-    " JOIN documents d ON d.doc_rowid = top.rowid WHERE d.deleted = 0"
-    " ORDER BY top.rank_bm25, d.time_s DESC, d.doc_rowid";
+    " SELECT " SEARCH_COLUMNS ", top.rank_bm25, d.doc_rowid FROM top"
+    " JOIN documents d ON d.doc_rowid = top.rowid WHERE d.deleted = 0";
+
+/* A hit of search_open_sql with what orders it. */
+struct ranked {
+    struct lucy_search_hit hit; /* the hit (its strings move with it) */
+    double rank_bm25;           /* bm25(): smaller is better */
+    int64_t doc_rowid;          /* the last tie-break */
+};
+
+/* search_sql's ORDER BY rank_bm25, d.time_s DESC, d.doc_rowid. */
+static int cmp_ranked(const void *a, const void *b)
+{
+    const struct ranked *x = a, *y = b;
+    if (x->rank_bm25 != y->rank_bm25)
+        return x->rank_bm25 < y->rank_bm25 ? -1 : 1;
+    if (x->hit.time_s != y->hit.time_s)
+        return x->hit.time_s > y->hit.time_s ? -1 : 1;
+    return (x->doc_rowid > y->doc_rowid) - (x->doc_rowid < y->doc_rowid);
+}
+
+/* Puts r's hits (of search_open_sql; rowids[i] = hit i's doc_rowid,
+ * ranks[i] its bm25) in search_sql's order. */
+static int sort_open(struct lucy_search_result *r, const int64_t *rowids, const double *ranks)
+{
+    struct ranked *v = calloc(r->n ? r->n : 1, sizeof *v);
+    if (!v)
+        return LUCY_ENOMEM;
+    for (size_t i = 0; i < r->n; i++)
+        v[i] = (struct ranked){r->hits[i], ranks[i], rowids[i]};
+    qsort(v, r->n, sizeof *v, cmp_ranked);
+    for (size_t i = 0; i < r->n; i++)
+        r->hits[i] = v[i].hit;
+    free(v);
+    return 0;
+}
 
 struct search_arg {
     const struct lucy_search_query *q; /* the request */
@@ -288,7 +326,9 @@ bound:
     sqlite3_bind_double(st, 9, WEIGHT_TEXT);
     struct lucy_search_result *r = a->out;
     r->hits = calloc((size_t)q->limit, sizeof *r->hits);
-    int err = r->hits ? 0 : LUCY_ENOMEM;
+    int64_t *rowids = open ? calloc((size_t)q->limit, sizeof *rowids) : NULL;
+    double *ranks = open ? calloc((size_t)q->limit, sizeof *ranks) : NULL;
+    int err = r->hits && (!open || (rowids && ranks)) ? 0 : LUCY_ENOMEM;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW && r->n < (size_t)q->limit) {
         struct lucy_search_hit *h = &r->hits[r->n++];
         h->source = lucy_row_dup(st, 0);
@@ -305,12 +345,20 @@ bound:
         else if (q->snippets == LUCY_SNIPPETS_LATER)
             h->text = strdup(text ? text : "");
         h->score = -sqlite3_column_double(st, 9);
+        if (open) {
+            ranks[r->n - 1] = sqlite3_column_double(st, 9);
+            rowids[r->n - 1] = sqlite3_column_int64(st, 10);
+        }
         if (!h->source || !h->id || (q->snippets == LUCY_SNIPPETS_EACH && !h->snippet) ||
             (q->snippets == LUCY_SNIPPETS_LATER && !h->text))
             err = LUCY_ENOMEM;
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = lucy_store_err(rc);
+    if (!err && open)
+        err = sort_open(r, rowids, ranks);
+    free(rowids);
+    free(ranks);
     return err;
 }
 
