@@ -503,7 +503,8 @@ int lucy_ask_retrieve(struct lucy_ask *a, const char *question, const struct luc
                                   .from_s = f->time.from_s,
                                   .to_s = f->time.to_s,
                                   .limit = GROUPS_ASKED,
-                                  .source = f->time.latest ? "call_recording" : NULL};
+                                  .source = f->time.latest ? "call_recording" : NULL,
+                                  .snippets = LUCY_SNIPPETS_NONE /* sources carry text */};
     char **contacts = NULL, **recordings = NULL;
     size_t n_contacts = 0, n_recordings = 0;
     int rc = 0;

@@ -28,6 +28,7 @@
 #include "../store/store.h"
 #include "../llm/embed.h"
 #include "index.h"
+#include "sparse.h"
 
 const struct lucy_index_ops *const lucy_index_backends[] = {
     &lucy_index_sqlite,
@@ -63,6 +64,7 @@ struct lucy_index {
     struct lucy_index *local;         /* the sqlite copy of a local_copy backend, or NULL */
     int64_t hold_until_ms;            /* monotonic; searches go to local until then (atomic) */
     struct lucy_embed *embed;         /* LUCY_EMBED_URL's client (dense vectors), or NULL */
+    struct lucy_tokenizer *tok;       /* the grouped search's snippets (thread-safe) */
 };
 
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
@@ -81,8 +83,15 @@ int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_
     }
     ix->ops = ops;
     ix->store = store;
-    int rc = ops->open ? ops->open(cfg, store, &ix->state, err, errlen) : 0;
+    int rc = lucy_tokenizer_open(&ix->tok);
     if (rc) {
+        snprintf(err, errlen, "cannot open the FTS5 tokenizer for snippets: %s", lucy_strerror(rc));
+        free(ix);
+        return rc;
+    }
+    rc = ops->open ? ops->open(cfg, store, &ix->state, err, errlen) : 0;
+    if (rc) {
+        lucy_tokenizer_close(ix->tok);
         free(ix);
         return rc;
     }
@@ -121,6 +130,7 @@ void lucy_index_close(struct lucy_index *ix)
     lucy_embed_close(ix->embed);
     if (ix->ops->close)
         ix->ops->close(ix->state);
+    lucy_tokenizer_close(ix->tok);
     free(ix);
 }
 
@@ -499,6 +509,44 @@ static int group_hits(struct lucy_search_result *raw, const struct hit_key *keys
     return 0;
 }
 
+char *lucy_index_hit_snippet(struct lucy_tokenizer *tok, const struct lucy_sparse *terms,
+                             const char *text, const char *title)
+{
+    int marks = 0;
+    char *snip = lucy_sparse_snippet(tok, text ? text : "", terms, &marks);
+    if (snip && marks == 0 && title) {
+        int title_marks = 0;
+        char *t = lucy_sparse_snippet(tok, title, terms, &title_marks);
+        if (t && title_marks > 0) {
+            free(snip);
+            return t;
+        }
+        free(t);
+    }
+    return snip;
+}
+
+/* The snippets a backend left for later (LUCY_SNIPPETS_LATER): made for
+ * the hits shown only, from the text the backend kept. */
+static int make_snippets(struct lucy_index *ix, const char *q, struct lucy_search_result *r)
+{
+    struct lucy_sparse terms = {0};
+    int rc = 0, parsed = 0;
+    for (size_t i = 0; rc == 0 && i < r->n; i++) {
+        struct lucy_search_hit *h = &r->hits[i];
+        if (h->snippet)
+            continue;
+        if (!parsed++ && (rc = lucy_sparse_query(ix->tok, q, &terms)))
+            break;
+        if (!(h->snippet = lucy_index_hit_snippet(ix->tok, &terms, h->text, h->title)))
+            rc = LUCY_ENOMEM;
+        free(h->text);
+        h->text = NULL;
+    }
+    lucy_sparse_free(&terms);
+    return rc;
+}
+
 int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_query *q,
                               int per_group, struct lucy_search_result *out)
 {
@@ -507,6 +555,8 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
         per_group > LUCY_SEARCH_PER_GROUP_MAX)
         return LUCY_EINVAL;
     struct lucy_search_query rq = *q;
+    if (q->snippets == LUCY_SNIPPETS_EACH)
+        rq.snippets = LUCY_SNIPPETS_LATER; /* for the hits shown only */
     rq.limit = q->limit * RAW_PER_GROUP;
     if (rq.limit > LUCY_SEARCH_RAW_MAX)
         rq.limit = LUCY_SEARCH_RAW_MAX;
@@ -559,6 +609,8 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
     out->degraded = raw.degraded;
     memcpy(out->degraded_reason, raw.degraded_reason, sizeof out->degraded_reason);
     rc = group_hits(&raw, keys, groups, n_groups, q->limit, per_group, out);
+    if (rc == 0 && rq.snippets == LUCY_SNIPPETS_LATER)
+        rc = make_snippets(ix, q->q, out);
 out:
     if (rc)
         lucy_search_result_free(out);
@@ -695,6 +747,7 @@ void lucy_search_result_free(struct lucy_search_result *r)
         free(h->contact);
         free(h->title);
         free(h->snippet);
+        free(h->text);
     }
     free(r->hits);
     for (size_t i = 0; r->groups && i < r->n_groups; i++)

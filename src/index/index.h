@@ -123,6 +123,17 @@ struct lucy_index_item {
     char error[256];     /* out: the backend's reason when rc != 0 */
 };
 
+/* Which hits of a search get a snippet (struct lucy_search_query). A
+ * snippet tokenizes its hit's text, and a grouped search ranks ten raw
+ * hits per card it shows: made for every raw hit they were most of a
+ * search's own time (docs/benchmarks.md, "Search"). */
+enum lucy_snippets {
+    LUCY_SNIPPETS_EACH = 0, /* every hit (the default) */
+    LUCY_SNIPPETS_NONE,     /* none, snippet NULL: callers that never show one (retrieval) */
+    LUCY_SNIPPETS_LATER,    /* lucy_index_search_grouped to a backend: the backend may keep
+                               text instead; the grouping makes the shown hits' snippets */
+};
+
 /* A search request. Strings are borrowed for the call. */
 struct lucy_search_query {
     const char *q;       /* the user's words; never interpreted as syntax */
@@ -143,6 +154,8 @@ struct lucy_search_query {
     size_t n_contacts;
     const char *const *recordings; /* recording ids (borrowed) */
     size_t n_recordings;
+    enum lucy_snippets snippets; /* which hits get one; backends other than sqlite
+                                    treat LATER and NONE as EACH */
 };
 
 #define LUCY_SEARCH_LIMIT_DEFAULT 20
@@ -161,7 +174,10 @@ struct lucy_search_hit {
     char *contact;        /* may be NULL */
     char *title;          /* may be NULL */
     char *snippet;        /* HTML fragment: text escaped (&amp; &lt; &gt;
-                             &quot;), matched terms in <mark>...</mark> */
+                             &quot;), matched terms in <mark>...</mark>;
+                             NULL under LUCY_SNIPPETS_NONE */
+    char *text;           /* the document's text while its snippet waits
+                             (LUCY_SNIPPETS_LATER), else NULL */
     double score;         /* higher = better; only comparable within a result */
     int64_t time_s;       /* Unix seconds */
     int64_t t0_ms, t1_ms; /* segment offsets (recordings) */
@@ -389,6 +405,16 @@ int lucy_index_dense_remote(const struct lucy_index *ix);
  * markers \x01 / \x02 turned into <mark> / </mark>. malloc'd (caller
  * frees); NULL on ENOMEM. Pure. (sqlite.c) */
 char *lucy_index_snippet_html(const char *text);
+
+struct lucy_tokenizer;
+struct lucy_sparse;
+
+/* The snippet of a hit for the query terms (lucy_sparse_query): the window
+ * of text with the most terms, or the title's when only the title holds
+ * them (lucy_sparse_snippet). text and title may be NULL. malloc'd (caller
+ * frees); NULL on ENOMEM. Thread-safe (tok is). (index.c) */
+char *lucy_index_hit_snippet(struct lucy_tokenizer *tok, const struct lucy_sparse *terms,
+                             const char *text, const char *title);
 
 /* Frees a NULL-terminated array of strings (NULL is fine). */
 void lucy_index_strv_free(char **v);

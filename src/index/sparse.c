@@ -12,6 +12,7 @@
 #include "sparse.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,11 +94,24 @@ int lucy_tokenize(struct lucy_tokenizer *t, const char *text, lucy_token_fn fn, 
     return rc == SQLITE_OK ? 0 : LUCY_ENOMEM;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes every EVP_Digest() look the
+ * algorithm up again (OpenSSL 3), 40 % of a snippet's cost
+ * (docs/benchmarks.md, "Search"). Kept for the process's life. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 uint32_t lucy_sparse_term_index(const char *term, int n)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (!EVP_Digest(term, (size_t)n, md, &md_len, EVP_sha256(), NULL) || md_len < 4)
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!EVP_Digest(term, (size_t)n, md, &md_len, sha256_md ? sha256_md : EVP_sha256(), NULL) ||
+        md_len < 4)
         return 0;
     return (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 | md[3];
 }

@@ -14,10 +14,12 @@
  * through its read pool, so this backend has no lock of its own and every
  * slot is thread-safe.
  *
- * Snippets: made in C by lucy_sparse_snippet() (sparse.c, the Qdrant
- * backend's too) for the kept hits only: the text HTML-escaped, the query's
- * terms in <mark> ... </mark>, so a document can never inject markup into
- * a reply. Scores are -bm25() so
+ * Snippets: made in C by lucy_index_hit_snippet() (lucy_sparse_snippet(),
+ * the Qdrant backend's too) for the kept hits only: the text HTML-escaped,
+ * the query's terms in <mark> ... </mark>, so a document can never inject
+ * markup into a reply. A grouped search (LUCY_SNIPPETS_LATER) gets the text
+ * instead and makes the snippets of the hits it shows; retrieval
+ * (LUCY_SNIPPETS_NONE) gets none. Scores are -bm25() so
  * higher is better (SQLite: "the better the match, the numerically
  * smaller the value returned" by bm25).
  */
@@ -227,12 +229,50 @@ char *lucy_index_snippet_html(const char *raw)
     return buf;
 }
 
+/* Without a filter: the best ?6 of the FTS5 table alone, then their
+ * documents, in no order: the rows are put in search_sql's order
+ * (bm25, newer, doc_rowid) by cmp_ranked in C - SQLite sorting them in
+ * the query copied every row with its text into a sorter (10 % of the
+ * query for a word in 1 % of 100,000 segments; docs/benchmarks.md). */
 static const char search_open_sql[] =
     "WITH top AS (SELECT rowid, bm25(documents_fts, ?8, ?9) AS rank_bm25 FROM documents_fts"
     " WHERE documents_fts MATCH ?1 ORDER BY rank_bm25 LIMIT ?6)"
-    " SELECT " SEARCH_COLUMNS ", top.rank_bm25 FROM top"
-    " JOIN documents d ON d.doc_rowid = top.rowid WHERE d.deleted = 0"
-    " ORDER BY top.rank_bm25, d.time_s DESC, d.doc_rowid";
+    " SELECT " SEARCH_COLUMNS ", top.rank_bm25, d.doc_rowid FROM top"
+    " JOIN documents d ON d.doc_rowid = top.rowid WHERE d.deleted = 0";
+
+/* A hit of search_open_sql with what orders it. */
+struct ranked {
+    struct lucy_search_hit hit; /* the hit (its strings move with it) */
+    double rank_bm25;           /* bm25(): smaller is better */
+    int64_t doc_rowid;          /* the last tie-break */
+};
+
+/* search_sql's ORDER BY rank_bm25, d.time_s DESC, d.doc_rowid. */
+static int cmp_ranked(const void *a, const void *b)
+{
+    const struct ranked *x = a, *y = b;
+    if (x->rank_bm25 != y->rank_bm25)
+        return x->rank_bm25 < y->rank_bm25 ? -1 : 1;
+    if (x->hit.time_s != y->hit.time_s)
+        return x->hit.time_s > y->hit.time_s ? -1 : 1;
+    return (x->doc_rowid > y->doc_rowid) - (x->doc_rowid < y->doc_rowid);
+}
+
+/* Puts r's hits (of search_open_sql; rowids[i] = hit i's doc_rowid,
+ * ranks[i] its bm25) in search_sql's order. */
+static int sort_open(struct lucy_search_result *r, const int64_t *rowids, const double *ranks)
+{
+    struct ranked *v = calloc(r->n ? r->n : 1, sizeof *v);
+    if (!v)
+        return LUCY_ENOMEM;
+    for (size_t i = 0; i < r->n; i++)
+        v[i] = (struct ranked){r->hits[i], ranks[i], rowids[i]};
+    qsort(v, r->n, sizeof *v, cmp_ranked);
+    for (size_t i = 0; i < r->n; i++)
+        r->hits[i] = v[i].hit;
+    free(v);
+    return 0;
+}
 
 struct search_arg {
     const struct lucy_search_query *q; /* the request */
@@ -255,24 +295,6 @@ static char *json_strings(const char *const *v, size_t n)
     char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
-}
-
-/* The snippet of a hit: its text's window with the most query terms, or
- * the title's when only the title matched (the Qdrant backend's rule). */
-static char *snippet_of(struct search_arg *a, const char *text, const char *title)
-{
-    int marks = 0;
-    char *snip = lucy_sparse_snippet(a->tok, text ? text : "", &a->terms, &marks);
-    if (snip && marks == 0 && title) {
-        int title_marks = 0;
-        char *t = lucy_sparse_snippet(a->tok, title, &a->terms, &title_marks);
-        if (t && title_marks > 0) {
-            free(snip);
-            return t;
-        }
-        free(t);
-    }
-    return snip;
 }
 
 static int read_search(sqlite3 *db, void *arg)
@@ -304,7 +326,9 @@ bound:
     sqlite3_bind_double(st, 9, WEIGHT_TEXT);
     struct lucy_search_result *r = a->out;
     r->hits = calloc((size_t)q->limit, sizeof *r->hits);
-    int err = r->hits ? 0 : LUCY_ENOMEM;
+    int64_t *rowids = open ? calloc((size_t)q->limit, sizeof *rowids) : NULL;
+    double *ranks = open ? calloc((size_t)q->limit, sizeof *ranks) : NULL;
+    int err = r->hits && (!open || (rowids && ranks)) ? 0 : LUCY_ENOMEM;
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW && r->n < (size_t)q->limit) {
         struct lucy_search_hit *h = &r->hits[r->n++];
         h->source = lucy_row_dup(st, 0);
@@ -315,13 +339,26 @@ bound:
         h->time_s = sqlite3_column_int64(st, 5);
         h->t0_ms = sqlite3_column_int64(st, 6);
         h->t1_ms = sqlite3_column_int64(st, 7);
-        h->snippet = snippet_of(a, (const char *)sqlite3_column_text(st, 8), h->title);
+        const char *text = (const char *)sqlite3_column_text(st, 8);
+        if (q->snippets == LUCY_SNIPPETS_EACH)
+            h->snippet = lucy_index_hit_snippet(a->tok, &a->terms, text, h->title);
+        else if (q->snippets == LUCY_SNIPPETS_LATER)
+            h->text = strdup(text ? text : "");
         h->score = -sqlite3_column_double(st, 9);
-        if (!h->source || !h->id || !h->snippet)
+        if (open) {
+            ranks[r->n - 1] = sqlite3_column_double(st, 9);
+            rowids[r->n - 1] = sqlite3_column_int64(st, 10);
+        }
+        if (!h->source || !h->id || (q->snippets == LUCY_SNIPPETS_EACH && !h->snippet) ||
+            (q->snippets == LUCY_SNIPPETS_LATER && !h->text))
             err = LUCY_ENOMEM;
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = lucy_store_err(rc);
+    if (!err && open)
+        err = sort_open(r, rowids, ranks);
+    free(rowids);
+    free(ranks);
     return err;
 }
 
@@ -335,7 +372,7 @@ static int sqlite_search(void *state, const struct lucy_search_query *q,
     if (!match)
         return nomem ? LUCY_ENOMEM : 0; /* no words: no hits */
     struct search_arg a = {q, match, NULL, NULL, out, s->tok, {0}};
-    int rc = lucy_sparse_query(s->tok, q->q, &a.terms);
+    int rc = q->snippets == LUCY_SNIPPETS_EACH ? lucy_sparse_query(s->tok, q->q, &a.terms) : 0;
     if (rc == 0 && q->restrict_ids &&
         (!(a.contacts = json_strings(q->contacts, q->n_contacts)) ||
          !(a.recordings = json_strings(q->recordings, q->n_recordings))))

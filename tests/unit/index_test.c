@@ -799,6 +799,66 @@ static void test_grouped_search(void **state)
     assert_null(contacts);
 }
 
+/* Without filters the sqlite backend orders the kept rows in C: the same
+ * order as the filtered query's SQL (bm25, newer first, doc_rowid). A
+ * grouped search snips only the hits it shows; retrieval asks for none. */
+static void test_open_order_and_snippets(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"o1", "o2", "o3", "o4", "o5"};
+    struct lucy_doc docs[5];
+    for (size_t i = 0; i < 5; i++) /* equal texts: equal bm25; oldest written first */
+        docs[i] = (struct lucy_doc){.source = "call_recording",
+                                    .id = ids[i],
+                                    .title = "a call",
+                                    .text = "we spoke of the zqxy & <b>plan</b> today",
+                                    .time_s = 1000 + (int64_t)i};
+    put_docs(docs, 5);
+    drain();
+
+    struct lucy_search_query q = query("zqxy");
+    struct lucy_search_result open, filtered;
+    assert_int_equal(lucy_index_search(ix, &q, &open), 0);
+    q.source = "call_recording"; /* the SQL-ordered query */
+    assert_int_equal(lucy_index_search(ix, &q, &filtered), 0);
+    assert_int_equal(open.n, 5);
+    assert_int_equal(filtered.n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(open.hits[i].id, ids[4 - i]); /* newer first */
+        assert_string_equal(filtered.hits[i].id, open.hits[i].id);
+        assert_string_equal(filtered.hits[i].snippet, open.hits[i].snippet);
+        assert_null(open.hits[i].text);
+    }
+    assert_non_null(strstr(open.hits[0].snippet, "<mark>zqxy</mark> &amp; &lt;b&gt;"));
+    lucy_search_result_free(&filtered);
+
+    q.source = NULL;
+    q.limit = 2; /* two groups shown out of five */
+    struct lucy_search_result grouped;
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &grouped), 0);
+    assert_int_equal(grouped.n, 2);
+    for (size_t i = 0; i < grouped.n; i++) {
+        assert_string_equal(grouped.hits[i].id, open.hits[i].id);
+        assert_string_equal(grouped.hits[i].snippet, open.hits[i].snippet);
+        assert_null(grouped.hits[i].text);
+    }
+    lucy_search_result_free(&grouped);
+
+    q.snippets = LUCY_SNIPPETS_NONE;
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &grouped), 0);
+    assert_int_equal(grouped.n, 2);
+    for (size_t i = 0; i < grouped.n; i++) {
+        assert_string_equal(grouped.hits[i].id, open.hits[i].id);
+        assert_null(grouped.hits[i].snippet);
+        assert_null(grouped.hits[i].text);
+    }
+    json_t *j = lucy_search_result_json("zqxy", &grouped, 1); /* no snippet: null, not a crash */
+    assert_non_null(j);
+    json_decref(j);
+    lucy_search_result_free(&grouped);
+    lucy_search_result_free(&open);
+}
+
 static void test_stats_and_requeue(void **state)
 {
     (void)state;
@@ -870,6 +930,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ranking_filters_snippets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grouped_search, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_order_and_snippets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_requeue, setup, teardown),
     };
     lucy_log_set_level(LUCY_LOG_ERROR);
