@@ -81,11 +81,48 @@ const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt
                  ".../v1/audio/transcriptions endpoint)");
         return NULL;
     }
-    if (strcmp(e->name, "whisper") == 0 && !is_set(opt->whisper_model)) {
+    if (strcmp(e->name, "whisper") == 0 && !is_set(opt->whisper_model) && !is_set(opt->model)) {
         snprintf(err, errlen, "engine whisper needs LUCY_WHISPER_MODEL (path to a ggml model)");
         return NULL;
     }
     return e;
+}
+
+/* Every engine name lucy knows, built in or not: an unknown name is a bad
+ * request, a known one this build lacks is a missing requirement. */
+static const char *const known_names[] = {"pocketsphinx", "whisper", "http"};
+
+int lucy_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr_engine **out,
+                   char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (errlen)
+        err[0] = '\0';
+    if (is_set(opt->engine) && strcmp(opt->engine, "auto") != 0) {
+        size_t i = 0;
+        while (i < sizeof known_names / sizeof *known_names &&
+               strcmp(opt->engine, known_names[i]) != 0)
+            i++;
+        if (i == sizeof known_names / sizeof *known_names) {
+            snprintf(err, errlen,
+                     "unknown engine \"%.40s\": use \"pocketsphinx\", \"whisper\" or \"http\", "
+                     "or leave it out for the configured one",
+                     opt->engine);
+            return LUCY_EINVAL;
+        }
+    }
+    const struct lucy_asr_engine *e = lucy_asr_select(opt, err, errlen);
+    if (!e)
+        return LUCY_EUNAVAIL;
+    if (is_set(opt->model) && e->check_model) {
+        int rc = e->check_model(opt->model, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (out)
+        *out = e;
+    return 0;
 }
 
 int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt, void **state,

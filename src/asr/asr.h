@@ -97,6 +97,11 @@ struct lucy_asr_engine {
     int (*transcribe)(void *state, const struct lucy_pcm *pcm, struct lucy_transcript *out,
                       char *err, size_t errlen);
     void (*close)(void *state);
+    /* Checks a model named per request (opt->model of a job) before
+     * anything is queued, without loading it: 0, or LUCY_EINVAL with err
+     * saying what is wrong and what to give instead. NULL = any name is
+     * accepted (http: the server knows its models). */
+    int (*check_model)(const char *model, char *err, size_t errlen);
 };
 
 /* A recording decoded with its channels kept apart (DESIGN §13). */
@@ -173,6 +178,19 @@ struct lucy_pcm lucy_pcm_view(const struct lucy_pcm *pcm, const struct lucy_chun
  * row: never freed. Thread-safe. */
 const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt, char *err,
                                               size_t errlen);
+
+/* Checks a per-job engine and model (a re-transcription request, DESIGN
+ * §13 Versions) before anything is queued: opt is the configured options
+ * with opt->engine (NULL or "" = the configured one) and opt->model (NULL
+ * or "" = the engine's default) as the request named them. *out (may be
+ * NULL) gets the engine that would run. 0 when lucy can run them;
+ * LUCY_EINVAL when the engine name is not one lucy knows or the model is
+ * not usable by that engine (check_model); LUCY_EUNAVAIL when the engine
+ * is known but not built in or its requirements are not configured (http
+ * without a URL, whisper without a model). err says what to set or give.
+ * Loads nothing. Thread-safe. */
+int lucy_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr_engine **out,
+                   char *err, size_t errlen);
 
 /* Opens an instance of engine e (loads its model: pocketsphinx ~0.7 s,
  * whisper seconds). opt's strings are copied or used during the call only.

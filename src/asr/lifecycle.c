@@ -33,23 +33,38 @@ void lucy_asr_instance_init(struct lucy_asr_instance *in, const struct lucy_asr_
 
 int lucy_asr_instance_load(struct lucy_asr_instance *in, char *err, size_t errlen)
 {
-    if (in->state)
-        return 0;
+    return in->state ? 0 : lucy_asr_instance_load_for(in, NULL, NULL, err, errlen);
+}
+
+int lucy_asr_instance_load_for(struct lucy_asr_instance *in, const char *engine, const char *model,
+                               char *err, size_t errlen)
+{
     if (errlen)
         err[0] = '\0';
-    const struct lucy_asr_engine *e = lucy_asr_select(in->opt, err, errlen);
+    struct lucy_asr_options opt = *in->opt;
+    if (engine && engine[0])
+        opt.engine = engine;
+    if (model && model[0])
+        opt.model = model;
+    const char *asked = model && model[0] ? model : "";
+    const struct lucy_asr_engine *e = lucy_asr_select(&opt, err, errlen);
     if (!e)
         return LUCY_EINVAL;
+    if (in->state && in->engine == e && strcmp(in->model, asked) == 0)
+        return 0;
+    lucy_asr_instance_unload(in); /* one model at a time: the held one goes first */
     int64_t t0_ms = lucy_mono_ms();
-    int rc = lucy_asr_open(e, in->opt, &in->state, err, errlen);
+    int rc = lucy_asr_open(e, &opt, &in->state, err, errlen);
     if (rc) {
         in->state = NULL;
         return rc;
     }
     in->engine = e;
+    snprintf(in->model, sizeof in->model, "%s", asked);
     in->last_used_ms = lucy_mono_ms();
-    lucy_log(LUCY_LOG_INFO, "speech recognition model loaded", "{s:s,s:I,s:i}", "engine", e->name,
-             "load_ms", (json_int_t)(in->last_used_ms - t0_ms), "idle_unload_s", in->idle_unload_s);
+    lucy_log(LUCY_LOG_INFO, "speech recognition model loaded", "{s:s,s:s,s:I,s:i}", "engine",
+             e->name, "model", asked[0] ? asked : "default", "load_ms",
+             (json_int_t)(in->last_used_ms - t0_ms), "idle_unload_s", in->idle_unload_s);
     return 0;
 }
 
@@ -89,6 +104,7 @@ void lucy_asr_instance_unload(struct lucy_asr_instance *in)
     lucy_asr_close(in->engine, in->state);
     in->state = NULL;
     in->engine = NULL;
+    in->model[0] = '\0';
 #ifdef __GLIBC__
     malloc_trim(0); /* the model's pages back to the kernel, not kept in the arena */
 #endif

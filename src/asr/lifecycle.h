@@ -10,6 +10,12 @@
  * whenever it is idle. Unloading closes the engine and returns the freed
  * heap to the kernel (malloc_trim), so idle RSS really drops.
  *
+ * An instance holds one engine and model at a time. A job that asks for
+ * another one (a re-transcription with its own engine or model, DESIGN
+ * §13 Versions) gets it through lucy_asr_instance_load_for(): the held
+ * model is unloaded and the asked one loaded, and the next job that wants
+ * the default switches back the same way.
+ *
  * Threads: an instance belongs to one thread (like the engine state it
  * wraps, asr.h); nothing here locks. Whether models are loaded is visible
  * to any thread through lucy_asr_loaded() / lucy_asr_metrics() (asr.h).
@@ -27,6 +33,8 @@ struct lucy_asr_instance {
     int idle_unload_s;                    /* unload after this long unused; 0 = never */
     const struct lucy_asr_engine *engine; /* the loaded engine; NULL while unloaded */
     void *state;                          /* its instance (lucy_asr_open), NULL while unloaded */
+    char model[256];                      /* the model the load asked for, "" = the engine's
+                                             default (opt->model, LUCY_WHISPER_MODEL) */
     int64_t last_used_ms;                 /* lucy_mono_ms() when work last ended */
 };
 
@@ -42,6 +50,16 @@ void lucy_asr_instance_init(struct lucy_asr_instance *in, const struct lucy_asr_
  * why, and in stays unloaded. Logs INFO "speech recognition model loaded"
  * with the engine and the time taken. Owning thread only. */
 int lucy_asr_instance_load(struct lucy_asr_instance *in, char *err, size_t errlen);
+
+/* Makes the instance hold engine (NULL or "" = the one in->opt selects)
+ * with model (NULL or "" = in->opt->model, the engine's default): at once
+ * when it holds them already; else it unloads what it holds and loads
+ * them, as lucy_asr_instance_load (same errors: LUCY_EINVAL when
+ * lucy_asr_select refuses the engine, open's code when the model does not
+ * load; in stays unloaded then). The strings are used during the call
+ * only. Owning thread only. */
+int lucy_asr_instance_load_for(struct lucy_asr_instance *in, const char *engine, const char *model,
+                               char *err, size_t errlen);
 
 /* lucy_asr_transcribe() on the instance, loading the model first if
  * needed; counts as work for the idle timer. Same results and ownership as

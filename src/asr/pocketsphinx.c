@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <pocketsphinx.h>
 #include <sphinxbase/cmn.h> /* cmn_t: restored field by field (no API resets it) */
@@ -89,6 +90,20 @@ static void ps_close(void *state)
     free(s->cmn_mean0);
     free(s->cmn_sum0);
     free(s);
+}
+
+/* A per-job model is an acoustic model directory (as `-hmm` takes it). */
+static int ps_check_model(const char *model, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return 0;
+    snprintf(err, errlen,
+             "pocketsphinx model %.200s is not a directory lucy can read: give an acoustic model "
+             "directory (such as /usr/share/pocketsphinx/model/en-us/en-us), or leave \"model\" "
+             "out for the packaged en-us model",
+             model);
+    return LUCY_EINVAL;
 }
 
 static int ps_open(const struct lucy_asr_options *opt, void **state, char *err, size_t errlen)
@@ -270,4 +285,5 @@ const struct lucy_asr_engine lucy_asr_pocketsphinx = {
     .open = ps_open,
     .transcribe = ps_transcribe,
     .close = ps_close,
+    .check_model = ps_check_model,
 };

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <whisper.h>
@@ -59,6 +60,19 @@ static void w_close(void *state)
     if (s->ctx)
         whisper_free(s->ctx);
     free(s);
+}
+
+/* A per-job model is a ggml model file. */
+static int w_check_model(const char *model, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(model, &sb) == 0 && S_ISREG(sb.st_mode))
+        return 0;
+    snprintf(err, errlen,
+             "whisper model %.200s is not a file lucy can read: give the path of a ggml model "
+             "(as LUCY_WHISPER_MODEL takes it), or leave \"model\" out for LUCY_WHISPER_MODEL",
+             model);
+    return LUCY_EINVAL;
 }
 
 static int w_open(const struct lucy_asr_options *opt, void **state, char *err, size_t errlen)
@@ -139,4 +153,5 @@ const struct lucy_asr_engine lucy_asr_whisper = {
     .open = w_open,
     .transcribe = w_transcribe,
     .close = w_close,
+    .check_model = w_check_model,
 };

@@ -508,6 +508,14 @@ const struct lucy_migration lucy_migrations[] = {
      " cancelled_at_s INTEGER);"
      "ALTER TABLE jobs ADD COLUMN group_id INTEGER;"
      "CREATE INDEX IF NOT EXISTS jobs_by_group ON jobs(group_id) WHERE group_id IS NOT NULL;"},
+    /* 54: the engine and model a job was asked for (POST
+     * /recordings/{id}/transcribe, /recordings/retranscribe; jobs.c): an
+     * engine name of asr.c's table and its model (pocketsphinx: acoustic
+     * model directory, whisper: ggml file, http: model name); NULL = the
+     * configured default (LUCY_ASR_ENGINE and its model). */
+    {54, "job_engine",
+     "ALTER TABLE jobs ADD COLUMN engine TEXT;"
+     "ALTER TABLE jobs ADD COLUMN model TEXT;"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

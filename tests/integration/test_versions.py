@@ -1,7 +1,9 @@
 """Transcript versions (DESIGN §13 Versions): a re-transcription adds a
 version and never overwrites one; switching the active version re-indexes
 the recording; a bulk re-transcription is one job group with progress and
-cancel; bad requests get 400/404/409 with an error_type.
+cancel; a re-transcription may name another engine or model, which its
+job loads (and the version records); bad requests get 400/404/409 with an
+error_type, before anything is queued.
 
 Real parts only: the lucy binary, FFmpeg, pocketsphinx in-process, and for
 the job group the `http` engine against asr_server.py (an OpenAI-compatible
@@ -239,6 +241,102 @@ def test_bulk_retranscription_progress_and_cancel(start_lucy, tmp_path):
         server.wait(10)
 
 
+def stored(v):
+    """A version as stored: without `active`, which a newer version changes."""
+    return {k: x for k, x in v.items() if k != "active"}
+
+
+def post_and_wait(lucy, rid, body):
+    """POST /recordings/{id}/transcribe with body; the ended job's JSON."""
+    r = lucy.post("/recordings/%s/transcribe" % rid, params={"wait": 1}, json=body, timeout=200)
+    assert r.status_code in (200, 202), r.text
+    job = r.json()["job_id"]
+    return lucy.wait_for(lambda: (lambda j: j["status"] in DONE and j)(
+        lucy.get("/jobs/%d" % job).json()), timeout=300, interval=0.2, what="job %d ended" % job)
+
+
+def test_retranscription_with_another_engine(start_lucy, tmp_path):
+    """pocketsphinx is the configured engine; a job may ask for http (and
+    back): each version records the engine that really ran."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for i, clip in enumerate(["librivox-0880.m4a", "goforward.m4a"]):
+        ffmpeg("-i", os.path.join(HERE, "..", "fixtures", "audio", clip), "-ar", "16000",
+               "-ac", "1", str(rec / ("call-%d.wav" % i)))
+    server, url = start_server()
+    try:
+        lucy = start_lucy(env=env_for(str(rec), LUCY_ASR_URL=url))  # engine stays pocketsphinx
+        rids = sorted(r["id"] for r in wait_transcribed(lucy, 2))
+        first = {rid: stored(version(lucy, rid, 1)) for rid in rids}
+        assert all(v["engine"] == "pocketsphinx" and v["text"] for v in first.values())
+
+        # One recording, with the http engine.
+        rid = rids[0]
+        job = post_and_wait(lucy, rid, {"engine": "http"})
+        assert job["status"] == "done" and job["engine"] == "http" and job["model"] is None
+        listed = versions(lucy, rid)
+        assert listed["active_version"] == 2
+        v2 = version(lucy, rid, 2)
+        assert v2["engine"] == "http" and v2["model"] == "whisper-1" and v2["text"]
+        assert stored(version(lucy, rid, 1)) == first[rid], "version 1 stays intact"
+        words = sorted(vocabulary(v2["text"]))
+        assert words
+        lucy.wait_for(lambda: all(rid in search_ids(lucy, w) for w in words), timeout=60,
+                      what="the http version's words searchable")
+
+        # Both recordings in one group, with http.
+        r = lucy.post("/recordings/retranscribe", json={"engine": "http"})
+        assert r.status_code == 202, r.text
+        gid = r.json()["group_id"]
+        assert r.json()["total"] == 2 and r.json()["filter"]["engine"] == "http"
+        g = lucy.wait_for(lambda: (lambda g: g["state"] == "done" and g)(group(lucy, gid)),
+                          timeout=300, interval=0.2, what="the http group done")
+        assert g["done"] == 2 and g["failed"] == 0
+        for rid in rids:
+            listed = versions(lucy, rid)
+            newest = listed["versions"][0]
+            assert listed["active_version"] == newest["version"] >= 2
+            assert newest["engine"] == "http" and newest["status"] == "done"
+            assert stored(version(lucy, rid, 1)) == first[rid]
+
+        # A job without an engine runs the configured one again.
+        job = post_and_wait(lucy, rids[1], {})
+        assert job["engine"] is None
+        newest = versions(lucy, rids[1])["versions"][0]
+        assert newest["engine"] == "pocketsphinx" and newest["version"] == 3
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_engine_and_model_checked_before_anything_is_queued(start_lucy, tmp_path):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    ffmpeg("-f", "lavfi", "-t", "3", "-i", "anullsrc=r=16000:cl=mono", str(rec / "silence.wav"))
+    lucy = start_lucy(env=env_for(str(rec)))  # pocketsphinx, no LUCY_ASR_URL
+    rid = wait_transcribed(lucy, 1)[0]["id"]
+    count = "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM job_groups)"
+    before = db_query(lucy.data_dir, count)
+    missing = str(tmp_path / "no-such-acoustic-model")
+
+    def err(r, status, *advice):
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert body["error_type"] == {400: "bad_request", 409: "conflict"}[status], body
+        assert all(a in body["message"] for a in advice), body
+        assert "nothing was queued" in body["message"], body
+
+    for path in ("/recordings/%s/transcribe" % rid, "/recordings/retranscribe"):
+        err(lucy.post(path, json={"engine": "sphinx9"}), 400, "sphinx9", "pocketsphinx")
+        err(lucy.post(path, json={"engine": "http"}), 409, "LUCY_ASR_URL")
+        err(lucy.post(path, json={"engine": "pocketsphinx", "model": missing}), 400, missing)
+        err(lucy.post(path, json={"model": missing}), 400, missing)  # the configured engine's
+    for body in ({"engine": 7}, {"engine": ""}, {"model": ["x"]}, {"model": "m" * 300}):
+        r = lucy.post("/recordings/retranscribe", json=body)
+        assert r.status_code == 400 and r.json()["error_type"] == "bad_request", r.text
+    assert db_query(lucy.data_dir, count) == before, "a refused request queued nothing"
+
+
 def test_bad_requests(start_lucy, tmp_path):
     rec = tmp_path / "rec"
     rec.mkdir()
@@ -272,8 +370,8 @@ def test_bad_requests(start_lucy, tmp_path):
     tr = "/recordings/%s/transcribe" % rid
     err(lucy.post(tr, data="{"), 400, "bad_request")
     err(lucy.post(tr, json={"engine": "sphinx9"}), 400, "bad_request")
-    assert "LUCY_ASR_ENGINE=http" in err(lucy.post(tr, json={"engine": "http"}), 409, "conflict")
-    err(lucy.post(tr, json={"model": "large-v3"}), 409, "conflict")
+    assert "LUCY_ASR_URL" in err(lucy.post(tr, json={"engine": "http"}), 409, "conflict")
+    err(lucy.post(tr, json={"model": "large-v3"}), 400, "bad_request")  # not a model directory
     err(lucy.post("/recordings/retranscribe", data="{"), 400, "bad_request")
     err(lucy.post("/recordings/retranscribe", json={"from": "2024-05-02", "to": "2024-05-01"}),
         400, "bad_request")

@@ -56,6 +56,45 @@ static void select_engines(void **state)
     assert_string_equal(lucy_asr_select(&o, err, sizeof err)->name, "pocketsphinx");
 }
 
+/* Per-job engine/model checks (re-transcription requests): 400-class
+ * (LUCY_EINVAL) vs 409-class (LUCY_EUNAVAIL), and nothing loaded. */
+static void check_per_job(void **state)
+{
+    (void)state;
+    char err[320];
+    const struct lucy_asr_engine *e = NULL;
+    struct lucy_asr_options o = {.engine = "sphinx9"};
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EINVAL);
+    assert_null(e);
+    assert_non_null(strstr(err, "sphinx9"));
+    o = (struct lucy_asr_options){.engine = "http"};
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EUNAVAIL);
+    assert_non_null(strstr(err, "LUCY_ASR_URL"));
+    o.url = "http://127.0.0.1:9/v1/audio/transcriptions";
+    o.model = "any-name-the-server-knows";
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), 0);
+    assert_string_equal(e->name, "http");
+    o = (struct lucy_asr_options){.engine = "pocketsphinx", .model = "/nonexistent/hmm"};
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "/nonexistent/hmm"));
+    o.model = "/";
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), 0);
+    assert_string_equal(e->name, "pocketsphinx");
+    /* No engine named: the configured one's model rule. */
+    o = (struct lucy_asr_options){.engine = "pocketsphinx"};
+    o.model = "/etc/passwd";
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EINVAL);
+    o = (struct lucy_asr_options){.engine = "whisper"};
+#ifdef LUCY_HAVE_WHISPER
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EUNAVAIL);
+    o.model = "/";
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EINVAL);
+#else
+    assert_int_equal(lucy_asr_check(&o, &e, err, sizeof err), LUCY_EUNAVAIL);
+    assert_non_null(strstr(err, "not built in"));
+#endif
+}
+
 static void transcript_building(void **state)
 {
     (void)state;
@@ -328,10 +367,11 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(select_engines),          cmocka_unit_test(transcript_building),
-        cmocka_unit_test(segment_words),           cmocka_unit_test(pocketsphinx_engine),
-        cmocka_unit_test(http_engine_unreachable), cmocka_unit_test(chunks_at_pauses),
-        cmocka_unit_test(identical_channels),      cmocka_unit_test(merge_channels),
+        cmocka_unit_test(select_engines),      cmocka_unit_test(check_per_job),
+        cmocka_unit_test(transcript_building), cmocka_unit_test(segment_words),
+        cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
+        cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
+        cmocka_unit_test(merge_channels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

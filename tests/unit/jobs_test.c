@@ -83,7 +83,7 @@ static void test_enqueue_once_per_recording(void **state)
 
     /* An explicit request while one is active returns the same job. */
     struct lucy_job j;
-    assert_int_equal(lucy_jobs_request(store, rec_a, &j), 0);
+    assert_int_equal(lucy_jobs_request(store, rec_a, NULL, &j), 0);
     assert_int_equal(j.id, a1.job_id);
     assert_int_equal(j.status, LUCY_JOB_QUEUED);
 
@@ -100,11 +100,23 @@ static void test_enqueue_once_per_recording(void **state)
     struct enq a3 = {rec_a, 0};
     assert_int_equal(lucy_store_write(store, enqueue_write, &a3, 0), 0);
     assert_int_equal(a3.job_id, a1.job_id);
-    assert_int_equal(lucy_jobs_request(store, rec_a, &j), 0);
+    assert_int_equal(lucy_jobs_request(store, rec_a, NULL, &j), 0);
     assert_true(j.id > b.job_id);
     assert_int_equal(j.status, LUCY_JOB_QUEUED);
+    assert_string_equal(j.asr.engine, ""); /* the configured default */
 
-    assert_int_equal(lucy_jobs_request(store, "cccc", &j), LUCY_ENOTFOUND);
+    /* A request naming an engine retargets the queued job; a claim and a
+     * read carry it. */
+    struct lucy_job_asr http = {"http", "whisper-1"};
+    long long queued_id = j.id;
+    assert_int_equal(lucy_jobs_request(store, rec_a, &http, &j), 0);
+    assert_int_equal(j.id, queued_id);
+    assert_string_equal(j.asr.engine, "http");
+    assert_int_equal(lucy_jobs_get(store, queued_id, &j), 0);
+    assert_string_equal(j.asr.engine, "http");
+    assert_string_equal(j.asr.model, "whisper-1");
+
+    assert_int_equal(lucy_jobs_request(store, "cccc", NULL, &j), LUCY_ENOTFOUND);
     assert_int_equal(lucy_jobs_get(store, 424242, &j), LUCY_ENOTFOUND);
 
     long long counts[LUCY_JOB_N_STATUSES];
@@ -132,7 +144,7 @@ static void test_queue_order(void **state)
     assert_int_equal(lucy_store_write(store, enqueue_write, &a, 0), 0); /* new, 300 s */
     assert_int_equal(lucy_store_write(store, enqueue_write, &b, 0), 0); /* new, 20 s */
     struct lucy_job c, j;
-    assert_int_equal(lucy_jobs_request(store, rec_c, &c), 0); /* requested, 600 s */
+    assert_int_equal(lucy_jobs_request(store, rec_c, NULL, &c), 0); /* requested, 600 s */
     assert_int_equal(lucy_jobs_claim(store, &j), 0);
     assert_int_equal(j.id, c.id);
     assert_int_equal(lucy_jobs_claim(store, &j), 0);

@@ -88,12 +88,21 @@ static int64_t now_s(void)
 
 #define JOB_COLUMNS                                                                                \
     "SELECT id, recording_id, status, attempts, coalesce(error_type, ''), coalesce(error, ''),"    \
-    " coalesce(next_retry_at_s, 0), created_at_s, updated_at_s FROM jobs"
+    " coalesce(next_retry_at_s, 0), created_at_s, updated_at_s, engine, model FROM jobs"
 
-/* ?3: the job's queue class (enum queue_class). */
+/* ?3: the job's queue class (enum queue_class); ?4, ?5: its engine and
+ * model (NULL = the defaults, bind_asr). */
 #define INSERT_QUEUED                                                                              \
-    "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s, queue_class)"             \
-    " VALUES (?1, 'queued', ?2, ?2, ?3)"
+    "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s, queue_class, engine,"     \
+    " model) VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5)"
+
+/* Binds asr's engine and model to parameters i and i + 1; "" and a NULL
+ * asr bind NULL, the configured default. */
+static void bind_asr(sqlite3_stmt *st, int i, const struct lucy_job_asr *asr)
+{
+    lucy_row_bind_text(st, i, asr && asr->engine[0] ? asr->engine : NULL);
+    lucy_row_bind_text(st, i + 1, asr && asr->model[0] ? asr->model : NULL);
+}
 
 /* Fills out from a row selected with JOB_COLUMNS. The column's CHECK
  * allows only known names; anything else would read as failed. */
@@ -110,6 +119,8 @@ static void job_from_row(sqlite3_stmt *st, struct lucy_job *out)
     out->next_retry_at_s = sqlite3_column_int64(st, 6);
     out->created_at_s = sqlite3_column_int64(st, 7);
     out->updated_at_s = sqlite3_column_int64(st, 8);
+    lucy_row_copy(st, 9, out->asr.engine, sizeof out->asr.engine);
+    lucy_row_copy(st, 10, out->asr.model, sizeof out->asr.model);
 }
 
 /* Steps st (a JOB_COLUMNS query, bound) once: 0 and *out, LUCY_ENOTFOUND,
@@ -160,6 +171,7 @@ int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
     sqlite3_bind_text(st, 1, recording_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_s());
     sqlite3_bind_int(st, 3, QUEUE_NEW);
+    bind_asr(st, 4, NULL);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     if (job_id != NULL)
@@ -168,7 +180,7 @@ int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id)
 }
 
 int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long group_id,
-                            long long *job_id)
+                            const struct lucy_job_asr *asr, long long *job_id)
 {
     sqlite3_stmt *st;
     int err = lucy_store_stmt(db,
@@ -186,7 +198,8 @@ int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long gro
         return lucy_store_err(rc);
     err = lucy_store_stmt(db,
                           "INSERT INTO jobs (recording_id, status, created_at_s, updated_at_s,"
-                          " queue_class, group_id) VALUES (?1, 'queued', ?2, ?2, ?3, ?4)",
+                          " queue_class, group_id, engine, model)"
+                          " VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6)",
                           &st);
     if (err)
         return err;
@@ -194,6 +207,7 @@ int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long gro
     sqlite3_bind_int64(st, 2, now_s());
     sqlite3_bind_int(st, 3, QUEUE_RETRANSCRIBE);
     sqlite3_bind_int64(st, 4, group_id);
+    bind_asr(st, 5, asr);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     if (job_id)
@@ -273,8 +287,27 @@ int lucy_jobs_get(struct lucy_store *store, long long id, struct lucy_job *out)
 
 struct request_arg {
     const char *recording_id;
+    const struct lucy_job_asr *asr; /* NULL = the defaults */
     struct lucy_job *out;
 };
+
+/* An active job that has not started takes the engine/model a request
+ * names (a running one keeps what it runs with). */
+static int request_retarget(sqlite3 *db, const struct lucy_job_asr *asr, struct lucy_job *job)
+{
+    if (!asr || (!asr->engine[0] && !asr->model[0]) || job->status == LUCY_JOB_RUNNING)
+        return 0;
+    sqlite3_stmt *st;
+    int err = lucy_store_stmt(db, "UPDATE jobs SET engine = ?2, model = ?3 WHERE id = ?1", &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, job->id);
+    bind_asr(st, 2, asr);
+    if ((err = lucy_row_step_done(st)) != 0)
+        return err;
+    job->asr = *asr;
+    return 0;
+}
 
 static int request_write(sqlite3 *db, void *arg)
 {
@@ -297,6 +330,9 @@ static int request_write(sqlite3 *db, void *arg)
         return err;
     sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
     err = first_job(st, a->out);
+    sqlite3_reset(st);
+    if (err == 0)
+        return request_retarget(db, a->asr, a->out);
     if (err != LUCY_ENOTFOUND)
         return err;
     if ((err = lucy_store_stmt(db, INSERT_QUEUED, &st)) != 0)
@@ -304,14 +340,16 @@ static int request_write(sqlite3 *db, void *arg)
     sqlite3_bind_text(st, 1, a->recording_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_s());
     sqlite3_bind_int(st, 3, QUEUE_REQUESTED);
+    bind_asr(st, 4, a->asr);
     if ((err = lucy_row_step_done(st)) != 0)
         return err;
     return lucy_jobs_load(db, sqlite3_last_insert_rowid(db), a->out);
 }
 
-int lucy_jobs_request(struct lucy_store *store, const char *recording_id, struct lucy_job *out)
+int lucy_jobs_request(struct lucy_store *store, const char *recording_id,
+                      const struct lucy_job_asr *asr, struct lucy_job *out)
 {
-    struct request_arg a = {recording_id, out};
+    struct request_arg a = {recording_id, asr, out};
     /* No timeout: a and out live on the caller's stack (see store.h). */
     return lucy_store_write(store, request_write, &a, 0);
 }
@@ -336,6 +374,9 @@ json_t *lucy_jobs_json(const struct lucy_job *job)
                           "attempts", job->attempts);
     if (!o)
         return NULL;
+    json_object_set_new(o, "engine",
+                        job->asr.engine[0] ? json_string(job->asr.engine) : json_null());
+    json_object_set_new(o, "model", job->asr.model[0] ? json_string(job->asr.model) : json_null());
     json_object_set_new(o, "error_type",
                         job->error_type[0] ? json_string(job->error_type) : json_null());
     json_object_set_new(o, "message", job->error[0] ? json_string(job->error) : json_null());
@@ -512,7 +553,7 @@ static int claim_write(sqlite3 *db, void *arg)
                               " LEFT JOIN recordings r ON r.id = j.recording_id"
                               " WHERE j.status = 'queued' ORDER BY j.queue_class,"
                               " coalesce(r.duration_s, 1e18), j.id LIMIT 1)"
-                              " RETURNING id, recording_id, attempts",
+                              " RETURNING id, recording_id, attempts, engine, model",
                               &st);
     if (err)
         return err;
@@ -522,6 +563,8 @@ static int claim_write(sqlite3 *db, void *arg)
         job->id = sqlite3_column_int64(st, 0);
         lucy_row_copy(st, 1, job->recording_id, sizeof job->recording_id);
         job->attempts = sqlite3_column_int(st, 2);
+        lucy_row_copy(st, 3, job->asr.engine, sizeof job->asr.engine);
+        lucy_row_copy(st, 4, job->asr.model, sizeof job->asr.model);
         job->status = LUCY_JOB_RUNNING;
         rc = sqlite3_step(st);
     }

@@ -80,14 +80,23 @@ int lucy_job_status_pending(enum lucy_job_status s);
  * only (the db handle it is given). */
 int lucy_jobs_enqueue(sqlite3 *db, const char *recording_id, long long *job_id);
 
+/* The engine and model a job is asked to use (migration 54). Empty
+ * strings: the configured default (LUCY_ASR_ENGINE, and that engine's
+ * model). Validated before a job is queued (lucy_retranscribe_check). */
+struct lucy_job_asr {
+    char engine[32]; /* "pocketsphinx", "whisper", "http" or "" */
+    char model[256]; /* pocketsphinx: acoustic model dir, whisper: ggml file,
+                        http: model name; "" = the engine's default */
+};
+
 /* Queues a re-transcription of recording_id in job group group_id
- * (retranscribe.c): queue class 2, claimed after user requests and new
- * recordings. LUCY_ECONFLICT when the recording has an active job already
- * (nothing queued: that job's result is the new version). Call inside a
- * lucy_store_write() function. 0 and *job_id (may be NULL), or a store
- * error. */
+ * (retranscribe.c) with engine/model asr (NULL = the defaults): queue
+ * class 2, claimed after user requests and new recordings. LUCY_ECONFLICT
+ * when the recording has an active job already (nothing queued: that
+ * job's result is the new version). Call inside a lucy_store_write()
+ * function. 0 and *job_id (may be NULL), or a store error. */
 int lucy_jobs_enqueue_group(sqlite3 *db, const char *recording_id, long long group_id,
-                            long long *job_id);
+                            const struct lucy_job_asr *asr, long long *job_id);
 
 /* Cancels job group group_id's jobs that have not started: queued,
  * retry_wait and blocked jobs are deleted with their checkpoints; a
@@ -110,6 +119,7 @@ struct lucy_job {
     int64_t next_retry_at_s;     /* retry_wait: when it is queued again */
     int64_t created_at_s;        /* when it was queued */
     int64_t updated_at_s;        /* last change */
+    struct lucy_job_asr asr;     /* the engine/model asked for; "" = the defaults */
 };
 
 /* Reads job id. 0, LUCY_ENOTFOUND, or a store error. Thread-safe. */
@@ -119,13 +129,18 @@ int lucy_jobs_get(struct lucy_store *store, long long id, struct lucy_job *out);
 int lucy_jobs_load(sqlite3 *db, long long id, struct lucy_job *out);
 
 /* For POST /recordings/{id}/transcribe: returns the recording's active job
- * if it has one, else queues a new one. 0 and *out; LUCY_ENOTFOUND when no
- * recording has that id; a store error (LUCY_ENOSPC ...). Blocks for one
- * group commit. Thread-safe. */
-int lucy_jobs_request(struct lucy_store *store, const char *recording_id, struct lucy_job *out);
+ * if it has one, else queues a new one with engine/model asr (NULL = the
+ * defaults). An active job that has not started (queued, retry_wait,
+ * blocked) takes the engine/model of a request that names one, so what the
+ * client asked for is what runs; a running job keeps its own. 0 and *out;
+ * LUCY_ENOTFOUND when no recording has that id; a store error
+ * (LUCY_ENOSPC ...). Blocks for one group commit. Thread-safe. */
+int lucy_jobs_request(struct lucy_store *store, const char *recording_id,
+                      const struct lucy_job_asr *asr, struct lucy_job *out);
 
 /* The job as the JSON of GET /jobs/{id} (new reference): job_id,
- * recording_id, status, attempts, error_type, message, next_retry_at
+ * recording_id, status, attempts, engine and model (null = the
+ * configured default), error_type, message, next_retry_at
  * (ISO 8601 UTC) and retry_after_s (seconds from now) when waiting,
  * created_at, updated_at. */
 json_t *lucy_jobs_json(const struct lucy_job *job);

@@ -34,51 +34,51 @@
 
 #define PAGE 500 /* recordings read per page while selecting */
 
-/* The engine names a client may give (asr.c's table). */
-static const char *const engine_names[] = {"pocketsphinx", "whisper", "http"};
-
-int lucy_retranscribe_check(struct lucy_http_request *req, struct lucy_http_response *resp,
-                            const json_t *body)
+/* "engine" or "model" of body into dst (size bytes): "" when absent or
+ * null; -1 after a 400 when it is not a non-empty string that fits. */
+static int asr_field(const json_t *body, const char *key, char *dst, size_t size,
+                     struct lucy_http_response *resp)
 {
-    const json_t *engine = json_object_get(body, "engine");
-    const json_t *model = json_object_get(body, "model");
-    if (engine && !json_is_null(engine)) {
-        const char *name = json_string_value(engine);
-        size_t i = 0;
-        while (name && i < sizeof engine_names / sizeof *engine_names &&
-               strcmp(name, engine_names[i]) != 0)
-            i++;
-        if (!name || i == sizeof engine_names / sizeof *engine_names) {
-            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                                  "engine must be \"pocketsphinx\", \"whisper\" or \"http\" (or "
-                                  "left out for the one lucy runs)");
-            return -1;
-        }
-        const struct lucy_config *cfg = req->ctx->cfg;
-        struct lucy_asr_options opt = {
-            .engine = cfg->asr_engine,
-            .whisper_model = cfg->whisper_model,
-            .url = cfg->asr_url,
-        };
-        char err[256];
-        const struct lucy_asr_engine *e = lucy_asr_select(&opt, err, sizeof err);
-        if (!e || strcmp(e->name, name) != 0) {
-            lucy_http_reply_error(resp, LUCY_HTTP_CONFLICT, 0,
-                                  "lucy transcribes with the %s engine; to use %s, set "
-                                  "LUCY_ASR_ENGINE=%s (and its model or URL), restart lucy and "
-                                  "ask again: the result becomes a new version",
-                                  e ? e->name : "configured", name, name);
-            return -1;
-        }
-    }
-    if (model && !json_is_null(model)) {
-        lucy_http_reply_error(resp, LUCY_HTTP_CONFLICT, 0,
-                              "a model cannot be chosen per request yet: lucy uses the engine's "
-                              "configured model (LUCY_WHISPER_MODEL, or the server behind "
-                              "LUCY_ASR_URL); leave \"model\" out");
+    const json_t *v = json_object_get(body, key);
+    dst[0] = '\0';
+    if (!v || json_is_null(v))
+        return 0;
+    const char *s = json_string_value(v);
+    if (!s || !s[0] || strlen(s) >= size) {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "%s must be a string of 1 to %zu characters (or left out for the "
+                              "configured one)",
+                              key, size - 1);
         return -1;
     }
+    memcpy(dst, s, strlen(s) + 1);
     return 0;
+}
+
+int lucy_retranscribe_check(struct lucy_http_request *req, struct lucy_http_response *resp,
+                            const json_t *body, struct lucy_job_asr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (asr_field(body, "engine", out->engine, sizeof out->engine, resp) != 0 ||
+        asr_field(body, "model", out->model, sizeof out->model, resp) != 0)
+        return -1;
+    const struct lucy_config *cfg = req->ctx->cfg;
+    struct lucy_asr_options opt = {
+        .engine = out->engine[0] ? out->engine : cfg->asr_engine,
+        .whisper_model = cfg->whisper_model,
+        .url = cfg->asr_url,
+        .model = out->model,
+    };
+    char err[320];
+    int rc = lucy_asr_check(&opt, NULL, err, sizeof err);
+    if (rc == LUCY_EINVAL)
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0, "%s; nothing was queued", err);
+    else if (rc)
+        lucy_http_reply_error(resp, LUCY_HTTP_CONFLICT, 0,
+                              "%s; set it, restart lucy and ask again (nothing was queued), or "
+                              "leave \"engine\" out for the configured one",
+                              err);
+    return rc ? -1 : 0;
 }
 
 /* ---- POST /recordings/retranscribe ---------------------------------------- */
@@ -179,9 +179,10 @@ static int select_recordings(struct lucy_store *store, struct lucy_recording_que
 }
 
 struct create_arg {
-    const json_t *ids;  /* recording ids to queue */
-    const char *filter; /* the request's filters, JSON text */
-    long long group_id; /* out */
+    const json_t *ids;              /* recording ids to queue */
+    const struct lucy_job_asr *asr; /* the engine/model asked for */
+    const char *filter;             /* the request's filters, JSON text */
+    long long group_id;             /* out */
 };
 
 static int create_write(sqlite3 *db, void *arg)
@@ -204,7 +205,7 @@ static int create_write(sqlite3 *db, void *arg)
     json_t *id;
     json_array_foreach(a->ids, i, id)
     {
-        err = lucy_jobs_enqueue_group(db, json_string_value(id), a->group_id, NULL);
+        err = lucy_jobs_enqueue_group(db, json_string_value(id), a->group_id, a->asr, NULL);
         if (err == LUCY_ECONFLICT)
             skipped++;
         else if (err)
@@ -311,7 +312,8 @@ void lucy_recordings_retranscribe(struct lucy_http_request *req, struct lucy_htt
     if (!body)
         return;
     struct lucy_recording_query q = {0};
-    if (lucy_retranscribe_check(req, resp, body) != 0 || parse_filters(body, &q, resp) != 0) {
+    struct lucy_job_asr asr;
+    if (lucy_retranscribe_check(req, resp, body, &asr) != 0 || parse_filters(body, &q, resp) != 0) {
         json_decref(body);
         return;
     }
@@ -319,7 +321,7 @@ void lucy_recordings_retranscribe(struct lucy_http_request *req, struct lucy_htt
     int rc = select_recordings(req->ctx->store, &q, ids);
     char *filter = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(body);
-    struct create_arg a = {ids, filter ? filter : "{}", 0};
+    struct create_arg a = {ids, &asr, filter ? filter : "{}", 0};
     if (rc == 0)
         rc = lucy_store_write(req->ctx->store, create_write, &a, 0);
     free(filter);

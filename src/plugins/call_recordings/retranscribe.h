@@ -1,6 +1,7 @@
 /*
  * retranscribe.h - re-transcription requests (DESIGN §13 Versions): the
- * engine/model a client may name, and bulk re-transcription as one job
+ * engine/model a client may name per job (checked before anything is
+ * queued; the worker loads them for that job), and bulk re-transcription as one job
  * group (table `job_groups`, migration 53, written only by
  * retranscribe.c; its jobs are rows of `jobs` with group_id, jobs.c).
  *
@@ -20,17 +21,22 @@
 
 #include <jansson.h>
 
+#include "jobs.h"
+
 struct lucy_http_request;
 struct lucy_http_response;
 
 /* Checks a re-transcription request's "engine" and "model" (body: the
- * request's JSON object; NULL = neither given): an engine must be a known
- * name and the one lucy's workers run (LUCY_ASR_ENGINE after "auto" is
- * resolved); a model cannot be chosen per request yet. 0 when the request
- * can go on; -1 after replying 400 (unknown engine, not a string) or 409
- * (another engine or a model asked for, with what to set). Thread-safe. */
+ * request's JSON object) before anything is queued, with lucy_asr_check:
+ * the engine (absent = LUCY_ASR_ENGINE) must be one lucy is built with and
+ * whose requirements are met (http: LUCY_ASR_URL; whisper: a model), and
+ * a model must suit it (pocketsphinx: an acoustic model directory that
+ * exists; whisper: a ggml file; http: any name). 0 and *out (the job's
+ * engine/model, "" for each left out); -1 after replying 400 (not a
+ * string, unknown engine, unusable model) or 409 (an engine this build or
+ * configuration cannot run, with the option to set). Thread-safe. */
 int lucy_retranscribe_check(struct lucy_http_request *req, struct lucy_http_response *resp,
-                            const json_t *body);
+                            const json_t *body, struct lucy_job_asr *out);
 
 /* POST /recordings/retranscribe. Thread-safe. */
 void lucy_recordings_retranscribe(struct lucy_http_request *req, struct lucy_http_response *resp);

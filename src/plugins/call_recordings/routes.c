@@ -495,21 +495,22 @@ static void transcribe(struct lucy_http_request *req, struct lucy_http_response 
                               WAIT_MAX_S, lucy_http_query(req, "wait"));
         return;
     }
+    struct lucy_job_asr asr = {0};
     if (req->body_len > 0) {
         json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
         int bad = !json_is_object(body);
         if (bad)
             lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
                                   "the body must be empty or a JSON object such as "
-                                  "{\"engine\": \"pocketsphinx\"}");
+                                  "{\"engine\": \"http\", \"model\": \"whisper-1\"}");
         else
-            bad = lucy_retranscribe_check(req, resp, body) != 0;
+            bad = lucy_retranscribe_check(req, resp, body, &asr) != 0;
         json_decref(body);
         if (bad)
             return;
     }
     struct lucy_job job;
-    int rc = lucy_jobs_request(req->ctx->store, id, &job);
+    int rc = lucy_jobs_request(req->ctx->store, id, &asr, &job);
     if (rc == LUCY_ENOTFOUND) {
         reply_no_recording(resp, id);
         return;

@@ -16,9 +16,9 @@
  *      in DATA_DIR/tmp (0700) and unlinked at once, so it disappears with
  *      the descriptor on success, failure or crash; then a fresh open and
  *      a plain sequential read of the whole file. Decode (16 kHz mono),
- *      transcribe, and finish the job (lucy_jobs_finish: transcript +
- *      segments + index documents + the job's new state in ONE store
- *      write);
+ *      transcribe (with the engine and model the job asked for: the
+ *      instance switches models when it holds others), and finish the job (lucy_jobs_finish:
+ * transcript + segments + index documents + the job's new state in ONE store write);
  *   4. classify a failure by table (source_errors[], engine_errors[]):
  *      passing causes (file locked, missing, I/O, engine unavailable) ->
  *      retry_wait, which jobs.c schedules with backoff; disk -> blocked;
@@ -664,7 +664,12 @@ static void run_job(struct worker *w, const struct lucy_job *job)
         outcome_from_source(&o, rc, job->attempts, err);
         goto finish;
     }
-    rc = transcribe_audio(w, job, &audio, &t, err, sizeof err);
+    /* The engine and model the job asked for (DESIGN §13 Versions; the
+     * defaults when it named none): the instance switches only if it holds
+     * others. */
+    rc = lucy_asr_instance_load_for(&w->asr, job->asr.engine, job->asr.model, err, sizeof err);
+    if (rc == 0)
+        rc = transcribe_audio(w, job, &audio, &t, err, sizeof err);
     if (rc == LUCY_ESHUTDOWN) {
         /* Stopped between chunks: the job stays running, and the next
          * start requeues it and resumes from its checkpoints. */
