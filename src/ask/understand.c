@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../utf8.h"
 #include "ask.h"
 
 #define MAX_TOKENS 128
@@ -41,6 +42,10 @@ static void tokenize(const char *s, struct tokens *t)
                 t->w[t->n][len++] = (char)tolower(*p);
             p++;
         }
+        /* A word cut at TOKEN_MAX must not end inside a UTF-8 sequence (the
+         * search words would not be valid UTF-8): drop the cut character. */
+        while (len > 0 && !lucy_utf8_valid(t->w[t->n], len))
+            len--;
         while (len > 0 && t->w[t->n][len - 1] == '-')
             len--;
         t->w[t->n][len] = '\0';

@@ -48,7 +48,7 @@ int lucy_cmd_ask(int argc, char **argv)
         size_t len = strlen(question);
         snprintf(question + len, sizeof question - len, "%s%s", i ? " " : "", words[i]);
     }
-    char err[512];
+    char err[512] = "";
     if (!question[0]) {
         lucy_cmd_error("ask a question, e.g. `lucy ask what did John say about the invoice "
                        "last week`");
@@ -74,7 +74,7 @@ int lucy_cmd_ask(int argc, char **argv)
     else
         snprintf(err, sizeof err, "%s", lucy_strerror(e));
     if (e) {
-        lucy_cmd_error("%s", err);
+        lucy_cmd_error("%s", err[0] ? err : lucy_strerror(e));
         rc = e == LUCY_EINVAL ? LUCY_EXIT_USAGE : LUCY_EXIT_FAILED;
     } else if (json) {
         json_object_set_new(lucy, "question", json_string(question));

@@ -210,6 +210,12 @@ def test_nothing_found_is_still_an_answer(asking):
     lucy = asking(with_llm=False)
     body = ask(lucy, "zqxnothing zqxanywhere")
     assert body["citations"] == [] and "nothing" in body["answer"]
+    # A word longer than the engine keeps, cut inside a UTF-8 character,
+    # was a 500 "out of memory" on every way of asking
+    for word in ("é" * 24, "日" * 30, "ж" * 40):
+        assert ask(lucy, "what about " + word)["citations"] == []
+        r = chat(lucy, word)
+        assert r.status_code == 200, r.text
 
 
 # ---- dense fusion ------------------------------------------------------------------
