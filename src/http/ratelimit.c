@@ -48,11 +48,14 @@ int lucy_http_ratelimit_applies(const char *pattern)
 }
 
 /* The client's key: "api:t:<first 128 bits of SHA-256(token) in hex>" for
- * a bearer token, else "api:a:<address>". */
-static void client_key(struct MHD_Connection *conn, char *key, size_t len)
+ * a bearer token lucy checked (LUCY_API_TOKEN set), else
+ * "api:a:<address>": without a token to check, a made-up bearer string per
+ * request would otherwise be a fresh budget each time. */
+static void client_key(const struct lucy_http *h, struct MHD_Connection *conn, char *key,
+                       size_t len)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && auth[7]) {
+    if (h->token && auth && strncasecmp(auth, "Bearer ", 7) == 0 && auth[7]) {
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int dl = 0;
         if (EVP_Digest(auth + 7, strlen(auth + 7), d, &dl, EVP_sha256(), NULL) && dl >= 16) {
@@ -81,7 +84,7 @@ int lucy_http_ratelimit_check(struct lucy_http *h, struct MHD_Connection *conn, 
     if (!kv || !cfg || cfg->rate_limit_count <= 0 || !lucy_http_ratelimit_applies(pattern))
         return 0;
     char key[96];
-    client_key(conn, key, sizeof key);
+    client_key(h, conn, key, sizeof key);
     struct lucy_kv_rate rate = {cfg->rate_limit_count, (int64_t)cfg->rate_limit_period_s * 1000,
                                 cfg->rate_limit_count, 0};
     struct lucy_kv_rate_result r = {.allowed = 1};

@@ -382,6 +382,15 @@ def test_rate_limit_per_client(start_lucy):
     assert all(lucy.get("/recordings", headers=auth).status_code == 200 for _ in range(6))
 
 
+def test_rate_limit_without_a_token_is_per_address(start_lucy):
+    """Without LUCY_API_TOKEN no bearer string is checked, so a new made-up
+    one per request must not be a new budget: the client is its address."""
+    lucy = start_lucy(env={"LUCY_RATE_LIMIT": "3/hour"})
+    codes = [lucy.get("/ask", params={"q": "x"}, headers={"Authorization": "Bearer t%d" % i})
+             .status_code for i in range(5)]
+    assert codes[:3] == [200] * 3 and codes[3:] == [429] * 2, codes
+
+
 @needs_redis
 def test_rate_limit_shared_by_two_instances_on_redis(start_lucy, redis_server):
     redis = redis_server()
