@@ -41,6 +41,7 @@ int lucy_ask_open(const struct lucy_config *cfg, struct lucy_store *store, struc
     a->ix = ix;
     a->context_bytes =
         (size_t)(cfg->llm_context_tokens > 0 ? cfg->llm_context_tokens : 3000) * BYTES_PER_TOKEN;
+    a->seats = cfg->http_threads / 2 > 1 ? cfg->http_threads / 2 : 1;
     if ((cfg->default_region && !(a->region = strdup(cfg->default_region))) ||
         lucy_llm_open(cfg, &a->llm) != 0) {
         lucy_ask_close(a);
@@ -48,6 +49,19 @@ int lucy_ask_open(const struct lucy_config *cfg, struct lucy_store *store, struc
     }
     *out = a;
     return 0;
+}
+
+int lucy_ask_seat(struct lucy_ask *a)
+{
+    if (__atomic_add_fetch(&a->seated, 1, __ATOMIC_ACQ_REL) <= a->seats)
+        return 1;
+    __atomic_sub_fetch(&a->seated, 1, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+void lucy_ask_unseat(struct lucy_ask *a)
+{
+    __atomic_sub_fetch(&a->seated, 1, __ATOMIC_ACQ_REL);
 }
 
 void lucy_ask_close(struct lucy_ask *a)

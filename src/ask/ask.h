@@ -56,6 +56,16 @@ int lucy_ask_open(const struct lucy_config *cfg, struct lucy_store *store, struc
                   struct lucy_ask **out);
 void lucy_ask_close(struct lucy_ask *a);
 
+/* A seat for one lucy_ask_run on a thread that also serves other requests
+ * (an HTTP pool thread): at most half of LUCY_HTTP_THREADS (at least 1)
+ * answers wait for an LLM there at once, so slow answers never take the
+ * threads that liveness and the webhook need. 1 = seated (call
+ * lucy_ask_unseat after lucy_ask_run), 0 = every seat taken: answer 503
+ * with Retry-After. Streamed answers run on their own thread and need no
+ * seat. Any thread. */
+int lucy_ask_seat(struct lucy_ask *a);
+void lucy_ask_unseat(struct lucy_ask *a);
+
 /* Applies LUCY_TIMEZONE (cfg->timezone; NULL = leave the system's) to the
  * process: checks that the IANA name exists under TZDIR or
  * /usr/share/zoneinfo, sets TZ and calls tzset(). Call once, before any

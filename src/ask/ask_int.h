@@ -19,6 +19,8 @@ struct lucy_ask {
     struct lucy_llm *llm;     /* NULL: no LLM configured */
     char *region;             /* LUCY_DEFAULT_REGION for numbers in questions, or NULL */
     size_t context_bytes;     /* LUCY_LLM_CONTEXT_TOKENS * 4: the sources' budget */
+    int seats;                /* answers at once on HTTP pool threads (lucy_ask_seat) */
+    int seated;               /* taken now (atomic) */
 };
 
 /* ---- person.c ------------------------------------------------------------ */

@@ -213,11 +213,19 @@ static int run(struct lucy_http_request *req, struct lucy_http_response *resp, c
                json_t **lucy)
 {
     struct ask_routes *ar = req->arg;
+    if (!lucy_ask_seat(ar->ask)) {
+        lucy_http_reply_error(resp, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5,
+                              "lucy is answering as many questions as it takes at once; ask "
+                              "again in a few seconds, or stream the answer (\"stream\": true), "
+                              "which waits without holding a server thread");
+        return -1;
+    }
     char *base = ui_base(req);
     char err[512] = "";
     struct lucy_ask_request rq = {
         .question = question, .history = history, .n_history = n_history, .ui_base = base};
     int rc = lucy_ask_run(ar->ask, &rq, answer, lucy, err, sizeof err);
+    lucy_ask_unseat(ar->ask);
     free(base);
     reply_failure(resp, rc, err);
     return rc;

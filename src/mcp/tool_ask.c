@@ -60,7 +60,14 @@ int mcp_tool_ask(struct lucy_mcp *m, json_t *vals, struct mcp_result *out)
     };
     char *answer = NULL;
     json_t *lucy = NULL;
+    if (!lucy_ask_seat(a)) {
+        snprintf(out->error, sizeof out->error,
+                 "lucy is answering as many questions as it takes at once; ask again in a few "
+                 "seconds");
+        return LUCY_EUNAVAIL;
+    }
     int rc = lucy_ask_run(a, &rq, &answer, &lucy, out->error, sizeof out->error);
+    lucy_ask_unseat(a);
     if (rc == LUCY_ENOMEM)
         snprintf(out->error, sizeof out->error, "out of memory answering; retry shortly");
     if (rc)

@@ -20,6 +20,7 @@ import sqlite3
 import string
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -415,6 +416,27 @@ def test_liveness_answers_while_8_streams_are_open(asking, double):
     release(double)
     for s in open_streams:
         assert s.rest()[-1]["lucy"]["verified"] is True
+
+
+def test_slow_answers_never_take_the_threads_liveness_needs(asking, double):
+    """Unstreamed answers wait for the LLM on a server thread: at most half
+    the pool (here 1 of 2) does so at once; past that a question is 503 with
+    Retry-After, and liveness answers throughout (before, 20 questions to a
+    hung LLM held all 8 threads: /health/live and the webhook timed out)."""
+    lucy = asking(extra=dict(SLOW_LLM, LUCY_HTTP_THREADS="2"))
+    double.fault(kind="hang", seconds=8)
+    asked = len(double.chat_requests())
+    first = {}
+    t = threading.Thread(target=lambda: first.update(r=chat(lucy, "which platform 3?", timeout=120)))
+    t.start()
+    lucy.wait_for(lambda: len(double.chat_requests()) > asked or None, what="the LLM asked")
+    r = lucy.get("/ask", params={"q": "invoice"}, timeout=30)
+    assert r.status_code == 503 and r.json()["error_type"] == "dependency_unavailable", r.text
+    assert r.headers["Retry-After"] and "stream" in r.json()["message"]
+    for _ in range(3):
+        assert lucy.get("/health/live", timeout=10).status_code == 200
+    t.join(130)
+    assert first["r"].status_code == 200
 
 
 def http_stream_threads(lucy):
