@@ -488,8 +488,8 @@ static void read_call(struct scan *sc, int dirfd, const char *name, const struct
  * waits for its folder's listing instead (folder_done()). */
 static int call_stale(const struct lucy_scan_known *k)
 {
-    if (k->status != LUCY_SCAN_PATH_RECORDING)
-        return 0;
+    if (k->status != LUCY_SCAN_PATH_RECORDING || k->forgotten)
+        return 0; /* a forgotten recording has no call to read: not hashed again */
     return !k->has_call || !k->call_path_alive ||
            (k->call_path_secondary && !lucy_scan_path_is_secondary(k->path, k->path_len));
 }

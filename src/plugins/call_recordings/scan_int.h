@@ -265,6 +265,7 @@ struct lucy_scan_known {
     /* The recording's call (recording_calls), for the call's change test
      * (scan.c call_stale()); meaningful when status is RECORDING. */
     int has_call;             /* the recording has a call row */
+    int forgotten;            /* its content was forgotten (a tombstone): nothing to read */
     int is_call_path;         /* the call was read from this path */
     int call_path_alive;      /* the call's path is known and not missing */
     int call_path_secondary;  /* the call's path is a sync/backup copy */

@@ -168,7 +168,9 @@ static int load_known(sqlite3 *db, void *argp)
         " p.attempts,"
         " coalesce(p.next_retry_s, 0), p.ctime_ns,"
         " c.recording_id IS NOT NULL, c.path = p.path,"
-        " coalesce(cp.presence != 'missing', 0), cp.path, coalesce(c.sidecar_ctime_ns, 0)"
+        " coalesce(cp.presence != 'missing', 0), cp.path, coalesce(c.sidecar_ctime_ns, 0),"
+        " EXISTS (SELECT 1 FROM tombstones t WHERE t.kind = 'recording'"
+        "  AND t.key = p.recording_id)"
         " FROM recording_paths p"
         " LEFT JOIN recording_calls c ON c.recording_id = p.recording_id"
         " LEFT JOIN recording_paths cp ON cp.path = c.path"
@@ -216,6 +218,7 @@ static int load_known(sqlite3 *db, void *argp)
                                  lucy_scan_path_is_secondary(sqlite3_column_blob(st, 14),
                                                              (size_t)sqlite3_column_bytes(st, 14));
         k->sidecar_ctime_ns = sqlite3_column_int64(st, 15);
+        k->forgotten = sqlite3_column_int(st, 16);
         m->n++;
     }
     return rc == SQLITE_DONE ? known_index(m) : lucy_store_err(rc);
