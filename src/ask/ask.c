@@ -160,8 +160,16 @@ static json_t *invalid_citation_json(int n)
 }
 
 /* The extractive answer: each source's best passage, cited. */
-static void extractive(FILE *out, const struct lucy_ask_retrieval *r)
+static void extractive(FILE *out, const struct lucy_ask_retrieval *r,
+                       const struct lucy_ask_filters *f)
 {
+    if (r->n == 0 && f->unknown_person[0]) {
+        fprintf(out,
+                "I know no one called %s, so I cannot tell which call is theirs. The people "
+                "I know are listed under People (GET /people?q=).",
+                f->unknown_person);
+        return;
+    }
     if (r->n == 0) {
         fputs("I found nothing in your recordings and messages about that.", out);
         return;
@@ -204,11 +212,32 @@ static json_t *filters_json(const struct lucy_ask_filters *f)
     json_object_set_new(o, "from", time_json(f->time.from_s, INT64_MIN));
     json_object_set_new(o, "to", time_json(f->time.to_s, INT64_MAX));
     json_object_set_new(o, "latest", json_boolean(f->time.latest));
+    json_object_set_new(o, "unknown_person",
+                        f->unknown_person[0] ? json_string(f->unknown_person) : json_null());
     json_object_set_new(o, "source", f->time.latest ? json_string("call_recording") : json_null());
     return o;
 }
 
 /* ---- the run ------------------------------------------------------------------ */
+
+/* "the latest call with X" that named no known person: X (the words after
+ * the last "with", up to punctuation) into out, else "". Answering with
+ * anyone's latest call instead would be about someone else. */
+static void unknown_person(const char *question, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const char *with = NULL;
+    for (const char *p = question; (p = strcasestr(p, "with ")); p += 5)
+        if (p == question || p[-1] == ' ')
+            with = p + 5;
+    if (!with)
+        return;
+    size_t len = strcspn(with, "?.!,;:\"");
+    while (len > 0 && with[len - 1] == ' ')
+        len--;
+    if (len > 0 && len < outlen)
+        snprintf(out, outlen, "%.*s", (int)len, with);
+}
 
 struct person_arg {
     const char *question;
@@ -295,11 +324,13 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
         if (lucy_store_read(a->store, read_person, &pa) != 0)
             memset(&f.person, 0, sizeof f.person); /* nobody named: no person filter */
     }
+    if (!f.person.id && f.time.latest)
+        unknown_person(rq->question, f.unknown_person, sizeof f.unknown_person);
     size_t max = rq->max_sources > 0 && rq->max_sources <= LUCY_ASK_SOURCES_MAX
                      ? (size_t)rq->max_sources
                      : LUCY_ASK_SOURCES_MAX;
-    struct lucy_ask_retrieval r;
-    if ((rc = lucy_ask_retrieve(a, rq->question, &f, max, &r)) != 0)
+    struct lucy_ask_retrieval r = {0};
+    if (!f.unknown_person[0] && (rc = lucy_ask_retrieve(a, rq->question, &f, max, &r)) != 0)
         return rc;
 
     /* Ask the LLM. */
@@ -360,7 +391,7 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
     if (!citations || !out) {
         rc = LUCY_ENOMEM;
     } else if (!llm_text) {
-        extractive(out, &r);
+        extractive(out, &r, &f);
         for (size_t i = 0; i < r.n; i++)
             json_array_append_new(citations, citation_json(rq, i + 1, &r.src[i], 1));
     } else {
@@ -391,7 +422,7 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
         }
         if (c.n_valid == 0) {
             fputs("\n\n", out);
-            extractive(out, &r);
+            extractive(out, &r, &f);
         }
     }
     if (out && fclose(out) != 0)

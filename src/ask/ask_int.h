@@ -70,6 +70,8 @@ struct lucy_ask_retrieval {
 struct lucy_ask_filters {
     struct lucy_ask_person person; /* id 0 = none */
     struct lucy_ask_time time;     /* open range = none */
+    char unknown_person[64];       /* "the latest call with X" where X is no known
+                                      person: nothing is retrieved ("" = none) */
 };
 
 /* Retrieves up to max sources for question under f into *r (zeroed first;

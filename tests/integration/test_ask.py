@@ -189,6 +189,11 @@ def test_latest_call_with_a_person(asking):
     assert body["retrieval"]["filters"]["source"] == "call_recording"
     assert [c["id"] for c in body["citations"]] == [REC]
     assert body["citations"][0]["person"]["name"] == "Alex Example"
+    assert body["retrieval"]["filters"]["unknown_person"] is None
+    # someone lucy does not know: said so, not anyone's latest call
+    body = ask(lucy, "the latest call with Nobody?")
+    assert body["citations"] == [] and body["retrieval"]["filters"]["unknown_person"] == "Nobody"
+    assert "I know no one called Nobody" in body["answer"]
 
 
 # ---- extractive answers --------------------------------------------------------
