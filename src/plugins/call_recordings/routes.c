@@ -193,25 +193,34 @@ static int list_sort_and_dates(struct lucy_http_request *req, struct lucy_http_r
     return 0;
 }
 
+/* A list's ?limit= (1..LIST_LIMIT_MAX, default LIST_LIMIT_DEFAULT) into
+ * *limit; on a bad value replies 400 and returns -1. */
+static int list_limit(const char *limit_s, int *limit, struct lucy_http_response *resp)
+{
+    *limit = LIST_LIMIT_DEFAULT;
+    if (!limit_s || !*limit_s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(limit_s, &end, 10);
+    if (*end || errno || v < 1 || v > LIST_LIMIT_MAX || limit_s[0] < '0' || limit_s[0] > '9') {
+        lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
+                              "limit must be a whole number from 1 to %d (default %d), "
+                              "not \"%.40s\"",
+                              LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, limit_s);
+        return -1;
+    }
+    *limit = (int)v;
+    return 0;
+}
+
 static void list_recordings(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *status = lucy_http_query(req, "status");
-    const char *limit_s = lucy_http_query(req, "limit");
     const char *cursor = lucy_http_query(req, "cursor");
-    int limit = LIST_LIMIT_DEFAULT;
-    if (limit_s && *limit_s) {
-        char *end;
-        errno = 0;
-        long v = strtol(limit_s, &end, 10);
-        if (*end || errno || v < 1 || v > LIST_LIMIT_MAX || limit_s[0] < '0' || limit_s[0] > '9') {
-            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                                  "limit must be a whole number from 1 to %d (default %d), "
-                                  "not \"%.40s\"",
-                                  LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, limit_s);
-            return;
-        }
-        limit = (int)v;
-    }
+    int limit;
+    if (list_limit(lucy_http_query(req, "limit"), &limit, resp))
+        return;
     if (cursor && *cursor && !valid_id(cursor)) {
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
                               "cursor must be the next_cursor value of a previous page (a "
@@ -725,22 +734,10 @@ static void outcome_list(char *buf, size_t len)
 static void get_ledger(struct lucy_http_request *req, struct lucy_http_response *resp)
 {
     const char *outcome = lucy_http_query(req, "outcome");
-    const char *limit_s = lucy_http_query(req, "limit");
     const char *cursor = lucy_http_query(req, "cursor");
-    int limit = LIST_LIMIT_DEFAULT;
-    if (limit_s && *limit_s) {
-        char *end;
-        errno = 0;
-        long v = strtol(limit_s, &end, 10);
-        if (*end || errno || v < 1 || v > LIST_LIMIT_MAX || limit_s[0] < '0' || limit_s[0] > '9') {
-            lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0,
-                                  "limit must be a whole number from 1 to %d (default %d), "
-                                  "not \"%.40s\"",
-                                  LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, limit_s);
-            return;
-        }
-        limit = (int)v;
-    }
+    int limit;
+    if (list_limit(lucy_http_query(req, "limit"), &limit, resp))
+        return;
     if (outcome && *outcome && !lucy_ledger_outcome_known(outcome)) {
         char accepted[400];
         outcome_list(accepted, sizeof accepted);
