@@ -9,6 +9,15 @@
  *             each one `const struct lucy_asr_engine`; callers use the
  *             lucy_asr_* wrappers, never the slots directly.
  *
+ * Where the code runs: decoding, chunking and the engines (audio.c,
+ * chunk.c, asr.c and the engine files) are the media module, loaded only
+ * while there is media work (src/media/media.h); the functions declared
+ * here with those names hold the module for the call. Engine rows and
+ * instances belong to the module: an engine pointer from lucy_asr_select
+ * stays valid while the module is held - an open instance holds it
+ * (lucy_asr_open .. lucy_asr_close). Transcripts and PCM (transcript.c,
+ * pcm.c) are the binary's own and outlive the module.
+ *
  * Ownership: lucy_pcm and lucy_transcript own their arrays; free them with
  * lucy_pcm_free() / lucy_transcript_free(). An engine instance (void *) is
  * used by one thread at a time: one instance per transcription worker.
@@ -222,13 +231,15 @@ int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
 
-/* Instances of e open in this process (lucy_asr_open succeeded, not yet
- * closed): how many copies of its model are in memory. Any thread. */
-int lucy_asr_loaded(const struct lucy_asr_engine *e);
+/* Instances of the engine named engine ("pocketsphinx") holding a model in
+ * this process (lucy_asr_instance_load .. unload, lifecycle.h): how many
+ * copies of its model are in memory. Any thread. */
+int lucy_asr_loaded(const char *engine);
 
 /* The /metrics lines of speech recognition (a lucy_metrics_fn; arg is
  * unused): lucy_asr_model_loaded{engine} 0/1 and
- * lucy_asr_instances_loaded{engine} for every built-in engine. Any thread. */
+ * lucy_asr_instances_loaded{engine} for every built-in engine. Any thread.
+ * (lifecycle.c) */
 void lucy_asr_metrics(void *arg, FILE *out);
 /* Frees segments and text; the struct itself is the caller's. Safe on a
  * zeroed transcript and after a failed lucy_asr_transcribe. */

@@ -55,6 +55,7 @@
 
 #include "../error.h"
 #include "../log.h"
+#include "../media/media.h"
 #include "asr.h"
 
 #define AVIO_BUFFER_BYTES 65536
@@ -63,7 +64,6 @@
 #define TRUNCATED_MIN_FRAC 0.10
 /* Two channels whose difference has at most this fraction of their
  * energy (-30 dB) carry the same signal. */
-#define IDENTICAL_MAX_DIFF_RATIO 0.001
 /* Source sample rates a recording can have: speech needs a few kHz
  * (telephony is 8 kHz), studio audio goes up to 768 kHz. */
 #define SOURCE_RATE_MIN_HZ 1000
@@ -441,20 +441,6 @@ static int pcm_from_channel(const int16_t *src, size_t n, int channels, int ch,
     return 0;
 }
 
-int lucy_audio_channels_identical(const int16_t *s16, size_t n_frames)
-{
-    /* Energy of L - R against the mean energy of L and R: a channel pair
-     * whose difference is IDENTICAL_MAX_DIFF_DB below the signal carries
-     * one signal (lossy coders leave a little noise between twins). */
-    double diff = 0, energy = 0;
-    for (size_t i = 0; i < n_frames; i++) {
-        double l = s16[2 * i], r = s16[2 * i + 1];
-        diff += (l - r) * (l - r);
-        energy += (l * l + r * r) / 2;
-    }
-    return energy == 0 || diff <= energy * IDENTICAL_MAX_DIFF_RATIO;
-}
-
 /* The decode itself; split: keep the two channels of a stereo source
  * apart (see lucy_audio_decode_split_fd). */
 static int decode(int fd, const char *path, int split, struct lucy_audio *out, char *err,
@@ -578,7 +564,7 @@ out:
     return rc;
 }
 
-int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+int lucy_media_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
 {
     struct lucy_audio a;
     int rc = decode(fd, path, 0, &a, err, errlen);
@@ -586,26 +572,8 @@ int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *e
     return rc;
 }
 
-int lucy_audio_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
+int lucy_media_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
                                size_t errlen)
 {
     return decode(fd, path, 1, out, err, errlen);
-}
-
-void lucy_audio_free(struct lucy_audio *a)
-{
-    if (!a)
-        return;
-    for (int ch = 0; ch < LUCY_AUDIO_MAX_CHANNELS; ch++)
-        lucy_pcm_free(&a->channel[ch]);
-    a->n_channels = 0;
-}
-
-void lucy_pcm_free(struct lucy_pcm *pcm)
-{
-    if (!pcm)
-        return;
-    free(pcm->s16);
-    free(pcm->f32);
-    memset(pcm, 0, sizeof *pcm);
 }

@@ -27,6 +27,7 @@
 #include <libavutil/opt.h>
 
 #include "../error.h"
+#include "../media/media.h"
 #include "asr.h"
 
 #define SILENCE_NOISE "-35dB" /* below this (dBFS) is silence */
@@ -195,19 +196,8 @@ static size_t quietest_cut(const struct lucy_pcm *pcm, size_t from, size_t limit
     return best;
 }
 
-struct lucy_pcm lucy_pcm_view(const struct lucy_pcm *pcm, const struct lucy_chunk *c)
-{
-    struct lucy_pcm v = {
-        .s16 = pcm->s16 ? pcm->s16 + c->first_sample : NULL,
-        .f32 = pcm->f32 ? pcm->f32 + c->first_sample : NULL,
-        .n_samples = c->n_samples,
-        .duration_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE,
-    };
-    return v;
-}
-
-int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
-                    char *err, size_t errlen)
+int lucy_media_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out,
+                          size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;

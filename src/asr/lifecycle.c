@@ -7,8 +7,9 @@
  * unloaded. Freeing the model alone does not shrink the process: glibc
  * keeps freed heap in its arenas (the worker thread's own arena here), so
  * an unload ends with malloc_trim(0), which hands every free page of every
- * arena back to the kernel. How many instances hold a model is counted by
- * the lucy_asr_open/close wrappers (asr.c) for /metrics.
+ * arena back to the kernel. How many instances hold a model is counted
+ * here, by engine name, for /metrics: the engine rows live in the media
+ * module (src/media), which is not loaded while no instance holds a model.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,51 @@
 #include "../error.h"
 #include "../log.h"
 #include "lifecycle.h"
+
+/* Every engine this build has, for /metrics (the rows are in the media
+ * module, asr.c; these are their names). */
+static const char *const engine_names[] = {
+#ifdef LUCY_HAVE_WHISPER
+    "whisper",
+#endif
+    "http",
+    "pocketsphinx",
+};
+#define N_ENGINES (sizeof engine_names / sizeof engine_names[0])
+
+/* Instances holding a model, per engine_names[]: about the process's
+ * memory, so process-wide; atomics, any thread. */
+static int n_loaded[N_ENGINES];
+
+static int *loaded_count(const char *name)
+{
+    for (size_t i = 0; i < N_ENGINES; i++)
+        if (strcmp(engine_names[i], name) == 0)
+            return &n_loaded[i];
+    return NULL;
+}
+
+int lucy_asr_loaded(const char *engine)
+{
+    int *n = loaded_count(engine);
+    return n ? __atomic_load_n(n, __ATOMIC_RELAXED) : 0;
+}
+
+void lucy_asr_metrics(void *arg, FILE *out)
+{
+    (void)arg;
+    fprintf(out, "# HELP lucy_asr_model_loaded 1 while a speech recognition model of the engine "
+                 "is in memory (loaded on the first job, unloaded after LUCY_ASR_IDLE_UNLOAD_S).\n"
+                 "# TYPE lucy_asr_model_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_model_loaded{engine=\"%s\"} %d\n", engine_names[i],
+                lucy_asr_loaded(engine_names[i]) > 0);
+    fprintf(out, "# HELP lucy_asr_instances_loaded Engine instances holding a model (one per "
+                 "busy or recently busy worker).\n# TYPE lucy_asr_instances_loaded gauge\n");
+    for (size_t i = 0; i < N_ENGINES; i++)
+        fprintf(out, "lucy_asr_instances_loaded{engine=\"%s\"} %d\n", engine_names[i],
+                lucy_asr_loaded(engine_names[i]));
+}
 
 void lucy_asr_instance_init(struct lucy_asr_instance *in, const struct lucy_asr_options *opt,
                             int idle_unload_s)
@@ -61,6 +107,9 @@ int lucy_asr_instance_load_for(struct lucy_asr_instance *in, const char *engine,
     }
     in->engine = e;
     snprintf(in->model, sizeof in->model, "%s", asked);
+    int *n = loaded_count(e->name);
+    if (n)
+        __atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
     in->last_used_ms = lucy_mono_ms();
     lucy_log(LUCY_LOG_INFO, "speech recognition model loaded", "{s:s,s:s,s:I,s:i}", "engine",
              e->name, "model", asked[0] ? asked : "default", "load_ms",
@@ -99,9 +148,13 @@ void lucy_asr_instance_unload(struct lucy_asr_instance *in)
 {
     if (!in->state)
         return;
-    const char *name = in->engine->name;
+    char name[32]; /* the engine row lives in the media module, held only while loaded */
+    snprintf(name, sizeof name, "%s", in->engine->name);
     int64_t idle_s = (lucy_mono_ms() - in->last_used_ms) / 1000;
     lucy_asr_close(in->engine, in->state);
+    int *n = loaded_count(name);
+    if (n)
+        __atomic_sub_fetch(n, 1, __ATOMIC_RELAXED);
     in->state = NULL;
     in->engine = NULL;
     in->model[0] = '\0';

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../media/media.h"
 #include "../config.h"
 #include "../error.h"
 #include "../health/core.h"
@@ -268,6 +269,7 @@ int lucy_cmd_serve(int argc, char **argv)
         return LUCY_EXIT_FAILED;
     }
     lucy_ctx_clean_tmp(&ctx);
+    lucy_media_set_idle_unload(cfg.asr_idle_unload_s); /* FFmpeg goes with the model */
     rc = run(&ctx, &cfg);
     lucy_ctx_close(&ctx);
     if (pid_fd >= 0)

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../asr/asr.h"
+#include "../media/media.h"
 #include "../clock.h"
 #include "../disk/disk.h"
 #include "../error.h"
@@ -317,8 +318,8 @@ int lucy_core_register(struct lucy_ctx *ctx)
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (lucy_health_register(ctx->health, &checks[i]))
             return LUCY_ENOMEM;
-    static const lucy_metrics_fn sources[] = {metrics_disk, metrics_checks, metrics_http,
-                                              metrics_store, lucy_asr_metrics};
+    static const lucy_metrics_fn sources[] = {metrics_disk,  metrics_checks,   metrics_http,
+                                              metrics_store, lucy_asr_metrics, lucy_media_metrics};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
         if (lucy_metrics_add(ctx, sources[i], ctx))
             return LUCY_ENOMEM;

@@ -1,7 +1,7 @@
 /*
  * fuzz_probe.c - libFuzzer driver for media probing (DESIGN §11): the
- * scanner's probe lucy_scan_probe_fd() (src/plugins/call_recordings/
- * probe.c) and the transcription decoder lucy_audio_decode_fd()
+ * scanner's probe lucy_media_probe_fd() (src/plugins/call_recordings/
+ * probe.c) and the transcription decoder lucy_media_decode_fd()
  * (src/asr/audio.c), both on the same arbitrary bytes, which is what a
  * recordings folder can hold.
  *
@@ -35,6 +35,7 @@
 #include "asr/asr.h"
 #include "error.h"
 #include "log.h"
+#include "media/media.h"
 #include "plugins/call_recordings/scan_int.h"
 
 static int fd = -1;
@@ -67,7 +68,7 @@ static void load(const uint8_t *data, size_t size)
 static void fuzz_scan_probe(size_t size)
 {
     struct lucy_scan_probe p;
-    enum lucy_scan_probe_result r = lucy_scan_probe_fd(fd, (int64_t)size, &p);
+    enum lucy_scan_probe_result r = lucy_media_probe_fd(fd, (int64_t)size, &p);
     switch (r) {
     case LUCY_SCAN_PROBE_AUDIO:
         if (!p.codec[0] || !json_is_object(p.tags) || p.reason[0] || p.sample_rate < 0 ||
@@ -85,14 +86,14 @@ static void fuzz_scan_probe(size_t size)
     default:
         abort();
     }
-    lucy_scan_probe_clear(&p);
+    json_decref(p.tags); /* lucy_scan_probe_clear, which lives in scan.c */
 }
 
 static void fuzz_decode(void)
 {
     struct lucy_pcm pcm;
     char err[512];
-    int rc = lucy_audio_decode_fd(fd, "fuzz-input", &pcm, err, sizeof err);
+    int rc = lucy_media_decode_fd(fd, "fuzz-input", &pcm, err, sizeof err);
     if (rc == 0) {
         if (!pcm.n_samples || !pcm.s16 || !pcm.f32 ||
             pcm.duration_s != (double)pcm.n_samples / LUCY_ASR_SAMPLE_RATE)

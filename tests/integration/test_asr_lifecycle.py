@@ -57,6 +57,13 @@ def log_msgs(lucy, msg):
     return [l for l in lucy.log_lines() if l.get("msg") == msg]
 
 
+def ffmpeg_mapped(pid):
+    """The FFmpeg and pocketsphinx libraries mapped into process pid."""
+    with open("/proc/%d/maps" % pid) as f:
+        return sorted({line.split()[-1] for line in f
+                       if re.search(r"/lib(avcodec|avformat|avfilter|pocketsphinx)\.so", line)})
+
+
 def transcribed(lucy, n):
     recs = lucy.get("/recordings", params={"limit": 50}).json()["recordings"]
     return len(recs) >= n and all(r["transcript_status"] in ("done", "no_speech") for r in recs)
@@ -77,6 +84,9 @@ def test_model_loads_on_first_job_and_unloads_when_idle(start_lucy, tmp_path):
     assert loaded(lucy) == 0
     assert metric(lucy, "lucy_asr_instances_loaded", engine="pocketsphinx") == 0
     assert not log_msgs(lucy, "speech recognition model loaded")
+    # Nor FFmpeg: an empty folder needs no media work (src/media/media.h).
+    assert metric(lucy, "lucy_media_loaded") == 0
+    assert not ffmpeg_mapped(lucy.proc.pid)
     before = memory_mb(lucy.proc.pid)
 
     # A job loads it: the gauge is 1 while the call is transcribed and for
@@ -98,6 +108,13 @@ def test_model_loads_on_first_job_and_unloads_when_idle(start_lucy, tmp_path):
     unloaded = log_msgs(lucy, "speech recognition model unloaded")
     assert len(unloaded) == 1 and unloaded[0]["engine"] == "pocketsphinx", unloaded
     assert unloaded[0]["idle_s"] >= IDLE_UNLOAD_S, unloaded
+
+    # FFmpeg and pocketsphinx leave with the model: the module is unloaded
+    # and its libraries are no longer mapped.
+    lucy.wait_for(lambda: metric(lucy, "lucy_media_loaded") == 0, timeout=120, interval=0.2,
+                  what="lucy_media_loaded back to 0 when idle")
+    assert len(log_msgs(lucy, "media module unloaded")) == 1
+    assert not ffmpeg_mapped(lucy.proc.pid)
 
     if SANITIZED:  # ASan's allocator keeps freed memory in quarantine
         return

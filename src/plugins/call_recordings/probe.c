@@ -44,6 +44,7 @@
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 
+#include "../../media/media.h"
 #include "scan_int.h"
 
 #define IO_BUFFER_BYTES (64 * 1024)   /* AVIOContext buffer */
@@ -300,7 +301,7 @@ static void quiet_ffmpeg(void)
     av_log_set_level(AV_LOG_QUIET);
 }
 
-enum lucy_scan_probe_result lucy_scan_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out)
+enum lucy_scan_probe_result lucy_media_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out)
 {
     pthread_once(&quiet_once, quiet_ffmpeg);
     memset(out, 0, sizeof *out);
@@ -385,10 +386,4 @@ out:
     out->bytes_read = io.bytes_read;
     close_container(&fmt);
     return res;
-}
-
-void lucy_scan_probe_clear(struct lucy_scan_probe *p)
-{
-    json_decref(p->tags);
-    p->tags = NULL;
 }

@@ -1247,3 +1247,11 @@ void lucy_scan_summary_free(struct lucy_scan_summary *s)
     json_decref(s->missing_roots);
     s->missing_roots = NULL;
 }
+
+/* In the binary, not in probe.c: the media module that fills a probe may
+ * be unloaded before the scanner is done with it (src/media). */
+void lucy_scan_probe_clear(struct lucy_scan_probe *p)
+{
+    json_decref(p->tags);
+    p->tags = NULL;
+}

@@ -1,0 +1,350 @@
+/*
+ * loader.c - loads the media module on demand and gives it back when it
+ * has been idle (media.h), and the functions of asr.h / scan_int.h that
+ * reach it.
+ *
+ * State: one process-wide record under one mutex - the dlopen() handle,
+ * the table, how many holds are out and when the last one ended. A hold
+ * is a call in progress, or an open recogniser instance (lucy_asr_open ..
+ * lucy_asr_close). While the module is loaded and an idle time is set, a
+ * reaper thread sleeps until the module has had no hold for that long,
+ * unloads it (dlclose, then malloc_trim so freed heap goes back to the
+ * kernel too) and ends: an idle lucy has neither the libraries nor the
+ * thread. The module is looked for next to the binary (a build tree, or
+ * an install that put both in one folder), then in LUCY_MEDIA_DIR, the
+ * folder `meson install` puts it in.
+ *
+ * Libraries do not all leave on dlclose: one that binds a C++ unique
+ * symbol (libx265, libopenmpt, glib's) is marked not-unloadable by glibc
+ * and stays mapped; FFmpeg's own and pocketsphinx's go. Measured in
+ * docs/benchmarks.md (bench-asr-idle).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "../clock.h"
+#include "../error.h"
+#include "../log.h"
+#include "media.h"
+
+#ifndef LUCY_MEDIA_DIR
+#define LUCY_MEDIA_DIR "/usr/local/lib/lucy"
+#endif
+#define MODULE_FILE "lucy-media.so"
+
+/* Defined when the module's code is linked into this program (unit tests,
+ * fuzzers): then nothing is loaded. Weak, so the binary links without. */
+extern const struct lucy_media lucy_media_module __attribute__((weak));
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC; signalled when the idle time changes */
+    void *handle;        /* dlopen()'s; NULL while unloaded */
+    const struct lucy_media *table;
+    int holds;
+    int64_t last_drop_ms; /* lucy_mono_ms() when the last hold ended */
+    int idle_s;           /* 0 = never unload */
+    int reaper;           /* 1 while the reaper thread runs */
+} m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&m.wake, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* dlopen()s dir/MODULE_FILE: 0, or -1 (err says why when the file is
+ * there but does not load). */
+static int open_in(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, MODULE_FILE) >= (int)sizeof path)
+        return -1;
+    if (access(path, F_OK) != 0)
+        return -1;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    const struct lucy_media *t = h ? dlsym(h, "lucy_media_module") : NULL;
+    if (!t || t->abi != LUCY_MEDIA_ABI) {
+        snprintf(err, errlen, "%.200s: %.300s", path,
+                 !h  ? dlerror()
+                 : t ? "built for another version of lucy"
+                     : "no lucy_media_module in it");
+        if (h)
+            dlclose(h);
+        return -1;
+    }
+    m.handle = h;
+    m.table = t;
+    return 0;
+}
+
+static int load_locked(char *err, size_t errlen)
+{
+    char dirs[2][PATH_MAX] = {"", LUCY_MEDIA_DIR};
+    ssize_t n = readlink("/proc/self/exe", dirs[0], sizeof dirs[0] - 1);
+    if (n > 0) {
+        dirs[0][n] = '\0';
+        char *slash = strrchr(dirs[0], '/');
+        if (slash)
+            *slash = '\0';
+    }
+    char why[512] = "";
+    int64_t t0_ms = lucy_mono_ms();
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (dirs[i][0] && open_in(dirs[i], why, sizeof why) == 0) {
+            lucy_log(LUCY_LOG_DEBUG, "media module loaded", "{s:s,s:I,s:i}", "dir", dirs[i],
+                     "load_ms", (json_int_t)(lucy_mono_ms() - t0_ms), "idle_unload_s", m.idle_s);
+            return 0;
+        }
+    }
+    snprintf(err, errlen,
+             "cannot load the media module %s (FFmpeg and the speech recognisers): %s; "
+             "install it next to the lucy binary or in %s",
+             MODULE_FILE, why[0] ? why : "not found", LUCY_MEDIA_DIR);
+    lucy_log(LUCY_LOG_ERROR, "media module not loaded", "{s:s}", "error", err);
+    return -1;
+}
+
+static void unload_locked(void)
+{
+    int64_t idle_s = (lucy_mono_ms() - m.last_drop_ms) / 1000;
+    dlclose(m.handle);
+    m.handle = NULL;
+    m.table = NULL;
+#ifdef __GLIBC__
+    malloc_trim(0); /* what FFmpeg and the recogniser freed, back to the kernel */
+#endif
+    lucy_log(LUCY_LOG_INFO, "media module unloaded", "{s:I}", "idle_s", (json_int_t)idle_s);
+}
+
+static void *reaper(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&m.mu);
+    while (m.handle && m.idle_s > 0) {
+        int64_t idle_ms = (int64_t)m.idle_s * 1000;
+        int64_t wait_ms = m.holds ? idle_ms : m.last_drop_ms + idle_ms - lucy_mono_ms();
+        if (m.holds == 0 && wait_ms <= 0) {
+            unload_locked();
+            break;
+        }
+        struct timespec at = lucy_deadline_ms(CLOCK_MONOTONIC, wait_ms);
+        pthread_cond_timedwait(&m.wake, &m.mu, &at);
+    }
+    m.reaper = 0;
+    pthread_mutex_unlock(&m.mu);
+    return NULL;
+}
+
+/* Starts the reaper if the module is loaded, an idle time is set and none
+ * runs. Under m.mu. A reaper that cannot start leaves the module loaded. */
+static void reap_later_locked(void)
+{
+    if (!m.handle || m.idle_s <= 0 || m.reaper)
+        return;
+    pthread_attr_t a;
+    pthread_t t;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, reaper, NULL) == 0)
+        m.reaper = 1;
+    pthread_attr_destroy(&a);
+}
+
+const struct lucy_media *lucy_media_hold(char *err, size_t errlen)
+{
+    if (&lucy_media_module)
+        return &lucy_media_module;
+    pthread_once(&init_once, init);
+    pthread_mutex_lock(&m.mu);
+    if (!m.handle && load_locked(err, errlen) != 0) {
+        pthread_mutex_unlock(&m.mu);
+        return NULL;
+    }
+    m.holds++;
+    reap_later_locked();
+    const struct lucy_media *t = m.table;
+    pthread_mutex_unlock(&m.mu);
+    return t;
+}
+
+void lucy_media_drop(void)
+{
+    if (&lucy_media_module)
+        return;
+    pthread_mutex_lock(&m.mu);
+    m.holds--;
+    m.last_drop_ms = lucy_mono_ms();
+    pthread_mutex_unlock(&m.mu);
+}
+
+void lucy_media_set_idle_unload(int idle_s)
+{
+    pthread_once(&init_once, init);
+    pthread_mutex_lock(&m.mu);
+    m.idle_s = idle_s > 0 ? idle_s : 0;
+    reap_later_locked();
+    pthread_cond_signal(&m.wake);
+    pthread_mutex_unlock(&m.mu);
+}
+
+int lucy_media_loaded(void)
+{
+    if (&lucy_media_module)
+        return 1;
+    pthread_mutex_lock(&m.mu);
+    int loaded = m.handle != NULL;
+    pthread_mutex_unlock(&m.mu);
+    return loaded;
+}
+
+void lucy_media_metrics(void *arg, FILE *out)
+{
+    (void)arg;
+    fprintf(out,
+            "# HELP lucy_media_loaded 1 while FFmpeg and the speech recognisers are in "
+            "memory (loaded for media work, unloaded after LUCY_ASR_IDLE_UNLOAD_S).\n"
+            "# TYPE lucy_media_loaded gauge\nlucy_media_loaded %d\n",
+            lucy_media_loaded());
+}
+
+/* ---- asr.h and scan_int.h, through the module ------------------------- */
+
+/* The functions below hold the module for their call; their contracts are
+ * in asr.h and scan_int.h. A module that cannot be loaded is LUCY_EUNAVAIL
+ * with the reason in err. */
+
+int lucy_audio_decode_fd(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->decode_fd(fd, path, out, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+int lucy_audio_decode_split_fd(int fd, const char *path, struct lucy_audio *out, char *err,
+                               size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->decode_split_fd(fd, path, out, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+int lucy_asr_chunks(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
+                    char *err, size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->chunks(pcm, max_chunk_s, out, n, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt, char *err,
+                                              size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return NULL;
+    const struct lucy_asr_engine *e = t->asr_select(opt, err, errlen);
+    lucy_media_drop();
+    return e;
+}
+
+int lucy_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr_engine **out,
+                   char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->asr_check(opt, out, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt, void **state,
+                  char *err, size_t errlen)
+{
+    *state = NULL;
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->asr_open(e, opt, state, err, errlen);
+    if (rc)
+        lucy_media_drop(); /* an open instance keeps its hold until lucy_asr_close */
+    return rc;
+}
+
+int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
+                        struct lucy_transcript *out, char *err, size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->asr_transcribe(e, state, pcm, out, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
+                                const struct lucy_pcm *pcm, int max_chunk_s,
+                                struct lucy_transcript *out, char *err, size_t errlen)
+{
+    const struct lucy_media *t = lucy_media_hold(err, errlen);
+    if (!t)
+        return LUCY_EUNAVAIL;
+    int rc = t->asr_transcribe_chunked(e, state, pcm, max_chunk_s, out, err, errlen);
+    lucy_media_drop();
+    return rc;
+}
+
+void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
+{
+    if (!state)
+        return;
+    char err[8];
+    const struct lucy_media *t = lucy_media_hold(err, sizeof err); /* held: cannot fail */
+    if (!t)
+        return;
+    t->asr_close(e, state);
+    lucy_media_drop();
+    lucy_media_drop(); /* the hold the instance took in lucy_asr_open */
+}
+
+enum lucy_scan_probe_result lucy_scan_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out)
+{
+    char err[sizeof out->reason];
+    const struct lucy_media *t = lucy_media_hold(err, sizeof err);
+    if (!t) {
+        /* Not the file's fault: a read error the scanner retries, with why. */
+        memset(out, 0, sizeof *out);
+        out->errnum = ELIBACC;
+        snprintf(out->reason, sizeof out->reason, "%s", err);
+        return LUCY_SCAN_PROBE_READ_ERROR;
+    }
+    enum lucy_scan_probe_result r = t->probe_fd(fd, size, out);
+    lucy_media_drop();
+    return r;
+}
