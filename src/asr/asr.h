@@ -279,6 +279,29 @@ void lucy_transcript_sort(struct lucy_transcript *t);
 int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
                           size_t text_len);
 
+/* One token of whisper.cpp's decoder (a BPE piece: " Hel", "lo", ","),
+ * from the library (whisper.c) or its server's verbose_json (http.c). */
+struct lucy_token {
+    int64_t t0_ms;    /* start, milliseconds from the beginning of the audio */
+    int64_t t1_ms;    /* end */
+    const char *text; /* UTF-8 (a piece may be part of a character); NULL = none;
+                         not owned */
+};
+
+/* Appends tokens tok[0..n), in order, to segment seg as words: the one
+ * rule that turns whisper.cpp's tokens into words. A token beginning with
+ * white space starts a word, and so does the first token of the call and
+ * the first after a token that ends in white space (or is only white
+ * space); any other token continues the word before it (the rest of a
+ * word, punctuation, the rest of a UTF-8 character): its text, trimmed,
+ * is appended and the word's end moves to the token's if later, never
+ * past the segment's end. A word starts at its first token's start, clamped
+ * as lucy_segment_add_word does, so words are monotonic and inside seg
+ * whatever the times. NULL and empty texts are skipped. Special tokens
+ * ([_BEG_], <|endoftext|>) are the caller's to leave out. 0 or LUCY_ENOMEM
+ * (the words added before it stay; free them with the transcript). */
+int lucy_segment_add_tokens(struct lucy_segment *seg, const struct lucy_token *tok, size_t n);
+
 /* Sets t->text to the segments' texts joined by single spaces ("" when
  * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */
 int lucy_transcript_join(struct lucy_transcript *t);

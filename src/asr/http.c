@@ -15,7 +15,8 @@
  * clamped into it (lucy_segment_add_word). Both granularities are asked
  * for: OpenAI leaves `segments` out when only `word` is asked. whisper.cpp's
  * server instead puts `words` (its tokens, " for" + "ward") in each
- * segment; those are joined back into words.
+ * segment; those are joined back into words by lucy_segment_add_tokens
+ * (asr.c), the rule whisper.c uses too.
  *
  * Every call goes through lucy_http_client_perform() (http/client.h) with
  * a connect timeout, a total timeout that grows with the audio's length, a
@@ -193,36 +194,16 @@ static int64_t seconds_to_ms(double s)
     return s > 0 ? (int64_t)(s * 1000.0 + 0.5) : 0;
 }
 
-/* A whisper.cpp token that continues the word before it ("ing", ","):
- * it does not start with white space. Its text is appended to that word,
- * whose end moves to the token's (within the segment). 0 or LUCY_ENOMEM. */
-static int continue_word(struct lucy_segment *seg, const char *text, int64_t t1_ms)
-{
-    struct lucy_word *w = &seg->words[seg->n_words - 1];
-    size_t have = strlen(w->text), add = strlen(text);
-    char *grown = realloc(w->text, have + add + 1);
-    if (!grown)
-        return LUCY_ENOMEM;
-    memcpy(grown + have, text, add + 1);
-    w->text = grown;
-    if (t1_ms > w->t1_ms)
-        w->t1_ms = t1_ms < seg->t1_ms ? t1_ms : seg->t1_ms;
-    return 0;
-}
-
-/* words[] ({word, start, end}, seconds, in time order) -> the words of
- * out's segments from index `first` on: each to the last segment starting
- * at or before its middle (the first one for a word before every
- * segment). OpenAI gives one words[] for the whole answer (first = 0);
- * whisper.cpp's server gives each segment its own, of tokens (first = that
- * segment, tokens = 1: a token not starting with a space continues the
- * word before). Words without text or times are skipped. 0 or
+/* words[] ({word, start, end}, seconds, in time order, one list for the
+ * whole answer: OpenAI's) -> the words of out's segments: each to the last
+ * segment starting at or before its middle (the first one for a word
+ * before every segment). Words without text or times are skipped. 0 or
  * LUCY_ENOMEM. */
-static int add_words(struct lucy_transcript *out, size_t first, json_t *words, int tokens)
+static int add_words(struct lucy_transcript *out, json_t *words)
 {
-    size_t i, seg = first;
+    size_t i, seg = 0;
     json_t *w;
-    if (first >= out->n_segments)
+    if (out->n_segments == 0)
         return 0;
     json_array_foreach(words, i, w)
     {
@@ -235,14 +216,37 @@ static int add_words(struct lucy_transcript *out, size_t first, json_t *words, i
         int64_t mid_ms = t0_ms + (t1_ms > t0_ms ? (t1_ms - t0_ms) / 2 : 0);
         while (seg + 1 < out->n_segments && out->segments[seg + 1].t0_ms <= mid_ms)
             seg++;
-        struct lucy_segment *s = &out->segments[seg];
-        int rc = tokens && s->n_words && text[0] && text[0] != ' '
-                     ? continue_word(s, text, t1_ms)
-                     : lucy_segment_add_word(s, t0_ms, t1_ms, text, strlen(text));
+        int rc = lucy_segment_add_word(&out->segments[seg], t0_ms, t1_ms, text, strlen(text));
         if (rc)
             return rc;
     }
     return 0;
+}
+
+/* whisper.cpp's server: a segment's own words[] are its tokens (" for" +
+ * "ward"), joined into seg's words by lucy_segment_add_tokens. Tokens
+ * without text or times are skipped. 0 or LUCY_ENOMEM. */
+static int add_tokens(struct lucy_segment *seg, json_t *words)
+{
+    size_t n = json_array_size(words), k = 0, i;
+    if (n == 0)
+        return 0;
+    struct lucy_token *tok = calloc(n, sizeof *tok);
+    if (!tok)
+        return LUCY_ENOMEM;
+    json_t *w;
+    json_array_foreach(words, i, w)
+    {
+        const char *text = json_string_value(json_object_get(w, "word"));
+        json_t *start = json_object_get(w, "start"), *end = json_object_get(w, "end");
+        if (!text || !json_is_number(start) || !json_is_number(end))
+            continue;
+        tok[k++] = (struct lucy_token){seconds_to_ms(json_number_value(start)),
+                                       seconds_to_ms(json_number_value(end)), text};
+    }
+    int rc = lucy_segment_add_tokens(seg, tok, k);
+    free(tok);
+    return rc;
 }
 
 /* segments[].start/end (seconds) and text -> out; then the words:
@@ -274,14 +278,14 @@ static int parse_answer(const struct lucy_http_call *b, const struct lucy_pcm *p
         if ((rc = lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text))) != 0)
             goto out;
         if (!json_is_array(words) && out->n_segments > n &&
-            (rc = add_words(out, n, json_object_get(seg, "words"), 1)) != 0)
+            (rc = add_tokens(&out->segments[n], json_object_get(seg, "words"))) != 0)
             goto out;
     }
     const char *text = json_string_value(json_object_get(root, "text"));
     if (!json_is_array(segments) && text) /* plain json: one segment */
         rc = lucy_transcript_add(out, 0, seconds_to_ms(pcm->duration_s), text, strlen(text));
     if (rc == 0)
-        rc = add_words(out, 0, words, 0);
+        rc = add_words(out, words);
     const char *language = json_string_value(json_object_get(root, "language"));
     if (language)
         snprintf(out->language, sizeof out->language, "%s", language);

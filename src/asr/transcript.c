@@ -96,6 +96,50 @@ int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms
     return 0;
 }
 
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The token text[0..len) (trimmed, non-empty) appended to seg's last word,
+ * whose end moves to t1_ms if later, within the segment. */
+static int continue_word(struct lucy_segment *seg, const char *text, size_t len, int64_t t1_ms)
+{
+    struct lucy_word *w = &seg->words[seg->n_words - 1];
+    size_t have = strlen(w->text);
+    char *grown = realloc(w->text, have + len + 1);
+    if (!grown)
+        return LUCY_ENOMEM;
+    memcpy(grown + have, text, len);
+    grown[have + len] = '\0';
+    w->text = grown;
+    w->t1_ms = clamp_ms(t1_ms, w->t1_ms, seg->t1_ms); /* never earlier, never past seg */
+    return 0;
+}
+
+int lucy_segment_add_tokens(struct lucy_segment *seg, const struct lucy_token *tok, size_t n)
+{
+    int boundary = 1; /* the next token starts a word whatever its text */
+    for (size_t i = 0; i < n; i++) {
+        const char *text = tok[i].text;
+        size_t len = text ? strlen(text) : 0;
+        if (len == 0)
+            continue;
+        int starts = boundary || is_space(text[0]) || seg->n_words == 0;
+        boundary = is_space(text[len - 1]); /* " " alone, too: a gap between words */
+        int rc;
+        if (starts) {
+            rc = lucy_segment_add_word(seg, tok[i].t0_ms, tok[i].t1_ms, text, len);
+        } else {
+            const char *piece = trim(text, &len); /* trailing white space only */
+            rc = continue_word(seg, piece, len, tok[i].t1_ms);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int lucy_transcript_add_word(struct lucy_transcript *t, int64_t t0_ms, int64_t t1_ms,
                              const char *text, size_t text_len)
 {

@@ -10,9 +10,16 @@
  * whisper.cpp gives segment times in centiseconds (10 ms): they are
  * converted to milliseconds here. Language is detected ("auto") and
  * reported. Segments that are only a bracketed marker ("[BLANK_AUDIO]")
- * are dropped, so silence gives no segments as with the other engines. Progress/real-time printing
- * is off and whisper.cpp's log is routed to lucy_log DEBUG (no per-call chatter such as "FP16 is
- * not supported on CPU").
+ * are dropped, so silence gives no segments as with the other engines.
+ * Progress/real-time printing is off and whisper.cpp's log is routed to
+ * lucy_log DEBUG (no per-call chatter such as "FP16 is not supported on
+ * CPU").
+ *
+ * Words (DESIGN §13) come from token-level timestamps (token_timestamps:
+ * each token's t0/t1, in centiseconds too): a segment's text tokens are
+ * joined into words by lucy_segment_add_tokens (asr.c), the rule the http
+ * engine applies to whisper.cpp's server - a token starting with a space
+ * starts a word (" Hel" + "lo" + ",") - and clamped into their segment.
  *
  * whisper_full() is not thread-safe on one context; an engine instance is
  * used by one worker at a time (asr.h), so one context per instance.
@@ -115,6 +122,33 @@ static int is_non_speech_marker(const char *text)
            ((text[0] == '[' && text[n - 1] == ']') || (text[0] == '(' && text[n - 1] == ')'));
 }
 
+/* Segment i's text tokens (special ones - timestamps, <|endoftext|> -
+ * have ids from whisper_token_eot() up, and are left out) with their
+ * token-level times, joined into the words of seg (lucy_segment_add_tokens,
+ * the rule the http engine applies to whisper.cpp's server). 0 or
+ * LUCY_ENOMEM. */
+static int add_words(struct whisper_context *ctx, int i, struct lucy_segment *seg)
+{
+    int n = whisper_full_n_tokens(ctx, i);
+    if (n <= 0)
+        return 0;
+    struct lucy_token *tok = calloc((size_t)n, sizeof *tok);
+    if (!tok)
+        return LUCY_ENOMEM;
+    whisper_token eot = whisper_token_eot(ctx);
+    size_t k = 0;
+    for (int j = 0; j < n; j++) {
+        whisper_token_data d = whisper_full_get_token_data(ctx, i, j);
+        if (d.id >= eot)
+            continue;
+        tok[k++] = (struct lucy_token){d.t0 * 10, d.t1 * 10, /* centiseconds */
+                                       whisper_full_get_token_text(ctx, i, j)};
+    }
+    int rc = lucy_segment_add_tokens(seg, tok, k);
+    free(tok);
+    return rc;
+}
+
 static int w_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_transcript *out,
                         char *err, size_t errlen)
 {
@@ -127,6 +161,7 @@ static int w_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_tra
     p.print_realtime = false;
     p.print_special = false;
     p.print_timestamps = false;
+    p.token_timestamps = true; /* each token's t0/t1: the segments' words */
     if (whisper_full(s->ctx, p, pcm->f32, (int)pcm->n_samples) != 0) {
         snprintf(err, errlen, "whisper: transcription failed (see the DEBUG log)");
         return LUCY_EIO;
@@ -138,7 +173,10 @@ static int w_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_tra
             continue;
         int64_t t0_ms = whisper_full_get_segment_t0(s->ctx, i) * 10; /* centiseconds */
         int64_t t1_ms = whisper_full_get_segment_t1(s->ctx, i) * 10;
+        size_t before = out->n_segments;
         int rc = text ? lucy_transcript_add(out, t0_ms, t1_ms, text, strlen(text)) : 0;
+        if (rc == 0 && out->n_segments > before)
+            rc = add_words(s->ctx, i, &out->segments[before]);
         if (rc)
             return rc;
     }

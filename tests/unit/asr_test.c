@@ -3,7 +3,8 @@
  * engine on real speech:
  *   - `auto` and named selection per DESIGN §7, with the reasons given;
  *   - transcript building (trim, skip empty, join) and segment words
- *     (clamped into their segment, monotonic);
+ *     (clamped into their segment, monotonic); whisper.cpp's tokens joined
+ *     into words (lucy_segment_add_tokens);
  *   - one pocketsphinx instance gives the same transcript for the same
  *     audio whatever it decoded before (stream and CMN state are reset);
  *   - speech, 2 s of digital silence, speech: two segments, the second one
@@ -137,6 +138,71 @@ static void segment_words(void **state)
     assert_string_equal(seg->words[0].text, "go");
     lucy_transcript_free(&t); /* the words too: ASan's leak check */
     assert_int_equal(t.n_segments, 0);
+}
+
+/* Checks seg's words against want[0..n) ({t0_ms, t1_ms} and texts). */
+static void assert_words(const struct lucy_segment *seg, const char *const *text,
+                         const int64_t (*times)[2], size_t n)
+{
+    assert_int_equal(seg->n_words, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(seg->words[i].text, text[i]);
+        assert_int_equal(seg->words[i].t0_ms, times[i][0]);
+        assert_int_equal(seg->words[i].t1_ms, times[i][1]);
+    }
+}
+
+/* whisper.cpp's tokens become words (lucy_segment_add_tokens, the rule of
+ * whisper.c and of the http engine on whisper.cpp's server): a token with
+ * a leading space starts a word, BPE pieces and punctuation continue it,
+ * the word ends with its last piece. */
+static void tokens_to_words(void **state)
+{
+    (void)state;
+    struct lucy_transcript t = {0};
+    assert_int_equal(lucy_transcript_add(&t, 1000, 3000, "Hello, world.", 13), 0);
+    const struct lucy_token tok[] = {
+        {1000, 1200, " Hel"},   {1200, 1400, "lo"}, {1400, 1450, ","},
+        {1500, 1900, " world"}, {1900, 1950, "."},
+    };
+    assert_int_equal(lucy_segment_add_tokens(&t.segments[0], tok, 5), 0);
+    assert_words(&t.segments[0], (const char *const[]){"Hello,", "world."},
+                 (const int64_t[][2]){{1000, 1450}, {1500, 1950}}, 2);
+    lucy_transcript_free(&t);
+}
+
+/* Edge cases: empty and NULL tokens are skipped (and do not split a word);
+ * a segment starting with a continuation token starts a word with it; a
+ * token that is only white space, or ends in it, ends the word; times out
+ * of order or outside the segment are clamped (monotonic, inside it); a
+ * continuation never moves a word's end back. */
+static void tokens_edge_cases(void **state)
+{
+    (void)state;
+    struct lucy_transcript t = {0};
+    assert_int_equal(lucy_transcript_add(&t, 1000, 2000, "lo there you go", 15), 0);
+    const struct lucy_token tok[] = {
+        {900, 1100, "lo"},      /* continuation first, starts early */
+        {1100, 1150, ""},       /* empty: skipped */
+        {1150, 1180, NULL},     /* no text: skipped */
+        {1050, 1100, "ok"},     /* continues "lo"; ends before the word does */
+        {1200, 1300, " "},      /* only a space: a gap */
+        {1300, 1400, "there "}, /* no leading space, yet after a gap: a word */
+        {1400, 1500, "you"},    /* after "there ": a word */
+        {1300, 1350, " go"},    /* starts before the word before it */
+        {1600, 2500, "!"},      /* ends past the segment */
+    };
+    assert_int_equal(lucy_segment_add_tokens(&t.segments[0], tok, sizeof tok / sizeof tok[0]), 0);
+    assert_words(&t.segments[0], (const char *const[]){"look", "there", "you", "go!"},
+                 (const int64_t[][2]){{1000, 1100}, {1300, 1400}, {1400, 1500}, {1400, 2000}}, 4);
+    /* Nothing at all, or only empties: no words. */
+    assert_int_equal(lucy_transcript_add(&t, 3000, 4000, "x", 1), 0);
+    const struct lucy_token none[] = {{3000, 3100, ""}, {3100, 3200, "  "}};
+    assert_int_equal(lucy_segment_add_tokens(&t.segments[1], none, 2), 0);
+    assert_int_equal(lucy_segment_add_tokens(&t.segments[1], NULL, 0), 0);
+    assert_int_equal(t.segments[1].n_words, 0);
+    assert_null(t.segments[1].words);
+    lucy_transcript_free(&t); /* the grown words too: ASan's leak check */
 }
 
 static void decode_fixture(const char *name, struct lucy_pcm *pcm)
@@ -369,6 +435,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(select_engines),      cmocka_unit_test(check_per_job),
         cmocka_unit_test(transcript_building), cmocka_unit_test(segment_words),
+        cmocka_unit_test(tokens_to_words),     cmocka_unit_test(tokens_edge_cases),
         cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
         cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
         cmocka_unit_test(merge_channels),
