@@ -15,8 +15,10 @@
  *      admits the file's size plus the critical margin, made with mkstemp
  *      in DATA_DIR/tmp (0700) and unlinked at once, so it disappears with
  *      the descriptor on success, failure or crash; then a fresh open and
- *      a plain sequential read of the whole file. Decode (16 kHz mono),
- *      transcribe (with the engine and model the job asked for: the
+ *      a plain sequential read of the whole file. Decode (16 kHz, a
+ *      stereo call per channel) and transcribe chunk by chunk through
+ *      src/asr/channels.c, as `lucy transcribe` does, with this file's hook
+ *      adding the checkpoints (with the engine and model the job asked for: the
  *      instance switches models when it holds others), and finish the job (lucy_jobs_finish:
  * transcript + segments + index documents + the job's new state in ONE store write);
  *   4. classify a failure by table (source_errors[], engine_errors[]):
