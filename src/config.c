@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "asr/asr.h"
 #include "config.h"
 #include "error.h"
 #include "people/phone.h"
@@ -30,7 +31,6 @@
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
-static const char *const call_channels[] = {"me,them", "them,me", "mix", NULL};
 static const char *const on_error_modes[] = {"allow", "deny", NULL};
 static const char *const http_schemes[] = {"http", "https", NULL};
 static const char *const redis_schemes[] = {"redis", NULL};
@@ -87,7 +87,7 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
             "threads for the ASR engine; 0 = cores"),
     INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
-    {"LUCY_CALL_CHANNELS", NULL, LUCY_OPT_ENUM, "me,them", 0, 0, call_channels, 0, 0,
+    {"LUCY_CALL_CHANNELS", NULL, LUCY_OPT_ENUM, "me,them", 0, 0, lucy_asr_channels_names, 0, 0,
      OFF(call_channels),
      "who is on a stereo call's left,right channel: me,them (BCR), them,me, or mix (mono)"},
     INT_OPT("LUCY_ASR_CHUNK_S", NULL, "30", 5, 600, asr_chunk_s,

@@ -28,8 +28,10 @@ static const struct {
      "scan recording folders once (default LUCY_RECORDINGS_DIRS) and print the summary; "
      "--ledger: print the files not made recordings of, why and what to do"},
     {"transcribe", lucy_cmd_transcribe,
-     "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--json]",
-     "decode one audio file and print its transcript"},
+     "FILE [--engine NAME] [--model PATH] [--chunk-s N] [--channels me,them|them,me|mix] "
+     "[--json]",
+     "decode one audio file and print its transcript (a stereo call per channel, with "
+     "speakers)"},
     {"search", lucy_cmd_search,
      "QUERY [--source call_recording|whatsapp] [--contact C] [--person ID] [--from T] [--to T] "
      "[--limit N] [--flat] [--json]",

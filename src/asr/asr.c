@@ -165,49 +165,6 @@ int lucy_media_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     return 0;
 }
 
-int lucy_media_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
-                                      const struct lucy_pcm *pcm, int max_chunk_s,
-                                      struct lucy_transcript *out, char *err, size_t errlen)
-{
-    if (max_chunk_s <= 0)
-        return lucy_media_asr_transcribe(e, state, pcm, out, err, errlen);
-    memset(out, 0, sizeof *out);
-    if (!e || !pcm)
-        return LUCY_EINVAL;
-    double t0 = (double)lucy_mono_ms() / 1e3;
-    struct lucy_chunk *chunks = NULL;
-    size_t n = 0;
-    int rc = lucy_media_asr_chunks(pcm, max_chunk_s, &chunks, &n, err, errlen);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct lucy_pcm view = lucy_pcm_view(pcm, &chunks[i]);
-        view.continues = i > 0;
-        struct lucy_transcript piece = {0};
-        rc = lucy_media_asr_transcribe(e, state, &view, &piece, err, errlen);
-        if (rc == 0) {
-            snprintf(out->model, sizeof out->model, "%s", piece.model);
-            snprintf(out->language, sizeof out->language, "%s", piece.language);
-            rc = lucy_transcript_append(
-                out, &piece, (int64_t)chunks[i].first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, -1,
-                NULL);
-        }
-        lucy_transcript_free(&piece);
-    }
-    free(chunks);
-    if (rc == 0)
-        rc = lucy_transcript_join(out);
-    if (rc) {
-        lucy_transcript_free(out);
-        return rc;
-    }
-    snprintf(out->engine, sizeof out->engine, "%s", e->name);
-    if (!out->language[0])
-        snprintf(out->language, sizeof out->language, "en");
-    out->audio_s = pcm->duration_s;
-    out->wall_s = (double)lucy_mono_ms() / 1e3 - t0;
-    out->rtf = pcm->duration_s > 0 ? out->wall_s / pcm->duration_s : 0;
-    return 0;
-}
-
 void lucy_media_asr_close(const struct lucy_asr_engine *e, void *state)
 {
     if (e && e->close && state)

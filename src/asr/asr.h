@@ -217,17 +217,6 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
  * lucy_transcript_free() in both cases. */
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen);
-/* lucy_asr_transcribe() chunk by chunk: pcm cut at its pauses
- * (lucy_asr_chunks, chunks of at most max_chunk_s), each chunk recognised
- * alone and its times shifted onto pcm's clock; silence is never
- * recognised. max_chunk_s 0: the whole pcm at once (lucy_asr_transcribe).
- * Fills out like lucy_asr_transcribe (wall_s: the engine's time, chunking
- * included; audio_s: all of pcm). For a caller without checkpoints (`lucy
- * transcribe`); the worker runs its own loop to commit each chunk. Same
- * errors and ownership as lucy_asr_transcribe. */
-int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
-                                const struct lucy_pcm *pcm, int max_chunk_s,
-                                struct lucy_transcript *out, char *err, size_t errlen);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
 
@@ -305,5 +294,98 @@ int lucy_segment_add_tokens(struct lucy_segment *seg, const struct lucy_token *t
 /* Sets t->text to the segments' texts joined by single spaces ("" when
  * there are none), replacing any previous text. 0 or LUCY_ENOMEM. */
 int lucy_transcript_join(struct lucy_transcript *t);
+
+/* ---- who said what: the channels of a call (channels.c, DESIGN §13) ------
+ *
+ * The worker and `lucy transcribe` both go decode (lucy_audio_decode_call_fd)
+ * -> plan (lucy_asr_plan_make) -> recognise and merge
+ * (lucy_asr_transcribe_plan with a chunk hook), so a file gets the same
+ * segments, channels and speakers from either. */
+
+/* LUCY_CALL_CHANNELS's values, NULL-terminated: "me,them", "them,me",
+ * "mix" (config.c's enum validates against this list). */
+extern const char *const lucy_asr_channels_names[];
+
+/* How a stereo call is transcribed: the one reading of LUCY_CALL_CHANNELS. */
+struct lucy_asr_channels {
+    int split;            /* 1: each channel apart; 0 ("mix"): stereo mixed to mono */
+    const char *roles[2]; /* speaker of the left, right channel: static "me" / "them";
+                             NULL when !split */
+};
+
+/* Reads a LUCY_CALL_CHANNELS value (NULL = the default "me,them": BCR
+ * records the phone's user on the left). 0, or LUCY_EINVAL for anything
+ * else (*out is then the default). Pure. */
+int lucy_asr_channels_parse(const char *value, struct lucy_asr_channels *out);
+
+/* Decodes a call as ch says: split -> lucy_audio_decode_split_fd (two
+ * channels when they differ); mix -> lucy_audio_decode_fd into channel[0],
+ * n_channels 1. Same errors, threads and ownership as those. */
+int lucy_audio_decode_call_fd(int fd, const char *path, const struct lucy_asr_channels *ch,
+                              struct lucy_audio *out, char *err, size_t errlen);
+
+/* One channel of a plan, labelled. */
+struct lucy_asr_track {
+    const struct lucy_pcm *pcm; /* the channel's audio, in the plan's lucy_audio (not owned) */
+    int channel;                /* its segments' channel: 0 left, 1 right, -1 mono or mixed */
+    const char *speaker;        /* its segments' speaker: static "me" / "them"; NULL for -1 */
+    struct lucy_chunk *chunks;  /* n_chunks, in time order; owned by the plan */
+    size_t n_chunks;
+};
+
+/* What will be recognised of a decoded call. */
+struct lucy_asr_plan {
+    const struct lucy_audio *audio; /* not owned: outlives the plan */
+    struct lucy_asr_track track[LUCY_AUDIO_MAX_CHANNELS];
+    int n_tracks;   /* audio->n_channels */
+    int n_chunks;   /* of all tracks */
+    double total_s; /* audio in all chunks, seconds (silence is in none) */
+};
+
+/* Plans a (from lucy_audio_decode_call_fd): each channel cut at its pauses
+ * (lucy_asr_chunks, chunks of at most max_chunk_s; 0 = each channel whole,
+ * one chunk, silence included) and labelled: two channels get channel 0/1
+ * and ch->roles; a single one (mono, mixed, identical channels) -1 and no
+ * speaker. 0, or lucy_asr_chunks' errors with err; *plan is zeroed first
+ * and freed with lucy_asr_plan_free in both cases. Thread-safe. */
+int lucy_asr_plan_make(const struct lucy_audio *a, const struct lucy_asr_channels *ch,
+                       int max_chunk_s, struct lucy_asr_plan *plan, char *err, size_t errlen);
+/* Frees the chunks and zeroes *plan. NULL and a zeroed plan are fine. */
+void lucy_asr_plan_free(struct lucy_asr_plan *plan);
+
+/* A chunk hook: puts chunk c of track t into *piece (zeroed by the caller):
+ * its segments with times on the file's clock (lucy_asr_recognise_chunk's
+ * shift), model, language and wall_s (the engine's time for it); sets
+ * *fresh to 1 when the engine recognised it now (the next chunk of the
+ * track then continues the engine's stream) or 0 when it came from
+ * elsewhere (a checkpoint). continues: the engine's last call on this
+ * track was the chunk just before c (pass it on as lucy_pcm.continues).
+ * Returns 0 or a LUCY_E* that stops the transcription (err says why). */
+typedef int (*lucy_asr_chunk_fn)(void *arg, const struct lucy_asr_track *t,
+                                 const struct lucy_chunk *c, int continues,
+                                 struct lucy_transcript *piece, int *fresh, char *err,
+                                 size_t errlen);
+
+/* Recognises chunk c of track t with engine e (a view of the chunk,
+ * lucy_asr_transcribe, times shifted onto the file's clock, channel
+ * t->channel) into *piece, setting its engine, model, language and wall_s:
+ * the body of a hook. Errors as lucy_asr_transcribe; *piece is the
+ * caller's (lucy_transcript_free). */
+int lucy_asr_recognise_chunk(const struct lucy_asr_engine *e, void *state,
+                             const struct lucy_asr_track *t, const struct lucy_chunk *c,
+                             int continues, struct lucy_transcript *piece, char *err,
+                             size_t errlen);
+
+/* Runs fn(arg, ...) on every chunk of plan, track by track, labels each
+ * piece's segments with its track's channel and speaker, and merges them
+ * in time order into *out (zeroed first): text joined; engine (the name
+ * given), model (of the last chunk recognised now, else of a resumed one),
+ * language (default "en"), audio_s, wall_s (the pieces' sum), rtf,
+ * truncated, source_duration_s and channels from the plan's audio. 0, the
+ * hook's error, or LUCY_ENOMEM; *out is the caller's in both cases
+ * (lucy_transcript_free). Runs on the calling thread. */
+int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engine,
+                             lucy_asr_chunk_fn fn, void *arg, struct lucy_transcript *out,
+                             char *err, size_t errlen);
 
 #endif

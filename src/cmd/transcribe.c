@@ -1,15 +1,24 @@
 /*
  * transcribe.c - `lucy transcribe FILE [--engine NAME] [--model PATH]
- * [--chunk-s N] [--json]` (DESIGN §3): decode one audio file, run one ASR
- * engine on it chunk by chunk (cut at pauses, at most LUCY_ASR_CHUNK_S or
- * --chunk-s seconds; 0 = the whole file at once, DESIGN §13), print the
- * transcript.
+ * [--chunk-s N] [--channels me,them|them,me|mix] [--json]` (DESIGN §3):
+ * decode one audio file, run one ASR engine on it chunk by chunk (cut at
+ * pauses, at most LUCY_ASR_CHUNK_S or --chunk-s seconds; 0 = the whole
+ * file at once, DESIGN §13), print the transcript.
+ *
+ * A stereo file is transcribed as the daemon transcribes a call (the same
+ * code, src/asr/channels.c): each channel apart, labelled with who is on
+ * it by --channels, else LUCY_CALL_CHANNELS (default me,them: the phone's
+ * user on the left), and merged in time order; `mix` (and a file whose
+ * channels are identical, or mono) gives one channel without speakers.
  *
  * Plain output is one line per segment, "[t0 → t1] text" with times as
- * m:ss.mmm; --json prints {engine, model, language, duration_s, rtf, text,
- * segments:[{t0_ms, t1_ms, text, words?:[{t0_ms, t1_ms, text}]}]} (words
- * where the engine gives word timings; plus truncated/source_duration_s when
- * the file decodes to less than its container says). The engine comes from
+ * m:ss.mmm, "[t0 → t1] me: text" when the segment has a speaker; --json
+ * prints {engine, model, language, duration_s, rtf, wall_s, channels,
+ * text, segments:[{t0_ms, t1_ms, text, speaker, channel, words?:[{t0_ms,
+ * t1_ms, text}]}]} (speaker "me"/"them" and channel 0/1 for a per-channel
+ * file, both null otherwise, as the API's segments; words where the
+ * engine gives word timings; plus truncated/source_duration_s when the
+ * file decodes to less than its container says). The engine comes from
  * --engine, else LUCY_ASR_ENGINE (default auto, DESIGN §7).
  *
  * Exit codes: 0 transcribed (also when there is no speech: empty text),
@@ -32,10 +41,11 @@
 #include "cmd.h"
 
 struct opts {
-    const char *engine;  /* --engine */
-    const char *model;   /* --model */
-    const char *chunk_s; /* --chunk-s: longest chunk, 0 = the whole file at once */
-    int json;            /* --json */
+    const char *engine;   /* --engine */
+    const char *model;    /* --model */
+    const char *chunk_s;  /* --chunk-s: longest chunk, 0 = the whole file at once */
+    const char *channels; /* --channels: LUCY_CALL_CHANNELS for this file */
+    int json;             /* --json */
 };
 
 static int own_flag(const char *arg, const char *next, void *state)
@@ -48,6 +58,7 @@ static int own_flag(const char *arg, const char *next, void *state)
         {"--engine", offsetof(struct opts, engine)},
         {"--model", offsetof(struct opts, model)},
         {"--chunk-s", offsetof(struct opts, chunk_s)},
+        {"--channels", offsetof(struct opts, channels)},
     };
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) {
         if (strcmp(arg, valued[i].flag) != 0)
@@ -73,13 +84,16 @@ static void fmt_time(int64_t ms, char *buf, size_t len)
              (long long)(ms % 1000));
 }
 
-static int print_json(const struct lucy_transcript *t, const struct lucy_pcm *pcm)
+static int print_json(const struct lucy_transcript *t)
 {
     json_t *segments = json_array();
     for (size_t i = 0; i < t->n_segments; i++) {
         const struct lucy_segment *seg = &t->segments[i];
-        json_t *js = json_pack("{s:I,s:I,s:s}", "t0_ms", (json_int_t)seg->t0_ms, "t1_ms",
-                               (json_int_t)seg->t1_ms, "text", seg->text);
+        /* null speaker and channel for mono, as the API's segments. */
+        json_t *js = json_pack("{s:I,s:I,s:s,s:o,s:o}", "t0_ms", (json_int_t)seg->t0_ms, "t1_ms",
+                               (json_int_t)seg->t1_ms, "text", seg->text, "speaker",
+                               seg->speaker ? json_string(seg->speaker) : json_null(), "channel",
+                               seg->channel >= 0 ? json_integer(seg->channel) : json_null());
         json_t *words = seg->n_words ? json_array() : NULL; /* only where the engine gave them */
         for (size_t j = 0; words && j < seg->n_words; j++)
             json_array_append_new(
@@ -89,14 +103,15 @@ static int print_json(const struct lucy_transcript *t, const struct lucy_pcm *pc
             json_object_set_new(js, "words", words);
         json_array_append_new(segments, js);
     }
-    json_t *root = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:s,s:o}", "engine", t->engine, "model",
-                             t->model, "language", t->language, "duration_s", t->audio_s, "rtf",
-                             t->rtf, "wall_s", t->wall_s, "text", t->text, "segments", segments);
+    json_t *root =
+        json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:i,s:s,s:o}", "engine", t->engine, "model", t->model,
+                  "language", t->language, "duration_s", t->audio_s, "rtf", t->rtf, "wall_s",
+                  t->wall_s, "channels", t->channels, "text", t->text, "segments", segments);
     if (!root)
         return LUCY_EXIT_FAILED;
-    if (pcm->truncated) {
+    if (t->truncated) {
         json_object_set_new(root, "truncated", json_true());
-        json_object_set_new(root, "source_duration_s", json_real(pcm->source_duration_s));
+        json_object_set_new(root, "source_duration_s", json_real(t->source_duration_s));
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
     json_decref(root);
@@ -115,7 +130,36 @@ static void print_text(const struct lucy_transcript *t)
         char t0[32], t1[32];
         fmt_time(t->segments[i].t0_ms, t0, sizeof t0);
         fmt_time(t->segments[i].t1_ms, t1, sizeof t1);
-        printf("[%s \u2192 %s] %s\n", t0, t1, t->segments[i].text);
+        const char *who = t->segments[i].speaker;
+        printf("[%s \u2192 %s] %s%s%s\n", t0, t1, who ? who : "", who ? ": " : "",
+               t->segments[i].text);
+    }
+}
+
+/* The chunk hook of a transcription without checkpoints: every chunk is
+ * recognised now. */
+struct cli_engine {
+    const struct lucy_asr_engine *engine;
+    void *state;
+};
+
+static int cli_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
+                     int continues, struct lucy_transcript *piece, int *fresh, char *err,
+                     size_t errlen)
+{
+    struct cli_engine *e = arg;
+    *fresh = 1;
+    return lucy_asr_recognise_chunk(e->engine, e->state, t, c, continues, piece, err, errlen);
+}
+
+/* "me,them, them,me or mix" from lucy_asr_channels_names. */
+static void channel_choices(char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; lucy_asr_channels_names[i]; i++) {
+        size_t used = strlen(buf);
+        const char *sep = i == 0 ? "" : lucy_asr_channels_names[i + 1] ? ", " : " or ";
+        snprintf(buf + used, len - used, "%s%s", sep, lucy_asr_channels_names[i]);
     }
 }
 
@@ -132,7 +176,7 @@ int lucy_cmd_transcribe(int argc, char **argv)
     }
     if (n_pos != 1) {
         lucy_cmd_error("transcribe needs a FILE: lucy transcribe FILE [--engine NAME] "
-                       "[--model PATH] [--json]");
+                       "[--model PATH] [--chunk-s N] [--channels me,them|them,me|mix] [--json]");
         lucy_config_free(&cfg);
         return LUCY_EXIT_USAGE;
     }
@@ -146,6 +190,17 @@ int lucy_cmd_transcribe(int argc, char **argv)
             return LUCY_EXIT_USAGE;
         }
         chunk_s = (int)v;
+    }
+    /* LUCY_CALL_CHANNELS was checked with the rest of the configuration. */
+    struct lucy_asr_channels channels;
+    if (lucy_asr_channels_parse(o.channels ? o.channels : cfg.call_channels, &channels) != 0) {
+        char choices[64];
+        channel_choices(choices, sizeof choices);
+        lucy_cmd_error("--channels takes %s (who is on a stereo file's left,right channel; mix: "
+                       "one channel without speakers)",
+                       choices);
+        lucy_config_free(&cfg);
+        return LUCY_EXIT_USAGE;
     }
     struct lucy_asr_options aopt = {
         .engine = o.engine ? o.engine : cfg.asr_engine,
@@ -162,16 +217,17 @@ int lucy_cmd_transcribe(int argc, char **argv)
         return o.engine ? LUCY_EXIT_USAGE : LUCY_EXIT_FAILED;
     }
 
-    struct lucy_pcm pcm = {0};
+    struct lucy_audio audio = {0};
+    struct lucy_asr_plan plan = {0};
     struct lucy_transcript t = {0};
-    void *state = NULL;
+    struct cli_engine run = {.engine = engine};
     rc = LUCY_EXIT_FAILED;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         lucy_cmd_error("cannot open %s: %s", file, strerror(errno));
         goto out;
     }
-    int ret = lucy_audio_decode_fd(fd, file, &pcm, err, sizeof err);
+    int ret = lucy_audio_decode_call_fd(fd, file, &channels, &audio, err, sizeof err);
     close(fd);
     if (ret == LUCY_ECORRUPT) {
         lucy_cmd_error("%s is not decodable audio: %s", file, err);
@@ -190,24 +246,29 @@ int lucy_cmd_transcribe(int argc, char **argv)
     /* A truncated or over-long file: the decoder has logged its WARNING
      * (path, decoded and container seconds); saying it again here printed
      * every such warning twice. */
-    if (lucy_asr_open(engine, &aopt, &state, err, sizeof err) != 0) {
+    if (lucy_asr_plan_make(&audio, &channels, chunk_s, &plan, err, sizeof err) != 0) {
+        lucy_cmd_error("cutting %s at its pauses failed: %s", file, err);
+        goto out;
+    }
+    if (lucy_asr_open(engine, &aopt, &run.state, err, sizeof err) != 0) {
         lucy_cmd_error("%s", err);
         goto out;
     }
-    if (lucy_asr_transcribe_chunked(engine, state, &pcm, chunk_s, &t, err, sizeof err) != 0) {
+    if (lucy_asr_transcribe_plan(&plan, engine->name, cli_chunk, &run, &t, err, sizeof err) != 0) {
         lucy_cmd_error("transcription of %s failed: %s", file, err);
         goto out;
     }
     if (o.json) {
-        rc = print_json(&t, &pcm);
+        rc = print_json(&t);
     } else {
         print_text(&t);
         rc = LUCY_EXIT_OK;
     }
 out:
     lucy_transcript_free(&t);
-    lucy_asr_close(engine, state);
-    lucy_pcm_free(&pcm);
+    lucy_asr_close(engine, run.state);
+    lucy_asr_plan_free(&plan);
+    lucy_audio_free(&audio);
     lucy_config_free(&cfg);
     return rc;
 }

@@ -308,18 +308,6 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
     return rc;
 }
 
-int lucy_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
-                                const struct lucy_pcm *pcm, int max_chunk_s,
-                                struct lucy_transcript *out, char *err, size_t errlen)
-{
-    const struct lucy_media *t = lucy_media_hold(err, errlen);
-    if (!t)
-        return LUCY_EUNAVAIL;
-    int rc = t->asr_transcribe_chunked(e, state, pcm, max_chunk_s, out, err, errlen);
-    lucy_media_drop();
-    return rc;
-}
-
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
 {
     if (!state)

@@ -50,7 +50,7 @@ struct lucy_media {
     int (*chunks)(const struct lucy_pcm *pcm, int max_chunk_s, struct lucy_chunk **out, size_t *n,
                   char *err, size_t errlen);
     /* lucy_asr_select, lucy_asr_check, lucy_asr_open, lucy_asr_transcribe,
-     * lucy_asr_transcribe_chunked, lucy_asr_close */
+     * lucy_asr_close */
     const struct lucy_asr_engine *(*asr_select)(const struct lucy_asr_options *opt, char *err,
                                                 size_t errlen);
     int (*asr_check)(const struct lucy_asr_options *opt, const struct lucy_asr_engine **out,
@@ -59,9 +59,6 @@ struct lucy_media {
                     void **state, char *err, size_t errlen);
     int (*asr_transcribe)(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                           struct lucy_transcript *out, char *err, size_t errlen);
-    int (*asr_transcribe_chunked)(const struct lucy_asr_engine *e, void *state,
-                                  const struct lucy_pcm *pcm, int max_chunk_s,
-                                  struct lucy_transcript *out, char *err, size_t errlen);
     void (*asr_close)(const struct lucy_asr_engine *e, void *state);
     /* lucy_scan_probe_fd */
     enum lucy_scan_probe_result (*probe_fd)(int fd, int64_t size, struct lucy_scan_probe *out);
@@ -103,9 +100,6 @@ int lucy_media_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_o
 int lucy_media_asr_transcribe(const struct lucy_asr_engine *e, void *state,
                               const struct lucy_pcm *pcm, struct lucy_transcript *out, char *err,
                               size_t errlen);
-int lucy_media_asr_transcribe_chunked(const struct lucy_asr_engine *e, void *state,
-                                      const struct lucy_pcm *pcm, int max_chunk_s,
-                                      struct lucy_transcript *out, char *err, size_t errlen);
 void lucy_media_asr_close(const struct lucy_asr_engine *e, void *state);
 enum lucy_scan_probe_result lucy_media_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out);
 

@@ -13,7 +13,6 @@ __attribute__((visibility("default"))) const struct lucy_media lucy_media_module
     .asr_check = lucy_media_asr_check,
     .asr_open = lucy_media_asr_open,
     .asr_transcribe = lucy_media_asr_transcribe,
-    .asr_transcribe_chunked = lucy_media_asr_transcribe_chunked,
     .asr_close = lucy_media_asr_close,
     .probe_fd = lucy_media_probe_fd,
 };

@@ -13,51 +13,15 @@
 // page error fails the run.
 "use strict";
 const assert = require("node:assert/strict");
-const fs = require("node:fs");
-const os = require("node:os");
-const path = require("node:path");
-const { chromium } = require("playwright-core");
+const h = require("./harness");
+const { test, shot } = h;
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
-  "--disable-default-apps", "--disable-extensions", "--mute-audio",
-  "--autoplay-policy=no-user-gesture-required"];
-
-const base = (process.argv[2] || "").replace(/\/$/, "");
+const USAGE = "node ask.test.js http://127.0.0.1:PORT QUESTION";
+const base = h.baseUrl(USAGE);
 const question = process.argv[3] || "";
-if (!/^http:\/\//.test(base) || !question) {
-  console.error("usage: node ask.test.js http://127.0.0.1:PORT QUESTION");
+if (!question) {
+  console.error("usage: " + USAGE);
   process.exit(2);
-}
-const artefacts = process.env.E2E_ARTEFACTS || path.join(__dirname, "..", "..", "artefacts", "e2e");
-fs.mkdirSync(artefacts, { recursive: true });
-
-const problems = [];
-function watch(page) {
-  page.on("pageerror", (err) => problems.push("page error: " + (err.stack || err.message)));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
-  });
-}
-
-const results = [];
-async function test(name, fn) {
-  const before = problems.length;
-  try {
-    await fn();
-    if (problems.length > before) throw new Error(problems.slice(before).join("\n"));
-    results.push([name, null]);
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    results.push([name, e]);
-    console.log(`FAIL ${name}\n     ${String(e.stack || e).split("\n").join("\n     ")}`);
-  }
-}
-
-async function shot(page, name) {
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
 }
 
 async function cases(page) {
@@ -113,25 +77,5 @@ async function cases(page) {
   });
 }
 
-(async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-e2e-ask-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 },
-  });
-  try {
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(15000);
-    watch(page);
-    await cases(page);
-  } catch (e) {
-    results.push(["setup", e]);
-    console.log("FAIL setup: " + (e.stack || e));
-  } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  if (problems.length) console.log("console problems:\n  " + problems.join("\n  "));
-  const failed = results.filter((r) => r[1]).length;
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
-})();
+// The Play button must start the audio without a user gesture of its own.
+h.run("ask", cases, { args: ["--autoplay-policy=no-user-gesture-required"] });

@@ -10,55 +10,12 @@
 "use strict";
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const h = require("./harness");
+const { test, shot, artefacts } = h;
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
-  "--disable-default-apps", "--disable-extensions", "--mute-audio"];
-
-const base = (process.argv[2] || "").replace(/\/$/, "");
-if (!/^http:\/\//.test(base)) {
-  console.error("usage: node forget.test.js http://127.0.0.1:PORT");
-  process.exit(2);
-}
-const artefacts = process.env.E2E_ARTEFACTS || path.join(__dirname, "..", "..", "artefacts", "e2e");
-fs.mkdirSync(artefacts, { recursive: true });
-
-const problems = [];
-function watch(page) {
-  page.on("pageerror", (err) => problems.push("page error: " + (err.stack || err.message)));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
-  });
-}
-
-const results = [];
-async function test(name, fn) {
-  const before = problems.length;
-  try {
-    await fn();
-    if (problems.length > before) throw new Error(problems.slice(before).join("\n"));
-    results.push([name, null]);
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    results.push([name, e]);
-    console.log(`FAIL ${name}\n     ${String(e.stack || e).split("\n").join("\n     ")}`);
-  }
-}
-
-async function shot(page, name) {
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
-}
-
-async function api(p, opts = {}) {
-  const r = await fetch(base + p, opts);
-  const type = r.headers.get("content-type") || "";
-  return { status: r.status, body: type.includes("json") ? await r.json() : await r.text() };
-}
+const base = h.baseUrl("node forget.test.js http://127.0.0.1:PORT");
+const api = (p, opts) => h.api(base, p, opts);
 
 // Clicks the button, answers the confirm dialog with its OK (after a
 // screenshot when shotName is given).
@@ -133,26 +90,4 @@ async function cases(page) {
   });
 }
 
-(async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-e2e-forget-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 },
-    acceptDownloads: true,
-  });
-  try {
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(15000);
-    watch(page);
-    await cases(page);
-  } catch (e) {
-    results.push(["setup", e]);
-    console.log("FAIL setup: " + (e.stack || e));
-  } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  if (problems.length) console.log("console problems:\n  " + problems.join("\n  "));
-  const failed = results.filter((r) => r[1]).length;
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
-})();
+h.run("forget", cases, { context: { acceptDownloads: true } });

@@ -25,77 +25,17 @@
 "use strict";
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const h = require("./harness");
+const { test, shot } = h;
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-gpu", "--disable-quic",
-  "--disable-default-apps", "--disable-extensions", "--mute-audio"];
 const RECORDING_ID = /^\/recordings\/[0-9a-f]{64}\/(transcribe|audio)$/;
 
 const argv = process.argv.slice(2);
-const base = (argv[0] || "").replace(/\/$/, "");
+const base = h.baseUrl("node ui.test.js http://127.0.0.1:PORT [--token TOKEN]");
 const tokenIdx = argv.indexOf("--token");
 const token = tokenIdx >= 0 ? argv[tokenIdx + 1] : null;
-if (!/^http:\/\//.test(base)) {
-  console.error("usage: node ui.test.js http://127.0.0.1:PORT [--token TOKEN]");
-  process.exit(2);
-}
-const artefacts = process.env.E2E_ARTEFACTS || path.join(__dirname, "..", "..", "artefacts", "e2e");
-fs.mkdirSync(artefacts, { recursive: true });
-
-// ---- console policy ---------------------------------------------------------
-
-const problems = [];
-let expected = []; // [{status, path: RegExp}] the current case provokes on purpose
-
-function watch(page) {
-  page.on("pageerror", (err) => problems.push("page error: " + (err.stack || err.message)));
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    const text = msg.text();
-    const m = /status of (\d{3})/.exec(text);
-    const url = (msg.location() && msg.location().url) || "";
-    let p = "";
-    try { p = new URL(url).pathname; } catch (e) { /* not a URL */ }
-    if (m && expected.some((e) => e.status === Number(m[1]) && e.path.test(p))) return;
-    problems.push(`console error: ${text} (${url})`);
-  });
-}
-
-// ---- tiny runner --------------------------------------------------------------
-
-const results = [];
-async function test(name, fn) {
-  const before = problems.length;
-  const t0 = Date.now();
-  try {
-    await fn();
-    if (problems.length > before) throw new Error(problems.slice(before).join("\n"));
-    results.push([name, null]);
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push([name, e]);
-    console.log(`FAIL ${name}\n     ${String(e.stack || e).split("\n").join("\n     ")}`);
-  } finally {
-    expected = [];
-  }
-}
-
-async function shot(page, name) {
-  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky header lands mid-picture
-  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
-}
-
-async function api(p, opts = {}) {
-  const headers = { ...(opts.headers || {}) };
-  if (token) headers.Authorization = "Bearer " + token;
-  const r = await fetch(base + p, { ...opts, headers });
-  const type = r.headers.get("content-type") || "";
-  return { status: r.status, body: type.includes("json") ? await r.json() : await r.text() };
-}
+const api = (p, opts) => h.api(base, p, opts, token);
 
 function setLocks(rules) {
   const control = process.env.E2E_LOCK_CONTROL;
@@ -463,7 +403,7 @@ async function mainCases(page) {
     assert.equal(await entries.first().getAttribute("data-op"), "merge");
     await shot(page, "person-merged");
     // Robin is gone until the merge is undone: the page says lucy's message.
-    expected = [{ status: 404, path: /^\/people\/\d+(\/history)?$/ }, { status: 409, path: /^\/people\/history\/\d+\/undo$/ }];
+    h.expectConsoleErrors([{ status: 404, path: /^\/people\/\d+(\/history)?$/ }, { status: 409, path: /^\/people\/history\/\d+\/undo$/ }]);
     const gone = (await api(`/people/${robin.id}`)).body;
     await page.goto(base + "/#/people/" + robin.id);
     await page.locator("main .note.bad", { hasText: gone.message }).waitFor();
@@ -519,7 +459,7 @@ async function mainCases(page) {
     const locked = byName[path.basename(target || "")];
     assert.ok(locked && locked.id !== forward.id, "E2E_LOCK_TARGET names another scanned recording");
     setLocks(["open EDEADLK " + target]);
-    expected = [{ status: 423, path: RECORDING_ID }];
+    h.expectConsoleErrors([{ status: 423, path: RECORDING_ID }]);
     try {
       await page.goto(base + "/#/recordings/" + locked.id);
       // The player asks for the file: lucy answers 423 and the page says why.
@@ -635,7 +575,7 @@ async function mainCases(page) {
 
 async function tokenCases(page) {
   await test("with LUCY_API_TOKEN the UI asks once and keeps the token for the session", async () => {
-    expected = [{ status: 401, path: /^\/(recordings|config|contacts)/ }];
+    h.expectConsoleErrors([{ status: 401, path: /^\/(recordings|config|contacts)/ }]);
     await page.goto(base + "/#/recordings");
     const dialog = page.locator("#token-dialog[open]");
     await dialog.waitFor();
@@ -647,7 +587,7 @@ async function tokenCases(page) {
     await page.click("#token-submit");
     await page.locator("#recordings li").first().waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem("lucy.token")), token);
-    expected = []; // from now on no 401 is expected
+    h.expectConsoleErrors([]); // from now on no 401 is expected
     await page.reload();
     await page.locator("#recordings li").first().waitFor();
     assert.equal(await page.locator("#token-dialog[open]").count(), 0, "asked only once");
@@ -663,27 +603,4 @@ async function tokenCases(page) {
   });
 }
 
-(async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lucy-e2e-profile-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 900 },
-  });
-  let failed = 0;
-  try {
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(15000);
-    watch(page);
-    if (token) await tokenCases(page);
-    else await mainCases(page);
-  } catch (e) {
-    results.push(["setup", e]);
-    console.log("FAIL setup: " + (e.stack || e));
-  } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  if (problems.length) console.log("console problems:\n  " + problems.join("\n  "));
-  failed = results.filter((r) => r[1]).length;
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
-})();
+h.run("ui", (page) => (token ? tokenCases(page) : mainCases(page)));

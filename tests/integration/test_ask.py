@@ -650,13 +650,7 @@ def test_ask_page_in_chromium(start_lucy, tmp_path):
     of the audio); the page asks, cites it, and its Play button plays the
     recording from t0_ms."""
     import test_ui_e2e as e2e
-    if not e2e.NODE or not os.access(e2e.CHROMIUM, os.X_OK):
-        pytest.skip("node or chromium is not installed (scripts/install-deps)")
-    if not os.path.exists(os.path.join(e2e.E2E, "node_modules", "playwright-core", "package.json")):
-        r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=e2e.E2E,
-                           env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"),
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, "npm ci failed in tests/e2e:\n" + r.stdout + r.stderr
+    e2e.ensure_playwright()
     rec_dir = tmp_path / "recordings"
     rec_dir.mkdir()
     shutil.copy(os.path.join(ROOT, "tests", "fixtures", "audio", "librivox-0870.m4a"), str(rec_dir))

@@ -7,7 +7,9 @@ CLI from the same file. Word error rates against transcripts.tsv, pooled
 over all files, are printed; lucy's must be no worse than the CLI's + 0.05,
 so lucy's decoding, resampling and feeding cost no accuracy.
 
-Also: 30 s of silence gives no segments; the http engine against
+Also: a stereo call built from two different clips is transcribed per
+channel, its segments labelled me/them as LUCY_CALL_CHANNELS or --channels
+say (as the daemon does); 30 s of silence gives no segments; the http engine against
 asr_server.py (a real OpenAI-compatible server that runs
 pocketsphinx_continuous on the upload); a server error and an unreachable
 server are exit 1 with one line; undecodable files are exit 1 with one line.
@@ -15,26 +17,17 @@ server are exit 1 with one line; undecodable files are exit 1 with one line.
 import concurrent.futures
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from conftest import FIXTURES, LUCY_BIN, SAN_ENV
+from audio_build import AUDIO, references, stereo_call
+from conftest import LUCY_BIN, SAN_ENV
 
-AUDIO = os.path.join(FIXTURES, "audio")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def references():
-    refs = {}
-    with open(os.path.join(AUDIO, "transcripts.tsv"), encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            name, text = line.rstrip("\n").split("\t")
-            refs[name] = text
-    return refs
 
 
 def lucy_env(**extra):
@@ -137,6 +130,69 @@ def test_plain_output_lists_timed_segments():
     assert lines and all(l.startswith("[0:0") and " \u2192 " in l for l in lines), lines
     assert "forward" in run.stdout.decode()
     assert run.stderr == b""  # no engine chatter outside DEBUG
+
+
+# A two-party call: "me" (left) says one clip, "them" (right) another,
+# after it.
+CALL_LEFT = [("librivox-0880.m4a", None), (None, 4)]
+CALL_RIGHT = [(None, 4), ("goforward.m4a", None)]
+
+
+def test_stereo_call_per_channel_with_speakers(tmp_path):
+    """`lucy transcribe` splits a stereo call as the daemon does (DESIGN
+    §13): each channel apart, segments labelled with speaker and channel
+    by LUCY_CALL_CHANNELS (default me,them) or --channels, merged in time
+    order; mix gives one channel without speakers."""
+    call = str(tmp_path / "call.m4a")
+    stereo_call(str(tmp_path), CALL_LEFT, CALL_RIGHT, call)
+    refs = references()
+    left_ref, right_ref = refs["librivox-0880.m4a"].split(), refs["goforward.m4a"].split()
+    common = lambda text, ref: len(set(text.split()) & set(ref))
+
+    def transcript(*args, **env):
+        run = lucy_transcribe(call, "--json", "--engine", "pocketsphinx", *args,
+                              env=lucy_env(**env))
+        assert run.returncode == 0, run.stderr.decode()
+        return json.loads(run.stdout)
+
+    for env, roles in (({}, ("me", "them")), ({"LUCY_CALL_CHANNELS": "them,me"}, ("them", "me"))):
+        r = transcript(**env)
+        segs = r["segments"]
+        assert r["channels"] == 2 and segs, r
+        assert [s["t0_ms"] for s in segs] == sorted(s["t0_ms"] for s in segs), "not in time order"
+        assert r["text"] == " ".join(s["text"] for s in segs)
+        by_channel = {0: "", 1: ""}
+        for s in segs:
+            assert s["channel"] in (0, 1) and s["speaker"] == roles[s["channel"]], (env, s)
+            by_channel[s["channel"]] += " " + s["text"]
+        left, right = by_channel[0], by_channel[1]
+        # Each side holds its own clip's words, not the other's.
+        assert common(left, left_ref) >= 3 and common(left, right_ref) == 0, (left, r)
+        assert "forward" in right and common(right, left_ref) <= 1, (right, r)
+        # The right clip starts after its 4 s of silence: times on the file's clock.
+        assert min(s["t0_ms"] for s in segs if s["channel"] == 1) >= 4000, segs
+
+    # --channels wins over LUCY_CALL_CHANNELS; mix is one channel, no speakers.
+    for args, env in ((("--channels", "mix"), {"LUCY_CALL_CHANNELS": "them,me"}),
+                      ((), {"LUCY_CALL_CHANNELS": "mix"})):
+        r = transcript(*args, **env)
+        assert r["channels"] == 1 and r["segments"], r
+        assert all(s["speaker"] is None and s["channel"] is None for s in r["segments"]), r
+        assert "forward" in r["text"] and common(r["text"], left_ref) >= 3, r["text"]
+
+    # Plain output names the speaker of each line.
+    run = lucy_transcribe(call, "--engine", "pocketsphinx")
+    lines = run.stdout.decode().splitlines()
+    assert run.returncode == 0 and lines, run.stderr.decode()
+    assert all(re.match(r"^\[\d+:\d\d\.\d{3} \u2192 \d+:\d\d\.\d{3}\] (me|them): \S", l)
+               for l in lines), lines
+    assert any(l.split("] ")[1].startswith("them: ") and "forward" in l for l in lines), lines
+
+    # An unknown layout is a usage error that lists the right ones.
+    run = lucy_transcribe(call, "--channels", "left,right")
+    err = run.stderr.decode().strip()
+    assert run.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "me,them" in err and "them,me" in err and "mix" in err, err
 
 
 def test_silence_gives_no_segments(tmp_path):

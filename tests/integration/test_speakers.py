@@ -16,9 +16,8 @@ import subprocess
 
 import pytest
 
-from conftest import FIXTURES
+from audio_build import AUDIO, channel_wav, ffmpeg, references, stereo_call
 
-AUDIO = os.path.join(FIXTURES, "audio")
 DONE = ("done", "no_speech")
 SCLITE = shutil.which("sclite") or "/usr/lib/sctk/bin/sclite"
 needs_sclite = pytest.mark.skipif(not os.path.exists(SCLITE), reason="sclite (Debian sctk) missing")
@@ -29,46 +28,6 @@ CALL_NAME = "+14155550123_20240301-101500_incoming.m4a"
 # Left ("me"): two clips; right ("them"): two others, in the gaps.
 LEFT = [("librivox-0870.m4a", None), (None, 8), ("librivox-0880.m4a", None), (None, 10)]
 RIGHT = [(None, 8), ("librivox-0890.m4a", None), (None, 6), ("goforward.m4a", None)]
-
-
-def references():
-    refs = {}
-    with open(os.path.join(AUDIO, "transcripts.tsv"), encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            name, text = line.rstrip("\n").split("\t")
-            refs[name] = text
-    return refs
-
-
-def ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=300)
-
-
-def channel_wav(parts, dst):
-    """A 16 kHz mono WAV: clips of the fixtures and (None, seconds) of
-    digital silence, one after the other."""
-    inputs, chains = [], []
-    for i, (name, seconds) in enumerate(parts):
-        if name:
-            inputs += ["-i", os.path.join(AUDIO, name)]
-        else:
-            inputs += ["-f", "lavfi", "-t", str(seconds), "-i", "anullsrc=r=16000:cl=mono"]
-        chains.append("[%d:a]aresample=16000,aformat=sample_fmts=s16:channel_layouts=mono[a%d]"
-                      % (i, i))
-    graph = ";".join(chains) + ";" + "".join("[a%d]" % i for i in range(len(parts)))
-    graph += "concat=n=%d:v=0:a=1[o]" % len(parts)
-    ffmpeg(*inputs, "-filter_complex", graph, "-map", "[o]", dst)
-
-
-def stereo_call(tmp, left, right, dst):
-    """A stereo AAC call at 44.1 kHz: left parts on channel 0, right on 1."""
-    lw, rw = os.path.join(tmp, "left.wav"), os.path.join(tmp, "right.wav")
-    channel_wav(left, lw)
-    channel_wav(right, rw)
-    ffmpeg("-i", lw, "-i", rw, "-filter_complex",
-           "[0:a][1:a]join=inputs=2:channel_layout=stereo[a]", "-map", "[a]", "-ar", "44100",
-           "-c:a", "aac", "-b:a", "128k", dst)
 
 
 def start(start_lucy, rec_dir, **env):

@@ -36,15 +36,25 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def playwright():
-    """tests/e2e/node_modules from the lock file, installed once."""
+def ensure_playwright():
+    """Skips the test when node or Chromium is missing; else installs
+    tests/e2e/node_modules from the lock file when it lacks playwright-core
+    (for the scripts there, which all run through tests/e2e/harness.js).
+    Returns tests/e2e."""
+    if not NODE or not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("node or chromium is not installed (scripts/install-deps)")
     if not os.path.exists(os.path.join(E2E, "node_modules", "playwright-core", "package.json")):
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=E2E,
                            env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, "npm ci failed in tests/e2e:\n" + r.stdout + r.stderr
     return E2E
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """tests/e2e/node_modules from the lock file, installed once."""
+    return ensure_playwright()
 
 
 def samples_dir(tmp_path):

@@ -23,7 +23,7 @@ import sys
 
 import pytest
 
-from test_speakers import ffmpeg, channel_wav
+from audio_build import channel_wav, ffmpeg
 from test_webhook import db_query
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -9,7 +9,10 @@
  *     audio whatever it decoded before (stream and CMN state are reset);
  *   - speech, 2 s of digital silence, speech: two segments, the second one
  *     timed after the pause; silence alone: no segments, text "";
- *   - the http engine against a closed port: LUCY_EUNAVAIL with a reason.
+ *   - the http engine against a closed port: LUCY_EUNAVAIL with a reason;
+ *   - LUCY_CALL_CHANNELS read once (channels.c), a call's plan labelled
+ *     per channel, and the chunk hook's pieces merged with the stream
+ *     continued only after a chunk the engine recognised.
  * Fixtures are found as in audio_test.c.
  */
 #include <fcntl.h>
@@ -390,6 +393,120 @@ static void merge_channels(void **state)
     lucy_transcript_free(&b);
 }
 
+/* The one reading of LUCY_CALL_CHANNELS. */
+static void call_channels(void **state)
+{
+    (void)state;
+    struct lucy_asr_channels c;
+    assert_int_equal(lucy_asr_channels_parse(NULL, &c), 0);
+    assert_true(c.split);
+    assert_string_equal(c.roles[0], "me");
+    assert_string_equal(c.roles[1], "them");
+    assert_int_equal(lucy_asr_channels_parse("them,me", &c), 0);
+    assert_string_equal(c.roles[0], "them");
+    assert_string_equal(c.roles[1], "me");
+    assert_int_equal(lucy_asr_channels_parse("mix", &c), 0);
+    assert_false(c.split);
+    assert_int_equal(lucy_asr_channels_parse("me", &c), LUCY_EINVAL);
+    assert_true(c.split); /* the default */
+    size_t n = 0;
+    while (lucy_asr_channels_names[n])
+        assert_int_equal(lucy_asr_channels_parse(lucy_asr_channels_names[n++], &c), 0);
+    assert_int_equal(n, 3);
+}
+
+/* A plan of whole channels (max_chunk_s 0: no FFmpeg needed) is labelled
+ * by the layout when there are two channels, not at all when one. */
+static void call_plan_labels(void **state)
+{
+    (void)state;
+    struct lucy_audio a = {.n_channels = 2};
+    a.channel[0].n_samples = a.channel[1].n_samples = 3 * LUCY_ASR_SAMPLE_RATE;
+    struct lucy_asr_channels c;
+    lucy_asr_channels_parse("them,me", &c);
+    struct lucy_asr_plan plan;
+    char err[256];
+    assert_int_equal(lucy_asr_plan_make(&a, &c, 0, &plan, err, sizeof err), 0);
+    assert_int_equal(plan.n_tracks, 2);
+    assert_int_equal(plan.n_chunks, 2);
+    assert_true(plan.total_s > 5.99 && plan.total_s < 6.01);
+    assert_int_equal(plan.track[1].channel, 1);
+    assert_string_equal(plan.track[1].speaker, "me");
+    assert_ptr_equal(plan.track[1].pcm, &a.channel[1]);
+    assert_int_equal(plan.track[1].chunks[0].n_samples, 3 * LUCY_ASR_SAMPLE_RATE);
+    lucy_asr_plan_free(&plan);
+    a.n_channels = 1;
+    assert_int_equal(lucy_asr_plan_make(&a, &c, 0, &plan, err, sizeof err), 0);
+    assert_int_equal(plan.n_tracks, 1);
+    assert_int_equal(plan.track[0].channel, -1);
+    assert_null(plan.track[0].speaker);
+    lucy_asr_plan_free(&plan);
+}
+
+/* A hook that says each chunk's first sample, and takes chunk 1 of the
+ * left channel "from a checkpoint" (not fresh). */
+struct fake_hook {
+    int continues[8]; /* in call order */
+    int calls;
+};
+
+static int fake_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
+                      int continues, struct lucy_transcript *piece, int *fresh, char *err,
+                      size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct fake_hook *h = arg;
+    h->continues[h->calls++] = continues;
+    char text[32];
+    int64_t t0 = (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE;
+    int n = snprintf(text, sizeof text, "c%d at %lld", t->channel, (long long)t0);
+    assert_int_equal(lucy_transcript_add(piece, t0, t0 + 500, text, (size_t)n), 0);
+    *fresh = !(t->channel == 0 && c->first_sample == 16000);
+    snprintf(piece->model, sizeof piece->model, "%s", *fresh ? "now" : "saved");
+    snprintf(piece->language, sizeof piece->language, "%s", *fresh ? "de" : "xx");
+    piece->wall_s = 0.5;
+    return 0;
+}
+
+static void call_plan_merge(void **state)
+{
+    (void)state;
+    struct lucy_audio a = {.n_channels = 2};
+    for (int k = 0; k < 2; k++)
+        a.channel[k] = (struct lucy_pcm){
+            .n_samples = 80000, .duration_s = 5, .truncated = 1, .source_duration_s = 9};
+    struct lucy_chunk left[] = {{0, 8000}, {16000, 8000}, {32000, 8000}}, right[] = {{8000, 8000}};
+    struct lucy_asr_plan plan = {.audio = &a, .n_tracks = 2, .n_chunks = 4};
+    plan.track[0] = (struct lucy_asr_track){&a.channel[0], 0, "me", left, 3};
+    plan.track[1] = (struct lucy_asr_track){&a.channel[1], 1, "them", right, 1};
+    struct fake_hook h = {0};
+    struct lucy_transcript t;
+    char err[64];
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", fake_chunk, &h, &t, err, sizeof err),
+                     0);
+    /* Left: chunk 1 continues chunk 0; chunk 2 does not continue the one
+     * taken from elsewhere; the right channel starts afresh. */
+    assert_int_equal(h.calls, 4);
+    assert_int_equal(h.continues[0], 0);
+    assert_int_equal(h.continues[1], 1);
+    assert_int_equal(h.continues[2], 0);
+    assert_int_equal(h.continues[3], 0);
+    assert_string_equal(t.text, "c0 at 0 c1 at 500 c0 at 1000 c0 at 2000");
+    assert_int_equal(t.segments[1].channel, 1);
+    assert_string_equal(t.segments[1].speaker, "them");
+    assert_string_equal(t.segments[2].speaker, "me");
+    assert_string_equal(t.engine, "fake");
+    assert_string_equal(t.model, "now");
+    assert_string_equal(t.language, "de");
+    assert_true(t.wall_s > 1.99 && t.wall_s < 2.01);
+    assert_true(t.rtf > 0.39 && t.rtf < 0.41);
+    assert_int_equal(t.channels, 2);
+    assert_true(t.truncated);
+    assert_true(t.source_duration_s > 8.9);
+    lucy_transcript_free(&t);
+}
+
 static void http_engine_unreachable(void **state)
 {
     (void)state;
@@ -438,7 +555,8 @@ int main(void)
         cmocka_unit_test(tokens_to_words),     cmocka_unit_test(tokens_edge_cases),
         cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
         cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
-        cmocka_unit_test(merge_channels),
+        cmocka_unit_test(merge_channels),      cmocka_unit_test(call_channels),
+        cmocka_unit_test(call_plan_labels),    cmocka_unit_test(call_plan_merge),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

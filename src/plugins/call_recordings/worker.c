@@ -15,8 +15,10 @@
  *      admits the file's size plus the critical margin, made with mkstemp
  *      in DATA_DIR/tmp (0700) and unlinked at once, so it disappears with
  *      the descriptor on success, failure or crash; then a fresh open and
- *      a plain sequential read of the whole file. Decode (16 kHz mono),
- *      transcribe (with the engine and model the job asked for: the
+ *      a plain sequential read of the whole file. Decode (16 kHz, a
+ *      stereo call per channel) and transcribe chunk by chunk through
+ *      src/asr/channels.c, as `lucy transcribe` does, with this file's hook
+ *      adding the checkpoints (with the engine and model the job asked for: the
  *      instance switches models when it holds others), and finish the job (lucy_jobs_finish:
  * transcript + segments + index documents + the job's new state in ONE store write);
  *   4. classify a failure by table (source_errors[], engine_errors[]):
@@ -86,19 +88,18 @@ struct worker {
 };
 
 struct lucy_jobs_pool {
-    struct lucy_ctx *ctx;         /* daemon context (not owned) */
-    struct lucy_asr_options asr;  /* engine options from the config */
-    const char *roles[2];         /* speaker of the left/right channel (LUCY_CALL_CHANNELS) */
-    int split;                    /* 0: LUCY_CALL_CHANNELS=mix, stereo is mixed to mono */
-    int chunk_s;                  /* LUCY_ASR_CHUNK_S */
-    int retry_base_s;             /* LUCY_JOB_RETRY_BASE_S */
-    int n_workers;                /* LUCY_ASR_WORKERS */
-    struct worker *workers;       /* n_workers */
-    pthread_mutex_t mu;           /* guards everything below */
-    pthread_cond_t changed;       /* waiters: some job changed state; CLOCK_MONOTONIC */
-    int stopping;                 /* stop asked: workers end, waiters return */
-    int requeue_pending;          /* start-up requeue failed (disk full): retry */
-    struct lucy_jobs_stats stats; /* /metrics figures */
+    struct lucy_ctx *ctx;              /* daemon context (not owned) */
+    struct lucy_asr_options asr;       /* engine options from the config */
+    struct lucy_asr_channels channels; /* LUCY_CALL_CHANNELS: split or mix, who is where */
+    int chunk_s;                       /* LUCY_ASR_CHUNK_S */
+    int retry_base_s;                  /* LUCY_JOB_RETRY_BASE_S */
+    int n_workers;                     /* LUCY_ASR_WORKERS */
+    struct worker *workers;            /* n_workers */
+    pthread_mutex_t mu;                /* guards everything below */
+    pthread_cond_t changed;            /* waiters: some job changed state; CLOCK_MONOTONIC */
+    int stopping;                      /* stop asked: workers end, waiters return */
+    int requeue_pending;               /* start-up requeue failed (disk full): retry */
+    struct lucy_jobs_stats stats;      /* /metrics figures */
 };
 
 /* ---- outcome of one run, and how each failure is classified -------------- */
@@ -337,17 +338,6 @@ static int error_rank(int err)
 
 /* Decodes the recording from the first path that works, a stereo one per
  * channel unless LUCY_CALL_CHANNELS=mix. */
-static int decode_one(struct lucy_jobs_pool *p, int fd, const char *display,
-                      struct lucy_audio *audio, char *err, size_t errlen)
-{
-    if (p->split)
-        return lucy_audio_decode_split_fd(fd, display, audio, err, errlen);
-    memset(audio, 0, sizeof *audio);
-    int rc = lucy_audio_decode_fd(fd, display, &audio->channel[0], err, errlen);
-    audio->n_channels = rc == 0;
-    return rc;
-}
-
 static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recording_info *info,
                             struct lucy_audio *audio, char *err, size_t errlen)
 {
@@ -359,7 +349,7 @@ static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recordin
         int fd = -1, copied = 0;
         int rc = open_source(p, path, display, &fd, &copied, e1, sizeof e1);
         if (rc == 0) {
-            rc = decode_one(p, fd, display, audio, e1, sizeof e1);
+            rc = lucy_audio_decode_call_fd(fd, display, &p->channels, audio, e1, sizeof e1);
             if (rc == LUCY_ELOCKED && !copied) {
                 /* Locked after the first block: copy and decode that. */
                 close(fd);
@@ -367,7 +357,7 @@ static int decode_recording(struct lucy_jobs_pool *p, const struct lucy_recordin
                 lucy_audio_free(audio);
                 rc = temp_copy(p, path, display, &fd, e1, sizeof e1);
                 if (rc == 0)
-                    rc = decode_one(p, fd, display, audio, e1, sizeof e1);
+                    rc = lucy_audio_decode_call_fd(fd, display, &p->channels, audio, e1, sizeof e1);
             }
             if (fd >= 0)
                 close(fd);
@@ -444,136 +434,110 @@ static struct lucy_checkpoint *find_checkpoint(struct lucy_checkpoint *v, size_t
     return NULL;
 }
 
-/* Recognises one chunk: its segments, times from the file's start, in
- * *piece; the chunk is committed as a checkpoint (a failed commit only
- * costs the resume). */
-static int recognise_chunk(struct worker *w, const struct lucy_job *job, const struct lucy_pcm *pcm,
-                           int ch, const struct lucy_chunk *c, int continues,
-                           struct lucy_transcript *piece, char *err, size_t errlen)
+/* One run of a job through lucy_asr_transcribe_plan: what its chunk hook
+ * needs. */
+struct run {
+    struct worker *w;
+    const struct lucy_job *job;
+    struct lucy_checkpoint *saved; /* committed by earlier runs */
+    size_t n_saved;
+    struct progress pr; /* published after every chunk */
+};
+
+/* Recognises one chunk (lucy_asr_recognise_chunk) and commits it as a
+ * checkpoint (a failed commit only costs the resume). */
+static int recognise_chunk(struct run *r, const struct lucy_asr_track *t,
+                           const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
+                           char *err, size_t errlen)
 {
+    struct worker *w = r->w;
     struct lucy_jobs_pool *p = w->pool;
-    struct lucy_pcm view = lucy_pcm_view(pcm, c);
-    view.continues = continues;
-    struct lucy_transcript got = {0};
-    int rc = lucy_asr_transcribe(w->asr.engine, w->asr.state, &view, &got, err, errlen);
+    int rc =
+        lucy_asr_recognise_chunk(w->asr.engine, w->asr.state, t, c, continues, piece, err, errlen);
     lucy_asr_instance_touch(&w->asr); /* work, for the idle unload */
-    if (rc == 0)
-        rc = lucy_transcript_append(
-            piece, &got, (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE, ch, NULL);
-    if (rc == 0) {
-        snprintf(piece->model, sizeof piece->model, "%s", got.model);
-        snprintf(piece->language, sizeof piece->language, "%s", got.language);
-        piece->wall_s = got.wall_s;
-        int put = lucy_checkpoint_put(p->ctx->store, job->id, ch, c, piece, w->asr.engine->name,
-                                      got.model, got.wall_s);
-        if (put)
-            lucy_log(LUCY_LOG_WARNING, "chunk checkpoint not stored; a restart redoes it",
-                     "{s:I,s:s}", "job_id", (json_int_t)job->id, "error", lucy_strerror(put));
-        pthread_mutex_lock(&p->mu);
-        p->stats.chunks_recognised++;
-        p->stats.chunk_audio_s_total += view.duration_s;
-        pthread_mutex_unlock(&p->mu);
-        lucy_log(LUCY_LOG_DEBUG, "chunk recognised", "{s:I,s:i,s:I,s:f,s:f}", "job_id",
-                 (json_int_t)job->id, "channel", ch, "t0_ms",
-                 (json_int_t)(c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE), "audio_s",
-                 view.duration_s, "wall_s", got.wall_s);
+    if (rc)
+        return rc;
+    double audio_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
+    int put = lucy_checkpoint_put(p->ctx->store, r->job->id, t->channel, c, piece,
+                                  w->asr.engine->name, piece->model, piece->wall_s);
+    if (put)
+        lucy_log(LUCY_LOG_WARNING, "chunk checkpoint not stored; a restart redoes it", "{s:I,s:s}",
+                 "job_id", (json_int_t)r->job->id, "error", lucy_strerror(put));
+    pthread_mutex_lock(&p->mu);
+    p->stats.chunks_recognised++;
+    p->stats.chunk_audio_s_total += audio_s;
+    pthread_mutex_unlock(&p->mu);
+    lucy_log(LUCY_LOG_DEBUG, "chunk recognised", "{s:I,s:i,s:I,s:f,s:f}", "job_id",
+             (json_int_t)r->job->id, "channel", t->channel, "t0_ms",
+             (json_int_t)(c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE), "audio_s", audio_s,
+             "wall_s", piece->wall_s);
+    return 0;
+}
+
+/* The worker's chunk hook (lucy_asr_chunk_fn): a chunk a previous run
+ * committed comes from its checkpoint; else, unless the worker is asked
+ * to stop (LUCY_ESHUTDOWN), it is recognised and committed. Progress is
+ * published after each. */
+static int job_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
+                     int continues, struct lucy_transcript *piece, int *fresh, char *err,
+                     size_t errlen)
+{
+    struct run *r = arg;
+    double chunk_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
+    struct lucy_checkpoint *cp = find_checkpoint(r->saved, r->n_saved, t->channel, c);
+    int rc;
+    if (cp) {
+        rc = lucy_transcript_append(piece, &cp->seg, 0, t->channel, NULL);
+        snprintf(piece->model, sizeof piece->model, "%s", cp->model);
+        piece->wall_s = cp->wall_s;
+        r->pr.resumed_s += chunk_s;
+        *fresh = 0;
+    } else if (worker_stopping(r->w)) {
+        return LUCY_ESHUTDOWN;
+    } else {
+        rc = recognise_chunk(r, t, c, continues, piece, err, errlen);
+        *fresh = 1;
     }
-    lucy_transcript_free(&got);
+    if (rc == 0) {
+        r->pr.done_s += chunk_s;
+        r->pr.chunks_done++;
+        progress_set(r->w, &r->pr);
+    }
     return rc;
 }
 
-/* Transcribes the decoded recording chunk by chunk (lucy_asr_chunks), each
- * channel of a per-channel call apart, taking chunks a previous run
- * committed from their checkpoints; the segments of all channels merged
- * in time order in *out. LUCY_ESHUTDOWN when the worker is asked to stop
- * between chunks (the job stays running and resumes at the next start);
- * engine errors as lucy_asr_transcribe. */
+/* Transcribes the decoded recording chunk by chunk, each channel of a
+ * per-channel call apart (lucy_asr_plan_make / lucy_asr_transcribe_plan),
+ * taking chunks a previous run committed from their checkpoints; the
+ * segments of all channels merged in time order in *out. LUCY_ESHUTDOWN
+ * when the worker is asked to stop between chunks (the job stays running
+ * and resumes at the next start); engine errors as lucy_asr_transcribe. */
 static int transcribe_audio(struct worker *w, const struct lucy_job *job,
                             const struct lucy_audio *a, struct lucy_transcript *out, char *err,
                             size_t errlen)
 {
     struct lucy_jobs_pool *p = w->pool;
-    struct lucy_chunk *chunks[LUCY_AUDIO_MAX_CHANNELS] = {0};
-    size_t n_chunks[LUCY_AUDIO_MAX_CHANNELS] = {0};
-    struct lucy_checkpoint *saved = NULL;
-    size_t n_saved = 0;
-    struct progress pr = {.job_id = job->id};
-    snprintf(pr.recording_id, sizeof pr.recording_id, "%s", job->recording_id);
-    int per_channel = a->n_channels == 2, rc = 0;
-    double wall_s = 0;
+    struct lucy_asr_plan plan;
+    struct run r = {.w = w, .job = job, .pr = {.job_id = job->id}};
+    snprintf(r.pr.recording_id, sizeof r.pr.recording_id, "%s", job->recording_id);
 
-    for (int ch = 0; ch < a->n_channels && rc == 0; ch++) {
-        rc = lucy_asr_chunks(&a->channel[ch], p->chunk_s, &chunks[ch], &n_chunks[ch], err, errlen);
-        for (size_t i = 0; rc == 0 && i < n_chunks[ch]; i++)
-            pr.total_s += (double)chunks[ch][i].n_samples / LUCY_ASR_SAMPLE_RATE;
-        pr.chunks_total += (int)n_chunks[ch];
-    }
-    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &saved,
-                                              &n_saved)) != 0)
+    int rc = lucy_asr_plan_make(a, &p->channels, p->chunk_s, &plan, err, errlen);
+    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &r.saved,
+                                              &r.n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
-    pr.planned = 1;
-    pr.started_ms = lucy_mono_ms();
-    progress_set(w, &pr);
+    r.pr.total_s = plan.total_s;
+    r.pr.chunks_total = plan.n_chunks;
+    r.pr.planned = 1;
+    r.pr.started_ms = lucy_mono_ms();
+    progress_set(w, &r.pr);
 
-    for (int ch = 0; ch < a->n_channels && rc == 0; ch++) {
-        int code = per_channel ? ch : -1;
-        const char *speaker = per_channel ? p->roles[ch] : NULL;
-        /* The engine continues a channel only from the chunk it recognised
-         * just before (not across a checkpointed one, another channel or
-         * another job). */
-        size_t next_continued = 0; /* index whose chunk continues the engine's stream; 0 none */
-        for (size_t i = 0; i < n_chunks[ch] && rc == 0; i++) {
-            const struct lucy_chunk *c = &chunks[ch][i];
-            double chunk_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
-            struct lucy_checkpoint *cp = find_checkpoint(saved, n_saved, code, c);
-            struct lucy_transcript piece = {0};
-            if (cp) {
-                rc = lucy_transcript_append(out, &cp->seg, 0, code, speaker);
-                if (!out->model[0])
-                    snprintf(out->model, sizeof out->model, "%s", cp->model);
-                wall_s += cp->wall_s;
-                pr.resumed_s += chunk_s;
-            } else if (worker_stopping(w)) {
-                rc = LUCY_ESHUTDOWN;
-            } else if ((rc = recognise_chunk(w, job, &a->channel[ch], code, c,
-                                             i > 0 && next_continued == i, &piece, err, errlen)) ==
-                       0) {
-                next_continued = i + 1;
-                snprintf(out->model, sizeof out->model, "%s", piece.model);
-                snprintf(out->language, sizeof out->language, "%s", piece.language);
-                wall_s += piece.wall_s;
-                rc = lucy_transcript_append(out, &piece, 0, code, speaker);
-            }
-            lucy_transcript_free(&piece);
-            if (rc == 0) {
-                pr.done_s += chunk_s;
-                pr.chunks_done++;
-                progress_set(w, &pr);
-            }
-        }
-    }
-    if (rc == 0 && n_saved > 0)
+    if (rc == 0)
+        rc = lucy_asr_transcribe_plan(&plan, w->asr.engine->name, job_chunk, &r, out, err, errlen);
+    if (rc == 0 && r.n_saved > 0)
         lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
-                 (json_int_t)job->id, "resumed_s", pr.resumed_s, "total_s", pr.total_s);
-    if (rc == 0) {
-        lucy_transcript_sort(out);
-        rc = lucy_transcript_join(out);
-    }
-    if (rc == 0) {
-        const struct lucy_pcm *first = &a->channel[0];
-        snprintf(out->engine, sizeof out->engine, "%s", w->asr.engine->name);
-        if (!out->language[0])
-            snprintf(out->language, sizeof out->language, "en");
-        out->audio_s = first->duration_s;
-        out->wall_s = wall_s;
-        out->rtf = first->duration_s > 0 ? wall_s / first->duration_s : 0;
-        out->truncated = first->truncated;
-        out->source_duration_s = first->source_duration_s;
-        out->channels = a->n_channels;
-    }
-    for (int ch = 0; ch < LUCY_AUDIO_MAX_CHANNELS; ch++)
-        free(chunks[ch]);
-    lucy_checkpoints_free(saved, n_saved);
+                 (json_int_t)job->id, "resumed_s", r.pr.resumed_s, "total_s", r.pr.total_s);
+    lucy_asr_plan_free(&plan);
+    lucy_checkpoints_free(r.saved, r.n_saved);
     return rc;
 }
 
@@ -781,10 +745,8 @@ struct lucy_jobs_pool *lucy_jobs_pool_new(struct lucy_ctx *ctx)
     p->asr.whisper_model = ctx->cfg->whisper_model;
     p->asr.url = ctx->cfg->asr_url;
     p->asr.threads = ctx->cfg->asr_threads;
-    const char *channels = ctx->cfg->call_channels ? ctx->cfg->call_channels : "me,them";
-    p->split = strcmp(channels, "mix") != 0;
-    p->roles[0] = strcmp(channels, "them,me") == 0 ? "them" : "me";
-    p->roles[1] = strcmp(channels, "them,me") == 0 ? "me" : "them";
+    /* Validated at start-up (the config's enum): never LUCY_EINVAL here. */
+    lucy_asr_channels_parse(ctx->cfg->call_channels, &p->channels);
     p->chunk_s = ctx->cfg->asr_chunk_s > 0 ? ctx->cfg->asr_chunk_s : 30;
     p->retry_base_s = ctx->cfg->job_retry_base_s > 0 ? ctx->cfg->job_retry_base_s : 30;
     p->n_workers = ctx->cfg->asr_workers > 0 ? ctx->cfg->asr_workers : 1;
