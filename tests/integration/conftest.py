@@ -34,7 +34,8 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root to mount a tmpfs
 class Lucy:
     """One running `lucy serve` process."""
 
-    def __init__(self, data_dir, env=None, args=None, log_path=None):
+    def __init__(self, data_dir, env=None, args=None, log_path=None, binary=None):
+        self.binary = binary or LUCY_BIN
         self.data_dir = data_dir
         self.env = dict(env or {})
         self.args = list(args or [])
@@ -58,7 +59,7 @@ class Lucy:
         env.update(self.env)
         self._log = open(self.log_path, "ab")
         self.log_offset = self._log.tell()
-        self.proc = subprocess.Popen([LUCY_BIN, "serve"] + self.args, env=env,
+        self.proc = subprocess.Popen([self.binary, "serve"] + self.args, env=env,
                                      stdout=self._log, stderr=self._log)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -142,14 +143,15 @@ class Lucy:
 
 @pytest.fixture
 def start_lucy(tmp_path):
-    """Factory: start_lucy(env={...}, args=[...], data_dir=None) -> Lucy.
+    """Factory: start_lucy(env={...}, args=[...], data_dir=None, binary=None) -> Lucy.
     Every instance is stopped at the end of the test; a sanitizer report or
     a non-zero exit on SIGTERM fails the test."""
     started = []
 
-    def start(env=None, args=None, data_dir=None):
+    def start(env=None, args=None, data_dir=None, binary=None):
         d = data_dir or str(tmp_path / ("data-" + uuid.uuid4().hex[:8]))
-        lucy = Lucy(d, env=env, args=args, log_path=str(tmp_path / ("lucy-%d.log" % len(started))))
+        lucy = Lucy(d, env=env, args=args, log_path=str(tmp_path / ("lucy-%d.log" % len(started))),
+                    binary=binary)
         started.append(lucy)
         return lucy.start()
 

@@ -90,6 +90,10 @@ static const struct {
     {"permission_denied", NULL,
      "lucy's user cannot read it; give it read permission (chmod o+r, or add lucy to the "
      "owner's group). It is retried on every scan."},
+    {"io_error", "ELIBACC",
+     "lucy's media module (lucy-media.so: FFmpeg and the speech recognisers) could not be "
+     "loaded; install it next to the lucy binary or where meson install puts it (lucy's log "
+     "says where it looked). It is retried on every scan."},
     {"io_error", NULL,
      "Reading failed below lucy; check the disk or the mount (dmesg). It is retried on every "
      "scan."},

@@ -1,0 +1,60 @@
+"""The media module (src/media/media.h): FFmpeg and the recognisers live in
+lucy-media.so, next to the binary. Without it lucy still runs and loses
+nothing: media work waits, says why, and goes on once the module is there."""
+import os
+import shutil
+import subprocess
+
+from conftest import BUILD_DIR, FIXTURES, SAN_ENV
+
+AUDIO = os.path.join(FIXTURES, "audio")
+MODULE = os.path.join(BUILD_DIR, "lucy-media.so")
+
+
+def lone_binary(tmp_path):
+    """A copy of the binary in a folder without the module."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    shutil.copy(os.path.join(BUILD_DIR, "lucy"), str(d / "lucy"))
+    return str(d / "lucy")
+
+
+def test_transcribe_without_the_module_says_where_to_install_it(tmp_path):
+    env = dict(os.environ, **SAN_ENV)
+    run = subprocess.run([lone_binary(tmp_path), "transcribe", os.path.join(AUDIO, "goforward.m4a")],
+                         capture_output=True, env=env, timeout=60)
+    assert run.returncode != 0
+    err = run.stderr.decode()
+    assert "lucy-media.so" in err and "install it next to the lucy binary" in err, err
+
+
+def test_serve_without_the_module_keeps_the_file_and_takes_it_once_installed(start_lucy, tmp_path):
+    binary = lone_binary(tmp_path)
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    shutil.copy(os.path.join(AUDIO, "goforward.m4a"), str(rec_dir / "goforward.m4a"))
+    lucy = start_lucy(binary=binary, env={
+        "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_SCAN_INTERVAL_S": "86400", "LUCY_ASR_ENGINE": "pocketsphinx"})
+
+    # The file cannot be probed: the ledger says why, nothing is a 500.
+    def ledger_row():
+        rows = lucy.get("/ledger").json()["items"]
+        return next((r for r in rows if r["path"].endswith("goforward.m4a")), None)
+    row = lucy.wait_for(ledger_row, timeout=60, what="the file in the ledger")
+    assert row["outcome"] != "recording", row
+    assert row["outcome"] == "io_error" and row["reason_code"] == "ELIBACC", row
+    assert "lucy-media.so" in row["advice"], row
+    assert lucy.get("/recordings").json()["recordings"] == []
+    assert lucy.get("/health").status_code in (200, 503)
+    assert lucy.get("/metrics").status_code == 200
+
+    # Installed next to the binary: the next scan takes the file.
+    shutil.copy(MODULE, os.path.join(os.path.dirname(binary), "lucy-media.so"))
+    assert lucy.post("/recordings/scan").status_code == 200
+
+    def transcribed():
+        recs = lucy.get("/recordings").json()["recordings"]
+        return recs and recs[0]["transcript_status"] == "done" and recs[0]
+    rec = lucy.wait_for(transcribed, timeout=180, interval=0.2, what="the recording transcribed")
+    assert "forward" in lucy.get("/recordings/%s" % rec["id"]).json()["transcript"]["text"]
