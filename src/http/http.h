@@ -231,6 +231,9 @@ void lucy_http_reply_fd(struct lucy_http_response *resp, int status, const char 
 /* The error type's name ("disk_full") and HTTP status (507). */
 const char *lucy_http_error_name(enum lucy_http_error type);
 int lucy_http_error_status(enum lucy_http_error type);
+/* The error type lucy_http_reply_err gives a LUCY_E* code (LUCY_ENOSPC ->
+ * LUCY_HTTP_DISK_FULL; unknown codes -> LUCY_HTTP_INTERNAL). Pure. */
+enum lucy_http_error lucy_http_error_of(int lucy_err);
 
 /* Request counts by route and status for /metrics: calls fn for each. */
 void lucy_http_foreach_count(struct lucy_http *h,
