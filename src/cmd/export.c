@@ -38,6 +38,7 @@
 
 #include "../config.h"
 #include "../error.h"
+#include "../http/http.h"
 #include "../index/index.h"
 #include "../people/people.h"
 #include "../plugins/call_recordings/export.h"
@@ -310,7 +311,7 @@ static void convo_close(struct msg_read *a, struct convo *c)
     }
     size_t md_len = 0;
     char *md = messages_md(c->doc, &md_len);
-    char *js = json_dumps(c->doc, JSON_INDENT(2));
+    char *js = json_dumps(c->doc, JSON_INDENT(2) | LUCY_JSON_REALS);
     if (!md || !js)
         failed(a->fail, LUCY_ENOMEM, "out of memory rendering %s", c->file);
     else if (write_pair(a->dir, c->file, md, md_len, js, a->fail) == 0)
@@ -459,7 +460,7 @@ static int export_call(struct lucy_store *store, const char *id, const char *dir
     snprintf(base, sizeof base, "%s-%s", stamp, name);
     size_t md_len = 0;
     char *md = call_md(rec, &md_len);
-    char *js = json_dumps(rec, JSON_INDENT(2));
+    char *js = json_dumps(rec, JSON_INDENT(2) | LUCY_JSON_REALS);
     json_decref(rec);
     if (!md || !js) {
         failed(fail, LUCY_ENOMEM, "out of memory rendering recording %s", id);

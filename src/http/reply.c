@@ -84,7 +84,7 @@ void lucy_http_reply_text(struct lucy_http_response *resp, int status, const cha
 
 void lucy_http_reply_json(struct lucy_http_response *resp, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     json_decref(body);
     free(resp->body);
     resp->status = status;

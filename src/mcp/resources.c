@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../error.h"
+#include "../http/http.h"
 #include "../lucy.h"
 #include "../plugins/call_recordings/recording.h"
 #include "mcp_int.h"
@@ -123,7 +124,7 @@ json_t *mcp_resources_list(struct lucy_mcp *m, json_t *params, int *code, char *
 /* One resource's contents: its JSON document as text. */
 static json_t *contents(const char *uri, json_t *doc /* stolen */)
 {
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     json_decref(doc);
     json_t *out = text ? json_pack("{s:[{s:s,s:s,s:s}]}", "contents", "uri", uri, "mimeType",
                                    "application/json", "text", text)

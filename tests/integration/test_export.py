@@ -73,6 +73,14 @@ def test_transcript_files_read_back_by_ffmpeg(start_lucy, tmp_path):
     r = lucy.get("/recordings/%s/transcript.json" % rec_id)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
     assert r.json() == api
+    # seconds as ms, printed as written (7.1, not jansson's 7.0999999999999996), as the API does
+    api_text = lucy.get("/recordings/" + rec_id).text
+    for text in (r.text, api_text):
+        reals = re.findall(r'"(duration_s|source_duration_s|rtf)": ?(-?[0-9.eE+-]+)', text)
+        assert len(reals) >= 2, text[:400]
+        for key, value in reals:
+            assert re.fullmatch(r"-?[0-9]+(\.[0-9]{1,3})?", value), (key, value)
+    assert not re.search(r"[0-9]\.[0-9]{15,}", r.text + api_text), "a real printed with 17 digits"
 
     txt = lucy.get("/recordings/%s/transcript.txt" % rec_id)
     assert txt.headers["Content-Type"].startswith("text/plain")
