@@ -2,14 +2,18 @@
  * main.c - the `lucy` command: a table of subcommands (DESIGN §3).
  */
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
 #include "config.h"
+#include "http/http.h"
 #include "log.h"
 #include "lucy.h"
+#include "utf8.h"
 
 static const struct {
     const char *name;                 /* subcommand */
@@ -70,6 +74,28 @@ void lucy_cmd_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+void lucy_cmd_fail(int as_json, int err, const char *advice, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    lucy_cmd_error("%s; %s", message, advice);
+    if (!as_json)
+        return;
+    /* A path in the message may not be UTF-8, which JSON requires. */
+    char *text = lucy_utf8_display(message, strlen(message));
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "error_type", lucy_http_error_name(lucy_http_error_of(err)),
+                  "message", text ? text : "(message lost: out of memory)", "advice", advice);
+    char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    printf("%s\n", out ? out : "{\"error_type\":\"internal\",\"message\":\"out of memory\"}");
+    free(out);
+    json_decref(o);
+    free(text);
 }
 
 static void usage(FILE *out)

@@ -209,6 +209,9 @@ static json_t *filters_json(const struct lucy_ask_filters *f)
                                      : json_null());
     json_object_set_new(o, "time_phrase",
                         f->time.phrase[0] ? json_string(f->time.phrase) : json_null());
+    json_object_set_new(o, "time_not_understood",
+                        f->time.not_understood[0] ? json_string(f->time.not_understood)
+                                                  : json_null());
     json_object_set_new(o, "from", time_json(f->time.from_s, INT64_MIN));
     json_object_set_new(o, "to", time_json(f->time.to_s, INT64_MAX));
     json_object_set_new(o, "latest", json_boolean(f->time.latest));
@@ -425,6 +428,12 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
             extractive(out, &r, &f);
         }
     }
+    if (out && f.time.not_understood[0])
+        fprintf(out,
+                "\n\n(lucy did not understand \xe2\x80\x9c%s\xe2\x80\x9d: the calendar has no such "
+                "day, so "
+                "no time filter came from it; ask again with a day that exists.)",
+                f.time.not_understood);
     if (out && fclose(out) != 0)
         rc = LUCY_ENOMEM;
     json_t *retrieval =

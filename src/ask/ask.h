@@ -124,9 +124,11 @@ int lucy_ask_request_check(const struct lucy_ask_request *rq, char *err, size_t 
 
 /* A time range understood from a question. */
 struct lucy_ask_time {
-    int64_t from_s, to_s; /* inclusive, Unix seconds; INT64_MIN / INT64_MAX = open */
-    char phrase[64];      /* the words understood ("last week"), "" = none */
-    int latest;           /* "the latest/last call with ...": newest conversation only */
+    int64_t from_s, to_s;    /* inclusive, Unix seconds; INT64_MIN / INT64_MAX = open */
+    char phrase[64];         /* the words understood ("last week"), "" = none */
+    int latest;              /* "the latest/last call with ...": newest conversation only */
+    char not_understood[64]; /* a time phrase naming no such day ("since 2024-02-30"):
+                                not applied, its words not searched; "" = none */
 };
 
 /* Reads the first time phrase of question (any case) relative to now_s in
@@ -134,8 +136,10 @@ struct lucy_ask_time {
  * Sunday), this/last month, this/last year, in <Month> [YYYY], on
  * <weekday>, on/since/after/before YYYY-MM-DD, since <Month>/<weekday>/
  * yesterday, in YYYY, "latest/last/most recent call". Fills *t (open
- * range when none). Returns 1 when a phrase was understood, else 0. Pure
- * but for the time zone. */
+ * range when none). A date that names no day (2024-02-30, 2023-02-29) is
+ * not moved to a real one: its phrase goes to t->not_understood and sets
+ * no range. Returns 1 when a phrase was understood, else 0. Pure but for
+ * the time zone. */
 int lucy_ask_time_parse(const char *question, int64_t now_s, struct lucy_ask_time *t);
 
 /* The words of question worth searching for (lower case, stop words,

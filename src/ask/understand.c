@@ -124,15 +124,21 @@ static int year_of(const char *w)
     return y >= 1970 && y <= 2200 && strspn(w, "0123456789") == 4 ? y : -1;
 }
 
-/* "YYYY-MM-DD" as the local day's start; -1 when w is not a date. */
-static int64_t date_of(const char *w, int64_t *start)
+/* A phrase whose date names no day: not understood, never moved to a
+ * real day (mktime would make 2024-02-30 the 1st of March). */
+#define NO_SUCH_DAY (-2)
+
+/* "YYYY-MM-DD" as the local day's start; -1 when w is not a date,
+ * NO_SUCH_DAY when it has a date's shape but the calendar has no such day. */
+static int date_of(const char *w, int64_t *start)
 {
     int y, m, d, n = 0;
-    if (sscanf(w, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || w[n] || m < 1 || m > 12 || d < 1 ||
-        d > 31)
+    if (sscanf(w, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || w[n])
         return -1;
     struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_isdst = -1};
     *start = (int64_t)mktime(&tm);
+    if (tm.tm_year != y - 1900 || tm.tm_mon != m - 1 || tm.tm_mday != d)
+        return NO_SUCH_DAY; /* mktime normalised it: month 13, day 0, 30 February */
     return 0;
 }
 
@@ -153,7 +159,7 @@ static int64_t month_named(int64_t now_s, int mon, int y, int64_t *end)
 }
 
 /* A point in time named by one token (a date, a month, a weekday,
- * yesterday, today): its range. 0 when understood. */
+ * yesterday, today): its range. 0 when understood, NO_SUCH_DAY, else -1. */
 static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from, int64_t *to,
                     int *used)
 {
@@ -161,7 +167,10 @@ static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from
     int64_t s;
     int m = month_of(w), wd = weekday_of(w), y;
     *used = 1;
-    if (date_of(w, &s) == 0) {
+    int date = date_of(w, &s);
+    if (date == NO_SUCH_DAY) {
+        return NO_SUCH_DAY;
+    } else if (date == 0) {
         *from = s;
         *to = day_start(s, 1) - 1;
     } else if (m >= 0) {
@@ -186,8 +195,9 @@ static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from
 /* ---- the phrase table ---------------------------------------------------- */
 
 /* Reads the phrase's arguments at tokens i.. (after its leading words);
- * sets the range and returns how many tokens it used after them, or -1
- * when the phrase does not apply. */
+ * sets the range and returns how many tokens it used after them, -1 when
+ * the phrase does not apply, NO_SUCH_DAY when its date names no day (the
+ * date is token i). */
 typedef int (*phrase_fn)(const struct tokens *tk, int i, int64_t now_s, int arg,
                          struct lucy_ask_time *t);
 
@@ -229,10 +239,11 @@ static int ph_point(const struct tokens *tk, int i, int64_t now_s, int arg, stru
 {
     (void)arg;
     int64_t from, to;
-    int used;
-    if (i >= tk->n || strcmp(tk->w[i], "today") == 0 || strcmp(tk->w[i], "yesterday") == 0 ||
-        point_of(tk, i, now_s, &from, &to, &used) != 0)
+    int used, rc;
+    if (i >= tk->n || strcmp(tk->w[i], "today") == 0 || strcmp(tk->w[i], "yesterday") == 0)
         return -1;
+    if ((rc = point_of(tk, i, now_s, &from, &to, &used)) != 0)
+        return rc;
     range(t, from, to);
     return used;
 }
@@ -242,9 +253,9 @@ enum { SINCE, AFTER, BEFORE };
 static int ph_bound(const struct tokens *tk, int i, int64_t now_s, int arg, struct lucy_ask_time *t)
 {
     int64_t from, to;
-    int used;
-    if (point_of(tk, i, now_s, &from, &to, &used) != 0)
-        return -1;
+    int used, rc;
+    if ((rc = point_of(tk, i, now_s, &from, &to, &used)) != 0)
+        return rc;
     if (arg == BEFORE)
         range(t, INT64_MIN, from - 1);
     else
@@ -302,7 +313,18 @@ static int lead_match(const struct tokens *tk, int i, const char *words)
     return n;
 }
 
-/* Finds the first phrase; marks its tokens in used[] when given. */
+/* tk[i..i+n) joined by spaces into out (cut at a whole word). */
+static void join(const struct tokens *tk, int i, int n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int k = i; k < i + n && o + TOKEN_MAX + 1 < outlen; k++)
+        o += (size_t)snprintf(out + o, outlen - o, "%s%s", o ? " " : "", tk->w[k]);
+}
+
+/* Finds the first phrase; marks its tokens in used[] when given. A phrase
+ * whose date names no day sets no range: it is named in not_understood
+ * (the first such) and its words are not searched either. */
 static int parse(const struct tokens *tk, int64_t now_s, struct lucy_ask_time *t, char *used)
 {
     memset(t, 0, sizeof *t);
@@ -315,9 +337,13 @@ static int parse(const struct tokens *tk, int64_t now_s, struct lucy_ask_time *t
                 continue;
             struct lucy_ask_time probe = *t;
             int more = phrases[r].fn(tk, i + lead, now_s, phrases[r].arg, &probe);
-            if (more < 0)
+            if (more == NO_SUCH_DAY) {
+                if (!t->not_understood[0])
+                    join(tk, i, lead + 1, t->not_understood, sizeof t->not_understood);
+                more = 1;
+            } else if (more < 0) {
                 continue;
-            if (phrases[r].fn == ph_latest) { /* combines with a range */
+            } else if (phrases[r].fn == ph_latest) { /* combines with a range */
                 t->latest = 1;
             } else if (found) {
                 continue; /* the first range wins */
@@ -326,10 +352,7 @@ static int parse(const struct tokens *tk, int64_t now_s, struct lucy_ask_time *t
                 *t = probe;
                 t->latest = latest;
                 found = 1;
-                size_t o = 0;
-                for (int k = i; k < i + lead + more && o + TOKEN_MAX + 1 < sizeof t->phrase; k++)
-                    o += (size_t)snprintf(t->phrase + o, sizeof t->phrase - o, "%s%s", o ? " " : "",
-                                          tk->w[k]);
+                join(tk, i, lead + more, t->phrase, sizeof t->phrase);
             }
             if (used)
                 memset(used + i, 1, (size_t)(lead + more));

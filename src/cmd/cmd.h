@@ -46,6 +46,14 @@ int lucy_cmd_json_flag(const char *arg, const char *next, void *state);
 /* Prints "lucy: <message>" on stderr. */
 void lucy_cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A command's failure (err: a LUCY_E* code) with what to do about it
+ * (advice, one sentence): "lucy: <message>; <advice>" on stderr and, when
+ * as_json (the command's --json), {"error_type", "message", "advice"} on
+ * stdout, where a program reads the command's JSON; error_type is the
+ * name an HTTP reply gives err ("disk_full", "not_found"). */
+void lucy_cmd_fail(int as_json, int err, const char *advice, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Opens DATA_DIR's store and the search index for a command (search.c):
  * local_only = the embedded sqlite index, else the configured backend.
  * Prints one line and returns LUCY_EXIT_FAILED on error (nothing to

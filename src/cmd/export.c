@@ -17,9 +17,16 @@
  * relations GET /people/{id}/timeline uses); --from/--to bound the call's
  * started_at (else its mtime) and the message's time. Existing files of
  * the same name are replaced, so exporting again refreshes the folder.
+ *
+ * A conversation's two files are written under temporary names and renamed
+ * into place together, so a failure (a full disk) leaves whole files or
+ * the old ones, never a cut or empty one. The first failure ends the
+ * export and is reported once, with what to do (lucy_cmd_fail).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,9 +34,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../config.h"
 #include "../error.h"
+#include "../http/http.h"
 #include "../index/index.h"
 #include "../people/people.h"
 #include "../plugins/call_recordings/export.h"
@@ -76,6 +85,51 @@ struct scope {
     int64_t from_ms, to_ms;
     int64_t person;
 };
+
+/* What to do about a file's failure, by its kind; the last row for the
+ * rest. */
+static const struct {
+    int err;
+    const char *advice;
+} advice[] = {
+    {LUCY_ENOSPC, "free space on the disk that holds DIR (df -h DIR) or export to a folder on "
+                  "another disk, then run lucy export again (nothing cut or empty was left)"},
+    {LUCY_EPERM, "export to a folder you may write to (or fix its permissions), then run lucy "
+                 "export again"},
+    {LUCY_ENOTFOUND, "DIR's parent folder does not exist: create it or choose another DIR"},
+    {0, "check DIR and the data dir, then run lucy export again"},
+};
+
+static const char *advice_for(int err)
+{
+    size_t i = 0;
+    while (advice[i].err && advice[i].err != err)
+        i++;
+    return advice[i].advice;
+}
+
+/* The first failure of an export, reported once at the end. */
+struct failure {
+    int err;            /* LUCY_E*; 0 = none yet */
+    const char *advice; /* what to do (static) */
+    char message[700];  /* what failed */
+};
+
+/* Records the failure unless one came first; its advice by err (a file's
+ * failure: lucy_err_from_errno). */
+static void failed(struct failure *f, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void failed(struct failure *f, int err, const char *fmt, ...)
+{
+    if (f->err)
+        return; /* the first failure is the cause */
+    f->err = err;
+    f->advice = advice_for(err);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+}
 
 /* ---- reading -------------------------------------------------------------- */
 
@@ -144,9 +198,9 @@ struct convo {
 
 struct msg_read {
     const struct scope *sc;
-    const char *dir; /* DIR/messages */
-    size_t written;  /* conversations */
-    int failed;      /* a file could not be written */
+    const char *dir;      /* DIR/messages */
+    size_t written;       /* conversations */
+    struct failure *fail; /* set when a file could not be written */
 };
 
 static void day_of(int64_t s, char *out, size_t len, const char *fmt)
@@ -157,20 +211,60 @@ static void day_of(int64_t s, char *out, size_t len, const char *fmt)
     strftime(out, len, fmt, &tm);
 }
 
-static int write_file(const char *dir, const char *base, const char *ext, const char *text,
-                      size_t len)
+/* One file of a conversation, its text written under a temporary name
+ * (tmp, 4096 bytes) beside its own. 0, or -1 with the failure recorded
+ * and nothing left behind. */
+static int write_tmp(const char *dir, const char *base, const char *ext, const char *text,
+                     size_t len, char *tmp, struct failure *fail)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.%s", dir, base, ext);
-    FILE *f = fopen(path, "w");
+    snprintf(tmp, 4096, "%s/.%s.%s.%ld.tmp", dir, base, ext, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        lucy_cmd_error("cannot write %s: %s", path, strerror(errno));
+        int e = errno;
+        if (fd >= 0)
+            close(fd), unlink(tmp);
+        failed(fail, lucy_err_from_errno(e), "cannot write %s/%s.%s: %s", dir, base, ext,
+               strerror(e));
         return -1;
     }
     size_t n = fwrite(text, 1, len, f);
-    if (fclose(f) != 0 || n != len) {
-        lucy_cmd_error("cannot write %s: %s (is the disk full?)", path, strerror(errno));
+    int e = n != len ? errno : 0;
+    if (fclose(f) != 0 && !e)
+        e = errno;
+    if (n != len || e) {
+        unlink(tmp);
+        e = e ? e : EIO;
+        failed(fail, lucy_err_from_errno(e), "cannot write %s/%s.%s: %s", dir, base, ext,
+               strerror(e));
         return -1;
+    }
+    return 0;
+}
+
+/* A conversation's BASE.md and BASE.json, both or neither: written under
+ * temporary names, then renamed over any old ones. 0 or -1 (recorded). */
+static int write_pair(const char *dir, const char *base, const char *md, size_t md_len,
+                      const char *js, struct failure *fail)
+{
+    char md_tmp[4096], js_tmp[4096], path[4096];
+    if (write_tmp(dir, base, "md", md, md_len, md_tmp, fail) != 0)
+        return -1;
+    if (write_tmp(dir, base, "json", js, strlen(js), js_tmp, fail) != 0) {
+        unlink(md_tmp);
+        return -1;
+    }
+    static const char *const exts[] = {"md", "json"};
+    const char *tmps[] = {md_tmp, js_tmp};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.%s", dir, base, exts[i]);
+        if (rename(tmps[i], path) != 0) {
+            int e = errno;
+            for (int k = i; k < 2; k++)
+                unlink(tmps[k]);
+            failed(fail, lucy_err_from_errno(e), "cannot rename into %s: %s", path, strerror(e));
+            return -1;
+        }
     }
     return 0;
 }
@@ -210,13 +304,17 @@ static void convo_close(struct msg_read *a, struct convo *c)
 {
     if (!c->doc)
         return;
+    if (a->fail->err) { /* the export has already failed: no more files */
+        json_decref(c->doc);
+        c->doc = NULL;
+        return;
+    }
     size_t md_len = 0;
     char *md = messages_md(c->doc, &md_len);
-    char *js = json_dumps(c->doc, JSON_INDENT(2));
-    if (!md || !js || write_file(a->dir, c->file, "md", md, md_len) != 0 ||
-        write_file(a->dir, c->file, "json", js, strlen(js)) != 0)
-        a->failed = 1;
-    else
+    char *js = json_dumps(c->doc, JSON_INDENT(2) | LUCY_JSON_REALS);
+    if (!md || !js)
+        failed(a->fail, LUCY_ENOMEM, "out of memory rendering %s", c->file);
+    else if (write_pair(a->dir, c->file, md, md_len, js, a->fail) == 0)
         a->written++;
     free(md);
     free(js);
@@ -276,7 +374,7 @@ static int read_messages(sqlite3 *db, void *arg)
     sqlite3_bind_int64(st, 2, a->sc->to_ms);
     sqlite3_bind_int64(st, 3, a->sc->person);
     struct convo c = {0};
-    while (rc == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == 0 && !a->fail->err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = 0;
         char key[160];
         int64_t ts = sqlite3_column_int64(st, 2);
@@ -339,14 +437,15 @@ static char *call_md(const json_t *rec, size_t *len)
     return buf;
 }
 
-static int export_call(struct lucy_store *store, const char *id, const char *dir)
+static int export_call(struct lucy_store *store, const char *id, const char *dir,
+                       struct failure *fail)
 {
     json_t *rec = NULL;
     int rc = lucy_recording_json(store, id, &rec);
     if (rc == LUCY_ENOTFOUND) /* forgotten since the list was read */
         return 0;
     if (rc) {
-        lucy_cmd_error("cannot read recording %s: %s", id, lucy_strerror(rc));
+        failed(fail, rc, "cannot read recording %s: %s", id, lucy_strerror(rc));
         return -1;
     }
     char stamp[32] = "undated", base[160], name[128];
@@ -361,12 +460,14 @@ static int export_call(struct lucy_store *store, const char *id, const char *dir
     snprintf(base, sizeof base, "%s-%s", stamp, name);
     size_t md_len = 0;
     char *md = call_md(rec, &md_len);
-    char *js = json_dumps(rec, JSON_INDENT(2));
+    char *js = json_dumps(rec, JSON_INDENT(2) | LUCY_JSON_REALS);
     json_decref(rec);
-    rc = (!md || !js || write_file(dir, base, "md", md, md_len) != 0 ||
-          write_file(dir, base, "json", js, strlen(js)) != 0)
-             ? -1
-             : 0;
+    if (!md || !js) {
+        failed(fail, LUCY_ENOMEM, "out of memory rendering recording %s", id);
+        rc = -1;
+    } else {
+        rc = write_pair(dir, base, md, md_len, js, fail);
+    }
     free(md);
     free(js);
     return rc;
@@ -374,12 +475,22 @@ static int export_call(struct lucy_store *store, const char *id, const char *dir
 
 /* ---- the command ---------------------------------------------------------- */
 
-static int make_dir(const char *path)
+static int make_dir(const char *path, struct failure *fail)
 {
     if (mkdir(path, 0755) == 0 || errno == EEXIST)
         return 0;
-    lucy_cmd_error("cannot create %s: %s", path, strerror(errno));
+    failed(fail, lucy_err_from_errno(errno), "cannot create %s: %s", path, strerror(errno));
     return -1;
+}
+
+/* --person must name a person: an unknown id would export nothing and
+ * look like a person without conversations. 0 or LUCY_ENOTFOUND. */
+static int read_person(sqlite3 *db, void *arg)
+{
+    json_t *o = NULL;
+    int rc = lucy_people_json(db, *(const int64_t *)arg, 0, &o);
+    json_decref(o);
+    return rc;
 }
 
 static int parse_scope(const struct export_flags *f, struct scope *sc)
@@ -430,37 +541,51 @@ int lucy_cmd_export(int argc, char **argv)
     }
     if (rc)
         goto out;
-    char calls_dir[4096], msgs_dir[4096];
-    snprintf(calls_dir, sizeof calls_dir, "%s/calls", dir);
-    snprintf(msgs_dir, sizeof msgs_dir, "%s/messages", dir);
-    if (make_dir(dir) || make_dir(calls_dir) || make_dir(msgs_dir)) {
-        rc = LUCY_EXIT_FAILED;
-        goto out;
-    }
     struct lucy_store *store;
     struct lucy_index *ix;
     if ((rc = lucy_cmd_open_index(&cfg, 1, &store, &ix)) != 0)
         goto out;
+    struct failure fail = {0};
     struct ids ids = {0};
     struct rec_read rr = {&sc, &ids};
-    struct msg_read mr = {.sc = &sc, .dir = msgs_dir};
-    int err = lucy_store_read(store, read_recordings, &rr);
+    char calls_dir[4096], msgs_dir[4096];
+    struct msg_read mr = {.sc = &sc, .dir = msgs_dir, .fail = &fail};
     size_t calls = 0;
+    snprintf(calls_dir, sizeof calls_dir, "%s/calls", dir);
+    snprintf(msgs_dir, sizeof msgs_dir, "%s/messages", dir);
+    int err = sc.person ? lucy_store_read(store, read_person, &sc.person) : 0;
+    if (err == LUCY_ENOTFOUND) {
+        failed(&fail, err, "no person %lld; nothing was exported", (long long)sc.person);
+        fail.advice = "GET /people lists people and their ids (a merged person answers under "
+                      "the id it was merged into)";
+    } else if (err == 0 &&
+               (make_dir(dir, &fail) || make_dir(calls_dir, &fail) || make_dir(msgs_dir, &fail)))
+        err = fail.err;
+    if (err == 0)
+        err = lucy_store_read(store, read_recordings, &rr);
     for (size_t i = 0; err == 0 && i < ids.n; i++) {
-        if (export_call(store, ids.id[i], calls_dir) != 0)
-            err = LUCY_EIO;
+        if (export_call(store, ids.id[i], calls_dir, &fail) != 0)
+            err = fail.err;
         else
             calls++;
     }
     if (err == 0)
         err = lucy_store_read(store, read_messages, &mr);
-    if (err == 0 && mr.failed)
-        err = LUCY_EIO;
+    if (err == 0)
+        err = fail.err;
     free(ids.id);
     lucy_index_close(ix);
     lucy_store_close(store);
     if (err) {
-        lucy_cmd_error("export incomplete: %s", lucy_strerror(err));
+        if (!fail.err)
+            failed(&fail, err, "cannot read the store: %s", lucy_strerror(err));
+        if (calls == 0 && mr.written == 0)
+            lucy_cmd_fail(f.json, fail.err, fail.advice, "%s", fail.message);
+        else
+            lucy_cmd_fail(f.json, fail.err, fail.advice,
+                          "export incomplete: %s (%zu calls and %zu conversations of messages "
+                          "were written whole)",
+                          fail.message, calls, mr.written);
         rc = LUCY_EXIT_FAILED;
     } else if (f.json) {
         json_t *o = json_pack("{s:s,s:I,s:I}", "dir", dir, "calls", (json_int_t)calls,

@@ -60,6 +60,14 @@ int lucy_http_error_status(enum lucy_http_error type)
     return error_types[type].status;
 }
 
+enum lucy_http_error lucy_http_error_of(int lucy_err)
+{
+    for (size_t i = 0; i < sizeof err_map / sizeof err_map[0]; i++)
+        if (err_map[i].err == lucy_err)
+            return err_map[i].type;
+    return LUCY_HTTP_INTERNAL;
+}
+
 void lucy_http_reply_text(struct lucy_http_response *resp, int status, const char *content_type,
                           const char *text, size_t len)
 {
@@ -76,7 +84,7 @@ void lucy_http_reply_text(struct lucy_http_response *resp, int status, const cha
 
 void lucy_http_reply_json(struct lucy_http_response *resp, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     json_decref(body);
     free(resp->body);
     resp->status = status;

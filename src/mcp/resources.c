@@ -3,7 +3,8 @@
  * recording's document with its transcript, as GET /recordings/{id}) and
  * lucy://people/{id} (the person with its timeline, as get_person). Both
  * are templates; resources/list pages through the recordings, newest call
- * first (persons are reached from hits and calls).
+ * first (persons are reached from hits and calls); a cursor lucy did not
+ * give is -32602, as MCP asks, not a silently empty or restarted list.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "../error.h"
+#include "../http/http.h"
 #include "../lucy.h"
 #include "../plugins/call_recordings/recording.h"
 #include "mcp_int.h"
@@ -47,13 +49,47 @@ json_t *mcp_resources_templates(struct lucy_mcp *m, json_t *params, int *code, c
         "mimeType", "application/json");
 }
 
+/* A cursor lucy issued is a recording's id (the last of a page): 64
+ * lowercase hex digits. */
+static int cursor_shaped(const char *s)
+{
+    return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* Whether the recording a cursor names exists: asked only when a page
+ * after it is empty, because a cursor naming no recording selects nothing
+ * and would end the listing silently. 0, LUCY_ENOTFOUND or a store error. */
+static int cursor_known(struct lucy_mcp *m, const char *cursor)
+{
+    struct lucy_recording_info info;
+    int rc = lucy_recording_info_load(m->ctx->store, cursor, &info);
+    if (rc == 0)
+        lucy_recording_info_free(&info);
+    return rc;
+}
+
 json_t *mcp_resources_list(struct lucy_mcp *m, json_t *params, int *code, char *msg, size_t msglen)
 {
-    const char *cursor = json_string_value(json_object_get(params, "cursor"));
+    const json_t *given = json_object_get(params, "cursor");
+    const char *cursor = json_string_value(given);
     struct lucy_recording_query q = {.sort = "-started_at", .cursor = cursor, .limit = LIST_PAGE};
     json_t *page = NULL;
-    int rc = lucy_recording_list(m->ctx->store, &q, &page);
+    int rc = given && !json_is_null(given) && !cursor_shaped(cursor)
+                 ? LUCY_EINVAL
+                 : lucy_recording_list(m->ctx->store, &q, &page);
+    if (rc == 0 && cursor && json_array_size(json_object_get(page, "recordings")) == 0)
+        rc = cursor_known(m, cursor);
+    if (rc == LUCY_EINVAL || rc == LUCY_ENOTFOUND) { /* MCP: an invalid cursor is -32602 */
+        json_decref(page);
+        *code = MCP_INVALID_PARAMS;
+        snprintf(msg, msglen,
+                 "params.cursor is not a cursor lucy gave%s: pass the nextCursor of the previous "
+                 "resources/list page, or leave it out to start from the newest call",
+                 rc == LUCY_ENOTFOUND ? " (or its recording was forgotten since)" : "");
+        return NULL;
+    }
     if (rc) {
+        json_decref(page);
         *code = MCP_INTERNAL_ERROR;
         snprintf(msg, msglen, "cannot read the recordings (%s); retry shortly", lucy_strerror(rc));
         return NULL;
@@ -88,7 +124,7 @@ json_t *mcp_resources_list(struct lucy_mcp *m, json_t *params, int *code, char *
 /* One resource's contents: its JSON document as text. */
 static json_t *contents(const char *uri, json_t *doc /* stolen */)
 {
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     json_decref(doc);
     json_t *out = text ? json_pack("{s:[{s:s,s:s,s:s}]}", "contents", "uri", uri, "mimeType",
                                    "application/json", "text", text)

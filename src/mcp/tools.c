@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../ask/ask.h"
+#include "../http/http.h"
 #include "../index/index.h"
 #include "mcp_int.h"
 
@@ -378,7 +379,7 @@ json_t *mcp_tools_call(struct lucy_mcp *m, json_t *params, int *code, char *msg,
         json_decref(r.structured);
         return tool_error(r.error[0] ? r.error : "the tool failed; retry shortly");
     }
-    char *text = json_dumps(r.structured, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(r.structured, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     json_t *content = json_pack("[{s:s,s:s}]", "type", "text", "text", text ? text : "");
     free(text);
     json_array_extend(content, r.links);

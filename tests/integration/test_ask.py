@@ -182,6 +182,21 @@ def test_person_and_time_phrase_become_filters(asking):
     assert body["retrieval"]["filters"]["person"] is None
 
 
+def test_a_date_that_names_no_day_is_not_moved_to_another(asking):
+    # 30 February is not 1 March: no time filter from it, and the reply says which phrase
+    lucy = asking(with_llm=False)
+    body = ask(lucy, "what about the invoice since 2024-02-30")
+    f = body["retrieval"]["filters"]
+    assert f["time_not_understood"] == "since 2024-02-30"
+    assert f["time_phrase"] is None and f["from"] is None and f["to"] is None
+    assert body["retrieval"]["words"] == "invoice"
+    assert "did not understand \u201csince 2024-02-30\u201d" in body["answer"]
+    assert body["citations"], "the invoice is found at any time"
+    body = ask(lucy, "what about the invoice since 2024-02-29")
+    assert body["retrieval"]["filters"]["time_not_understood"] is None
+    assert body["retrieval"]["filters"]["from"] == "2024-02-29T00:00:00+00:00"
+
+
 def test_latest_call_with_a_person(asking):
     lucy = asking(with_llm=False)
     body = ask(lucy, "the latest call with Alex")

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 
-from conftest import FIXTURES, LUCY_BIN, SAN_ENV
+from conftest import FIXTURES, LUCY_BIN, SAN_ENV, fill, needs_root
 
 AUDIO = os.path.join(FIXTURES, "audio")
 DONE = ("done", "no_speech")
@@ -73,6 +73,14 @@ def test_transcript_files_read_back_by_ffmpeg(start_lucy, tmp_path):
     r = lucy.get("/recordings/%s/transcript.json" % rec_id)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
     assert r.json() == api
+    # seconds as ms, printed as written (7.1, not jansson's 7.0999999999999996), as the API does
+    api_text = lucy.get("/recordings/" + rec_id).text
+    for text in (r.text, api_text):
+        reals = re.findall(r'"(duration_s|source_duration_s|rtf)": ?(-?[0-9.eE+-]+)', text)
+        assert len(reals) >= 2, text[:400]
+        for key, value in reals:
+            assert re.fullmatch(r"-?[0-9]+(\.[0-9]{1,3})?", value), (key, value)
+    assert not re.search(r"[0-9]\.[0-9]{15,}", r.text + api_text), "a real printed with 17 digits"
 
     txt = lucy.get("/recordings/%s/transcript.txt" % rec_id)
     assert txt.headers["Content-Type"].startswith("text/plain")
@@ -158,3 +166,52 @@ def test_lucy_export_while_serving(start_lucy, tmp_path):
 
     p = run_export(lucy, out2, "--from", "yesterday")
     assert p.returncode == 2 and "--from" in p.stderr
+
+
+def serve_messages(start_lucy, n=3):
+    """lucy with n messages of one sender, one a day (n conversations), no recordings."""
+    from test_webhook import BASE_ENV, message_body, post, wait_drained
+    lucy = start_lucy(env=dict(BASE_ENV))
+    for i in range(n):
+        r = post(lucy, message_body("wamid.F%d" % i, sender="15550001234", ts=1714557600 + 86400 * i,
+                                    text="message %d " % i + "x" * 3000, name="Ann Example"))
+        assert r.status_code == 200, r.text
+    wait_drained(lucy)
+    return lucy
+
+
+def json_error(p):
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    err = json.loads(p.stdout)
+    assert err["message"] and err["advice"], err
+    assert err["advice"] in p.stderr  # the person at a terminal reads it too
+    return err
+
+
+def test_export_of_a_person_lucy_does_not_know_fails(start_lucy, tmp_path):
+    lucy = serve_messages(start_lucy, 1)
+    out = str(tmp_path / "export")
+    err = json_error(run_export(lucy, out, "--person", "99"))
+    assert err["error_type"] == "not_found" and "99" in err["message"]
+    assert "GET /people" in err["advice"]
+    assert not os.path.exists(out)  # refused before anything was made
+
+
+@needs_root
+def test_export_onto_a_full_disk_fails_clearly_and_leaves_no_cut_file(start_lucy, tmpfs):
+    lucy = serve_messages(start_lucy)
+    mnt = tmpfs("1m")
+    out = os.path.join(mnt, "export")
+    fill(mnt)
+    err = json_error(run_export(lucy, out))
+    assert err["error_type"] == "disk_full", err
+    assert "df -h" in err["advice"] and "No space left" in err["message"]
+    left = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
+    assert not [f for f in left if os.path.getsize(f) == 0 or ".tmp" in f], left
+    # with room again, the same export completes
+    os.unlink(os.path.join(mnt, "filler"))
+    p = run_export(lucy, out)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["message_conversations"] == 3
+    assert sorted(os.listdir(os.path.join(out, "messages"))) == sorted(
+        "2024-05-0%d-Ann_Example.%s" % (d, e) for d in (1, 2, 3) for e in ("json", "md"))

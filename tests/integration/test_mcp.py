@@ -277,6 +277,12 @@ def test_tools_and_resources_on_real_data(archive):
     listed = s.call("resources/list", {}, "ListResourcesResult")["resources"]
     assert [r["uri"] for r in listed] == ["lucy://recordings/" + other_rec["id"],
                                           "lucy://recordings/" + alex_rec["id"]]
+    # a cursor continues after its recording; one lucy did not give is invalid params
+    after = s.call("resources/list", {"cursor": other_rec["id"]}, "ListResourcesResult")
+    assert [r["uri"] for r in after["resources"]] == ["lucy://recordings/" + alex_rec["id"]]
+    for bad in ("x", 12, "0" * 64, other_rec["id"].upper(), ""):
+        err = s.call("resources/list", {"cursor": bad})
+        assert err["code"] == -32602 and "nextCursor" in err["message"], (bad, err)
     tpl = s.call("resources/templates/list", {}, "ListResourceTemplatesResult")
     assert {t["uriTemplate"] for t in tpl["resourceTemplates"]} == {
         "lucy://recordings/{id}", "lucy://people/{id}"}

@@ -376,6 +376,9 @@ def test_bad_requests(start_lucy, tmp_path):
     err(lucy.post("/recordings/retranscribe", json={"from": "2024-05-02", "to": "2024-05-01"}),
         400, "bad_request")
     err(lucy.post("/recordings/retranscribe", json={"person": "bob"}), 400, "bad_request")
+    # A person lucy does not know is not "a person without calls": 404, nothing queued.
+    assert "GET /people" in err(lucy.post("/recordings/retranscribe", json={"person": 999}), 404,
+                                "not_found")
     err(lucy.post("/recordings/retranscribe", json={"from": "yesterday-ish"}), 400, "bad_request")
     err(lucy.get("/job-groups/999"), 404, "not_found")
     err(lucy.post("/job-groups/999/cancel"), 404, "not_found")

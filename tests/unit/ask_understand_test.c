@@ -72,6 +72,15 @@ static void test_time_phrases(void **state)
         {"the latest call with John", {0}, {0}, "", 1},
         {"the last call with John last month", {2024, 3, 1}, {2024, 3, 31}, "last month", 1},
         {"platform 3 in the morning", {0}, {0}, "", 0},
+        {"in December", {2023, 12, 1}, {2023, 12, 31}, "in december", 0}, /* month 12 + 1 */
+        {"in January", {2024, 1, 1}, {2024, 1, 31}, "in january", 0},
+        {"since 2024-02-29", {2024, 2, 29}, {0}, "since 2024-02-29", 0}, /* a leap day */
+        /* no such day: not moved to 1 March, no range (not_understood below) */
+        {"messages since 2024-02-30", {0}, {0}, "", 0},
+        {"on 2023-02-29", {0}, {0}, "", 0},
+        {"before 2024-04-31", {0}, {0}, "", 0},
+        {"after 2024-13-01", {0}, {0}, "", 0},
+        {"since 2024-02-00 on Monday", {2024, 4, 8}, {2024, 4, 8}, "on monday", 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct lucy_ask_time t;
@@ -89,6 +98,32 @@ static void test_time_phrases(void **state)
                      (long long)to, rows[i].phrase);
         assert_int_equal(found, rows[i].phrase[0] || rows[i].latest);
     }
+}
+
+static void test_no_such_day_is_named(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *q, *not_understood;
+    } rows[] = {
+        {"messages since 2024-02-30", "since 2024-02-30"},
+        {"what was said on 2023-02-29?", "on 2023-02-29"},
+        {"since 2024-02-00 on Monday", "since 2024-02-00"},
+        {"since 2024-02-29", ""},
+        {"in March", ""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct lucy_ask_time t;
+        lucy_ask_time_parse(rows[i].q, NOW_S, &t);
+        if (strcmp(t.not_understood, rows[i].not_understood) != 0)
+            fail_msg("%s: not_understood '%s', want '%s'", rows[i].q, t.not_understood,
+                     rows[i].not_understood);
+    }
+    /* its words are not searched for either */
+    char *w = lucy_ask_search_words("the boiler since 2024-02-30", NULL);
+    assert_non_null(w);
+    assert_string_equal(w, "boiler");
+    free(w);
 }
 
 static void test_last_month_spans_dst_change(void **state)
@@ -197,8 +232,11 @@ static void test_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time_phrases), cmocka_unit_test(test_last_month_spans_dst_change),
-        cmocka_unit_test(test_search_words), cmocka_unit_test(test_rrf),
+        cmocka_unit_test(test_time_phrases),
+        cmocka_unit_test(test_no_such_day_is_named),
+        cmocka_unit_test(test_last_month_spans_dst_change),
+        cmocka_unit_test(test_search_words),
+        cmocka_unit_test(test_rrf),
         cmocka_unit_test(test_verify),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../http/http.h"
+
 const struct lucy_export_format_info lucy_export_formats[LUCY_EXPORT_N_FORMATS] = {
     [LUCY_EXPORT_TXT] = {"txt", "text/plain; charset=utf-8"},
     [LUCY_EXPORT_SRT] = {"srt", "application/x-subrip; charset=utf-8"},
@@ -189,7 +191,7 @@ static void render_vtt(FILE *out, const json_t *t)
 
 static void render_json(FILE *out, const json_t *t)
 {
-    json_dumpf(t, out, JSON_INDENT(2));
+    json_dumpf(t, out, JSON_INDENT(2) | LUCY_JSON_REALS); /* as the API prints it */
     fputc('\n', out);
 }
 

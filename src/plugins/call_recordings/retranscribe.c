@@ -26,6 +26,7 @@
 #include "../../http/http.h"
 #include "../../index/index.h"
 #include "../../lucy.h"
+#include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
 #include "jobs.h"
@@ -153,6 +154,16 @@ static int parse_filters(const json_t *body, struct lucy_recording_query *q,
         return -1;
     }
     return 0;
+}
+
+/* A person the request names must exist: an unknown id would select
+ * nothing and look like a person without calls. 0 or LUCY_ENOTFOUND. */
+static int person_read(sqlite3 *db, void *arg)
+{
+    json_t *o = NULL;
+    int rc = lucy_people_json(db, *(const int64_t *)arg, 0, &o);
+    json_decref(o);
+    return rc;
 }
 
 /* The ids of every recording matching q, as a JSON array of strings. */
@@ -317,8 +328,18 @@ void lucy_recordings_retranscribe(struct lucy_http_request *req, struct lucy_htt
         json_decref(body);
         return;
     }
+    int rc = q.person_id ? lucy_store_read(req->ctx->store, person_read, &q.person_id) : 0;
+    if (rc == LUCY_ENOTFOUND) {
+        lucy_http_reply_error(resp, LUCY_HTTP_NOT_FOUND, 0,
+                              "no person %lld: GET /people lists them (a merged person answers "
+                              "under the id it was merged into); nothing was queued",
+                              (long long)q.person_id);
+        json_decref(body);
+        return;
+    }
     json_t *ids = json_array();
-    int rc = select_recordings(req->ctx->store, &q, ids);
+    if (rc == 0)
+        rc = select_recordings(req->ctx->store, &q, ids);
     char *filter = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(body);
     struct create_arg a = {ids, &asr, filter ? filter : "{}", 0};

@@ -27,6 +27,7 @@
  */
 #include "transcript.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,13 @@ int lucy_transcript_keep_speaker(json_t *transcript, const char *speaker)
     return 0;
 }
 
+/* Seconds (and the real-time factor, a ratio of seconds) to the ms the
+ * rest of the API counts in: 7.104, not 7.1040625. */
+static double to_ms(double s)
+{
+    return (double)llround(s * 1000.0) / 1000.0;
+}
+
 int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
 {
     *out = NULL;
@@ -329,14 +337,14 @@ int lucy_transcript_json(sqlite3 *db, const char *recording_id, json_t **out)
     }
     json_t *t = json_pack("{s:o,s:o,s:o,s:o,s:f,s:f}", "text", text_or_null(st, 0), "engine",
                           text_or_null(st, 1), "model", text_or_null(st, 2), "language",
-                          text_or_null(st, 3), "duration_s", sqlite3_column_double(st, 4), "rtf",
-                          sqlite3_column_double(st, 5));
+                          text_or_null(st, 3), "duration_s", to_ms(sqlite3_column_double(st, 4)),
+                          "rtf", to_ms(sqlite3_column_double(st, 5)));
     int truncated = sqlite3_column_int(st, 6);
     json_object_set_new(t, "truncated", json_boolean(truncated));
     json_object_set_new(t, "source_duration_s",
                         sqlite3_column_type(st, 7) == SQLITE_NULL
                             ? json_null()
-                            : json_real(sqlite3_column_double(st, 7)));
+                            : json_real(to_ms(sqlite3_column_double(st, 7))));
     json_object_set_new(
         t, "channels",
         json_integer(sqlite3_column_type(st, 8) == SQLITE_NULL ? 1 : sqlite3_column_int(st, 8)));
