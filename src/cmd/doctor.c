@@ -50,6 +50,7 @@ static const struct lucy_doctor_check checks[] = {
     {"qdrant", lucy_doctor_check_qdrant, NULL},
     {"scanner", lucy_doctor_check_scanner, NULL},
     {"locked_files", lucy_doctor_check_locked, NULL},
+    {"media", lucy_doctor_check_media, NULL},
 };
 #define N_CHECKS ((int)(sizeof checks / sizeof checks[0]))
 

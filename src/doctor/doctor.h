@@ -21,7 +21,8 @@
  * Files: remedies.c (the texts), disk.c (daemon, disk, data dir, reserve,
  * temp copies), store.c (store, inbox, outbox, jobs, kv pending, scanner,
  * locked files), redis.c (Redis and its MISCONF fix), qdrant.c (Qdrant),
- * report.c (terminal and JSON output).
+ * media.c (the media module and the speech engine), report.c (terminal
+ * and JSON output).
  *
  * Thread safety: none needed; the command is single-threaded.
  */
@@ -78,6 +79,8 @@ enum lucy_doctor_remedy {
     LUCY_REMEDY_QDRANT_INDEXES_PENDING,
     LUCY_REMEDY_SCAN_FAILED,
     LUCY_REMEDY_LOCKED_FILES,
+    LUCY_REMEDY_MEDIA_MISSING,
+    LUCY_REMEDY_ASR_ENGINE,
     LUCY_REMEDY_COUNT
 };
 
@@ -173,6 +176,11 @@ void lucy_doctor_fix_redis(struct lucy_doctor *d, const struct lucy_doctor_resul
                            struct lucy_doctor_fix *out);
 
 void lucy_doctor_check_qdrant(struct lucy_doctor *d, struct lucy_doctor_result *r);
+
+/* The media module loads (critical: no recording can be probed or
+ * transcribed) and the configured speech engine can run (warn: jobs would
+ * fail); loads no model (media.c). */
+void lucy_doctor_check_media(struct lucy_doctor *d, struct lucy_doctor_result *r);
 
 /* ---- output (report.c) --------------------------------------------------- */
 

@@ -126,6 +126,14 @@ static const char *const remedies[LUCY_REMEDY_COUNT] = {
         "A sync client (Dropbox, iCloud, OneDrive) holds these files; lucy retries them with "
         "backoff. If they stay locked, let the client finish syncing (or restart it) and make "
         "sure the files are downloaded, not placeholders.",
+    [LUCY_REMEDY_MEDIA_MISSING] =
+        "Install lucy's media module (lucy-media.so) next to the lucy binary, or run `meson "
+        "install -C build`; until it is there recordings wait unprobed and untranscribed, and "
+        "nothing is lost: the next scan takes them.",
+    [LUCY_REMEDY_ASR_ENGINE] =
+        "Set what the summary names (LUCY_ASR_ENGINE, LUCY_WHISPER_MODEL or LUCY_ASR_URL) and "
+        "restart lucy; until then transcription jobs fail with that reason, and POST "
+        "/recordings/{id}/transcribe retries one.",
 };
 
 const char *lucy_doctor_remedy_text(enum lucy_doctor_remedy r)

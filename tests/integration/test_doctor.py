@@ -25,7 +25,7 @@ from qdrant_fixture import qdrant_double  # noqa: F401  (pytest fixture)
 from redis_fixture import redis_server  # noqa: F401  (pytest fixture)
 
 CHECKS = ["daemon", "disk", "data_dir", "reserve", "temp_copies", "store", "backup", "inbox", "outbox",
-          "jobs", "kv_pending", "redis", "qdrant", "scanner", "locked_files"]
+          "jobs", "kv_pending", "redis", "qdrant", "scanner", "locked_files", "media"]
 RUNBOOK = open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8").read()
 AUDIO = os.path.join(ROOT, "tests", "fixtures", "audio")
 
@@ -139,7 +139,7 @@ def test_healthy_embedded_exit_0_and_stable_json(start_lucy):
     assert p.returncode == 0 and "\033[" not in text
     for name in CHECKS:
         assert name in text
-    assert "all 15 checks ok" in text
+    assert "all 16 checks ok" in text
 
 
 def test_colours_only_on_a_terminal(start_lucy):

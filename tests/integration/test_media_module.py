@@ -1,6 +1,7 @@
 """The media module (src/media/media.h): FFmpeg and the recognisers live in
 lucy-media.so, next to the binary. Without it lucy still runs and loses
 nothing: media work waits, says why, and goes on once the module is there."""
+import json
 import os
 import shutil
 import subprocess
@@ -58,3 +59,24 @@ def test_serve_without_the_module_keeps_the_file_and_takes_it_once_installed(sta
         return recs and recs[0]["transcript_status"] == "done" and recs[0]
     rec = lucy.wait_for(transcribed, timeout=180, interval=0.2, what="the recording transcribed")
     assert "forward" in lucy.get("/recordings/%s" % rec["id"]).json()["transcript"]["text"]
+
+
+def doctor(binary, tmp_path, **env):
+    run = subprocess.run([binary, "doctor", "--json"], capture_output=True, timeout=120,
+                         env=dict({k: v for k, v in os.environ.items() if not k.startswith("LUCY_")},
+                                  LUCY_DATA_DIR=str(tmp_path / "data"), **SAN_ENV, **env))
+    checks = {c["name"]: c for c in json.loads(run.stdout)["checks"]}
+    return run.returncode, checks["media"]
+
+
+def test_doctor_says_whether_the_module_and_the_engine_can_run(tmp_path):
+    rc, media = doctor(os.path.join(BUILD_DIR, "lucy"), tmp_path, LUCY_ASR_ENGINE="pocketsphinx")
+    assert media["status"] == "ok" and media["details"]["engine"] == "pocketsphinx", media
+
+    rc, media = doctor(os.path.join(BUILD_DIR, "lucy"), tmp_path, LUCY_ASR_ENGINE="http")
+    assert rc == 1 and media["status"] == "warn", media
+    assert "LUCY_ASR_URL" in media["summary"] and "LUCY_ASR_URL" in media["remedy"], media
+
+    rc, media = doctor(lone_binary(tmp_path), tmp_path)
+    assert rc == 1 and media["status"] == "critical" and not media["details"]["loaded"], media
+    assert "lucy-media.so" in media["summary"] and "meson install" in media["remedy"], media
