@@ -197,7 +197,7 @@ const struct lucy_asr_engine *lucy_asr_select(const struct lucy_asr_options *opt
  * not usable by that engine (check_model); LUCY_EUNAVAIL when the engine
  * is known but not built in or its requirements are not configured (http
  * without a URL, whisper without a model). err says what to set or give.
- * Loads nothing. Thread-safe. */
+ * Loads no model (the media module, if it is not loaded). Thread-safe. */
 int lucy_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr_engine **out,
                    char *err, size_t errlen);
 

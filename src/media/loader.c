@@ -54,6 +54,7 @@ static struct {
     int64_t last_drop_ms; /* lucy_mono_ms() when the last hold ended */
     int idle_s;           /* 0 = never unload */
     int reaper;           /* 1 while the reaper thread runs */
+    int failing;          /* the last load failed (logged once, not per file) */
 } m = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -131,6 +132,7 @@ static int load_locked(char *err, size_t errlen)
     int64_t t0_ms = lucy_mono_ms();
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         if (dirs[i][0] && open_in(dirs[i], why, sizeof why) == 0) {
+            m.failing = 0;
             lucy_log(LUCY_LOG_DEBUG, "media module loaded", "{s:s,s:I,s:i}", "dir", dirs[i],
                      "load_ms", (json_int_t)(lucy_mono_ms() - t0_ms), "idle_unload_s", m.idle_s);
             return 0;
@@ -140,7 +142,9 @@ static int load_locked(char *err, size_t errlen)
              "cannot load the media module %s (FFmpeg and the speech recognisers): %s; "
              "install it next to the lucy binary or in %s",
              MODULE_FILE, why[0] ? why : "not found", LUCY_MEDIA_DIR);
-    lucy_log(LUCY_LOG_ERROR, "media module not loaded", "{s:s}", "error", err);
+    if (!m.failing)
+        lucy_log(LUCY_LOG_ERROR, "media module not loaded", "{s:s}", "error", err);
+    m.failing = 1;
     return -1;
 }
 
