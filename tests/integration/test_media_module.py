@@ -3,6 +3,7 @@ lucy-media.so, next to the binary. Without it lucy still runs and loses
 nothing: media work waits, says why, and goes on once the module is there."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -10,6 +11,19 @@ from conftest import BUILD_DIR, FIXTURES, SAN_ENV
 
 AUDIO = os.path.join(FIXTURES, "audio")
 MODULE = os.path.join(BUILD_DIR, "lucy-media.so")
+
+
+# Prometheus's text exposition format: a comment, or name{label="value",...} number.
+SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*'
+                    r'(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+                    r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})?'
+                    r' [-+]?(\d+(\.\d*)?([eE][-+]?\d+)?|NaN|[-+]?Inf)$')
+
+
+def assert_prometheus_text(text):
+    bad = [line for line in text.splitlines()
+           if line and not line.startswith("#") and not SAMPLE.match(line)]
+    assert not bad, bad
 
 
 def lone_binary(tmp_path):
@@ -48,7 +62,10 @@ def test_serve_without_the_module_keeps_the_file_and_takes_it_once_installed(sta
     assert "lucy-media.so" in row["advice"], row
     assert lucy.get("/recordings").json()["recordings"] == []
     assert lucy.get("/health").status_code in (200, 503)
-    assert lucy.get("/metrics").status_code == 200
+    metrics = lucy.get("/metrics")
+    assert metrics.status_code == 200
+    assert_prometheus_text(metrics.text)
+    assert 'lucy_scan_errors{errno="ELIBACC"} 1' in metrics.text
 
     # Installed next to the binary: the next scan takes the file.
     shutil.copy(MODULE, os.path.join(os.path.dirname(binary), "lucy-media.so"))

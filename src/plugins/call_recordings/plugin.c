@@ -139,9 +139,9 @@ static void metrics(void *arg, FILE *out)
         json_t *v;
         json_object_foreach(json_object_get(s, "errors_by_errno"), name, v)
         {
-            fprintf(out, "lucy_scan_errors{errno=");
+            fprintf(out, "lucy_scan_errors{errno=\"");
             lucy_metrics_label(out, name);
-            fprintf(out, "} %lld\n", (long long)json_integer_value(v));
+            fprintf(out, "\"} %lld\n", (long long)json_integer_value(v));
         }
         fprintf(out, "# TYPE lucy_scan_duration_ms gauge\nlucy_scan_duration_ms %lld\n",
                 (long long)summary_int(s, "duration_ms"));
