@@ -405,8 +405,8 @@ static int read_messages(sqlite3 *db, void *arg)
 static char *call_md(const json_t *rec, size_t *len)
 {
     size_t tlen = 0;
-    char *transcript =
-        lucy_export_render(json_object_get(rec, "transcript"), LUCY_EXPORT_TXT, &tlen);
+    char *transcript = lucy_export_render(json_object_get(rec, "transcript"),
+                                          json_object_get(rec, "call"), LUCY_EXPORT_TXT, &tlen);
     char *buf = NULL;
     FILE *out = transcript ? open_memstream(&buf, len) : NULL;
     if (!out) {

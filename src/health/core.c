@@ -293,6 +293,22 @@ static void metrics_http(void *arg, FILE *out)
             lucy_http_body_bytes(ctx->http));
 }
 
+/* The media module (src/media) loads when media work asks for it: this
+ * only reports the last attempt, so an idle lucy loads nothing for it. */
+static void check_media(void *arg, int timeout_ms, struct lucy_check_report *out)
+{
+    (void)arg;
+    (void)timeout_ms;
+    char why[768];
+    if (lucy_media_failure(why, sizeof why))
+        lucy_check_add(out, "lucy-media.so", LUCY_HEALTH_WARN, 0, NULL,
+                       "%s; until then recordings wait unprobed and untranscribed (nothing is "
+                       "lost; see lucy doctor)",
+                       why);
+    else
+        lucy_check_add(out, "lucy-media.so", LUCY_HEALTH_PASS, lucy_media_loaded(), NULL, NULL);
+}
+
 static void metrics_store(void *arg, FILE *out)
 {
     struct lucy_ctx *ctx = arg;
@@ -314,6 +330,7 @@ int lucy_core_register(struct lucy_ctx *ctx)
         {"disk:free", "system", "disk", 1, ctx->cfg->disk_interval_ms, 1000, check_disk, ctx},
         {"store:writable", "datastore", "store", 1, 5000, 3000, check_store, ctx},
         {"store:integrity", "datastore", "store_integrity", 1, 10000, 60000, check_integrity, ctx},
+        {"media:module", "component", "media", 0, 5000, 1000, check_media, ctx},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (lucy_health_register(ctx->health, &checks[i]))

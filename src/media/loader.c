@@ -55,6 +55,7 @@ static struct {
     int idle_s;           /* 0 = never unload */
     int reaper;           /* 1 while the reaper thread runs */
     int failing;          /* the last load failed (logged once, not per file) */
+    char failure[768];    /* and why, for /health */
 } m = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -145,6 +146,7 @@ static int load_locked(char *err, size_t errlen)
     if (!m.failing)
         lucy_log(LUCY_LOG_ERROR, "media module not loaded", "{s:s}", "error", err);
     m.failing = 1;
+    snprintf(m.failure, sizeof m.failure, "%s", err);
     return -1;
 }
 
@@ -239,6 +241,18 @@ int lucy_media_loaded(void)
     int loaded = m.handle != NULL;
     pthread_mutex_unlock(&m.mu);
     return loaded;
+}
+
+int lucy_media_failure(char *why, size_t len)
+{
+    if (&lucy_media_module)
+        return 0;
+    pthread_mutex_lock(&m.mu);
+    int failing = m.failing;
+    if (failing)
+        snprintf(why, len, "%s", m.failure);
+    pthread_mutex_unlock(&m.mu);
+    return failing;
 }
 
 void lucy_media_metrics(void *arg, FILE *out)

@@ -82,6 +82,10 @@ void lucy_media_set_idle_unload(int idle_s);
 /* 1 while the module is in memory (linked in: always). Any thread. */
 int lucy_media_loaded(void);
 
+/* 1 with why (cut to len) when the last attempt to load the module failed
+ * and none succeeded since; 0 otherwise. For /health. Any thread. */
+int lucy_media_failure(char *why, size_t len);
+
 /* /metrics: lucy_media_loaded (a lucy_metrics_fn; arg unused). */
 void lucy_media_metrics(void *arg, FILE *out);
 

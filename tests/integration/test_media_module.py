@@ -61,11 +61,19 @@ def test_serve_without_the_module_keeps_the_file_and_takes_it_once_installed(sta
     assert row["outcome"] == "io_error" and row["reason_code"] == "ELIBACC", row
     assert "lucy-media.so" in row["advice"], row
     assert lucy.get("/recordings").json()["recordings"] == []
-    assert lucy.get("/health").status_code in (200, 503)
+    def media_check():
+        checks = lucy.get("/health").json()["checks"].get("media:module") or []
+        return checks and checks[0]["status"] == "warn" and checks[0]
+    check = lucy.wait_for(media_check, timeout=30, what="media:module warn in /health")
+    assert "lucy-media.so" in check["output"] and "nothing is lost" in check["output"], check
     metrics = lucy.get("/metrics")
     assert metrics.status_code == 200
     assert_prometheus_text(metrics.text)
     assert 'lucy_scan_errors{errno="ELIBACC"} 1' in metrics.text
+    # A re-transcription cannot be checked without the module: 503, not "set the engine".
+    r = lucy.post("/recordings/retranscribe", json={"engine": "pocketsphinx"})
+    assert r.status_code == 503 and r.json()["error_type"] == "dependency_unavailable", r.text
+    assert "lucy-media.so" in r.json()["message"] and "nothing was queued" in r.json()["message"]
 
     # Installed next to the binary: the next scan takes the file.
     shutil.copy(MODULE, os.path.join(os.path.dirname(binary), "lucy-media.so"))
@@ -75,6 +83,8 @@ def test_serve_without_the_module_keeps_the_file_and_takes_it_once_installed(sta
         recs = lucy.get("/recordings").json()["recordings"]
         return recs and recs[0]["transcript_status"] == "done" and recs[0]
     rec = lucy.wait_for(transcribed, timeout=180, interval=0.2, what="the recording transcribed")
+    assert lucy.wait_for(lambda: lucy.get("/health").json()["checks"]["media:module"][0]["status"]
+                         == "pass", timeout=30, what="media:module pass once it loaded")
     assert "forward" in lucy.get("/recordings/%s" % rec["id"]).json()["transcript"]["text"]
 
 

@@ -32,7 +32,7 @@ static char *render(enum lucy_export_format f)
 {
     json_t *t = sample();
     size_t len;
-    char *text = lucy_export_render(t, f, &len);
+    char *text = lucy_export_render(t, NULL, f, &len);
     json_decref(t);
     assert_non_null(text);
     assert_int_equal(strlen(text), len);
@@ -74,15 +74,42 @@ static void test_txt_and_json(void **state)
     free(s);
 }
 
+/* A per-channel call's speakers as the UI names them: "Me", the call's
+ * person by name, "Them" for a person without a name or another id. */
+static void test_speaker_names(void **state)
+{
+    (void)state;
+    json_t *t =
+        json_loads("{\"text\":\"a b c\",\"segments\":["
+                   "{\"t0_ms\":0,\"t1_ms\":1000,\"text\":\"a\",\"speaker\":\"me\",\"channel\":0},"
+                   "{\"t0_ms\":1000,\"t1_ms\":2000,\"text\":\"b\",\"speaker\":7,\"channel\":1},"
+                   "{\"t0_ms\":2000,\"t1_ms\":3000,\"text\":\"c\",\"speaker\":8,\"channel\":1}]}",
+                   0, NULL);
+    json_t *call = json_loads("{\"person\":{\"id\":7,\"name\":\"John Doe\"}}", 0, NULL);
+    json_t *nameless = json_loads("{\"person\":{\"id\":7,\"name\":null}}", 0, NULL);
+    size_t len;
+    char *s = lucy_export_render(t, call, LUCY_EXPORT_TXT, &len);
+    assert_string_equal(s, "[00:00:00.000] Me: a\n[00:00:01.000] John Doe: b\n"
+                           "[00:00:02.000] Them: c\n");
+    free(s);
+    s = lucy_export_render(t, nameless, LUCY_EXPORT_TXT, &len);
+    assert_string_equal(s,
+                        "[00:00:00.000] Me: a\n[00:00:01.000] Them: b\n[00:00:02.000] Them: c\n");
+    free(s);
+    json_decref(nameless);
+    json_decref(call);
+    json_decref(t);
+}
+
 static void test_no_segments(void **state)
 {
     (void)state;
     json_t *t = json_pack("{s:s,s:[]}", "text", "", "segments");
     size_t len;
-    char *s = lucy_export_render(t, LUCY_EXPORT_SRT, &len);
+    char *s = lucy_export_render(t, NULL, LUCY_EXPORT_SRT, &len);
     assert_int_equal(len, 0);
     free(s);
-    s = lucy_export_render(t, LUCY_EXPORT_VTT, &len);
+    s = lucy_export_render(t, NULL, LUCY_EXPORT_VTT, &len);
     assert_string_equal(s, "WEBVTT\n\n");
     free(s);
     json_decref(t);
@@ -106,11 +133,9 @@ static void test_formats_and_file_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_srt),
-        cmocka_unit_test(test_vtt),
-        cmocka_unit_test(test_txt_and_json),
-        cmocka_unit_test(test_no_segments),
-        cmocka_unit_test(test_formats_and_file_name),
+        cmocka_unit_test(test_srt),           cmocka_unit_test(test_vtt),
+        cmocka_unit_test(test_txt_and_json),  cmocka_unit_test(test_no_segments),
+        cmocka_unit_test(test_speaker_names), cmocka_unit_test(test_formats_and_file_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

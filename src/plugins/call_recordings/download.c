@@ -47,7 +47,8 @@ void lucy_recordings_transcript_file(struct lucy_http_request *req, struct lucy_
         return;
     }
     size_t len;
-    char *text = lucy_export_render(t, (enum lucy_export_format)f, &len);
+    char *text =
+        lucy_export_render(t, json_object_get(rec, "call"), (enum lucy_export_format)f, &len);
     char name[128], disposition[200];
     lucy_export_file_name(json_string_value(json_object_get(rec, "title")), id,
                           lucy_export_formats[f].ext, name, sizeof name);

@@ -47,16 +47,24 @@ static void put_time(FILE *out, long long ms, char sep)
             ms % 1000);
 }
 
-/* The segment's speaker label ("Anna", "Speaker 2", "Channel 1") into buf,
- * or "" when it has neither speaker nor channel. */
-static void speaker_label(const json_t *seg, char *buf, size_t len)
+/* The segment's speaker label into buf, as the UI says it
+ * (web/recordings.js speakerName): "Me"; for the other party (speaker = a
+ * person id) the name of call's person (the recording's `call`, may be
+ * NULL), else "Them"; "Channel 1" for a channel without a speaker; ""
+ * when it has neither speaker nor channel. */
+static void speaker_label(const json_t *seg, const json_t *call, char *buf, size_t len)
 {
     const json_t *sp = json_object_get(seg, "speaker");
     const json_t *ch = json_object_get(seg, "channel");
-    if (json_is_string(sp) && json_string_value(sp)[0])
+    const json_t *person = json_object_get(call, "person");
+    const char *name = json_string_value(json_object_get(person, "name"));
+    if (json_is_string(sp) && strcmp(json_string_value(sp), "me") == 0)
+        snprintf(buf, len, "Me");
+    else if (json_is_string(sp) && json_string_value(sp)[0])
         snprintf(buf, len, "%s", json_string_value(sp));
     else if (json_is_integer(sp))
-        snprintf(buf, len, "Speaker %lld", (long long)json_integer_value(sp));
+        snprintf(buf, len, "%s",
+                 name && name[0] && json_equal(json_object_get(person, "id"), sp) ? name : "Them");
     else if (json_is_integer(ch))
         snprintf(buf, len, "Channel %lld", (long long)json_integer_value(ch));
     else
@@ -89,7 +97,7 @@ static const char *seg_text(const json_t *seg)
     return s ? s : "";
 }
 
-static void render_txt(FILE *out, const json_t *t)
+static void render_txt(FILE *out, const json_t *t, const json_t *call)
 {
     const json_t *segs = json_object_get(t, "segments");
     if (json_array_size(segs) == 0) {
@@ -106,14 +114,14 @@ static void render_txt(FILE *out, const json_t *t)
         fputc('[', out);
         put_time(out, int_field(seg, "t0_ms"), '.');
         fputs("] ", out);
-        speaker_label(seg, who, sizeof who);
+        speaker_label(seg, call, who, sizeof who);
         if (who[0])
             fprintf(out, "%s: ", who);
         fprintf(out, "%s\n", seg_text(seg));
     }
 }
 
-static void render_srt(FILE *out, const json_t *t)
+static void render_srt(FILE *out, const json_t *t, const json_t *call)
 {
     size_t i;
     const json_t *seg;
@@ -125,7 +133,7 @@ static void render_srt(FILE *out, const json_t *t)
         fputs(" --> ", out);
         put_time(out, int_field(seg, "t1_ms"), ',');
         fputc('\n', out);
-        speaker_label(seg, who, sizeof who);
+        speaker_label(seg, call, who, sizeof who);
         if (who[0])
             fprintf(out, "%s: ", who);
         put_cue_text(out, seg_text(seg), 0);
@@ -163,7 +171,7 @@ static int put_vtt_words(FILE *out, const json_t *seg, long long t0, long long t
     return 1;
 }
 
-static void render_vtt(FILE *out, const json_t *t)
+static void render_vtt(FILE *out, const json_t *t, const json_t *call)
 {
     fputs("WEBVTT\n\n", out);
     size_t i;
@@ -177,7 +185,7 @@ static void render_vtt(FILE *out, const json_t *t)
         fputs(" --> ", out);
         put_time(out, t1, '.');
         fputc('\n', out);
-        speaker_label(seg, who, sizeof who);
+        speaker_label(seg, call, who, sizeof who);
         if (who[0]) {
             fputs("<v ", out);
             put_cue_text(out, who, 1);
@@ -189,20 +197,22 @@ static void render_vtt(FILE *out, const json_t *t)
     }
 }
 
-static void render_json(FILE *out, const json_t *t)
+static void render_json(FILE *out, const json_t *t, const json_t *call)
 {
+    (void)call; /* the JSON keeps speaker ids, as the API gives them */
     json_dumpf(t, out, JSON_INDENT(2) | LUCY_JSON_REALS); /* as the API prints it */
     fputc('\n', out);
 }
 
-static void (*const renderers[LUCY_EXPORT_N_FORMATS])(FILE *, const json_t *) = {
+static void (*const renderers[LUCY_EXPORT_N_FORMATS])(FILE *, const json_t *, const json_t *) = {
     [LUCY_EXPORT_TXT] = render_txt,
     [LUCY_EXPORT_SRT] = render_srt,
     [LUCY_EXPORT_VTT] = render_vtt,
     [LUCY_EXPORT_JSON] = render_json,
 };
 
-char *lucy_export_render(const json_t *transcript, enum lucy_export_format f, size_t *len)
+char *lucy_export_render(const json_t *transcript, const json_t *call, enum lucy_export_format f,
+                         size_t *len)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -212,7 +222,7 @@ char *lucy_export_render(const json_t *transcript, enum lucy_export_format f, si
     FILE *out = open_memstream(&buf, &size);
     if (!out)
         return NULL;
-    renderers[f](out, transcript);
+    renderers[f](out, transcript, call);
     if (fclose(out) != 0) {
         free(buf);
         return NULL;

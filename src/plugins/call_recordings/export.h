@@ -33,10 +33,13 @@ extern const struct lucy_export_format_info lucy_export_formats[LUCY_EXPORT_N_FO
 /* The format whose extension is ext ("vtt"); -1 when none. Pure. */
 int lucy_export_format_by_ext(const char *ext);
 
-/* Renders transcript (the API's transcript object; borrowed) as format f.
- * Returns a malloc'd NUL-terminated text the caller frees, its length in
- * *len; NULL on out of memory. Pure, thread-safe. */
-char *lucy_export_render(const json_t *transcript, enum lucy_export_format f, size_t *len);
+/* Renders transcript (the API's transcript object; borrowed) as format f,
+ * speakers named from call (the recording's `call` object, for its
+ * person's name; NULL = none). Returns a malloc'd NUL-terminated text the
+ * caller frees, its length in *len; NULL on out of memory. Pure,
+ * thread-safe. */
+char *lucy_export_render(const json_t *transcript, const json_t *call, enum lucy_export_format f,
+                         size_t *len);
 
 /* A file name for the recording's transcript: the call's title reduced to
  * ASCII letters, digits, '-' and '_' (at most 60 characters), then '-' and

@@ -107,9 +107,9 @@ static void check_jobs(void *arg, int timeout_ms, struct lucy_check_report *out)
                        blocked);
     else if (st.engine_error[0])
         lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",
-                       "the speech recognition engine cannot be opened (%s); check "
-                       "LUCY_ASR_ENGINE, LUCY_WHISPER_MODEL, LUCY_ASR_URL. lucy retries every "
-                       "minute",
+                       "the speech recognition engine cannot be opened (%s); fix what it "
+                       "names (LUCY_ASR_ENGINE, LUCY_WHISPER_MODEL, LUCY_ASR_URL, or the media "
+                       "module's place); jobs wait queued and lucy retries every minute",
                        st.engine_error);
     else if (locked > 0)
         lucy_check_add(out, "queue", LUCY_HEALTH_WARN, (double)active, "jobs",

@@ -26,6 +26,7 @@
 #include "../../http/http.h"
 #include "../../index/index.h"
 #include "../../lucy.h"
+#include "../../media/media.h"
 #include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
@@ -71,7 +72,14 @@ int lucy_retranscribe_check(struct lucy_http_request *req, struct lucy_http_resp
         .model = out->model,
     };
     char err[320];
+    /* A missing media module is not the request's engine: say so, not "set it". */
+    if (!lucy_media_hold(err, sizeof err)) {
+        lucy_http_reply_error(resp, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 60,
+                              "%s; nothing was queued, ask again once it is installed", err);
+        return -1;
+    }
     int rc = lucy_asr_check(&opt, NULL, err, sizeof err);
+    lucy_media_drop();
     if (rc == LUCY_EINVAL)
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0, "%s; nothing was queued", err);
     else if (rc)
