@@ -141,9 +141,13 @@ static json_t *citation_json(const struct lucy_ask_request *rq, size_t n,
     json_t *person =
         s->person ? json_pack("{s:I, s:s}", "id", (json_int_t)s->person, "name", s->person_name)
                   : json_null();
-    /* A message's speaker is its sender; a call's is known once channels
-     * are told apart (DESIGN §13): null until then. */
-    json_t *speaker = !is_call && s->person ? json_integer(s->person) : json_null();
+    /* As GET /recordings/{id} says it: a message's speaker is its sender; a
+     * call's is "me", the person (the other party of a per-channel call),
+     * or null when the call's channels were not told apart. */
+    json_t *speaker = !is_call ? (s->person ? json_integer(s->person) : json_null())
+                      : strcmp(s->speaker, "me") == 0                ? json_string("me")
+                      : strcmp(s->speaker, "them") == 0 && s->person ? json_integer(s->person)
+                                                                     : json_null();
     return json_pack("{s:I, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:o?, s:b}", "n",
                      (json_int_t)n, "source", s->source, "id", s->id, "segment", s->segment,
                      "t0_ms", is_call ? json_integer(s->t0_ms) : json_null(), "t1_ms",

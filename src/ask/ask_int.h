@@ -48,6 +48,7 @@ struct lucy_ask_source {
     int64_t time_s;       /* Unix seconds of the call / message */
     int64_t t0_ms, t1_ms; /* the best hit's offsets (recordings) */
     int64_t person;       /* who the conversation is with; 0 = unknown */
+    char speaker[8];      /* a call's best segment: "me", "them", "" = not known */
     char person_name[256];
     char label[384];   /* "call with John Doe · 2024-03-04 10:00 +01:00" */
     char time_iso[40]; /* ISO 8601 with the local offset */

@@ -280,10 +280,31 @@ struct source_arg {
     size_t budget; /* bytes of text this source may hold */
 };
 
+static const char speaker_sql[] =
+    "SELECT speaker FROM segments WHERE recording_id = ?1 AND idx = ?2";
+
+/* The speaker role of segment seg of recording id ("me", "them") into
+ * role, "" when not known (a mono call). */
+static void segment_speaker(sqlite3 *db, const char *id, int seg, char role[8])
+{
+    sqlite3_stmt *st;
+    role[0] = '\0';
+    if (lucy_store_stmt(db, speaker_sql, &st) != 0)
+        return;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, seg);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(role, 8, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+}
+
 /* Appends segment seg's text of (source, id) to *out unless already there
- * or over budget. 1 appended, 0 not, < 0 error. */
-static int add_text(sqlite3 *db, const char *source, const char *id, int seg, FILE *out,
-                    size_t *used, size_t budget, char **first)
+ * or over budget; them (calls only, else NULL) names the other party: a
+ * segment whose speaker is known reads "Me: ..." or "<them>: ...", so the
+ * LLM sees who said what (DESIGN §14). *first gets the bare text. 1
+ * appended, 0 not, < 0 error. */
+static int add_text(sqlite3 *db, const char *source, const char *id, int seg, const char *them,
+                    FILE *out, size_t *used, size_t budget, char **first)
 {
     struct lucy_doc_row row;
     int rc = lucy_outbox_doc_get(db, source, id, seg, &row);
@@ -293,11 +314,16 @@ static int add_text(sqlite3 *db, const char *source, const char *id, int seg, FI
         return rc;
     int added = 0;
     if (!row.deleted && row.text) {
-        size_t len = strlen(row.text);
+        char role[8] = "", label[300] = "";
+        if (them)
+            segment_speaker(db, id, seg, role);
+        if (role[0])
+            snprintf(label, sizeof label, "%s: ", strcmp(role, "me") == 0 ? "Me" : them);
+        size_t len = strlen(label) + strlen(row.text);
         if (first && !*first)
             *first = strdup(row.text);
         if (*used == 0 || *used + len + 1 <= budget) {
-            fprintf(out, "%s%s", *used ? " " : "", row.text);
+            fprintf(out, "%s%s%s", *used ? " " : "", label, row.text);
             *used += len + (*used ? 1 : 0);
             added = 1;
         }
@@ -358,23 +384,34 @@ static int read_source(sqlite3 *db, void *arg)
         return LUCY_ENOMEM;
     int rc = 0;
     int is_call = strcmp(best->source, "call_recording") == 0;
+    s->person = conv_person(db, c);
+    json_t *p = NULL;
+    if (s->person && lucy_people_json(db, s->person, 0, &p) == 0)
+        snprintf(s->person_name, sizeof s->person_name, "%s",
+                 json_string_value(json_object_get(p, "name")) ?: "");
+    json_decref(p);
+    /* A call's segments say who spoke; the other party by name, else "Them". */
+    const char *them = !is_call ? NULL : s->person_name[0] ? s->person_name : "Them";
+    if (is_call)
+        segment_speaker(db, best->id, best->segment, s->speaker);
     /* The best hit first (it must fit: it is the quote), then its
      * neighbours and the other hits while the budget lasts, in segment
      * order within a recording. */
     int lo = best->segment, hi = best->segment;
-    rc = add_text(db, best->source, best->id, best->segment, out, &used, sa->budget, &s->quote);
+    rc = add_text(db, best->source, best->id, best->segment, them, out, &used, sa->budget,
+                  &s->quote);
     for (int d = 1; rc >= 0 && is_call && d <= NEIGHBOURS; d++) {
         if (best->segment - d >= 0 && (rc = add_text(db, best->source, best->id, best->segment - d,
-                                                     out, &used, sa->budget, NULL)) > 0)
+                                                     them, out, &used, sa->budget, NULL)) > 0)
             lo = best->segment - d;
-        if (rc >= 0 && (rc = add_text(db, best->source, best->id, best->segment + d, out, &used,
-                                      sa->budget, NULL)) > 0)
+        if (rc >= 0 && (rc = add_text(db, best->source, best->id, best->segment + d, them, out,
+                                      &used, sa->budget, NULL)) > 0)
             hi = best->segment + d;
     }
     for (size_t i = 1; rc >= 0 && i < c->n; i++)
         if (!is_call || c->hits[i].segment < lo || c->hits[i].segment > hi)
-            rc = add_text(db, c->hits[i].source, c->hits[i].id, c->hits[i].segment, out, &used,
-                          sa->budget, NULL);
+            rc = add_text(db, c->hits[i].source, c->hits[i].id, c->hits[i].segment, them, out,
+                          &used, sa->budget, NULL);
     if (fclose(out) != 0 && rc >= 0)
         rc = LUCY_ENOMEM;
     if (rc < 0) {
@@ -389,20 +426,14 @@ static int read_source(sqlite3 *db, void *arg)
         if (!out)
             return LUCY_ENOMEM;
         for (int seg = lo; seg <= hi; seg++)
-            add_text(db, best->source, best->id, seg, out, &used, sa->budget, NULL);
+            add_text(db, best->source, best->id, seg, them, out, &used, sa->budget, NULL);
         for (size_t i = 1; i < c->n; i++)
             if (c->hits[i].segment < lo || c->hits[i].segment > hi)
-                add_text(db, c->hits[i].source, c->hits[i].id, c->hits[i].segment, out, &used,
+                add_text(db, c->hits[i].source, c->hits[i].id, c->hits[i].segment, them, out, &used,
                          sa->budget, NULL);
         fclose(out);
         s->text = buf;
     }
-    s->person = conv_person(db, c);
-    json_t *p = NULL;
-    if (s->person && lucy_people_json(db, s->person, 0, &p) == 0)
-        snprintf(s->person_name, sizeof s->person_name, "%s",
-                 json_string_value(json_object_get(p, "name")) ?: "");
-    json_decref(p);
     char human[48];
     lucy_ask_iso_local(best->time_s, s->time_iso, sizeof s->time_iso, human, sizeof human);
     const char *who = s->person_name[0] ? s->person_name : best->contact;

@@ -319,6 +319,30 @@ def test_llm_answer_is_verified_and_in_openai_shape(asking, double):
     assert double.chat_requests()[-1]["body"]["model"] == "double-chat"
 
 
+def test_a_call_told_apart_by_channel_says_who_spoke(asking, double):
+    """The LLM reads "Me: ..." and the person's name before each segment of
+    a per-channel call, and the citation's speaker is "me" or the person."""
+    lucy = asking()
+    db = sqlite3.connect(os.path.join(lucy.data_dir, "lucy.db"), timeout=30)
+    with db:  # the call's transcript, its speakers as the worker stores them
+        for i, t in enumerate(SEGMENTS):
+            db.execute("INSERT INTO segments (recording_id, idx, t0_ms, t1_ms, text, speaker, channel)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)", (REC, i, 4000 * i, 4000 * (i + 1), t,
+                                                     "me" if i % 2 else "them", i % 2 ^ 1))
+    db.close()
+    alex = lucy.get("/people", params={"q": ALEX}).json()["people"][0]
+    r = chat(lucy, "which platform 3 does the train leave from?")
+    assert r.status_code == 200, r.text
+    prompt = double.chat_requests()[-1]["body"]["messages"][-1]["content"]
+    assert "Alex Example: hello this is the station calling" in prompt, prompt
+    assert "Me: the train to Leeds" in prompt, prompt
+    cite = next(c for c in r.json()["lucy"]["citations"] if c["source"] == "call_recording")
+    assert cite["speaker"] == "me" and cite["quote"].startswith("the train"), cite
+    cite = next(c for c in ask(lucy, "hello station calling")["citations"]
+                if c["source"] == "call_recording")
+    assert cite["speaker"] == alex["id"], cite
+
+
 def test_streamed_reply_parses_as_openai_chunks(asking):
     lucy = asking()
     r = chat(lucy, "which platform 3?", stream=True)

@@ -163,6 +163,16 @@ def test_stereo_call_per_channel_speakers_words_and_wer(start_lucy, tmp_path):
     r = lucy.get(path, params={"speaker": "nobody"})
     assert r.status_code == 400 and r.json()["error_type"] == "bad_request"
     assert "me, them" in r.json()["message"]
+    # Answers say who spoke, as the recording does: "forward" was said on
+    # the right (the person), a word only the left said is "me".
+    def cited_speaker(q):
+        cites = [c for c in lucy.get("/ask", params={"q": q}).json()["citations"]
+                 if c["source"] == "call_recording"]
+        assert cites, q
+        return cites[0]["speaker"]
+    assert cited_speaker("forward") == person["id"]
+    mine_only = next(w for w in words(me) if len(w) > 5 and w not in words(them))
+    assert cited_speaker(mine_only) == "me", mine_only
     # Chunks: silence skipped, so the audio recognised is well under twice
     # the call's length (two channels).
     assert metric(lucy, "lucy_asr_chunk_audio_seconds_total") < 2 * t["duration_s"] * 0.75
