@@ -144,6 +144,33 @@ def test_timeline_call_title_follows_the_person_as_the_recording_does(start_lucy
     assert timeline == recording and timeline.startswith("Call with Alex (work) · out · "), timeline
 
 
+def test_contacts_carry_their_person_with_its_name(start_lucy):
+    """GET /contacts and /contacts/{id} name the sender's person {id, name}
+    (as a recording's call does), so the Messages view shows the name the
+    People view shows, not the WhatsApp profile name."""
+    lucy = start_lucy()
+    post_fixture(lucy, "text.json")
+    p = person_of(lucy, ALEX, messages=1)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    # a call's contact name for the same phone, as the scanner records it:
+    # a better source than the profile name (DESIGN §12)
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    with db:
+        ident = db.execute("SELECT id FROM people_identifiers WHERE kind = 'phone' AND value = ?",
+                           ("+" + ALEX,)).fetchone()[0]
+        db.execute("INSERT INTO people_names (person, identifier, name, source, first_seen_ms,"
+                   " last_seen_ms) VALUES (?, ?, 'Alex Doe', 'contact_name', 1, 1)", (p["id"], ident))
+    db.close()
+    lucy = start_lucy(data_dir=data_dir)
+    assert lucy.get("/people/%d" % p["id"]).json()["name"] == "Alex Doe"
+    one = lucy.get("/contacts/" + ALEX).json()
+    assert one["person"] == {"id": p["id"], "name": "Alex Doe"}, one
+    assert one["profile_name"] == "Alex Example"
+    listed = [c for c in lucy.get("/contacts").json()["contacts"] if c["id"] == ALEX][0]
+    assert listed["person"] == {"id": p["id"], "name": "Alex Doe"}, listed
+
+
 def test_list_items_carry_counts_and_last_contact(start_lucy):
     """GET /people's items have calls, messages and last_contact (counted in
     the list's own query: the UI asks nothing per row), equal to GET
