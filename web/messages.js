@@ -1,10 +1,13 @@
 // messages.js - the Messages view: WhatsApp contacts, and one contact's
 // latest messages with the alias editable in place (PUT /contacts/{id}).
+// A contact is shown by the alias you gave it here, else by its person's
+// name as the People view shows it, else by its WhatsApp profile name.
 import { api, get } from "./api.js";
 import { clear, confirmDialog, dateTime, el, note } from "./format.js";
 
 function name(c) {
-  return c.alias || c.profile_name || c.wa_id || c.user_id || c.id;
+  return (c.alias_source === "user" && c.alias) || (c.person && c.person.name) || c.profile_name ||
+    c.wa_id || c.user_id || c.id;
 }
 
 export const TYPE_WORDS = {

@@ -114,18 +114,26 @@ void lucy_doctor_check_store(struct lucy_doctor *d, struct lucy_doctor_result *r
     json_object_set_new(r->details, "schema_version", json_integer(version));
     char detail[300] = "";
     rc = lucy_store_quick_check(d->store, DOCTOR_QUICK_CHECK_MS, detail, sizeof detail);
+    const char *which = "PRAGMA quick_check";
+    if (rc == 0) {
+        which = "FTS5 integrity-check";
+        rc = lucy_store_fts_check(d->store, DOCTOR_QUICK_CHECK_MS, detail, sizeof detail);
+    }
     json_object_set_new(r->details, "integrity",
                         json_string(rc == 0                 ? "ok"
                                     : rc == LUCY_ETIMEDOUT  ? "not finished"
                                     : rc == LUCY_EDBCORRUPT ? "damaged"
                                                             : lucy_strerror(rc)));
     if (rc == LUCY_EDBCORRUPT) {
-        lucy_doctor_say(r, "%.900s is DAMAGED: PRAGMA quick_check says %.300s", d->db_path, detail);
+        lucy_doctor_say(r, "%.900s is DAMAGED: %s says %.300s", d->db_path, which, detail);
         lucy_doctor_raise(r, LUCY_DOCTOR_CRITICAL, LUCY_REMEDY_STORE_DAMAGED);
         return;
     }
-    lucy_doctor_say(r, "%.1000s is readable (schema version %lld)%s", d->db_path, version,
-                    rc == 0 ? "; PRAGMA quick_check: ok" : "; the integrity check did not finish");
+    lucy_doctor_say(r, "%.1000s is readable (schema version %lld); %s%s", d->db_path, version,
+                    rc == 0                ? "PRAGMA quick_check and FTS5 integrity-check: ok"
+                    : rc == LUCY_ETIMEDOUT ? "the integrity check did not finish"
+                                           : "the integrity check could not run: ",
+                    rc == 0 || rc == LUCY_ETIMEDOUT ? "" : lucy_strerror(rc));
 }
 
 /* ---- backup ---------------------------------------------------------------- */

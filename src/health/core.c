@@ -118,8 +118,9 @@ static void check_store(void *arg, int timeout_ms, struct lucy_check_report *out
 /* ---- store:integrity -------------------------------------------------------
  * At start and every LUCY_STORE_CHECK_INTERVAL_S (1 h) a PRAGMA
  * quick_check (a full read of the file, on a read connection: it never
- * blocks the writer), and on every run what the store itself met since (a
- * corrupt page found by any statement). Critical: a damaged store fails
+ * blocks the writer), at start also FTS5's integrity-check of the search
+ * index, and on every run what the store itself met since (a corrupt page
+ * found by any statement). Critical: a damaged store fails
  * readiness with the remedy. */
 
 static void check_integrity(void *arg, int timeout_ms, struct lucy_check_report *out)
@@ -133,6 +134,10 @@ static void check_integrity(void *arg, int timeout_ms, struct lucy_check_report 
     if (!lucy_store_damaged(s, NULL, 0) &&
         (last == 0 || (every_ms > 0 && lucy_wall_ms() - last >= every_ms)))
         rc = lucy_store_quick_check(s, timeout_ms, detail, sizeof detail);
+    /* FTS5's check holds up every write while it reads the whole index:
+     * at start only, and in `lucy doctor` (docs/decisions.md) */
+    if (rc == 0 && last == 0 && lucy_store_checked_at_ms(s))
+        rc = lucy_store_fts_check(s, timeout_ms, detail, sizeof detail);
     const char *path = lucy_store_path(s);
     double age_s = lucy_store_checked_at_ms(s)
                        ? (double)(lucy_wall_ms() - lucy_store_checked_at_ms(s)) / 1000.0

@@ -7,11 +7,12 @@
  *
  * A client is its bearer token (hashed: the token itself never becomes a
  * key), else its address. The decision is one GCRA step of the kv
- * (lucy_kv_ratelimit, src/kv/): with Redis every instance sharing it
- * counts against the same budget, on Redis's clock; embedded, the step is
- * the store's. When the kv fails, LUCY_RATE_LIMIT_ON_ERROR decides (kv.c).
- * Other routes (/recordings, /search, the UI's calls, the webhook) are not
- * limited: the UI polls them, and the webhook has its per-sender limit.
+ * (lucy_kv_ratelimit_volatile, src/kv/): with Redis every instance sharing
+ * it counts against the same budget, on Redis's clock; embedded, the state
+ * is in this process's memory (a store write would cost a fsync per
+ * request, and a counter needs no durability: a restart forgets it). When the kv fails,
+ * LUCY_RATE_LIMIT_ON_ERROR decides (kv.c). Other routes (/recordings, /search, the UI's calls, the
+ * webhook) are not limited: the UI polls them, and the webhook has its per-sender limit.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -89,7 +90,9 @@ int lucy_http_ratelimit_check(struct lucy_http *h, struct MHD_Connection *conn, 
                                 cfg->rate_limit_count, 0};
     struct lucy_kv_rate_result r = {.allowed = 1};
     struct lucy_kv_error err = {0};
-    lucy_kv_ratelimit(kv, key, &rate, &r, 0, &err); /* on error r holds the policy's decision */
+    /* volatile: the counters need no durability (no fsync per request);
+     * on error r holds the policy's decision */
+    lucy_kv_ratelimit_volatile(kv, key, &rate, &r, 0, &err);
     if (r.allowed)
         return 0;
     int64_t s = (r.retry_after_ms + 999) / 1000;

@@ -286,6 +286,11 @@ int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out, struct
         redis ? (opt->timeout_ms > 0 ? opt->timeout_ms : DEFAULT_REDIS_TIMEOUT_MS)
               : DEFAULT_SQLITE_TIMEOUT_MS;
     kv->up = 1;
+    kv->memrate = kv_memrate_new();
+    if (!kv->memrate) {
+        free(kv);
+        return lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
+    }
     pthread_mutex_init(&kv->lock, NULL);
     pthread_mutex_init(&kv->replay_lock, NULL);
     struct lucy_kv_options o = *opt;
@@ -294,6 +299,7 @@ int lucy_kv_open(const struct lucy_kv_options *opt, struct lucy_kv **out, struct
     if (rc) {
         pthread_mutex_destroy(&kv->lock);
         pthread_mutex_destroy(&kv->replay_lock);
+        kv_memrate_free(kv->memrate);
         free(kv);
         return rc;
     }
@@ -311,6 +317,7 @@ void lucy_kv_close(struct lucy_kv *kv)
     if (!kv)
         return;
     kv->ops->close(kv->st);
+    kv_memrate_free(kv->memrate);
     pthread_mutex_destroy(&kv->lock);
     pthread_mutex_destroy(&kv->replay_lock);
     free(kv);
@@ -527,6 +534,31 @@ int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_
     else
         rc = kv_account(kv, LUCY_KV_OP_RATELIMIT,
                         kv->ops->ratelimit(kv->st, key, rate, out, timeout_ms, err), err);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        out->allowed = !kv->rate_limit_deny;
+        out->from_policy = 1;
+        atomic_fetch_add(&kv->policy_decisions, 1);
+    }
+    return rc;
+}
+
+int lucy_kv_ratelimit_volatile(struct lucy_kv *kv, const char *key, const struct lucy_kv_rate *rate,
+                               struct lucy_kv_rate_result *out, int timeout_ms,
+                               struct lucy_kv_error *err)
+{
+    assert(kv && rate && out);
+    if (kv->ops->caps & LUCY_KV_CAP_SHARED) /* other instances count on it */
+        return lucy_kv_ratelimit(kv, key, rate, out, timeout_ms, err);
+    memset(out, 0, sizeof *out);
+    kv_err_clear(err);
+    atomic_fetch_add(&kv->calls[LUCY_KV_OP_RATELIMIT], 1);
+    int rc;
+    if (bad_key(key) || rate->count < 1 || rate->period_ms < 1 || rate->burst < 1)
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_INVALID,
+                             "ratelimit needs a key, count >= 1, period_ms >= 1, burst >= 1");
+    else if ((rc = kv_memrate_step(kv->memrate, key, rate, out)) != 0)
+        rc = lucy_kv_err_set(err, LUCY_KV_ERR_NOMEM, "out of memory");
     if (rc) {
         memset(out, 0, sizeof *out);
         out->allowed = !kv->rate_limit_deny;

@@ -316,6 +316,17 @@ int lucy_kv_maintain(struct lucy_kv *kv, int timeout_ms, struct lucy_kv_error *e
 int lucy_kv_ratelimit(struct lucy_kv *kv, const char *key, const struct lucy_kv_rate *rate,
                       struct lucy_kv_rate_result *out, int timeout_ms, struct lucy_kv_error *err);
 
+/* lucy_kv_ratelimit() for counters that need no durability (the API
+ * limiter: one step per request). On a shared backend (Redis) it IS
+ * lucy_kv_ratelimit(), so every instance counts against one budget; on the
+ * embedded one the state stays in this process's memory (memrate.c)
+ * instead of a store write and its fsync: the same decisions and keys, but
+ * a restart forgets the counters, and other processes on the same data dir
+ * (`lucy kv ratelimit`) do not see them. Same on-error policy. */
+int lucy_kv_ratelimit_volatile(struct lucy_kv *kv, const char *key, const struct lucy_kv_rate *rate,
+                               struct lucy_kv_rate_result *out, int timeout_ms,
+                               struct lucy_kv_error *err);
+
 /* Claims key for this lucy instance for ttl_ms (> 0): set-if-absent with
  * the instance's id (kept in the local store's meta table, so it survives
  * restarts) as the value. *mine = 1 when the key is now ours: newly set, or

@@ -44,6 +44,7 @@ struct lucy_kv {
     struct lucy_kv_error last_error;             /* most recent failure */
     pthread_mutex_t replay_lock;                 /* one replay at a time (pending.c) */
     char instance_id[40];                        /* meta.kv_instance_id, hex */
+    struct kv_memrate *memrate;                  /* lucy_kv_ratelimit_volatile's state */
 };
 
 /* Clears *err (may be NULL) to "no error". */
@@ -89,6 +90,17 @@ int64_t kv_gcra(int64_t tat_us, int64_t now_us, const struct lucy_kv_rate *rate,
 
 /* Emission interval T in microseconds (period / count, at least 1). */
 int64_t kv_gcra_interval_us(const struct lucy_kv_rate *rate);
+
+/* memrate.c: GCRA state in this process's memory (lucy_kv_ratelimit_volatile).
+ * new: NULL when out of memory; free: NULL is fine. step: one kv_gcra step
+ * for key, the decision in *out; 0, or LUCY_ENOMEM (an allowed step of a
+ * new key that could not be kept: *out still holds the decision).
+ * Thread-safe. */
+struct kv_memrate;
+struct kv_memrate *kv_memrate_new(void);
+void kv_memrate_free(struct kv_memrate *m);
+int kv_memrate_step(struct kv_memrate *m, const char *key, const struct lucy_kv_rate *rate,
+                    struct lucy_kv_rate_result *out);
 
 /* sqlite.c: one GCRA step on the local store's kv_ratelimit table, on db,
  * inside whatever transaction the caller's store write function is in.

@@ -5,26 +5,32 @@
  *
  * One order for both kinds: time, then kind, then id, all descending, so
  * a cursor of the last (time, kind, id) seen resumes exactly after it.
+ * A call's title is made from the person at read time, as GET
+ * /recordings/{id} makes it (lucy_call_person_title).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../error.h"
+#include "../plugins/call_recordings/recording.h"
 #include "../store/row.h"
 #include "../store/store.h"
 #include "people.h"
 
 static const char sql_timeline[] =
-    "SELECT t, k, item, direction, number, title, duration_s, type, text FROM ("
+    "SELECT t, k, item, direction, number, title, duration_s, type, text, started_at_ms,"
+    " utc_offset_min, started_at_local FROM ("
     " SELECT coalesce(c.started_at_ms, r.mtime_ns / 1000000) AS t, 'call' AS k,"
     "  c.recording_id AS item, c.direction, coalesce(c.number_e164, c.number_raw) AS number,"
-    "  c.title, r.duration_s, NULL AS type, NULL AS text"
+    "  c.title, r.duration_s, NULL AS type, NULL AS text, c.started_at_ms, c.utc_offset_min,"
+    "  c.started_at_local"
     "  FROM recording_calls c JOIN recordings r ON r.id = c.recording_id"
     "  WHERE c.number_e164 IN (SELECT value FROM people_identifiers"
     "   WHERE person = ?1 AND kind = 'phone')"
     " UNION ALL"
     " SELECT m.timestamp_s * 1000, 'message', m.wamid, 'in', m.sender, NULL, NULL, m.type,"
-    "  m.text FROM wa_messages m WHERE m.sender IN (SELECT value FROM people_identifiers"
+    "  m.text, NULL, NULL, NULL FROM wa_messages m WHERE m.sender IN (SELECT value FROM "
+    "people_identifiers"
     "   WHERE person = ?1 AND kind IN ('wa_id', 'user_id')))"
     " WHERE t >= ?2 AND t <= ?3 AND (?5 IS NULL OR (t, k, item) < (?4, ?5, ?6))"
     " ORDER BY t DESC, k DESC, item DESC LIMIT ?7";
@@ -43,8 +49,17 @@ static json_t *col_json(sqlite3_stmt *st, int i)
     }
 }
 
-/* One row as its timeline item. */
-static json_t *item_json(sqlite3_stmt *st)
+/* Where lucy_call_person_title() finds its columns in sql_timeline. */
+static const struct lucy_call_title_cols title_cols = {
+    .direction = 3,
+    .started_at_ms = 9,
+    .utc_offset_min = 10,
+    .started_at_local = 11,
+};
+
+/* One row as its timeline item; a call's title with name, the person's
+ * display name (NULL: the title stored at scan time). */
+static json_t *item_json(sqlite3_stmt *st, const char *name)
 {
     int64_t ms = sqlite3_column_int64(st, 0);
     int call = strcmp((const char *)sqlite3_column_text(st, 1), "call") == 0;
@@ -57,7 +72,8 @@ static json_t *item_json(sqlite3_stmt *st)
     json_object_set_new(o, "direction", col_json(st, 3));
     json_object_set_new(o, call ? "number" : "sender", col_json(st, 4));
     if (call) {
-        json_object_set_new(o, "title", col_json(st, 5));
+        json_object_set_new(o, "title",
+                            name ? lucy_call_person_title(st, &title_cols, name) : col_json(st, 5));
         json_object_set_new(o, "duration_s", col_json(st, 6));
     } else {
         json_object_set_new(o, "type", col_json(st, 7));
@@ -72,13 +88,15 @@ int lucy_people_timeline(sqlite3 *db, const struct lucy_people_timeline_query *q
     *more = 0;
     json_t *p = NULL;
     int rc = lucy_people_json(db, q->person, 0, &p);
-    json_decref(p);
     if (rc)
         return rc;
+    const char *name = json_string_value(json_object_get(p, "name"));
     sqlite3_stmt *st;
     rc = lucy_store_stmt(db, sql_timeline, &st);
-    if (rc)
+    if (rc) {
+        json_decref(p);
         return rc;
+    }
     sqlite3_bind_int64(st, 1, q->person);
     sqlite3_bind_int64(st, 2, q->from_ms);
     sqlite3_bind_int64(st, 3, q->to_ms);
@@ -92,11 +110,13 @@ int lucy_people_timeline(sqlite3 *db, const struct lucy_people_timeline_query *q
             *more = 1;
             continue;
         }
-        json_t *o = item_json(st);
+        json_t *o = item_json(st, name);
         if (!o || json_array_append_new(items, o)) {
             sqlite3_reset(st);
+            json_decref(p);
             return LUCY_ENOMEM;
         }
     }
+    json_decref(p);
     return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
 }

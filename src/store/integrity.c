@@ -1,6 +1,7 @@
 /*
- * integrity.c - quick_check on a schedule, and the commit-count marker that
- * detects lost database files (see integrity.h and store.h).
+ * integrity.c - quick_check on a schedule, FTS5's integrity-check, and the
+ * commit-count marker that detects lost database files (see integrity.h
+ * and store.h).
  */
 #define _GNU_SOURCE
 #include "integrity.h"
@@ -191,5 +192,58 @@ int lucy_store_quick_check(struct lucy_store *s, int timeout_ms, char *detail, s
         lucy_store_mark_damaged(s, q.detail[0] ? q.detail : "PRAGMA quick_check failed");
     if (rc == 0 || rc == LUCY_EDBCORRUPT)
         lucy_store_checked(s);
+    return rc;
+}
+
+/* ---- FTS5 integrity-check ------------------------------------------------------
+ * quick_check sees an FTS5 index only as the blobs of its <table>_data
+ * shadow table; FTS5's own 'integrity-check' command decodes them and
+ * compares the index with the content (https://sqlite.org/fts5.html, "The
+ * 'integrity-check' Command"). It is an INSERT, so it needs the write lock:
+ * it runs as a write on the writer thread, and every other write waits for
+ * it (no deadline there: interrupting an INSERT rolls back the whole batch
+ * it shares). */
+
+static int run_fts_check(sqlite3 *db, void *arg)
+{
+    struct lucy_store *s = arg;
+    sqlite3_stmt *tables;
+    int rc = lucy_store_stmt(db,
+                             "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                             "AND sql LIKE 'CREATE VIRTUAL TABLE % USING fts5(%'",
+                             &tables);
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(tables, 0);
+        char *sql =
+            sqlite3_mprintf("INSERT INTO \"%w\" (\"%w\") VALUES ('integrity-check')", name, name);
+        if (!sql)
+            return LUCY_ENOMEM;
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            int err = lucy_store_err(rc);
+            if (err == LUCY_EDBCORRUPT) {
+                char detail[300];
+                snprintf(detail, sizeof detail, "FTS5 integrity-check of %.64s: %.200s", name,
+                         sqlite3_errmsg(db));
+                lucy_store_mark_damaged(s, detail);
+            }
+            return err;
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : lucy_store_err(rc);
+}
+
+int lucy_store_fts_check(struct lucy_store *s, int timeout_ms, char *detail, size_t len)
+{
+    /* s outlives the write even when the wait times out: the store's close
+     * runs every queued write first */
+    int rc = lucy_store_write(s, run_fts_check, s, timeout_ms);
+    if (len)
+        detail[0] = '\0';
+    if (rc == LUCY_EDBCORRUPT)
+        lucy_store_damaged(s, detail, len);
     return rc;
 }

@@ -142,6 +142,16 @@ int lucy_store_err(int sqlite_rc);
  * or another LUCY_E* code. Thread-safe; costs a full read of the file. */
 int lucy_store_quick_check(struct lucy_store *s, int timeout_ms, char *detail, size_t len);
 
+/* Runs FTS5's 'integrity-check' command on every FTS5 table (quick_check
+ * does not look inside them), as a write on the writer thread: every other
+ * write waits while it reads the whole index (about 200 ms per 100,000
+ * indexed segments). Waits up to timeout_ms (<= 0: no limit); the check
+ * still finishes, and marks the store damaged if it must, after a timeout.
+ * Returns 0 (sound), LUCY_EDBCORRUPT (damaged: detail gets which table and
+ * SQLite's words, and the store is marked damaged), LUCY_ETIMEDOUT, or
+ * another LUCY_E* code (the write could not run). Thread-safe. */
+int lucy_store_fts_check(struct lucy_store *s, int timeout_ms, char *detail, size_t len);
+
 /* Wall-clock ms when lucy_store_quick_check() last finished (with any
  * result but a timeout); 0 = never. Thread-safe. */
 int64_t lucy_store_checked_at_ms(struct lucy_store *s);

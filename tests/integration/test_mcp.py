@@ -397,6 +397,23 @@ def test_rate_limit_without_a_token_is_per_address(start_lucy):
     assert codes[:3] == [200] * 3 and codes[3:] == [429] * 2, codes
 
 
+def test_rate_limit_counters_of_the_embedded_kv_are_not_written_to_the_store(start_lucy):
+    """The API limiter's GCRA state needs no durability: with the embedded
+    kv it stays in memory, so a limited request costs no store write (a
+    group commit and its fsync); the decisions are the same."""
+    import sqlite3
+    lucy = start_lucy(env={"LUCY_RATE_LIMIT": "3/hour", "LUCY_API_TOKEN": TOKEN})
+    h = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+    codes = [lucy.post("/mcp", data="{}", headers=h).status_code for _ in range(5)]
+    assert codes == [400, 400, 400, 429, 429], codes
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(lucy.data_dir, "lucy.db"), uri=True)
+    try:
+        rows = con.execute("SELECT key FROM kv_ratelimit WHERE key LIKE 'api:%'").fetchall()
+    finally:
+        con.close()
+    assert rows == [], rows
+
+
 @needs_redis
 def test_rate_limit_shared_by_two_instances_on_redis(start_lucy, redis_server):
     redis = redis_server()

@@ -121,6 +121,56 @@ def test_timeline_interleaves_calls_and_messages_and_pages(start_lucy):
     assert_error(lucy.get("/people/424242/timeline"), 404, "not_found")
 
 
+def test_timeline_call_title_follows_the_person_as_the_recording_does(start_lucy):
+    """A call's title in the timeline comes from its person at read time,
+    by the rule GET /recordings/{id} uses: a rename after the scan shows."""
+    lucy = start_lucy()
+    post_fixture(lucy, "text.json")
+    p = person_of(lucy, ALEX, messages=1)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    rec = "ab" * 32
+    add_call(data_dir, rec, "+" + ALEX, 1764460850000, "out")  # stored title "Call with Alex"
+    lucy = start_lucy(data_dir=data_dir)
+
+    def titles():
+        call = [i for i in lucy.get("/people/%d/timeline" % p["id"]).json()["items"]
+                if i["kind"] == "call"][0]
+        return call["title"], lucy.get("/recordings/" + rec).json()["title"]
+    timeline, recording = titles()
+    assert timeline == recording and timeline.startswith("Call with Alex Example · out · "), timeline
+    assert lucy.put("/people/%d" % p["id"], json={"alias": "Alex (work)"}).status_code == 200
+    timeline, recording = titles()
+    assert timeline == recording and timeline.startswith("Call with Alex (work) · out · "), timeline
+
+
+def test_contacts_carry_their_person_with_its_name(start_lucy):
+    """GET /contacts and /contacts/{id} name the sender's person {id, name}
+    (as a recording's call does), so the Messages view shows the name the
+    People view shows, not the WhatsApp profile name."""
+    lucy = start_lucy()
+    post_fixture(lucy, "text.json")
+    p = person_of(lucy, ALEX, messages=1)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    # a call's contact name for the same phone, as the scanner records it:
+    # a better source than the profile name (DESIGN §12)
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    with db:
+        ident = db.execute("SELECT id FROM people_identifiers WHERE kind = 'phone' AND value = ?",
+                           ("+" + ALEX,)).fetchone()[0]
+        db.execute("INSERT INTO people_names (person, identifier, name, source, first_seen_ms,"
+                   " last_seen_ms) VALUES (?, ?, 'Alex Doe', 'contact_name', 1, 1)", (p["id"], ident))
+    db.close()
+    lucy = start_lucy(data_dir=data_dir)
+    assert lucy.get("/people/%d" % p["id"]).json()["name"] == "Alex Doe"
+    one = lucy.get("/contacts/" + ALEX).json()
+    assert one["person"] == {"id": p["id"], "name": "Alex Doe"}, one
+    assert one["profile_name"] == "Alex Example"
+    listed = [c for c in lucy.get("/contacts").json()["contacts"] if c["id"] == ALEX][0]
+    assert listed["person"] == {"id": p["id"], "name": "Alex Doe"}, listed
+
+
 def test_list_items_carry_counts_and_last_contact(start_lucy):
     """GET /people's items have calls, messages and last_contact (counted in
     the list's own query: the UI asks nothing per row), equal to GET

@@ -266,6 +266,36 @@ def test_corrupt_page_fails_readiness_names_the_remedy_and_is_no_415(start_lucy)
     assert "DAMAGED" in json.dumps(store)
 
 
+def test_damaged_fts5_index_fails_readiness_and_doctor_though_quick_check_passes(start_lucy):
+    """PRAGMA quick_check does not look inside an FTS5 index (its b-tree is
+    blobs in the documents_fts_data shadow table): FTS5's own
+    'integrity-check' must find it, at start and in `lucy doctor`."""
+    lucy = start_lucy()
+    _post_fixture_messages(lucy)
+    data = lucy.data_dir
+    assert lucy.stop() == 0
+    con = sqlite3.connect(os.path.join(data, "lucy.db"))
+    # the index's leaf blocks go (ids 1 and 10 are its structure and averages)
+    assert con.execute("DELETE FROM documents_fts_data WHERE id > 10").rowcount > 0
+    con.commit()
+    assert con.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    con.close()
+    lucy = start_lucy(data_dir=data)
+
+    def integrity():
+        return lucy.get("/health").json()["checks"]["store:integrity"][0]
+    lucy.wait_for(lambda: integrity()["status"] == "fail", what="store:integrity fails")
+    check = integrity()
+    assert "documents_fts" in check["output"] and "restore the last backup" in check["output"]
+    assert lucy.get("/health").status_code == 503
+    assert lucy.get("/health/live").status_code == 200
+    doctor = run_lucy(["doctor", "--json", "--data", data])
+    assert doctor.returncode == 1, doctor.stdout
+    store = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "store"][0]
+    assert store["status"] == "critical", store
+    assert "DAMAGED" in json.dumps(store) and "documents_fts" in json.dumps(store)
+
+
 def _message_count(data_dir):
     con = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
     try:

@@ -306,31 +306,36 @@ static const char *link_person(sqlite3 *db, json_t *call)
     return json_string_value(json_object_get(person, "name"));
 }
 
-/* The call's title with its person's display name (DESIGN §12: titles come
- * from the person, so the user's alias, or a name another call or WhatsApp
- * gave the number, wins over what this file says), by lucy_call_title's one
- * rule; the direction and date from the row. */
-static json_t *person_title(sqlite3_stmt *st, const char *name)
+json_t *lucy_call_person_title(sqlite3_stmt *st, const struct lucy_call_title_cols *cols,
+                               const char *name)
 {
     static const enum lucy_call_direction directions[] = {LUCY_CALL_DIR_IN, LUCY_CALL_DIR_OUT,
                                                           LUCY_CALL_DIR_CONFERENCE};
     struct lucy_call_meta m = {0};
     snprintf(m.contact_name, sizeof m.contact_name, "%s", name);
-    const char *dir = (const char *)sqlite3_column_text(st, COL_DIRECTION);
+    const char *dir = (const char *)sqlite3_column_text(st, cols->direction);
     for (size_t i = 0; dir && i < sizeof directions / sizeof *directions; i++)
         if (strcmp(dir, lucy_call_direction_name(directions[i])) == 0)
             m.direction = directions[i];
-    if (sqlite3_column_type(st, COL_STARTED) != SQLITE_NULL) {
+    if (sqlite3_column_type(st, cols->started_at_ms) != SQLITE_NULL) {
         m.source[LUCY_CALL_STARTED_AT] = LUCY_CALL_SRC_MTIME; /* known; which source is moot */
-        m.started_at_ms = sqlite3_column_int64(st, COL_STARTED);
-        m.utc_offset_known = sqlite3_column_type(st, COL_OFFSET) != SQLITE_NULL;
-        m.utc_offset_min = sqlite3_column_int(st, COL_OFFSET);
-        m.started_at_local_only = sqlite3_column_int(st, COL_LOCAL);
+        m.started_at_ms = sqlite3_column_int64(st, cols->started_at_ms);
+        m.utc_offset_known = sqlite3_column_type(st, cols->utc_offset_min) != SQLITE_NULL;
+        m.utc_offset_min = sqlite3_column_int(st, cols->utc_offset_min);
+        m.started_at_local_only = sqlite3_column_int(st, cols->started_at_local);
     }
     char title[LUCY_CALL_NAME_SIZE + 96];
     lucy_call_title(&m, title, sizeof title);
     return json_string(title);
 }
+
+/* Where lucy_call_person_title() finds its columns in RECORDING_SELECT. */
+static const struct lucy_call_title_cols title_cols = {
+    .direction = COL_DIRECTION,
+    .started_at_ms = COL_STARTED,
+    .utc_offset_min = COL_OFFSET,
+    .started_at_local = COL_LOCAL,
+};
 
 static json_t *call_json(sqlite3_stmt *st)
 {
@@ -465,7 +470,7 @@ static json_t *row_json(sqlite3 *db, sqlite3_stmt *st, int full, int *err)
     json_t *call = call_json(st);
     const char *person_name = link_person(db, call);
     if (person_name)
-        json_object_set_new(call, "title", person_title(st, person_name));
+        json_object_set_new(call, "title", lucy_call_person_title(st, &title_cols, person_name));
     char *primary = NULL;
     json_object_set_new(o, "paths", paths_json(db, id, &primary, err));
     /* The title is the call's (lucy_call_title, stored by the scanner);

@@ -8,6 +8,7 @@
 #define LUCY_RECORDING_H
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,21 @@ int lucy_recording_list(struct lucy_store *store, const struct lucy_recording_qu
  * ("2024-05-01T10:20:30.000000Z", "2024-05-01 10:20:30", with or without a
  * zone offset). Returns 0 and Unix seconds in *out, or LUCY_EINVAL. Pure. */
 int lucy_recording_parse_time(const char *text, int64_t *out);
+
+/* Column numbers, in a caller's statement, of recording_calls' direction,
+ * started_at_ms, utc_offset_min and started_at_local. */
+struct lucy_call_title_cols {
+    int direction, started_at_ms, utc_offset_min, started_at_local;
+};
+
+/* A call's title with name, its person's display name, as who (DESIGN §12:
+ * titles come from the person, so the user's alias, or a name another call
+ * or WhatsApp gave the number, wins over the title stored at scan time), by
+ * lucy_call_title's one rule; the direction and start are read from st's
+ * current row at cols. A new JSON string (NULL only when out of memory).
+ * Every view of a call with a person (GET /recordings, the people
+ * timeline) uses this. */
+json_t *lucy_call_person_title(sqlite3_stmt *st, const struct lucy_call_title_cols *cols,
+                               const char *name);
 
 #endif

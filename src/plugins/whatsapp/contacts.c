@@ -20,7 +20,9 @@
  *
  * Shapes:
  *   {"id","wa_id","user_id","alias","alias_source":"user"|"profile"|null,
- *    "profile_name","messages","last_message_time"}
+ *    "profile_name","person":{"id","name"}|null,"messages",
+ *    "last_message_time"}
+ * person is the sender's person (src/people/), whose name the UI shows.
  * GET /contacts?limit=&cursor= lists by id (cursor = the last id seen;
  * next_cursor is null at the end). GET /contacts/{id} adds
  * "recent_messages": the latest 20 [{"wamid","type","text","time",
@@ -48,6 +50,7 @@
 #include "../../log.h"
 #include "../../lucy.h"
 #include "../../store/row.h"
+#include "../../people/people.h"
 #include "../../store/store.h"
 #include "whatsapp.h"
 
@@ -70,11 +73,13 @@ struct row {
     long long messages;
     int has_last; /* last_message_s is set */
     long long last_message_s;
+    json_t *person; /* {"id","name"} of the sender's person, or NULL */
 };
 
 static void row_free(struct row *r)
 {
     free(r->id), free(r->wa_id), free(r->user_id), free(r->user_alias), free(r->profile_name);
+    json_decref(r->person);
     memset(r, 0, sizeof *r);
 }
 
@@ -102,6 +107,28 @@ static int row_read(sqlite3_stmt *st, struct row *r)
     return lost ? LUCY_ENOMEM : 0;
 }
 
+/* r->person: {id, name} of the person holding the contact's wa_id (else
+ * its user_id), as a recording's call.person; NULL when none. The person's
+ * name is the People view's (DESIGN §12 display rule), which the Messages
+ * view shows. */
+static int person_read(sqlite3 *db, struct row *r)
+{
+    const char *kind = r->wa_id ? "wa_id" : "user_id";
+    const char *value = r->wa_id ? r->wa_id : r->user_id;
+    int64_t id;
+    json_t *p = NULL;
+    int rc = value ? lucy_people_find(db, kind, value, &id) : LUCY_ENOTFOUND;
+    if (rc == 0)
+        rc = lucy_people_json(db, id, 0, &p);
+    if (rc == 0)
+        r->person = json_pack("{s:I,s:O}", "id", (json_int_t)id, "name",
+                              json_object_get(p, "name") ?: json_null());
+    json_decref(p);
+    if (rc == LUCY_ENOTFOUND)
+        return 0;
+    return rc ? rc : r->person ? 0 : LUCY_ENOMEM;
+}
+
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -125,6 +152,7 @@ static json_t *contact_json(const struct row *r, const struct lucy_wa_shared_nam
                         : profile   ? json_string("profile")
                                     : json_null());
     json_object_set_new(c, "profile_name", str_or_null(profile));
+    json_object_set(c, "person", r->person ? r->person : json_null());
     json_object_set_new(c, "messages", json_integer(r->messages));
     json_object_set_new(c, "last_message_time",
                         r->has_last ? json_integer(r->last_message_s) : json_null());
@@ -178,6 +206,8 @@ static int read_list(sqlite3 *db, void *arg)
             break;
         }
         err = row_read(st, &l->rows[l->n]);
+        if (!err && (err = person_read(db, &l->rows[l->n])) != 0)
+            row_free(&l->rows[l->n]);
         l->n += err == 0;
     }
     if (err)
@@ -260,6 +290,8 @@ static int read_one(sqlite3 *db, void *arg)
     sqlite3_bind_text(st, 1, o->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     int err = rc == SQLITE_ROW ? row_read(st, &o->row) : 0;
+    if (!err && rc == SQLITE_ROW)
+        err = person_read(db, &o->row);
     if (err)
         return err;
     if (rc != SQLITE_ROW)
