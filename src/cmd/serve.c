@@ -271,6 +271,7 @@ int lucy_cmd_serve(int argc, char **argv)
     lucy_ctx_clean_tmp(&ctx);
     lucy_media_set_idle_unload(cfg.asr_idle_unload_s); /* FFmpeg goes with the model */
     rc = run(&ctx, &cfg);
+    lucy_media_set_idle_unload(0); /* no unload racing the exit: the reaper ends */
     lucy_ctx_close(&ctx);
     if (pid_fd >= 0)
         close(pid_fd);

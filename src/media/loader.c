@@ -22,10 +22,13 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -93,6 +96,32 @@ static void pin_leaky_libraries(void)
     }
 }
 
+/* 1 when the module file at path links AddressSanitizer's runtime while
+ * this process has none: dlopen() would abort the process inside ASan's
+ * initialiser ("ASan runtime does not come first"), before any check of
+ * ours could run. The needed library's name is in the file's dynamic
+ * string table, so finding "libasan.so." in its bytes is enough. */
+static int needs_missing_asan(const char *path)
+{
+    if (dlsym(RTLD_DEFAULT, "__asan_init"))
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return 0;
+    static const char asan[] = "libasan.so.";
+    int found = memmem(map, (size_t)st.st_size, asan, sizeof asan - 1) != NULL;
+    munmap(map, (size_t)st.st_size);
+    return found;
+}
+
 /* dlopen()s dir/MODULE_FILE: 0, or -1 (err says why when the file is
  * there but does not load). */
 static int open_in(const char *dir, char *err, size_t errlen)
@@ -102,10 +131,16 @@ static int open_in(const char *dir, char *err, size_t errlen)
         return -1;
     if (access(path, F_OK) != 0)
         return -1;
+    if (needs_missing_asan(path)) {
+        snprintf(err, errlen, "%.200s: built with AddressSanitizer, unlike this lucy", path);
+        return -1;
+    }
+    static const size_t sizes[LUCY_MEDIA_N_SIZES] = LUCY_MEDIA_SIZES;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     const struct lucy_media *t = h ? dlsym(h, "lucy_media_module") : NULL;
-    if (!t || t->abi != LUCY_MEDIA_ABI) {
-        snprintf(err, errlen, "%.200s: %.300s", path,
+    if (!t || t->abi != LUCY_MEDIA_ABI || memcmp(t->sizes, sizes, sizeof sizes) != 0) {
+        /* dlerror() names the file itself */
+        snprintf(err, errlen, "%.200s%s%.300s", h ? path : "", h ? ": " : "",
                  !h  ? dlerror()
                  : t ? "built for another version of lucy"
                      : "no lucy_media_module in it");

@@ -35,13 +35,26 @@
 
 /* Bumped when struct lucy_media changes: a module from another build is
  * refused rather than called through the wrong slots. */
-#define LUCY_MEDIA_ABI 1
+#define LUCY_MEDIA_ABI 2
+
+/* The sizes of every struct that crosses between the binary and the
+ * module, as each was compiled: a module whose structs differ (another
+ * version of lucy) is refused even if nobody bumped LUCY_MEDIA_ABI. */
+#define LUCY_MEDIA_N_SIZES 10
+#define LUCY_MEDIA_SIZES                                                                           \
+    {                                                                                              \
+        sizeof(struct lucy_media), sizeof(struct lucy_pcm), sizeof(struct lucy_audio),             \
+            sizeof(struct lucy_transcript), sizeof(struct lucy_segment), sizeof(struct lucy_word), \
+            sizeof(struct lucy_asr_options), sizeof(struct lucy_asr_engine),                       \
+            sizeof(struct lucy_chunk), sizeof(struct lucy_scan_probe)                              \
+    }
 
 /* The module's entry points, one per function of asr.h / scan_int.h that
  * needs FFmpeg or a recogniser; each has the contract of the function it
  * backs (named in the comment). */
 struct lucy_media {
-    int abi; /* LUCY_MEDIA_ABI */
+    int abi;                          /* LUCY_MEDIA_ABI; first, so any module can be read */
+    size_t sizes[LUCY_MEDIA_N_SIZES]; /* LUCY_MEDIA_SIZES, as the module was built */
     /* lucy_audio_decode_fd, lucy_audio_decode_split_fd */
     int (*decode_fd)(int fd, const char *path, struct lucy_pcm *out, char *err, size_t errlen);
     int (*decode_split_fd)(int fd, const char *path, struct lucy_audio *out, char *err,

@@ -6,6 +6,7 @@
 
 __attribute__((visibility("default"))) const struct lucy_media lucy_media_module = {
     .abi = LUCY_MEDIA_ABI,
+    .sizes = LUCY_MEDIA_SIZES,
     .decode_fd = lucy_media_decode_fd,
     .decode_split_fd = lucy_media_decode_split_fd,
     .chunks = lucy_media_asr_chunks,

@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import BUILD_DIR, FIXTURES, SAN_ENV
 
 AUDIO = os.path.join(FIXTURES, "audio")
@@ -107,3 +109,34 @@ def test_doctor_says_whether_the_module_and_the_engine_can_run(tmp_path):
     rc, media = doctor(lone_binary(tmp_path), tmp_path)
     assert rc == 1 and media["status"] == "critical" and not media["details"]["loaded"], media
     assert "lucy-media.so" in media["summary"] and "meson install" in media["remedy"], media
+
+
+SANITIZED = "asan" in os.path.basename(os.path.normpath(BUILD_DIR))
+
+
+def transcribe_with_module(tmp_path, module_bytes):
+    binary = lone_binary(tmp_path)
+    with open(os.path.join(os.path.dirname(binary), "lucy-media.so"), "wb") as f:
+        f.write(module_bytes)
+    return subprocess.run([binary, "transcribe", os.path.join(AUDIO, "goforward.m4a")],
+                          capture_output=True, env=dict(os.environ, **SAN_ENV), timeout=120)
+
+
+def test_a_module_that_is_not_one_is_refused_with_why(tmp_path):
+    run = transcribe_with_module(tmp_path, b"not an ELF file\n" * 64)
+    err = run.stderr.decode()
+    assert run.returncode != 0 and "invalid ELF header" in err, err
+    path = os.path.join(str(tmp_path), "bin", "lucy-media.so")
+    assert err.count(path) == 2, err  # once in the log line, once in lucy's message
+
+
+@pytest.mark.skipif(SANITIZED, reason="an ASan binary can load an ASan module")
+def test_a_module_built_with_asan_is_refused_not_loaded(tmp_path):
+    """dlopen() of an ASan module aborts a plain process inside ASan's own
+    initialiser; lucy must refuse it before. The real module with ASan's
+    library name in it stands in for one (the check reads the file)."""
+    with open(MODULE, "rb") as f:
+        module = f.read()
+    run = transcribe_with_module(tmp_path, module + b"\0libasan.so.8\0")
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "built with AddressSanitizer" in err, (run.returncode, err)

@@ -364,9 +364,7 @@ static void file_failed(struct scan *sc, const char *path, size_t len, const str
     } else if (!again && sc->error_lines++ < ERROR_LINES) {
         lucy_log(LUCY_LOG_WARNING, "cannot read recording file", "{s:s,s:s,s:s,s:s}", "path",
                  it->display, "errno", name, "outcome", lucy_scan_outcome_name(o), "hint",
-                 o == LUCY_SCAN_PERMISSION_DENIED
-                     ? "give lucy's user read permission on the file"
-                     : "check the disk or mount; the file is retried on every scan");
+                 lucy_ledger_advice(lucy_scan_outcome_name(o), name)); /* the ledger's words */
     }
 }
 
