@@ -366,6 +366,39 @@ static void identical_channels(void **state)
     assert_true(lucy_audio_channels_identical(st, 1000));
 }
 
+/* One signal copied to both channels at another gain, inverted or 2 ms
+ * late is one signal; two different ones, or one side silent, are not. */
+static void one_signal_in_other_forms(void **state)
+{
+    (void)state;
+    enum { N = 48000 }; /* 3 s at 16 kHz */
+    int16_t *st = calloc(2 * N, sizeof *st);
+    assert_non_null(st);
+    unsigned seed = 7;
+    for (int i = 0; i < N; i++) { /* noise-like "speech" */
+        seed = seed * 1103515245u + 12345u;
+        st[2 * i] = (int16_t)((int)(seed >> 16) % 8000 - 4000);
+    }
+    for (int i = 0; i < N; i++)
+        st[2 * i + 1] = (int16_t)(st[2 * i] / 2); /* half the gain */
+    assert_true(lucy_audio_channels_identical(st, N));
+    for (int i = 0; i < N; i++)
+        st[2 * i + 1] = (int16_t)-st[2 * i]; /* inverted */
+    assert_true(lucy_audio_channels_identical(st, N));
+    for (int i = 0; i < N; i++)
+        st[2 * i + 1] = i >= 32 ? st[2 * (i - 32)] : 0; /* 2 ms late */
+    assert_true(lucy_audio_channels_identical(st, N));
+    for (int i = 0; i < N; i++) { /* another voice */
+        seed = seed * 1103515245u + 12345u;
+        st[2 * i + 1] = (int16_t)((int)(seed >> 16) % 8000 - 4000);
+    }
+    assert_false(lucy_audio_channels_identical(st, N));
+    for (int i = 0; i < N; i++)
+        st[2 * i + 1] = 0; /* the other side silent */
+    assert_false(lucy_audio_channels_identical(st, N));
+    free(st);
+}
+
 /* Segments of two channels merged in time order, words shifted along. */
 static void merge_channels(void **state)
 {
@@ -550,13 +583,21 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(select_engines),      cmocka_unit_test(check_per_job),
-        cmocka_unit_test(transcript_building), cmocka_unit_test(segment_words),
-        cmocka_unit_test(tokens_to_words),     cmocka_unit_test(tokens_edge_cases),
-        cmocka_unit_test(pocketsphinx_engine), cmocka_unit_test(http_engine_unreachable),
-        cmocka_unit_test(chunks_at_pauses),    cmocka_unit_test(identical_channels),
-        cmocka_unit_test(merge_channels),      cmocka_unit_test(call_channels),
-        cmocka_unit_test(call_plan_labels),    cmocka_unit_test(call_plan_merge),
+        cmocka_unit_test(select_engines),
+        cmocka_unit_test(check_per_job),
+        cmocka_unit_test(transcript_building),
+        cmocka_unit_test(segment_words),
+        cmocka_unit_test(tokens_to_words),
+        cmocka_unit_test(tokens_edge_cases),
+        cmocka_unit_test(pocketsphinx_engine),
+        cmocka_unit_test(http_engine_unreachable),
+        cmocka_unit_test(chunks_at_pauses),
+        cmocka_unit_test(identical_channels),
+        cmocka_unit_test(one_signal_in_other_forms),
+        cmocka_unit_test(merge_channels),
+        cmocka_unit_test(call_channels),
+        cmocka_unit_test(call_plan_labels),
+        cmocka_unit_test(call_plan_merge),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
