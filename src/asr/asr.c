@@ -165,6 +165,11 @@ int lucy_media_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     return 0;
 }
 
+const char *lucy_media_asr_model(const struct lucy_asr_engine *e, void *state)
+{
+    return e && e->model && state ? e->model(state) : "";
+}
+
 void lucy_media_asr_close(const struct lucy_asr_engine *e, void *state)
 {
     if (e && e->close && state)

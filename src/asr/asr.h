@@ -106,6 +106,9 @@ struct lucy_asr_engine {
     int (*transcribe)(void *state, const struct lucy_pcm *pcm, struct lucy_transcript *out,
                       char *err, size_t errlen);
     void (*close)(void *state);
+    /* The model this instance loaded, as its transcripts name it (a path
+     * or a server's model name); owned by the instance. */
+    const char *(*model)(void *state);
     /* Checks a model named per request (opt->model of a job) before
      * anything is queued, without loading it: 0, or LUCY_EINVAL with err
      * saying what is wrong and what to give instead. NULL = any name is
@@ -217,6 +220,11 @@ int lucy_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options
  * lucy_transcript_free() in both cases. */
 int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                         struct lucy_transcript *out, char *err, size_t errlen);
+/* The model instance state of engine e loaded, as its transcripts name it
+ * ("" when unknown): for a transcript in which nothing was recognised (all
+ * silence), which no engine call named. Valid while the instance is open.
+ * Thread: the instance's. */
+const char *lucy_asr_model(const struct lucy_asr_engine *e, void *state);
 /* Closes an instance from lucy_asr_open. NULL state is fine. */
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state);
 

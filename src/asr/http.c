@@ -366,9 +366,15 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
     return rc;
 }
 
+static const char *http_model(void *state)
+{
+    return ((struct http_state *)state)->model;
+}
+
 const struct lucy_asr_engine lucy_asr_http = {
     .name = "http",
     .open = http_open,
     .transcribe = http_transcribe,
     .close = http_close,
+    .model = http_model,
 };

@@ -229,12 +229,17 @@ static int collect_words(struct ps_state *s, struct lucy_transcript *out)
     return seg_flush(&b, out);
 }
 
+static const char *ps_model(void *state)
+{
+    const char *hmm = cmd_ln_str_r(((struct ps_state *)state)->config, "-hmm");
+    return hmm ? hmm : "";
+}
+
 static int ps_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_transcript *out,
                          char *err, size_t errlen)
 {
     struct ps_state *s = state;
-    const char *hmm = cmd_ln_str_r(s->config, "-hmm");
-    snprintf(out->model, sizeof out->model, "%s", hmm ? hmm : "");
+    snprintf(out->model, sizeof out->model, "%s", ps_model(s));
     snprintf(out->language, sizeof out->language, "en");
 
     /* Back to a fresh decoder's state: frame 0, initial cepstral mean. */
@@ -286,4 +291,5 @@ const struct lucy_asr_engine lucy_asr_pocketsphinx = {
     .transcribe = ps_transcribe,
     .close = ps_close,
     .check_model = ps_check_model,
+    .model = ps_model,
 };

@@ -186,10 +186,16 @@ static int w_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_tra
     return lucy_transcript_join(out);
 }
 
+static const char *w_model(void *state)
+{
+    return ((struct whisper_state_lucy *)state)->model;
+}
+
 const struct lucy_asr_engine lucy_asr_whisper = {
     .name = "whisper",
     .open = w_open,
     .transcribe = w_transcribe,
     .close = w_close,
     .check_model = w_check_model,
+    .model = w_model,
 };

@@ -258,6 +258,8 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_cmd_error("transcription of %s failed: %s", file, err);
         goto out;
     }
+    if (!t.model[0]) /* all silence: no chunk named the model */
+        snprintf(t.model, sizeof t.model, "%s", lucy_asr_model(engine, run.state));
     if (o.json) {
         rc = print_json(&t);
     } else {

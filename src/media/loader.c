@@ -386,6 +386,17 @@ int lucy_asr_transcribe(const struct lucy_asr_engine *e, void *state, const stru
     return rc;
 }
 
+const char *lucy_asr_model(const struct lucy_asr_engine *e, void *state)
+{
+    char err[8];
+    const struct lucy_media *t = state ? lucy_media_hold(err, sizeof err) : NULL; /* held */
+    if (!t)
+        return "";
+    const char *model = t->asr_model(e, state);
+    lucy_media_drop();
+    return model;
+}
+
 void lucy_asr_close(const struct lucy_asr_engine *e, void *state)
 {
     if (!state)

@@ -35,7 +35,7 @@
 
 /* Bumped when struct lucy_media changes: a module from another build is
  * refused rather than called through the wrong slots. */
-#define LUCY_MEDIA_ABI 2
+#define LUCY_MEDIA_ABI 3
 
 /* The sizes of every struct that crosses between the binary and the
  * module, as each was compiled: a module whose structs differ (another
@@ -73,6 +73,8 @@ struct lucy_media {
     int (*asr_transcribe)(const struct lucy_asr_engine *e, void *state, const struct lucy_pcm *pcm,
                           struct lucy_transcript *out, char *err, size_t errlen);
     void (*asr_close)(const struct lucy_asr_engine *e, void *state);
+    /* lucy_asr_model */
+    const char *(*asr_model)(const struct lucy_asr_engine *e, void *state);
     /* lucy_scan_probe_fd */
     enum lucy_scan_probe_result (*probe_fd)(int fd, int64_t size, struct lucy_scan_probe *out);
 };
@@ -118,6 +120,7 @@ int lucy_media_asr_transcribe(const struct lucy_asr_engine *e, void *state,
                               const struct lucy_pcm *pcm, struct lucy_transcript *out, char *err,
                               size_t errlen);
 void lucy_media_asr_close(const struct lucy_asr_engine *e, void *state);
+const char *lucy_media_asr_model(const struct lucy_asr_engine *e, void *state);
 enum lucy_scan_probe_result lucy_media_probe_fd(int fd, int64_t size, struct lucy_scan_probe *out);
 
 #endif

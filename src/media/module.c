@@ -15,5 +15,6 @@ __attribute__((visibility("default"))) const struct lucy_media lucy_media_module
     .asr_open = lucy_media_asr_open,
     .asr_transcribe = lucy_media_asr_transcribe,
     .asr_close = lucy_media_asr_close,
+    .asr_model = lucy_media_asr_model,
     .probe_fd = lucy_media_probe_fd,
 };

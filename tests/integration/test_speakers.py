@@ -311,6 +311,9 @@ def test_truncated_and_odd_files(start_lucy, tmp_path):
     assert hour["transcript_status"] == "no_speech", hour
     assert hour["transcript"]["segments"] == [] and hour["transcript"]["truncated"] is False
     assert 3590 < hour["transcript"]["duration_s"] < 3610
+    # Its version names the model, though nothing was recognised.
+    versions = lucy.get("/recordings/%s/transcripts" % hour["id"]).json()["versions"]
+    assert versions and versions[0]["engine"] == "pocketsphinx" and versions[0]["model"], versions
     # Silence is never sent to the recogniser: only the other files' audio
     # was recognised.
     assert metric(lucy, "lucy_asr_chunk_audio_seconds_total") < 60

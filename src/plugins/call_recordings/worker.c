@@ -533,6 +533,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
 
     if (rc == 0)
         rc = lucy_asr_transcribe_plan(&plan, w->asr.engine->name, job_chunk, &r, out, err, errlen);
+    if (rc == 0 && !out->model[0]) /* all silence: no chunk named the model */
+        snprintf(out->model, sizeof out->model, "%s", lucy_asr_model(w->asr.engine, w->asr.state));
     if (rc == 0 && r.n_saved > 0)
         lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
                  (json_int_t)job->id, "resumed_s", r.pr.resumed_s, "total_s", r.pr.total_s);
