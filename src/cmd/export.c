@@ -10,8 +10,12 @@
  * (for programs):
  *   DIR/calls/<YYYY-MM-DD_HHMM>-<title>-<id12>.{md,json}  the JSON is the
  *       GET /recordings/{id} document (its transcript included)
- *   DIR/messages/<YYYY-MM-DD>-<who>.{md,json}  {"day","person","sender",
- *       "messages":[{wamid,time,type,text}]}
+ *   DIR/messages/<YYYY-MM-DD>-<who>-<sender>.{md,json}  {"day","person",
+ *       "sender","messages":[{wamid,time,type,text}]}; <who> is the name's
+ *       ASCII part (names in other scripts, or two people of one name,
+ *       would share it), <sender> the sender's WhatsApp id, which tells the
+ *       conversations of a day apart (one person writing from two numbers
+ *       has one file per number) and keeps the name stable across exports
  * Only recordings with a transcript are exported. --person keeps the calls
  * with the person's phones and the messages from its WhatsApp ids (the
  * relations GET /people/{id}/timeline uses); --from/--to bound the call's
@@ -322,12 +326,15 @@ static void convo_close(struct msg_read *a, struct convo *c)
     c->doc = NULL;
 }
 
-/* The file name part for a display name: ASCII letters and digits, '_'. */
-static void name_part(const char *name, char *out, size_t len)
+/* The file name part for a display name: ASCII letters and digits, '_'
+ * for the rest (at most 40 characters). keep: more characters kept as they
+ * are ("" = none; ".-" for a WhatsApp id, which may read "US.123"). */
+static void name_part(const char *name, const char *keep, char *out, size_t len)
 {
     size_t n = 0;
     for (const char *p = name; *p && n + 1 < len && n < 40; p++)
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr(keep, *p))
             out[n++] = *p;
         else if (n && out[n - 1] != '_')
             out[n++] = '_';
@@ -338,7 +345,7 @@ static int convo_open(sqlite3 *db, struct convo *c, sqlite3_stmt *st, const char
 {
     const char *sender = (const char *)sqlite3_column_text(st, 1);
     const char *profile = (const char *)sqlite3_column_text(st, 5);
-    char day[16], name[64];
+    char day[16], name[64], from[64];
     c->person = sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 6);
     snprintf(c->who, sizeof c->who, "%s", profile && *profile ? profile : sender);
     json_t *person = json_null();
@@ -355,8 +362,9 @@ static int convo_open(sqlite3 *db, struct convo *c, sqlite3_stmt *st, const char
         }
     }
     day_of(sqlite3_column_int64(st, 2), day, sizeof day, "%Y-%m-%d");
-    name_part(c->who, name, sizeof name);
-    snprintf(c->file, sizeof c->file, "%s-%s", day, name[0] ? name : "unknown");
+    name_part(c->who, "", name, sizeof name);
+    name_part(sender, ".-", from, sizeof from);
+    snprintf(c->file, sizeof c->file, "%s-%s-%s", day, name[0] ? name : "unknown", from);
     snprintf(c->key, sizeof c->key, "%s", key);
     c->doc = json_pack("{s:s,s:s,s:o,s:s,s:[]}", "day", day, "who", c->who, "person", person,
                        "sender", sender, "messages");
