@@ -245,3 +245,25 @@ def test_export_onto_a_full_disk_fails_clearly_and_leaves_no_cut_file(start_lucy
     assert json.loads(p.stdout)["message_conversations"] == 3
     assert sorted(os.listdir(os.path.join(out, "messages"))) == sorted(
         "2024-05-0%d-Ann_Example-15550001234.%s" % (d, e) for d in (1, 2, 3) for e in ("json", "md"))
+
+
+def test_export_to_a_file_says_it_is_a_file(start_lucy, tmp_path):
+    lucy = serve_messages(start_lucy, 1)
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    for out in (str(path), str(path / "export")):  # DIR itself, or a folder on its path
+        err = json_error(run_export(lucy, out))
+        assert err["error_type"] == "bad_request", err
+        assert "is a file, not a folder" in err["advice"], err
+    assert path.read_text() == "mine"
+
+
+@needs_root
+def test_export_to_a_read_only_disk_says_so(start_lucy, tmpfs):
+    lucy = serve_messages(start_lucy, 1)
+    mnt = tmpfs("1m")
+    subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+    for out in (mnt, os.path.join(mnt, "export")):  # DIR there, or to be made
+        err = json_error(run_export(lucy, out))
+        assert err["error_type"] == "forbidden", err
+        assert "read-only" in err["advice"] and "Read-only file system" in err["message"], err
