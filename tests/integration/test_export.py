@@ -221,9 +221,10 @@ def json_error(p):
 def test_export_of_a_person_lucy_does_not_know_fails(start_lucy, tmp_path):
     lucy = serve_messages(start_lucy, 1)
     out = str(tmp_path / "export")
-    err = json_error(run_export(lucy, out, "--person", "99"))
-    assert err["error_type"] == "not_found" and "99" in err["message"]
-    assert "GET /people" in err["advice"]
+    for person in (("--person", "99"), ("--person=99",)):
+        err = json_error(run_export(lucy, out, *person))
+        assert err["error_type"] == "not_found" and "99" in err["message"]
+        assert "GET /people" in err["advice"]
     assert not os.path.exists(out)  # refused before anything was made
 
 
