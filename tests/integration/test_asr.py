@@ -176,6 +176,7 @@ def test_stereo_call_per_channel_with_speakers(tmp_path):
     # --name=value is --name value (the shared flag parser).
     for args, env in ((("--channels", "mix"), {"LUCY_CALL_CHANNELS": "them,me"}),
                       (("--channels=mix",), {"LUCY_CALL_CHANNELS": "them,me"}),
+                      (("--channels", "mix"), {"LUCY_CALL_CHANNELS": "bogus"}),
                       ((), {"LUCY_CALL_CHANNELS": "mix"})):
         r = transcript(*args, **env)
         assert r["channels"] == 1 and r["segments"], r
