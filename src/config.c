@@ -87,8 +87,8 @@ const struct lucy_option lucy_options[] = {
     INT_OPT("LUCY_ASR_THREADS", NULL, "0", 0, 256, asr_threads,
             "threads for the ASR engine; 0 = cores"),
     INT_OPT("LUCY_ASR_WORKERS", NULL, "1", 1, 64, asr_workers, "concurrent transcription jobs"),
-    {"LUCY_CALL_CHANNELS", NULL, LUCY_OPT_ENUM, "me,them", 0, 0, lucy_asr_channels_names, 0, 0,
-     OFF(call_channels),
+    {"LUCY_CALL_CHANNELS", "--channels", LUCY_OPT_ENUM, "me,them", 0, 0, lucy_asr_channels_names, 0,
+     0, OFF(call_channels),
      "who is on a stereo call's left,right channel: me,them (BCR), them,me, or mix (mono)"},
     INT_OPT("LUCY_ASR_CHUNK_S", NULL, "30", 5, 600, asr_chunk_s,
             "longest stretch of audio recognised at once; recordings are cut at pauses"),
@@ -434,7 +434,21 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(struct lucy_config *cfg, const char *path, char *err, size_t errlen)
+/* Whether argv gives opt's flag ("--flag X" or "--flag=X"). Its value is
+ * then what counts: the environment's or the file's is not read (nor
+ * refused when invalid), as flags win. Not for a repeatable flag, which
+ * adds to the other sources' folders. */
+static int flag_wins(const struct lucy_option *opt, int argc, char **argv)
+{
+    size_t n = opt->flag && !opt->append ? strlen(opt->flag) : 0;
+    for (int i = 0; n && i < argc; i++)
+        if (strncmp(argv[i], opt->flag, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+            return 1;
+    return 0;
+}
+
+static int load_file(struct lucy_config *cfg, const char *path, int argc, char **argv, char *err,
+                     size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -463,7 +477,8 @@ static int load_file(struct lucy_config *cfg, const char *path, char *err, size_
             rc = LUCY_EINVAL;
             break;
         }
-        rc = lucy_config_set(cfg, opt, trim(eq + 1), err, errlen);
+        if (!flag_wins(opt, argc, argv))
+            rc = lucy_config_set(cfg, opt, trim(eq + 1), err, errlen);
     }
     fclose(f);
     return rc;
@@ -482,7 +497,7 @@ int lucy_config_load(struct lucy_config *cfg, int argc, char **argv, char *err, 
     }
     for (size_t i = 0; i < lucy_options_count; i++) {
         const char *v = getenv(lucy_options[i].name);
-        if (v) {
+        if (v && !flag_wins(&lucy_options[i], argc, argv)) {
             int rc = lucy_config_set(cfg, &lucy_options[i], v, err, errlen);
             if (rc)
                 return rc;
@@ -500,7 +515,7 @@ int lucy_config_load(struct lucy_config *cfg, int argc, char **argv, char *err, 
             path = argv[i] + 9;
         }
         if (path) {
-            int rc = load_file(cfg, path, err, errlen);
+            int rc = load_file(cfg, path, argc, argv, err, errlen);
             if (rc)
                 return rc;
         }
@@ -529,10 +544,13 @@ int lucy_config_flag(struct lucy_config *cfg, int argc, char **argv, int *i, cha
             snprintf(err, errlen, "%s needs a value (%s)", opt->flag, opt->help);
             return LUCY_EINVAL;
         }
-        int rc = opt->append ? append_value(cfg, opt, value, err, errlen)
-                             : lucy_config_set(cfg, opt, value, err, errlen);
-        if (rc)
+        char why[512] = "out of memory";
+        int rc = opt->append ? append_value(cfg, opt, value, why, sizeof why)
+                             : lucy_config_set(cfg, opt, value, why, sizeof why);
+        if (rc) { /* the flag the user typed, then the option it sets */
+            snprintf(err, errlen, "%s: %s", opt->flag, why);
             return rc;
+        }
         *i += eq ? 1 : 2;
         return 1;
     }

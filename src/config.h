@@ -116,7 +116,9 @@ extern const size_t lucy_options_count;
 const struct lucy_option *lucy_config_option(const char *name);
 
 /* Fills cfg with the defaults, then the environment, then the file named by
- * a "--config FILE" (or "--config=FILE") found in argv, if any.
+ * a "--config FILE" (or "--config=FILE") found in argv, if any; an option
+ * whose (not repeatable) flag is in argv is read from neither, so an
+ * invalid LUCY_X does not stop a command whose --x overrides it.
  * Returns 0, or LUCY_EINVAL with one line in err (errlen bytes). The caller
  * owns cfg and frees it with lucy_config_free() on every path. */
 int lucy_config_load(struct lucy_config *cfg, int argc, char **argv, char *err, size_t errlen);

@@ -125,15 +125,32 @@ int lucy_cmd_config(struct lucy_config *cfg, int argc, char **argv,
         }
         if (rc > 0)
             continue;
-        int used = own_flag ? own_flag(argv[i], i + 1 < argc ? argv[i + 1] : NULL, state) : 0;
+        /* --name=value is --name value, for every command's own flags as
+         * for the config flags (lucy_config_flag): the value points into
+         * argv, which outlives the command like a separate value does */
+        const char *eq = strncmp(argv[i], "--", 2) == 0 ? strchr(argv[i], '=') : NULL;
+        char name[64];
+        if (eq && (size_t)(eq - argv[i]) >= sizeof name) {
+            lucy_cmd_error("unknown option %s; see `lucy help`", argv[i]);
+            return LUCY_EXIT_USAGE;
+        }
+        if (eq)
+            snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
+        int used = !own_flag ? 0
+                   : eq      ? own_flag(name, eq + 1, state)
+                             : own_flag(argv[i], i + 1 < argc ? argv[i + 1] : NULL, state);
         if (used < 0)
             return LUCY_EXIT_USAGE;
+        if (eq && used == 1) { /* a flag without a value, given one */
+            lucy_cmd_error("%s takes no value; see `lucy help`", name);
+            return LUCY_EXIT_USAGE;
+        }
         if (used > 0) {
-            i += used;
+            i += eq ? 1 : used;
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1]) {
-            lucy_cmd_error("unknown option %s; see `lucy help`", argv[i]);
+            lucy_cmd_error("unknown option %s; see `lucy help`", eq ? name : argv[i]);
             return LUCY_EXIT_USAGE;
         }
         if (*n_positional >= max_positional) {

@@ -364,11 +364,11 @@ void lucy_ask_iso_local(int64_t time_s, char *out, size_t size, char *human, siz
     strftime(z, sizeof z, "%z", &tm); /* "+0100" -> "+01:00" */
     char off[8];
     snprintf(off, sizeof off, "%.3s:%.2s", z, z + 3);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s%s", base, off);
-    strftime(base, sizeof base, "%Y-%m-%d %H:%M", &tm);
-    snprintf(human, hsize, "%s %s", base, off);
+    /* %Y would print year 999 as "999": ISO 8601 wants four digits */
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off);
+    snprintf(human, hsize, "%04d-%02d-%02d %02d:%02d %s", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, off);
 }
 
 static int read_source(sqlite3 *db, void *arg)

@@ -128,6 +128,41 @@ static int year_of(const char *w)
  * real day (mktime would make 2024-02-30 the 1st of March). */
 #define NO_SUCH_DAY (-2)
 
+/* A token of digits only (a day, a year, or a number that is neither). */
+static int all_digits(const char *w)
+{
+    return *w && w[strspn(w, "0123456789")] == '\0';
+}
+
+/* A day of the month as written after or before a month's name: "30",
+ * "1st", "22nd", "3rd", "30th" (1 or 2 digits); 0 or more than 31 is
+ * still a day, one no month has. -1 when w is not one. */
+static int day_number(const char *w)
+{
+    size_t n = strspn(w, "0123456789");
+    static const char *const ordinal[] = {"", "st", "nd", "rd", "th"};
+    if (n < 1 || n > 2)
+        return -1;
+    for (size_t i = 0; i < sizeof ordinal / sizeof ordinal[0]; i++)
+        if (strcmp(w + n, ordinal[i]) == 0)
+            return atoi(w);
+    return -1;
+}
+
+/* The local start of day d of month m (1-based) of year y; NO_SUCH_DAY
+ * when the calendar has no such day or y is before 1000 (dates read and
+ * written as ISO 8601 have four-digit years). */
+static int day_of(int y, int m, int d, int64_t *start)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_isdst = -1};
+    if (y < 1000)
+        return NO_SUCH_DAY;
+    *start = (int64_t)mktime(&tm);
+    if (tm.tm_year != y - 1900 || tm.tm_mon != m - 1 || tm.tm_mday != d)
+        return NO_SUCH_DAY; /* mktime normalised it: month 13, day 0, 30 February */
+    return 0;
+}
+
 /* "YYYY-MM-DD" as the local day's start; -1 when w is not a date,
  * NO_SUCH_DAY when it has a date's shape but the calendar has no such day. */
 static int date_of(const char *w, int64_t *start)
@@ -135,11 +170,7 @@ static int date_of(const char *w, int64_t *start)
     int y, m, d, n = 0;
     if (sscanf(w, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || w[n])
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_isdst = -1};
-    *start = (int64_t)mktime(&tm);
-    if (tm.tm_year != y - 1900 || tm.tm_mon != m - 1 || tm.tm_mday != d)
-        return NO_SUCH_DAY; /* mktime normalised it: month 13, day 0, 30 February */
-    return 0;
+    return day_of(y, m, d, start);
 }
 
 /* The most recent local day (start) that is weekday wd, today included. */
@@ -158,8 +189,48 @@ static int64_t month_named(int64_t now_s, int mon, int y, int64_t *end)
     return month_start(year, mon);
 }
 
-/* A point in time named by one token (a date, a month, a weekday,
- * yesterday, today): its range. 0 when understood, NO_SUCH_DAY, else -1. */
+/* "<Month> [D] [YYYY]" or "D <Month> [YYYY]" at tokens i..: that day, or
+ * the month; *used tokens. Without a year, the most recent such day that
+ * has begun (29 February: the last leap year's). NO_SUCH_DAY when the
+ * month has no such day or the number after it is no year ("March 20245"
+ * is not this year's March). */
+static int month_day(const struct tokens *tk, int i, int64_t now_s, int64_t *from, int64_t *to,
+                     int *used)
+{
+    int k = i + 1, d = -1, y = -1, m = month_of(tk->w[i]);
+    if (m < 0) /* D <Month> */
+        d = day_number(tk->w[i]), m = month_of(tk->w[k++]);
+    else if (k < tk->n && (d = day_number(tk->w[k])) >= 0)
+        k++;
+    if (k < tk->n && all_digits(tk->w[k]) && day_number(tk->w[k]) < 0 &&
+        (y = year_of(tk->w[k++])) < 0) {
+        *used = k - i;
+        return NO_SUCH_DAY;
+    }
+    *used = k - i;
+    if (d < 0) {
+        *from = month_named(now_s, m, y, to);
+        return 0;
+    }
+    int rc;
+    if (y > 0) {
+        rc = day_of(y, m + 1, d, from);
+    } else {
+        struct tm tm = local(now_s);
+        y = tm.tm_year + 1900 - (m > tm.tm_mon || (m == tm.tm_mon && d > tm.tm_mday));
+        rc = day_of(y, m + 1, d, from);
+        for (int back = 1; rc == NO_SUCH_DAY && back < 8; back++) /* 29 February */
+            rc = day_of(y - back, m + 1, d, from);
+    }
+    if (rc == 0)
+        *to = day_start(*from, 1) - 1;
+    return rc;
+}
+
+/* A point in time named by its tokens at i (a date, a month with or
+ * without its day and year, a weekday, yesterday, today, a year): its
+ * range and the tokens it *used. 0 when understood, NO_SUCH_DAY (*used
+ * set), else -1. */
 static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from, int64_t *to,
                     int *used)
 {
@@ -173,10 +244,8 @@ static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from
     } else if (date == 0) {
         *from = s;
         *to = day_start(s, 1) - 1;
-    } else if (m >= 0) {
-        y = i + 1 < tk->n ? year_of(tk->w[i + 1]) : -1;
-        *used += y > 0;
-        *from = month_named(now_s, m, y, to);
+    } else if (m >= 0 || (day_number(w) >= 0 && i + 1 < tk->n && month_of(tk->w[i + 1]) >= 0)) {
+        return month_day(tk, i, now_s, from, to, used);
     } else if (wd >= 0) {
         *from = last_weekday(now_s, wd);
         *to = day_start(*from, 1) - 1;
@@ -196,8 +265,9 @@ static int point_of(const struct tokens *tk, int i, int64_t now_s, int64_t *from
 
 /* Reads the phrase's arguments at tokens i.. (after its leading words);
  * sets the range and returns how many tokens it used after them, -1 when
- * the phrase does not apply, NO_SUCH_DAY when its date names no day (the
- * date is token i). */
+ * the phrase does not apply, NOT_A_DAY(n) when its date names no day (the
+ * date is the n tokens from i). */
+#define NOT_A_DAY(n) (-1 - (n))
 typedef int (*phrase_fn)(const struct tokens *tk, int i, int64_t now_s, int arg,
                          struct lucy_ask_time *t);
 
@@ -234,7 +304,8 @@ static int ph_year(const struct tokens *tk, int i, int64_t now_s, int arg, struc
     return 0;
 }
 
-/* in <Month> [YYYY] | in YYYY | on <weekday> | on YYYY-MM-DD: that span. */
+/* in <Month> [YYYY] | in YYYY | on <weekday> | on YYYY-MM-DD | on <Month>
+ * D [YYYY] | on D <Month> [YYYY]: that span. */
 static int ph_point(const struct tokens *tk, int i, int64_t now_s, int arg, struct lucy_ask_time *t)
 {
     (void)arg;
@@ -243,7 +314,7 @@ static int ph_point(const struct tokens *tk, int i, int64_t now_s, int arg, stru
     if (i >= tk->n || strcmp(tk->w[i], "today") == 0 || strcmp(tk->w[i], "yesterday") == 0)
         return -1;
     if ((rc = point_of(tk, i, now_s, &from, &to, &used)) != 0)
-        return rc;
+        return rc == NO_SUCH_DAY ? NOT_A_DAY(used) : rc;
     range(t, from, to);
     return used;
 }
@@ -255,7 +326,7 @@ static int ph_bound(const struct tokens *tk, int i, int64_t now_s, int arg, stru
     int64_t from, to;
     int used, rc;
     if ((rc = point_of(tk, i, now_s, &from, &to, &used)) != 0)
-        return rc;
+        return rc == NO_SUCH_DAY ? NOT_A_DAY(used) : rc;
     if (arg == BEFORE)
         range(t, INT64_MIN, from - 1);
     else
@@ -337,10 +408,10 @@ static int parse(const struct tokens *tk, int64_t now_s, struct lucy_ask_time *t
                 continue;
             struct lucy_ask_time probe = *t;
             int more = phrases[r].fn(tk, i + lead, now_s, phrases[r].arg, &probe);
-            if (more == NO_SUCH_DAY) {
+            if (more < -1) { /* NOT_A_DAY(n) */
+                more = -1 - more;
                 if (!t->not_understood[0])
-                    join(tk, i, lead + 1, t->not_understood, sizeof t->not_understood);
-                more = 1;
+                    join(tk, i, lead + more, t->not_understood, sizeof t->not_understood);
             } else if (more < 0) {
                 continue;
             } else if (phrases[r].fn == ph_latest) { /* combines with a range */

@@ -30,7 +30,9 @@ int lucy_cmd_export(int argc, char **argv);     /* export.c */
 /* Loads the configuration for a command: defaults, environment, --config,
  * then config flags in argv. Flags that are not config flags are handed to
  * own_flag(arg, next, state) which returns how many argv entries it used
- * (1 or 2) or 0 if it does not know the flag; positional arguments go to
+ * (1 or 2) or 0 if it does not know the flag; "--name=value" is handed on
+ * as own_flag("--name", "value"), value pointing into argv (2 = it took the
+ * value; 1, a flag without one, is a usage error); positional arguments go to
  * positional[] (up to max_positional). Prints one line and returns
  * LUCY_EXIT_USAGE on any error, 0 on success; cfg must be freed by the
  * caller with lucy_config_free() in both cases. */

@@ -10,8 +10,12 @@
  * (for programs):
  *   DIR/calls/<YYYY-MM-DD_HHMM>-<title>-<id12>.{md,json}  the JSON is the
  *       GET /recordings/{id} document (its transcript included)
- *   DIR/messages/<YYYY-MM-DD>-<who>.{md,json}  {"day","person","sender",
- *       "messages":[{wamid,time,type,text}]}
+ *   DIR/messages/<YYYY-MM-DD>-<who>-<sender>.{md,json}  {"day","person",
+ *       "sender","messages":[{wamid,time,type,text}]}; <who> is the name's
+ *       ASCII part (names in other scripts, or two people of one name,
+ *       would share it), <sender> the sender's WhatsApp id, which tells the
+ *       conversations of a day apart (one person writing from two numbers
+ *       has one file per number) and keeps the name stable across exports
  * Only recordings with a transcript are exported. --person keeps the calls
  * with the person's phones and the messages from its WhatsApp ids (the
  * relations GET /people/{id}/timeline uses); --from/--to bound the call's
@@ -86,27 +90,38 @@ struct scope {
     int64_t person;
 };
 
-/* What to do about a file's failure, by its kind; the last row for the
- * rest. */
+/* A file's failure by its errno: the error it is (the error_type of
+ * --json) and what to do. A file where DIR or a folder on its path should
+ * be is the user's choice of DIR, not a missing one (ENOTDIR). The last row
+ * for the rest. */
 static const struct {
-    int err;
+    int errnum, err;
     const char *advice;
-} advice[] = {
-    {LUCY_ENOSPC, "free space on the disk that holds DIR (df -h DIR) or export to a folder on "
-                  "another disk, then run lucy export again (nothing cut or empty was left)"},
-    {LUCY_EPERM, "export to a folder you may write to (or fix its permissions), then run lucy "
-                 "export again"},
-    {LUCY_ENOTFOUND, "DIR's parent folder does not exist: create it or choose another DIR"},
-    {0, "check DIR and the data dir, then run lucy export again"},
+} file_errors[] = {
+    {ENOSPC, LUCY_ENOSPC,
+     "free space on the disk that holds DIR (df -h DIR) or export to a "
+     "folder on another disk, then run lucy export again (nothing cut or "
+     "empty was left)"},
+    {EDQUOT, LUCY_ENOSPC,
+     "free space within your disk quota or export to a folder on another "
+     "disk, then run lucy export again (nothing cut or empty was left)"},
+    {EACCES, LUCY_EPERM,
+     "export to a folder you may write to (or fix its permissions), then run "
+     "lucy export again"},
+    {EPERM, LUCY_EPERM,
+     "export to a folder you may write to (or fix its permissions), then run "
+     "lucy export again"},
+    {EROFS, LUCY_EPERM,
+     "DIR is on a read-only file system: export to a folder on a writable "
+     "disk (or remount it read-write), then run lucy export again"},
+    {ENOTDIR, LUCY_EINVAL,
+     "DIR (or a folder on its path) is a file, not a folder: choose "
+     "another DIR, or move the file away"},
+    {ENOENT, LUCY_ENOTFOUND,
+     "DIR's parent folder does not exist: create it or choose another "
+     "DIR"},
+    {0, LUCY_EIO, "check DIR and the data dir, then run lucy export again"},
 };
-
-static const char *advice_for(int err)
-{
-    size_t i = 0;
-    while (advice[i].err && advice[i].err != err)
-        i++;
-    return advice[i].advice;
-}
 
 /* The first failure of an export, reported once at the end. */
 struct failure {
@@ -115,19 +130,38 @@ struct failure {
     char message[700];  /* what failed */
 };
 
-/* Records the failure unless one came first; its advice by err (a file's
- * failure: lucy_err_from_errno). */
-static void failed(struct failure *f, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void failed(struct failure *f, int err, const char *fmt, ...)
+static void vfailed(struct failure *f, int err, const char *advice, const char *fmt, va_list ap)
 {
     if (f->err)
         return; /* the first failure is the cause */
     f->err = err;
-    f->advice = advice_for(err);
+    f->advice = advice;
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+}
+
+/* Records a failure that is not a file's (out of memory, the store)
+ * unless one came first. */
+static void failed(struct failure *f, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void failed(struct failure *f, int err, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    vfailed(f, err, file_errors[sizeof file_errors / sizeof file_errors[0] - 1].advice, fmt, ap);
+    va_end(ap);
+}
+
+/* Records a file's failure (errnum: its errno) unless one came first. */
+static void file_failed(struct failure *f, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void file_failed(struct failure *f, int errnum, const char *fmt, ...)
+{
+    size_t i = 0;
+    while (file_errors[i].errnum && file_errors[i].errnum != errnum)
+        i++;
+    va_list ap;
+    va_start(ap, fmt);
+    vfailed(f, file_errors[i].err, file_errors[i].advice, fmt, ap);
     va_end(ap);
 }
 
@@ -224,8 +258,7 @@ static int write_tmp(const char *dir, const char *base, const char *ext, const c
         int e = errno;
         if (fd >= 0)
             close(fd), unlink(tmp);
-        failed(fail, lucy_err_from_errno(e), "cannot write %s/%s.%s: %s", dir, base, ext,
-               strerror(e));
+        file_failed(fail, e, "cannot write %s/%s.%s: %s", dir, base, ext, strerror(e));
         return -1;
     }
     size_t n = fwrite(text, 1, len, f);
@@ -235,8 +268,7 @@ static int write_tmp(const char *dir, const char *base, const char *ext, const c
     if (n != len || e) {
         unlink(tmp);
         e = e ? e : EIO;
-        failed(fail, lucy_err_from_errno(e), "cannot write %s/%s.%s: %s", dir, base, ext,
-               strerror(e));
+        file_failed(fail, e, "cannot write %s/%s.%s: %s", dir, base, ext, strerror(e));
         return -1;
     }
     return 0;
@@ -262,7 +294,7 @@ static int write_pair(const char *dir, const char *base, const char *md, size_t 
             int e = errno;
             for (int k = i; k < 2; k++)
                 unlink(tmps[k]);
-            failed(fail, lucy_err_from_errno(e), "cannot rename into %s: %s", path, strerror(e));
+            file_failed(fail, e, "cannot rename into %s: %s", path, strerror(e));
             return -1;
         }
     }
@@ -322,12 +354,15 @@ static void convo_close(struct msg_read *a, struct convo *c)
     c->doc = NULL;
 }
 
-/* The file name part for a display name: ASCII letters and digits, '_'. */
-static void name_part(const char *name, char *out, size_t len)
+/* The file name part for a display name: ASCII letters and digits, '_'
+ * for the rest (at most 40 characters). keep: more characters kept as they
+ * are ("" = none; ".-" for a WhatsApp id, which may read "US.123"). */
+static void name_part(const char *name, const char *keep, char *out, size_t len)
 {
     size_t n = 0;
     for (const char *p = name; *p && n + 1 < len && n < 40; p++)
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr(keep, *p))
             out[n++] = *p;
         else if (n && out[n - 1] != '_')
             out[n++] = '_';
@@ -338,7 +373,7 @@ static int convo_open(sqlite3 *db, struct convo *c, sqlite3_stmt *st, const char
 {
     const char *sender = (const char *)sqlite3_column_text(st, 1);
     const char *profile = (const char *)sqlite3_column_text(st, 5);
-    char day[16], name[64];
+    char day[16], name[64], from[64];
     c->person = sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 6);
     snprintf(c->who, sizeof c->who, "%s", profile && *profile ? profile : sender);
     json_t *person = json_null();
@@ -355,8 +390,9 @@ static int convo_open(sqlite3 *db, struct convo *c, sqlite3_stmt *st, const char
         }
     }
     day_of(sqlite3_column_int64(st, 2), day, sizeof day, "%Y-%m-%d");
-    name_part(c->who, name, sizeof name);
-    snprintf(c->file, sizeof c->file, "%s-%s", day, name[0] ? name : "unknown");
+    name_part(c->who, "", name, sizeof name);
+    name_part(sender, ".-", from, sizeof from);
+    snprintf(c->file, sizeof c->file, "%s-%s-%s", day, name[0] ? name : "unknown", from);
     snprintf(c->key, sizeof c->key, "%s", key);
     c->doc = json_pack("{s:s,s:s,s:o,s:s,s:[]}", "day", day, "who", c->who, "person", person,
                        "sender", sender, "messages");
@@ -475,11 +511,18 @@ static int export_call(struct lucy_store *store, const char *id, const char *dir
 
 /* ---- the command ---------------------------------------------------------- */
 
+/* A folder made, or one already there; a file of its name is ENOTDIR (an
+ * EEXIST from mkdir says nothing of what exists). */
 static int make_dir(const char *path, struct failure *fail)
 {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+    struct stat st;
+    int e = mkdir(path, 0755) == 0 ? 0 : errno;
+    if (e == EEXIST)
+        e = stat(path, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (e == 0)
         return 0;
-    failed(fail, lucy_err_from_errno(errno), "cannot create %s: %s", path, strerror(errno));
+    file_failed(fail, e, "cannot create the folder %s: %s", path,
+                e == ENOTDIR ? "a file of that name is there" : strerror(e));
     return -1;
 }
 

@@ -41,11 +41,10 @@
 #include "cmd.h"
 
 struct opts {
-    const char *engine;   /* --engine */
-    const char *model;    /* --model */
-    const char *chunk_s;  /* --chunk-s: longest chunk, 0 = the whole file at once */
-    const char *channels; /* --channels: LUCY_CALL_CHANNELS for this file */
-    int json;             /* --json */
+    const char *engine;  /* --engine */
+    const char *model;   /* --model */
+    const char *chunk_s; /* --chunk-s: longest chunk, 0 = the whole file at once */
+    int json;            /* --json */
 };
 
 static int own_flag(const char *arg, const char *next, void *state)
@@ -58,7 +57,6 @@ static int own_flag(const char *arg, const char *next, void *state)
         {"--engine", offsetof(struct opts, engine)},
         {"--model", offsetof(struct opts, model)},
         {"--chunk-s", offsetof(struct opts, chunk_s)},
-        {"--channels", offsetof(struct opts, channels)},
     };
     for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++) {
         if (strcmp(arg, valued[i].flag) != 0)
@@ -191,9 +189,10 @@ int lucy_cmd_transcribe(int argc, char **argv)
         }
         chunk_s = (int)v;
     }
-    /* LUCY_CALL_CHANNELS was checked with the rest of the configuration. */
+    /* --channels is LUCY_CALL_CHANNELS's flag (config.c), checked with the
+     * rest of the configuration; it wins over the environment's. */
     struct lucy_asr_channels channels;
-    if (lucy_asr_channels_parse(o.channels ? o.channels : cfg.call_channels, &channels) != 0) {
+    if (lucy_asr_channels_parse(cfg.call_channels, &channels) != 0) {
         char choices[64];
         channel_choices(choices, sizeof choices);
         lucy_cmd_error("--channels takes %s (who is on a stereo file's left,right channel; mix: "

@@ -195,6 +195,16 @@ def test_a_date_that_names_no_day_is_not_moved_to_another(asking):
     body = ask(lucy, "what about the invoice since 2024-02-29")
     assert body["retrieval"]["filters"]["time_not_understood"] is None
     assert body["retrieval"]["filters"]["from"] == "2024-02-29T00:00:00+00:00"
+    # a month's day is that day; one the month does not have is named, not dropped
+    f = ask(lucy, "what about the invoice on 30 April 2024")["retrieval"]["filters"]
+    assert (f["time_phrase"], f["from"], f["to"]) == (
+        "on 30 april 2024", "2024-04-30T00:00:00+00:00", "2024-04-30T23:59:59+00:00"), f
+    for q, phrase in (("the invoice on April 31", "on april 31"),
+                      ("the invoice in March 20245", "in march 20245")):
+        f = ask(lucy, q)["retrieval"]["filters"]
+        assert f["time_not_understood"] == phrase and f["from"] is None, f
+    f = ask(lucy, "the invoice before 1000-01-01")["retrieval"]["filters"]
+    assert f["to"] == "0999-12-31T23:59:59+00:00", f
 
 
 def test_latest_call_with_a_person(asking):

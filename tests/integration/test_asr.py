@@ -173,7 +173,10 @@ def test_stereo_call_per_channel_with_speakers(tmp_path):
         assert min(s["t0_ms"] for s in segs if s["channel"] == 1) >= 4000, segs
 
     # --channels wins over LUCY_CALL_CHANNELS; mix is one channel, no speakers.
+    # --name=value is --name value (the shared flag parser).
     for args, env in ((("--channels", "mix"), {"LUCY_CALL_CHANNELS": "them,me"}),
+                      (("--channels=mix",), {"LUCY_CALL_CHANNELS": "them,me"}),
+                      (("--channels", "mix"), {"LUCY_CALL_CHANNELS": "bogus"}),
                       ((), {"LUCY_CALL_CHANNELS": "mix"})):
         r = transcript(*args, **env)
         assert r["channels"] == 1 and r["segments"], r
@@ -193,6 +196,9 @@ def test_stereo_call_per_channel_with_speakers(tmp_path):
     err = run.stderr.decode().strip()
     assert run.returncode == 2 and len(err.splitlines()) == 1, err
     assert "me,them" in err and "them,me" in err and "mix" in err, err
+    run = lucy_transcribe(call, "--json=yes")
+    err = run.stderr.decode().strip()
+    assert run.returncode == 2 and "--json takes no value" in err, err
 
 
 def test_silence_gives_no_segments(tmp_path):

@@ -145,7 +145,7 @@ def test_lucy_export_while_serving(start_lucy, tmp_path):
     assert md.startswith("# ") and "## Transcript" in md and rec["id"] in md
     msgs = sorted(os.listdir(os.path.join(out, "messages")))
     assert len(msgs) == 6, msgs
-    ann_day1 = [m for m in msgs if m.startswith("2024-05-01-Ann_Example") and m.endswith(".json")]
+    ann_day1 = [m for m in msgs if m.startswith("2024-05-01-Ann_Example-15550001234") and m.endswith(".json")]
     assert len(ann_day1) == 1, msgs
     with open(os.path.join(out, "messages", ann_day1[0])) as f:
         doc = json.load(f)
@@ -162,10 +162,40 @@ def test_lucy_export_while_serving(start_lucy, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == {"dir": out2, "calls": 0, "message_conversations": 1}
     assert sorted(os.listdir(os.path.join(out2, "messages"))) == [
-        "2024-05-02-Ann_Example.json", "2024-05-02-Ann_Example.md"]
+        "2024-05-02-Ann_Example-15550001234.json", "2024-05-02-Ann_Example-15550001234.md"]
 
     p = run_export(lucy, out2, "--from", "yesterday")
     assert p.returncode == 2 and "--from" in p.stderr
+
+
+def test_export_keeps_apart_conversations_whose_names_reduce_alike(start_lucy, tmp_path):
+    """Names in other scripts reduce to no ASCII at all: two senders writing
+    on one day each get their own file, and the count is of files written."""
+    from test_webhook import BASE_ENV, message_body, post, wait_drained
+    lucy = start_lucy(env=dict(BASE_ENV))
+    day = 1714557600  # 2024-05-01 10:00 UTC
+    for wamid, sender, name, text in [("wamid.U1", "15550002001", "Маша", "from masha"),
+                                      ("wamid.U2", "15550002002", "李雷", "from li lei"),
+                                      ("wamid.U3", "15550002001", "Маша", "masha again")]:
+        r = post(lucy, message_body(wamid, sender=sender, text=text, ts=day, name=name))
+        assert r.status_code == 200, r.text
+    wait_drained(lucy)
+    out = str(tmp_path / "export")
+    p = run_export(lucy, out)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["message_conversations"] == 2, p.stdout
+    names = sorted(os.listdir(os.path.join(out, "messages")))
+    assert len(names) == 4, names
+    by_sender = {}
+    for n in names:
+        if n.endswith(".json"):
+            with open(os.path.join(out, "messages", n)) as f:
+                doc = json.load(f)
+            by_sender[doc["sender"]] = [m["text"] for m in doc["messages"]]
+            with open(os.path.join(out, "messages", n[:-5] + ".md")) as f:
+                assert doc["messages"][0]["text"] in f.read()
+    assert by_sender == {"15550002001": ["from masha", "masha again"],
+                         "15550002002": ["from li lei"]}, by_sender
 
 
 def serve_messages(start_lucy, n=3):
@@ -191,9 +221,10 @@ def json_error(p):
 def test_export_of_a_person_lucy_does_not_know_fails(start_lucy, tmp_path):
     lucy = serve_messages(start_lucy, 1)
     out = str(tmp_path / "export")
-    err = json_error(run_export(lucy, out, "--person", "99"))
-    assert err["error_type"] == "not_found" and "99" in err["message"]
-    assert "GET /people" in err["advice"]
+    for person in (("--person", "99"), ("--person=99",)):
+        err = json_error(run_export(lucy, out, *person))
+        assert err["error_type"] == "not_found" and "99" in err["message"]
+        assert "GET /people" in err["advice"]
     assert not os.path.exists(out)  # refused before anything was made
 
 
@@ -214,4 +245,26 @@ def test_export_onto_a_full_disk_fails_clearly_and_leaves_no_cut_file(start_lucy
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["message_conversations"] == 3
     assert sorted(os.listdir(os.path.join(out, "messages"))) == sorted(
-        "2024-05-0%d-Ann_Example.%s" % (d, e) for d in (1, 2, 3) for e in ("json", "md"))
+        "2024-05-0%d-Ann_Example-15550001234.%s" % (d, e) for d in (1, 2, 3) for e in ("json", "md"))
+
+
+def test_export_to_a_file_says_it_is_a_file(start_lucy, tmp_path):
+    lucy = serve_messages(start_lucy, 1)
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    for out in (str(path), str(path / "export")):  # DIR itself, or a folder on its path
+        err = json_error(run_export(lucy, out))
+        assert err["error_type"] == "bad_request", err
+        assert "is a file, not a folder" in err["advice"], err
+    assert path.read_text() == "mine"
+
+
+@needs_root
+def test_export_to_a_read_only_disk_says_so(start_lucy, tmpfs):
+    lucy = serve_messages(start_lucy, 1)
+    mnt = tmpfs("1m")
+    subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+    for out in (mnt, os.path.join(mnt, "export")):  # DIR there, or to be made
+        err = json_error(run_export(lucy, out))
+        assert err["error_type"] == "forbidden", err
+        assert "read-only" in err["advice"] and "Read-only file system" in err["message"], err

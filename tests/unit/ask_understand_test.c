@@ -81,6 +81,26 @@ static void test_time_phrases(void **state)
         {"before 2024-04-31", {0}, {0}, "", 0},
         {"after 2024-13-01", {0}, {0}, "", 0},
         {"since 2024-02-00 on Monday", {2024, 4, 8}, {2024, 4, 8}, "on monday", 0},
+        /* a month's day, either way round, with or without its year; without
+         * one the most recent such day that has begun */
+        {"calls on April 30", {2023, 4, 30}, {2023, 4, 30}, "on april 30", 0},
+        {"calls on April 3", {2024, 4, 3}, {2024, 4, 3}, "on april 3", 0},
+        {"on 30 April", {2023, 4, 30}, {2023, 4, 30}, "on 30 april", 0},
+        {"on 30 April 2024", {2024, 4, 30}, {2024, 4, 30}, "on 30 april 2024", 0},
+        {"on April 30, 2022", {2022, 4, 30}, {2022, 4, 30}, "on april 30 2022", 0},
+        {"since March 5th", {2024, 3, 5}, {0}, "since march 5th", 0},
+        {"before 1 Jan 2024", {0}, {2023, 12, 31}, "before 1 jan 2024", 0},
+        {"on 29 February", {2024, 2, 29}, {2024, 2, 29}, "on 29 february", 0},
+        /* a day no month has, a number that is no year: no range */
+        {"on April 31", {0}, {0}, "", 0},
+        {"calls on 31 April", {0}, {0}, "", 0},
+        {"on 30 February", {0}, {0}, "", 0},
+        {"since 31 April 2024", {0}, {0}, "", 0},
+        {"calls on 29 February 2023", {0}, {0}, "", 0},
+        {"in March 20245", {0}, {0}, "", 0},
+        {"in March 1969", {0}, {0}, "", 0},
+        {"since 0999-01-01", {0}, {0}, "", 0},
+        {"since 1000-01-01", {1000, 1, 1}, {0}, "since 1000-01-01", 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct lucy_ask_time t;
@@ -111,6 +131,14 @@ static void test_no_such_day_is_named(void **state)
         {"since 2024-02-00 on Monday", "since 2024-02-00"},
         {"since 2024-02-29", ""},
         {"in March", ""},
+        {"calls on April 31 with Anna", "on april 31"},
+        {"calls on 31 April", "on 31 april"},
+        {"on 30 February", "on 30 february"},
+        {"since 31 April 2024", "since 31 april 2024"},
+        {"calls on 29 February 2023", "on 29 february 2023"},
+        {"in March 20245", "in march 20245"},
+        {"since 0-01-01", "since 0-01-01"},
+        {"on April 30", ""},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct lucy_ask_time t;
@@ -121,6 +149,10 @@ static void test_no_such_day_is_named(void **state)
     }
     /* its words are not searched for either */
     char *w = lucy_ask_search_words("the boiler since 2024-02-30", NULL);
+    assert_non_null(w);
+    assert_string_equal(w, "boiler");
+    free(w);
+    w = lucy_ask_search_words("the boiler on April 31", NULL);
     assert_non_null(w);
     assert_string_equal(w, "boiler");
     free(w);

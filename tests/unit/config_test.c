@@ -63,6 +63,33 @@ static void precedence_env_file_flags(void **state)
     unlink(path);
 }
 
+/* A flag wins over an invalid environment value: the value is not read,
+ * so it does not stop the command (decisions: flags win). Without the flag
+ * it still does; a bad flag value names the flag. */
+static void flag_overrides_invalid_env(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    setenv("LUCY_CALL_CHANNELS", "bogus", 1);
+    char *argv[] = {"FILE", "--channels=mix"};
+    assert_int_equal(lucy_config_load(&cfg, 2, argv, err, sizeof err), 0);
+    for (int i = 1; i < 2;)
+        assert_int_equal(lucy_config_flag(&cfg, 2, argv, &i, err, sizeof err), 1);
+    assert_string_equal(cfg.call_channels, "mix");
+    lucy_config_free(&cfg);
+    assert_int_equal(lucy_config_load(&cfg, 1, argv, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "LUCY_CALL_CHANNELS='bogus'"));
+    lucy_config_free(&cfg);
+    unsetenv("LUCY_CALL_CHANNELS");
+    char *bad[] = {"--channels", "left,right"};
+    int i = 0;
+    assert_int_equal(lucy_config_load(&cfg, 2, bad, err, sizeof err), 0);
+    assert_int_equal(lucy_config_flag(&cfg, 2, bad, &i, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "--channels: invalid LUCY_CALL_CHANNELS='left,right'"));
+    lucy_config_free(&cfg);
+}
+
 static void check_invalid(const char *name, const char *value, const char *expect)
 {
     struct lucy_config cfg;
@@ -196,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
         cmocka_unit_test(precedence_env_file_flags),
+        cmocka_unit_test(flag_overrides_invalid_env),
         cmocka_unit_test(invalid_values_name_the_option),
         cmocka_unit_test(people_options),
         cmocka_unit_test(unknown_key_in_file),
