@@ -66,7 +66,7 @@ static void write_line(enum lucy_log_level level, const char *msg, json_t *field
     json_object_set_new(line, "msg", json_string(msg));
     if (fields && json_is_object(fields))
         json_object_update_missing(line, fields);
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | LUCY_JSON_REALS);
     if (text) {
         FILE *out = output ? output : stderr;
         fprintf(out, "%s\n", text);

@@ -25,6 +25,13 @@
 
 #include <jansson.h> /* json_int_t for "I" fields */
 
+/* How lucy prints a real in the JSON it hands out (log lines, replies,
+ * transcript downloads, export files): 15 significant digits (DBL_DIG),
+ * so a value that was a short decimal prints as that decimal (7.1), not
+ * as jansson's default 17 digits (7.0999999999999996). Times are integer
+ * ms, or seconds rounded to ms by the code that owns them. */
+#define LUCY_JSON_REALS JSON_REAL_PRECISION(15)
+
 enum lucy_log_level { LUCY_LOG_DEBUG, LUCY_LOG_INFO, LUCY_LOG_WARNING, LUCY_LOG_ERROR };
 
 /* Writes one event if level is at or above the configured level.

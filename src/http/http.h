@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../log.h" /* LUCY_JSON_REALS */
+
 struct lucy_ctx;
 struct lucy_http;
 
@@ -228,12 +230,7 @@ int lucy_http_add_header(struct lucy_http_response *resp, const char *name, cons
 void lucy_http_reply_fd(struct lucy_http_response *resp, int status, const char *content_type,
                         int fd, uint64_t offset, uint64_t length);
 
-/* How lucy prints a real in the JSON it hands out (replies, transcript
- * downloads, export files): 15 significant digits (DBL_DIG), so a value
- * that was a short decimal prints as that decimal (7.1), not as jansson's
- * default 17 digits (7.0999999999999996). Times are integer ms, or
- * seconds rounded to ms by the code that owns them. */
-#define LUCY_JSON_REALS JSON_REAL_PRECISION(15)
+/* LUCY_JSON_REALS (how lucy prints reals in the JSON it hands out) is in log.h. */
 
 /* The error type's name ("disk_full") and HTTP status (507). */
 const char *lucy_http_error_name(enum lucy_http_error type);

@@ -69,6 +69,16 @@ static void json_shape(void **state)
     json_decref(line);
 }
 
+/* A real prints as the short decimal it was (LUCY_JSON_REALS), not with
+ * jansson's 17 digits. */
+static void reals_print_short(void **state)
+{
+    (void)state;
+    lucy_log(LUCY_LOG_INFO, "decoded", "{s:f}", "decoded_s", 2.2709375);
+    fflush(out);
+    assert_non_null(strstr(buf, "\"decoded_s\":2.2709375}"));
+}
+
 static void level_filter(void **state)
 {
     (void)state;
@@ -120,6 +130,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(json_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(level_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(reals_print_short, setup, teardown),
         cmocka_unit_test_setup_teardown(repeats_are_summarised, setup, teardown),
         cmocka_unit_test_setup_teardown(varying_fields_are_capped, setup, teardown),
     };
