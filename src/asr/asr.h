@@ -114,6 +114,11 @@ struct lucy_asr_engine {
      * saying what is wrong and what to give instead. NULL = any name is
      * accepted (http: the server knows its models). */
     int (*check_model)(const char *model, char *err, size_t errlen);
+    /* 1: an instance recognises on one core (pocketsphinx), so a long
+     * recording goes faster on several instances at once (lanes, below);
+     * 0: the engine spreads its own work (whisper.cpp's threads, a
+     * server). */
+    int one_core;
 };
 
 /* A recording decoded with its channels kept apart (DESIGN §13). */
@@ -306,7 +311,7 @@ int lucy_transcript_join(struct lucy_transcript *t);
 /* ---- who said what: the channels of a call (channels.c, DESIGN §13) ------
  *
  * The worker and `lucy transcribe` both go decode (lucy_audio_decode_call_fd)
- * -> plan (lucy_asr_plan_make) -> recognise and merge
+ * -> plan (lucy_asr_plan_make, plan.c) -> recognise and merge
  * (lucy_asr_transcribe_plan with a chunk hook), so a file gets the same
  * segments, channels and speakers from either. */
 
@@ -331,6 +336,8 @@ int lucy_asr_channels_parse(const char *value, struct lucy_asr_channels *out);
  * n_channels 1. Same errors, threads and ownership as those. */
 int lucy_audio_decode_call_fd(int fd, const char *path, const struct lucy_asr_channels *ch,
                               struct lucy_audio *out, char *err, size_t errlen);
+
+/* ---- recognising a plan: chunks on lanes (plan.c, DESIGN §13) --------- */
 
 /* One channel of a plan, labelled. */
 struct lucy_asr_track {
@@ -366,13 +373,36 @@ void lucy_asr_plan_free(struct lucy_asr_plan *plan);
  * shift), model, language and wall_s (the engine's time for it); sets
  * *fresh to 1 when the engine recognised it now (the next chunk of the
  * track then continues the engine's stream) or 0 when it came from
- * elsewhere (a checkpoint). continues: the engine's last call on this
- * track was the chunk just before c (pass it on as lucy_pcm.continues).
+ * elsewhere (a checkpoint). lane: which engine instance to use (0 ..
+ * n_lanes - 1 of struct lucy_asr_run); calls with the same lane come one
+ * after the other on one thread, calls with different lanes at the same
+ * time on different threads. continues: this lane's last call was the
+ * chunk just before c on this track (pass it on as lucy_pcm.continues).
  * Returns 0 or a LUCY_E* that stops the transcription (err says why). */
-typedef int (*lucy_asr_chunk_fn)(void *arg, const struct lucy_asr_track *t,
+typedef int (*lucy_asr_chunk_fn)(void *arg, int lane, const struct lucy_asr_track *t,
                                  const struct lucy_chunk *c, int continues,
                                  struct lucy_transcript *piece, int *fresh, char *err,
                                  size_t errlen);
+
+/* How a plan is recognised: the hook, and on how many lanes. */
+struct lucy_asr_run {
+    lucy_asr_chunk_fn fn;
+    void *arg; /* fn's and ready's; not owned */
+    int n_lanes; /* engine instances recognising at once, 1 .. LUCY_ASR_MAX_LANES */
+    /* Optional: 1 when chunk c of track t needs no recognition (a
+     * checkpoint holds it), so it weighs nothing when the chunks are shared
+     * out among lanes. Called on the calling thread, before any fn. */
+    int (*ready)(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c);
+};
+
+/* Most lanes a recording is recognised on. Each holds its own model
+ * (pocketsphinx: ~90 MB while loaded). */
+#define LUCY_ASR_MAX_LANES 4
+
+/* How many lanes engine e should recognise one recording on: 1 unless
+ * e->one_core; then opt->threads (LUCY_ASR_THREADS; 0 = the cores online)
+ * at most LUCY_ASR_MAX_LANES. Pure but for reading the core count. */
+int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt);
 
 /* Recognises chunk c of track t with engine e (a view of the chunk,
  * lucy_asr_transcribe, times shifted onto the file's clock, channel
@@ -384,16 +414,22 @@ int lucy_asr_recognise_chunk(const struct lucy_asr_engine *e, void *state,
                              int continues, struct lucy_transcript *piece, char *err,
                              size_t errlen);
 
-/* Runs fn(arg, ...) on every chunk of plan, track by track, labels each
- * piece's segments with its track's channel and speaker, and merges them
+/* Runs run->fn on every chunk of plan and merges the pieces: the chunks
+ * (all tracks, in order) are shared out among run->n_lanes lanes (capped
+ * at the chunks to recognise) as contiguous runs of about equal audio, so
+ * each lane continues its engine's stream from chunk to chunk; lane 0
+ * runs on the calling thread, each other on a thread of its own, and the
+ * first error stops every lane before its next chunk. Each piece's
+ * segments are labelled with its track's channel and speaker and merged
  * in time order into *out (zeroed first): text joined; engine (the name
  * given), model (of the last chunk recognised now, else of a resumed one),
- * language (default "en"), audio_s, wall_s (the pieces' sum), rtf,
- * truncated, source_duration_s and channels from the plan's audio. 0, the
- * hook's error, or LUCY_ENOMEM; *out is the caller's in both cases
- * (lucy_transcript_free). Runs on the calling thread. */
+ * language (default "en"), audio_s, wall_s (the pieces' sum: engine time,
+ * not elapsed), rtf, truncated, source_duration_s and channels from the
+ * plan's audio. 0, the first failing lane's error (err says why), or
+ * LUCY_ENOMEM (no thread or memory); *out is the caller's in all cases
+ * (lucy_transcript_free). */
 int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engine,
-                             lucy_asr_chunk_fn fn, void *arg, struct lucy_transcript *out,
+                             const struct lucy_asr_run *run, struct lucy_transcript *out,
                              char *err, size_t errlen);
 
 #endif

@@ -292,4 +292,5 @@ const struct lucy_asr_engine lucy_asr_pocketsphinx = {
     .close = ps_close,
     .check_model = ps_check_model,
     .model = ps_model,
+    .one_core = 1, /* a decoder is single-threaded: lanes (plan.c) spread a call */
 };

@@ -135,19 +135,40 @@ static void print_text(const struct lucy_transcript *t)
 }
 
 /* The chunk hook of a transcription without checkpoints: every chunk is
- * recognised now. */
+ * recognised now, by its lane's engine instance. */
 struct cli_engine {
     const struct lucy_asr_engine *engine;
-    void *state;
+    void *state[LUCY_ASR_MAX_LANES]; /* one per lane opened */
 };
 
-static int cli_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
-                     int continues, struct lucy_transcript *piece, int *fresh, char *err,
-                     size_t errlen)
+static int cli_chunk(void *arg, int lane, const struct lucy_asr_track *t,
+                     const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
+                     int *fresh, char *err, size_t errlen)
 {
     struct cli_engine *e = arg;
     *fresh = 1;
-    return lucy_asr_recognise_chunk(e->engine, e->state, t, c, continues, piece, err, errlen);
+    return lucy_asr_recognise_chunk(e->engine, e->state[lane], t, c, continues, piece, err,
+                                    errlen);
+}
+
+/* Opens lane 0's engine instance (its failure is the command's) and as
+ * many more as lucy_asr_lanes allows and the plan has chunks for; an
+ * extra one that does not open only means fewer lanes. Returns the lanes
+ * open (0 = lane 0 failed, err says why). */
+static int open_lanes(struct cli_engine *e, const struct lucy_asr_options *opt,
+                      const struct lucy_asr_plan *plan, char *err, size_t errlen)
+{
+    int want = lucy_asr_lanes(e->engine, opt);
+    if (want > plan->n_chunks)
+        want = plan->n_chunks > 0 ? plan->n_chunks : 1;
+    int n = 0;
+    for (; n < want; n++) {
+        char why[512];
+        if (lucy_asr_open(e->engine, opt, &e->state[n], n == 0 ? err : why,
+                          n == 0 ? errlen : sizeof why) != 0)
+            break;
+    }
+    return n;
 }
 
 /* "me,them, them,me or mix" from lucy_asr_channels_names. */
@@ -249,16 +270,18 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_cmd_error("cutting %s at its pauses failed: %s", file, err);
         goto out;
     }
-    if (lucy_asr_open(engine, &aopt, &run.state, err, sizeof err) != 0) {
+    int n_lanes = open_lanes(&run, &aopt, &plan, err, sizeof err);
+    if (n_lanes == 0) {
         lucy_cmd_error("%s", err);
         goto out;
     }
-    if (lucy_asr_transcribe_plan(&plan, engine->name, cli_chunk, &run, &t, err, sizeof err) != 0) {
+    struct lucy_asr_run how = {.fn = cli_chunk, .arg = &run, .n_lanes = n_lanes};
+    if (lucy_asr_transcribe_plan(&plan, engine->name, &how, &t, err, sizeof err) != 0) {
         lucy_cmd_error("transcription of %s failed: %s", file, err);
         goto out;
     }
     if (!t.model[0]) /* all silence: no chunk named the model */
-        snprintf(t.model, sizeof t.model, "%s", lucy_asr_model(engine, run.state));
+        snprintf(t.model, sizeof t.model, "%s", lucy_asr_model(engine, run.state[0]));
     if (o.json) {
         rc = print_json(&t);
     } else {
@@ -267,7 +290,8 @@ int lucy_cmd_transcribe(int argc, char **argv)
     }
 out:
     lucy_transcript_free(&t);
-    lucy_asr_close(engine, run.state);
+    for (int k = 0; k < LUCY_ASR_MAX_LANES; k++)
+        lucy_asr_close(engine, run.state[k]);
     lucy_asr_plan_free(&plan);
     lucy_audio_free(&audio);
     lucy_config_free(&cfg);

@@ -35,7 +35,7 @@
 
 /* Bumped when struct lucy_media changes: a module from another build is
  * refused rather than called through the wrong slots. */
-#define LUCY_MEDIA_ABI 3
+#define LUCY_MEDIA_ABI 4
 
 /* The sizes of every struct that crosses between the binary and the
  * module, as each was compiled: a module whose structs differ (another

@@ -483,12 +483,13 @@ struct fake_hook {
     int calls;
 };
 
-static int fake_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
-                      int continues, struct lucy_transcript *piece, int *fresh, char *err,
-                      size_t errlen)
+static int fake_chunk(void *arg, int lane, const struct lucy_asr_track *t,
+                      const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
+                      int *fresh, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
+    assert_int_equal(lane, 0);
     struct fake_hook *h = arg;
     h->continues[h->calls++] = continues;
     char text[32];
@@ -516,8 +517,8 @@ static void call_plan_merge(void **state)
     struct fake_hook h = {0};
     struct lucy_transcript t;
     char err[64];
-    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", fake_chunk, &h, &t, err, sizeof err),
-                     0);
+    struct lucy_asr_run run = {.fn = fake_chunk, .arg = &h, .n_lanes = 1};
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", &run, &t, err, sizeof err), 0);
     /* Left: chunk 1 continues chunk 0; chunk 2 does not continue the one
      * taken from elsewhere; the right channel starts afresh. */
     assert_int_equal(h.calls, 4);
@@ -538,6 +539,113 @@ static void call_plan_merge(void **state)
     assert_true(t.truncated);
     assert_true(t.source_duration_s > 8.9);
     lucy_transcript_free(&t);
+}
+
+/* A hook for lanes: records, per chunk (its index in the plan's one
+ * track), which lane recognised it and whether it continued; fails on the
+ * chunk fail_at (-1: none). Each chunk has its own slot, so lanes need no
+ * lock. */
+struct lane_hook {
+    int lane[16];
+    int continues[16];
+    int fail_at;
+    const struct lucy_chunk *first;
+};
+
+static int lane_chunk(void *arg, int lane, const struct lucy_asr_track *t,
+                      const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
+                      int *fresh, char *err, size_t errlen)
+{
+    struct lane_hook *h = arg;
+    int i = (int)(c - h->first);
+    h->lane[i] = lane;
+    h->continues[i] = continues;
+    if (i == h->fail_at) {
+        snprintf(err, errlen, "chunk %d failed", i);
+        return LUCY_EIO;
+    }
+    int64_t t0 = (int64_t)c->first_sample * 1000 / LUCY_ASR_SAMPLE_RATE;
+    char text[16];
+    int n = snprintf(text, sizeof text, "w%d", i);
+    *fresh = 1;
+    (void)t;
+    return lucy_transcript_add(piece, t0, t0 + 100, text, (size_t)n);
+}
+
+/* lucy_asr_run.ready for lanes_share_out: chunks 0-3 are "checkpointed". */
+static int first_four_ready(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c)
+{
+    (void)t;
+    return c - ((struct lane_hook *)arg)->first < 4;
+}
+
+static void lanes_share_out(void **state)
+{
+    (void)state;
+    struct lucy_audio a = {.n_channels = 1};
+    a.channel[0] = (struct lucy_pcm){.n_samples = 16000 * 16, .duration_s = 16};
+    struct lucy_chunk c[8];
+    for (int i = 0; i < 8; i++)
+        c[i] = (struct lucy_chunk){(size_t)i * 32000, 16000};
+    struct lucy_asr_plan plan = {.audio = &a, .n_tracks = 1, .n_chunks = 8};
+    plan.track[0] = (struct lucy_asr_track){&a.channel[0], -1, NULL, c, 8};
+    struct lane_hook h = {.fail_at = -1, .first = c};
+    struct lucy_asr_run run = {.fn = lane_chunk, .arg = &h, .n_lanes = 2};
+    struct lucy_transcript t;
+    char err[64];
+
+    /* Two lanes: contiguous halves; within a lane each chunk continues
+     * the one before, only a lane's first starts afresh. The merge is in
+     * time order whatever lane finished first. */
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", &run, &t, err, sizeof err), 0);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(h.lane[i], i < 4 ? 0 : 1);
+        assert_int_equal(h.continues[i], i != 0 && i != 4);
+    }
+    assert_string_equal(t.text, "w0 w1 w2 w3 w4 w5 w6 w7");
+    lucy_transcript_free(&t);
+
+    /* Chunks a checkpoint holds weigh nothing: the four left to recognise
+     * are shared two and two. */
+    run.ready = first_four_ready;
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", &run, &t, err, sizeof err), 0);
+    assert_int_equal(h.lane[5], 0);
+    assert_int_equal(h.lane[6], 1);
+    assert_int_equal(h.lane[7], 1);
+    lucy_transcript_free(&t);
+
+    /* More lanes than chunks to recognise: one lane per chunk at most. */
+    run.ready = NULL;
+    run.n_lanes = LUCY_ASR_MAX_LANES + 3;
+    plan.track[0].n_chunks = 2;
+    plan.n_chunks = 2;
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", &run, &t, err, sizeof err), 0);
+    assert_int_equal(h.lane[0], 0);
+    assert_int_equal(h.lane[1], 1);
+    lucy_transcript_free(&t);
+
+    /* A lane that fails stops the transcription with its error. */
+    plan.track[0].n_chunks = 8;
+    plan.n_chunks = 8;
+    run.n_lanes = 2;
+    h.fail_at = 5;
+    assert_int_equal(lucy_asr_transcribe_plan(&plan, "fake", &run, &t, err, sizeof err), LUCY_EIO);
+    assert_string_equal(err, "chunk 5 failed");
+    lucy_transcript_free(&t);
+}
+
+static void lanes_for_engines(void **state)
+{
+    (void)state;
+    struct lucy_asr_engine one = {.name = "one", .one_core = 1}, many = {.name = "many"};
+    struct lucy_asr_options o = {.threads = 3};
+    assert_int_equal(lucy_asr_lanes(&one, &o), 3);
+    assert_int_equal(lucy_asr_lanes(&many, &o), 1);
+    o.threads = 64;
+    assert_int_equal(lucy_asr_lanes(&one, &o), LUCY_ASR_MAX_LANES);
+    o.threads = 0; /* the cores online */
+    assert_true(lucy_asr_lanes(&one, &o) >= 1);
+    assert_int_equal(lucy_asr_lanes(NULL, &o), 1);
 }
 
 static void http_engine_unreachable(void **state)
@@ -598,6 +706,8 @@ int main(void)
         cmocka_unit_test(call_channels),
         cmocka_unit_test(call_plan_labels),
         cmocka_unit_test(call_plan_merge),
+        cmocka_unit_test(lanes_share_out),
+        cmocka_unit_test(lanes_for_engines),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

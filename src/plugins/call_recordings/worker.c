@@ -83,7 +83,10 @@ struct worker {
     struct lucy_jobs_pool *pool;  /* owner */
     struct progress progress;     /* the running job's; under pool->mu */
     struct lucy_thread thread;    /* "asr-worker" */
-    struct lucy_asr_instance asr; /* this worker's engine: loaded on demand */
+    /* This worker's engine instances, loaded on demand: lane[0] for every
+     * job, more lanes (lucy_asr_lanes) for a job with chunks for them;
+     * used by the lane threads of lucy_asr_transcribe_plan during a job. */
+    struct lucy_asr_instance lane[LUCY_ASR_MAX_LANES];
     int64_t next_open_s;          /* when to retry a failed open (monotonic s) */
 };
 
@@ -389,13 +392,13 @@ static void publish(struct lucy_jobs_pool *p)
 static int ensure_engine(struct worker *w)
 {
     struct lucy_jobs_pool *p = w->pool;
-    if (w->asr.state)
+    if (w->lane[0].state)
         return 0;
     int64_t now = lucy_mono_ms() / 1000;
     if (now < w->next_open_s)
         return LUCY_EUNAVAIL;
     char err[256] = "";
-    int rc = lucy_asr_instance_load(&w->asr, err, sizeof err);
+    int rc = lucy_asr_instance_load(&w->lane[0], err, sizeof err);
     pthread_mutex_lock(&p->mu);
     if (rc == 0) {
         p->stats.engine_error[0] = '\0';
@@ -410,7 +413,7 @@ static int ensure_engine(struct worker *w)
                  ENGINE_REOPEN_S);
     else
         lucy_log(LUCY_LOG_INFO, "speech recognition engine ready", "{s:s}", "engine",
-                 w->asr.engine->name);
+                 w->lane[0].engine->name);
     return rc;
 }
 
@@ -441,25 +444,37 @@ struct run {
     const struct lucy_job *job;
     struct lucy_checkpoint *saved; /* committed by earlier runs */
     size_t n_saved;
-    struct progress pr; /* published after every chunk */
+    struct progress pr; /* published after every chunk; under pool->mu (lanes share it) */
 };
+
+/* Counts chunk_s of audio as done (resumed: from a checkpoint) and
+ * publishes the run's progress. Any lane. */
+static void progress_add(struct run *r, double chunk_s, int resumed)
+{
+    pthread_mutex_lock(&r->w->pool->mu);
+    r->pr.done_s += chunk_s;
+    r->pr.resumed_s += resumed ? chunk_s : 0;
+    r->pr.chunks_done++;
+    r->w->progress = r->pr;
+    pthread_mutex_unlock(&r->w->pool->mu);
+}
 
 /* Recognises one chunk (lucy_asr_recognise_chunk) and commits it as a
  * checkpoint (a failed commit only costs the resume). */
-static int recognise_chunk(struct run *r, const struct lucy_asr_track *t,
+static int recognise_chunk(struct run *r, int lane, const struct lucy_asr_track *t,
                            const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
                            char *err, size_t errlen)
 {
     struct worker *w = r->w;
     struct lucy_jobs_pool *p = w->pool;
-    int rc =
-        lucy_asr_recognise_chunk(w->asr.engine, w->asr.state, t, c, continues, piece, err, errlen);
-    lucy_asr_instance_touch(&w->asr); /* work, for the idle unload */
+    struct lucy_asr_instance *in = &w->lane[lane];
+    int rc = lucy_asr_recognise_chunk(in->engine, in->state, t, c, continues, piece, err, errlen);
+    lucy_asr_instance_touch(in); /* work, for the idle unload */
     if (rc)
         return rc;
     double audio_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
-    int put = lucy_checkpoint_put(p->ctx->store, r->job->id, t->channel, c, piece,
-                                  w->asr.engine->name, piece->model, piece->wall_s);
+    int put = lucy_checkpoint_put(p->ctx->store, r->job->id, t->channel, c, piece, in->engine->name,
+                                  piece->model, piece->wall_s);
     if (put)
         lucy_log(LUCY_LOG_WARNING, "chunk checkpoint not stored; a restart redoes it", "{s:I,s:s}",
                  "job_id", (json_int_t)r->job->id, "error", lucy_strerror(put));
@@ -476,34 +491,58 @@ static int recognise_chunk(struct run *r, const struct lucy_asr_track *t,
 
 /* The worker's chunk hook (lucy_asr_chunk_fn): a chunk a previous run
  * committed comes from its checkpoint; else, unless the worker is asked
- * to stop (LUCY_ESHUTDOWN), it is recognised and committed. Progress is
- * published after each. */
-static int job_chunk(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c,
-                     int continues, struct lucy_transcript *piece, int *fresh, char *err,
-                     size_t errlen)
+ * to stop (LUCY_ESHUTDOWN), lane's instance recognises it and it is
+ * committed. Progress is published after each. Runs on the lane's thread. */
+static int job_chunk(void *arg, int lane, const struct lucy_asr_track *t,
+                     const struct lucy_chunk *c, int continues, struct lucy_transcript *piece,
+                     int *fresh, char *err, size_t errlen)
 {
     struct run *r = arg;
-    double chunk_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
     struct lucy_checkpoint *cp = find_checkpoint(r->saved, r->n_saved, t->channel, c);
     int rc;
     if (cp) {
         rc = lucy_transcript_append(piece, &cp->seg, 0, t->channel, NULL);
         snprintf(piece->model, sizeof piece->model, "%s", cp->model);
         piece->wall_s = cp->wall_s;
-        r->pr.resumed_s += chunk_s;
         *fresh = 0;
     } else if (worker_stopping(r->w)) {
         return LUCY_ESHUTDOWN;
     } else {
-        rc = recognise_chunk(r, t, c, continues, piece, err, errlen);
+        rc = recognise_chunk(r, lane, t, c, continues, piece, err, errlen);
         *fresh = 1;
     }
-    if (rc == 0) {
-        r->pr.done_s += chunk_s;
-        r->pr.chunks_done++;
-        progress_set(r->w, &r->pr);
-    }
+    if (rc == 0)
+        progress_add(r, (double)c->n_samples / LUCY_ASR_SAMPLE_RATE, cp != NULL);
     return rc;
+}
+
+/* lucy_asr_run.ready: a committed chunk needs no lane. */
+static int job_chunk_ready(void *arg, const struct lucy_asr_track *t, const struct lucy_chunk *c)
+{
+    struct run *r = arg;
+    return find_checkpoint(r->saved, r->n_saved, t->channel, c) != NULL;
+}
+
+/* The lanes a job runs on: lane[0] holds the job's engine (run_job loaded
+ * it); as lucy_asr_lanes allows and the job has chunks to recognise, more
+ * lanes load the same engine and model. A lane that does not load leaves
+ * fewer lanes, not a failed job. Returns how many are ready. */
+static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise)
+{
+    int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr);
+    if (want > to_recognise)
+        want = to_recognise;
+    int n = 1;
+    for (; n < want; n++) {
+        char err[256] = "";
+        if (lucy_asr_instance_load_for(&w->lane[n], job->asr.engine, job->asr.model, err,
+                                       sizeof err) != 0) {
+            lucy_log(LUCY_LOG_WARNING, "a second recognition lane did not load; fewer lanes",
+                     "{s:I,s:i,s:s}", "job_id", (json_int_t)job->id, "lanes", n, "error", err);
+            break;
+        }
+    }
+    return n;
 }
 
 /* Transcribes the decoded recording chunk by chunk, each channel of a
@@ -522,7 +561,7 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     snprintf(r.pr.recording_id, sizeof r.pr.recording_id, "%s", job->recording_id);
 
     int rc = lucy_asr_plan_make(a, &p->channels, p->chunk_s, &plan, err, errlen);
-    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->asr.engine->name, &r.saved,
+    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->lane[0].engine->name, &r.saved,
                                               &r.n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
     r.pr.total_s = plan.total_s;
@@ -531,10 +570,17 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     r.pr.started_ms = lucy_mono_ms();
     progress_set(w, &r.pr);
 
-    if (rc == 0)
-        rc = lucy_asr_transcribe_plan(&plan, w->asr.engine->name, job_chunk, &r, out, err, errlen);
+    int to_recognise = 0;
+    for (int k = 0; rc == 0 && k < plan.n_tracks; k++)
+        for (size_t i = 0; i < plan.track[k].n_chunks; i++)
+            to_recognise += !job_chunk_ready(&r, &plan.track[k], &plan.track[k].chunks[i]);
+    struct lucy_asr_run how = {.fn = job_chunk, .arg = &r, .ready = job_chunk_ready};
+    if (rc == 0) {
+        how.n_lanes = load_lanes(w, job, to_recognise);
+        rc = lucy_asr_transcribe_plan(&plan, w->lane[0].engine->name, &how, out, err, errlen);
+    }
     if (rc == 0 && !out->model[0]) /* all silence: no chunk named the model */
-        snprintf(out->model, sizeof out->model, "%s", lucy_asr_model(w->asr.engine, w->asr.state));
+        snprintf(out->model, sizeof out->model, "%s", lucy_asr_model(w->lane[0].engine, w->lane[0].state));
     if (rc == 0 && r.n_saved > 0)
         lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
                  (json_int_t)job->id, "resumed_s", r.pr.resumed_s, "total_s", r.pr.total_s);
@@ -633,7 +679,7 @@ static void run_job(struct worker *w, const struct lucy_job *job)
     /* The engine and model the job asked for (DESIGN §13 Versions; the
      * defaults when it named none): the instance switches only if it holds
      * others. */
-    rc = lucy_asr_instance_load_for(&w->asr, job->asr.engine, job->asr.model, err, sizeof err);
+    rc = lucy_asr_instance_load_for(&w->lane[0], job->asr.engine, job->asr.model, err, sizeof err);
     if (rc == 0)
         rc = transcribe_audio(w, job, &audio, &t, err, sizeof err);
     if (rc == LUCY_ESHUTDOWN) {
@@ -726,7 +772,8 @@ static void worker_main(void *arg)
         /* The model loads only once there is a job (DESIGN §13). */
         if (critical || lucy_jobs_any_queued(ctx->store, &queued) != 0 || !queued ||
             ensure_engine(w) != 0 || lucy_jobs_claim(ctx->store, &job) != 0 || job.id == 0) {
-            lucy_asr_instance_unload_if_idle(&w->asr);
+            for (int k = 0; k < LUCY_ASR_MAX_LANES; k++)
+                lucy_asr_instance_unload_if_idle(&w->lane[k]);
             lucy_thread_nap(&w->thread, IDLE_WAIT_MS);
             continue;
         }
@@ -780,7 +827,8 @@ int lucy_jobs_pool_start(struct lucy_jobs_pool *p)
     for (int i = 0; i < p->n_workers; i++) {
         struct worker *w = &p->workers[i];
         w->pool = p;
-        lucy_asr_instance_init(&w->asr, &p->asr, p->ctx->cfg->asr_idle_unload_s);
+        for (int k = 0; k < LUCY_ASR_MAX_LANES; k++)
+            lucy_asr_instance_init(&w->lane[k], &p->asr, p->ctx->cfg->asr_idle_unload_s);
         w->thread = (struct lucy_thread){.name = "asr-worker", .main = worker_main, .arg = w};
         if (lucy_thread_start(&w->thread) != 0)
             return LUCY_ENOMEM;
@@ -803,7 +851,8 @@ void lucy_jobs_pool_stop(struct lucy_jobs_pool *p)
     for (int i = 0; i < p->n_workers; i++) {
         struct worker *w = &p->workers[i];
         lucy_thread_stop(&w->thread);
-        lucy_asr_instance_unload(&w->asr);
+        for (int k = 0; k < LUCY_ASR_MAX_LANES; k++)
+            lucy_asr_instance_unload(&w->lane[k]);
     }
 }
 
