@@ -387,7 +387,7 @@ typedef int (*lucy_asr_chunk_fn)(void *arg, int lane, const struct lucy_asr_trac
 /* How a plan is recognised: the hook, and on how many lanes. */
 struct lucy_asr_run {
     lucy_asr_chunk_fn fn;
-    void *arg; /* fn's and ready's; not owned */
+    void *arg;   /* fn's and ready's; not owned */
     int n_lanes; /* engine instances recognising at once, 1 .. LUCY_ASR_MAX_LANES */
     /* Optional: 1 when chunk c of track t needs no recognition (a
      * checkpoint holds it), so it weighs nothing when the chunks are shared
@@ -429,7 +429,7 @@ int lucy_asr_recognise_chunk(const struct lucy_asr_engine *e, void *state,
  * LUCY_ENOMEM (no thread or memory); *out is the caller's in all cases
  * (lucy_transcript_free). */
 int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engine,
-                             const struct lucy_asr_run *run, struct lucy_transcript *out,
-                             char *err, size_t errlen);
+                             const struct lucy_asr_run *run, struct lucy_transcript *out, char *err,
+                             size_t errlen);
 
 #endif

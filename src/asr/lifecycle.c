@@ -61,7 +61,8 @@ void lucy_asr_metrics(void *arg, FILE *out)
         fprintf(out, "lucy_asr_model_loaded{engine=\"%s\"} %d\n", engine_names[i],
                 lucy_asr_loaded(engine_names[i]) > 0);
     fprintf(out, "# HELP lucy_asr_instances_loaded Engine instances holding a model (one per "
-                 "recognition lane of a busy or recently busy worker).\n# TYPE lucy_asr_instances_loaded gauge\n");
+                 "recognition lane of a busy or recently busy worker).\n# TYPE "
+                 "lucy_asr_instances_loaded gauge\n");
     for (size_t i = 0; i < N_ENGINES; i++)
         fprintf(out, "lucy_asr_instances_loaded{engine=\"%s\"} %d\n", engine_names[i],
                 lucy_asr_loaded(engine_names[i]));

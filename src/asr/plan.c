@@ -177,8 +177,8 @@ static int share_out(struct item *items, size_t n, int n_lanes, struct lane *lan
 
 /* Merges the recognised pieces in plan order into out (see
  * lucy_asr_transcribe_plan). */
-static int merge(const struct lucy_asr_plan *plan, const char *engine, struct item *items,
-                 size_t n, struct lucy_transcript *out)
+static int merge(const struct lucy_asr_plan *plan, const char *engine, struct item *items, size_t n,
+                 struct lucy_transcript *out)
 {
     double wall_s = 0;
     int rc = 0;
@@ -214,8 +214,8 @@ static int merge(const struct lucy_asr_plan *plan, const char *engine, struct it
 }
 
 int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engine,
-                             const struct lucy_asr_run *run, struct lucy_transcript *out,
-                             char *err, size_t errlen)
+                             const struct lucy_asr_run *run, struct lucy_transcript *out, char *err,
+                             size_t errlen)
 {
     memset(out, 0, sizeof *out);
     size_t n = 0;
@@ -234,13 +234,18 @@ int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engin
 
     atomic_int stop = 0;
     struct lane lanes[LUCY_ASR_MAX_LANES] = {0};
-    int want = run->n_lanes < 1 ? 1 : run->n_lanes > LUCY_ASR_MAX_LANES ? LUCY_ASR_MAX_LANES
-                                                                        : run->n_lanes;
+    int want = run->n_lanes < 1                    ? 1
+               : run->n_lanes > LUCY_ASR_MAX_LANES ? LUCY_ASR_MAX_LANES
+                                                   : run->n_lanes;
     int n_lanes = share_out(items, n, want, lanes);
     int rc = 0;
     for (int k = 0; k < n_lanes; k++) {
-        lanes[k] = (struct lane){.run = run, .items = items, .from = lanes[k].from,
-                                 .to = lanes[k].to, .index = k, .stop = &stop};
+        lanes[k] = (struct lane){.run = run,
+                                 .items = items,
+                                 .from = lanes[k].from,
+                                 .to = lanes[k].to,
+                                 .index = k,
+                                 .stop = &stop};
         if (k > 0 && pthread_create(&lanes[k].tid, NULL, lane_main, &lanes[k]) == 0)
             lanes[k].started = 1;
         else if (k > 0) { /* no thread: this lane's chunks cannot run */

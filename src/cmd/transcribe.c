@@ -147,8 +147,7 @@ static int cli_chunk(void *arg, int lane, const struct lucy_asr_track *t,
 {
     struct cli_engine *e = arg;
     *fresh = 1;
-    return lucy_asr_recognise_chunk(e->engine, e->state[lane], t, c, continues, piece, err,
-                                    errlen);
+    return lucy_asr_recognise_chunk(e->engine, e->state[lane], t, c, continues, piece, err, errlen);
 }
 
 /* Opens lane 0's engine instance (its failure is the command's) and as

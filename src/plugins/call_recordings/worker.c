@@ -80,14 +80,14 @@ struct progress {
 };
 
 struct worker {
-    struct lucy_jobs_pool *pool;  /* owner */
-    struct progress progress;     /* the running job's; under pool->mu */
-    struct lucy_thread thread;    /* "asr-worker" */
+    struct lucy_jobs_pool *pool; /* owner */
+    struct progress progress;    /* the running job's; under pool->mu */
+    struct lucy_thread thread;   /* "asr-worker" */
     /* This worker's engine instances, loaded on demand: lane[0] for every
      * job, more lanes (lucy_asr_lanes) for a job with chunks for them;
      * used by the lane threads of lucy_asr_transcribe_plan during a job. */
     struct lucy_asr_instance lane[LUCY_ASR_MAX_LANES];
-    int64_t next_open_s;          /* when to retry a failed open (monotonic s) */
+    int64_t next_open_s; /* when to retry a failed open (monotonic s) */
 };
 
 struct lucy_jobs_pool {
@@ -561,8 +561,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     snprintf(r.pr.recording_id, sizeof r.pr.recording_id, "%s", job->recording_id);
 
     int rc = lucy_asr_plan_make(a, &p->channels, p->chunk_s, &plan, err, errlen);
-    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->lane[0].engine->name, &r.saved,
-                                              &r.n_saved)) != 0)
+    if (rc == 0 && (rc = lucy_checkpoint_load(p->ctx->store, job->id, w->lane[0].engine->name,
+                                              &r.saved, &r.n_saved)) != 0)
         snprintf(err, errlen, "cannot read the job's checkpoints: %s", lucy_strerror(rc));
     r.pr.total_s = plan.total_s;
     r.pr.chunks_total = plan.n_chunks;
@@ -580,7 +580,8 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
         rc = lucy_asr_transcribe_plan(&plan, w->lane[0].engine->name, &how, out, err, errlen);
     }
     if (rc == 0 && !out->model[0]) /* all silence: no chunk named the model */
-        snprintf(out->model, sizeof out->model, "%s", lucy_asr_model(w->lane[0].engine, w->lane[0].state));
+        snprintf(out->model, sizeof out->model, "%s",
+                 lucy_asr_model(w->lane[0].engine, w->lane[0].state));
     if (rc == 0 && r.n_saved > 0)
         lucy_log(LUCY_LOG_INFO, "transcription resumed from checkpoints", "{s:I,s:f,s:f}", "job_id",
                  (json_int_t)job->id, "resumed_s", r.pr.resumed_s, "total_s", r.pr.total_s);
