@@ -201,6 +201,44 @@ def test_stereo_call_per_channel_with_speakers(tmp_path):
     assert run.returncode == 2 and "--json takes no value" in err, err
 
 
+def test_lanes_share_a_long_call(tmp_path):
+    """LUCY_ASR_THREADS lanes (pocketsphinx, docs/asr.md "Lanes"): a call of
+    clips and silences, cut into many chunks, recognised on 1, 2 and 4
+    lanes gives the same clips' words in the same order, segments in time
+    order with words inside them; a bad value is a one-line config error."""
+    from audio_build import channel_wav
+    clips = ["librivox-0870.m4a", "goforward.m4a", "librivox-0880.m4a", "cards-001.ogg"]
+    parts = []
+    for name in clips:
+        parts += [(name, None), (None, 2)]
+    call = str(tmp_path / "long.wav")
+    channel_wav(parts, call)
+    texts = {}
+    for lanes in ("1", "2", "4"):
+        run = lucy_transcribe(call, "--json", "--engine", "pocketsphinx", "--chunk-s", "5",
+                              env=lucy_env(LUCY_ASR_THREADS=lanes))
+        assert run.returncode == 0, run.stderr.decode()
+        r = json.loads(run.stdout)
+        segs = r["segments"]
+        assert [s["t0_ms"] for s in segs] == sorted(s["t0_ms"] for s in segs), (lanes, segs)
+        for s in segs:
+            ts = [(w["t0_ms"], w["t1_ms"]) for w in s["words"]]
+            assert ts == sorted(ts) and all(s["t0_ms"] <= a <= b <= s["t1_ms"] for a, b in ts), s
+        texts[lanes] = r["text"]
+        # The clips are heard in order, whichever lane had them (the last,
+        # a 1.5 s card name alone on its lane, is too short to be sure of).
+        at = [r["text"].find(w) for w in ("leisure", "forward", "young")]
+        assert -1 not in at and at == sorted(at), (lanes, r["text"])
+    # Lanes share the same chunks: text differs at most where a lane's
+    # first chunk starts afresh (a word or two per lane), never by clips.
+    one = texts["1"].split()
+    for lanes in ("2", "4"):
+        assert abs(len(texts[lanes].split()) - len(one)) <= 2 * int(lanes), texts
+    run = lucy_transcribe(call, env=lucy_env(LUCY_ASR_THREADS="abc"))
+    err = run.stderr.decode().strip()
+    assert run.returncode == 2 and "LUCY_ASR_THREADS" in err and len(err.splitlines()) == 1, err
+
+
 def test_silence_gives_no_segments(tmp_path):
     silence = str(tmp_path / "silence.m4a")
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
