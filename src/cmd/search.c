@@ -11,8 +11,11 @@
  * `lucy reindex`.
  *
  * Output: a numbered list of conversations (a recording, a person's
- * messages on one day), best first, each with its best hits and the
- * snippet's marked words in [brackets]; --flat lists documents one by one
+ * messages on one day), best first, each with its best hits, who spoke
+ * ("said by me", "said by person N", "from person N": the speakers of
+ * lucy_transcript_hit_speakers, registered here as the daemon's plugin
+ * does) and the snippet's marked words in [brackets]; --flat lists
+ * documents one by one
  * as before; --json prints the same document as GET /search (?group=0
  * with --flat).
  */
