@@ -11,8 +11,11 @@
  * `lucy reindex`.
  *
  * Output: a numbered list of conversations (a recording, a person's
- * messages on one day), best first, each with its best hits and the
- * snippet's marked words in [brackets]; --flat lists documents one by one
+ * messages on one day), best first, each with its best hits, who spoke
+ * ("said by me", "said by person N", "from person N": the speakers of
+ * lucy_transcript_hit_speakers, registered here as the daemon's plugin
+ * does) and the snippet's marked words in [brackets]; --flat lists
+ * documents one by one
  * as before; --json prints the same document as GET /search (?group=0
  * with --flat).
  */
@@ -29,6 +32,7 @@
 #include "../config.h"
 #include "../error.h"
 #include "../index/index.h"
+#include "../plugins/call_recordings/transcript.h"
 #include "../store/store.h"
 #include "cmd.h"
 
@@ -156,6 +160,11 @@ static void print_hit(const struct lucy_search_hit *h, size_t n, int indent)
         printf("-");
         print_offset(h->t1_ms);
     }
+    if (h->speaker == LUCY_SPEAKER_ME)
+        printf("  said by me");
+    else if (h->speaker > 0)
+        printf("  %s person %lld", strcmp(h->source, "whatsapp") == 0 ? "from" : "said by",
+               (long long)h->speaker);
     printf("  score %.3g\n%*s", h->score, indent, "");
     print_plain(h->snippet);
     printf("\n%*sid %s segment %d\n", indent, "", h->id, h->segment);
@@ -248,6 +257,8 @@ int lucy_cmd_search(int argc, char **argv)
     rc = lucy_cmd_open_index(&cfg, 0, &store, &ix);
     if (rc)
         goto out_cfg;
+    /* who spoke, as the daemon's call_recordings plugin registers it */
+    lucy_index_set_speakers(ix, "call_recording", lucy_transcript_hit_speakers);
     char **contacts = NULL, **recordings = NULL;
     struct lucy_search_result r = {0};
     int err = 0;

@@ -65,7 +65,15 @@ struct lucy_index {
     int64_t hold_until_ms;            /* monotonic; searches go to local until then (atomic) */
     struct lucy_embed *embed;         /* LUCY_EMBED_URL's client (dense vectors), or NULL */
     struct lucy_tokenizer *tok;       /* the grouped search's snippets (thread-safe) */
+    lucy_speakers_fn speakers[2];     /* known_sources[i]'s speaker lookup, or NULL (atomic) */
 };
+_Static_assert(sizeof known_sources / sizeof known_sources[0] - 1 ==
+                   sizeof((struct lucy_index *)0)->speakers / sizeof(lucy_speakers_fn),
+               "one speaker lookup per known source");
+
+static int sender_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
+static int sender_person(sqlite3 *db, const char *contact, int64_t *person);
+static int fill_speakers(struct lucy_index *ix, struct lucy_search_result *r);
 
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
                             struct lucy_store *store, struct lucy_index **out, char *err,
@@ -83,6 +91,7 @@ int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_
     }
     ix->ops = ops;
     ix->store = store;
+    lucy_index_set_speakers(ix, "whatsapp", sender_speakers);
     int rc = lucy_tokenizer_open(&ix->tok);
     if (rc) {
         snprintf(err, errlen, "cannot open the FTS5 tokenizer for snippets: %s", lucy_strerror(rc));
@@ -307,7 +316,10 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     memset(out, 0, sizeof *out);
     if (!q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
         return LUCY_EINVAL;
-    return search_raw(ix, q, out);
+    int rc = search_raw(ix, q, out);
+    if (rc == 0 && (rc = fill_speakers(ix, out)))
+        lucy_search_result_free(out);
+    return rc;
 }
 
 int lucy_index_dense_remote(const struct lucy_index *ix)
@@ -339,6 +351,72 @@ int lucy_index_similar_backend(struct lucy_index *ix, const struct lucy_search_q
         __atomic_store_n(&ix->hold_until_ms, lucy_mono_ms() + FALLBACK_HOLD_MS, __ATOMIC_RELAXED);
     snprintf(why, whylen, "%s failed the dense search (%.250s)", ix->ops->name, err);
     return rc == LUCY_EINVAL ? LUCY_EUNAVAIL : rc;
+}
+
+/* ---- speakers ----------------------------------------------------------------- */
+
+/* A received message's speaker is its sender's person (lucy stores no
+ * messages the user sent: the webhook delivers others' messages, and
+ * only statuses of the user's own). A run of hits of one sender (a
+ * group's) is looked up once. */
+static int sender_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
+{
+    const struct lucy_search_hit *last = NULL; /* the sender looked up last */
+    for (size_t i = 0; i < n; i++) {
+        struct lucy_search_hit *h = &hits[i];
+        if (strcmp(h->source, "whatsapp") != 0 || !h->contact)
+            continue;
+        if (last && strcmp(last->contact, h->contact) == 0) {
+            h->speaker = last->speaker;
+            continue;
+        }
+        int rc = sender_person(db, h->contact, &h->speaker);
+        if (rc)
+            return rc;
+        last = h;
+    }
+    return 0;
+}
+
+int lucy_index_set_speakers(struct lucy_index *ix, const char *source, lucy_speakers_fn fn)
+{
+    for (size_t i = 0; source && known_sources[i]; i++)
+        if (strcmp(source, known_sources[i]) == 0) {
+            __atomic_store_n(&ix->speakers[i], fn, __ATOMIC_RELEASE);
+            return 0;
+        }
+    return LUCY_EINVAL;
+}
+
+struct speakers_arg {
+    struct lucy_index *ix;
+    struct lucy_search_result *r;
+};
+
+static int read_speakers(sqlite3 *db, void *arg)
+{
+    struct speakers_arg *a = arg;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof a->ix->speakers / sizeof a->ix->speakers[0]; i++) {
+        lucy_speakers_fn fn = __atomic_load_n(&a->ix->speakers[i], __ATOMIC_ACQUIRE);
+        rc = fn ? fn(db, a->r->hits, a->r->n) : 0;
+    }
+    return rc;
+}
+
+/* Who spoke in each of r's hits (the shown ones: DESIGN §12), by the
+ * lookups of their sources, in one store read. 0 or a store error. */
+static int fill_speakers(struct lucy_index *ix, struct lucy_search_result *r)
+{
+    struct speakers_arg a = {ix, r};
+    return r->n ? lucy_store_read(ix->store, read_speakers, &a) : 0;
+}
+
+json_t *lucy_speaker_json(int64_t speaker)
+{
+    return speaker == LUCY_SPEAKER_ME ? json_string("me")
+           : speaker > 0              ? json_integer(speaker)
+                                      : json_null();
 }
 
 /* ---- grouped search ---------------------------------------------------------- */
@@ -379,13 +457,26 @@ static int call_person(sqlite3 *db, const char *recording_id, int64_t *person)
     return rc == LUCY_ENOTFOUND ? 0 : rc;
 }
 
+/* The person of a WhatsApp sender: the one holding contact as its wa_id,
+ * else as its user_id; 0 when none does. */
+static int sender_person(sqlite3 *db, const char *contact, int64_t *person)
+{
+    static const char *const kinds[] = {"wa_id", "user_id"};
+    int rc = 0;
+    *person = 0;
+    for (size_t k = 0; k < 2 && *person == 0 && rc == 0; k++) {
+        rc = lucy_people_find(db, kinds[k], contact, person);
+        rc = rc == LUCY_ENOTFOUND ? 0 : rc;
+    }
+    return rc;
+}
+
 /* The person of every hit: a WhatsApp hit's by its contact (wa_id, then
  * user_id), a recording's by its call's number. Consecutive hits of one
  * contact or recording are looked up once. */
 static int read_persons(sqlite3 *db, void *arg)
 {
     struct persons_arg *a = arg;
-    static const char *const kinds[] = {"wa_id", "user_id"};
     for (size_t i = 0; i < a->r->n; i++) {
         const struct lucy_search_hit *h = &a->r->hits[i], *prev = i ? h - 1 : NULL;
         int whatsapp = strcmp(h->source, "whatsapp") == 0;
@@ -398,13 +489,9 @@ static int read_persons(sqlite3 *db, void *arg)
             a->person[i] = a->person[i - 1];
             continue;
         }
-        int rc = 0;
-        if (!whatsapp)
-            rc = strcmp(h->source, "call_recording") == 0 ? call_person(db, who, &a->person[i]) : 0;
-        for (size_t k = 0; whatsapp && k < 2 && a->person[i] == 0 && rc == 0; k++) {
-            rc = lucy_people_find(db, kinds[k], who, &a->person[i]);
-            rc = rc == LUCY_ENOTFOUND ? 0 : rc;
-        }
+        int rc = whatsapp                                   ? sender_person(db, who, &a->person[i])
+                 : strcmp(h->source, "call_recording") == 0 ? call_person(db, who, &a->person[i])
+                                                            : 0;
         if (rc)
             return rc;
     }
@@ -611,6 +698,8 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
     rc = group_hits(&raw, keys, groups, n_groups, q->limit, per_group, out);
     if (rc == 0 && rq.snippets == LUCY_SNIPPETS_LATER)
         rc = make_snippets(ix, q->q, out);
+    if (rc == 0)
+        rc = fill_speakers(ix, out);
 out:
     if (rc)
         lucy_search_result_free(out);
@@ -758,9 +847,10 @@ void lucy_search_result_free(struct lucy_search_result *r)
 
 json_t *lucy_search_hit_json(const struct lucy_search_hit *h)
 {
-    json_t *o = json_pack("{s:s?,s:s?,s:i,s:s?,s:s?,s:f,s:I,s:s?}", "source", h->source, "id",
+    json_t *o = json_pack("{s:s?,s:s?,s:i,s:s?,s:s?,s:f,s:I,s:s?,s:o}", "source", h->source, "id",
                           h->id, "segment", h->segment, "title", h->title, "snippet", h->snippet,
-                          "score", h->score, "time", (json_int_t)h->time_s, "contact", h->contact);
+                          "score", h->score, "time", (json_int_t)h->time_s, "contact", h->contact,
+                          "speaker", lucy_speaker_json(h->speaker));
     if (o && h->source && strcmp(h->source, "call_recording") == 0) {
         json_object_set_new(o, "t0_ms", json_integer(h->t0_ms));
         json_object_set_new(o, "t1_ms", json_integer(h->t1_ms));
@@ -780,13 +870,8 @@ json_t *lucy_search_group_json(const struct lucy_search_result *r,
         json_decref(hits);
         return NULL;
     }
-    for (size_t i = 0; i < g->n; i++) {
-        json_t *h = lucy_search_hit_json(&r->hits[g->first + i]);
-        /* who spoke is not known yet (DESIGN §13): null, not left out */
-        if (h)
-            json_object_set_new(h, "speaker", json_null());
-        json_array_append_new(hits, h);
-    }
+    for (size_t i = 0; i < g->n; i++)
+        json_array_append_new(hits, lucy_search_hit_json(&r->hits[g->first + i]));
     json_object_set_new(o, "key", json_string(g->key));
     json_object_set_new(o, "person", g->person ? json_integer(g->person) : json_null());
     json_object_set_new(o, "hits", hits);

@@ -181,7 +181,17 @@ struct lucy_search_hit {
     double score;         /* higher = better; only comparable within a result */
     int64_t time_s;       /* Unix seconds */
     int64_t t0_ms, t1_ms; /* segment offsets (recordings) */
+    int64_t speaker;      /* who spoke or wrote it: LUCY_SPEAKER_ME, a person's id,
+                             or 0 = not known (set by the search wrappers through
+                             the source's speaker lookup, lucy_index_set_speakers) */
 };
+
+/* struct lucy_search_hit.speaker of a segment the phone's user spoke. */
+#define LUCY_SPEAKER_ME INT64_C(-1)
+
+/* A speaker as the API says it (GET /recordings/{id}'s segments, search
+ * hits): "me", the person's id, or JSON null for 0. New reference. Pure. */
+json_t *lucy_speaker_json(int64_t speaker);
 
 /* One conversation of a grouped result: a recording, or one person's (or
  * one sender's) WhatsApp messages on one UTC day. */
@@ -341,6 +351,27 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
 int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_query *q,
                               int per_group, struct lucy_search_result *out);
 
+/* A source's speaker lookup: sets hits[i].speaker for every hit of its
+ * source among hits[0..n) (the others are left as they are). Called by
+ * lucy_index_search and lucy_index_search_grouped once per result, with
+ * the hits shown only, inside a store read (db: the read connection) on
+ * the searching thread (an HTTP worker, the MCP tool's, a command's), so
+ * it must be thread-safe; batched: it reads the speakers of all the hits
+ * at once, not one query per hit. Returns 0 or a store error (the search
+ * fails with it). */
+typedef int (*lucy_speakers_fn)(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
+
+/* Makes fn the speaker lookup of source's hits (replacing the one before;
+ * NULL: speakers of that source stay 0). The owner of the table that
+ * knows who spoke registers it: call_recordings' segments
+ * (lucy_transcript_hit_speakers: the call_recordings plugin's init, and
+ * `lucy search`). A "whatsapp" hit's speaker is its sender's person by
+ * default (the person whose wa_id or user_id is the hit's contact, as
+ * grouping finds it; lucy stores only messages it received). Thread-safe
+ * (an atomic swap), so it may be called while searches run. 0, or
+ * LUCY_EINVAL for a source lucy does not produce. */
+int lucy_index_set_speakers(struct lucy_index *ix, const char *source, lucy_speakers_fn fn);
+
 /* The identifiers of person for a person filter: its wa_id and user_id
  * values (contacts) and the ids of recordings whose call number
  * (recording_calls.number_e164) is one of its phones. Reads
@@ -456,13 +487,15 @@ int lucy_index_parse_time(const char *s, int end_of_day, int64_t *out_s);
 /* 1 when source is one lucy produces ("call_recording", "whatsapp"). */
 int lucy_index_known_source(const char *source);
 
-/* The hit as the /search JSON object (new reference). */
+/* The hit as the /search JSON object (new reference): source, id,
+ * segment, title, snippet, score, time, contact, speaker
+ * (lucy_speaker_json), and t0_ms/t1_ms for recordings. */
 json_t *lucy_search_hit_json(const struct lucy_search_hit *h);
 
 /* Group g of grouped result r as the /search JSON object (new reference,
  * NULL on allocation failure): its best hit's fields (so a client of the
  * flat list reads one hit per conversation) plus `key`, `person` (or
- * null), `hits` (the shown hits, best first, each with `speaker` null) and
+ * null), `hits` (the shown hits, best first, each with its `speaker`) and
  * `more`. */
 json_t *lucy_search_group_json(const struct lucy_search_result *r,
                                const struct lucy_search_group *g);

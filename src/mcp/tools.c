@@ -106,7 +106,8 @@ static const char search_output[] =
                   "\"score\":{\"type\":\"number\"},\"time\":{\"type\":\"integer\"},"
                   "\"contact\":" NULLABLE(
                       "string") ",\"t0_ms\":{\"type\":\"integer\"},"
-                                "\"t1_ms\":{\"type\":\"integer\"},\"key\":{\"type\":\"string\"},"
+                                "\"t1_ms\":{\"type\":\"integer\"},\"speaker\":{\"type\":["
+                                "\"string\",\"integer\",\"null\"]},\"key\":{\"type\":\"string\"},"
                                 "\"person\":" NULLABLE(
                                     "integer") ",\"more\":{\"type\":\"integer\"},"
                                                "\"hits\":{\"type\":\"array\",\"items\":{\"type\":"

@@ -191,6 +191,7 @@ def test_tools_and_resources_on_real_data(archive):
     res = s.tool("search", {"query": "invoice", "source": "whatsapp"}, schemas)
     msg_hit = res["structuredContent"]["hits"][0]
     assert msg_hit["source"] == "whatsapp" and msg_hit["uri"] == "lucy://people/%d" % alex
+    assert msg_hit["speaker"] == alex  # its sender (test_search_speakers: calls' speakers)
     for bad in ({}, {"query": ""}, {"query": "x", "limit": 0}, {"query": "x", "from": "yesterday"},
                 {"query": "x", "source": "email"}, {"query": "x", "colour": "red"},
                 {"query": "x", "person_id": 999999}):

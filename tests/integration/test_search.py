@@ -399,6 +399,8 @@ def test_a_recording_is_one_group_with_its_best_segments_first(start_lucy):
     best = top["hits"][0]
     assert (top["segment"], top["t0_ms"], top["t1_ms"]) == \
         (best["segment"], best["t0_ms"], best["t1_ms"])
+    # fed as bare documents, no transcript: who spoke is not known (null,
+    # not left out; test_search_speakers.py has a transcribed call's)
     assert all(h["speaker"] is None and "<mark>zqgword</mark>" in h["snippet"]
                for h in top["hits"])
     assert (other["id"], other["more"], len(other["hits"])) == ("rec-zqg-one", 0, 1)

@@ -670,6 +670,19 @@ static int write_person(sqlite3 *db, void *arg)
     return rc;
 }
 
+/* A speaker lookup for recordings: even segments "me", odd person 7. */
+static size_t fake_calls, fake_hits;
+static int fake_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
+{
+    (void)db;
+    fake_calls++;
+    fake_hits = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(hits[i].source, "call_recording") == 0)
+            hits[i].speaker = hits[i].segment % 2 ? 7 : LUCY_SPEAKER_ME;
+    return 0;
+}
+
 static void test_grouped_search(void **state)
 {
     (void)state;
@@ -754,10 +767,45 @@ static void test_grouped_search(void **state)
     assert_string_equal(json_string_value(json_object_get(first, "id")), "r1");
     assert_int_equal(json_integer_value(json_object_get(first, "more")), 5);
     assert_int_equal(json_array_size(json_object_get(first, "hits")), 3);
+    /* no speaker lookup for recordings registered: not known, null */
     assert_true(json_is_null(
         json_object_get(json_array_get(json_object_get(first, "hits"), 0), "speaker")));
     json_decref(j);
     lucy_search_result_free(&r);
+
+    /* With one: called once per result with the hits shown; a message's
+     * speaker is its sender's person (Eve), or unknown (contact 111). */
+    assert_int_equal(lucy_index_set_speakers(ix, "email", fake_speakers), LUCY_EINVAL);
+    assert_int_equal(lucy_index_set_speakers(ix, "call_recording", fake_speakers), 0);
+    fake_calls = fake_hits = 0;
+    assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &r), 0);
+    assert_int_equal(fake_calls, 1);
+    assert_int_equal(fake_hits, r.n);
+    for (size_t i = 0; i < r.n; i++) {
+        const struct lucy_search_hit *h = &r.hits[i];
+        int64_t want = strcmp(h->source, "call_recording") == 0
+                           ? (h->segment % 2 ? 7 : LUCY_SPEAKER_ME)
+                       : h->contact && strcmp(h->contact, "15550002222") == 0 ? eve
+                                                                              : 0;
+        assert_int_equal(h->speaker, want);
+    }
+    j = lucy_search_result_json("plan", &r, 1);
+    json_t *hits = json_object_get(json_array_get(json_object_get(j, "hits"), 0), "hits");
+    for (size_t i = 0; i < json_array_size(hits); i++) {
+        json_t *sp = json_object_get(json_array_get(hits, i), "speaker");
+        json_int_t seg = json_integer_value(json_object_get(json_array_get(hits, i), "segment"));
+        if (seg % 2)
+            assert_int_equal(json_integer_value(sp), 7);
+        else
+            assert_string_equal(json_string_value(sp), "me");
+    }
+    json_decref(j);
+    lucy_search_result_free(&r);
+    fake_calls = 0;
+    assert_int_equal(lucy_index_search(ix, &q, &r), 0); /* the flat list too */
+    assert_int_equal(fake_calls, 1);
+    lucy_search_result_free(&r);
+    assert_int_equal(lucy_index_set_speakers(ix, "call_recording", NULL), 0);
 
     q.limit = 2; /* limit counts groups */
     assert_int_equal(lucy_index_search_grouped(ix, &q, 1, &r), 0);

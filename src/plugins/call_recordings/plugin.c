@@ -2,7 +2,8 @@
  * plugin.c - the call_recordings plugin's glue (DESIGN §5, §6, §7).
  *
  *   init   routes (routes.c), health checks call_recordings:scan and
- *          call_recordings:jobs, /metrics lines; no threads yet
+ *          call_recordings:jobs, /metrics lines, the search index's
+ *          speaker lookup of recordings (transcript.c); no threads yet
  *   start  the transcription workers (worker.c), then the scanner thread
  *          (scanner.c) when LUCY_RECORDINGS_DIRS is set
  *   stop   the scanner, then the workers (each finishes its current job)
@@ -17,10 +18,12 @@
 
 #include "../../error.h"
 #include "../../health/health.h"
+#include "../../index/index.h"
 #include "../../lucy.h"
 #include "jobs.h"
 #include "plugin.h"
 #include "scan_int.h"
+#include "transcript.h"
 
 #define CHECK_INTERVAL_MS 2000
 #define CHECK_TIMEOUT_MS  1000
@@ -219,6 +222,11 @@ static int plugin_setup(struct lucy_recordings *r)
         return LUCY_ENOMEM;
     if (lucy_recordings_forget_register(r) != 0)
         return LUCY_ENOMEM;
+    /* Search hits say who spoke (segments are transcript.c's): a lookup
+     * without state, so it may outlive the plugin. */
+    if (ctx->index &&
+        lucy_index_set_speakers(ctx->index, "call_recording", lucy_transcript_hit_speakers) != 0)
+        return LUCY_EINVAL;
     for (size_t i = 0; ctx->health && i < sizeof checks / sizeof checks[0]; i++) {
         struct lucy_check c = checks[i];
         c.arg = r;

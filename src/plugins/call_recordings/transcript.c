@@ -269,13 +269,79 @@ int64_t lucy_transcript_call_person(sqlite3 *db, const char *recording_id)
     return person;
 }
 
-json_t *lucy_transcript_speaker_json(const char *role, int64_t person)
+int64_t lucy_transcript_speaker(const char *role, int64_t person)
 {
     if (role && strcmp(role, "me") == 0)
-        return json_string("me");
+        return LUCY_SPEAKER_ME;
     if (role && strcmp(role, "them") == 0 && person > 0)
-        return json_integer(person);
-    return json_null();
+        return person;
+    return 0;
+}
+
+json_t *lucy_transcript_speaker_json(const char *role, int64_t person)
+{
+    return lucy_speaker_json(lucy_transcript_speaker(role, person));
+}
+
+/* The stored roles of a batch of segments, ?1 = [[recording_id, idx],
+ * ...]: j.key is the place in the batch; a segment without a row (gone
+ * since the search) is left out. Each lookup uses the primary key. */
+static const char hit_roles_sql[] =
+    "SELECT j.key, s.speaker FROM json_each(?1) AS j JOIN segments AS s"
+    " ON s.recording_id = json_extract(j.value, '$[0]') AND s.idx = json_extract(j.value, '$[1]')";
+
+/* The roles as static strings, so they outlive the statement. */
+static const char *const roles[] = {"me", "them"};
+
+int lucy_transcript_hit_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
+{
+    json_t *batch = json_array();
+    size_t *which = calloc(n ? n : 1, sizeof *which); /* batch place -> hit */
+    const char **role = calloc(n ? n : 1, sizeof *role);
+    int rc = batch && which && role ? 0 : LUCY_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strcmp(hits[i].source, DOC_SOURCE) != 0 || !hits[i].id)
+            continue;
+        which[m++] = i;
+        if (json_array_append_new(batch, json_pack("[si]", hits[i].id, hits[i].segment)))
+            rc = LUCY_ENOMEM;
+    }
+    char *arg = rc == 0 && m ? json_dumps(batch, JSON_COMPACT) : NULL;
+    if (rc == 0 && m && !arg)
+        rc = LUCY_ENOMEM;
+    sqlite3_stmt *st = NULL;
+    if (arg && (rc = lucy_store_stmt(db, hit_roles_sql, &st)) == 0) {
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            sqlite3_int64 k = sqlite3_column_int64(st, 0);
+            const char *r = (const char *)sqlite3_column_text(st, 1);
+            for (size_t x = 0; r && k >= 0 && (size_t)k < m && x < 2; x++)
+                if (strcmp(r, roles[x]) == 0)
+                    role[which[k]] = roles[x];
+        }
+        rc = step == SQLITE_DONE ? 0 : lucy_store_err(step);
+        sqlite3_reset(st);
+    }
+    /* "them" is the call's person: one lookup per recording in a run of
+     * its hits (a group's hits are one run). */
+    const char *last = NULL;
+    int64_t person = 0;
+    for (size_t k = 0; rc == 0 && k < m; k++) {
+        struct lucy_search_hit *h = &hits[which[k]];
+        const char *r = role[which[k]];
+        if (r == roles[1] && (!last || strcmp(last, h->id) != 0)) {
+            person = lucy_transcript_call_person(db, h->id);
+            last = h->id;
+        }
+        h->speaker = lucy_transcript_speaker(r, r == roles[1] ? person : 0);
+    }
+    free(arg);
+    free(role);
+    free(which);
+    json_decref(batch);
+    return rc;
 }
 
 static json_t *words_or_null(sqlite3_stmt *st, int col)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 struct lucy_transcript;
+struct lucy_search_hit;
 
 /* 1 when t holds speech (at least one segment and a non-empty text): the
  * job is done; else no_speech. The one rule both the worker and the store
@@ -93,9 +94,24 @@ int lucy_transcript_version_json(sqlite3 *db, const char *recording_id, int vers
  * (recording_calls' number -> src/people/). Any store function's db. */
 int64_t lucy_transcript_call_person(sqlite3 *db, const char *recording_id);
 
-/* A segment's speaker in the API for its stored role: "me", person's id
- * for "them" when person > 0, else JSON null. New reference. Pure. */
+/* A segment's speaker for its stored role (the one rule): LUCY_SPEAKER_ME
+ * for "me", person for "them" when person > 0, else 0 (not known). Pure. */
+int64_t lucy_transcript_speaker(const char *role, int64_t person);
+
+/* The same in the API: "me", person's id, or JSON null
+ * (lucy_speaker_json). New reference. Pure. */
 json_t *lucy_transcript_speaker_json(const char *role, int64_t person);
+
+/* The search index's speaker lookup of recordings (lucy_speakers_fn,
+ * index.h; registered with lucy_index_set_speakers by the plugin's init
+ * and by `lucy search`): sets the speaker of every call_recording hit
+ * among hits[0..n) as GET /recordings/{id} gives its segment - "me", the
+ * call's person for "them", else 0 (a mono call, a person not known, a
+ * segment gone since the search). One query on `segments` for all the
+ * hits, then the call's person once per run of one recording's hits.
+ * Inside any store function (db); thread-safe. 0, LUCY_ENOMEM or a store
+ * error. */
+int lucy_transcript_hit_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
 
 /* Gives every search document of the recording's stored segments the
  * date time_s (Unix s): the call's started_at changed (its sidecar arrived

@@ -1,0 +1,83 @@
+"""Search hits say who spoke (DESIGN §12 "Search, grouped", §13): a
+stereo call built IN THE TEST from the fixtures' clips (audio_build.py, as
+test_speakers.py builds it) is transcribed per channel by pocketsphinx;
+a word said on the left channel only is found with speaker "me", a word
+said on the right only with the call's person (the BCR-style file name
+carries the number), through GET /search (grouped and flat), the MCP
+`search` tool and `lucy search`. A WhatsApp message from the same number
+is found with its sender's person as speaker.
+
+Words are read back from lucy's own transcript, never assumed from the
+recogniser.
+"""
+import json
+
+from audio_build import stereo_call
+from test_mcp import Session, post_fixture
+from test_search import lucy_cmd
+from test_speakers import CALL_NAME, LEFT, RIGHT, by_name, start, wait_transcribed, words
+
+
+def word_of(segs, mine):
+    """A word (6+ letters) said only in "me" segments (mine) or only in the
+    others'."""
+    me = set(w for s in segs if s["speaker"] == "me" for w in words(s["text"]))
+    them = set(w for s in segs if s["speaker"] != "me" for w in words(s["text"]))
+    own, other = (me, them) if mine else (them, me)
+    return sorted(w for w in own - other if len(w) > 5 and w.isalpha())[0]
+
+
+def test_search_hits_carry_the_speaker(start_lucy, tmp_path):
+    d = tmp_path / "rec"
+    d.mkdir()
+    stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
+    lucy = start(start_lucy, str(d))
+    post_fixture(lucy, "text.json")  # a message from the call's number
+    wait_transcribed(lucy, 1)
+    rec = by_name(lucy)[CALL_NAME]
+    person = rec["call"]["person"]["id"]
+    segs = rec["transcript"]["segments"]
+    assert {s["speaker"] for s in segs} == {"me", person}, segs
+    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
+                  what="the segments and the message indexed")
+    mine, theirs = word_of(segs, True), word_of(segs, False)
+
+    for word, who in ((mine, "me"), (theirs, person)):
+        # grouped: the card and each of its hits, as the transcript says
+        body = lucy.get("/search", params={"q": word, "per_group": "50"}).json()
+        card = next(h for h in body["hits"] if h["id"] == rec["id"])
+        assert card["speaker"] == who, (word, card)
+        assert card["hits"] and all(h["speaker"] == who for h in card["hits"]), (word, card)
+        for h in card["hits"]:
+            assert segs[h["segment"]]["speaker"] == who and word in words(
+                segs[h["segment"]]["text"]), (h, segs[h["segment"]])
+        # flat
+        flat = lucy.get("/search", params={"q": word, "group": "0"}).json()
+        hits = [h for h in flat["hits"] if h["id"] == rec["id"]]
+        assert hits and all(h["speaker"] == who for h in hits), (word, flat)
+
+    # The MCP tool: the same speakers, valid against its outputSchema.
+    s = Session(lucy)
+    schemas = {t["name"]: t["outputSchema"]
+               for t in s.call("tools/list", {}, "ListToolsResult")["tools"]}
+    for word, who in ((mine, "me"), (theirs, person)):
+        res = s.tool("search", {"query": word}, schemas)
+        card = next(h for h in res["structuredContent"]["hits"] if h["id"] == rec["id"])
+        assert card["speaker"] == who and all(h["speaker"] == who for h in card["hits"]), card
+
+    # lucy search: --json as /search, and the plain list says who spoke.
+    for word, who in ((mine, "me"), (theirs, person)):
+        r = lucy_cmd(lucy.data_dir, "search", word, "--json")
+        assert r.returncode == 0, r.stderr.decode()
+        card = next(h for h in json.loads(r.stdout)["hits"] if h["id"] == rec["id"])
+        assert card["speaker"] == who and all(h["speaker"] == who for h in card["hits"]), card
+    r = lucy_cmd(lucy.data_dir, "search", mine)
+    assert r.returncode == 0 and "said by me" in r.stdout.decode(), r
+    r = lucy_cmd(lucy.data_dir, "search", theirs, "--flat")
+    assert r.returncode == 0 and "said by person %d" % person in r.stdout.decode(), r
+
+    # A WhatsApp message's speaker is its sender's person.
+    msg = lucy.wait_for(lambda: lucy.get("/search", params={"q": "invoice", "source": "whatsapp"})
+                        .json()["hits"], timeout=30, what="the message searchable")
+    assert msg and msg[0]["person"] == person and msg[0]["speaker"] == person, msg
+    assert all(h["speaker"] == person for h in msg[0]["hits"]), msg
