@@ -399,10 +399,14 @@ struct lucy_asr_run {
  * (pocketsphinx: ~90 MB while loaded). */
 #define LUCY_ASR_MAX_LANES 4
 
-/* How many lanes engine e should recognise one recording on: 1 unless
+/* How many lanes engine e should recognise todo_s seconds of a recording
+ * on, cut into chunks of at most chunk_s (<= 0: no limit): 1 unless
  * e->one_core; then opt->threads (LUCY_ASR_THREADS; 0 = the cores online)
- * at most LUCY_ASR_MAX_LANES. Pure but for reading the core count. */
-int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt);
+ * at most LUCY_ASR_MAX_LANES, and at most one lane per chunk_s of audio:
+ * a lane loads a model of its own (pocketsphinx: ~0.5 s, ~90 MB), which a
+ * short call does not win back. Pure but for reading the core count. */
+int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
+                   double todo_s, int chunk_s);
 
 /* Recognises chunk c of track t with engine e (a view of the chunk,
  * lucy_asr_transcribe, times shifted onto the file's clock, channel

@@ -29,14 +29,17 @@
 #include "../error.h"
 #include "asr.h"
 
-int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt)
+int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
+                   double todo_s, int chunk_s)
 {
     if (!e || !e->one_core)
         return 1;
     long n = opt && opt->threads > 0 ? opt->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
-    return n > LUCY_ASR_MAX_LANES ? LUCY_ASR_MAX_LANES : (int)n;
+    if (n > LUCY_ASR_MAX_LANES)
+        n = LUCY_ASR_MAX_LANES;
+    if (chunk_s > 0 && todo_s / chunk_s < (double)n)
+        n = (long)(todo_s / chunk_s);
+    return n < 1 ? 1 : (int)n;
 }
 
 int lucy_asr_plan_make(const struct lucy_audio *a, const struct lucy_asr_channels *ch,

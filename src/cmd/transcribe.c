@@ -155,9 +155,9 @@ static int cli_chunk(void *arg, int lane, const struct lucy_asr_track *t,
  * extra one that does not open only means fewer lanes. Returns the lanes
  * open (0 = lane 0 failed, err says why). */
 static int open_lanes(struct cli_engine *e, const struct lucy_asr_options *opt,
-                      const struct lucy_asr_plan *plan, char *err, size_t errlen)
+                      const struct lucy_asr_plan *plan, int chunk_s, char *err, size_t errlen)
 {
-    int want = lucy_asr_lanes(e->engine, opt);
+    int want = lucy_asr_lanes(e->engine, opt, plan->total_s, chunk_s);
     if (want > plan->n_chunks)
         want = plan->n_chunks > 0 ? plan->n_chunks : 1;
     int n = 0;
@@ -269,7 +269,7 @@ int lucy_cmd_transcribe(int argc, char **argv)
         lucy_cmd_error("cutting %s at its pauses failed: %s", file, err);
         goto out;
     }
-    int n_lanes = open_lanes(&run, &aopt, &plan, err, sizeof err);
+    int n_lanes = open_lanes(&run, &aopt, &plan, chunk_s, err, sizeof err);
     if (n_lanes == 0) {
         lucy_cmd_error("%s", err);
         goto out;

@@ -639,13 +639,18 @@ static void lanes_for_engines(void **state)
     (void)state;
     struct lucy_asr_engine one = {.name = "one", .one_core = 1}, many = {.name = "many"};
     struct lucy_asr_options o = {.threads = 3};
-    assert_int_equal(lucy_asr_lanes(&one, &o), 3);
-    assert_int_equal(lucy_asr_lanes(&many, &o), 1);
+    assert_int_equal(lucy_asr_lanes(&one, &o, 600, 30), 3);
+    assert_int_equal(lucy_asr_lanes(&many, &o, 600, 30), 1);
+    /* One lane per chunk_s of audio to recognise: a short call one lane. */
+    assert_int_equal(lucy_asr_lanes(&one, &o, 65, 30), 2);
+    assert_int_equal(lucy_asr_lanes(&one, &o, 12, 30), 1);
+    assert_int_equal(lucy_asr_lanes(&one, &o, 0, 30), 1);
+    assert_int_equal(lucy_asr_lanes(&one, &o, 12, 0), 3); /* no chunk limit */
     o.threads = 64;
-    assert_int_equal(lucy_asr_lanes(&one, &o), LUCY_ASR_MAX_LANES);
+    assert_int_equal(lucy_asr_lanes(&one, &o, 3600, 30), LUCY_ASR_MAX_LANES);
     o.threads = 0; /* the cores online */
-    assert_true(lucy_asr_lanes(&one, &o) >= 1);
-    assert_int_equal(lucy_asr_lanes(NULL, &o), 1);
+    assert_true(lucy_asr_lanes(&one, &o, 3600, 30) >= 1);
+    assert_int_equal(lucy_asr_lanes(NULL, &o, 3600, 30), 1);
 }
 
 static void http_engine_unreachable(void **state)

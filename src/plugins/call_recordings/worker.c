@@ -527,9 +527,9 @@ static int job_chunk_ready(void *arg, const struct lucy_asr_track *t, const stru
  * it); as lucy_asr_lanes allows and the job has chunks to recognise, more
  * lanes load the same engine and model. A lane that does not load leaves
  * fewer lanes, not a failed job. Returns how many are ready. */
-static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise)
+static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise, double todo_s)
 {
-    int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr);
+    int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr, todo_s, w->pool->chunk_s);
     if (want > to_recognise)
         want = to_recognise;
     int n = 1;
@@ -571,12 +571,18 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     progress_set(w, &r.pr);
 
     int to_recognise = 0;
+    double todo_s = 0;
     for (int k = 0; rc == 0 && k < plan.n_tracks; k++)
-        for (size_t i = 0; i < plan.track[k].n_chunks; i++)
-            to_recognise += !job_chunk_ready(&r, &plan.track[k], &plan.track[k].chunks[i]);
+        for (size_t i = 0; i < plan.track[k].n_chunks; i++) {
+            const struct lucy_chunk *c = &plan.track[k].chunks[i];
+            if (!job_chunk_ready(&r, &plan.track[k], c)) {
+                to_recognise++;
+                todo_s += (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
+            }
+        }
     struct lucy_asr_run how = {.fn = job_chunk, .arg = &r, .ready = job_chunk_ready};
     if (rc == 0) {
-        how.n_lanes = load_lanes(w, job, to_recognise);
+        how.n_lanes = load_lanes(w, job, to_recognise, todo_s);
         rc = lucy_asr_transcribe_plan(&plan, w->lane[0].engine->name, &how, out, err, errlen);
     }
     if (rc == 0 && !out->model[0]) /* all silence: no chunk named the model */
