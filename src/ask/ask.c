@@ -401,6 +401,17 @@ int lucy_ask_run(struct lucy_ask *a, const struct lucy_ask_request *rq, char **a
         extractive(out, &r, &f);
         for (size_t i = 0; i < r.n; i++)
             json_array_append_new(citations, citation_json(rq, i + 1, &r.src[i], 1));
+        /* Said in the text itself: OpenAI clients and chat UIs show the
+         * content, not retrieval.llm. */
+        if (r.n > 0 && !a->llm)
+            fputs("\n\n(No language model is configured (LUCY_LLM_URL), so lucy quotes the "
+                  "passages it found instead of answering.)",
+                  out);
+        else if (r.n > 0)
+            fprintf(out,
+                    "\n\n(The language model could not answer (%s), so lucy quotes the passages "
+                    "it found instead.)",
+                    llm_error[0] ? llm_error : "no reason given");
     } else {
         fputs(llm_text, out);
         for (size_t n = 1; n <= r.n; n++) {

@@ -112,8 +112,15 @@ static void reply_error_v(struct lucy_http_response *resp, enum lucy_http_error 
      * cut mid-character by a precision or the buffer size: make it valid
      * UTF-8, which JSON requires, instead of failing to build the reply. */
     char *text = lucy_utf8_display(message, strlen(message));
-    json_t *body = json_pack("{s:s,s:s}", "error_type", error_types[type].name, "message",
-                             text ? text : "(message lost: out of memory)");
+    const char *msg = text ? text : "(message lost: out of memory)";
+    /* DESIGN §5's error_type and message, and the same again as OpenAI's
+     * error object ({"error": {"message", "type", "param", "code"}}, its
+     * OpenAPI description's Error), which OpenAI
+     * client libraries read for the message they show (the /v1 routes are
+     * for them; one shape for every route keeps one rule). */
+    json_t *body =
+        json_pack("{s:s,s:s,s:{s:s,s:s,s:n,s:n}}", "error_type", error_types[type].name, "message",
+                  msg, "error", "message", msg, "type", error_types[type].name, "param", "code");
     free(text);
     if (!body) {
         static const char fallback[] = "{\"error_type\":\"internal\",\"message\":\"out of "

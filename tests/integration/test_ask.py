@@ -233,6 +233,9 @@ def test_extractive_answer_cites_the_right_segment(asking):
     assert c["verified"] is True and "platform three" in c["quote"]
     assert c["url"].endswith("/#/recordings/%s?t=4000" % REC)
     assert c["time"] == "2024-05-31T16:00:00+00:00"
+    # The text says why it quotes (a chat UI shows the text, not retrieval.llm).
+    assert body["answer"].endswith("(No language model is configured (LUCY_LLM_URL), so lucy "
+                                   "quotes the passages it found instead of answering.)"), body
     assert "[1]" in body["answer"] and "platform three" in body["answer"]
     assert body["verified"] is True
 
@@ -590,6 +593,9 @@ def test_llm_failures_give_200_extractive_within_timeout(asking, double, kind):
     assert body["lucy"]["retrieval"]["llm"] == "unavailable"
     assert body["lucy"]["retrieval"]["llm_error"]
     assert body["lucy"]["citations"][0]["segment"] == 1
+    text = body["choices"][0]["message"]["content"]
+    assert "(The language model could not answer (%s)" % body["lucy"]["retrieval"]["llm_error"] \
+        in text, text
     assert elapsed < TIMEOUT_MS / 1000 + 1, "took %.2f s" % elapsed
 
 
@@ -626,6 +632,9 @@ def test_limits_and_bad_requests(asking, double):
         r = lucy.post("/v1/chat/completions", json=body)
         assert r.status_code == 400 and r.json()["error_type"] == "bad_request", body
         assert r.json()["message"]
+        # ... and OpenAI's error object, for OpenAI clients (its Error schema)
+        assert schema.validate("ErrorResponse", r.json()) == [], r.json()
+        assert r.json()["error"]["message"] == r.json()["message"]
     r = lucy.post("/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     r = lucy.get("/ask")
@@ -638,6 +647,7 @@ def test_token_required_when_set(asking):
     for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/ask?q=x")):
         r = requests.request(method, lucy.url + path, json={}, timeout=10)
         assert r.status_code == 401, path
+        assert schema.validate("ErrorResponse", r.json()) == [], r.json()
     r = requests.get(lucy.url + "/ask", params={"q": "platform"},
                      headers={"Authorization": "Bearer s3cret"}, timeout=30)
     assert r.status_code == 200

@@ -1,7 +1,8 @@
 // client.test.js - the official `openai` npm package (pinned in
 // package-lock.json) talks to lucy as to any OpenAI-compatible server:
 // a plain and a streamed chat completion with model "lucy", reading the
-// answer, the url_citation annotations and lucy's citations. Run by
+// answer, the url_citation annotations and lucy's citations, and a refused
+// request read as the client reads OpenAI's errors. Run by
 // tests/integration/test_ask.py:
 //
 //   node client.test.js BASE_URL QUESTION EXPECTED_ID [TOKEN]
@@ -47,6 +48,18 @@ async function main() {
   assert.equal(last.choices[0].finish_reason, "stop");
   assert.equal(last.lucy.citations[0].id, expectedId);
   assert.equal(text, msg.content);
+
+  // An error reaches the client with lucy's message, as OpenAI's would.
+  let refused = null;
+  try {
+    await client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: question }] });
+  } catch (e) {
+    refused = e;
+  }
+  assert.ok(refused instanceof OpenAI.BadRequestError, String(refused));
+  assert.equal(refused.status, 400);
+  assert.match(refused.message, /model must be "lucy"/);
+  assert.equal(refused.type, "bad_request");
 
   console.log(JSON.stringify({
     plain: { content: msg.content, url: ann.url_citation.url, verified: plain.lucy.verified },
