@@ -202,8 +202,9 @@ int lucy_cmd_transcribe(int argc, char **argv)
     if (o.chunk_s) {
         char *end;
         long v = strtol(o.chunk_s, &end, 10);
-        if (!*o.chunk_s || *end || v < 0 || v > 600) {
-            lucy_cmd_error("--chunk-s takes 0 (the whole file at once) to 600 seconds");
+        if (!*o.chunk_s || *end || (v != 0 && (v < 5 || v > 600))) {
+            lucy_cmd_error("--chunk-s takes 5 to 600 seconds, as LUCY_ASR_CHUNK_S, or 0 (the "
+                           "whole file at once, for comparison)");
             lucy_config_free(&cfg);
             return LUCY_EXIT_USAGE;
         }

@@ -522,7 +522,7 @@ int lucy_http_start(struct lucy_http *h, const char *host, int port, int *bound_
     if (!h->daemon) {
         snprintf(err, errlen,
                  "cannot listen on %s:%d (address in use or not available); choose another "
-                 "LUCY_LISTEN",
+                 "address with --listen HOST:PORT or LUCY_LISTEN (make run LISTEN=HOST:PORT)",
                  host, port);
         return LUCY_EIO;
     }

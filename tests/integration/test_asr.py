@@ -284,6 +284,10 @@ def test_usage_errors_exit_2():
     assert lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--engine", "nope").returncode == 2
     assert subprocess.run([LUCY_BIN, "transcribe"], capture_output=True,
                           env=lucy_env()).returncode == 2
+    # --chunk-s has LUCY_ASR_CHUNK_S's range (5-600), and 0 for the whole file
+    for bad in ("3", "601", "-1", "x"):
+        run = lucy_transcribe(os.path.join(AUDIO, "goforward.m4a"), "--chunk-s", bad)
+        assert run.returncode == 2 and b"5 to 600" in run.stderr, (bad, run.stderr)
 
 
 # ---- http engine against a real OpenAI-compatible server ------------------
