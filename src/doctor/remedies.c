@@ -23,8 +23,9 @@ static const char *const remedies[LUCY_REMEDY_COUNT] = {
         "`docker image prune`, `docker container prune`; `docker volume prune` and "
         "`docker system prune --volumes` destroy data.",
     [LUCY_REMEDY_DISK_UNMEASURED] =
-        "lucy cannot measure this path (statvfs failed): check that it exists and is mounted, "
-        "or remove it from LUCY_DISK_PATHS.",
+        "lucy cannot measure this path (statvfs failed): check that it exists and is mounted "
+        "(for the data dir, point --data or LUCY_DATA_DIR at the one `lucy serve` uses), or "
+        "remove it from LUCY_DISK_PATHS if it is listed there.",
     [LUCY_REMEDY_RESERVE_RELEASED] =
         "The reserve was released on purpose because the disk is critical, so the inbox has "
         "room: free space, and lucy recreates the reserve by itself once the disk is above the "

@@ -84,8 +84,9 @@ int lucy_retranscribe_check(struct lucy_http_request *req, struct lucy_http_resp
         lucy_http_reply_error(resp, LUCY_HTTP_BAD_REQUEST, 0, "%s; nothing was queued", err);
     else if (rc)
         lucy_http_reply_error(resp, LUCY_HTTP_CONFLICT, 0,
-                              "%s; set it, restart lucy and ask again (nothing was queued), or "
-                              "leave \"engine\" out for the configured one",
+                              "%s; nothing was queued: ask again once that is done (a restart "
+                              "reads the configuration), or leave \"engine\" out for the "
+                              "configured one",
                               err);
     return rc ? -1 : 0;
 }
