@@ -387,3 +387,27 @@ def test_bad_requests(start_lucy, tmp_path):
     r = lucy.post("/recordings/retranscribe", json={"from": "1990-01-01", "to": "1990-01-02"})
     assert r.status_code == 202, r.text
     assert r.json()["total"] == 0 and r.json()["progress"] == 1 and r.json()["state"] == "done"
+
+
+def test_a_job_whose_own_model_does_not_load_fails_with_advice(start_lucy, tmp_path):
+    """A model directory passes the check when queued but holds no acoustic
+    model (or is removed before the job runs): the job fails with
+    asr_failed and what to do, instead of waiting and retrying forever;
+    the recording keeps its version."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    channel_wav([("goforward.m4a", None)], str(rec / "call.wav"))
+    lucy = start_lucy(env=env_for(str(rec)))
+    rid = wait_transcribed(lucy, 1)[0]["id"]
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    r = lucy.post("/recordings/%s/transcribe" % rid, json={"model": str(empty)})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    job = lucy.wait_for(lambda: (lambda j: j["status"] == "failed" and j)(
+        lucy.get("/jobs/%d" % job_id).json()), timeout=120, interval=0.2,
+        what="job %d failed" % job_id)
+    assert job["error_type"] == "asr_failed" and job["model"] == str(empty), job
+    assert str(empty) in job["message"] and 'without "model"' in job["message"], job
+    assert job["attempts"] == 1, job
+    assert [v["version"] for v in versions(lucy, rid)["versions"]] == [1]

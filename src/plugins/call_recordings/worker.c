@@ -687,6 +687,20 @@ static void run_job(struct worker *w, const struct lucy_job *job)
      * defaults when it named none): the instance switches only if it holds
      * others. */
     rc = lucy_asr_instance_load_for(&w->lane[0], job->asr.engine, job->asr.model, err, sizeof err);
+    if (rc && rc != LUCY_ENOMEM && job->asr.model[0]) {
+        /* The job's own model was checked when it was queued (a directory,
+         * a file), so one that does not load is no model, or was removed
+         * since: no retry loads it (docs/decisions.md, "Checkpoints stay
+         * keyed by engine"). Retrying would also reload the default model
+         * for nothing before each try. */
+        o.status = LUCY_JOB_FAILED;
+        o.error_type = "asr_failed";
+        snprintf(o.error, sizeof o.error,
+                 "the model this job asked for does not load (%.300s); ask for the transcription "
+                 "again without \"model\" (the configured one) or with a model that loads",
+                 err);
+        goto finish;
+    }
     if (rc == 0)
         rc = transcribe_audio(w, job, &audio, &t, err, sizeof err);
     if (rc == LUCY_ESHUTDOWN) {
