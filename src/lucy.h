@@ -53,8 +53,20 @@ struct lucy_ctx {
         void *arg;
     } metrics[LUCY_MAX_METRIC_SOURCES]; /* /metrics contributors */
     int n_metrics;
-    volatile sig_atomic_t stopping; /* set on SIGTERM/SIGINT */
+    int stopping; /* 1 once SIGTERM/SIGINT came: written by serve's main thread
+                     (lucy_ctx_stop), read by any (lucy_ctx_stopping) */
 };
+
+/* Marks ctx as stopping / tells whether it is (atomics: worker threads
+ * read what the main thread writes). */
+static inline void lucy_ctx_stop(struct lucy_ctx *ctx)
+{
+    __atomic_store_n(&ctx->stopping, 1, __ATOMIC_RELEASE);
+}
+static inline int lucy_ctx_stopping(const struct lucy_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->stopping, __ATOMIC_ACQUIRE);
+}
 
 /* Creates the data dir and DATA_DIR/tmp (0700), opens the store
  * (migrations) and the disk guard (one poll). Returns 0 or a LUCY_E* code

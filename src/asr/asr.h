@@ -399,6 +399,23 @@ struct lucy_asr_run {
  * (pocketsphinx: ~90 MB while loaded). */
 #define LUCY_ASR_MAX_LANES 4
 
+/* Memory one more lane needs free before it loads: resident (the kernel's
+ * MemAvailable, the cgroup's memory.max) and address space (RLIMIT_AS).
+ * Measured with `lucy transcribe` on pocketsphinx's en-us model: each lane
+ * adds ~100 MB resident and ~200 MB of address space (the model, a malloc
+ * arena and a stack); these leave room to spare. */
+#define LUCY_ASR_LANE_ROOM_MB 256
+#define LUCY_ASR_LANE_VM_MB   384
+
+/* 1 when this process has room for one more lane (see the limits above);
+ * else 0 with why ("only 180 MB available (MemAvailable)"). A library that
+ * cannot allocate may end the process (pocketsphinx exits on a failed
+ * calloc), so an extra lane is loaded only with room to spare. Reads
+ * /proc/meminfo, /proc/self/cgroup, the cgroup's memory.max and
+ * memory.current (cgroup v2), /proc/self/statm and RLIMIT_AS; a value that
+ * cannot be read does not limit. Any thread. */
+int lucy_asr_room_for_lane(char *why, size_t len);
+
 /* How many lanes engine e should recognise todo_s seconds of a recording
  * on, cut into chunks of at most chunk_s (<= 0: no limit): 1 unless
  * e->one_core; then opt->threads (LUCY_ASR_THREADS; 0 = the cores online)
@@ -427,8 +444,10 @@ int lucy_asr_recognise_chunk(const struct lucy_asr_engine *e, void *state,
  * segments are labelled with its track's channel and speaker and merged
  * in time order into *out (zeroed first): text joined; engine (the name
  * given), model (of the last chunk recognised now, else of a resumed one),
- * language (default "en"), audio_s, wall_s (the pieces' sum: engine time,
- * not elapsed), rtf, truncated, source_duration_s and channels from the
+ * language (default "en"), audio_s, wall_s (engine time: the busiest
+ * lane's, as lanes run at once, plus what chunks from checkpoints took
+ * when they were recognised), rtf, truncated, source_duration_s and
+ * channels from the
  * plan's audio. 0, the first failing lane's error (err says why), or
  * LUCY_ENOMEM (no thread or memory); *out is the caller's in all cases
  * (lucy_transcript_free). */

@@ -24,10 +24,105 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../error.h"
 #include "asr.h"
+
+/* The value of "key:  N kB" in /proc/meminfo, in MB; -1 unknown. */
+static long meminfo_mb(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            kb = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
+/* The first number in file (a cgroup's memory.max is "max" when not
+ * limited: -1), in bytes; -1 unknown. */
+static long long file_number(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char buf[64] = "";
+    long long v = -1;
+    if (fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9')
+        v = strtoll(buf, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* What this process's cgroup (v2) still allows, in MB; -1 unknown or no
+ * limit. */
+static long cgroup_room_mb(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return -1;
+    char line[512], path[640];
+    long room = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "0::", 3) != 0)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+        long long max = file_number(path);
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", line + 3);
+        long long cur = file_number(path);
+        if (max >= 0 && cur >= 0)
+            room = max > cur ? (long)((max - cur) >> 20) : 0;
+    }
+    fclose(f);
+    return room;
+}
+
+/* What RLIMIT_AS leaves of the address space, in MB; -1 no limit. */
+static long address_room_mb(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return -1;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return -1;
+    unsigned long pages = 0;
+    int got = fscanf(f, "%lu", &pages);
+    fclose(f);
+    if (got != 1)
+        return -1;
+    unsigned long long used = (unsigned long long)pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+    return rl.rlim_cur > used ? (long)((rl.rlim_cur - used) >> 20) : 0;
+}
+
+int lucy_asr_room_for_lane(char *why, size_t len)
+{
+    const struct {
+        long mb, need;
+        const char *what;
+    } limits[] = {
+        {meminfo_mb("MemAvailable"), LUCY_ASR_LANE_ROOM_MB, "available (MemAvailable)"},
+        {cgroup_room_mb(), LUCY_ASR_LANE_ROOM_MB, "left under the cgroup's memory.max"},
+        {address_room_mb(), LUCY_ASR_LANE_VM_MB, "of address space left under RLIMIT_AS"},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        if (limits[i].mb >= 0 && limits[i].mb < limits[i].need) {
+            snprintf(why, len, "only %ld MB %s, a lane needs %ld MB", limits[i].mb, limits[i].what,
+                     limits[i].need);
+            return 0;
+        }
+    return 1;
+}
 
 int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
                    double todo_s, int chunk_s)
@@ -121,6 +216,7 @@ struct lane {
     size_t from, to;
     int index;
     atomic_int *stop; /* set by the first lane that fails */
+    double wall_s;    /* engine time of the chunks it recognised */
     int rc;
     char err[1024];
     pthread_t tid;
@@ -144,6 +240,8 @@ static void *lane_main(void *arg)
             break;
         }
         it->done = 1;
+        if (it->fresh)
+            l->wall_s += it->piece.wall_s;
     }
     return NULL;
 }
@@ -179,11 +277,11 @@ static int share_out(struct item *items, size_t n, int n_lanes, struct lane *lan
 }
 
 /* Merges the recognised pieces in plan order into out (see
- * lucy_asr_transcribe_plan). */
+ * lucy_asr_transcribe_plan); lanes_wall_s: the busiest lane's engine time. */
 static int merge(const struct lucy_asr_plan *plan, const char *engine, struct item *items, size_t n,
-                 struct lucy_transcript *out)
+                 double lanes_wall_s, struct lucy_transcript *out)
 {
-    double wall_s = 0;
+    double wall_s = lanes_wall_s;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct item *it = &items[i];
@@ -193,7 +291,8 @@ static int merge(const struct lucy_asr_plan *plan, const char *engine, struct it
             snprintf(out->model, sizeof out->model, "%s", it->piece.model);
         if (it->fresh && it->piece.language[0])
             snprintf(out->language, sizeof out->language, "%s", it->piece.language);
-        wall_s += it->piece.wall_s;
+        if (!it->fresh) /* its time from the run that recognised it */
+            wall_s += it->piece.wall_s;
         rc = lucy_transcript_append(out, &it->piece, 0, it->t->channel, it->t->speaker);
     }
     if (rc)
@@ -266,8 +365,12 @@ int lucy_asr_transcribe_plan(const struct lucy_asr_plan *plan, const char *engin
             rc = lanes[k].rc;
             snprintf(err, errlen, "%s", lanes[k].err);
         }
+    double lanes_wall_s = 0;
+    for (int k = 0; k < n_lanes; k++)
+        if (lanes[k].wall_s > lanes_wall_s)
+            lanes_wall_s = lanes[k].wall_s;
     if (rc == 0)
-        rc = merge(plan, engine, items, n, out);
+        rc = merge(plan, engine, items, n, lanes_wall_s, out);
     for (size_t i = 0; i < n; i++)
         lucy_transcript_free(&items[i].piece);
     free(items);

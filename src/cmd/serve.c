@@ -196,7 +196,7 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
              port, "data_dir", cfg->data_dir, "version", LUCY_VERSION);
 
     int sig = wait_for_signal(ctx);
-    ctx->stopping = 1;
+    lucy_ctx_stop(ctx);
     sd_notify(0, "STOPPING=1");
     lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");

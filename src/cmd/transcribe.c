@@ -151,21 +151,27 @@ static int cli_chunk(void *arg, int lane, const struct lucy_asr_track *t,
 }
 
 /* Opens lane 0's engine instance (its failure is the command's) and as
- * many more as lucy_asr_lanes allows and the plan has chunks for; an
- * extra one that does not open only means fewer lanes. Returns the lanes
- * open (0 = lane 0 failed, err says why). */
+ * many more as lucy_asr_lanes allows, the plan has chunks for and memory
+ * has room for (lucy_asr_room_for_lane); an extra one that does not open
+ * only means fewer lanes, said on stderr. Returns the lanes open (0 =
+ * lane 0 failed, err says why). */
 static int open_lanes(struct cli_engine *e, const struct lucy_asr_options *opt,
                       const struct lucy_asr_plan *plan, int chunk_s, char *err, size_t errlen)
 {
     int want = lucy_asr_lanes(e->engine, opt, plan->total_s, chunk_s);
     if (want > plan->n_chunks)
         want = plan->n_chunks > 0 ? plan->n_chunks : 1;
-    int n = 0;
+    if (lucy_asr_open(e->engine, opt, &e->state[0], err, errlen) != 0)
+        return 0;
+    int n = 1;
     for (; n < want; n++) {
         char why[512];
-        if (lucy_asr_open(e->engine, opt, &e->state[n], n == 0 ? err : why,
-                          n == 0 ? errlen : sizeof why) != 0)
+        if (!lucy_asr_room_for_lane(why, sizeof why) ||
+            lucy_asr_open(e->engine, opt, &e->state[n], why, sizeof why) != 0) {
+            fprintf(stderr, "lucy: recognising on %d lane%s, not %d: %s\n", n, n == 1 ? "" : "s",
+                    want, why);
             break;
+        }
     }
     return n;
 }

@@ -278,6 +278,52 @@ def test_progress_checkpoints_and_resume_after_kill9(start_lucy, tmp_path, lanes
         check_words(s)
 
 
+SANITIZED = "asan" in os.path.basename(os.path.normpath(
+    os.environ.get("LUCY_BUILD_DIR", os.path.dirname(os.environ.get("LUCY_BIN", "")))))
+
+
+def vm_peak_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmPeak:"))
+
+
+@pytest.mark.skipif(SANITIZED, reason="ASan reserves terabytes of address space: no RLIMIT_AS")
+def test_no_room_for_a_lane_means_fewer_lanes_not_a_crash(start_lucy, tmp_path):
+    """pocketsphinx ends the process when an allocation fails, so an extra
+    lane loads only with memory to spare (lucy_asr_room_for_lane). Under an
+    address-space limit (RLIMIT_AS, as `ulimit -v` or a container's) with
+    room for one model but not a second, LUCY_ASR_THREADS=4 transcribes on
+    one lane, says so, and lucy lives."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    parts = []
+    for name in CLIPS * 2:
+        parts += [(name, None), (None, 3)]
+    channel_wav(parts, str(d / "long.wav"))
+    env = {"LUCY_ASR_CHUNK_S": "5"}
+    # How much address space one lane takes here, unlimited.
+    one = start(start_lucy, str(d), **env)
+    wait_transcribed(one, 1)
+    peak_kb = vm_peak_kb(one.proc.pid)
+    one.stop()
+    # Room for that plus ~150 MB: not for the second lane (~200 MB).
+    wrapper = tmp_path / "lucy-limited"
+    wrapper.write_text("#!/bin/sh\nulimit -v %d\nexec %s \"$@\"\n"
+                       % (peak_kb + 150 * 1024, os.environ["LUCY_BIN"]))
+    wrapper.chmod(0o755)
+    d2 = tmp_path / "rec2"
+    d2.mkdir()
+    shutil.copy(str(d / "long.wav"), str(d2 / "long.wav"))
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(d2), "LUCY_SCAN_SETTLE_S": "0",
+                           "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "4", **env},
+                      binary=str(wrapper))
+    recs = wait_transcribed(lucy, 1)
+    assert recs[0]["transcript_status"] == "done", recs
+    assert lucy.proc.poll() is None, "lucy died"
+    assert "no memory for another recognition lane" in lucy.log_text()
+    assert metric(lucy, 'lucy_asr_instances_loaded{engine="pocketsphinx"}') == 1
+
+
 def test_truncated_and_odd_files(start_lucy, tmp_path):
     """A cut-off mp3 gets the truncated warning; a mono file named stereo,
     a 6-channel file and an hour of silence are each handled."""

@@ -590,8 +590,8 @@ static void examine(struct scan *sc, int dirfd, const char *name, const char *pa
  * scanner is shutting down. */
 static int must_stop(struct scan *sc)
 {
-    if (!sc->store_rc &&
-        (sc->ctx->stopping || (sc->opt && sc->opt->stop && lucy_thread_stopping(sc->opt->stop))))
+    if (!sc->store_rc && (lucy_ctx_stopping(sc->ctx) ||
+                          (sc->opt && sc->opt->stop && lucy_thread_stopping(sc->opt->stop))))
         sc->store_rc = LUCY_ESHUTDOWN;
     return sc->store_rc;
 }

@@ -525,23 +525,38 @@ static int job_chunk_ready(void *arg, const struct lucy_asr_track *t, const stru
 
 /* The lanes a job runs on: lane[0] holds the job's engine (run_job loaded
  * it); as lucy_asr_lanes allows and the job has chunks to recognise, more
- * lanes load the same engine and model. A lane that does not load leaves
- * fewer lanes, not a failed job. Returns how many are ready. */
+ * lanes load the same engine and model, each only with memory to spare
+ * (lucy_asr_room_for_lane: pocketsphinx ends the process when an
+ * allocation fails). A job on its second or later attempt (a retry, or a
+ * run a crash or a stop interrupted) runs on one lane, so a lane that
+ * cannot fit cannot take lucy down at every start. A lane that does not
+ * load leaves fewer lanes, not a failed job. Returns how many are ready. */
 static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise, double todo_s)
 {
     int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr, todo_s, w->pool->chunk_s);
     if (want > to_recognise)
         want = to_recognise;
+    if (job->attempts > 1)
+        want = 1;
     int n = 1;
     for (; n < want; n++) {
         char err[256] = "";
+        if (!w->lane[n].state && !lucy_asr_room_for_lane(err, sizeof err)) {
+            lucy_log(LUCY_LOG_WARNING, "no memory for another recognition lane; fewer lanes",
+                     "{s:I,s:i,s:s}", "job_id", (json_int_t)job->id, "lanes", n, "error", err);
+            break;
+        }
         if (lucy_asr_instance_load_for(&w->lane[n], job->asr.engine, job->asr.model, err,
                                        sizeof err) != 0) {
-            lucy_log(LUCY_LOG_WARNING, "a second recognition lane did not load; fewer lanes",
+            lucy_log(LUCY_LOG_WARNING, "a recognition lane did not load; fewer lanes",
                      "{s:I,s:i,s:s}", "job_id", (json_int_t)job->id, "lanes", n, "error", err);
             break;
         }
     }
+    /* Lanes this job does not use give their model back once idle, even
+     * while the worker stays busy. */
+    for (int k = n; k < LUCY_ASR_MAX_LANES; k++)
+        lucy_asr_instance_unload_if_idle(&w->lane[k]);
     return n;
 }
 
@@ -583,6 +598,12 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     struct lucy_asr_run how = {.fn = job_chunk, .arg = &r, .ready = job_chunk_ready};
     if (rc == 0) {
         how.n_lanes = load_lanes(w, job, to_recognise, todo_s);
+        /* The rate behind eta_s starts with the recognition, not before
+         * the extra lanes' models loaded. */
+        pthread_mutex_lock(&p->mu);
+        r.pr.started_ms = lucy_mono_ms();
+        w->progress = r.pr;
+        pthread_mutex_unlock(&p->mu);
         rc = lucy_asr_transcribe_plan(&plan, w->lane[0].engine->name, &how, out, err, errlen);
     }
     if (rc == 0 && !out->model[0]) /* all silence: no chunk named the model */
@@ -761,7 +782,7 @@ static int worker_stopping(struct worker *w)
     pthread_mutex_lock(&p->mu);
     int stopping = p->stopping;
     pthread_mutex_unlock(&p->mu);
-    return stopping || p->ctx->stopping || lucy_thread_stopping(&w->thread);
+    return stopping || lucy_ctx_stopping(p->ctx) || lucy_thread_stopping(&w->thread);
 }
 
 /* The start-up requeue, when it could not be written then (disk full). */
@@ -919,7 +940,7 @@ int lucy_jobs_pool_wait(struct lucy_jobs_pool *p, long long id, int timeout_ms,
         }
         /* ctx->stopping: SIGTERM came; HTTP waits for this handler before
          * the pool is stopped, so do not hold the shutdown up. */
-        int stopping = p->stopping || p->ctx->stopping;
+        int stopping = p->stopping || lucy_ctx_stopping(p->ctx);
         pthread_mutex_unlock(&p->mu);
         if (stopping || timed_out) {
             rc = lucy_jobs_get(p->ctx->store, id, out);
