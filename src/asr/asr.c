@@ -154,6 +154,8 @@ int lucy_media_asr_transcribe(const struct lucy_asr_engine *e, void *state,
             return LUCY_ENOMEM;
         }
     }
+    /* Times inside the audio given, whatever the engine said. */
+    lucy_transcript_clamp(out, (int64_t)pcm->n_samples * 1000 / LUCY_ASR_SAMPLE_RATE);
     snprintf(out->engine, sizeof out->engine, "%s", e->name);
     if (!out->language[0])
         snprintf(out->language, sizeof out->language, "en");

@@ -272,6 +272,13 @@ int lucy_transcript_append(struct lucy_transcript *dst, struct lucy_transcript *
  * ones: the segments of two channels merged in time order. Pure. */
 void lucy_transcript_sort(struct lucy_transcript *t);
 
+/* Keeps every time of t inside the audio it came from, [0, end_ms]: each
+ * segment's t0_ms/t1_ms, and its words inside the segment, in order. An
+ * engine may say otherwise: whisper.cpp decodes 30 s windows and can put
+ * a timestamp past the end of a shorter chunk (seen with whisper.cpp
+ * 1.9.1). Pure. */
+void lucy_transcript_clamp(struct lucy_transcript *t, int64_t end_ms);
+
 /* Appends a word [t0_ms, t1_ms] with a copy of text[0..text_len), trimmed,
  * to segment seg (from lucy_transcript_add). Times are clamped into the
  * segment, t0_ms to no earlier than the previous word's start and t1_ms to

@@ -74,6 +74,22 @@ static int64_t clamp_ms(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+void lucy_transcript_clamp(struct lucy_transcript *t, int64_t end_ms)
+{
+    for (size_t i = 0; i < t->n_segments; i++) {
+        struct lucy_segment *s = &t->segments[i];
+        s->t0_ms = clamp_ms(s->t0_ms, 0, end_ms);
+        s->t1_ms = clamp_ms(s->t1_ms, s->t0_ms, end_ms);
+        int64_t lo = s->t0_ms;
+        for (size_t k = 0; k < s->n_words; k++) {
+            struct lucy_word *w = &s->words[k];
+            w->t0_ms = clamp_ms(w->t0_ms, lo, s->t1_ms);
+            w->t1_ms = clamp_ms(w->t1_ms, w->t0_ms, s->t1_ms);
+            lo = w->t0_ms;
+        }
+    }
+}
+
 int lucy_segment_add_word(struct lucy_segment *seg, int64_t t0_ms, int64_t t1_ms, const char *text,
                           size_t text_len)
 {

@@ -174,6 +174,27 @@ static void tokens_to_words(void **state)
     lucy_transcript_free(&t);
 }
 
+/* Times past the audio (whisper.cpp's 30 s window on a 2.8 s chunk) are
+ * brought inside it: segments end at the audio's end, words inside their
+ * segment and in order. */
+static void clamp_to_audio(void **state)
+{
+    (void)state;
+    struct lucy_transcript t = {0};
+    assert_int_equal(lucy_transcript_add(&t, 900, 8300, "a b c", 5), 0);
+    assert_int_equal(lucy_transcript_add(&t, 9000, 9500, "d", 1), 0);
+    const struct lucy_token tok[] = {{900, 1000, " a"}, {2000, 5000, " b"}, {6000, 8000, " c"}};
+    assert_int_equal(lucy_segment_add_tokens(&t.segments[0], tok, 3), 0);
+    lucy_transcript_clamp(&t, 2816);
+    assert_int_equal(t.segments[0].t0_ms, 900);
+    assert_int_equal(t.segments[0].t1_ms, 2816);
+    assert_words(&t.segments[0], (const char *const[]){"a", "b", "c"},
+                 (const int64_t[][2]){{900, 1000}, {2000, 2816}, {2816, 2816}}, 3);
+    assert_int_equal(t.segments[1].t0_ms, 2816); /* wholly past the end: an empty span */
+    assert_int_equal(t.segments[1].t1_ms, 2816);
+    lucy_transcript_free(&t);
+}
+
 /* Edge cases: empty and NULL tokens are skipped (and do not split a word);
  * a segment starting with a continuation token starts a word with it; a
  * token that is only white space, or ends in it, ends the word; times out
@@ -713,6 +734,7 @@ int main(void)
         cmocka_unit_test(merge_channels),
         cmocka_unit_test(call_channels),
         cmocka_unit_test(call_plan_labels),
+        cmocka_unit_test(clamp_to_audio),
         cmocka_unit_test(call_plan_merge),
         cmocka_unit_test(lanes_share_out),
         cmocka_unit_test(lanes_for_engines),
