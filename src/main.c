@@ -202,6 +202,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0)
         return lucy_cmd_version(0, NULL);
+    /* A media process of `lucy serve` (src/media/remote.c); not in help. */
+    if (strcmp(argv[1], "media-worker") == 0) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* the http engine */
+            return LUCY_EXIT_FAILED;
+        int rc = lucy_cmd_media_worker(argc - 2, argv + 2);
+        curl_global_cleanup();
+        return rc;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             /* `lucy CMD --help` anywhere among its arguments: that command's usage */

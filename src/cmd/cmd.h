@@ -26,6 +26,7 @@ int lucy_cmd_doctor(int argc, char **argv);     /* doctor.c */
 int lucy_cmd_backup(int argc, char **argv);     /* backup.c */
 int lucy_cmd_restore(int argc, char **argv);    /* backup.c */
 int lucy_cmd_export(int argc, char **argv);     /* export.c */
+int lucy_cmd_media_worker(int argc, char **argv); /* media_worker.c: serve's, not listed */
 
 /* Loads the configuration for a command: defaults, environment, --config,
  * then config flags in argv. Flags that are not config flags are handed to

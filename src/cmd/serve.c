@@ -269,9 +269,12 @@ int lucy_cmd_serve(int argc, char **argv)
         return LUCY_EXIT_FAILED;
     }
     lucy_ctx_clean_tmp(&ctx);
-    lucy_media_set_idle_unload(cfg.asr_idle_unload_s); /* FFmpeg goes with the model */
+    /* FFmpeg and the recognisers run in media processes (src/media/remote.c),
+     * ended when idle with the model: they never enter the daemon's memory. */
+    lucy_media_set_remote(1);
+    lucy_media_set_idle_unload(cfg.asr_idle_unload_s);
     rc = run(&ctx, &cfg);
-    lucy_media_set_idle_unload(0); /* no unload racing the exit: the reaper ends */
+    lucy_media_shutdown(); /* the workers stopped: no call is in progress */
     lucy_ctx_close(&ctx);
     if (pid_fd >= 0)
         close(pid_fd);

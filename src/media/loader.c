@@ -63,6 +63,24 @@ static struct {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+static int remote; /* lucy_media_set_remote: calls go to media processes (remote.c) */
+
+void lucy_media_set_remote(int on)
+{
+    __atomic_store_n(&remote, on, __ATOMIC_RELEASE);
+}
+
+static int is_remote(void)
+{
+    return __atomic_load_n(&remote, __ATOMIC_ACQUIRE);
+}
+
+void lucy_media_shutdown(void)
+{
+    if (is_remote())
+        lucy_media_remote_shutdown();
+}
+
 static void init(void)
 {
     pthread_condattr_t a;
@@ -235,6 +253,8 @@ const struct lucy_media *lucy_media_hold(char *err, size_t errlen)
 {
     if (&lucy_media_module)
         return &lucy_media_module;
+    if (is_remote())
+        return lucy_media_remote_ready(err, errlen) == 0 ? &lucy_media_remote : NULL;
     pthread_once(&init_once, init);
     pthread_mutex_lock(&m.mu);
     if (!m.handle && load_locked(err, errlen) != 0) {
@@ -250,7 +270,7 @@ const struct lucy_media *lucy_media_hold(char *err, size_t errlen)
 
 void lucy_media_drop(void)
 {
-    if (&lucy_media_module)
+    if (&lucy_media_module || is_remote())
         return;
     pthread_mutex_lock(&m.mu);
     m.holds--;
@@ -260,6 +280,10 @@ void lucy_media_drop(void)
 
 void lucy_media_set_idle_unload(int idle_s)
 {
+    if (is_remote()) {
+        lucy_media_remote_set_idle(idle_s);
+        return;
+    }
     pthread_once(&init_once, init);
     pthread_mutex_lock(&m.mu);
     m.idle_s = idle_s > 0 ? idle_s : 0;
@@ -272,6 +296,8 @@ int lucy_media_loaded(void)
 {
     if (&lucy_media_module)
         return 1;
+    if (is_remote())
+        return lucy_media_remote_alive() > 0;
     pthread_mutex_lock(&m.mu);
     int loaded = m.handle != NULL;
     pthread_mutex_unlock(&m.mu);
@@ -282,6 +308,8 @@ int lucy_media_failure(char *why, size_t len)
 {
     if (&lucy_media_module)
         return 0;
+    if (is_remote())
+        return lucy_media_remote_failure(why, len);
     pthread_mutex_lock(&m.mu);
     int failing = m.failing;
     if (failing)

@@ -82,6 +82,38 @@ struct lucy_media {
 /* The module's table (module.c): the one symbol lucy-media.so exports. */
 extern const struct lucy_media lucy_media_module;
 
+/* ---- media processes (remote.c) ------------------------------------------
+ *
+ * `lucy serve` turns them on (lucy_media_set_remote): from then on the
+ * table lucy_media_hold hands out sends each call to a media process,
+ * `lucy media-worker` (cmd/media_worker.c), which holds the module in its
+ * own memory; the daemon never maps FFmpeg or a recogniser. */
+
+/* The socket a media process talks on (its parent's end is elsewhere). */
+#define LUCY_MEDIA_WORKER_FD 3
+
+/* The table of the media processes. */
+extern const struct lucy_media lucy_media_remote;
+
+/* Before any media call, once: 1 = calls go to media processes (serve),
+ * 0 = the module is loaded in this process (the default: commands, tests).
+ * Not thread-safe against calls in progress. */
+void lucy_media_set_remote(int on);
+
+/* Ends every media process at once (serve's exit, after its workers
+ * stopped; instances close their own). Any thread. */
+void lucy_media_shutdown(void);
+
+/* remote.c for loader.c: 0 when a media process runs or one started now
+ * (kept in the pool), else -1 with err (its reason: the module did not
+ * load); processes alive; the last start's failure; the pool's idle
+ * time; ending the pool. Any thread. */
+int lucy_media_remote_ready(char *err, size_t errlen);
+int lucy_media_remote_alive(void);
+int lucy_media_remote_failure(char *why, size_t len);
+void lucy_media_remote_set_idle(int idle_s);
+void lucy_media_remote_shutdown(void);
+
 /* Holds the module, loading it first if it is not loaded: the table, or
  * NULL with err saying what to do (the module file missing or not
  * loadable: dlerror's words). Every hold is given back with
