@@ -18,6 +18,7 @@ static const char *const descriptions[] = {
     [-LUCY_ECONFLICT] = "conflict",
     [-LUCY_ECORRUPT] = "corrupt content",
     [-LUCY_EDBCORRUPT] = "the local store is damaged",
+    [-LUCY_ECRASHED] = "a media process died",
     [-LUCY_EPERM] = "permission denied",
     [-LUCY_ESHUTDOWN] = "shutting down",
 };

@@ -127,6 +127,8 @@ int lucy_asr_instance_transcribe(struct lucy_asr_instance *in, const struct lucy
         return rc;
     rc = lucy_asr_transcribe(in->engine, in->state, pcm, out, err, errlen);
     lucy_asr_instance_touch(in);
+    if (rc == LUCY_ECRASHED) /* its media process died: load afresh next time */
+        lucy_asr_instance_unload(in);
     return rc;
 }
 

@@ -64,7 +64,9 @@ int lucy_asr_instance_load_for(struct lucy_asr_instance *in, const char *engine,
 /* lucy_asr_transcribe() on the instance, loading the model first if
  * needed; counts as work for the idle timer. Same results and ownership as
  * lucy_asr_transcribe (the caller frees *out in every case); a failed load
- * returns its code with err. Owning thread only. */
+ * returns its code with err. LUCY_ECRASHED (the instance's media process
+ * died) also unloads the instance, so the next call loads it afresh.
+ * Owning thread only. */
 int lucy_asr_instance_transcribe(struct lucy_asr_instance *in, const struct lucy_pcm *pcm,
                                  struct lucy_transcript *out, char *err, size_t errlen);
 

@@ -15,17 +15,17 @@
 int lucy_cmd_serve(int argc, char **argv);
 int lucy_cmd_healthcheck(int argc, char **argv);
 int lucy_cmd_version(int argc, char **argv);
-int lucy_cmd_scan(int argc, char **argv);       /* scan.c */
-int lucy_cmd_transcribe(int argc, char **argv); /* transcribe.c */
-int lucy_cmd_search(int argc, char **argv);     /* search.c */
-int lucy_cmd_ask(int argc, char **argv);        /* ask.c */
-int lucy_cmd_stats(int argc, char **argv);      /* stats.c */
-int lucy_cmd_reindex(int argc, char **argv);    /* reindex.c */
-int lucy_cmd_kv(int argc, char **argv);         /* kv.c */
-int lucy_cmd_doctor(int argc, char **argv);     /* doctor.c */
-int lucy_cmd_backup(int argc, char **argv);     /* backup.c */
-int lucy_cmd_restore(int argc, char **argv);    /* backup.c */
-int lucy_cmd_export(int argc, char **argv);     /* export.c */
+int lucy_cmd_scan(int argc, char **argv);         /* scan.c */
+int lucy_cmd_transcribe(int argc, char **argv);   /* transcribe.c */
+int lucy_cmd_search(int argc, char **argv);       /* search.c */
+int lucy_cmd_ask(int argc, char **argv);          /* ask.c */
+int lucy_cmd_stats(int argc, char **argv);        /* stats.c */
+int lucy_cmd_reindex(int argc, char **argv);      /* reindex.c */
+int lucy_cmd_kv(int argc, char **argv);           /* kv.c */
+int lucy_cmd_doctor(int argc, char **argv);       /* doctor.c */
+int lucy_cmd_backup(int argc, char **argv);       /* backup.c */
+int lucy_cmd_restore(int argc, char **argv);      /* backup.c */
+int lucy_cmd_export(int argc, char **argv);       /* export.c */
 int lucy_cmd_media_worker(int argc, char **argv); /* media_worker.c: serve's, not listed */
 
 /* Loads the configuration for a command: defaults, environment, --config,

@@ -179,14 +179,28 @@ int lucy_cmd_media_worker(int argc, char **argv)
         lucy_wire_buf_free(&out);
         rc = 0;
         switch (op) {
-        case LUCY_WIRE_PROBE: on_probe(t, &in, fd, &out, &rc); break;
-        case LUCY_WIRE_DECODE: on_decode(t, &in, fd, &out, &rc); break;
-        case LUCY_WIRE_CHUNKS: on_chunks(t, &in, &out, &rc); break;
+        case LUCY_WIRE_PROBE:
+            on_probe(t, &in, fd, &out, &rc);
+            break;
+        case LUCY_WIRE_DECODE:
+            on_decode(t, &in, fd, &out, &rc);
+            break;
+        case LUCY_WIRE_CHUNKS:
+            on_chunks(t, &in, &out, &rc);
+            break;
         case LUCY_WIRE_SELECT:
-        case LUCY_WIRE_CHECK: on_engine(t, op, &in, &out, &rc); break;
-        case LUCY_WIRE_OPEN: on_open(t, &h, &in, &out, &rc); break;
-        case LUCY_WIRE_TRANSCRIBE: on_transcribe(t, &h, &in, &out, &rc); break;
-        default: rc = LUCY_EINVAL; break;
+        case LUCY_WIRE_CHECK:
+            on_engine(t, op, &in, &out, &rc);
+            break;
+        case LUCY_WIRE_OPEN:
+            on_open(t, &h, &in, &out, &rc);
+            break;
+        case LUCY_WIRE_TRANSCRIBE:
+            on_transcribe(t, &h, &in, &out, &rc);
+            break;
+        default:
+            rc = LUCY_EINVAL;
+            break;
         }
         if (fd >= 0)
             close(fd);

@@ -48,6 +48,7 @@ static const struct {
     {LUCY_EPERM, LUCY_HTTP_FORBIDDEN, 0},
     {LUCY_ECORRUPT, LUCY_HTTP_UNSUPPORTED_MEDIA, 0},
     {LUCY_EDBCORRUPT, LUCY_HTTP_INTERNAL, 0},
+    {LUCY_ECRASHED, LUCY_HTTP_DEPENDENCY_UNAVAILABLE, 5},
 };
 
 const char *lucy_http_error_name(enum lucy_http_error type)

@@ -156,8 +156,7 @@ static struct proc *start(char *err, size_t errlen)
     close(sv[1]);
     if (e != 0) {
         close(sv[0]);
-        snprintf(err, errlen, "cannot start a media process (lucy media-worker): %s",
-                 strerror(e));
+        snprintf(err, errlen, "cannot start a media process (lucy media-worker): %s", strerror(e));
         return NULL;
     }
     struct proc *p = calloc(1, sizeof *p);
@@ -252,17 +251,27 @@ static void reap_later_locked(void)
     pthread_attr_destroy(&a);
 }
 
-/* A process for one call: from the pool, or started. NULL with err. */
+/* A process for one call: from the pool (one that died while idle -
+ * its socket reads end of stream - is ended and skipped), or started.
+ * NULL with err. */
 static struct proc *take(char *err, size_t errlen)
 {
     pthread_once(&r.once, init);
-    pthread_mutex_lock(&r.mu);
-    struct proc *p = r.idle;
-    if (p)
-        r.idle = p->next;
-    pthread_mutex_unlock(&r.mu);
-    if (p)
-        return p;
+    for (;;) {
+        pthread_mutex_lock(&r.mu);
+        struct proc *p = r.idle;
+        if (p)
+            r.idle = p->next;
+        pthread_mutex_unlock(&r.mu);
+        if (!p)
+            break;
+        if (!readable(p->sock, 0)) /* an idle process says nothing until asked */
+            return p;
+        char how[128] = "";
+        end(p, how, sizeof how);
+        lucy_log(LUCY_LOG_WARNING, "media process ended while idle", "{s:s}", "how", how);
+    }
+    struct proc *p;
     p = start(err, errlen);
     pthread_mutex_lock(&r.mu);
     r.failing = p == NULL;
@@ -287,8 +296,8 @@ static void give_back(struct proc *p)
 }
 
 /* One request and its reply on p: 0 with *rc and the reply's payload in
- * *b; LUCY_EIO when the process is gone (it is then ended, and err says
- * how: a crash of FFmpeg or the recogniser is not the daemon's). */
+ * *b; LUCY_ECRASHED when the process is gone (it is then ended, and err
+ * says how: a crash of FFmpeg or the recogniser is not the daemon's). */
 static int call(struct proc *p, int op, const struct lucy_wire_buf *req, int fd, int *rc,
                 struct lucy_wire_buf *b, char *err, size_t errlen)
 {
@@ -305,13 +314,13 @@ static int call(struct proc *p, int op, const struct lucy_wire_buf *req, int fd,
              "goes on, and the work is tried again",
              how);
     lucy_log(LUCY_LOG_WARNING, "media process ended during a call", "{s:s}", "how", how);
-    return LUCY_EIO;
+    return LUCY_ECRASHED;
 }
 
 /* A stateless call on a pool process: its reply in *b (rc in *rc). 0, or
  * LUCY_EUNAVAIL (no process) / LUCY_EIO (it died) with err. */
-static int pooled(int op, const struct lucy_wire_buf *req, int fd, int *rc,
-                  struct lucy_wire_buf *b, char *err, size_t errlen)
+static int pooled(int op, const struct lucy_wire_buf *req, int fd, int *rc, struct lucy_wire_buf *b,
+                  char *err, size_t errlen)
 {
     struct proc *p = take(err, errlen);
     if (!p)
@@ -326,9 +335,8 @@ static int pooled(int op, const struct lucy_wire_buf *req, int fd, int *rc,
 
 /* Engines as the daemon sees them: a name and how they want lanes. The
  * code is in the processes; these are what lucy_asr_select hands out. */
-static struct lucy_asr_engine engines[] = {{.name = "pocketsphinx"},
-                                           {.name = "whisper"},
-                                           {.name = "http"}};
+static struct lucy_asr_engine engines[] = {
+    {.name = "pocketsphinx"}, {.name = "whisper"}, {.name = "http"}};
 
 static const struct lucy_asr_engine *engine_named(const char *name, int one_core)
 {
@@ -483,16 +491,17 @@ static int r_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     memset(out, 0, sizeof *out);
     struct instance *in = state;
     if (!in->p) {
-        snprintf(err, errlen, "the media process of this recogniser ended; it is loaded again "
-                              "for the next job");
-        return LUCY_EIO;
+        snprintf(err, errlen,
+                 "the media process of this recogniser ended; it is loaded again "
+                 "for the next job");
+        return LUCY_ECRASHED;
     }
     struct lucy_wire_buf req = {0}, b = {0};
     lucy_wire_put_pcm(&req, pcm);
     int rc = 0;
-    int x = req.bad ? LUCY_ENOMEM
-                    : call(in->p, LUCY_WIRE_TRANSCRIBE, &req, -1, &rc, &b, err, errlen);
-    if (x == LUCY_EIO)
+    int x =
+        req.bad ? LUCY_ENOMEM : call(in->p, LUCY_WIRE_TRANSCRIBE, &req, -1, &rc, &b, err, errlen);
+    if (x == LUCY_ECRASHED)
         in->p = NULL; /* call() ended it */
     if (x == 0) {
         lucy_wire_get_strn(&b, err, errlen);
@@ -541,7 +550,7 @@ static enum lucy_scan_probe_result r_probe_fd(int fd, int64_t size, struct lucy_
     /* Not the file's fault: a read error the scanner retries, with why. */
     lucy_scan_probe_clear(out);
     memset(out, 0, sizeof *out);
-    out->errnum = x == LUCY_EUNAVAIL ? ELIBACC : EIO;
+    out->errnum = x == LUCY_EUNAVAIL ? ELIBACC : x == LUCY_ECRASHED ? ECHILD : EIO;
     snprintf(out->reason, sizeof out->reason, "%s", x == LUCY_ENOMEM ? "out of memory" : err);
     return LUCY_SCAN_PROBE_READ_ERROR;
 }

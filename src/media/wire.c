@@ -173,10 +173,8 @@ static int read_all(int sock, void *p, size_t n, int *fd)
             char buf[CMSG_SPACE(sizeof(int))];
             struct cmsghdr align;
         } u;
-        struct msghdr msg = {.msg_iov = &iov,
-                             .msg_iovlen = 1,
-                             .msg_control = u.buf,
-                             .msg_controllen = sizeof u.buf};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
         ssize_t r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
         if (r < 0 && errno == EINTR)
             continue;

@@ -25,13 +25,13 @@
 
 /* Requests (daemon -> process); the reply carries the same op. */
 enum lucy_wire_op {
-    LUCY_WIRE_HELLO = 1, /* process -> daemon once started: rc 0, or why the module did not load */
-    LUCY_WIRE_PROBE,     /* fd, size -> verdict, probe */
-    LUCY_WIRE_DECODE,    /* fd, path, split -> rc, err, audio */
-    LUCY_WIRE_CHUNKS,    /* pcm, max_chunk_s -> rc, err, chunks */
-    LUCY_WIRE_SELECT,    /* options -> rc, err, engine */
-    LUCY_WIRE_CHECK,     /* options -> rc, err, engine */
-    LUCY_WIRE_OPEN,      /* engine, options -> rc, err, model (the process keeps the instance) */
+    LUCY_WIRE_HELLO = 1,  /* process -> daemon once started: rc 0, or why the module did not load */
+    LUCY_WIRE_PROBE,      /* fd, size -> verdict, probe */
+    LUCY_WIRE_DECODE,     /* fd, path, split -> rc, err, audio */
+    LUCY_WIRE_CHUNKS,     /* pcm, max_chunk_s -> rc, err, chunks */
+    LUCY_WIRE_SELECT,     /* options -> rc, err, engine */
+    LUCY_WIRE_CHECK,      /* options -> rc, err, engine */
+    LUCY_WIRE_OPEN,       /* engine, options -> rc, err, model (the process keeps the instance) */
     LUCY_WIRE_TRANSCRIBE, /* pcm -> rc, err, transcript */
     LUCY_WIRE_CLOSE,      /* no reply: the process closes the instance and exits */
 };

@@ -140,3 +140,63 @@ def test_a_module_built_with_asan_is_refused_not_loaded(tmp_path):
     run = transcribe_with_module(tmp_path, module + b"\0libasan.so.8\0")
     err = run.stderr.decode()
     assert run.returncode == 1 and "built with AddressSanitizer" in err, (run.returncode, err)
+
+
+# ---- media processes: what FFmpeg or a recogniser does stays there -------------
+
+def children_of(pid):
+    """lucy serve's media processes: its children, started by any thread."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_path):
+    """`lucy serve` does media work in media processes (src/media/remote.c).
+    kill -9 of them while a long call is transcribed (as a crash in FFmpeg
+    or pocketsphinx's exit on a failed allocation would end them): lucy
+    keeps serving, says what happened, retries the job in new processes
+    and finishes it; nothing is lost."""
+    import signal
+    from audio_build import channel_wav
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    parts = []
+    for name in ["librivox-0870.m4a", "librivox-0890.m4a", "goforward.m4a"] * 2:
+        parts += [(name, None), (None, 2)]
+    channel_wav(parts, str(rec_dir / "long.wav"))
+    lucy = start_lucy(env={
+        "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1", "LUCY_ASR_CHUNK_S": "5",
+        "LUCY_JOB_RETRY_BASE_S": "1"})
+
+    def running():
+        recs = lucy.get("/recordings").json()["recordings"]
+        r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
+        return r if r and r["progress"] and r["chunks_total"] else None
+    rec = lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
+    kids = children_of(lucy.proc.pid)
+    assert kids, "no media process while a job runs"
+    for k in kids:
+        os.kill(k, signal.SIGKILL)
+
+    # lucy itself goes on: it answers, and says what happened to the call.
+    assert lucy.get("/health/live").status_code == 200
+    lucy.wait_for(lambda: [l for l in lucy.log_lines()
+                           if l.get("msg") == "media process ended during a call"
+                           and "signal 9" in l.get("how", "")],
+                  timeout=60, what="the media process's end logged")
+    # The job is tried again in new processes and done, every clip heard.
+    def done():
+        r = lucy.get("/recordings/" + rec["id"]).json()
+        return r if r["transcript_status"] == "done" else None
+    r = lucy.wait_for(done, timeout=300, interval=0.2, what="the job done after the retry")
+    assert "forward" in r["transcript"]["text"] and "leisure" in r["transcript"]["text"]
+    job = lucy.get("/jobs/%d" % r["job"]["job_id"]).json() if r.get("job") else None
+    assert job is None or job["attempts"] >= 2, job
+    assert lucy.proc.poll() is None

@@ -61,6 +61,7 @@ static const struct {
     {EPERM, "EPERM", LUCY_SCAN_PERMISSION_DENIED},
     {EIO, "EIO", LUCY_SCAN_IO_ERROR},
     {ELIBACC, "ELIBACC", LUCY_SCAN_IO_ERROR}, /* the media module is missing (src/media) */
+    {ECHILD, "ECHILD", LUCY_SCAN_IO_ERROR},   /* the media process died probing it (remote.c) */
     {ENOENT, "ENOENT", LUCY_SCAN_MISSING},
     {ENOTDIR, "ENOTDIR", LUCY_SCAN_MISSING},
     {ELOOP, "ELOOP", LUCY_SCAN_IGNORED},

@@ -94,6 +94,10 @@ static const struct {
      "lucy's media module (lucy-media.so: FFmpeg and the speech recognisers) could not be "
      "loaded; install it next to the lucy binary or where meson install puts it (lucy's log "
      "says where it looked). It is retried on every scan."},
+    {"io_error", "ECHILD",
+     "The media process probing the file died (FFmpeg crashed on it, or it was killed); lucy "
+     "itself goes on. It is retried on every scan; if it keeps failing, the file is likely "
+     "damaged: copy it from the phone again."},
     {"io_error", NULL,
      "Reading failed below lucy; check the disk or the mount (dmesg). It is retried on every "
      "scan."},

@@ -126,6 +126,9 @@ static const struct {
      "reading the file failed with an I/O error; lucy retries a few times, check the disk or "
      "the mount"},
     {LUCY_ENOMEM, LUCY_JOB_RETRY_WAIT, "out_of_memory", 1, "out of memory; lucy retries later"},
+    {LUCY_ECRASHED, LUCY_JOB_RETRY_WAIT, "media_crashed", 1,
+     "the media process decoding the file died (FFmpeg crashed on it, or it was killed); lucy "
+     "retries a few times in a new one, then gives up on the file"},
     {LUCY_ENOSPC, LUCY_JOB_BLOCKED, "disk_critical", 0,
      "the disk is critical (no room for a temp copy or the transcript); the job resumes by "
      "itself when space is freed"},
@@ -147,6 +150,9 @@ static const struct {
     {LUCY_ETIMEDOUT, LUCY_JOB_RETRY_WAIT, "asr_unavailable",
      "the speech recognition engine timed out; lucy retries with backoff"},
     {LUCY_ENOMEM, LUCY_JOB_RETRY_WAIT, "out_of_memory", "out of memory; lucy retries later"},
+    {LUCY_ECRASHED, LUCY_JOB_RETRY_WAIT, "asr_crashed",
+     "the recogniser's media process died (a crash, out of memory, or killed); lucy retries "
+     "with backoff, on one lane"},
     {LUCY_ENOSPC, LUCY_JOB_BLOCKED, "disk_critical",
      "the disk is critical; the job resumes by itself when space is freed"},
 };
@@ -331,8 +337,8 @@ static int open_source(struct lucy_jobs_pool *p, const char *path, const char *d
  * telling one (a lock beats a missing file: the file is there). */
 static int error_rank(int err)
 {
-    static const int order[] = {LUCY_ENOSPC, LUCY_ELOCKED,  LUCY_EPERM,    LUCY_EIO,
-                                LUCY_ENOMEM, LUCY_ECORRUPT, LUCY_ENOTFOUND};
+    static const int order[] = {LUCY_ENOSPC,   LUCY_ELOCKED, LUCY_EPERM,    LUCY_EIO,
+                                LUCY_ECRASHED, LUCY_ENOMEM,  LUCY_ECORRUPT, LUCY_ENOTFOUND};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (order[i] == err)
             return (int)i;
@@ -470,6 +476,8 @@ static int recognise_chunk(struct run *r, int lane, const struct lucy_asr_track 
     struct lucy_asr_instance *in = &w->lane[lane];
     int rc = lucy_asr_recognise_chunk(in->engine, in->state, t, c, continues, piece, err, errlen);
     lucy_asr_instance_touch(in); /* work, for the idle unload */
+    if (rc == LUCY_ECRASHED)     /* its process is gone: the next job loads it again */
+        lucy_asr_instance_unload(in);
     if (rc)
         return rc;
     double audio_s = (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
