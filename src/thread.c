@@ -83,3 +83,14 @@ void lucy_thread_stop(struct lucy_thread *t)
     pthread_mutex_destroy(&t->lock);
     t->started = 0;
 }
+
+int lucy_thread_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &a, fn, arg) == 0 ? 0 : LUCY_ENOMEM;
+    pthread_attr_destroy(&a);
+    return rc;
+}

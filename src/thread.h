@@ -53,6 +53,10 @@ int lucy_thread_nap(struct lucy_thread *t, int64_t ms);
  * steps. Any thread. */
 int lucy_thread_stopping(struct lucy_thread *t);
 
+/* Starts fn(arg) on a thread nobody joins (a reaper that ends by itself).
+ * 0, or LUCY_ENOMEM (no thread). */
+int lucy_thread_detached(void *(*fn)(void *), void *arg);
+
 /* Asks the thread to stop, wakes it and joins it. Safe on a thread that
  * was never started or already stopped (then only marks it stopping).
  * Must not be called from the thread itself. */

@@ -37,6 +37,7 @@
 #include "../clock.h"
 #include "../error.h"
 #include "../log.h"
+#include "../thread.h"
 #include "media.h"
 
 #ifndef LUCY_MEDIA_DIR
@@ -240,13 +241,8 @@ static void reap_later_locked(void)
 {
     if (!m.handle || m.idle_s <= 0 || m.reaper)
         return;
-    pthread_attr_t a;
-    pthread_t t;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, reaper, NULL) == 0)
+    if (lucy_thread_detached(reaper, NULL) == 0)
         m.reaper = 1;
-    pthread_attr_destroy(&a);
 }
 
 const struct lucy_media *lucy_media_hold(char *err, size_t errlen)

@@ -43,6 +43,7 @@
 #include "../clock.h"
 #include "../error.h"
 #include "../log.h"
+#include "../thread.h"
 #include "media.h"
 #include "wire.h"
 
@@ -242,13 +243,8 @@ static void reap_later_locked(void)
 {
     if (!r.idle || r.idle_s <= 0 || r.reaper)
         return;
-    pthread_attr_t a;
-    pthread_t t;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, reaper, NULL) == 0)
+    if (lucy_thread_detached(reaper, NULL) == 0)
         r.reaper = 1;
-    pthread_attr_destroy(&a);
 }
 
 /* A process for one call: from the pool (one that died while idle -

@@ -28,6 +28,19 @@ SAN_ENV = {
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
 
+def media_processes(pid):
+    """The media processes of `lucy serve` pid (`lucy media-worker`,
+    src/media/remote.c): its children, started by any of its threads."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root to mount a tmpfs (CI runs as root)")
 
 

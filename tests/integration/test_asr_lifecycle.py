@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, FIXTURES
+from conftest import BUILD_DIR, FIXTURES, media_processes
 
 AUDIO = os.path.join(FIXTURES, "audio")
 SANITIZED = "asan" in os.path.basename(os.path.normpath(BUILD_DIR))
@@ -41,19 +41,6 @@ def metric(lucy, name, **labels):
 
 def loaded(lucy):
     return metric(lucy, "lucy_asr_model_loaded", engine="pocketsphinx")
-
-
-def media_processes(pid):
-    """The media processes of lucy serve pid: its children (started by any
-    of its threads)."""
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
 
 
 def memory_mb(pid, with_children=False):

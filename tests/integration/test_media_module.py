@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, FIXTURES, SAN_ENV
+from conftest import BUILD_DIR, FIXTURES, SAN_ENV, media_processes
 
 AUDIO = os.path.join(FIXTURES, "audio")
 MODULE = os.path.join(BUILD_DIR, "lucy-media.so")
@@ -144,18 +144,6 @@ def test_a_module_built_with_asan_is_refused_not_loaded(tmp_path):
 
 # ---- media processes: what FFmpeg or a recogniser does stays there -------------
 
-def children_of(pid):
-    """lucy serve's media processes: its children, started by any thread."""
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
 def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_path):
     """`lucy serve` does media work in media processes (src/media/remote.c).
     kill -9 of them while a long call is transcribed (as a crash in FFmpeg
@@ -180,7 +168,7 @@ def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_
         r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
         return r if r and r["progress"] and r["chunks_total"] else None
     rec = lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
-    kids = children_of(lucy.proc.pid)
+    kids = media_processes(lucy.proc.pid)
     assert kids, "no media process while a job runs"
     for k in kids:
         os.kill(k, signal.SIGKILL)

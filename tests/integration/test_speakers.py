@@ -211,6 +211,18 @@ CLIPS = ["librivox-0870.m4a", "librivox-0880.m4a", "librivox-0890.m4a", "goforwa
          "cards-001.ogg", "cards-002-8k.wav", "cards-003-stereo.m4a"]
 
 
+def long_call(tmp_path):
+    """A folder tmp_path/rec with long.wav: every clip twice, 3 s of
+    silence after each."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    parts = []
+    for name in CLIPS * 2:
+        parts += [(name, None), (None, 3)]
+    channel_wav(parts, str(d / "long.wav"))
+    return d
+
+
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_progress_checkpoints_and_resume_after_kill9(start_lucy, tmp_path, lanes):
     """A long recording (every clip twice, 3 s of silence between) is
@@ -218,12 +230,7 @@ def test_progress_checkpoints_and_resume_after_kill9(start_lucy, tmp_path, lanes
     of it done; after the restart the job resumes from its checkpoints and
     recognises again at most one chunk per lane (LUCY_ASR_THREADS lanes,
     each an engine instance with the chunk it was on)."""
-    d = tmp_path / "rec"
-    d.mkdir()
-    parts = []
-    for name in CLIPS * 2:
-        parts += [(name, None), (None, 3)]
-    channel_wav(parts, str(d / "long.wav"))
+    d = long_call(tmp_path)
     data = str(tmp_path / "data")
     env = {"LUCY_ASR_CHUNK_S": "5", "LUCY_ASR_THREADS": str(lanes)}
     lucy = start(start_lucy, str(d), **env)
@@ -294,12 +301,7 @@ def test_no_room_for_a_lane_means_fewer_lanes_not_a_crash(start_lucy, tmp_path):
     address-space limit (RLIMIT_AS, as `ulimit -v` or a container's) with
     room for one model but not a second, LUCY_ASR_THREADS=4 transcribes on
     one lane, says so, and lucy lives."""
-    d = tmp_path / "rec"
-    d.mkdir()
-    parts = []
-    for name in CLIPS * 2:
-        parts += [(name, None), (None, 3)]
-    channel_wav(parts, str(d / "long.wav"))
+    d = long_call(tmp_path)
     env = {"LUCY_ASR_CHUNK_S": "5"}
     # How much address space one lane takes here, unlimited.
     one = start(start_lucy, str(d), **env)
