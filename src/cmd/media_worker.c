@@ -163,15 +163,15 @@ int lucy_cmd_media_worker(int argc, char **argv)
     const struct lucy_media *t = lucy_media_hold(err, sizeof err);
     if (!t) {
         lucy_wire_put_str(&out, err);
-        lucy_wire_send(sock, LUCY_WIRE_HELLO, LUCY_EUNAVAIL, &out, -1);
+        lucy_wire_send(sock, LUCY_WIRE_HELLO, LUCY_EUNAVAIL, &out, -1, NULL);
         lucy_wire_buf_free(&out);
         return LUCY_EXIT_FAILED;
     }
-    lucy_wire_send(sock, LUCY_WIRE_HELLO, 0, NULL, -1);
+    lucy_wire_send(sock, LUCY_WIRE_HELLO, 0, NULL, -1, NULL);
     struct held h = {0};
     for (;;) {
         int op = 0, rc = 0, fd = -1;
-        if (lucy_wire_recv(sock, &op, &rc, &in, &fd) != 0 || op == LUCY_WIRE_CLOSE) {
+        if (lucy_wire_recv(sock, &op, &rc, &in, &fd, NULL) != 0 || op == LUCY_WIRE_CLOSE) {
             if (fd >= 0)
                 close(fd);
             break;
@@ -209,7 +209,7 @@ int lucy_cmd_media_worker(int argc, char **argv)
             lucy_wire_put_str(&out, "out of memory in the media process");
             rc = LUCY_ENOMEM;
         }
-        if (lucy_wire_send(sock, op, rc, &out, -1) != 0)
+        if (lucy_wire_send(sock, op, rc, &out, -1, NULL) != 0)
             break;
     }
     if (h.state)

@@ -197,6 +197,7 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
 
     int sig = wait_for_signal(ctx);
     lucy_ctx_stop(ctx);
+    lucy_media_stop(); /* media calls in progress give up: the stop is not held up */
     sd_notify(0, "STOPPING=1");
     lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -76,6 +76,12 @@ static int is_remote(void)
     return __atomic_load_n(&remote, __ATOMIC_ACQUIRE);
 }
 
+void lucy_media_stop(void)
+{
+    if (is_remote())
+        lucy_media_remote_stop();
+}
+
 void lucy_media_shutdown(void)
 {
     if (is_remote())

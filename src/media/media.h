@@ -100,6 +100,11 @@ extern const struct lucy_media lucy_media_remote;
  * Not thread-safe against calls in progress. */
 void lucy_media_set_remote(int on);
 
+/* lucy is stopping (SIGTERM): calls in progress in media processes give
+ * up within a second (LUCY_ESHUTDOWN; their process is ended), so no
+ * worker holds the stop up. Any thread, any time. */
+void lucy_media_stop(void);
+
 /* Ends every media process at once (serve's exit, after its workers
  * stopped; instances close their own). Any thread. */
 void lucy_media_shutdown(void);
@@ -112,6 +117,7 @@ int lucy_media_remote_ready(char *err, size_t errlen);
 int lucy_media_remote_alive(void);
 int lucy_media_remote_failure(char *why, size_t len);
 void lucy_media_remote_set_idle(int idle_s);
+void lucy_media_remote_stop(void);
 void lucy_media_remote_shutdown(void);
 
 /* Holds the module, loading it first if it is not loaded: the table, or

@@ -51,6 +51,7 @@ extern char **environ;
 
 #define HELLO_TIMEOUT_MS 60000 /* loading the module: ~0.2 s; a stuck one is ended */
 #define EXIT_WAIT_MS     5000  /* for a process to end after its socket closed */
+#define CALL_TIMEOUT_S   900 /* one call: decoding 4 h, or a chunk of up to 600 s, takes far less */
 
 struct proc {
     pid_t pid;
@@ -69,6 +70,7 @@ static struct {
     int reaper;        /* 1 while the reaper thread runs */
     int failing;       /* the last start failed (for /health), and why */
     char failure[768];
+    int stopping; /* lucy_media_remote_stop: calls give up (atomic) */
 } r = {.mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 static void init(void)
@@ -137,10 +139,12 @@ static int readable(int sock, int ms)
 }
 
 /* Starts a media process and waits for its hello: the process, or NULL
- * with err (the module did not load there: its reason; or the process did
- * not start). */
-static struct proc *start(char *err, size_t errlen)
+ * with err and *code: LUCY_EUNAVAIL when the module did not load there
+ * (its reason) or no process could start, LUCY_ECRASHED when it died
+ * before its hello. */
+static struct proc *start(int *code, char *err, size_t errlen)
 {
+    *code = LUCY_EUNAVAIL;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         snprintf(err, errlen, "cannot start a media process: socketpair: %s", strerror(errno));
@@ -175,8 +179,9 @@ static struct proc *start(char *err, size_t errlen)
 
     struct lucy_wire_buf b = {0};
     int op = 0, rc = 0;
-    int got = readable(p->sock, HELLO_TIMEOUT_MS) ? lucy_wire_recv(p->sock, &op, &rc, &b, NULL)
-                                                  : LUCY_ETIMEDOUT;
+    int got = readable(p->sock, HELLO_TIMEOUT_MS)
+                  ? lucy_wire_recv(p->sock, &op, &rc, &b, NULL, NULL)
+                  : LUCY_ETIMEDOUT;
     if (got == 0 && op == LUCY_WIRE_HELLO && rc == 0) {
         lucy_wire_buf_free(&b);
         lucy_log(LUCY_LOG_DEBUG, "media process started", "{s:i}", "pid", (int)pid);
@@ -188,10 +193,12 @@ static struct proc *start(char *err, size_t errlen)
     lucy_wire_buf_free(&b);
     char how[128] = "";
     end(p, how, sizeof how);
-    if (why[0])
+    if (why[0]) {
         snprintf(err, errlen, "%s", why);
-    else
+    } else {
         snprintf(err, errlen, "the media process (lucy media-worker) did not start: %s", how);
+        *code = LUCY_ECRASHED; /* not the module: the next start may well work */
+    }
     return NULL;
 }
 
@@ -249,8 +256,8 @@ static void reap_later_locked(void)
 
 /* A process for one call: from the pool (one that died while idle -
  * its socket reads end of stream - is ended and skipped), or started.
- * NULL with err. */
-static struct proc *take(char *err, size_t errlen)
+ * NULL with err and *code (start()'s). */
+static struct proc *take(int *code, char *err, size_t errlen)
 {
     pthread_once(&r.once, init);
     for (;;) {
@@ -267,10 +274,9 @@ static struct proc *take(char *err, size_t errlen)
         end(p, how, sizeof how);
         lucy_log(LUCY_LOG_WARNING, "media process ended while idle", "{s:s}", "how", how);
     }
-    struct proc *p;
-    p = start(err, errlen);
+    struct proc *p = start(code, err, errlen);
     pthread_mutex_lock(&r.mu);
-    r.failing = p == NULL;
+    r.failing = !p && *code == LUCY_EUNAVAIL; /* a crash at start is no missing module */
     if (!p) {
         snprintf(r.failure, sizeof r.failure, "%s", err);
         lucy_log(LUCY_LOG_ERROR, "media process not started", "{s:s}", "error", err);
@@ -291,20 +297,51 @@ static void give_back(struct proc *p)
     pthread_mutex_unlock(&r.mu);
 }
 
+/* What a call waits for: its deadline, and lucy's stop. */
+struct deadline {
+    int64_t until_ms;
+};
+
+static int stopping(void)
+{
+    return __atomic_load_n(&r.stopping, __ATOMIC_ACQUIRE);
+}
+
+/* lucy_wire_wait.go_on of a call: LUCY_ESHUTDOWN once lucy stops (the
+ * work is resumed at the next start), LUCY_ETIMEDOUT past the deadline (a
+ * process that hangs - a stopped one, a decoder in a loop - is ended). */
+static int call_go_on(void *arg)
+{
+    if (stopping())
+        return LUCY_ESHUTDOWN;
+    return lucy_mono_ms() >= ((struct deadline *)arg)->until_ms ? LUCY_ETIMEDOUT : 0;
+}
+
 /* One request and its reply on p: 0 with *rc and the reply's payload in
- * *b; LUCY_ECRASHED when the process is gone (it is then ended, and err
- * says how: a crash of FFmpeg or the recogniser is not the daemon's). */
+ * *b. Else p is ended and: LUCY_ECRASHED when it died or did not answer
+ * within CALL_TIMEOUT_S (err says how: a crash of FFmpeg or the
+ * recogniser is not the daemon's), LUCY_ESHUTDOWN when lucy is stopping. */
 static int call(struct proc *p, int op, const struct lucy_wire_buf *req, int fd, int *rc,
                 struct lucy_wire_buf *b, char *err, size_t errlen)
 {
     int got_op = 0;
-    int x = lucy_wire_send(p->sock, op, 0, req, fd);
+    struct deadline d = {lucy_mono_ms() + (int64_t)CALL_TIMEOUT_S * 1000};
+    struct lucy_wire_wait w = {call_go_on, &d};
+    int x = lucy_wire_send(p->sock, op, 0, req, fd, &w);
     if (x == 0)
-        x = lucy_wire_recv(p->sock, &got_op, rc, b, NULL);
+        x = lucy_wire_recv(p->sock, &got_op, rc, b, NULL, &w);
     if (x == 0 && got_op == op)
         return 0;
+    if (x == LUCY_ETIMEDOUT || x == LUCY_ESHUTDOWN)
+        kill(p->pid, SIGKILL); /* hung, or no time left: it ends now */
     char how[128] = "";
     end(p, how, sizeof how);
+    if (x == LUCY_ESHUTDOWN) {
+        snprintf(err, errlen, "lucy is stopping; the work resumes at the next start");
+        return LUCY_ESHUTDOWN;
+    }
+    if (x == LUCY_ETIMEDOUT)
+        snprintf(how, sizeof how, "it did not answer within %d s and was ended", CALL_TIMEOUT_S);
     snprintf(err, errlen,
              "the media process (FFmpeg and the recogniser) ended during the call: %s; lucy "
              "goes on, and the work is tried again",
@@ -318,9 +355,10 @@ static int call(struct proc *p, int op, const struct lucy_wire_buf *req, int fd,
 static int pooled(int op, const struct lucy_wire_buf *req, int fd, int *rc, struct lucy_wire_buf *b,
                   char *err, size_t errlen)
 {
-    struct proc *p = take(err, errlen);
+    int code;
+    struct proc *p = take(&code, err, errlen);
     if (!p)
-        return LUCY_EUNAVAIL;
+        return code;
     int x = call(p, op, req, fd, rc, b, err, errlen);
     if (x == 0)
         give_back(p);
@@ -457,10 +495,10 @@ static int r_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_opt
         lucy_wire_buf_free(&req);
         return LUCY_ENOMEM;
     }
-    int rc = 0, x = 0;
-    in->p = take(err, errlen);
+    int rc = 0, x = 0, code = 0;
+    in->p = take(&code, err, errlen);
     if (!in->p)
-        x = LUCY_EUNAVAIL;
+        x = code;
     else
         x = call(in->p, LUCY_WIRE_OPEN, &req, -1, &rc, &b, err, errlen);
     if (x == 0) {
@@ -497,7 +535,7 @@ static int r_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     int rc = 0;
     int x =
         req.bad ? LUCY_ENOMEM : call(in->p, LUCY_WIRE_TRANSCRIBE, &req, -1, &rc, &b, err, errlen);
-    if (x == LUCY_ECRASHED)
+    if (x == LUCY_ECRASHED || x == LUCY_ESHUTDOWN)
         in->p = NULL; /* call() ended it */
     if (x == 0) {
         lucy_wire_get_strn(&b, err, errlen);
@@ -522,7 +560,7 @@ static void r_asr_close(const struct lucy_asr_engine *e, void *state)
     if (!in)
         return;
     if (in->p) { /* it closes the instance and exits: its memory goes with it */
-        lucy_wire_send(in->p->sock, LUCY_WIRE_CLOSE, 0, NULL, -1);
+        lucy_wire_send(in->p->sock, LUCY_WIRE_CLOSE, 0, NULL, -1, NULL);
         end(in->p, NULL, 0);
     }
     free(in);
@@ -576,7 +614,8 @@ int lucy_media_remote_ready(char *err, size_t errlen)
     pthread_mutex_unlock(&r.mu);
     if (alive > 0)
         return 0;
-    struct proc *p = take(err, errlen); /* proves the module loads; kept in the pool */
+    int code;
+    struct proc *p = take(&code, err, errlen); /* proves the module loads; kept in the pool */
     if (!p)
         return -1;
     give_back(p);
@@ -609,6 +648,11 @@ void lucy_media_remote_set_idle(int idle_s)
     reap_later_locked();
     pthread_cond_signal(&r.wake);
     pthread_mutex_unlock(&r.mu);
+}
+
+void lucy_media_remote_stop(void)
+{
+    __atomic_store_n(&r.stopping, 1, __ATOMIC_RELEASE);
 }
 
 void lucy_media_remote_shutdown(void)

@@ -3,6 +3,7 @@
  * processes (wire.h).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -121,8 +122,27 @@ void lucy_wire_get_strn(struct lucy_wire_buf *b, char *buf, size_t len)
     free(s);
 }
 
+/* Waits until sock is ready for events (POLLIN / POLLOUT), asking w after
+ * each second without: 0, or w's code. No w: at once (the call blocks). */
+static int wait_ready(int sock, short events, const struct lucy_wire_wait *w)
+{
+    if (!w)
+        return 0;
+    for (;;) {
+        struct pollfd pf = {.fd = sock, .events = events};
+        int n = poll(&pf, 1, 1000);
+        if (n > 0)
+            return 0; /* ready, or hung up: the read or write says which */
+        if (n < 0 && errno != EINTR)
+            return LUCY_EIO;
+        int code = w->go_on(w->arg);
+        if (code)
+            return code;
+    }
+}
+
 /* Writes all of p[0..n) (the header's sendmsg may carry a fd). */
-static int write_all(int sock, const void *p, size_t n, int send_fd)
+static int write_all(int sock, const void *p, size_t n, int send_fd, const struct lucy_wire_wait *w)
 {
     const unsigned char *at = p;
     while (n > 0) {
@@ -142,32 +162,39 @@ static int write_all(int sock, const void *p, size_t n, int send_fd)
             c->cmsg_len = CMSG_LEN(sizeof(int));
             memcpy(CMSG_DATA(c), &send_fd, sizeof(int));
         }
-        ssize_t w = sendmsg(sock, &msg, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
+        int ready = wait_ready(sock, POLLOUT, w);
+        if (ready)
+            return ready;
+        ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL | (w ? MSG_DONTWAIT : 0));
+        if (sent < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (w <= 0)
+        if (sent <= 0)
             return LUCY_EIO;
         send_fd = -1; /* the fd went with the first bytes */
-        at += w;
-        n -= (size_t)w;
+        at += sent;
+        n -= (size_t)sent;
     }
     return 0;
 }
 
-int lucy_wire_send(int sock, int op, int rc, const struct lucy_wire_buf *b, int send_fd)
+int lucy_wire_send(int sock, int op, int rc, const struct lucy_wire_buf *b, int send_fd,
+                   const struct lucy_wire_wait *w)
 {
     struct header h = {.op = op, .rc = rc, .len = b ? b->len : 0};
-    int r = write_all(sock, &h, sizeof h, send_fd);
+    int r = write_all(sock, &h, sizeof h, send_fd, w);
     if (r == 0 && b && b->len)
-        r = write_all(sock, b->data, b->len, -1);
+        r = write_all(sock, b->data, b->len, -1, w);
     return r;
 }
 
 /* Reads exactly n bytes into p; a fd that comes is stored in *fd. */
-static int read_all(int sock, void *p, size_t n, int *fd)
+static int read_all(int sock, void *p, size_t n, int *fd, const struct lucy_wire_wait *w)
 {
     unsigned char *at = p;
     while (n > 0) {
+        int ready = wait_ready(sock, POLLIN, w);
+        if (ready)
+            return ready;
         struct iovec iov = {.iov_base = at, .iov_len = n};
         union {
             char buf[CMSG_SPACE(sizeof(int))];
@@ -175,8 +202,8 @@ static int read_all(int sock, void *p, size_t n, int *fd)
         } u;
         struct msghdr msg = {
             .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-        ssize_t r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-        if (r < 0 && errno == EINTR)
+        ssize_t r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | (w ? MSG_DONTWAIT : 0));
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r <= 0)
             return LUCY_EIO;
@@ -195,19 +222,20 @@ static int read_all(int sock, void *p, size_t n, int *fd)
     return 0;
 }
 
-int lucy_wire_recv(int sock, int *op, int *rc, struct lucy_wire_buf *b, int *recv_fd)
+int lucy_wire_recv(int sock, int *op, int *rc, struct lucy_wire_buf *b, int *recv_fd,
+                   const struct lucy_wire_wait *w)
 {
     lucy_wire_buf_free(b);
     int fd = -1;
     struct header h;
-    int r = read_all(sock, &h, sizeof h, &fd);
+    int r = read_all(sock, &h, sizeof h, &fd, w);
     if (r == 0 && h.len > PAYLOAD_MAX)
         r = LUCY_EIO;
     if (r == 0 && h.len > 0) {
         b->data = malloc((size_t)h.len);
         if (!b->data)
             r = LUCY_ENOMEM;
-        else if ((r = read_all(sock, b->data, (size_t)h.len, &fd)) == 0)
+        else if ((r = read_all(sock, b->data, (size_t)h.len, &fd, w)) == 0)
             b->len = b->cap = (size_t)h.len;
     }
     if (r == 0) {

@@ -63,16 +63,27 @@ char *lucy_wire_get_str(struct lucy_wire_buf *b);
 /* The same into buf (cut to len, "" for NULL). */
 void lucy_wire_get_strn(struct lucy_wire_buf *b, char *buf, size_t len);
 
+/* How long a send or receive may wait for the peer: NULL = as long as it
+ * takes. Else the socket is waited on in slices of a second, and go_on(arg)
+ * is asked after each one without progress: a non-zero code it returns
+ * (LUCY_ETIMEDOUT, LUCY_ESHUTDOWN) ends the wait with that code. */
+struct lucy_wire_wait {
+    int (*go_on)(void *arg); /* 0: keep waiting */
+    void *arg;
+};
+
 /* Sends op, rc and b's bytes (b NULL: none) on sock, with send_fd (-1:
- * none) attached. 0, or LUCY_EIO (the peer is gone: EPIPE, ECONNRESET,
- * ...). Never raises SIGPIPE. */
-int lucy_wire_send(int sock, int op, int rc, const struct lucy_wire_buf *b, int send_fd);
+ * none) attached. 0, LUCY_EIO (the peer is gone: EPIPE, ECONNRESET, ...)
+ * or w's code. Never raises SIGPIPE. */
+int lucy_wire_send(int sock, int op, int rc, const struct lucy_wire_buf *b, int send_fd,
+                   const struct lucy_wire_wait *w);
 
 /* Receives one message: *op, *rc and its payload into b (emptied first,
  * reading from 0), and *recv_fd (-1 when none came; recv_fd NULL: a fd
  * that comes is closed). 0; LUCY_EIO at end of stream, on a read error or
  * for a header that makes no sense (a payload over 4 GiB); LUCY_ENOMEM. */
-int lucy_wire_recv(int sock, int *op, int *rc, struct lucy_wire_buf *b, int *recv_fd);
+int lucy_wire_recv(int sock, int *op, int *rc, struct lucy_wire_buf *b, int *recv_fd,
+                   const struct lucy_wire_wait *w);
 
 /* ---- lucy's structs as fields (codec.c) ---------------------------------
  *

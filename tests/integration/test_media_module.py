@@ -188,3 +188,41 @@ def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_
     job = lucy.get("/jobs/%d" % r["job"]["job_id"]).json() if r.get("job") else None
     assert job is None or job["attempts"] >= 2, job
     assert lucy.proc.poll() is None
+
+
+def test_a_hung_media_process_does_not_hold_up_the_stop(start_lucy, tmp_path):
+    """A media process that stops answering (SIGSTOP here; a decoder in a
+    loop would do the same) must not hold lucy's SIGTERM up: the call gives
+    up within a second of the stop, the process is ended (no orphan), lucy
+    exits 0, and the job resumes at the next start."""
+    import signal
+    import time
+    from audio_build import channel_wav
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    parts = []
+    for name in ["librivox-0870.m4a", "librivox-0890.m4a"] * 3:
+        parts += [(name, None), (None, 2)]
+    channel_wav(parts, str(rec_dir / "long.wav"))
+    env = {"LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+           "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1", "LUCY_ASR_CHUNK_S": "5"}
+    lucy = start_lucy(env=env)
+
+    def running():
+        recs = lucy.get("/recordings").json()["recordings"]
+        r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
+        return r if r and r["progress"] and r["chunks_total"] else None
+    rec = lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
+    kids = media_processes(lucy.proc.pid)
+    assert kids
+    for k in kids:
+        os.kill(k, signal.SIGSTOP)
+    t0 = time.monotonic()
+    assert lucy.stop(timeout=30) == 0, lucy.log_text()[-3000:]
+    assert time.monotonic() - t0 < 15, "the stop waited for the hung process"
+    for k in kids:  # ended, not left stopped under init
+        assert not os.path.exists("/proc/%d" % k) or \
+            open("/proc/%d/stat" % k).read().split()[2] == "Z", k
+    again = start_lucy(env=env, data_dir=lucy.data_dir)
+    again.wait_for(lambda: again.get("/recordings/" + rec["id"]).json()["transcript_status"]
+                   == "done", timeout=300, interval=0.2, what="the job done after the restart")

@@ -143,11 +143,11 @@ static void over_a_socket(void **state)
     assert_true(fd >= 0);
     struct lucy_wire_buf b = {0};
     lucy_wire_put_str(&b, "a path");
-    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_DECODE, 7, &b, fd), 0);
-    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_CLOSE, 0, NULL, -1), 0);
+    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_DECODE, 7, &b, fd, NULL), 0);
+    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_CLOSE, 0, NULL, -1, NULL), 0);
     struct lucy_wire_buf in = {0};
     int op, rc, got = -1;
-    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, &got), 0);
+    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, &got, NULL), 0);
     assert_int_equal(op, LUCY_WIRE_DECODE);
     assert_int_equal(rc, 7);
     assert_true(got >= 0 && got != fd);
@@ -155,20 +155,50 @@ static void over_a_socket(void **state)
     assert_string_equal(s, "a path");
     free(s);
     close(got);
-    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, NULL), 0);
+    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, NULL, NULL), 0);
     assert_int_equal(op, LUCY_WIRE_CLOSE);
     assert_int_equal(in.len, 0);
     /* The peer gone: end of stream, and a send that does not raise SIGPIPE. */
     close(sv[0]);
-    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, NULL), LUCY_EIO);
+    assert_int_equal(lucy_wire_recv(sv[1], &op, &rc, &in, NULL, NULL), LUCY_EIO);
     close(sv[1]);
     assert_true(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     close(sv[1]);
-    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_PROBE, 0, &b, -1), LUCY_EIO);
+    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_PROBE, 0, &b, -1, NULL), LUCY_EIO);
     close(sv[0]);
     close(fd);
     lucy_wire_buf_free(&b);
     lucy_wire_buf_free(&in);
+}
+
+static int give_up(void *arg)
+{
+    return ++*(int *)arg >= 2 ? LUCY_ETIMEDOUT : 0;
+}
+
+/* A peer that never answers: a wait gives up with its code (a stopped
+ * media process must not hold a caller, or lucy's stop, forever). */
+static void a_silent_peer_is_given_up(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int asked = 0;
+    struct lucy_wire_wait w = {give_up, &asked};
+    struct lucy_wire_buf in = {0};
+    int op, rc;
+    assert_int_equal(lucy_wire_recv(sv[0], &op, &rc, &in, NULL, &w), LUCY_ETIMEDOUT);
+    assert_int_equal(asked, 2);
+    /* A peer that does not read: the send gives up once its buffer is full. */
+    struct lucy_wire_buf big = {0};
+    static char mb[1 << 20];
+    for (int i = 0; i < 16; i++)
+        lucy_wire_put(&big, mb, sizeof mb);
+    asked = 0;
+    assert_int_equal(lucy_wire_send(sv[0], LUCY_WIRE_TRANSCRIBE, 0, &big, -1, &w), LUCY_ETIMEDOUT);
+    lucy_wire_buf_free(&big);
+    close(sv[0]);
+    close(sv[1]);
 }
 
 int main(void)
@@ -177,6 +207,7 @@ int main(void)
         cmocka_unit_test(round_trips),
         cmocka_unit_test(cut_and_garbled),
         cmocka_unit_test(over_a_socket),
+        cmocka_unit_test(a_silent_peer_is_given_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,6 +126,9 @@ static const struct {
      "reading the file failed with an I/O error; lucy retries a few times, check the disk or "
      "the mount"},
     {LUCY_ENOMEM, LUCY_JOB_RETRY_WAIT, "out_of_memory", 1, "out of memory; lucy retries later"},
+    {LUCY_EUNAVAIL, LUCY_JOB_RETRY_WAIT, "media_unavailable", 0,
+     "lucy's media module (lucy-media.so) could not be loaded; install it next to the lucy "
+     "binary (the log says where lucy looked); the job is retried by itself"},
     {LUCY_ECRASHED, LUCY_JOB_RETRY_WAIT, "media_crashed", 1,
      "the media process decoding the file died (FFmpeg crashed on it, or it was killed); lucy "
      "retries a few times in a new one, then gives up on the file"},
@@ -337,8 +340,9 @@ static int open_source(struct lucy_jobs_pool *p, const char *path, const char *d
  * telling one (a lock beats a missing file: the file is there). */
 static int error_rank(int err)
 {
-    static const int order[] = {LUCY_ENOSPC,   LUCY_ELOCKED, LUCY_EPERM,    LUCY_EIO,
-                                LUCY_ECRASHED, LUCY_ENOMEM,  LUCY_ECORRUPT, LUCY_ENOTFOUND};
+    static const int order[] = {LUCY_ESHUTDOWN, LUCY_ENOSPC,   LUCY_ELOCKED,  LUCY_EPERM,
+                                LUCY_EIO,       LUCY_EUNAVAIL, LUCY_ECRASHED, LUCY_ENOMEM,
+                                LUCY_ECORRUPT,  LUCY_ENOTFOUND};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (order[i] == err)
             return (int)i;
@@ -409,7 +413,9 @@ static int ensure_engine(struct worker *w)
     if (rc == 0) {
         p->stats.engine_error[0] = '\0';
     } else {
-        w->next_open_s = now + ENGINE_REOPEN_S;
+        /* A media process that died while starting is no engine that
+         * cannot open: try again at the next look, not in a minute. */
+        w->next_open_s = now + (rc == LUCY_ECRASHED ? 1 : ENGINE_REOPEN_S);
         snprintf(p->stats.engine_error, sizeof p->stats.engine_error, "%s", err);
     }
     pthread_mutex_unlock(&p->mu);
@@ -708,6 +714,8 @@ static void run_job(struct worker *w, const struct lucy_job *job)
     snprintf(decoding.recording_id, sizeof decoding.recording_id, "%s", job->recording_id);
     progress_set(w, &decoding);
     rc = decode_recording(p, &info, &audio, err, sizeof err);
+    if (rc == LUCY_ESHUTDOWN) /* stopped mid-decode: the job resumes at the next start */
+        goto out;
     if (rc) {
         outcome_from_source(&o, rc, job->attempts, err);
         goto finish;
