@@ -423,14 +423,14 @@ struct lucy_asr_run {
  * cannot be read does not limit. Any thread. */
 int lucy_asr_room_for_lane(char *why, size_t len);
 
-/* How many lanes engine e should recognise todo_s seconds of a recording
+/* How many lanes engine e should recognise pending_s seconds of a recording
  * on, cut into chunks of at most chunk_s (<= 0: no limit): 1 unless
  * e->one_core; then opt->threads (LUCY_ASR_THREADS; 0 = the cores online)
  * at most LUCY_ASR_MAX_LANES, and at most one lane per chunk_s of audio:
  * a lane loads a model of its own (pocketsphinx: ~0.5 s, ~90 MB), which a
  * short call does not win back. Pure but for reading the core count. */
 int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
-                   double todo_s, int chunk_s);
+                   double pending_s, int chunk_s);
 
 /* Recognises chunk c of track t with engine e (a view of the chunk,
  * lucy_asr_transcribe, times shifted onto the file's clock, channel

@@ -125,15 +125,15 @@ int lucy_asr_room_for_lane(char *why, size_t len)
 }
 
 int lucy_asr_lanes(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
-                   double todo_s, int chunk_s)
+                   double pending_s, int chunk_s)
 {
     if (!e || !e->one_core)
         return 1;
     long n = opt && opt->threads > 0 ? opt->threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (n > LUCY_ASR_MAX_LANES)
         n = LUCY_ASR_MAX_LANES;
-    if (chunk_s > 0 && todo_s / chunk_s < (double)n)
-        n = (long)(todo_s / chunk_s);
+    if (chunk_s > 0 && pending_s / chunk_s < (double)n)
+        n = (long)(pending_s / chunk_s);
     return n < 1 ? 1 : (int)n;
 }
 
@@ -251,16 +251,16 @@ static void *lane_main(void *arg)
  * are items); lane k gets [lanes[k].from, lanes[k].to). */
 static int share_out(struct item *items, size_t n, int n_lanes, struct lane *lanes)
 {
-    double todo = 0;
-    size_t n_todo = 0;
+    double pending = 0;
+    size_t n_pending = 0;
     for (size_t i = 0; i < n; i++)
         if (!items[i].ready) {
-            todo += (double)items[i].c->n_samples;
-            n_todo++;
+            pending += (double)items[i].c->n_samples;
+            n_pending++;
         }
-    if (n_lanes > (int)n_todo)
-        n_lanes = n_todo > 0 ? (int)n_todo : 1;
-    double share = todo / n_lanes, acc = 0;
+    if (n_lanes > (int)n_pending)
+        n_lanes = n_pending > 0 ? (int)n_pending : 1;
+    double share = pending / n_lanes, acc = 0;
     int k = 0;
     lanes[0].from = 0;
     for (size_t i = 0; i < n; i++) {

@@ -144,6 +144,15 @@ def test_a_module_built_with_asan_is_refused_not_loaded(tmp_path):
 
 # ---- media processes: what FFmpeg or a recogniser does stays there -------------
 
+def wait_recognising(lucy):
+    """The first recording, once its job has started recognising chunks."""
+    def running():
+        recs = lucy.get("/recordings").json()["recordings"]
+        r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
+        return r if r and r["progress"] and r["chunks_total"] else None
+    return lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
+
+
 def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_path):
     """`lucy serve` does media work in media processes (src/media/remote.c).
     kill -9 of them while a long call is transcribed (as a crash in FFmpeg
@@ -162,12 +171,7 @@ def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_
         "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
         "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1", "LUCY_ASR_CHUNK_S": "5",
         "LUCY_JOB_RETRY_BASE_S": "1"})
-
-    def running():
-        recs = lucy.get("/recordings").json()["recordings"]
-        r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
-        return r if r and r["progress"] and r["chunks_total"] else None
-    rec = lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
+    rec = wait_recognising(lucy)
     kids = media_processes(lucy.proc.pid)
     assert kids, "no media process while a job runs"
     for k in kids:
@@ -207,12 +211,7 @@ def test_a_hung_media_process_does_not_hold_up_the_stop(start_lucy, tmp_path):
     env = {"LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
            "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1", "LUCY_ASR_CHUNK_S": "5"}
     lucy = start_lucy(env=env)
-
-    def running():
-        recs = lucy.get("/recordings").json()["recordings"]
-        r = recs and lucy.get("/recordings/" + recs[0]["id"]).json()
-        return r if r and r["progress"] and r["chunks_total"] else None
-    rec = lucy.wait_for(running, timeout=120, interval=0.05, what="the job recognising chunks")
+    rec = wait_recognising(lucy)
     kids = media_processes(lucy.proc.pid)
     assert kids
     for k in kids:

@@ -545,9 +545,10 @@ static int job_chunk_ready(void *arg, const struct lucy_asr_track *t, const stru
  * run a crash or a stop interrupted) runs on one lane, so a lane that
  * cannot fit cannot take lucy down at every start. A lane that does not
  * load leaves fewer lanes, not a failed job. Returns how many are ready. */
-static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise, double todo_s)
+static int load_lanes(struct worker *w, const struct lucy_job *job, int to_recognise,
+                      double pending_s)
 {
-    int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr, todo_s, w->pool->chunk_s);
+    int want = lucy_asr_lanes(w->lane[0].engine, &w->pool->asr, pending_s, w->pool->chunk_s);
     if (want > to_recognise)
         want = to_recognise;
     if (job->attempts > 1)
@@ -600,18 +601,18 @@ static int transcribe_audio(struct worker *w, const struct lucy_job *job,
     progress_set(w, &r.pr);
 
     int to_recognise = 0;
-    double todo_s = 0;
+    double pending_s = 0;
     for (int k = 0; rc == 0 && k < plan.n_tracks; k++)
         for (size_t i = 0; i < plan.track[k].n_chunks; i++) {
             const struct lucy_chunk *c = &plan.track[k].chunks[i];
             if (!job_chunk_ready(&r, &plan.track[k], c)) {
                 to_recognise++;
-                todo_s += (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
+                pending_s += (double)c->n_samples / LUCY_ASR_SAMPLE_RATE;
             }
         }
     struct lucy_asr_run how = {.fn = job_chunk, .arg = &r, .ready = job_chunk_ready};
     if (rc == 0) {
-        how.n_lanes = load_lanes(w, job, to_recognise, todo_s);
+        how.n_lanes = load_lanes(w, job, to_recognise, pending_s);
         /* The rate behind eta_s starts with the recognition, not before
          * the extra lanes' models loaded. */
         pthread_mutex_lock(&p->mu);
