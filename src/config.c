@@ -7,7 +7,6 @@
  * row and a field in struct lucy_config.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "asr/asr.h"
 #include "config.h"
 #include "error.h"
+#include "http/libcurl.h"
 #include "people/phone.h"
 #include "plugins/call_recordings/callmeta.h"
 
@@ -312,19 +312,27 @@ static int parse_rate(struct lucy_config *cfg, const struct lucy_option *opt, co
 static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
                      char *err, size_t errlen)
 {
-    if (!*v)
+    /* Empty is unset. The option's own default (the very pointer, passed by
+     * lucy_config_load) is lucy's text, checked by config_test: checking it
+     * at every start would open libcurl in a lucy that never uses it. */
+    if (!*v || v == opt->default_value)
         return parse_string(cfg, opt, v, err, errlen);
-    CURLU *u = curl_url();
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu) {
+        snprintf(err, errlen, "cannot check %s: %s", opt->name, lucy_libcurl_error());
+        return LUCY_EUNAVAIL;
+    }
+    CURLU *u = cu->url();
     char *scheme = NULL, *host = NULL;
-    int ok = u && curl_url_set(u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-             curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host;
+    int ok = u && cu->url_set(u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+             cu->url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+             cu->url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host;
     int scheme_ok = 0;
     for (const char *const *c = opt->choices; ok && *c; c++)
         scheme_ok |= strcasecmp(scheme, *c) == 0;
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    cu->free(scheme);
+    cu->free(host);
+    cu->url_cleanup(u);
     if (ok && scheme_ok)
         return parse_string(cfg, opt, v, err, errlen);
     int n = snprintf(err, errlen,

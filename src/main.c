@@ -1,7 +1,6 @@
 /*
  * main.c - the `lucy` command: a table of subcommands (DESIGN §3).
  */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,13 +202,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0)
         return lucy_cmd_version(0, NULL);
     /* A media process of `lucy serve` (src/media/remote.c); not in help. */
-    if (strcmp(argv[1], "media-worker") == 0) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* the http engine */
-            return LUCY_EXIT_FAILED;
-        int rc = lucy_cmd_media_worker(argc - 2, argv + 2);
-        curl_global_cleanup();
-        return rc;
-    }
+    if (strcmp(argv[1], "media-worker") == 0)
+        return lucy_cmd_media_worker(argc - 2, argv + 2);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             /* `lucy CMD --help` anywhere among its arguments: that command's usage */
@@ -220,14 +214,8 @@ int main(int argc, char **argv)
                            commands[i].name, commands[i].usage, commands[i].summary);
                     return LUCY_EXIT_OK;
                 }
-            /* before any thread: libcurl's global state is not thread-safe to set up */
-            if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                lucy_cmd_error("cannot initialise libcurl; reinstall libcurl4");
-                return LUCY_EXIT_FAILED;
-            }
-            int rc = commands[i].fn(argc - 2, argv + 2);
-            curl_global_cleanup();
-            return rc;
+            /* libcurl is opened by its first user (src/http/libcurl.h) */
+            return commands[i].fn(argc - 2, argv + 2);
         }
     lucy_cmd_error("unknown command '%s'; run `lucy help` for the list", argv[1]);
     return LUCY_EXIT_USAGE;

@@ -36,6 +36,7 @@
 
 #include "../error.h"
 #include "../http/client.h"
+#include "../http/libcurl.h"
 #include "../log.h"
 #include "engines.h"
 
@@ -49,9 +50,10 @@
 #define MAX_RESPONSE_BYTES  (16u * 1024 * 1024)
 
 struct http_state {
-    CURL *curl;  /* this instance's handle: its connections are reused */
-    char *url;   /* LUCY_ASR_URL */
-    char *model; /* the `model` field sent */
+    const struct lucy_libcurl *cu; /* libcurl's functions */
+    CURL *curl;                    /* this instance's handle: its connections are reused */
+    char *url;                     /* LUCY_ASR_URL */
+    char *model;                   /* the `model` field sent */
 };
 
 static void http_close(void *state)
@@ -60,7 +62,7 @@ static void http_close(void *state)
     if (!s)
         return;
     if (s->curl)
-        curl_easy_cleanup(s->curl);
+        s->cu->easy_cleanup(s->curl);
     free(s->url);
     free(s->model);
     free(s);
@@ -72,10 +74,16 @@ static int http_open(const struct lucy_asr_options *opt, void **state, char *err
         snprintf(err, errlen, "engine http needs LUCY_ASR_URL");
         return LUCY_EINVAL;
     }
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu) {
+        snprintf(err, errlen, "engine http: %s", lucy_libcurl_error());
+        return LUCY_EUNAVAIL;
+    }
     struct http_state *s = calloc(1, sizeof *s);
     if (!s)
         return LUCY_ENOMEM;
-    s->curl = curl_easy_init();
+    s->cu = cu;
+    s->curl = cu->easy_init();
     s->url = strdup(opt->url);
     s->model = strdup(opt->model && opt->model[0] ? opt->model : DEFAULT_MODEL);
     if (!s->curl || !s->url || !s->model) {
@@ -309,23 +317,23 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
         return rc;
     }
 
-    curl_mime *mime = curl_mime_init(s->curl);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    curl_mime_data(part, (const char *)wav, (size_t)wav_bytes);
-    curl_mime_filename(part, "audio.wav");
-    curl_mime_type(part, "audio/wav");
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "model");
-    curl_mime_data(part, s->model, CURL_ZERO_TERMINATED);
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "response_format");
-    curl_mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
+    curl_mime *mime = s->cu->mime_init(s->curl);
+    curl_mimepart *part = s->cu->mime_addpart(mime);
+    s->cu->mime_name(part, "file");
+    s->cu->mime_data(part, (const char *)wav, (size_t)wav_bytes);
+    s->cu->mime_filename(part, "audio.wav");
+    s->cu->mime_type(part, "audio/wav");
+    part = s->cu->mime_addpart(mime);
+    s->cu->mime_name(part, "model");
+    s->cu->mime_data(part, s->model, CURL_ZERO_TERMINATED);
+    part = s->cu->mime_addpart(mime);
+    s->cu->mime_name(part, "response_format");
+    s->cu->mime_data(part, "verbose_json", CURL_ZERO_TERMINATED);
     static const char *const granularities[] = {"segment", "word"};
     for (size_t i = 0; i < sizeof granularities / sizeof granularities[0]; i++) {
-        part = curl_mime_addpart(mime);
-        curl_mime_name(part, "timestamp_granularities[]");
-        curl_mime_data(part, granularities[i], CURL_ZERO_TERMINATED);
+        part = s->cu->mime_addpart(mime);
+        s->cu->mime_name(part, "timestamp_granularities[]");
+        s->cu->mime_data(part, granularities[i], CURL_ZERO_TERMINATED);
     }
 
     double timeout_s = BASE_TIMEOUT_S + TIMEOUT_PER_AUDIO_S * pcm->duration_s;
@@ -341,7 +349,7 @@ static int http_transcribe(void *state, const struct lucy_pcm *pcm, struct lucy_
         .reply_cap = MAX_RESPONSE_BYTES,
     };
     rc = lucy_http_client_perform(s->curl, &call);
-    curl_mime_free(mime);
+    s->cu->mime_free(mime);
     av_free(wav);
 
     if (rc) {

@@ -16,11 +16,11 @@
  * happened>; <what to do>" (the CLI rule, DESIGN §3), the hint chosen from
  * the tables below by libcurl's error code or the HTTP status.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../config.h"
+#include "../http/libcurl.h"
 #include "cmd.h"
 
 #define TIMEOUT_MS         3000L
@@ -135,21 +135,26 @@ int lucy_cmd_healthcheck(int argc, char **argv)
     }
     lucy_config_free(&cfg);
 
-    CURL *c = curl_easy_init();
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu) {
+        lucy_cmd_error("%s", lucy_libcurl_error());
+        return LUCY_EXIT_FAILED;
+    }
+    CURL *c = cu->easy_init();
     if (!c) {
         lucy_cmd_error("cannot initialise libcurl (out of memory?); retry");
         return LUCY_EXIT_FAILED;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode res = curl_easy_perform(c);
+    cu->easy_setopt(c, CURLOPT_URL, url);
+    cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode res = cu->easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cu->easy_cleanup(c);
 
     if (res == CURLE_URL_MALFORMAT || res == CURLE_UNSUPPORTED_PROTOCOL) {
         lucy_cmd_error("--url '%s' is not an http(s) URL; give the full URL of the endpoint, e.g. "
@@ -158,7 +163,7 @@ int lucy_cmd_healthcheck(int argc, char **argv)
         return LUCY_EXIT_USAGE;
     }
     if (res != CURLE_OK) {
-        const char *what = curl_easy_strerror(res);
+        const char *what = cu->easy_strerror(res);
         const char *hint = "check that lucy is running and reachable at that address";
         for (size_t i = 0; i < sizeof curl_hints / sizeof curl_hints[0]; i++)
             if (curl_hints[i].code == res) {

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +41,7 @@
 #include "../lucy.h"
 #include "../plugins/plugin.h"
 #include "cmd.h"
+#include "systemd.h"
 
 #define MAX_PLUGINS 16
 
@@ -66,9 +66,14 @@ static int wait_for_signal(struct lucy_ctx *ctx)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    const struct lucy_systemd *sd = lucy_systemd();
     uint64_t watchdog_usec = 0;
-    int watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
-    sd_notifyf(0, "READY=1\nSTATUS=listening, data dir %s", ctx->cfg->data_dir);
+    int watchdog = sd && sd->watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+    char ready[1200];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening, data dir %.1000s",
+             ctx->cfg->data_dir);
+    if (sd)
+        sd->notify(0, ready);
     uint64_t period_usec = watchdog ? watchdog_usec / 2 : 1000000;
     for (;;) {
         struct timespec timeout = {(time_t)(period_usec / 1000000),
@@ -77,7 +82,7 @@ static int wait_for_signal(struct lucy_ctx *ctx)
         if (sig > 0)
             return sig;
         if (watchdog && lucy_health_prober_alive(ctx->health, WATCHDOG_PROBER_MAX_AGE_MS))
-            sd_notify(0, "WATCHDOG=1");
+            sd->notify(0, "WATCHDOG=1");
     }
 }
 
@@ -198,7 +203,9 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
     int sig = wait_for_signal(ctx);
     lucy_ctx_stop(ctx);
     lucy_media_stop(); /* media calls in progress give up: the stop is not held up */
-    sd_notify(0, "STOPPING=1");
+    const struct lucy_systemd *sd = lucy_systemd();
+    if (sd)
+        sd->notify(0, "STOPPING=1");
     lucy_log(LUCY_LOG_INFO, "shutting down", "{s:s}", "signal",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = LUCY_EXIT_OK;

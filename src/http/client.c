@@ -10,6 +10,7 @@
 
 #include "../error.h"
 #include "../lucy.h"
+#include "libcurl.h"
 
 #define DEFAULT_TIMEOUT_MS 30000L
 #define MAX_CONNECT_MS     10000L
@@ -37,7 +38,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 /* The request's headers as a curl list (NULL when there are none or memory
  * ran out; *oom says which). */
-static struct curl_slist *header_list(const struct lucy_http_call *call, int *oom)
+static struct curl_slist *header_list(const struct lucy_libcurl *cu,
+                                      const struct lucy_http_call *call, int *oom)
 {
     struct curl_slist *list = NULL, *l;
     char line[1024];
@@ -53,7 +55,7 @@ static struct curl_slist *header_list(const struct lucy_http_call *call, int *oo
         lines[n++] = call->headers[i];
     *oom = 0;
     for (int i = 0; i < n; i++) {
-        if (!(l = curl_slist_append(list, lines[i]))) {
+        if (!(l = cu->slist_append(list, lines[i]))) {
             *oom = 1;
             break;
         }
@@ -64,7 +66,7 @@ static struct curl_slist *header_list(const struct lucy_http_call *call, int *oo
         char *auth = malloc(len);
         if (auth) {
             snprintf(auth, len, "Authorization: Bearer %s", call->bearer);
-            l = curl_slist_append(list, auth);
+            l = cu->slist_append(list, auth);
             memset(auth, 0, len); /* a secret: do not leave it in freed memory */
             free(auth);
         }
@@ -81,19 +83,24 @@ int lucy_http_client_perform(CURL *c, struct lucy_http_call *call)
     call->status = 0;
     call->too_big = 0;
     call->error[0] = '\0';
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu) {
+        snprintf(call->error, sizeof call->error, "%s", lucy_libcurl_error());
+        return LUCY_EUNAVAIL;
+    }
     CURL *own = NULL;
     if (c)
-        curl_easy_reset(c);
-    else if (!(c = own = curl_easy_init())) {
+        cu->easy_reset(c);
+    else if (!(c = own = cu->easy_init())) {
         snprintf(call->error, sizeof call->error, "cannot create an HTTP client");
         return LUCY_ENOMEM;
     }
     int oom;
-    struct curl_slist *hdr = header_list(call, &oom);
+    struct curl_slist *hdr = header_list(cu, call, &oom);
     if (oom) {
-        curl_slist_free_all(hdr);
+        cu->slist_free_all(hdr);
         if (own)
-            curl_easy_cleanup(own);
+            cu->easy_cleanup(own);
         snprintf(call->error, sizeof call->error, "out of memory");
         return LUCY_ENOMEM;
     }
@@ -102,40 +109,40 @@ int lucy_http_client_perform(CURL *c, struct lucy_http_call *call)
                    : timeout < MAX_CONNECT_MS   ? timeout
                                                 : MAX_CONNECT_MS;
     char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, call->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "lucy/" LUCY_VERSION);
+    cu->easy_setopt(c, CURLOPT_URL, call->url);
+    cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect);
+    cu->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(c, CURLOPT_WRITEDATA, call);
+    cu->easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    cu->easy_setopt(c, CURLOPT_USERAGENT, "lucy/" LUCY_VERSION);
     if (call->stall_bytes_per_s > 0 && call->stall_s > 0) {
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, call->stall_bytes_per_s);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, call->stall_s);
+        cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, call->stall_bytes_per_s);
+        cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, call->stall_s);
     }
     if (call->follow_redirects) {
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        cu->easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+        cu->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     }
     if (call->mime) {
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, call->mime);
+        cu->easy_setopt(c, CURLOPT_MIMEPOST, call->mime);
     } else if (call->body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, call->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+        cu->easy_setopt(c, CURLOPT_POSTFIELDS, call->body);
+        cu->easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
     } else {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        cu->easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
     if (call->method)
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, call->method);
+        cu->easy_setopt(c, CURLOPT_CUSTOMREQUEST, call->method);
 
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = cu->easy_perform(c);
     int rc = 0;
     if (cc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &call->status);
+        cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &call->status);
     } else {
         if (call->too_big)
             snprintf(call->error, sizeof call->error, "the answer was larger than %zu bytes",
@@ -143,17 +150,16 @@ int lucy_http_client_perform(CURL *c, struct lucy_http_call *call)
         else if (cc == CURLE_WRITE_ERROR && call->sink)
             snprintf(call->error, sizeof call->error, "the answer could not be stored");
         else
-            snprintf(call->error, sizeof call->error, "%s",
-                     cerr[0] ? cerr : curl_easy_strerror(cc));
+            snprintf(call->error, sizeof call->error, "%s", cerr[0] ? cerr : cu->easy_strerror(cc));
         rc = cc == CURLE_OPERATION_TIMEDOUT ? LUCY_ETIMEDOUT : LUCY_EUNAVAIL;
     }
     if (call->mime)
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-    curl_slist_free_all(hdr);
+        cu->easy_setopt(c, CURLOPT_MIMEPOST, NULL);
+    cu->easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    cu->easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    cu->slist_free_all(hdr);
     if (own)
-        curl_easy_cleanup(own);
+        cu->easy_cleanup(own);
     return rc;
 }
 
@@ -166,12 +172,18 @@ void lucy_http_call_free(struct lucy_http_call *call)
 
 int lucy_http_pool_perform(struct lucy_http_pool *pool, struct lucy_http_call *call)
 {
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu) {
+        call->status = 0;
+        snprintf(call->error, sizeof call->error, "%s", lucy_libcurl_error());
+        return LUCY_EUNAVAIL;
+    }
     CURL *c = NULL;
     pthread_mutex_lock(&pool->lock);
     if (pool->n_idle > 0)
         c = pool->idle[--pool->n_idle];
     pthread_mutex_unlock(&pool->lock);
-    if (!c && !(c = curl_easy_init())) {
+    if (!c && !(c = cu->easy_init())) {
         snprintf(call->error, sizeof call->error, "cannot create an HTTP client");
         return LUCY_ENOMEM;
     }
@@ -183,15 +195,17 @@ int lucy_http_pool_perform(struct lucy_http_pool *pool, struct lucy_http_call *c
     }
     pthread_mutex_unlock(&pool->lock);
     if (c)
-        curl_easy_cleanup(c);
+        cu->easy_cleanup(c);
     return rc;
 }
 
 void lucy_http_pool_free(struct lucy_http_pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
-    for (int i = 0; i < pool->n_idle; i++)
-        curl_easy_cleanup(pool->idle[i]);
+    /* a handle in the pool means libcurl is open: no load at shutdown */
+    const struct lucy_libcurl *cu = pool->n_idle ? lucy_libcurl() : NULL;
+    for (int i = 0; cu && i < pool->n_idle; i++)
+        cu->easy_cleanup(pool->idle[i]);
     pool->n_idle = 0;
     pthread_mutex_unlock(&pool->lock);
 }

@@ -14,8 +14,9 @@
  *     lucy_http_call_free(&c);
  *
  * Thread safety: a call and an easy handle belong to one thread at a time;
- * a pool may be shared. curl_global_init() must have run (lucy's main does
- * it before any thread starts).
+ * a pool may be shared. libcurl is opened on the first call (libcurl.h);
+ * when it cannot be, every call fails with LUCY_EUNAVAIL and error says
+ * what to install.
  */
 #ifndef LUCY_HTTP_CLIENT_H
 #define LUCY_HTTP_CLIENT_H
@@ -62,7 +63,8 @@ struct lucy_http_call {
  * is kept), or on a one-shot handle when c is NULL. Returns 0 when an HTTP
  * answer arrived, whatever its status (read call->status); LUCY_ETIMEDOUT
  * when the deadline passed; LUCY_EUNAVAIL when there was no answer (refused,
- * DNS, TLS, reset, a reply over the cap, a sink that aborted); LUCY_ENOMEM.
+ * DNS, TLS, reset, a reply over the cap, a sink that aborted, libcurl not
+ * installed); LUCY_ENOMEM.
  * On failure call->error says why (never a secret: headers are not
  * echoed). call->reply may hold a partial body on failure; always call
  * lucy_http_call_free(). */

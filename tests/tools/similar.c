@@ -9,7 +9,6 @@
  * Prints {"backend","degraded","degraded_reason","hits":[{source,id,segment,score,...}]}
  * and exits 0, or 1 with a message (3 when dense retrieval is off).
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: similar QUERY [LIMIT [SOURCE]]\n");
         return 2;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[512];
     struct lucy_config cfg;
     char *args[] = {argv[0], NULL};
@@ -61,6 +59,5 @@ int main(int argc, char **argv)
     lucy_index_close(ix);
     lucy_store_close(store);
     lucy_config_free(&cfg);
-    curl_global_cleanup();
     return rc == 0 ? 0 : rc == LUCY_EUNAVAIL ? 3 : 1;
 }

@@ -30,6 +30,26 @@ static void defaults(void **state)
     lucy_config_free(&cfg);
 }
 
+/* Every option's default passes its own check when given as a value: the
+ * defaults themselves are not checked at load (parse_url would open
+ * libcurl at every start). A copy, so it is not the default's pointer. */
+static void defaults_pass_their_checks(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < lucy_options_count; i++) {
+        const struct lucy_option *opt = &lucy_options[i];
+        if (!opt->default_value)
+            continue;
+        struct lucy_config cfg;
+        char err[256] = "", *copy = strdup(opt->default_value);
+        assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
+        if (lucy_config_set(&cfg, opt, copy, err, sizeof err) != 0)
+            fail_msg("default of %s ('%s') refused: %s", opt->name, copy, err);
+        lucy_config_free(&cfg);
+        free(copy);
+    }
+}
+
 static void precedence_env_file_flags(void **state)
 {
     (void)state;
@@ -222,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
+        cmocka_unit_test(defaults_pass_their_checks),
         cmocka_unit_test(precedence_env_file_flags),
         cmocka_unit_test(flag_overrides_invalid_env),
         cmocka_unit_test(invalid_values_name_the_option),

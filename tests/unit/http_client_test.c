@@ -66,7 +66,6 @@ static int setup(void **state)
     char err[256];
     assert_int_equal(lucy_http_start(f->http, "127.0.0.1", 0, &f->port, err, sizeof err), 0);
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->port);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     *state = f;
     return 0;
 }
@@ -76,7 +75,6 @@ static int teardown(void **state)
     struct fixture *f = *state;
     lucy_http_stop(f->http);
     lucy_http_free(f->http);
-    curl_global_cleanup();
     free(f);
     return 0;
 }
