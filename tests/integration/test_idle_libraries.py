@@ -1,8 +1,7 @@
 """What an idle lucy maps (issue 13, idle memory; src/dl.h): libcurl and
 its thirty libraries only once lucy talks to another server, libsystemd
-only when systemd runs it. A lucy on the embedded default maps neither."""
-import socket
-
+only when systemd runs it (test_systemd_notify.py). A lucy on the embedded
+default maps neither."""
 from qdrant_fixture import qdrant_double  # noqa: F401 (a fixture)
 
 
@@ -30,15 +29,3 @@ def test_libcurl_opens_for_a_server_to_talk_to(start_lucy, qdrant_double):
     assert lucy.get("/health").status_code in (200, 503)
     assert has(lucy.proc.pid, "libcurl.so.4")
 
-
-def test_libsystemd_opens_under_systemd(start_lucy, tmp_path):
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(5)
-    try:
-        lucy = start_lucy(env={"NOTIFY_SOCKET": path})
-        assert "READY=1" in sock.recv(4096).decode()
-        assert has(lucy.proc.pid, "libsystemd.so.0")
-    finally:
-        sock.close()

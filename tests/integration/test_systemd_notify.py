@@ -5,6 +5,8 @@ import os
 import socket
 import time
 
+from test_idle_libraries import has
+
 
 def test_ready_and_watchdog_pings(start_lucy, tmp_path):
     path = str(tmp_path / "notify.sock")
@@ -38,9 +40,10 @@ def test_no_watchdog_pings_without_watchdog(start_lucy, tmp_path):
     sock.bind(path)
     sock.settimeout(2.5)
     try:
-        start_lucy(env={"NOTIFY_SOCKET": path})
+        lucy = start_lucy(env={"NOTIFY_SOCKET": path})
         first = sock.recv(4096).decode()
         assert "READY=1" in first
+        assert has(lucy.proc.pid, "libsystemd.so.0")  # opened only under systemd
         try:
             extra = sock.recv(4096).decode()
         except socket.timeout:
