@@ -478,40 +478,46 @@ static int r_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr
 
 /* A recogniser instance: the process that holds it, and its model. */
 struct instance {
-    struct proc *p; /* NULL once the process died */
+    struct proc *p;                /* NULL once the process died */
+    struct lucy_wire_buf open_req; /* engine and options: to open it again */
     char model[256];
 };
 
-static int r_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
-                      void **state, char *err, size_t errlen)
+/* Opens in's recogniser (in->open_req) in a process: 0 with in->p, or the
+ * LUCY_E* code with err and in->p NULL. */
+static int instance_open(struct instance *in, char *err, size_t errlen)
 {
-    *state = NULL;
-    struct instance *in = calloc(1, sizeof *in);
-    struct lucy_wire_buf req = {0}, b = {0};
-    lucy_wire_put_str(&req, e ? e->name : NULL);
-    lucy_wire_put_options(&req, opt);
-    if (!in || req.bad) {
-        free(in);
-        lucy_wire_buf_free(&req);
-        return LUCY_ENOMEM;
-    }
+    struct lucy_wire_buf b = {0};
     int rc = 0, x = 0, code = 0;
-    in->p = take(&code, err, errlen);
-    if (!in->p)
-        x = code;
-    else
-        x = call(in->p, LUCY_WIRE_OPEN, &req, -1, &rc, &b, err, errlen);
+    if (!(in->p = take(&code, err, errlen)))
+        return code;
+    x = call(in->p, LUCY_WIRE_OPEN, &in->open_req, -1, &rc, &b, err, errlen);
     if (x == 0) {
         lucy_wire_get_strn(&b, err, errlen);
         lucy_wire_get_strn(&b, in->model, sizeof in->model);
         if (rc != 0) /* no instance: the process goes back to the pool */
             give_back(in->p);
     }
-    lucy_wire_buf_free(&req);
+    if (x || rc) /* call() ended it, or it is back in the pool */
+        in->p = NULL;
     lucy_wire_buf_free(&b);
-    if (x || rc) {
+    return x ? x : rc;
+}
+
+static int r_asr_open(const struct lucy_asr_engine *e, const struct lucy_asr_options *opt,
+                      void **state, char *err, size_t errlen)
+{
+    *state = NULL;
+    struct instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return LUCY_ENOMEM;
+    lucy_wire_put_str(&in->open_req, e ? e->name : NULL);
+    lucy_wire_put_options(&in->open_req, opt);
+    int rc = in->open_req.bad ? LUCY_ENOMEM : instance_open(in, err, errlen);
+    if (rc) {
+        lucy_wire_buf_free(&in->open_req);
         free(in);
-        return x ? x : rc;
+        return rc;
     }
     *state = in;
     return 0;
@@ -524,6 +530,19 @@ static int r_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     (void)e;
     memset(out, 0, sizeof *out);
     struct instance *in = state;
+    /* A recogniser says nothing between calls: a socket that reads now is
+     * one whose process died while idle (the OOM killer, a kill). Open it
+     * again instead of failing this job's attempt. */
+    if (in->p && readable(in->p->sock, 0)) {
+        char how[128] = "";
+        end(in->p, how, sizeof how);
+        in->p = NULL;
+        lucy_log(LUCY_LOG_WARNING, "recogniser's media process ended while idle; opening it again",
+                 "{s:s}", "how", how);
+        int x = instance_open(in, err, errlen);
+        if (x)
+            return x;
+    }
     if (!in->p) {
         snprintf(err, errlen,
                  "the media process of this recogniser ended; it is loaded again "
@@ -563,6 +582,7 @@ static void r_asr_close(const struct lucy_asr_engine *e, void *state)
         lucy_wire_send(in->p->sock, LUCY_WIRE_CLOSE, 0, NULL, -1, NULL);
         end(in->p, NULL, 0);
     }
+    lucy_wire_buf_free(&in->open_req);
     free(in);
 }
 

@@ -194,6 +194,44 @@ def test_a_media_process_killed_mid_job_costs_the_call_not_lucy(start_lucy, tmp_
     assert lucy.proc.poll() is None
 
 
+def test_a_recogniser_killed_while_idle_is_opened_again_not_charged_to_the_next_job(
+        start_lucy, tmp_path):
+    """The loaded recogniser's process dies between jobs (kill -9, as the
+    OOM killer would): the next job finds it dead before its first chunk,
+    opens it again and is done in one attempt, with no asr_crashed."""
+    import signal
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    lucy = start_lucy(env={
+        "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1",
+        "LUCY_ASR_IDLE_UNLOAD_S": "600"})
+
+    def transcribed(name):
+        shutil.copy(os.path.join(FIXTURES, "audio", name), str(rec_dir / name))
+        lucy.post("/recordings/scan")
+
+        def done():
+            for r in lucy.get("/recordings").json()["recordings"]:
+                if os.path.basename(r["paths"][0]["path"]) == name and \
+                        r["transcript_status"] == "done":
+                    return lucy.get("/recordings/" + r["id"]).json()
+            return None
+        return lucy.wait_for(done, timeout=180, interval=0.2, what=name + " transcribed")
+
+    transcribed("librivox-0870.m4a")
+    kids = media_processes(lucy.proc.pid)
+    assert kids, "no recogniser process kept loaded"
+    for k in kids:
+        os.kill(k, signal.SIGKILL)
+    r = transcribed("librivox-0890.m4a")
+    job = lucy.get("/jobs/%d" % r["job"]["job_id"]).json()
+    assert job["attempts"] == 1, job
+    assert [l for l in lucy.log_lines()
+            if l.get("msg", "").startswith("recogniser's media process ended while idle")
+            and "signal 9" in l.get("how", "")], lucy.log_text()[-3000:]
+
+
 def test_a_hung_media_process_does_not_hold_up_the_stop(start_lucy, tmp_path):
     """A media process that stops answering (SIGSTOP here; a decoder in a
     loop would do the same) must not hold lucy's SIGTERM up: the call gives
