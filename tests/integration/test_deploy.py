@@ -105,6 +105,12 @@ def test_dockerfile_shape():
     install = final.split("apt-get install", 1)[1].split("&&", 1)[0]
     for banned in ("curl ", "python", "-dev"):
         assert banned not in install, banned
+    # every VOLUME exists in the image, owned by the USER: a fresh named
+    # volume takes its owner from there (else root, and lucy cannot write)
+    user = re.search(r"^USER (\S+)", final, re.M).group(1)
+    for volume in re.findall(r'^VOLUME \["([^"]+)"\]', final, re.M):
+        assert re.search(r"install -d -o %s -g %s( -m \d+)? %s\b" % (user, user, re.escape(volume)),
+                         final), volume
 
 
 def test_dockerfile_copies_what_the_build_reads():
