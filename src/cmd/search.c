@@ -13,7 +13,7 @@
  * Output: a numbered list of conversations (a recording, a person's
  * messages on one day), best first, each with its best hits, who spoke
  * ("said by me", "said by person N", "from person N": the speakers of
- * lucy_transcript_hit_speakers, registered here as the daemon's plugin
+ * lucy_transcript_hit_lookup, registered here as the daemon's plugin
  * does) and the snippet's marked words in [brackets]; --flat lists
  * documents one by one
  * as before; --json prints the same document as GET /search (?group=0
@@ -258,7 +258,7 @@ int lucy_cmd_search(int argc, char **argv)
     if (rc)
         goto out_cfg;
     /* who spoke, as the daemon's call_recordings plugin registers it */
-    lucy_index_set_speakers(ix, "call_recording", lucy_transcript_hit_speakers);
+    lucy_index_set_hit_lookup(ix, "call_recording", lucy_transcript_hit_lookup);
     char **contacts = NULL, **recordings = NULL;
     struct lucy_search_result r = {0};
     int err = 0;

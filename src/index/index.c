@@ -65,15 +65,15 @@ struct lucy_index {
     int64_t hold_until_ms;            /* monotonic; searches go to local until then (atomic) */
     struct lucy_embed *embed;         /* LUCY_EMBED_URL's client (dense vectors), or NULL */
     struct lucy_tokenizer *tok;       /* the grouped search's snippets (thread-safe) */
-    lucy_speakers_fn speakers[2];     /* known_sources[i]'s speaker lookup, or NULL (atomic) */
+    lucy_hit_lookup_fn lookups[2];    /* known_sources[i]'s hit lookup, or NULL (atomic) */
 };
 _Static_assert(sizeof known_sources / sizeof known_sources[0] - 1 ==
-                   sizeof((struct lucy_index *)0)->speakers / sizeof(lucy_speakers_fn),
+                   sizeof((struct lucy_index *)0)->lookups / sizeof(lucy_hit_lookup_fn),
                "one speaker lookup per known source");
 
 static int sender_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
 static int sender_person(sqlite3 *db, const char *contact, int64_t *person);
-static int fill_speakers(struct lucy_index *ix, struct lucy_search_result *r);
+static int fill_from_sources(struct lucy_index *ix, struct lucy_search_result *r);
 
 int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_config *cfg,
                             struct lucy_store *store, struct lucy_index **out, char *err,
@@ -91,7 +91,7 @@ int lucy_index_open_backend(const struct lucy_index_ops *ops, const struct lucy_
     }
     ix->ops = ops;
     ix->store = store;
-    lucy_index_set_speakers(ix, "whatsapp", sender_speakers);
+    lucy_index_set_hit_lookup(ix, "whatsapp", sender_speakers);
     int rc = lucy_tokenizer_open(&ix->tok);
     if (rc) {
         snprintf(err, errlen, "cannot open the FTS5 tokenizer for snippets: %s", lucy_strerror(rc));
@@ -317,7 +317,7 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
     if (!q || q->limit < 1 || q->limit > LUCY_SEARCH_LIMIT_MAX)
         return LUCY_EINVAL;
     int rc = search_raw(ix, q, out);
-    if (rc == 0 && (rc = fill_speakers(ix, out)))
+    if (rc == 0 && (rc = fill_from_sources(ix, out)))
         lucy_search_result_free(out);
     return rc;
 }
@@ -378,27 +378,27 @@ static int sender_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
     return 0;
 }
 
-int lucy_index_set_speakers(struct lucy_index *ix, const char *source, lucy_speakers_fn fn)
+int lucy_index_set_hit_lookup(struct lucy_index *ix, const char *source, lucy_hit_lookup_fn fn)
 {
     for (size_t i = 0; source && known_sources[i]; i++)
         if (strcmp(source, known_sources[i]) == 0) {
-            __atomic_store_n(&ix->speakers[i], fn, __ATOMIC_RELEASE);
+            __atomic_store_n(&ix->lookups[i], fn, __ATOMIC_RELEASE);
             return 0;
         }
     return LUCY_EINVAL;
 }
 
-struct speakers_arg {
+struct lookups_arg {
     struct lucy_index *ix;
     struct lucy_search_result *r;
 };
 
-static int read_speakers(sqlite3 *db, void *arg)
+static int read_lookups(sqlite3 *db, void *arg)
 {
-    struct speakers_arg *a = arg;
+    struct lookups_arg *a = arg;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof a->ix->speakers / sizeof a->ix->speakers[0]; i++) {
-        lucy_speakers_fn fn = __atomic_load_n(&a->ix->speakers[i], __ATOMIC_ACQUIRE);
+    for (size_t i = 0; rc == 0 && i < sizeof a->ix->lookups / sizeof a->ix->lookups[0]; i++) {
+        lucy_hit_lookup_fn fn = __atomic_load_n(&a->ix->lookups[i], __ATOMIC_ACQUIRE);
         rc = fn ? fn(db, a->r->hits, a->r->n) : 0;
     }
     return rc;
@@ -406,10 +406,10 @@ static int read_speakers(sqlite3 *db, void *arg)
 
 /* Who spoke in each of r's hits (the shown ones: DESIGN §12), by the
  * lookups of their sources, in one store read. 0 or a store error. */
-static int fill_speakers(struct lucy_index *ix, struct lucy_search_result *r)
+static int fill_from_sources(struct lucy_index *ix, struct lucy_search_result *r)
 {
-    struct speakers_arg a = {ix, r};
-    return r->n ? lucy_store_read(ix->store, read_speakers, &a) : 0;
+    struct lookups_arg a = {ix, r};
+    return r->n ? lucy_store_read(ix->store, read_lookups, &a) : 0;
 }
 
 json_t *lucy_speaker_json(int64_t speaker)
@@ -699,7 +699,7 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
     if (rc == 0 && rq.snippets == LUCY_SNIPPETS_LATER)
         rc = make_snippets(ix, q->q, out);
     if (rc == 0)
-        rc = fill_speakers(ix, out);
+        rc = fill_from_sources(ix, out);
 out:
     if (rc)
         lucy_search_result_free(out);

@@ -183,7 +183,7 @@ struct lucy_search_hit {
     int64_t t0_ms, t1_ms; /* segment offsets (recordings) */
     int64_t speaker;      /* who spoke or wrote it: LUCY_SPEAKER_ME, a person's id,
                              or 0 = not known (set by the search wrappers through
-                             the source's speaker lookup, lucy_index_set_speakers) */
+                             the source's hit lookup, lucy_index_set_hit_lookup) */
 };
 
 /* struct lucy_search_hit.speaker of a segment the phone's user spoke. */
@@ -351,26 +351,29 @@ int lucy_index_search(struct lucy_index *ix, const struct lucy_search_query *q,
 int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_query *q,
                               int per_group, struct lucy_search_result *out);
 
-/* A source's speaker lookup: sets hits[i].speaker for every hit of its
- * source among hits[0..n) (the others are left as they are). Called by
+/* A source's hit lookup: fills, for every hit of its source among
+ * hits[0..n) (the others are left as they are), what only the source
+ * knows when the result is read: hits[i].speaker, and hits[i].title when
+ * the document had none (a recording's segments carry no title; the
+ * call's is read now, so a renamed person shows at once). Called by
  * lucy_index_search and lucy_index_search_grouped once per result, with
  * the hits shown only, inside a store read (db: the read connection) on
  * the searching thread (an HTTP worker, the MCP tool's, a command's), so
  * it must be thread-safe; batched: it reads the speakers of all the hits
- * at once, not one query per hit. Returns 0 or a store error (the search
- * fails with it). */
-typedef int (*lucy_speakers_fn)(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
+ * at once, not one query per hit. A title it sets is malloc'd (freed with
+ * the result). Returns 0 or a store error (the search fails with it). */
+typedef int (*lucy_hit_lookup_fn)(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
 
-/* Makes fn the speaker lookup of source's hits (replacing the one before;
- * NULL: speakers of that source stay 0). The owner of the table that
- * knows who spoke registers it: call_recordings' segments
- * (lucy_transcript_hit_speakers: the call_recordings plugin's init, and
+/* Makes fn the hit lookup of source's hits (replacing the one before;
+ * NULL: speakers of that source stay 0, titles as indexed). The owner of
+ * the tables that know who spoke registers it: call_recordings' segments
+ * (lucy_transcript_hit_lookup: the call_recordings plugin's init, and
  * `lucy search`). A "whatsapp" hit's speaker is its sender's person by
  * default (the person whose wa_id or user_id is the hit's contact, as
  * grouping finds it; lucy stores only messages it received). Thread-safe
  * (an atomic swap), so it may be called while searches run. 0, or
  * LUCY_EINVAL for a source lucy does not produce. */
-int lucy_index_set_speakers(struct lucy_index *ix, const char *source, lucy_speakers_fn fn);
+int lucy_index_set_hit_lookup(struct lucy_index *ix, const char *source, lucy_hit_lookup_fn fn);
 
 /* The identifiers of person for a person filter: its wa_id and user_id
  * values (contacts) and the ids of recordings whose call number

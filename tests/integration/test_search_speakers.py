@@ -48,6 +48,9 @@ def test_search_hits_carry_the_speaker(start_lucy, tmp_path):
         card = next(h for h in body["hits"] if h["id"] == rec["id"])
         assert card["speaker"] == who, (word, card)
         assert card["hits"] and all(h["speaker"] == who for h in card["hits"]), (word, card)
+        # DESIGN §5: a hit's title is the recording's (its segments carry none)
+        assert card["title"] == rec["title"] and all(
+            h["title"] == rec["title"] for h in card["hits"]), (rec["title"], card)
         for h in card["hits"]:
             assert segs[h["segment"]]["speaker"] == who and word in words(
                 segs[h["segment"]]["text"]), (h, segs[h["segment"]])
@@ -55,6 +58,7 @@ def test_search_hits_carry_the_speaker(start_lucy, tmp_path):
         flat = lucy.get("/search", params={"q": word, "group": "0"}).json()
         hits = [h for h in flat["hits"] if h["id"] == rec["id"]]
         assert hits and all(h["speaker"] == who for h in hits), (word, flat)
+        assert all(h["title"] == rec["title"] for h in hits), (rec["title"], hits)
 
     # The MCP tool: the same speakers, valid against its outputSchema.
     s = Session(lucy)
@@ -73,6 +77,7 @@ def test_search_hits_carry_the_speaker(start_lucy, tmp_path):
         assert card["speaker"] == who and all(h["speaker"] == who for h in card["hits"]), card
     r = lucy_cmd(lucy.data_dir, "search", mine)
     assert r.returncode == 0 and "said by me" in r.stdout.decode(), r
+    assert rec["title"] in r.stdout.decode(), (rec["title"], r.stdout.decode())
     r = lucy_cmd(lucy.data_dir, "search", theirs, "--flat")
     assert r.returncode == 0 and "said by person %d" % person in r.stdout.decode(), r
 
@@ -81,3 +86,24 @@ def test_search_hits_carry_the_speaker(start_lucy, tmp_path):
                         .json()["hits"], timeout=30, what="the message searchable")
     assert msg and msg[0]["person"] == person and msg[0]["speaker"] == person, msg
     assert all(h["speaker"] == person for h in msg[0]["hits"]), msg
+
+
+def test_a_hit_title_follows_the_person_s_name(start_lucy, tmp_path):
+    """The title is read when the result is, not copied at indexing: the
+    user's alias for the call's person shows in the next search."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
+    lucy = start(start_lucy, str(d))
+    wait_transcribed(lucy, 1)
+    rec = by_name(lucy)[CALL_NAME]
+    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
+                  what="the segments indexed")
+    word = word_of(rec["transcript"]["segments"], False)
+    r = lucy.put("/people/%d" % rec["call"]["person"]["id"], json={"alias": "Sam Example"})
+    assert r.status_code == 200, r.text
+    title = lucy.get("/recordings/" + rec["id"]).json()["title"]
+    assert "Sam Example" in title, title
+    card = next(h for h in lucy.get("/search", params={"q": word}).json()["hits"]
+                if h["id"] == rec["id"])
+    assert card["title"] == title, (title, card)

@@ -775,8 +775,8 @@ static void test_grouped_search(void **state)
 
     /* With one: called once per result with the hits shown; a message's
      * speaker is its sender's person (Eve), or unknown (contact 111). */
-    assert_int_equal(lucy_index_set_speakers(ix, "email", fake_speakers), LUCY_EINVAL);
-    assert_int_equal(lucy_index_set_speakers(ix, "call_recording", fake_speakers), 0);
+    assert_int_equal(lucy_index_set_hit_lookup(ix, "email", fake_speakers), LUCY_EINVAL);
+    assert_int_equal(lucy_index_set_hit_lookup(ix, "call_recording", fake_speakers), 0);
     fake_calls = fake_hits = 0;
     assert_int_equal(lucy_index_search_grouped(ix, &q, 3, &r), 0);
     assert_int_equal(fake_calls, 1);
@@ -805,7 +805,7 @@ static void test_grouped_search(void **state)
     assert_int_equal(lucy_index_search(ix, &q, &r), 0); /* the flat list too */
     assert_int_equal(fake_calls, 1);
     lucy_search_result_free(&r);
-    assert_int_equal(lucy_index_set_speakers(ix, "call_recording", NULL), 0);
+    assert_int_equal(lucy_index_set_hit_lookup(ix, "call_recording", NULL), 0);
 
     q.limit = 2; /* limit counts groups */
     assert_int_equal(lucy_index_search_grouped(ix, &q, 1, &r), 0);

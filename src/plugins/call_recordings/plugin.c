@@ -225,7 +225,7 @@ static int plugin_setup(struct lucy_recordings *r)
     /* Search hits say who spoke (segments are transcript.c's): a lookup
      * without state, so it may outlive the plugin. */
     if (ctx->index &&
-        lucy_index_set_speakers(ctx->index, "call_recording", lucy_transcript_hit_speakers) != 0)
+        lucy_index_set_hit_lookup(ctx->index, "call_recording", lucy_transcript_hit_lookup) != 0)
         return LUCY_EINVAL;
     for (size_t i = 0; ctx->health && i < sizeof checks / sizeof checks[0]; i++) {
         struct lucy_check c = checks[i];

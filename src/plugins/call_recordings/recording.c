@@ -506,23 +506,42 @@ struct one_arg {
     json_t **out;
 };
 
-static int one_read(sqlite3 *db, void *arg)
+/* Recording id as row_json() makes it (full or not) in *out. 0,
+ * LUCY_ENOTFOUND or a store error. */
+static int one_row(sqlite3 *db, const char *id, int full, json_t **out)
 {
-    struct one_arg *a = arg;
     sqlite3_stmt *st;
     int err = lucy_store_stmt(db, RECORDING_SELECT " WHERE r.id = ?1", &st);
     if (err)
         return err;
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LUCY_ENOTFOUND : lucy_store_err(rc);
     if (err == 0) {
-        *a->out = row_json(db, st, 1, &err);
+        *out = row_json(db, st, full, &err);
         if (err) {
-            json_decref(*a->out);
-            *a->out = NULL;
+            json_decref(*out);
+            *out = NULL;
         }
     }
+    return err;
+}
+
+static int one_read(sqlite3 *db, void *arg)
+{
+    struct one_arg *a = arg;
+    return one_row(db, a->id, 1, a->out);
+}
+
+int lucy_recording_title(sqlite3 *db, const char *id, char **out)
+{
+    *out = NULL;
+    json_t *o = NULL;
+    int err = one_row(db, id, 0, &o); /* the one rule for the title: row_json's */
+    const char *title = o ? json_string_value(json_object_get(o, "title")) : NULL;
+    if (err == 0 && title && !(*out = strdup(title)))
+        err = LUCY_ENOMEM;
+    json_decref(o);
     return err;
 }
 

@@ -42,6 +42,13 @@ void lucy_recording_info_free(struct lucy_recording_info *info);
  * 0, LUCY_ENOTFOUND or a store error. Thread-safe. */
 int lucy_recording_json(struct lucy_store *store, const char *id, json_t **out);
 
+/* The title of recording id as GET /recordings/{id} gives it (the call's,
+ * with its person's name; before the call is read, the primary path's
+ * file name) into *out (malloc'd; NULL when the recording has none).
+ * Inside any store function (db). 0, LUCY_ENOTFOUND, LUCY_ENOMEM or a
+ * store error. Thread-safe. */
+int lucy_recording_title(sqlite3 *db, const char *id, char **out);
+
 /* What GET /recordings asks for (routes.c checks it first). */
 struct lucy_recording_query {
     const char *status;     /* scan or transcript status; NULL = any */

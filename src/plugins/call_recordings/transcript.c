@@ -38,6 +38,7 @@
 #include "../../people/people.h"
 #include "../../store/row.h"
 #include "../../store/store.h"
+#include "recording.h"
 
 #define DOC_SOURCE "call_recording" /* lucy_doc.source of a recording's segments */
 
@@ -293,7 +294,7 @@ static const char hit_roles_sql[] =
 /* The roles as static strings, so they outlive the statement. */
 static const char *const roles[] = {"me", "them"};
 
-int lucy_transcript_hit_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
+int lucy_transcript_hit_lookup(sqlite3 *db, struct lucy_search_hit *hits, size_t n)
 {
     json_t *batch = json_array();
     size_t *which = calloc(n ? n : 1, sizeof *which); /* batch place -> hit */
@@ -324,19 +325,30 @@ int lucy_transcript_hit_speakers(sqlite3 *db, struct lucy_search_hit *hits, size
         rc = step == SQLITE_DONE ? 0 : lucy_store_err(step);
         sqlite3_reset(st);
     }
-    /* "them" is the call's person: one lookup per recording in a run of
-     * its hits (a group's hits are one run). */
+    /* "them" is the call's person, and the title the recording's: one
+     * lookup per recording in a run of its hits (a group's hits are one
+     * run). A recording gone since the search keeps no title. */
     const char *last = NULL;
     int64_t person = 0;
+    char *title = NULL;
     for (size_t k = 0; rc == 0 && k < m; k++) {
         struct lucy_search_hit *h = &hits[which[k]];
         const char *r = role[which[k]];
-        if (r == roles[1] && (!last || strcmp(last, h->id) != 0)) {
+        if (!last || strcmp(last, h->id) != 0) {
             person = lucy_transcript_call_person(db, h->id);
+            free(title);
+            if ((rc = lucy_recording_title(db, h->id, &title)) == LUCY_ENOTFOUND)
+                rc = 0;
             last = h->id;
         }
         h->speaker = lucy_transcript_speaker(r, r == roles[1] ? person : 0);
+        if (rc == 0 && title && (!h->title || !*h->title)) { /* the index gives "" */
+            free(h->title);
+            if (!(h->title = strdup(title)))
+                rc = LUCY_ENOMEM;
+        }
     }
+    free(title);
     free(arg);
     free(role);
     free(which);

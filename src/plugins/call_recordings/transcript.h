@@ -102,16 +102,17 @@ int64_t lucy_transcript_speaker(const char *role, int64_t person);
  * (lucy_speaker_json). New reference. Pure. */
 json_t *lucy_transcript_speaker_json(const char *role, int64_t person);
 
-/* The search index's speaker lookup of recordings (lucy_speakers_fn,
- * index.h; registered with lucy_index_set_speakers by the plugin's init
+/* The search index's hit lookup of recordings (lucy_hit_lookup_fn,
+ * index.h; registered with lucy_index_set_hit_lookup by the plugin's init
  * and by `lucy search`): sets the speaker of every call_recording hit
  * among hits[0..n) as GET /recordings/{id} gives its segment - "me", the
  * call's person for "them", else 0 (a mono call, a person not known, a
- * segment gone since the search). One query on `segments` for all the
- * hits, then the call's person once per run of one recording's hits.
- * Inside any store function (db); thread-safe. 0, LUCY_ENOMEM or a store
- * error. */
-int lucy_transcript_hit_speakers(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
+ * segment gone since the search) - and its title, the recording's as GET
+ * /recordings/{id} gives it (lucy_recording_title). One query on
+ * `segments` for all the hits, then the call's person and title once per
+ * run of one recording's hits. Inside any store function (db);
+ * thread-safe. 0, LUCY_ENOMEM or a store error. */
+int lucy_transcript_hit_lookup(sqlite3 *db, struct lucy_search_hit *hits, size_t n);
 
 /* Gives every search document of the recording's stored segments the
  * date time_s (Unix s): the call's started_at changed (its sidecar arrived
