@@ -18,6 +18,7 @@
 #include "config.h"
 #include "error.h"
 #include "http/libcurl.h"
+#include "kv/kv.h"
 #include "people/phone.h"
 #include "plugins/call_recordings/callmeta.h"
 
@@ -33,7 +34,6 @@ static const char *const log_levels[] = {"debug", "info", "warning", "error", NU
 static const char *const asr_engines[] = {"auto", "pocketsphinx", "whisper", "http", NULL};
 static const char *const on_error_modes[] = {"allow", "deny", NULL};
 static const char *const http_schemes[] = {"http", "https", NULL};
-static const char *const redis_schemes[] = {"redis", NULL};
 
 const struct lucy_option lucy_options[] = {
     {"LUCY_LISTEN", "--listen", LUCY_OPT_LISTEN, "127.0.0.1:8765", 0, 0, NULL, 0, 0, OFF(listen),
@@ -107,7 +107,7 @@ const struct lucy_option lucy_options[] = {
     {"LUCY_RATE_LIMIT", NULL, LUCY_OPT_RATE, "60/min", 0, 0, NULL, 0, 0, OFF(rate_limit),
      "per client (bearer token, else address) on /v1/*, /ask, /mcp; per sender for WhatsApp "
      "message processing"},
-    {"REDIS_URL", NULL, LUCY_OPT_URL, NULL, 0, 0, redis_schemes, 1, 0, OFF(redis_url),
+    {"REDIS_URL", NULL, LUCY_OPT_REDIS_URL, NULL, 0, 0, NULL, 1, 0, OFF(redis_url),
      "redis://[[user]:password@]host[:port][/db]; unset = embedded SQLite kv"},
     INT_OPT("LUCY_REDIS_TIMEOUT_MS", NULL, "500", 10, 60000, redis_timeout_ms,
             "Redis connect and per-command timeout, ms"),
@@ -305,23 +305,11 @@ static int parse_rate(struct lucy_config *cfg, const struct lucy_option *opt, co
     return parse_string(cfg, opt, v, err, errlen);
 }
 
-/* An absolute URL whose scheme is one of opt->choices and which names a
- * host, checked with libcurl's URL parser (RFC 3986) rather than by hand.
- * Empty = unset, as for strings. The value of a secret option (REDIS_URL
- * holds a password) is never echoed. */
-static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
-                     char *err, size_t errlen)
+/* Whether v is an absolute URL whose scheme is one of opt->choices and
+ * which names a host, by libcurl's URL parser (RFC 3986) rather than by
+ * hand. config_test checks the options' defaults with it. */
+static int url_ok(const struct lucy_libcurl *cu, const struct lucy_option *opt, const char *v)
 {
-    /* Empty is unset. The option's own default (the very pointer, passed by
-     * lucy_config_load) is lucy's text, checked by config_test: checking it
-     * at every start would open libcurl in a lucy that never uses it. */
-    if (!*v || v == opt->default_value)
-        return parse_string(cfg, opt, v, err, errlen);
-    const struct lucy_libcurl *cu = lucy_libcurl();
-    if (!cu) {
-        snprintf(err, errlen, "cannot check %s: %s", opt->name, lucy_libcurl_error());
-        return LUCY_EUNAVAIL;
-    }
     CURLU *u = cu->url();
     char *scheme = NULL, *host = NULL;
     int ok = u && cu->url_set(u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
@@ -333,7 +321,25 @@ static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, con
     cu->free(scheme);
     cu->free(host);
     cu->url_cleanup(u);
-    if (ok && scheme_ok)
+    return ok && scheme_ok;
+}
+
+/* A URL url_ok() accepts. Empty = unset, as for strings. The value of a
+ * secret option is never echoed. Two values are not checked, so that a
+ * lucy which never talks to another server never opens libcurl:
+ * * the option's default text (from the table, a file or the environment),
+ *   which config_test checks;
+ * * any value when libcurl cannot be opened: the URL could not be used
+ *   either, and every call to it fails with the reason and remedy (install
+ *   libcurl4) where the user looks (/health, the job, the command), while
+ *   the rest of lucy runs (docs/decisions.md, "libcurl and libsystemd"). */
+static int parse_url(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                     char *err, size_t errlen)
+{
+    if (!*v || (opt->default_value && strcmp(v, opt->default_value) == 0))
+        return parse_string(cfg, opt, v, err, errlen);
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    if (!cu || url_ok(cu, opt, v))
         return parse_string(cfg, opt, v, err, errlen);
     int n = snprintf(err, errlen,
                      "invalid %s=%s%.200s%s: expected an absolute URL with a host and "
@@ -378,18 +384,24 @@ static int parse_call_patterns(struct lucy_config *cfg, const struct lucy_option
     return parse_string(cfg, opt, v, err, errlen);
 }
 
+/* Checked by the redis backend's own parser, so what start-up accepts is
+ * exactly what it connects to (and no libcurl is opened for it). */
+static int parse_redis_url(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                           char *err, size_t errlen)
+{
+    if (*v && lucy_kv_redis_url_check(v, err, errlen) != 0)
+        return LUCY_EINVAL;
+    return parse_string(cfg, opt, v, err, errlen);
+}
+
 typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
                            size_t);
 static const type_parser type_parsers[] = {
-    [LUCY_OPT_STRING] = parse_string,
-    [LUCY_OPT_INT] = parse_int,
-    [LUCY_OPT_BOOL] = parse_bool,
-    [LUCY_OPT_ENUM] = parse_enum,
-    [LUCY_OPT_LISTEN] = parse_listen,
-    [LUCY_OPT_RATE] = parse_rate,
-    [LUCY_OPT_URL] = parse_url,
-    [LUCY_OPT_REGION] = parse_region,
-    [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
+    [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
+    [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
+    [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
+    [LUCY_OPT_URL] = parse_url,       [LUCY_OPT_REDIS_URL] = parse_redis_url,
+    [LUCY_OPT_REGION] = parse_region, [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
 };
 
 /* ---- public -------------------------------------------------------------- */

@@ -91,6 +91,7 @@ enum lucy_opt_type {
     LUCY_OPT_LISTEN,       /* host:port */
     LUCY_OPT_RATE,         /* N/second|minute|hour (also s, sec, min, h) */
     LUCY_OPT_URL,          /* absolute URL with a host; choices = accepted schemes */
+    LUCY_OPT_REDIS_URL,    /* a URL lucy_kv_redis_url_check accepts (redis://) */
     LUCY_OPT_REGION,       /* ISO 3166 alpha-2 region libphonenumber knows; stored upper-case */
     LUCY_OPT_CALL_PATTERNS /* file-name templates (lucy_call_patterns_parse) */
 };

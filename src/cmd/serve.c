@@ -72,8 +72,12 @@ static int wait_for_signal(struct lucy_ctx *ctx)
     char ready[1200];
     snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening, data dir %.1000s",
              ctx->cfg->data_dir);
-    if (sd)
-        sd->notify(0, ready);
+    int told = sd ? sd->notify(0, ready) : 0;
+    if (told < 0) /* a Type=notify unit would time out with nothing said */
+        lucy_log(LUCY_LOG_WARNING,
+                 "systemd cannot be told lucy is ready: NOTIFY_SOCKET is not a socket lucy can "
+                 "send to; unset it when systemd does not run lucy",
+                 "{s:s,s:s}", "notify_socket", getenv("NOTIFY_SOCKET"), "error", strerror(-told));
     uint64_t period_usec = watchdog ? watchdog_usec / 2 : 1000000;
     for (;;) {
         struct timespec timeout = {(time_t)(period_usec / 1000000),

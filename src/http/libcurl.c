@@ -67,7 +67,8 @@ static void open_libcurl(void)
     char why[400];
     if (lucy_dl_open(SONAME, functions, sizeof functions / sizeof functions[0], &table, why,
                      sizeof why) != 0) {
-        snprintf(error, sizeof error, "libcurl cannot be opened (%s); install Debian's libcurl4",
+        snprintf(error, sizeof error,
+                 "libcurl cannot be opened (%s); install Debian's libcurl4, then restart lucy",
                  why);
         return;
     }

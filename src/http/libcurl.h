@@ -50,8 +50,9 @@ struct lucy_libcurl {
 const struct lucy_libcurl *lucy_libcurl(void);
 
 /* Why lucy_libcurl() returned NULL ("libcurl cannot be opened (libcurl.so.4:
- * cannot open shared object file ...); install Debian's libcurl4"), or "" when
- * it did not. A constant string, valid for the life of the process. */
+ * cannot open shared object file ...); install Debian's libcurl4, then
+ * restart lucy"), or "" when it did not. A constant string, valid for the
+ * life of the process. */
 const char *lucy_libcurl_error(void);
 
 #endif

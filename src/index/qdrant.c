@@ -71,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../clock.h"
 #include "../config.h"
@@ -233,7 +234,8 @@ static int qdrant_open(const struct lucy_config *cfg, struct lucy_store *store, 
     *state = NULL;
     const char *url = cfg ? cfg->qdrant_url : NULL;
     const char *coll = cfg && cfg->qdrant_collection ? cfg->qdrant_collection : "lucy_data";
-    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+    /* schemes are case-insensitive (RFC 3986 3.1), as for the config check */
+    if (!url || (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)) {
         snprintf(err, errlen, "invalid QDRANT_URL: expected http://host:port or https://...");
         return LUCY_EINVAL;
     }

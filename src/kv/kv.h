@@ -372,6 +372,12 @@ int lucy_kv_replay(struct lucy_kv *kv, int max, int timeout_ms, struct lucy_kv_e
 /* Fills *out with the counters (pending count read from the store). */
 void lucy_kv_stats(struct lucy_kv *kv, struct lucy_kv_stats *out);
 
+/* Whether url is a REDIS_URL the redis backend can use: the parser
+ * lucy_kv_open() uses, so what start-up accepts is what connects. 0, or
+ * LUCY_EINVAL with err (errlen bytes) saying what is wrong; err names
+ * REDIS_URL and never repeats the password. Pure, any thread. */
+int lucy_kv_redis_url_check(const char *url, char *err, size_t errlen);
+
 /* Opens the kv cfg selects (REDIS_URL, LUCY_REDIS_TIMEOUT_MS,
  * LUCY_RATE_LIMIT_ON_ERROR) on store, with at most pool_size Redis
  * connections (<= 0: LUCY_REDIS_POOL_SIZE). Same results as

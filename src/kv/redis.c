@@ -510,6 +510,14 @@ int lucy_kv_redis_url_parse(const char *url, struct lucy_kv_redis_url *out, char
     return 0;
 }
 
+int lucy_kv_redis_url_check(const char *url, char *err, size_t errlen)
+{
+    struct lucy_kv_redis_url parsed;
+    int rc = lucy_kv_redis_url_parse(url, &parsed, err, errlen);
+    explicit_bzero(parsed.password, sizeof parsed.password); /* a secret: not left on the stack */
+    return rc;
+}
+
 /* ---- open / close --------------------------------------------------------- */
 
 static int open_(const struct lucy_kv_options *opt, void **st, struct lucy_kv_error *err)

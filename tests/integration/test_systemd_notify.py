@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from test_idle_libraries import has
+from test_idle_libraries import DLSHIM, has, needs_dlshim
 
 
 def test_ready_and_watchdog_pings(start_lucy, tmp_path):
@@ -49,5 +49,35 @@ def test_no_watchdog_pings_without_watchdog(start_lucy, tmp_path):
         except socket.timeout:
             extra = ""
         assert "WATCHDOG=1" not in extra
+    finally:
+        sock.close()
+
+
+def test_a_notify_socket_lucy_cannot_send_to_is_logged(start_lucy, tmp_path):
+    """NOTIFY_SOCKET left over or wrong: lucy runs and says so (a
+    Type=notify unit would otherwise time out with nothing in the log)."""
+    path = str(tmp_path / "nobody-listens.sock")
+    lucy = start_lucy(env={"NOTIFY_SOCKET": path})
+    assert lucy.get("/health").status_code == 200
+    line = lucy.wait_for(lambda: [l for l in lucy.log_lines()
+                                  if l.get("msg", "").startswith("systemd cannot be told")],
+                         what="the notify warning")[0]
+    assert line["level"] == "warning" and line["notify_socket"] == path, line
+    assert "unset it" in line["msg"], line
+
+
+@needs_dlshim
+def test_libsystemd_missing_under_systemd_is_logged(start_lucy, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    try:
+        lucy = start_lucy(env={"NOTIFY_SOCKET": path, "LD_PRELOAD": DLSHIM,
+                               "LUCY_DLSHIM_MISSING": "libsystemd.so.0"})
+        assert lucy.get("/health").status_code == 200
+        line = lucy.wait_for(lambda: [l for l in lucy.log_lines()
+                                      if "install Debian's libsystemd0" in l.get("msg", "")],
+                             what="the libsystemd warning")[0]
+        assert "cannot open shared object file" in line["error"], line
     finally:
         sock.close()

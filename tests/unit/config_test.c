@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config.c" /* url_ok */
 #include "error.h"
 
 static void defaults(void **state)
@@ -30,16 +30,20 @@ static void defaults(void **state)
     lucy_config_free(&cfg);
 }
 
-/* Every option's default passes its own check when given as a value: the
- * defaults themselves are not checked at load (parse_url would open
- * libcurl at every start). A copy, so it is not the default's pointer. */
+/* Every option's default passes its own check when given as a value. A
+ * URL's default text is not checked at load (parse_url would open libcurl
+ * at every start): here it is, with url_ok itself. */
 static void defaults_pass_their_checks(void **state)
 {
     (void)state;
+    const struct lucy_libcurl *cu = lucy_libcurl();
+    assert_non_null(cu);
     for (size_t i = 0; i < lucy_options_count; i++) {
         const struct lucy_option *opt = &lucy_options[i];
         if (!opt->default_value)
             continue;
+        if (opt->type == LUCY_OPT_URL && !url_ok(cu, opt, opt->default_value))
+            fail_msg("default of %s ('%s') is not a URL it accepts", opt->name, opt->default_value);
         struct lucy_config cfg;
         char err[256] = "", *copy = strdup(opt->default_value);
         assert_int_equal(lucy_config_load(&cfg, 0, NULL, err, sizeof err), 0);
@@ -186,6 +190,31 @@ static void secret_url_not_echoed(void **state)
     lucy_config_free(&cfg);
 }
 
+/* REDIS_URL is checked by the redis backend's own parser: start-up accepts
+ * what it connects to (a password with an unescaped '@', which libcurl's
+ * URL parser refused) and refuses what it cannot use (a database that is
+ * not a number, which libcurl's parser let through to a kv that then did
+ * not start). */
+static void redis_url_checked_by_the_redis_parser(void **state)
+{
+    (void)state;
+    struct lucy_config cfg;
+    char err[256];
+    setenv("REDIS_URL", "redis://:p@ss@127.0.0.1:6379/2", 1);
+    int rc = lucy_config_load(&cfg, 0, NULL, err, sizeof err);
+    unsetenv("REDIS_URL");
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg.redis_url, "redis://:p@ss@127.0.0.1:6379/2");
+    lucy_config_free(&cfg);
+    setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/two", 1);
+    rc = lucy_config_load(&cfg, 0, NULL, err, sizeof err);
+    unsetenv("REDIS_URL");
+    assert_int_equal(rc, LUCY_EINVAL);
+    assert_non_null(strstr(err, "REDIS_URL has a bad database number"));
+    assert_null(strstr(err, "hunter2"));
+    lucy_config_free(&cfg);
+}
+
 static void unknown_key_in_file(void **state)
 {
     (void)state;
@@ -246,6 +275,7 @@ int main(void)
         cmocka_unit_test(precedence_env_file_flags),
         cmocka_unit_test(flag_overrides_invalid_env),
         cmocka_unit_test(invalid_values_name_the_option),
+        cmocka_unit_test(redis_url_checked_by_the_redis_parser),
         cmocka_unit_test(people_options),
         cmocka_unit_test(unknown_key_in_file),
         cmocka_unit_test(secret_url_not_echoed),

@@ -58,6 +58,11 @@ static void test_open_validates_configuration(void **state)
     cfg.qdrant_collection = "bad/name";
     assert_int_equal(qdrant_open(&cfg, NULL, &st, err, sizeof err), LUCY_EINVAL);
     assert_non_null(strstr(err, "QDRANT_COLLECTION"));
+    /* an upper-case scheme passes the config check (libcurl's parser): the
+     * URL is accepted here too, and the collection is what is wrong */
+    cfg.qdrant_url = "HTTP://127.0.0.1:6333/";
+    assert_int_equal(qdrant_open(&cfg, NULL, &st, err, sizeof err), LUCY_EINVAL);
+    assert_non_null(strstr(err, "QDRANT_COLLECTION"));
     assert_null(st);
 }
 
