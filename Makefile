@@ -5,13 +5,19 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 LISTEN     ?= 127.0.0.1:8765
+DATA       ?= data
 
-.PHONY: all deps build build-asan test test-unit test-integration run bench fuzz format clean
+.PHONY: all deps deps-test build build-asan test test-unit test-integration run bench fuzz format clean
 
 all: build
 
+# What building and running needs (`make run`), and that plus what the
+# suite, the benchmarks and the fuzzers drive (scripts/install-deps).
 deps:
-	@scripts/install-deps
+	@scripts/install-deps run
+
+deps-test:
+	@scripts/install-deps test
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized
@@ -22,22 +28,22 @@ $(ASAN_BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-build-asan: deps $(ASAN_BUILD)/build.ninja
+build-asan: deps-test $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 # The whole suite on both builds: unit tests (cmocka, via meson test) and the
 # integration tests (pytest against the real binary).
-test: build build-asan
+test: deps-test build build-asan
 	scripts/run-tests $(BUILD)
 	scripts/run-tests $(ASAN_BUILD)
 
 # The two halves of `make test`, on $(BUILD) only: the cmocka unit tests
 # (meson test) and the pytest integration tests against $(BUILD)/lucy, as
 # scripts/run-tests runs them.
-test-unit: build
+test-unit: deps-test build
 	meson test -C $(BUILD) --print-errorlogs
 
-test-integration: build
+test-integration: deps-test build
 	LUCY_BIN="$(CURDIR)/$(BUILD)/lucy" LUCY_BUILD_DIR="$(CURDIR)/$(BUILD)" \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
@@ -46,12 +52,12 @@ test-integration: build
 # default 30 s) would treat as "still syncing"; files in the repository are
 # never being written, so the settle time is 0 for them (unless set).
 run: build
-	mkdir -p data
+	mkdir -p $(DATA)
 	@if [ -z "$$LUCY_RECORDINGS_DIRS" ]; then \
 	  export LUCY_RECORDINGS_DIRS=samples LUCY_SCAN_SETTLE_S=$${LUCY_SCAN_SETTLE_S:-0}; \
 	fi; \
 	echo "lucy: scanning $$LUCY_RECORDINGS_DIRS, listening on $(LISTEN)"; \
-	exec $(BUILD)/lucy serve --listen $(LISTEN) --data data
+	exec $(BUILD)/lucy serve --listen $(LISTEN) --data $(DATA)
 
 # The Qdrant backend suite (tests/integration/test_qdrant.py) against a real
 # Qdrant: QDRANT_URL=http://host:6333 [QDRANT_API_KEY=...] make test-qdrant.
@@ -59,16 +65,16 @@ run: build
 # fault tests need the test double and are skipped (docs/qdrant.md). Without
 # QDRANT_URL the suite runs against the test double, as in `make test`.
 .PHONY: test-qdrant
-test-qdrant: build
+test-qdrant: deps-test build
 	@echo "test-qdrant: against $${QDRANT_URL:-the Qdrant test double (set QDRANT_URL for a real server)}"
 	LUCY_BIN="$(CURDIR)/$(BUILD)/lucy" LUCY_BUILD_DIR="$(CURDIR)/$(BUILD)" \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration/test_qdrant.py
 
-bench: build
+bench: deps-test build
 	scripts/bench $(BUILD)
 
 # libFuzzer harnesses (tests/fuzz/), built with clang into build-fuzz/.
-fuzz:
+fuzz: deps-test
 	scripts/fuzz $${FUZZ_SECONDS:-600}
 
 format:

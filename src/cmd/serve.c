@@ -270,7 +270,7 @@ int lucy_cmd_serve(int argc, char **argv)
     if (pid_fd == -2) {
         if (holder > 0)
             lucy_cmd_error("another lucy serve (pid %ld) is running on data dir %s; stop it "
-                           "first or give this one its own --data",
+                           "first or give this one its own --data (make run DATA=DIR)",
                            holder, cfg.data_dir);
         else
             lucy_cmd_error("data dir %s stayed locked for %d s (lucy doctor --fix or another "
