@@ -179,7 +179,9 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
         const struct lucy_plugin *p = lucy_plugins[n_plugins];
         int e = p->init ? p->init(ctx, &states[n_plugins]) : 0;
         if (e) {
-            lucy_cmd_error("plugin %s failed to start: %s", p->name, lucy_strerror(e));
+            lucy_cmd_error(
+                "plugin %s failed to start: %s (the log line above says why and what to do)",
+                p->name, lucy_strerror(e));
             goto out;
         }
     }
@@ -197,7 +199,9 @@ static int run(struct lucy_ctx *ctx, const struct lucy_config *cfg)
         const struct lucy_plugin *p = lucy_plugins[started];
         int e = p->start ? p->start(states[started]) : 0;
         if (e) {
-            lucy_cmd_error("plugin %s failed to start: %s", p->name, lucy_strerror(e));
+            lucy_cmd_error(
+                "plugin %s failed to start: %s (the log line above says why and what to do)",
+                p->name, lucy_strerror(e));
             goto out;
         }
     }
