@@ -537,6 +537,7 @@ int lucy_store_migrate(sqlite3 *db, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read schema_version: %s", sqlite3_errmsg(db));
         return lucy_store_err(rc);
     }
+    json_t *versions = json_array(); /* applied now, for the log */
     /* Every row not recorded yet, in table order: not only those above the
      * highest recorded, so a migration merged in below a newer one (two
      * branches numbered apart) is still applied to a store that has the
@@ -565,11 +566,19 @@ int lucy_store_migrate(sqlite3 *db, char *err, size_t errlen)
                      sqlite3_errmsg(db));
             lucy_store_exec(db, "ROLLBACK");
             sqlite3_finalize(applied);
+            json_decref(versions);
             return lucy_store_err(rc);
         }
-        lucy_log(LUCY_LOG_INFO, "store migrated", "{s:i,s:s}", "version", m->version, "name",
-                 m->name);
+        lucy_log(LUCY_LOG_DEBUG, "store migration applied", "{s:i,s:s}", "version", m->version,
+                 "name", m->name);
+        json_array_append_new(versions, json_integer(m->version));
     }
     sqlite3_finalize(applied);
+    /* One line for all: a fresh store applies dozens, and the log's repeat
+     * suppression would swallow all but the first of one message each. */
+    if (json_array_size(versions))
+        lucy_log(LUCY_LOG_INFO, "store migrated", "{s:i,s:O}", "migrations",
+                 (int)json_array_size(versions), "versions", versions);
+    json_decref(versions);
     return 0;
 }

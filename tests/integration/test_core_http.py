@@ -229,3 +229,16 @@ def test_readme_documents_every_option(start_lucy):
     options = lucy.get("/config").json()["options"]
     missing = [name for name in options if "`%s`" % name not in readme]
     assert not missing, "options missing from README.md: %s" % missing
+
+
+def test_a_fresh_store_logs_every_migration_in_one_line(start_lucy):
+    """One "store migrated" line names every version applied: one line per
+    migration was cut by the log's repeat suppression after the first."""
+    import sqlite3
+    lucy = start_lucy()
+    lines = [l for l in lucy.log_lines() if l.get("msg") == "store migrated"]
+    assert len(lines) == 1, lines
+    con = sqlite3.connect(os.path.join(lucy.data_dir, "lucy.db"))
+    recorded = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version")]
+    con.close()
+    assert sorted(lines[0]["versions"]) == recorded and lines[0]["migrations"] == len(recorded)
