@@ -8,10 +8,12 @@
 import { get, ApiError, audioSource } from "./api.js";
 import { clear, dateTime, el, note } from "./format.js";
 
+// Without the LLM the answer's own text says why it only quotes (ask.c):
+// nothing to add here.
 const LLM_WORDS = {
   used: "Written by the LLM from the sources below.",
-  not_configured: "No LLM is configured (LUCY_LLM_URL): these are the best passages found.",
-  unavailable: "The LLM could not help this time: these are the best passages found.",
+  not_configured: "",
+  unavailable: "",
 };
 
 // The UI-relative link of a citation (its url is absolute, on the host asked).
@@ -100,7 +102,7 @@ export async function render(main, parts, query, stale) {
       .filter(Boolean).join(", ");
     clear(results,
       el("div", { class: "ask-answer", id: "ask-answer" }, answerNodes(r.answer, cited)),
-      el("p", { class: "muted", id: "ask-llm" }, LLM_WORDS[r.retrieval.llm] || r.retrieval.llm,
+      el("p", { class: "muted", id: "ask-llm" }, r.retrieval.llm in LLM_WORDS ? LLM_WORDS[r.retrieval.llm] : r.retrieval.llm,
         understood ? ` Understood: ${understood}.` : ""),
       r.verified ? null : note("Some citations could not be verified against their sources.", "bad"),
       r.retrieval.degraded ? note(r.retrieval.degraded_reason || "The search index is degraded.") : null,
