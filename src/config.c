@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "asr/asr.h"
 #include "config.h"
@@ -151,8 +152,8 @@ const struct lucy_option lucy_options[] = {
             "a whole LLM answer must arrive within this many ms, else the answer is extractive"),
     INT_OPT("LUCY_LLM_CONTEXT_TOKENS", NULL, "6000", 200, 1000000, llm_context_tokens,
             "sources given to the LLM at most, in tokens (about 4 bytes each)"),
-    STR_OPT("LUCY_TIMEZONE", NULL, NULL, 0, 0, timezone,
-            "IANA time zone (Europe/Berlin) questions' dates are read in; unset = the system's"),
+    {"LUCY_TIMEZONE", NULL, LUCY_OPT_TIMEZONE, NULL, 0, 0, NULL, 0, 0, OFF(timezone),
+     "IANA time zone (Europe/Berlin) questions' dates are read in; unset = the system's"},
 };
 const size_t lucy_options_count = sizeof lucy_options / sizeof lucy_options[0];
 
@@ -370,6 +371,27 @@ static int parse_region(struct lucy_config *cfg, const struct lucy_option *opt, 
     return LUCY_EINVAL;
 }
 
+/* An IANA time zone name: a regular file under TZDIR (glibc's variable) or
+ * /usr/share/zoneinfo (Debian's tzdata), as tzset() would read it. glibc
+ * takes any TZ text without complaint (an unknown name is UTC), so the
+ * file is what says the name is real. */
+static int parse_timezone(struct lucy_config *cfg, const struct lucy_option *opt, const char *v,
+                          char *err, size_t errlen)
+{
+    const char *dir = getenv("TZDIR") ? getenv("TZDIR") : "/usr/share/zoneinfo";
+    char path[PATH_MAX];
+    struct stat sb;
+    if (!*v || (v[0] != '/' && !strstr(v, "..") &&
+                snprintf(path, sizeof path, "%s/%s", dir, v) < (int)sizeof path &&
+                stat(path, &sb) == 0 && S_ISREG(sb.st_mode)))
+        return parse_string(cfg, opt, v, err, errlen);
+    snprintf(err, errlen,
+             "invalid %s='%.60s': not an IANA time zone name known under %s; use a name such as "
+             "Europe/Berlin or America/New_York (`timedatectl list-timezones`)",
+             opt->name, v, dir);
+    return LUCY_EINVAL;
+}
+
 /* Templates checked by the call-metadata parser itself, so what start-up
  * accepts is exactly what the scanner can use. */
 static int parse_call_patterns(struct lucy_config *cfg, const struct lucy_option *opt,
@@ -397,11 +419,17 @@ static int parse_redis_url(struct lucy_config *cfg, const struct lucy_option *op
 typedef int (*type_parser)(struct lucy_config *, const struct lucy_option *, const char *, char *,
                            size_t);
 static const type_parser type_parsers[] = {
-    [LUCY_OPT_STRING] = parse_string, [LUCY_OPT_INT] = parse_int,
-    [LUCY_OPT_BOOL] = parse_bool,     [LUCY_OPT_ENUM] = parse_enum,
-    [LUCY_OPT_LISTEN] = parse_listen, [LUCY_OPT_RATE] = parse_rate,
-    [LUCY_OPT_URL] = parse_url,       [LUCY_OPT_REDIS_URL] = parse_redis_url,
-    [LUCY_OPT_REGION] = parse_region, [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
+    [LUCY_OPT_STRING] = parse_string,
+    [LUCY_OPT_INT] = parse_int,
+    [LUCY_OPT_BOOL] = parse_bool,
+    [LUCY_OPT_ENUM] = parse_enum,
+    [LUCY_OPT_LISTEN] = parse_listen,
+    [LUCY_OPT_RATE] = parse_rate,
+    [LUCY_OPT_URL] = parse_url,
+    [LUCY_OPT_REDIS_URL] = parse_redis_url,
+    [LUCY_OPT_REGION] = parse_region,
+    [LUCY_OPT_TIMEZONE] = parse_timezone,
+    [LUCY_OPT_CALL_PATTERNS] = parse_call_patterns,
 };
 
 /* ---- public -------------------------------------------------------------- */

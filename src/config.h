@@ -93,6 +93,7 @@ enum lucy_opt_type {
     LUCY_OPT_URL,          /* absolute URL with a host; choices = accepted schemes */
     LUCY_OPT_REDIS_URL,    /* a URL lucy_kv_redis_url_check accepts (redis://) */
     LUCY_OPT_REGION,       /* ISO 3166 alpha-2 region libphonenumber knows; stored upper-case */
+    LUCY_OPT_TIMEZONE,     /* IANA zone name with a file under TZDIR or /usr/share/zoneinfo */
     LUCY_OPT_CALL_PATTERNS /* file-name templates (lucy_call_patterns_parse) */
 };
 

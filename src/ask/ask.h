@@ -67,10 +67,9 @@ int lucy_ask_seat(struct lucy_ask *a);
 void lucy_ask_unseat(struct lucy_ask *a);
 
 /* Applies LUCY_TIMEZONE (cfg->timezone; NULL = leave the system's) to the
- * process: checks that the IANA name exists under TZDIR or
- * /usr/share/zoneinfo, sets TZ and calls tzset(). Call once, before any
- * thread starts. 0, or LUCY_EINVAL with a sentence in err naming it. */
-int lucy_ask_timezone_apply(const struct lucy_config *cfg, char *err, size_t errlen);
+ * process: sets TZ and calls tzset() (the name was checked when the
+ * configuration was read, config.c). Call once, before any thread starts. */
+void lucy_ask_timezone_apply(const struct lucy_config *cfg);
 
 /* One question. Strings borrowed for the call. */
 struct lucy_ask_request {

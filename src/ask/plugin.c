@@ -34,13 +34,9 @@ static void ask_free(void *state)
 
 static int ask_init(struct lucy_ctx *ctx, void **state)
 {
-    char err[512];
     *state = NULL;
-    int rc = lucy_ask_timezone_apply(ctx->cfg, err, sizeof err);
-    if (rc) {
-        lucy_log(LUCY_LOG_ERROR, "bad configuration", "{s:s}", "error", err);
-        return rc;
-    }
+    lucy_ask_timezone_apply(ctx->cfg);
+    int rc = 0;
     struct ask_plugin *p = calloc(1, sizeof *p);
     if (!p)
         return LUCY_ENOMEM;

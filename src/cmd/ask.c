@@ -55,11 +55,7 @@ int lucy_cmd_ask(int argc, char **argv)
         rc = LUCY_EXIT_USAGE;
         goto out_cfg;
     }
-    if (lucy_ask_timezone_apply(&cfg, err, sizeof err) != 0) {
-        lucy_cmd_error("%s", err);
-        rc = LUCY_EXIT_USAGE;
-        goto out_cfg;
-    }
+    lucy_ask_timezone_apply(&cfg);
     struct lucy_store *store;
     struct lucy_index *ix;
     if ((rc = lucy_cmd_open_index(&cfg, 0, &store, &ix)) != 0)

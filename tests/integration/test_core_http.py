@@ -242,3 +242,18 @@ def test_a_fresh_store_logs_every_migration_in_one_line(start_lucy):
     recorded = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version")]
     con.close()
     assert sorted(lines[0]["versions"]) == recorded and lines[0]["migrations"] == len(recorded)
+
+
+def test_an_invalid_time_zone_stops_serve_before_it_touches_the_data_dir(tmp_path):
+    """README: an invalid value stops lucy with one line and exit 2. The
+    zone is checked with the configuration, before the data dir is made."""
+    import subprocess
+    from conftest import LUCY_BIN, SAN_ENV
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUCY_")}
+    env.update(SAN_ENV, LUCY_TIMEZONE="Mars/Base", LUCY_LISTEN="127.0.0.1:0")
+    r = subprocess.run([LUCY_BIN, "serve", "--data", str(data)], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "LUCY_TIMEZONE" in r.stderr and "Europe/Berlin" in r.stderr, r.stderr
+    assert not data.exists()

@@ -149,6 +149,10 @@ static void invalid_values_name_the_option(void **state)
     check_invalid("LUCY_CALL_NAME_PATTERNS", "{name}_{date};{caller}",
                   "template 2: '{caller}': unknown field {caller}");
     check_invalid("LUCY_CALL_NAME_PATTERNS", "{date:%H%M}", "a date needs a year");
+    check_invalid("LUCY_TIMEZONE", "Mars/Base", "not an IANA time zone name");
+    check_invalid("LUCY_TIMEZONE", "../../etc/passwd", "not an IANA time zone name");
+    check_invalid("LUCY_TIMEZONE", "/etc/localtime", "not an IANA time zone name");
+    check_invalid("LUCY_TIMEZONE", "Europe", "not an IANA time zone name"); /* a directory */
 }
 
 /* LUCY_DEFAULT_REGION is stored upper-case; empty means unset. A valid
