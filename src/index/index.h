@@ -353,9 +353,9 @@ int lucy_index_search_grouped(struct lucy_index *ix, const struct lucy_search_qu
 
 /* A source's hit lookup: fills, for every hit of its source among
  * hits[0..n) (the others are left as they are), what only the source
- * knows when the result is read: hits[i].speaker, and hits[i].title when
- * the document had none (a recording's segments carry no title; the
- * call's is read now, so a renamed person shows at once). Called by
+ * knows when the result is read: hits[i].speaker, and hits[i].title (a
+ * recording's segments carry no title, or the file name lucy 0.1.0 gave
+ * them; the call's is read now, so a renamed person shows at once). Called by
  * lucy_index_search and lucy_index_search_grouped once per result, with
  * the hits shown only, inside a store read (db: the read connection) on
  * the searching thread (an HTTP worker, the MCP tool's, a command's), so

@@ -480,6 +480,9 @@ static int r_asr_check(const struct lucy_asr_options *opt, const struct lucy_asr
 struct instance {
     struct proc *p;                /* NULL once the process died */
     struct lucy_wire_buf open_req; /* engine and options: to open it again */
+    int reopen;                    /* 1: the process died while idle and opening it again
+                                      failed (the model's files gone a while, say): the
+                                      next call tries again */
     char model[256];
 };
 
@@ -532,16 +535,22 @@ static int r_asr_transcribe(const struct lucy_asr_engine *e, void *state,
     struct instance *in = state;
     /* A recogniser says nothing between calls: a socket that reads now is
      * one whose process died while idle (the OOM killer, a kill). Open it
-     * again instead of failing this job's attempt. */
+     * again instead of failing this job's attempt; an open that fails
+     * fails this call with its own reason, and the next call opens again
+     * (the instance stays loaded: an asr_crashed there would be a lie). */
     if (in->p && readable(in->p->sock, 0)) {
         char how[128] = "";
         end(in->p, how, sizeof how);
         in->p = NULL;
+        in->reopen = 1;
         lucy_log(LUCY_LOG_WARNING, "recogniser's media process ended while idle; opening it again",
                  "{s:s}", "how", how);
+    }
+    if (!in->p && in->reopen) {
         int x = instance_open(in, err, errlen);
         if (x)
             return x;
+        in->reopen = 0;
     }
     if (!in->p) {
         snprintf(err, errlen,

@@ -232,6 +232,64 @@ def test_a_recogniser_killed_while_idle_is_opened_again_not_charged_to_the_next_
             and "signal 9" in l.get("how", "")], lucy.log_text()[-3000:]
 
 
+def test_a_recogniser_that_cannot_be_opened_again_at_once_is_not_charged_as_crashed(
+        start_lucy, tmp_path):
+    """The loaded recogniser's process dies while idle, and opening it again
+    fails at first (its model's files are away a moment): that attempt says
+    why (asr_unavailable), and once the files are back the next attempt
+    opens it again and is done - no asr_crashed, nothing crashed."""
+    import signal
+    model = str(tmp_path / "model")
+    shutil.copytree("/usr/share/pocketsphinx/model/en-us/en-us", model)
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    shutil.copy(os.path.join(FIXTURES, "audio", "goforward.m4a"), str(rec_dir / "a.m4a"))
+    lucy = start_lucy(env={
+        "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_ASR_ENGINE": "pocketsphinx", "LUCY_ASR_THREADS": "1",
+        "LUCY_ASR_IDLE_UNLOAD_S": "600", "LUCY_JOB_RETRY_BASE_S": "1"})
+
+    def rec():
+        recs = lucy.get("/recordings").json()["recordings"]
+        return recs and lucy.get("/recordings/" + recs[0]["id"]).json()
+
+    def job_ended(n):
+        r = rec()
+        return r and r.get("job") and r["job"]["job_id"] >= n and \
+            r["job"]["status"] in ("done", "failed") and r["job"]
+
+    def retranscribe():
+        r = lucy.post("/recordings/retranscribe", json={"engine": "pocketsphinx", "model": model})
+        assert r.status_code == 202, r.text
+
+    lucy.wait_for(lambda: job_ended(1), timeout=120, interval=0.2, what="the first transcript")
+    retranscribe()  # the lane now holds a recogniser of this model
+    assert lucy.wait_for(lambda: job_ended(2), timeout=120, interval=0.2,
+                         what="the re-transcription")["status"] == "done"
+    kids = media_processes(lucy.proc.pid)
+    assert kids, "no recogniser process kept loaded"
+    for k in kids:
+        os.kill(k, signal.SIGKILL)
+
+    def gone():
+        return all(not os.path.exists("/proc/%d" % k) or
+                   open("/proc/%d/stat" % k).read().split()[2] == "Z" for k in kids)
+    lucy.wait_for(gone, timeout=30, interval=0.05, what="the media processes ended")
+    os.rename(os.path.join(model, "mdef"), os.path.join(model, "mdef.away"))
+    retranscribe()
+
+    def unavailable():
+        j = rec()["job"]
+        return j["job_id"] == 3 and j["error_type"] == "asr_unavailable" and j
+    lucy.wait_for(unavailable, timeout=120, interval=0.05, what="the reopen failing")
+    os.rename(os.path.join(model, "mdef.away"), os.path.join(model, "mdef"))
+    job = lucy.wait_for(lambda: job_ended(3), timeout=120, interval=0.2, what="the job done")
+    assert job["status"] == "done", job
+    charged = [l for l in lucy.log_lines() if l.get("msg") == "transcription not done"
+               and l.get("error_type") == "asr_crashed"]
+    assert not charged, charged
+
+
 def test_a_hung_media_process_does_not_hold_up_the_stop(start_lucy, tmp_path):
     """A media process that stops answering (SIGSTOP here; a decoder in a
     loop would do the same) must not hold lucy's SIGTERM up: the call gives

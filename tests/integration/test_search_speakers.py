@@ -11,6 +11,8 @@ Words are read back from lucy's own transcript, never assumed from the
 recogniser.
 """
 import json
+import os
+import sqlite3
 
 from audio_build import stereo_call
 from test_mcp import Session, post_fixture
@@ -107,3 +109,39 @@ def test_a_hit_title_follows_the_person_s_name(start_lucy, tmp_path):
     card = next(h for h in lucy.get("/search", params={"q": word}).json()["hits"]
                 if h["id"] == rec["id"])
     assert card["title"] == title, (title, card)
+
+
+def test_a_hit_of_a_recording_indexed_by_lucy_0_1_shows_the_recording_s_title(start_lucy,
+                                                                                tmp_path):
+    """lucy 0.1.0 gave every segment's document the file name as its title
+    and an upgrade keeps those documents: the hit still shows the
+    recording's title, not the file name."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
+    lucy = start(start_lucy, str(d))
+    wait_transcribed(lucy, 1)
+    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
+                  what="the segments indexed")
+    rec = by_name(lucy)[CALL_NAME]
+    word = word_of(rec["transcript"]["segments"], False)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    with db:  # the documents as lucy 0.1.0 wrote them (worker.c at 88ab3f7)
+        n = db.execute("UPDATE documents SET title = ? WHERE source = 'call_recording'",
+                       (CALL_NAME,)).rowcount
+        db.execute("UPDATE documents_fts SET title = ? WHERE rowid IN (SELECT doc_rowid FROM"
+                   " documents WHERE source = 'call_recording')", (CALL_NAME,))
+    db.close()
+    assert n > 0
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(d), "LUCY_ASR_ENGINE": "pocketsphinx"},
+                      data_dir=data_dir)
+    title = lucy.get("/recordings/" + rec["id"]).json()["title"]
+    assert title != CALL_NAME, title
+    card = next(h for h in lucy.get("/search", params={"q": word}).json()["hits"]
+                if h["id"] == rec["id"])
+    assert card["title"] == title and all(h["title"] == title for h in card["hits"]), card
+    flat = [h for h in lucy.get("/search", params={"q": word, "group": "0"}).json()["hits"]
+            if h["id"] == rec["id"]]
+    assert flat and all(h["title"] == title for h in flat), flat

@@ -327,7 +327,10 @@ int lucy_transcript_hit_lookup(sqlite3 *db, struct lucy_search_hit *hits, size_t
     }
     /* "them" is the call's person, and the title the recording's: one
      * lookup per recording in a run of its hits (a group's hits are one
-     * run). A recording gone since the search keeps no title. */
+     * run). The recording's title replaces whatever the document has:
+     * lucy 0.1.0 indexed every segment with the file name as its title,
+     * and an upgrade keeps those documents. A recording gone since the
+     * search keeps the indexed title. */
     const char *last = NULL;
     int64_t person = 0;
     char *title = NULL;
@@ -342,7 +345,7 @@ int lucy_transcript_hit_lookup(sqlite3 *db, struct lucy_search_hit *hits, size_t
             last = h->id;
         }
         h->speaker = lucy_transcript_speaker(r, r == roles[1] ? person : 0);
-        if (rc == 0 && title && (!h->title || !*h->title)) { /* the index gives "" */
+        if (rc == 0 && title) {
             free(h->title);
             if (!(h->title = strdup(title)))
                 rc = LUCY_ENOMEM;
