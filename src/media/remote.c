@@ -255,10 +255,13 @@ static void reap_later_locked(void)
 }
 
 /* A process for one call: from the pool (one that died while idle -
- * its socket reads end of stream - is ended and skipped), or started.
- * NULL with err and *code (start()'s). */
-static struct proc *take(int *code, char *err, size_t errlen)
+ * its socket reads end of stream - is ended and skipped; *from_pool = 1),
+ * or started (*from_pool = 0; from_pool may be NULL). NULL with err and
+ * *code (start()'s). */
+static struct proc *take(int *code, int *from_pool, char *err, size_t errlen)
 {
+    if (from_pool)
+        *from_pool = 1;
     pthread_once(&r.once, init);
     for (;;) {
         pthread_mutex_lock(&r.mu);
@@ -274,6 +277,8 @@ static struct proc *take(int *code, char *err, size_t errlen)
         end(p, how, sizeof how);
         lucy_log(LUCY_LOG_WARNING, "media process ended while idle", "{s:s}", "how", how);
     }
+    if (from_pool)
+        *from_pool = 0;
     struct proc *p = start(code, err, errlen);
     pthread_mutex_lock(&r.mu);
     r.failing = !p && *code == LUCY_EUNAVAIL; /* a crash at start is no missing module */
@@ -355,14 +360,23 @@ static int call(struct proc *p, int op, const struct lucy_wire_buf *req, int fd,
 static int pooled(int op, const struct lucy_wire_buf *req, int fd, int *rc, struct lucy_wire_buf *b,
                   char *err, size_t errlen)
 {
-    int code;
-    struct proc *p = take(&code, err, errlen);
-    if (!p)
-        return code;
-    int x = call(p, op, req, fd, rc, b, err, errlen);
-    if (x == 0)
-        give_back(p);
-    return x;
+    /* A pool process that dies at once was most likely dying already
+     * (killed while idle, its end not yet seen by take()): the call goes
+     * to a new process, once. A fresh process's crash is the call's own.
+     * Safe to repeat: the workers pread() the descriptor (no shared
+     * offset) and change nothing. */
+    for (int again = 0;; again++) {
+        int code, from_pool;
+        struct proc *p = take(&code, &from_pool, err, errlen);
+        if (!p)
+            return code;
+        int x = call(p, op, req, fd, rc, b, err, errlen);
+        if (x == 0)
+            give_back(p);
+        if (x != LUCY_ECRASHED || !from_pool || again)
+            return x;
+        lucy_wire_buf_free(b);
+    }
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -492,7 +506,7 @@ static int instance_open(struct instance *in, char *err, size_t errlen)
 {
     struct lucy_wire_buf b = {0};
     int rc = 0, x = 0, code = 0;
-    if (!(in->p = take(&code, err, errlen)))
+    if (!(in->p = take(&code, NULL, err, errlen)))
         return code;
     x = call(in->p, LUCY_WIRE_OPEN, &in->open_req, -1, &rc, &b, err, errlen);
     if (x == 0) {
@@ -644,7 +658,7 @@ int lucy_media_remote_ready(char *err, size_t errlen)
     if (alive > 0)
         return 0;
     int code;
-    struct proc *p = take(&code, err, errlen); /* proves the module loads; kept in the pool */
+    struct proc *p = take(&code, NULL, err, errlen); /* proves the module loads; kept in the pool */
     if (!p)
         return -1;
     give_back(p);

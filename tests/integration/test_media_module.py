@@ -290,6 +290,36 @@ def test_a_recogniser_that_cannot_be_opened_again_at_once_is_not_charged_as_cras
     assert not charged, charged
 
 
+CRASHONCE = os.path.join(BUILD_DIR, "tests", "faults", "libcrashonce.so")
+
+
+@pytest.mark.skipif(not os.path.exists(CRASHONCE), reason="crashonce shim not built")
+def test_a_pool_process_that_dies_as_it_takes_a_call_costs_nothing(start_lucy, tmp_path):
+    """A media process from the pool dies the moment it gets a call (killed
+    while idle, its end not yet seen: tests/faults/crashonce.c kills the
+    first one to read a recording). The call goes to a new process, once:
+    the file is probed and transcribed at this scan, no io_error ECHILD in
+    the ledger waiting for the next one."""
+    rec_dir = tmp_path / "recordings"
+    rec_dir.mkdir()
+    mark = tmp_path / "died"
+    lucy = start_lucy(env={
+        "LUCY_RECORDINGS_DIRS": str(rec_dir), "LUCY_SCAN_SETTLE_S": "0",
+        "LUCY_SCAN_INTERVAL_S": "86400", "LUCY_ASR_ENGINE": "pocketsphinx",
+        "LD_PRELOAD": CRASHONCE, "LUCY_CRASHONCE_MARK": str(mark)})
+    lucy.wait_for(lambda: lucy.get("/metrics").text.count("lucy_media_loaded 1"), timeout=60,
+                  what="a media process in the pool")
+    shutil.copy(os.path.join(FIXTURES, "audio", "goforward.m4a"), str(rec_dir / "goforward.m4a"))
+    lucy.post("/recordings/scan")
+    r = lucy.wait_for(lambda: [x for x in lucy.get("/recordings").json()["recordings"]
+                               if x["transcript_status"] == "done"] or
+                      [l for l in lucy.get("/ledger").json()["items"]], timeout=120, interval=0.2,
+                      what="the file transcribed, or a ledger row")
+    assert mark.exists(), "the shim killed no media process"
+    assert r and r[0].get("transcript_status") == "done", (r, lucy.get("/ledger").json())
+    assert lucy.get("/ledger").json()["items"] == []
+
+
 def test_a_hung_media_process_does_not_hold_up_the_stop(start_lucy, tmp_path):
     """A media process that stops answering (SIGSTOP here; a decoder in a
     loop would do the same) must not hold lucy's SIGTERM up: the call gives
