@@ -516,6 +516,21 @@ const struct lucy_migration lucy_migrations[] = {
     {54, "job_engine",
      "ALTER TABLE jobs ADD COLUMN engine TEXT;"
      "ALTER TABLE jobs ADD COLUMN model TEXT;"},
+    /* 55: a recording's segments carry no title (DESIGN §12: names are
+     * searchable through the person, not copied into every segment; the
+     * hit's title is read with the result, transcript.c). Early stores
+     * indexed the file name as every segment's title, so "incoming" or the
+     * number's digits matched every segment of such a call: cleared, and
+     * each such document queued again (outbox, the newest operation wins)
+     * so the backend (FTS5 or Qdrant's payload) forgets it too. */
+    {55, "recording_segments_untitled",
+     "INSERT INTO outbox (doc_rowid, op, seq, queued_at_ms)"
+     " SELECT doc_rowid, 'put', 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+     " FROM documents WHERE source = 'call_recording' AND deleted = 0 AND coalesce(title, '') <> ''"
+     " ON CONFLICT (doc_rowid) DO UPDATE SET op = 'put', seq = outbox.seq + 1, attempts = 0,"
+     " next_attempt_at_ms = 0, last_error = NULL, failed = 0;"
+     "UPDATE documents SET title = NULL"
+     " WHERE source = 'call_recording' AND coalesce(title, '') <> '';"},
 };
 const int lucy_migrations_count = sizeof lucy_migrations / sizeof lucy_migrations[0];
 

@@ -145,3 +145,40 @@ def test_a_hit_of_a_recording_indexed_by_lucy_0_1_shows_the_recording_s_title(st
     flat = [h for h in lucy.get("/search", params={"q": word, "group": "0"}).json()["hits"]
             if h["id"] == rec["id"]]
     assert flat and all(h["title"] == title for h in flat), flat
+
+
+def test_migration_55_takes_the_file_name_out_of_a_recording_s_segments(start_lucy, tmp_path):
+    """A store lucy 0.1.0 wrote matched the file name's words in every
+    segment ("incoming" found the whole call). Migration 55 clears the
+    documents' titles and queues them again: once the indexer has caught
+    up, the file name matches nothing, the spoken words still do."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
+    lucy = start(start_lucy, str(d))
+    wait_transcribed(lucy, 1)
+    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
+                  what="the segments indexed")
+    rec = by_name(lucy)[CALL_NAME]
+    word = word_of(rec["transcript"]["segments"], False)
+    data_dir = lucy.data_dir
+    assert lucy.stop() == 0
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    with db:  # as lucy 0.1.0 wrote them, and a store from before migration 55
+        db.execute("UPDATE documents SET title = ? WHERE source = 'call_recording'", (CALL_NAME,))
+        db.execute("UPDATE documents_fts SET title = ? WHERE rowid IN (SELECT doc_rowid FROM"
+                   " documents WHERE source = 'call_recording')", (CALL_NAME,))
+        db.execute("DELETE FROM schema_version WHERE version = 55")
+    db.close()
+    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(d), "LUCY_ASR_ENGINE": "pocketsphinx"},
+                      data_dir=data_dir)
+    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
+                  what="the documents queued by migration 55 indexed again")
+    assert lucy.get("/search", params={"q": "incoming"}).json()["hits"] == []
+    assert any(h["id"] == rec["id"]
+               for h in lucy.get("/search", params={"q": word}).json()["hits"])
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    left = db.execute("SELECT count(*) FROM documents WHERE source = 'call_recording'"
+                      " AND title IS NOT NULL").fetchone()[0]
+    db.close()
+    assert left == 0
