@@ -136,8 +136,9 @@ def test_recordings_scanned_transcribed_and_searchable(start_lucy, tmp_path):
     assert hits[0]["source"] == "call_recording"
     assert hits[0]["t1_ms"] > hits[0]["t0_ms"] >= 0
     # Segments carry no title (DESIGN §12: names are not copied into every
-    # segment); the recording's title is the call's, from the API.
-    assert hits[0]["title"] is None
+    # segment); the hit's title is the recording's (DESIGN §5), read with
+    # the result.
+    assert hits[0]["title"] == rec["title"]
     assert rec["title"].startswith("Call with unknown caller")
     assert lucy.get("/search", params={"q": "goforward"}).json()["hits"] == []
 
