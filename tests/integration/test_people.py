@@ -334,6 +334,14 @@ def test_release_1_data_dir_opens_with_contacts_as_people(start_lucy, tmp_path):
                                              "wamid.REACT0001", "wamid.LOC0001", "wamid.BATCH0001"}
     hits = lucy.get("/search", params={"q": "invoice"}).json()
     assert [h["id"] for h in hits["results" if "results" in hits else "hits"]] == ["wamid.TEXT0001"]
+    # every migration since (55: recordings' segments lose their titles)
+    # keeps the messages' documents as they were, titles included
+    import sqlite3
+    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    docs = db.execute("SELECT count(*), count(nullif(title, '')) FROM documents"
+                      " WHERE source = 'whatsapp' AND deleted = 0").fetchone()
+    db.close()
+    assert docs == (9, 9), docs
 
     people = lucy.wait_for(lambda: (lambda ps: ps if len(ps) == 4 else None)(
         lucy.get("/people").json()["people"]), what="4 persons")

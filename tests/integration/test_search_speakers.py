@@ -111,11 +111,11 @@ def test_a_hit_title_follows_the_person_s_name(start_lucy, tmp_path):
     assert card["title"] == title, (title, card)
 
 
-def test_a_hit_of_a_recording_indexed_by_lucy_0_1_shows_the_recording_s_title(start_lucy,
-                                                                                tmp_path):
-    """lucy 0.1.0 gave every segment's document the file name as its title
-    and an upgrade keeps those documents: the hit still shows the
-    recording's title, not the file name."""
+def titled_like_0_1(start_lucy, tmp_path, before_55):
+    """A call transcribed and indexed, then lucy stopped and its documents
+    given the file name as title, as lucy 0.1.0 wrote them (worker.c at
+    88ab3f7); before_55: and the store set back to before migration 55.
+    lucy started again on it; returns (lucy, rec, a word "them" said)."""
     d = tmp_path / "rec"
     d.mkdir()
     stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
@@ -128,15 +128,26 @@ def test_a_hit_of_a_recording_indexed_by_lucy_0_1_shows_the_recording_s_title(st
     data_dir = lucy.data_dir
     assert lucy.stop() == 0
     db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
-    with db:  # the documents as lucy 0.1.0 wrote them (worker.c at 88ab3f7)
+    with db:
         n = db.execute("UPDATE documents SET title = ? WHERE source = 'call_recording'",
                        (CALL_NAME,)).rowcount
         db.execute("UPDATE documents_fts SET title = ? WHERE rowid IN (SELECT doc_rowid FROM"
                    " documents WHERE source = 'call_recording')", (CALL_NAME,))
+        if before_55:
+            db.execute("DELETE FROM schema_version WHERE version = 55")
     db.close()
     assert n > 0
     lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(d), "LUCY_ASR_ENGINE": "pocketsphinx"},
                       data_dir=data_dir)
+    return lucy, rec, word
+
+
+def test_a_hit_of_a_recording_indexed_by_lucy_0_1_shows_the_recording_s_title(start_lucy,
+                                                                                tmp_path):
+    """lucy 0.1.0 gave every segment's document the file name as its title
+    and an upgrade keeps those documents: the hit still shows the
+    recording's title, not the file name."""
+    lucy, rec, word = titled_like_0_1(start_lucy, tmp_path, before_55=False)
     title = lucy.get("/recordings/" + rec["id"]).json()["title"]
     assert title != CALL_NAME, title
     card = next(h for h in lucy.get("/search", params={"q": word}).json()["hits"]
@@ -152,32 +163,13 @@ def test_migration_55_takes_the_file_name_out_of_a_recording_s_segments(start_lu
     segment ("incoming" found the whole call). Migration 55 clears the
     documents' titles and queues them again: once the indexer has caught
     up, the file name matches nothing, the spoken words still do."""
-    d = tmp_path / "rec"
-    d.mkdir()
-    stereo_call(str(tmp_path), LEFT, RIGHT, str(d / CALL_NAME))
-    lucy = start(start_lucy, str(d))
-    wait_transcribed(lucy, 1)
-    lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
-                  what="the segments indexed")
-    rec = by_name(lucy)[CALL_NAME]
-    word = word_of(rec["transcript"]["segments"], False)
-    data_dir = lucy.data_dir
-    assert lucy.stop() == 0
-    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
-    with db:  # as lucy 0.1.0 wrote them, and a store from before migration 55
-        db.execute("UPDATE documents SET title = ? WHERE source = 'call_recording'", (CALL_NAME,))
-        db.execute("UPDATE documents_fts SET title = ? WHERE rowid IN (SELECT doc_rowid FROM"
-                   " documents WHERE source = 'call_recording')", (CALL_NAME,))
-        db.execute("DELETE FROM schema_version WHERE version = 55")
-    db.close()
-    lucy = start_lucy(env={"LUCY_RECORDINGS_DIRS": str(d), "LUCY_ASR_ENGINE": "pocketsphinx"},
-                      data_dir=data_dir)
+    lucy, rec, word = titled_like_0_1(start_lucy, tmp_path, before_55=True)
     lucy.wait_for(lambda: lucy.get("/rag/stats").json()["pending_count"] == 0, timeout=60,
                   what="the documents queued by migration 55 indexed again")
     assert lucy.get("/search", params={"q": "incoming"}).json()["hits"] == []
     assert any(h["id"] == rec["id"]
                for h in lucy.get("/search", params={"q": word}).json()["hits"])
-    db = sqlite3.connect(os.path.join(data_dir, "lucy.db"))
+    db = sqlite3.connect(os.path.join(lucy.data_dir, "lucy.db"))
     left = db.execute("SELECT count(*) FROM documents WHERE source = 'call_recording'"
                       " AND title IS NOT NULL").fetchone()[0]
     db.close()
